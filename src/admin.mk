@@ -1,0 +1,1 @@
+# src/admin.mk: see docs/layout.md

@@ -1,0 +1,1 @@
+# src/authoring.mk: see docs/layout.md

@@ -1,0 +1,97 @@
+/* conf: shird.conf. INI syntax read by libinih; every key is defined once in
+ * the table in conf.c (section, name, type, bounds, default, reloadable).
+ *
+ * struct conf is plain data on purpose (not opaque): it is built whole by the
+ * loader, validated, then swapped in on reload; readers only read it. */
+#ifndef SHIR_CONF_H
+#define SHIR_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "shir_err.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+#define SHIRD_CONF_DEFAULT SYSCONFDIR "/shir/shird.conf"
+
+enum conf_proxy_mode { CONF_PROXY_NONE = 0, CONF_PROXY_SYSTEM, CONF_PROXY_CUSTOM };
+
+struct conf_forward {
+	char *name;
+	char *host;
+	int port;
+};
+
+struct conf {
+	char *path;		/* the file it was loaded from */
+	/* [node] */
+	char *node_name;
+	char *state_dir;
+	char *control_socket;
+	int concurrent_jobs;	/* 0 = derived from cores and memory */
+	int queue_size;
+	int operation_timeout;	/* seconds */
+	int shutdown_timeout;	/* seconds */
+	/* [log] */
+	int log_level;		/* enum log_level */
+	char *log_file;
+	/* [security] */
+	bool local_folder_path_validation;
+	char *allowed_folders;	/* colon-separated absolute paths */
+	bool local_machine_access;
+	/* [proxy] */
+	int proxy_mode;		/* enum conf_proxy_mode */
+	char *proxy_dotnet_config;
+	char *proxy_dotnet_config_worker;
+	char *proxy_address;
+	int proxy_port;
+	char *proxy_user;
+	char *proxy_password_file;
+	int proxy_auth;		/* index into "any|basic|digest|ntlm|negotiate" */
+	int proxy_connect_timeout;
+	/* [relay] (a channel named directly, until registration stores keys) */
+	char *relay_endpoint;
+	char *relay_path;
+	char *relay_key_name;
+	char *relay_key_file;
+	char *relay_ca_file;
+	int relay_ping_interval;
+	/* [forward] NAME = host:port */
+	struct conf_forward *forwards;
+	size_t nforwards;
+};
+
+enum conf_type { CONF_T_STR, CONF_T_PATH, CONF_T_INT, CONF_T_BOOL, CONF_T_ENUM };
+
+struct conf_key {
+	const char *section;
+	const char *name;
+	enum conf_type type;
+	long min, max;		/* CONF_T_INT */
+	const char *choices;	/* CONF_T_ENUM: "a|b|c"; the index is stored */
+	const char *def;	/* default as text; NULL = unset */
+	bool reloadable;
+	size_t offset;
+	const char *help;
+};
+
+const struct conf_key *conf_keys(size_t *n);
+
+struct conf *conf_new_defaults(void);
+void conf_free(struct conf *c);
+
+/* Loads and validates; on failure err->msg has one "file:line: message" line
+ * per problem and *out is NULL. */
+int conf_load_file(const char *path, struct conf **out, struct shir_error *err);
+int conf_load_buffer(const char *name, const char *buf, size_t len, struct conf **out,
+    struct shir_error *err);
+
+/* For reload: keys that are not reloadable keep their value from old; each
+ * such change is described in warn (one line each). Returns how many. */
+int conf_keep_unreloadable(struct conf *newc, const struct conf *old, struct shir_error *warn);
+
+const char *conf_proxy_mode_name(int mode);
+
+#endif

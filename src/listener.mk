@@ -1,0 +1,1 @@
+# src/listener.mk: see docs/layout.md

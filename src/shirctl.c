@@ -1,0 +1,266 @@
+/* shirctl: the shir admin and authoring command line. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+
+#include "conf.h"
+#include "ctl_client.h"
+#include "shirctl.h"
+
+struct ctl_cmd {
+	const char *name;
+	const char *aliases[4];	/* dmgcmd flags and short forms */
+	ctl_cmd_fn fn;
+	const char *usage;
+	const char *help;
+};
+
+static int ctl_cmd_version(struct ctl_ctx *ctx, int argc, char **argv);
+static int ctl_cmd_help(struct ctl_ctx *ctx, int argc, char **argv);
+
+static const struct ctl_cmd ctl_cmds[] = {
+	{ "status", { NULL }, ctl_cmd_status, "status [--json]",
+	  "show the node's status (from the running shird)" },
+	{ "reload", { NULL }, ctl_cmd_reload, "reload",
+	  "reload shird.conf in the running shird (like SIGHUP)" },
+	/* proxy (proxy/ctl_proxy.c) */
+
+	/* authoring (src/ctl_author.c) */
+
+	/* registration, credentials, backups, dmgcmd actions (src/ctl_admin*.c) */
+
+	{ "version", { NULL }, ctl_cmd_version, "version", "print the version" },
+	{ "help", { NULL }, ctl_cmd_help, "help", "this list" },
+};
+#define CTL_NCMDS (sizeof ctl_cmds / sizeof ctl_cmds[0])
+
+static void
+ctl_usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: shirctl [--socket PATH] [--conf FILE] COMMAND [ARGS]\n\n"
+	    "Global options:\n"
+	    "  --socket PATH   shird's control socket (default: $SHIR_SOCKET, else\n"
+	    "                  node.control_socket of shird.conf)\n"
+	    "  --conf FILE     shird.conf to read (default %s)\n\n"
+	    "Commands:\n", SHIRD_CONF_DEFAULT);
+	for (i = 0; i < CTL_NCMDS; i++) {
+		const struct ctl_cmd *c = &ctl_cmds[i];
+		char al[64] = "";
+		size_t j;
+
+		for (j = 0; j < 4 && c->aliases[j]; j++) {
+			strcat(al, j ? ", " : " (");
+			strcat(al, c->aliases[j]);
+		}
+		if (*al)
+			strcat(al, ")");
+		fprintf(f, "  %-34s %s%s\n", c->usage, c->help, al);
+	}
+	fprintf(f, "\nSee shirctl(8).\n");
+}
+
+int
+ctl_has_flag(int argc, char **argv, const char *flag)
+{
+	int i;
+
+	for (i = 1; i < argc; i++)
+		if (strcmp(argv[i], flag) == 0)
+			return 1;
+	return 0;
+}
+
+void
+ctl_die_usage(const char *cmd, const char *usage)
+{
+	fprintf(stderr, "usage: shirctl %s\n", usage);
+	exit(2);
+}
+
+static int
+ctl_cmd_version(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	printf("shirctl %s\n", PACKAGE_VERSION);
+	return 0;
+}
+
+static int
+ctl_cmd_help(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	ctl_usage(stdout);
+	return 0;
+}
+
+static const char *
+ctl_json_str(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static void
+ctl_print_duration(double s)
+{
+	long t = (long)s;
+
+	if (t >= 86400)
+		printf("%ldd %ldh %ldm", t / 86400, (t % 86400) / 3600, (t % 3600) / 60);
+	else if (t >= 3600)
+		printf("%ldh %ldm %lds", t / 3600, (t % 3600) / 60, t % 60);
+	else if (t >= 60)
+		printf("%ldm %lds", t / 60, t % 60);
+	else
+		printf("%lds", t);
+}
+
+int
+ctl_cmd_status(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	struct ctl_response resp;
+	struct shir_error err;
+	cJSON *o, *chs, *ch;
+	int json = ctx->json || ctl_has_flag(argc, argv, "--json");
+
+	if (argc > 2 || (argc == 2 && !json))
+		ctl_die_usage("status", "status [--json]");
+	if (ctl_client_request(ctx->socket, "GET", "/v1/node", NULL, &resp, &err) != 0) {
+		fprintf(stderr, "shirctl: %s\n", err.msg);
+		return 1;
+	}
+	if (json) {
+		int ok = resp.status == 200;
+
+		printf("%s\n", resp.body);
+		ctl_response_clear(&resp);
+		return ok ? 0 : 1;
+	}
+	o = cJSON_Parse(resp.body);
+	if (o == NULL || resp.status != 200) {
+		fprintf(stderr, "shirctl: shird answered %ld: %s\n", resp.status, resp.body);
+		cJSON_Delete(o);
+		ctl_response_clear(&resp);
+		return 1;
+	}
+	printf("Node:     %s\n", ctl_json_str(o, "name"));
+	printf("Status:   %s\n", ctl_json_str(o, "status"));
+	if (*ctl_json_str(o, "statusDetail"))
+		printf("Detail:   %s\n", ctl_json_str(o, "statusDetail"));
+	printf("Version:  %s\n", ctl_json_str(o, "version"));
+	printf("Uptime:   ");
+	ctl_print_duration(cJSON_GetNumberValue(cJSON_GetObjectItem(o, "uptimeSeconds")));
+	printf("\nConfig:   %s\n", ctl_json_str(o, "configFile"));
+	printf("Proxy:    %s\n", ctl_json_str(o, "proxyMode"));
+	chs = cJSON_GetObjectItem(o, "channels");
+	if (cJSON_GetArraySize(chs) == 0) {
+		printf("Channels: none\n");
+	} else {
+		printf("Channels:\n");
+		cJSON_ArrayForEach(ch, chs) {
+			printf("  %-24s %-13s %s\n", ctl_json_str(ch, "name"), ctl_json_str(ch, "state"),
+			    ctl_json_str(ch, "lastError"));
+		}
+	}
+	cJSON_Delete(o);
+	ctl_response_clear(&resp);
+	return 0;
+}
+
+int
+ctl_cmd_reload(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	struct ctl_response resp;
+	struct shir_error err;
+	cJSON *o, *e;
+	int rc;
+
+	if (argc != 1)
+		ctl_die_usage("reload", "reload");
+	if (ctl_client_request(ctx->socket, "POST", "/v1/node/reload", "{}", &resp, &err) != 0) {
+		fprintf(stderr, "shirctl: %s\n", err.msg);
+		return 1;
+	}
+	if (resp.status == 200) {
+		printf("reloaded\n");
+		rc = 0;
+	} else {
+		o = cJSON_Parse(resp.body);
+		e = cJSON_GetObjectItem(o, "error");
+		fprintf(stderr, "shirctl: reload refused, the old configuration stays:\n%s\n",
+		    e ? ctl_json_str(e, "message") : resp.body);
+		cJSON_Delete(o);
+		rc = 1;
+	}
+	ctl_response_clear(&resp);
+	return rc;
+}
+
+static const struct ctl_cmd *
+ctl_find(const char *name)
+{
+	size_t i, j;
+
+	for (i = 0; i < CTL_NCMDS; i++) {
+		if (strcmp(ctl_cmds[i].name, name) == 0)
+			return &ctl_cmds[i];
+		for (j = 0; j < 4 && ctl_cmds[i].aliases[j]; j++)
+			if (strcasecmp(ctl_cmds[i].aliases[j], name) == 0)
+				return &ctl_cmds[i];
+	}
+	return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct ctl_ctx ctx = { NULL, NULL, 0 };
+	const char *sock_opt = NULL;
+	const struct ctl_cmd *cmd;
+	int i = 1, rc;
+
+	while (i < argc && argv[i][0] == '-') {
+		if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
+			sock_opt = argv[i + 1];
+			i += 2;
+		} else if (strcmp(argv[i], "--conf") == 0 && i + 1 < argc) {
+			ctx.shird_conf = argv[i + 1];
+			i += 2;
+		} else if (strcmp(argv[i], "--json") == 0) {
+			ctx.json = 1;
+			i++;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			ctl_usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
+			return ctl_cmd_version(&ctx, 0, NULL);
+		} else if (ctl_find(argv[i]) != NULL) {
+			break;	/* a dmgcmd-style flag command such as -rn */
+		} else {
+			fprintf(stderr, "shirctl: unknown option %s\n", argv[i]);
+			ctl_usage(stderr);
+			return 2;
+		}
+	}
+	if (i >= argc) {
+		ctl_usage(stderr);
+		return 2;
+	}
+	cmd = ctl_find(argv[i]);
+	if (cmd == NULL) {
+		fprintf(stderr, "shirctl: unknown command %s (see shirctl --help)\n", argv[i]);
+		return 2;
+	}
+	ctx.socket = ctl_client_socket(sock_opt, ctx.shird_conf);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	rc = cmd->fn(&ctx, argc - i, argv + i);
+	curl_global_cleanup();
+	return rc;
+}

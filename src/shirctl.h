@@ -1,0 +1,23 @@
+/* shirctl.h: commands of shirctl. Each command lives in its own ctl_*.c file
+ * (or in shirctl.c for the basic ones) and is listed once in the table in
+ * shirctl.c, with its dmgcmd flags as aliases. */
+#ifndef SHIR_SHIRCTL_H
+#define SHIR_SHIRCTL_H
+
+struct ctl_ctx {
+	const char *socket;	/* control socket path */
+	const char *shird_conf;	/* shird.conf path */
+	int json;		/* --json given before the command */
+};
+
+/* A command gets argv starting at its own name. Returns the exit code. */
+typedef int (*ctl_cmd_fn)(struct ctl_ctx *ctx, int argc, char **argv);
+
+int ctl_cmd_status(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_reload(struct ctl_ctx *ctx, int argc, char **argv);
+
+/* Helpers for commands. */
+int ctl_has_flag(int argc, char **argv, const char *flag);
+void ctl_die_usage(const char *cmd, const char *usage);
+
+#endif

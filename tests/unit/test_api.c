@@ -1,0 +1,118 @@
+/* Unit tests for the API router: routing, 404/405, draining, cancel. */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api.h"
+
+struct got {
+	int calls, status;
+	char body[512];
+	char headers[256];
+};
+
+static void
+done(void *arg, int status, const char *headers, const char *ctype, const char *body, size_t len)
+{
+	struct got *g = arg;
+
+	g->calls++;
+	g->status = status;
+	snprintf(g->body, sizeof g->body, "%.*s", (int)len, body);
+	snprintf(g->headers, sizeof g->headers, "%s", headers);
+}
+
+static struct api_reply *held;
+
+static void
+h_echo(struct api_reply *r, const struct api_request *rq, void *ud)
+{
+	api_reply_header(r, "X-Path", api_reply_path(r));
+	api_reply_send(r, 200, "text/plain", rq->body, rq->body_len);
+}
+
+static void
+h_hold(struct api_reply *r, const struct api_request *rq, void *ud)
+{
+	held = r;
+}
+
+static void
+dispatch(struct api *api, const char *m, const char *t, const char *body, struct got *g,
+    struct api_reply **h)
+{
+	struct api_request rq = { m, t, body, strlen(body), API_CH_LOCAL };
+
+	memset(g, 0, sizeof *g);
+	api_dispatch(api, &rq, done, g, h);
+}
+
+static void
+test_routes(void **state)
+{
+	struct api *api = api_new();
+	struct got g;
+
+	assert_int_equal(api_route(api, "POST", "/v1/echo", h_echo, NULL), 0);
+	assert_int_equal(api_route(api, NULL, "/v1/creds/*", h_echo, NULL), 0);
+	dispatch(api, "POST", "/v1/echo?x=1", "hello", &g, NULL);
+	assert_int_equal(g.calls, 1);
+	assert_int_equal(g.status, 200);
+	assert_string_equal(g.body, "hello");
+	assert_string_equal(g.headers, "X-Path: /v1/echo\r\n");
+	dispatch(api, "GET", "/v1/echo", "", &g, NULL);
+	assert_int_equal(g.status, 405);
+	dispatch(api, "GET", "/v1/nope", "", &g, NULL);
+	assert_int_equal(g.status, 404);
+	assert_non_null(strstr(g.body, "\"code\":\"NotFound\""));
+	dispatch(api, "DELETE", "/v1/creds/abc", "", &g, NULL);
+	assert_int_equal(g.status, 200);
+	assert_int_equal(api_inflight(api), 0);
+	api_free(api);
+}
+
+static void
+test_async_cancel_and_drain(void **state)
+{
+	struct api *api = api_new();
+	struct api_reply *h = NULL;
+	struct got g;
+
+	api_route(api, "GET", "/v1/slow", h_hold, NULL);
+	dispatch(api, "GET", "/v1/slow", "", &g, &h);
+	assert_non_null(h);
+	assert_int_equal(g.calls, 0);
+	assert_int_equal(api_inflight(api), 1);
+	api_reply_send(held, 200, "text/plain", "late", 4);
+	assert_null(h);
+	assert_int_equal(g.calls, 1);
+
+	dispatch(api, "GET", "/v1/slow", "", &g, &h);
+	api_reply_cancel(h);
+	api_reply_send(held, 200, "text/plain", "late", 4);
+	assert_int_equal(g.calls, 0);
+	assert_int_equal(api_inflight(api), 0);
+
+	api_set_draining(api, 1);
+	dispatch(api, "GET", "/v1/slow", "", &g, NULL);
+	assert_int_equal(g.status, 503);
+	assert_non_null(strstr(g.body, "ShuttingDown"));
+	api_free(api);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_routes),
+		cmocka_unit_test(test_async_cancel_and_drain),
+	};
+
+	return cmocka_run_group_tests_name("api", tests, NULL, NULL);
+}
