@@ -25,6 +25,7 @@ struct node {
 	unsigned reloads;
 	struct node_hooks hooks[NODE_MAX_HOOKS];
 	size_t nhooks;
+	void *ext[NODE_EXT_MAX];
 };
 
 static const char *const node_status_names[] = {
@@ -128,6 +129,19 @@ node_set_status(struct node *n, enum node_status st, const char *cause)
 	    node_status_name(st), log_q(c));
 	n->status = st;
 	snprintf(n->detail, sizeof n->detail, "%s", c);
+}
+
+void *
+node_ext(const struct node *n, enum node_ext slot)
+{
+	return (unsigned)slot < NODE_EXT_MAX ? n->ext[slot] : NULL;
+}
+
+void
+node_set_ext(struct node *n, enum node_ext slot, void *p)
+{
+	if ((unsigned)slot < NODE_EXT_MAX)
+		n->ext[slot] = p;
 }
 
 int

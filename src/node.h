@@ -50,6 +50,19 @@ void node_set_status(struct node *n, enum node_status st, const char *cause);
 
 int node_add_hooks(struct node *n, const struct node_hooks *h);
 
+/* Each subsystem keeps its runtime state in its own slot, so node.c does not
+ * need to know their types. */
+enum node_ext {
+	NODE_EXT_PROXY = 0,	/* struct proxy_config * (current; swapped on reload) */
+	NODE_EXT_AUTHORING,	/* the dispatcher and worker pool */
+	NODE_EXT_CREDS,		/* the credential store */
+	NODE_EXT_LISTENER,	/* the relay channels */
+	NODE_EXT_REGISTRATION,	/* registration (node.json + node key) */
+	NODE_EXT_MAX
+};
+void *node_ext(const struct node *n, enum node_ext slot);
+void node_set_ext(struct node *n, enum node_ext slot, void *p);
+
 /* Builds the new configuration from its file, validates (with the hooks),
  * swaps and applies. On failure the old one stays and err says why. */
 int node_reload(struct node *n, struct shir_error *err);
