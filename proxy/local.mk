@@ -19,3 +19,10 @@ tests_fuzz_fuzz_proxy_dotnet_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
 tests_fuzz_fuzz_proxy_noproxy_SOURCES = tests/fuzz/fuzz_proxy_noproxy.c $(FUZZ_MAIN)
 tests_fuzz_fuzz_proxy_noproxy_LDADD = $(SHIR_LIBS)
 tests_fuzz_fuzz_proxy_noproxy_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
+
+shirctl_SOURCES += proxy/ctl_proxy.c
+
+# shird glue (in src/ so that proxy/ does not depend on the node)
+libshir_a_SOURCES += src/proxy_node.c src/proxy_node.h
+
+INTEGRATION_TESTS += tests/integration/test_proxy.py
