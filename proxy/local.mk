@@ -2,7 +2,7 @@
 # decision, CONNECT tunnels (libcurl multi on the event loop). See docs/proxy.md.
 libshir_a_SOURCES += \
 	proxy/proxy.h proxy/proxy_int.h \
-	proxy/proxy_config.c \
+	proxy/proxy_config.c proxy/proxy_dial.c \
 	proxy/proxy_dotnet.c proxy/proxy_dotnet.h \
 	proxy/proxy_noproxy.c proxy/proxy_noproxy.h \
 	proxy/proxy_sysinfo.c proxy/proxy_sysinfo.h
@@ -26,3 +26,9 @@ shirctl_SOURCES += proxy/ctl_proxy.c
 libshir_a_SOURCES += src/proxy_node.c src/proxy_node.h
 
 INTEGRATION_TESTS += tests/integration/test_proxy.py
+EXTRA_DIST += tests/integration/proxy_helpers.py
+
+# the test and benchmark client of proxy_dial()
+check_PROGRAMS += tests/proxy_dial_client
+tests_proxy_dial_client_SOURCES = tests/proxy_dial_client.c
+tests_proxy_dial_client_LDADD = $(SHIR_LIBS)

@@ -83,6 +83,7 @@ struct proxy_config {
 	char *password_file;
 	int auth;		/* conf index any|basic|digest|ntlm|negotiate */
 	int connect_timeout;
+	char *ca_file;		/* to verify https:// proxies; NULL: the system's */
 	char warnings[4096];
 };
 
@@ -351,6 +352,11 @@ pc_new(const struct conf *c)
 	pc->auth = c ? c->proxy_auth : 0;
 	if (pc->auth < 0 || pc->auth > 4)
 		pc->auth = 0;
+	if (c && c->proxy_ca_file && *c->proxy_ca_file &&
+	    (pc->ca_file = strdup(c->proxy_ca_file)) == NULL) {
+		free(pc);
+		return NULL;
+	}
 	return pc;
 }
 
@@ -370,6 +376,7 @@ pc_free(struct proxy_config *pc)
 	free(pc->user);
 	pc_wipe_free(pc->password);
 	free(pc->password_file);
+	free(pc->ca_file);
 	free(pc);
 }
 
@@ -1066,6 +1073,12 @@ proxy_config_cred(const struct proxy_config *pc, const char *proxy_url, struct p
 	}
 }
 
+const char *
+proxy_config_ca_file(const struct proxy_config *pc)
+{
+	return pc->ca_file;
+}
+
 static const char *
 pc_kind_name(enum pc_kind k)
 {
@@ -1127,6 +1140,8 @@ proxy_config_describe(const struct proxy_config *pc, cJSON *o)
 		cJSON_AddStringToObject(o, "auth", pc_auth_names[pc->auth]);
 	}
 	cJSON_AddNumberToObject(o, "connectTimeout", pc->connect_timeout);
+	if (pc->ca_file)
+		cJSON_AddStringToObject(o, "caFile", pc->ca_file);
 	if (pc->warnings[0])
 		cJSON_AddStringToObject(o, "warnings", pc->warnings);
 }

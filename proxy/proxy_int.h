@@ -15,4 +15,7 @@ struct proxy_cred {
 /* Credentials for a proxy that proxy_decide() returned (its "scheme://host:port"). */
 void proxy_config_cred(const struct proxy_config *pc, const char *proxy_url, struct proxy_cred *out);
 
+/* proxy.ca_file, or NULL for the system's CA store. */
+const char *proxy_config_ca_file(const struct proxy_config *pc);
+
 #endif
