@@ -32,3 +32,9 @@ EXTRA_DIST += tests/integration/proxy_helpers.py
 check_PROGRAMS += tests/proxy_dial_client
 tests_proxy_dial_client_SOURCES = tests/proxy_dial_client.c
 tests_proxy_dial_client_LDADD = $(SHIR_LIBS)
+
+# benchmarks (bench/proxy_tunnels.sh uses tests/proxy_dial_client)
+noinst_PROGRAMS += bench/proxy_decide
+bench_proxy_decide_SOURCES = bench/proxy_decide.c
+bench_proxy_decide_LDADD = $(SHIR_LIBS)
+EXTRA_DIST += bench/proxy_tunnels.sh

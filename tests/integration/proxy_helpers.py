@@ -58,6 +58,7 @@ def pipe(a, b):
 def front(conn, upstream):
     try:
         up = socket.create_connection(("127.0.0.1", upstream))
+        up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError:
         conn.close()
         return
@@ -74,6 +75,9 @@ def serve(ctx, handler, *args):
     print("listening %d" % s.getsockname()[1], flush=True)
     while True:
         c, _ = s.accept()
+        # no Nagle: TLS 1.3 session tickets plus a small echo would otherwise
+        # wait for the peer's delayed ACK (40 ms)
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def run(c=c):
             try:
