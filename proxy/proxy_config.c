@@ -816,8 +816,8 @@ pc_parse_url(const char *url, struct pc_target *t, char *why, size_t wl)
 		return -1;
 	}
 	if (strstr(url, "://") == NULL) {
-		snprintf(why, wl, "%s is not a URL: give it with its scheme, e.g. https://%s/",
-		    log_q(url), log_q(url));
+		snprintf(why, wl, "%.200s is not a URL: give it with its scheme, e.g. "
+		    "https://%.200s/", url, url);
 		goto out;
 	}
 	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
