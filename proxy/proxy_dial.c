@@ -317,8 +317,9 @@ dial_user(struct proxy_dial *d, char *buf, size_t len)
 		snprintf(buf, len, "no proxy user is configured (set proxy.user and "
 		    "proxy.password_file in shird.conf)");
 	else if (*cred.user == '\0')
-		snprintf(buf, len, "the service's Kerberos identity (useDefaultCredentials) was "
-		    "refused");
+		snprintf(buf, len, "the service's own Kerberos identity (useDefaultCredentials, "
+		    "Negotiate) could not authenticate; give the service user a Kerberos ticket "
+		    "(KRB5CCNAME, kinit -k or gss-proxy), or set proxy.user and proxy.password_file");
 	else
 		snprintf(buf, len, "the user '%s' was refused; check the proxy password "
 		    "(proxy.password_file) and proxy.auth", cred.user);

@@ -4,6 +4,9 @@ front that makes a plain proxy an https:// proxy.
 
     python3 proxy_helpers.py echo CERT KEY
     python3 proxy_helpers.py tlsfront CERT KEY UPSTREAM_PORT
+    python3 proxy_helpers.py demand SCHEME...   (a proxy that answers every
+        request with 407 offering those schemes and logs each request's
+        Proxy-Authorization scheme: "request auth=SCHEME")
 Each prints "listening PORT" once it accepts connections."""
 import socket
 import ssl
@@ -89,8 +92,43 @@ def serve(ctx, handler, *args):
         threading.Thread(target=run, daemon=True).start()
 
 
+def demand(conn, schemes):
+    f = conn.makefile("rb")
+    try:
+        while True:
+            auth = "none"
+            line = f.readline()
+            if not line:
+                break
+            while True:
+                h = f.readline()
+                if not h or h in (b"\r\n", b"\n"):
+                    break
+                k, _, v = h.decode("latin-1").partition(":")
+                if k.strip().lower() == "proxy-authorization":
+                    auth = v.strip().split(" ")[0]
+            print("request %s auth=%s" % (line.decode("latin-1").split(" ")[0], auth), flush=True)
+            conn.sendall(("HTTP/1.1 407 Proxy Authentication Required\r\n" +
+                          "".join("Proxy-Authenticate: %s\r\n" % s for s in schemes) +
+                          "Content-Length: 0\r\n\r\n").encode())
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+def serve_plain(handler, *args):
+    s = listener()
+    print("listening %d" % s.getsockname()[1], flush=True)
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=handler, args=(c,) + args, daemon=True).start()
+
+
 if __name__ == "__main__":
     what = sys.argv[1]
+    if what == "demand":
+        serve_plain(demand, sys.argv[2:])
     ctx = tls_context(sys.argv[2], sys.argv[3])
     if what == "echo":
         serve(ctx, echo)

@@ -376,6 +376,31 @@ def test_tunnel_ntlm(h):
 
 
 @test
+def test_negotiate_and_ntlm_choice(h):
+    """useDefaultCredentials means Negotiate; without a Kerberos ticket the 407 says what to do;
+    an explicit proxy.auth = ntlm makes libcurl start NTLM"""
+    p = h.start("demand", [sys.executable, HELPERS, "demand", "Negotiate", "NTLM"])
+    port = int(p.wait_log(r"listening (\d+)").group(1))
+    cfg = dotnet(h, "diahost.exe.config", '      <proxy proxyaddress="http://127.0.0.1:%d"/>' % port)
+    conf = NODE_CONF.format(sock=h.path("s"), state=h.path("st"), mode="system", dia=cfg, wp="")
+    env = {"KRB5CCNAME": "FILE:" + h.path("no-ccache")}
+    r = h.run([h.bin("proxy_dial_client"), "--conf", h.write("c1.conf", conf), "--url",
+               "https://relay.example.net/", "--host", "relay.example.net", "--port", "443",
+               "--timeout", "5"], env=env)
+    out = r.stdout
+    check(r.returncode == 1 and "407" in out and "the proxy offers: Negotiate, NTLM" in out and
+          "Kerberos" in out and "useDefaultCredentials" in out, out + r.stderr)
+    p.wait_log(r"request CONNECT auth=")
+    pw = h.write("pw", "secret", mode=0o600)
+    r = h.run([h.bin("proxy_dial_client"), "--conf", h.write("c2.conf", conf +
+               "user = CORP\\svc\npassword_file = %s\nauth = ntlm\n" % pw), "--url",
+               "https://relay.example.net/", "--host", "relay.example.net", "--port", "443",
+               "--timeout", "5"], env=env)
+    check(r.returncode == 1 and "the user 'CORP\\svc' was refused" in r.stdout, r.stdout)
+    p.wait_log(r"request CONNECT auth=NTLM")
+
+
+@test
 def test_https_proxy(h):
     """an https:// proxy (TLS to the proxy, then CONNECT inside it), verified with proxy.ca_file"""
     eport, cert = echo_server(h)
