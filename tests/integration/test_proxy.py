@@ -435,6 +435,26 @@ def test_dead_and_silent_proxies(h):
 
 
 @test
+def test_dns_failure(h):
+    """an unknown proxy host or destination is a DNS failure (in a private network namespace,
+    so no query leaves the machine)"""
+    unshare = h.require("unshare", "util-linux")
+    h.require("ip", "iproute2")
+    conf = h.write("dns.conf", custom(3128, address="proxy.nonexistent.invalid"))
+    none = h.write("none.conf", "[proxy]\nmode = none\n")
+    client = h.bin("proxy_dial_client")
+    for cf, host, want in ((conf, "relay.example.net",
+                            "cannot resolve the proxy http://proxy.nonexistent.invalid:3128 (DNS failure)"),
+                           (none, "relay.nonexistent.invalid",
+                            "cannot resolve relay.nonexistent.invalid (DNS failure)")):
+        r = h.run([unshare, "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", client,
+                   "--conf", cf, "--url", "https://%s/" % host, "--host", host, "--port", "443",
+                   "--timeout", "5"])
+        check(r.returncode == 1 and "code=name resolution failed" in r.stdout and want in r.stdout,
+              "%s %s", r.stdout, r.stderr)
+
+
+@test
 def test_bypass_goes_direct(h):
     """a destination the bypass list names goes direct: squid's access log shows nothing"""
     eport, cert = echo_server(h)
