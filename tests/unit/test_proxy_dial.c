@@ -18,11 +18,14 @@
 
 #include <cmocka.h>
 #include <curl/curl.h>
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/listener.h>
 
 #include "conf.h"
 #include "proxy/proxy.h"
+#include "proxy/proxy_int.h"
 
 struct result {
 	int called;
@@ -228,6 +231,183 @@ test_bad_url(void **state)
 	event_base_free(r.base);
 }
 
+/* A CONNECT proxy inside the test's own loop: answers 200 or 407. */
+struct fake_proxy {
+	struct evconnlistener *l;
+	int port;
+	int answer;		/* 200 or 407 */
+	int connects;
+	char last[256];
+	struct bufferevent *conns[8];
+};
+
+static void
+fake_stop(struct fake_proxy *fp)
+{
+	size_t i;
+
+	for (i = 0; i < 8; i++)
+		if (fp->conns[i])
+			bufferevent_free(fp->conns[i]);
+	evconnlistener_free(fp->l);
+}
+
+static void
+fake_read(struct bufferevent *bev, void *arg)
+{
+	struct fake_proxy *fp = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	size_t n;
+
+	if (end.pos < 0)
+		return;
+	n = (size_t)end.pos < sizeof fp->last - 1 ? (size_t)end.pos : sizeof fp->last - 1;
+	evbuffer_copyout(in, fp->last, n);
+	fp->last[n] = '\0';
+	evbuffer_drain(in, (size_t)end.pos + 4);
+	fp->connects++;
+	if (fp->answer == 200)
+		evbuffer_add_printf(bufferevent_get_output(bev),
+		    "HTTP/1.1 200 Connection established\r\n\r\n");
+	else
+		evbuffer_add_printf(bufferevent_get_output(bev), "HTTP/1.1 407 Proxy Authentication "
+		    "Required\r\nProxy-Authenticate: Basic realm=\"t\"\r\nContent-Length: 0\r\n\r\n");
+}
+
+static void
+fake_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct fake_proxy *fp = arg;
+	size_t i;
+
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	for (i = 0; i < 8; i++)
+		if (fp->conns[i] == bev)
+			fp->conns[i] = NULL;
+	bufferevent_free(bev);
+}
+
+static void
+fake_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int sl, void *arg)
+{
+	struct bufferevent *bev = bufferevent_socket_new(evconnlistener_get_base(l), fd,
+	    BEV_OPT_CLOSE_ON_FREE);
+	struct fake_proxy *fp = arg;
+	size_t i;
+
+	for (i = 0; i < 8; i++)
+		if (fp->conns[i] == NULL) {
+			fp->conns[i] = bev;
+			break;
+		}
+	bufferevent_setcb(bev, fake_read, NULL, fake_event, arg);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static void
+fake_start(struct event_base *base, struct fake_proxy *fp, int answer)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof sa;
+
+	memset(fp, 0, sizeof *fp);
+	fp->answer = answer;
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fp->l = evconnlistener_new_bind(base, fake_accept, fp, LEV_OPT_CLOSE_ON_FREE |
+	    LEV_OPT_REUSEABLE, 16, (struct sockaddr *)&sa, sizeof sa);
+	assert_non_null(fp->l);
+	getsockname(evconnlistener_get_fd(fp->l), (struct sockaddr *)&sa, &sl);
+	fp->port = ntohs(sa.sin_port);
+}
+
+static void
+decision2(struct proxy_decision *dec, int p1, int p2)
+{
+	memset(dec, 0, sizeof *dec);
+	dec->nproxies = 2;
+	snprintf(dec->proxies[0], sizeof dec->proxies[0], "http://127.0.0.1:%d", p1);
+	snprintf(dec->proxies[1], sizeof dec->proxies[1], "http://127.0.0.1:%d", p2);
+	snprintf(dec->reason, sizeof dec->reason, "test");
+}
+
+static void
+test_failover_to_second_proxy(void **state)
+{
+	struct result r = { 0 };
+	struct proxy_config *pc = custom_config(0);
+	struct proxy_decision dec;
+	struct fake_proxy ok;
+	int dead, dfd = listener(&dead, -1);
+
+	r.base = event_base_new();
+	fake_start(r.base, &ok, 200);
+	decision2(&dec, dead, ok.port);
+	assert_non_null(proxy_dial_decided(r.base, pc, &dec, 0, "relay.example.net", 443, 5,
+	    on_dial, &r));
+	run_until_called(&r, 5);
+	assert_int_equal(r.called, 1);
+	assert_int_equal(r.code, 0);
+	assert_int_equal(ok.connects, 1);
+	assert_non_null(strstr(ok.last, "CONNECT relay.example.net:443 HTTP/1.1"));
+	fake_stop(&ok);
+	close(dfd);
+	proxy_config_unref(pc);
+	event_base_free(r.base);
+}
+
+static void
+test_no_failover_after_407(void **state)
+{
+	struct result r = { 0 };
+	struct proxy_config *pc = custom_config(0);
+	struct proxy_decision dec;
+	struct fake_proxy deny, ok;
+
+	r.base = event_base_new();
+	fake_start(r.base, &deny, 407);
+	fake_start(r.base, &ok, 200);
+	decision2(&dec, deny.port, ok.port);
+	assert_non_null(proxy_dial_decided(r.base, pc, &dec, 0, "relay.example.net", 443, 5,
+	    on_dial, &r));
+	run_until_called(&r, 5);
+	assert_int_equal(r.called, 1);
+	assert_int_equal(r.code, SHIR_EAUTH);
+	assert_non_null(strstr(r.msg, "the proxy offers: Basic"));
+	assert_int_equal(ok.connects, 0);
+	fake_stop(&deny);
+	fake_stop(&ok);
+	proxy_config_unref(pc);
+	event_base_free(r.base);
+}
+
+static void
+test_all_proxies_fail(void **state)
+{
+	struct result r = { 0 };
+	struct proxy_config *pc = custom_config(0);
+	struct proxy_decision dec;
+	int p1, p2, f1 = listener(&p1, -1), f2 = listener(&p2, -1);
+	char want[64];
+
+	r.base = event_base_new();
+	decision2(&dec, p1, p2);
+	assert_non_null(proxy_dial_decided(r.base, pc, &dec, 0, "relay.example.net", 443, 5,
+	    on_dial, &r));
+	run_until_called(&r, 5);
+	assert_int_equal(r.code, SHIR_ECONNREFUSED);
+	snprintf(want, sizeof want, "(earlier: proxy http://127.0.0.1:%d refused", p1);
+	if (strstr(r.msg, want) == NULL)
+		fail_msg("%s", r.msg);
+	close(f1);
+	close(f2);
+	proxy_config_unref(pc);
+	event_base_free(r.base);
+}
+
 int
 main(void)
 {
@@ -238,6 +418,9 @@ main(void)
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_bad_url),
+		cmocka_unit_test(test_failover_to_second_proxy),
+		cmocka_unit_test(test_no_failover_after_407),
+		cmocka_unit_test(test_all_proxies_fail),
 	};
 	int rc;
 
