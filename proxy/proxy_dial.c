@@ -279,7 +279,6 @@ dial_start_attempt(struct proxy_dial *d, struct shir_error *err)
 	curl_easy_setopt(d->easy, CURLOPT_ERRORBUFFER, d->errbuf);
 	curl_easy_setopt(d->easy, CURLOPT_HEADERFUNCTION, dial_header_cb);
 	curl_easy_setopt(d->easy, CURLOPT_HEADERDATA, d);
-	curl_easy_setopt(d->easy, CURLOPT_PRIVATE, d);
 	if (d->cur == NULL) {
 		curl_easy_setopt(d->easy, CURLOPT_PROXY, "");
 	} else {
