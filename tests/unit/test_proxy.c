@@ -274,6 +274,16 @@ static const struct dcase cases[] = {
 	  { NULL }, "http://127.0.0.1:5432/", "DIRECT", "loopback" },
 	{ "custom_dotless_proxied", NULL, "[proxy]\nmode = custom\naddress = proxy.corp\n",
 	  { NULL }, "https://webserver/", "http://proxy.corp:8080", NULL },
+	{ "custom_ipv6", NULL, "[proxy]\nmode = custom\naddress = [fd00::5]\nport = 3128\n",
+	  { NULL }, "https://x.example.com/", "http://[fd00::5]:3128", NULL },
+	{ "env_ipv6_proxy", EMPTY, NULL, { "https_proxy=http://[fd00::6]:3129" },
+	  "https://x.example.com/", "http://[fd00::6]:3129", NULL },
+	{ "proxyaddress_ipv6", "<defaultProxy><proxy proxyaddress=\"http://[fd00::7]:8080\"/>"
+	  "</defaultProxy>", NULL, { NULL }, "https://x.example.com", "http://[fd00::7]:8080", NULL },
+	{ "loopback_name_loopback", PX("false", ""), NULL, { NULL }, "https://loopback/", "DIRECT",
+	  "loopback" },
+	{ "bypass_ws_default_port_omitted", PX("false", BP("^ws://h\\.example\\.com$")), NULL,
+	  { NULL }, "ws://h.example.com:80/x", "DIRECT", "ws://h.example.com" },
 	{ "mode_none", NULL, "[proxy]\nmode = none\n", { "https_proxy=http://envp:1" },
 	  "https://x.example.com/", "DIRECT", "proxy.mode is none" },
 };
