@@ -1113,10 +1113,8 @@ proxy_config_describe(const struct proxy_config *pc, cJSON *o)
 	}
 	if (pc->kind == PC_RULES) {
 		cJSON_AddBoolToObject(o, "bypassOnLocal", pc->bypass_on_local);
-		if (pc->bypass_on_local) {
-			cJSON_AddStringToObject(o, "domain", pc->domain);
-			cJSON_AddNumberToObject(o, "ownAddresses", (double)pc->naddrs);
-		}
+		cJSON_AddStringToObject(o, "domain", pc->domain);
+		cJSON_AddNumberToObject(o, "ownAddresses", (double)pc->naddrs);
 		a = cJSON_AddArrayToObject(o, "bypassList");
 		for (i = 0; pc->dn && a && i < pc->dn->nbypass; i++)
 			cJSON_AddItemToArray(a, cJSON_CreateString(pc->dn->bypass[i].pattern));

@@ -776,16 +776,21 @@ test_noproxy_parser(void **state)
 static void
 test_sysinfo_domain(void **state)
 {
+	const char *hosts = "127.0.0.1 localhost\n# 10.0.0.1 node1.wrong.example node1\n"
+	    "127.0.1.1\tnode1.corp.example.org\tnode1\n::1 localhost ip6-localhost\n";
 	char d[256];
 
-	proxy_sysinfo_domain_from("node1.corp.contoso.com", "domain other.com\n", d, sizeof d);
+	proxy_sysinfo_domain_from("node1.corp.contoso.com", hosts, "domain other.com\n", d, sizeof d);
 	assert_string_equal(d, "corp.contoso.com");
-	proxy_sysinfo_domain_from("node1", "# x\nsearch a.com b.com\ndomain corp.example.\n", d,
-	    sizeof d);
+	proxy_sysinfo_domain_from("node1", hosts, "domain other.com\n", d, sizeof d);
+	assert_string_equal(d, "corp.example.org");
+	proxy_sysinfo_domain_from("node2", hosts, "# x\nsearch a.com b.com\ndomain corp.example.\n",
+	    d, sizeof d);
 	assert_string_equal(d, "corp.example");
-	proxy_sysinfo_domain_from("node1", "nameserver 1.1.1.1\nsearch a.com b.com\n", d, sizeof d);
+	proxy_sysinfo_domain_from("node1x", hosts, "nameserver 1.1.1.1\nsearch a.com b.com\n", d,
+	    sizeof d);
 	assert_string_equal(d, "a.com");
-	proxy_sysinfo_domain_from("node1", "", d, sizeof d);
+	proxy_sysinfo_domain_from("node1", "", "", d, sizeof d);
 	assert_string_equal(d, "");
 }
 
