@@ -4,6 +4,8 @@ front that makes a plain proxy an https:// proxy.
 
     python3 proxy_helpers.py echo CERT KEY
     python3 proxy_helpers.py tlsfront CERT KEY UPSTREAM_PORT
+    python3 proxy_helpers.py socks5      (no-auth SOCKS5 CONNECT; logs
+        "socks5 connect HOST:PORT")
     python3 proxy_helpers.py demand SCHEME...   (a proxy that answers every
         request with 407 offering those schemes and logs each request's
         Proxy-Authorization scheme: "request auth=SCHEME")
@@ -117,11 +119,50 @@ def demand(conn, schemes):
         conn.close()
 
 
+def recv_exact(c, n):
+    b = b""
+    while len(b) < n:
+        d = c.recv(n - len(b))
+        if not d:
+            raise OSError("short read")
+        b += d
+    return b
+
+
+def socks5(conn):
+    try:
+        ver, nm = recv_exact(conn, 2)
+        recv_exact(conn, nm)
+        conn.sendall(b"\x05\x00")
+        ver, cmd, _, atyp = recv_exact(conn, 4)
+        if atyp == 1:
+            host = socket.inet_ntoa(recv_exact(conn, 4))
+        elif atyp == 3:
+            host = recv_exact(conn, recv_exact(conn, 1)[0]).decode()
+        else:
+            host = socket.inet_ntop(socket.AF_INET6, recv_exact(conn, 16))
+        port = int.from_bytes(recv_exact(conn, 2), "big")
+        print("socks5 connect %s:%d" % (host, port), flush=True)
+        up = socket.create_connection((host, port))
+        up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.sendall(b"\x05\x00\x00\x01" + socket.inet_aton("127.0.0.1") + b"\x00\x00")
+    except OSError:
+        conn.close()
+        return
+    t = threading.Thread(target=pipe, args=(up, conn), daemon=True)
+    t.start()
+    pipe(conn, up)
+    t.join(5)
+    conn.close()
+    up.close()
+
+
 def serve_plain(handler, *args):
     s = listener()
     print("listening %d" % s.getsockname()[1], flush=True)
     while True:
         c, _ = s.accept()
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         threading.Thread(target=handler, args=(c,) + args, daemon=True).start()
 
 
@@ -129,6 +170,8 @@ if __name__ == "__main__":
     what = sys.argv[1]
     if what == "demand":
         serve_plain(demand, sys.argv[2:])
+    elif what == "socks5":
+        serve_plain(socks5)
     ctx = tls_context(sys.argv[2], sys.argv[3])
     if what == "echo":
         serve(ctx, echo)

@@ -435,6 +435,25 @@ def test_dead_and_silent_proxies(h):
 
 
 @test
+def test_socks5_from_environment(h):
+    """all_proxy=socks5h://... from the environment (empty defaultProxy): libcurl's SOCKS5
+    handshake, then the caller's TLS over the taken-over socket"""
+    eport, cert = echo_server(h)
+    p = h.start("socks", [sys.executable, HELPERS, "socks5"])
+    sport = int(p.wait_log(r"listening (\d+)").group(1))
+    cfg = dotnet(h, "diahost.exe.config", "")
+    conf = h.write("c.conf", NODE_CONF.format(sock=h.path("s"), state=h.path("st"), mode="system",
+                                              dia=cfg, wp=""))
+    env = clean_env()
+    env["all_proxy"] = "socks5h://127.0.0.1:%d" % sport
+    r = h.run([h.bin("proxy_dial_client"), "--conf", conf, "--url", "https://echo.test:%d/" % eport,
+               "--host", "localhost", "--port", str(eport), "--ca", cert, "--bytes", "50000"],
+              env=env)
+    check(r.returncode == 0 and r.stdout.startswith("OK"), "%s %s", r.stdout, r.stderr)
+    p.wait_log(r"socks5 connect localhost:%d" % eport)
+
+
+@test
 def test_dns_failure(h):
     """an unknown proxy host or destination is a DNS failure (in a private network namespace,
     so no query leaves the machine)"""
