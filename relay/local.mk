@@ -46,3 +46,7 @@ tests_fuzz_fuzz_irkey_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
 tests_fuzz_fuzz_sas_SOURCES = tests/fuzz/fuzz_sas.c $(FUZZ_MAIN)
 tests_fuzz_fuzz_sas_LDADD = $(SHIR_LIBS)
 tests_fuzz_fuzz_sas_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
+
+# --- integration tests -------------------------------------------------------
+INTEGRATION_TESTS += tests/integration/test_relay.py tests/integration/test_relay_tls.py
+EXTRA_DIST += tests/integration/relaytest.py tests/integration/hyco

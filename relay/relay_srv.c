@@ -588,10 +588,11 @@ load_state(struct rsrv *s, struct shir_error *err)
 			*pp = e->next;
 			e->deleted = true;
 			log_info("relay", "event=entity.deleted hc=%s listeners=%d", log_q(e->name), e->nctl);
-			while (e->ctls != NULL) {
-				struct ctl *c = e->ctls;
+			{
+				struct ctl *c;
 
-				ctl_close(c, WS_CLOSE_GOING_AWAY, "hybrid connection deleted");
+				for (c = e->ctls; c != NULL; c = c->next)
+					ctl_close(c, WS_CLOSE_GOING_AWAY, "hybrid connection deleted");
 			}
 			e->next = s->graveyard;
 			s->graveyard = e;
@@ -666,11 +667,11 @@ ctl_unlink(struct ctl *c)
 static void
 ctl_close(struct ctl *c, int code, const char *reason)
 {
+	/* stays linked (and counted) until its on_close */
 	if (!c->closing) {
 		c->closing = true;
 		ws_close(c->ws, code, reason);
 	}
-	ctl_unlink(c);
 }
 
 static void hconn_fail(struct hconn *h, int status, const char *msg);
@@ -2438,9 +2439,12 @@ rsrv_shutdown(struct rsrv *s)
 	log_info("relay", "event=shutdown.begin connections=%ld", s->nconns);
 	for (ls = s->lsocks; ls; ls = ls->next)
 		evconnlistener_disable(ls->l);
-	for (e = s->ents; e; e = e->next)
-		while (e->ctls)
-			ctl_close(e->ctls, WS_CLOSE_GOING_AWAY, "relay shutting down");
+	for (e = s->ents; e; e = e->next) {
+		struct ctl *c;
+
+		for (c = e->ctls; c != NULL; c = c->next)
+			ctl_close(c, WS_CLOSE_GOING_AWAY, "relay shutting down");
+	}
 	for (t = s->tunnels; t; t = t->next) {
 		if (t->snd && !t->snd_closed)
 			ws_close(t->snd, WS_CLOSE_GOING_AWAY, "relay shutting down");
@@ -2483,8 +2487,11 @@ rsrv_free(struct rsrv *s)
 		hconn_reap(-1, 0, s->hconns);
 	while (s->tunnels != NULL)
 		tunnel_reap(-1, 0, s->tunnels);
-	while ((e = s->ents) != NULL) {
-		s->ents = e->next;
+	while ((e = s->ents) != NULL || (e = s->graveyard) != NULL) {
+		if (e == s->ents)
+			s->ents = e->next;
+		else
+			s->graveyard = e->next;
 		while (e->ctls != NULL) {
 			struct ctl *c = e->ctls;
 
@@ -2494,10 +2501,6 @@ rsrv_free(struct rsrv *s)
 			ws_free(c->ws);
 			free(c);
 		}
-		ent_free(e);
-	}
-	while ((e = s->graveyard) != NULL) {
-		s->graveyard = e->next;
 		ent_free(e);
 	}
 	while (s->pends)
