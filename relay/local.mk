@@ -50,3 +50,9 @@ tests_fuzz_fuzz_sas_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
 # --- integration tests -------------------------------------------------------
 INTEGRATION_TESTS += tests/integration/test_relay.py tests/integration/test_relay_tls.py
 EXTRA_DIST += tests/integration/relaytest.py tests/integration/hyco
+
+# --- benchmarks (bench/relay_bench.py; not installed) -------------------------
+noinst_PROGRAMS += bench/relay_wsbench
+bench_relay_wsbench_SOURCES = bench/relay_wsbench.c
+bench_relay_wsbench_LDADD = $(SHIR_LIBS)
+EXTRA_DIST += bench/relay_bench.py

@@ -1037,7 +1037,7 @@ tun_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, bool 
 	struct tunnel *t = arg;
 	struct ws *o = other(t, ws);
 
-	if (o == NULL || ws_send_fragment(o, op, d, n, fin) != 0)
+	if (o == NULL || ws_send_frame(o, first ? op : WS_OP_CONT, d, n, fin) != 0)
 		return WS_STREAM;
 	if (ws == t->snd)
 		t->s->m.bytes_to_listener += n;
