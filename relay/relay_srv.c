@@ -1819,6 +1819,8 @@ h_response(struct hconn *h, const struct hc_response *r, void **src)
 	}
 	if (h->deadline)
 		evtimer_del(h->deadline);
+	if (!h->body_done)
+		h->keep_alive = false;	/* answered before the request body ended */
 	out = bufferevent_get_output(h->bev);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", st,
 	    r->status_description && *r->status_description ? r->status_description : http1_reason(st));
