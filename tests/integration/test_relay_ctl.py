@@ -125,4 +125,70 @@ def test_listen_storm(h):
     check(conn.getresponse().status == 502, "sender gets 502 (no listener), not 429")
 
 
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for l in f:
+            if l.startswith("VmRSS:"):
+                return int(l.split()[1])
+    return 0
+
+
+@test
+def test_tunnel_backpressure(h):
+    """a listener that does not read: the sender blocks, the relay's memory stays bounded, nothing is lost"""
+    import threading
+    r = Relay(h, limits="tunnel_buffer = 65536")
+    r.create()
+    r.start()
+    ctl = raw_listener(r, "slow")
+    tok = sas_token("http://127.0.0.1:%d/myhc" % r.port, "service-key", r.keys["myhc"]["service-key"]["key"])
+    box = {}
+
+    def connect():
+        box["snd"] = RawWS(r.port, "/$hc/myhc?sb-hc-action=connect", {"ServiceBusAuthorization": tok})
+    t = threading.Thread(target=connect)
+    t.start()
+    op, msg = ctl.recv()
+    addr = json.loads(msg)["accept"]["address"]
+    lst = RawWS(r.port, addr.split(str(r.port), 1)[1])
+    t.join(10)
+    snd = box["snd"]
+    check(lst.status == 101 and snd.status == 101, "tunnel open")
+    rss0 = rss_kb(r.proc.pid)
+    chunk = b"z" * 65536
+    sent = {"n": 0}
+    snd.s.settimeout(None)
+
+    def pump():
+        try:
+            for _ in range(64 * 16):	# up to 64 MiB
+                snd.send(2, chunk)
+                sent["n"] += len(chunk)
+        except OSError:
+            pass
+    pt = threading.Thread(target=pump, daemon=True)
+    pt.start()
+    last = [-1, time.monotonic()]
+
+    def stalled():
+        if sent["n"] != last[0]:
+            last[0], last[1] = sent["n"], time.monotonic()
+            return False
+        return time.monotonic() - last[1] > 1.0
+    wait_until(stalled, 30, "the sender to block")
+    stuck_at = sent["n"]
+    grown = rss_kb(r.proc.pid) - rss0
+    check(stuck_at < 48 * 1024 * 1024, "the sender must be held back, it pushed %d bytes", stuck_at)
+    check(grown < 16 * 1024, "relay memory grew by %d KiB with a slow reader" % grown)
+    # now read everything: all bytes arrive, in order, and the sender resumes
+    got = 0
+    lst.s.settimeout(20)
+    while got < 64 * 16 * 65536:
+        op, data = lst.recv()
+        check(op == 2 and data == chunk, "a whole 64 KiB binary message (op %d, %d bytes)" % (op, len(data)))
+        got += len(data)
+    pt.join(20)
+    check(sent["n"] == got == 64 * 16 * 65536, "sent %d, received %d" % (sent["n"], got))
+
+
 main()
