@@ -14,7 +14,11 @@ shir_relay_SOURCES = relay/shir_relay.c
 shir_relay_LDADD = $(SHIR_LIBS)
 
 # --- unit tests --------------------------------------------------------------
-UNIT_TESTS += tests/unit/test_ws tests/unit/test_sas tests/unit/test_hc_msg tests/unit/test_irkey
+UNIT_TESTS += tests/unit/test_ws tests/unit/test_sas tests/unit/test_hc_msg tests/unit/test_irkey \
+	tests/unit/test_relay_state
+tests_unit_test_relay_state_SOURCES = tests/unit/test_relay_state.c
+tests_unit_test_relay_state_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_relay_state_LDADD = $(UNIT_LIBS)
 tests_unit_test_ws_SOURCES = tests/unit/test_ws.c
 tests_unit_test_ws_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_ws_LDADD = $(UNIT_LIBS)
