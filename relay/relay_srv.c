@@ -2051,6 +2051,9 @@ accept_cb2(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, in
 		evutil_closesocket(fd);
 		return;
 	}
+	/* fewer, larger reads and writes on busy tunnels */
+	bufferevent_set_max_single_read(bev, 128 * 1024);
+	bufferevent_set_max_single_write(bev, 128 * 1024);
 	new_conn(s, bev);
 }
 

@@ -94,6 +94,24 @@ def test_pinning_and_limits(h):
         check(resp.status == 202 and resp.read() == b"pinned" and resp.getheader("X-From") == "b"
               and resp.getheader("Via"), "response: %r", resp.status)
         conn.close()
+    # without pinning, requests are spread at random over both listeners
+    import select
+    seen = {"aaaa": 0, "bbbb": 0}
+    for i in range(24):
+        conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
+        conn.request("GET", "/myhc/spread/%d" % i, headers={"ServiceBusAuthorization": tok})
+        ready, _, _ = select.select([a.s, b.s], [], [], 10) if not (a.rest or b.rest) else ([], [], [])
+        who = a if (a.rest or a.s in ready) else b
+        op, msg = who.recv()
+        req = json.loads(msg)["request"]
+        check(req["body"] is False, "GET has no body: %r", req)
+        who.send(1, json.dumps({"response": {"requestId": req["id"], "statusCode": 200, "body": False}}))
+        resp = conn.getresponse()
+        check(resp.status == 200, "spread response: %d", resp.status)
+        resp.read()
+        conn.close()
+        seen["aaaa" if who is a else "bbbb"] += 1
+    check(seen["aaaa"] >= 2 and seen["bbbb"] >= 2, "random choice should use both listeners: %r", seen)
     conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
     conn.request("GET", "/myhc/x", headers={"ServiceBusAuthorization": tok,
                                             "Microsoft-Relay-DisallowedListeners": "aaaa, bbbb"})
