@@ -1740,6 +1740,8 @@ h_feed(struct hconn *h)
 			struct bufferevent *bev = h->bev;
 
 			h->bev = NULL;
+			/* WebSockets are long-lived: no HTTP head/idle timeout from here on */
+			bufferevent_set_timeouts(bev, NULL, NULL);
 			ws = ws_new_server_with_request(bev, h->req, NULL, 0, &o,
 			    &(struct ws_callbacks){ .on_request = front_ws_request, .on_close = front_ws_close },
 			    h->s, &err);
