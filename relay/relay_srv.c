@@ -374,6 +374,12 @@ authorize(struct rsrv *s, struct ent *e, const struct http1_msg *req, const char
 	char *tok = find_token(req, query, used_auth);
 	int rc;
 
+	if (tok != NULL && *used_auth && need == SAS_SEND && e->anonymous) {
+		/* §2.5: with anonymous senders, Authorization belongs to the listener */
+		free(tok);
+		tok = NULL;
+		*used_auth = false;
+	}
 	if (tok == NULL) {
 		if (need == SAS_SEND && e->anonymous)
 			return 0;
@@ -387,7 +393,7 @@ authorize(struct rsrv *s, struct ent *e, const struct http1_msg *req, const char
 		return 0;
 	if (need == SAS_SEND && e->anonymous && rc == SHIR_EAUTH)
 		return 0;
-	snprintf(why, wl, "%s", err.msg);
+	snprintf(why, wl, "%.400s", err.msg);
 	return rc == SHIR_EPERM ? 403 : 401;
 }
 
