@@ -216,7 +216,15 @@ def test_ir_cli(h):
     check(keys["service-key"]["endpoint"] == "ws://127.0.0.1:%d" % r.port, "endpoint in the key: %r", keys)
     check(os.stat(r.state).st_mode & 0o777 == 0o600, "state file mode")
     r.cli("ir", "create", "sales-ir", check_rc=1)
+    r.cli("ir", "create", "open-ir", "--anonymous-senders")
     r.start()
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
+    conn.request("GET", "/open-ir/x")
+    check(conn.getresponse().status == 502, "anonymous senders need no token (502: no listener)")
+    conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
+    conn.request("GET", "/sales-ir/x")
+    check(conn.getresponse().status == 401, "without --anonymous-senders a token is needed")
 
     def listen(key):
         tok = sas_token("http://127.0.0.1:%d/sales-ir" % r.port, "node-key1", key)
@@ -249,7 +257,7 @@ def test_ir_cli(h):
         op, data = c.recv()
         check(op == 8 and int.from_bytes(data[:2], "big") == 1001, "delete closes with 1001: %r %r", op, data)
     out = r.cli("ir", "list").stdout
-    check("sales-ir" not in out, "deleted:\n%s", out)
+    check("sales-ir" not in out and "open-ir" in out, "deleted:\n%s", out)
     r.cli("ir", "delete", "sales-ir", check_rc=1)
     r.proc.signal(signal.SIGTERM)
     check(r.proc.wait_exit(10) == 0, "clean exit")
