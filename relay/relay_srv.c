@@ -102,6 +102,7 @@ struct hconn {
 	int peer_port;
 	enum hstate st;
 	bool upgrade;		/* the head is an upgrade: hand the connection to ws */
+	bool auth_header_used;	/* Authorization carried the token: do not forward it */
 	struct http1_msg *req;
 	struct ent *ent;
 	struct ctl *ctl;	/* listener chosen for the current request */
@@ -373,6 +374,12 @@ authorize(struct rsrv *s, struct ent *e, const struct http1_msg *req, const char
 	char *tok = find_token(req, query, used_auth);
 	int rc;
 
+	if (tok != NULL && *used_auth && need == SAS_SEND && e->anonymous) {
+		/* §2.5: with anonymous senders, Authorization belongs to the listener */
+		free(tok);
+		tok = NULL;
+		*used_auth = false;
+	}
 	if (tok == NULL) {
 		if (need == SAS_SEND && e->anonymous)
 			return 0;
@@ -386,7 +393,7 @@ authorize(struct rsrv *s, struct ent *e, const struct http1_msg *req, const char
 		return 0;
 	if (need == SAS_SEND && e->anonymous && rc == SHIR_EAUTH)
 		return 0;
-	snprintf(why, wl, "%s", err.msg);
+	snprintf(why, wl, "%.400s", err.msg);
 	return rc == SHIR_EPERM ? 403 : 401;
 }
 
@@ -588,10 +595,11 @@ load_state(struct rsrv *s, struct shir_error *err)
 			*pp = e->next;
 			e->deleted = true;
 			log_info("relay", "event=entity.deleted hc=%s listeners=%d", log_q(e->name), e->nctl);
-			while (e->ctls != NULL) {
-				struct ctl *c = e->ctls;
+			{
+				struct ctl *c;
 
-				ctl_close(c, WS_CLOSE_GOING_AWAY, "hybrid connection deleted");
+				for (c = e->ctls; c != NULL; c = c->next)
+					ctl_close(c, WS_CLOSE_GOING_AWAY, "hybrid connection deleted");
 			}
 			e->next = s->graveyard;
 			s->graveyard = e;
@@ -666,11 +674,11 @@ ctl_unlink(struct ctl *c)
 static void
 ctl_close(struct ctl *c, int code, const char *reason)
 {
+	/* stays linked (and counted) until its on_close */
 	if (!c->closing) {
 		c->closing = true;
 		ws_close(c->ws, code, reason);
 	}
-	ctl_unlink(c);
 }
 
 static void hconn_fail(struct hconn *h, int status, const char *msg);
@@ -1036,7 +1044,7 @@ tun_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, bool 
 	struct tunnel *t = arg;
 	struct ws *o = other(t, ws);
 
-	if (o == NULL || ws_send_fragment(o, op, d, n, fin) != 0)
+	if (o == NULL || ws_send_frame(o, first ? op : WS_OP_CONT, d, n, fin) != 0)
 		return WS_STREAM;
 	if (ws == t->snd)
 		t->s->m.bytes_to_listener += n;
@@ -1466,7 +1474,7 @@ h_request_json(struct hconn *h, bool with_address, bool body)
 		if (hc_is_hop_header(n) || strcasecmp(n, "ServiceBusAuthorization") == 0 ||
 		    strcasecmp(n, "Expect") == 0)
 			continue;
-		if (strcasecmp(n, "Authorization") == 0 && h->upgrade)	/* used for auth */
+		if (strcasecmp(n, "Authorization") == 0 && h->auth_header_used)
 			continue;
 		hc_headers_add(&r.headers, n, h->req->h[i].value);
 	}
@@ -1625,7 +1633,7 @@ h_dispatch(struct hconn *h)
 		hconn_fail(h, st, why);
 		return;
 	}
-	h->upgrade = ua;	/* reused below: Authorization carried the token */
+	h->auth_header_used = ua;
 	q = hc_strip_query(query ? query : "");
 	if (q != NULL && *q) {
 		size_t l = strlen(h->target);
@@ -1738,6 +1746,8 @@ h_feed(struct hconn *h)
 			struct bufferevent *bev = h->bev;
 
 			h->bev = NULL;
+			/* WebSockets are long-lived: no HTTP head/idle timeout from here on */
+			bufferevent_set_timeouts(bev, NULL, NULL);
 			ws = ws_new_server_with_request(bev, h->req, NULL, 0, &o,
 			    &(struct ws_callbacks){ .on_request = front_ws_request, .on_close = front_ws_close },
 			    h->s, &err);
@@ -1817,6 +1827,8 @@ h_response(struct hconn *h, const struct hc_response *r, void **src)
 	}
 	if (h->deadline)
 		evtimer_del(h->deadline);
+	if (!h->body_done)
+		h->keep_alive = false;	/* answered before the request body ended */
 	out = bufferevent_get_output(h->bev);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", st,
 	    r->status_description && *r->status_description ? r->status_description : http1_reason(st));
@@ -2047,6 +2059,9 @@ accept_cb2(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, in
 		evutil_closesocket(fd);
 		return;
 	}
+	/* fewer, larger reads and writes on busy tunnels */
+	bufferevent_set_max_single_read(bev, 128 * 1024);
+	bufferevent_set_max_single_write(bev, 128 * 1024);
 	new_conn(s, bev);
 }
 
@@ -2438,9 +2453,12 @@ rsrv_shutdown(struct rsrv *s)
 	log_info("relay", "event=shutdown.begin connections=%ld", s->nconns);
 	for (ls = s->lsocks; ls; ls = ls->next)
 		evconnlistener_disable(ls->l);
-	for (e = s->ents; e; e = e->next)
-		while (e->ctls)
-			ctl_close(e->ctls, WS_CLOSE_GOING_AWAY, "relay shutting down");
+	for (e = s->ents; e; e = e->next) {
+		struct ctl *c;
+
+		for (c = e->ctls; c != NULL; c = c->next)
+			ctl_close(c, WS_CLOSE_GOING_AWAY, "relay shutting down");
+	}
 	for (t = s->tunnels; t; t = t->next) {
 		if (t->snd && !t->snd_closed)
 			ws_close(t->snd, WS_CLOSE_GOING_AWAY, "relay shutting down");
@@ -2483,8 +2501,11 @@ rsrv_free(struct rsrv *s)
 		hconn_reap(-1, 0, s->hconns);
 	while (s->tunnels != NULL)
 		tunnel_reap(-1, 0, s->tunnels);
-	while ((e = s->ents) != NULL) {
-		s->ents = e->next;
+	while ((e = s->ents) != NULL || (e = s->graveyard) != NULL) {
+		if (e == s->ents)
+			s->ents = e->next;
+		else
+			s->graveyard = e->next;
 		while (e->ctls != NULL) {
 			struct ctl *c = e->ctls;
 
@@ -2494,10 +2515,6 @@ rsrv_free(struct rsrv *s)
 			ws_free(c->ws);
 			free(c);
 		}
-		ent_free(e);
-	}
-	while ((e = s->graveyard) != NULL) {
-		s->graveyard = e->next;
 		ent_free(e);
 	}
 	while (s->pends)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,7 +34,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: shir-relay [-f FILE] [-t]                 run the relay (default %s/shir/shir-relay.conf)\n"
-	    "       shir-relay [-f FILE] ir create NAME [--endpoint wss://host:port]\n"
+	    "       shir-relay [-f FILE] ir create NAME [--endpoint wss://host:port] [--anonymous-senders]\n"
 	    "       shir-relay [-f FILE] ir list [--json]\n"
 	    "       shir-relay [-f FILE] ir regenerate-key NAME key1|key2|service\n"
 	    "       shir-relay [-f FILE] ir delete NAME\n"
@@ -82,6 +83,15 @@ run(const char *path, bool test_only)
 	if (log_level_parse(c->log_level, &lvl) == 0)
 		log_set_level(lvl);
 	signal(SIGPIPE, SIG_IGN);
+	{
+		struct rlimit rl;
+
+		/* one descriptor per listener, two per tunnel */
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 	log_info("main", "event=versions shir=%s libevent=%s openssl=%s cjson=%s", PACKAGE_VERSION,
 	    event_get_version(), OpenSSL_version(OPENSSL_VERSION_STRING), cJSON_Version());
 	base = event_base_new();
@@ -190,11 +200,14 @@ ir_cmd(const char *path, int argc, char **argv)
 		const char *name = argv[1], *ep = NULL;
 		char buf[512], k1[45], k2[45], k3[45];
 		struct rstate_entity *en;
+		bool anon = false;
 		int i;
 
 		for (i = 2; i < argc; i++) {
 			if (strcmp(argv[i], "--endpoint") == 0 && i + 1 < argc)
 				ep = argv[++i];
+			else if (strcmp(argv[i], "--anonymous-senders") == 0)
+				anon = true;
 			else if (strncmp(argv[i], "--endpoint=", 11) == 0)
 				ep = argv[i] + 11;
 			else {
@@ -213,6 +226,7 @@ ir_cmd(const char *path, int argc, char **argv)
 			goto out;
 		}
 		en->ir = true;
+		en->anonymous_senders = anon;
 		if ((en->endpoint = strdup(ep)) == NULL || sas_make_key(k1) || sas_make_key(k2) ||
 		    sas_make_key(k3) || rstate_add_rule(en, "node-key1", k1, SAS_LISTEN) ||
 		    rstate_add_rule(en, "node-key2", k2, SAS_LISTEN) ||
