@@ -34,6 +34,11 @@ static const struct ctl_cmd ctl_cmds[] = {
 	/* authoring (src/ctl_author.c) */
 
 	/* registration, credentials, backups, dmgcmd actions (src/ctl_admin*.c) */
+	{ "credentials", { NULL }, ctl_cmd_credentials, "credentials list|set NAME|delete NAME",
+	  "credentials stored on the node; the value is read from stdin or a prompt" },
+	{ "backup", { "-gbf", "-GenerateBackupFile", "-ibf", "-ImportBackupFile" }, ctl_cmd_backup,
+	  "backup create|import FILE", "registration, credentials and settings, encrypted "
+	  "under a password (stdin or prompt)" },
 
 	{ "version", { NULL }, ctl_cmd_version, "version", "print the version" },
 	{ "help", { NULL }, ctl_cmd_help, "help", "this list" },
@@ -53,15 +58,12 @@ ctl_usage(FILE *f)
 	    "Commands:\n", SHIRD_CONF_DEFAULT);
 	for (i = 0; i < CTL_NCMDS; i++) {
 		const struct ctl_cmd *c = &ctl_cmds[i];
-		char al[64] = "";
-		size_t j;
+		char al[256] = "";
+		size_t j, l = 0;
 
-		for (j = 0; j < 4 && c->aliases[j]; j++) {
-			strcat(al, j ? ", " : " (");
-			strcat(al, c->aliases[j]);
-		}
-		if (*al)
-			strcat(al, ")");
+		for (j = 0; j < 4 && c->aliases[j]; j++)
+			l += (size_t)snprintf(al + l, sizeof al - l, "%s%s", j ? ", " : "\n      also ",
+			    c->aliases[j]);
 		fprintf(f, "  %-34s %s%s\n", c->usage, c->help, al);
 	}
 	fprintf(f, "\nSee shirctl(8).\n");

@@ -16,6 +16,10 @@ typedef int (*ctl_cmd_fn)(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_status(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_reload(struct ctl_ctx *ctx, int argc, char **argv);
 
+/* admin (src/ctl_admin.c, src/ctl_dmg.c, src/ctl_net.c) */
+int ctl_cmd_credentials(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_backup(struct ctl_ctx *ctx, int argc, char **argv);
+
 /* Helpers for commands. */
 int ctl_has_flag(int argc, char **argv, const char *flag);
 void ctl_die_usage(const char *cmd, const char *usage);

@@ -1,0 +1,253 @@
+"""Integration: credentials, registration, backups and the admin commands of
+shirctl, against a real shird on a temp dir."""
+import hashlib
+import json
+import os
+import random
+import signal
+import stat
+import subprocess
+import time
+
+from shirtest import check, main, test, TestFailure, wait_until
+
+CONF = """\
+; a comment that must survive edits
+[node]
+name = {name}
+control_socket = {sock}
+state_dir = {state}
+shutdown_timeout = 5
+[log]
+level = debug
+"""
+
+
+def setup(h, name="node-a", start=True):
+    sock = h.path("shird.sock")
+    conf = h.write("shird.conf", CONF.format(name=name, sock=sock, state=h.path("state")))
+    p = None
+    if start:
+        p = h.start("shird", [h.bin("shird"), "-f", conf])
+        p.wait_log(r"event=listening socket=")
+    return p, conf, sock
+
+
+def ctl(h, sock, conf, *args, check_rc=0, input=None):
+    return h.run([h.bin("shirctl"), "--socket", sock, "--conf", conf] + list(args),
+                 check=check_rc, input=input)
+
+
+def api(h, sock, method, path, body=None):
+    argv = ["curl", "-s", "--unix-socket", sock, "-X", method, "-w", "\n%{http_code}",
+            "http://localhost" + path]
+    if body is not None:
+        argv += ["-H", "Content-Type: application/json", "--data-binary", "@-"]
+    r = h.run(argv, input=body, check=0)
+    text, code = r.stdout.rsplit("\n", 1)
+    return int(code), json.loads(text) if text else None
+
+
+def state_digest(h):
+    """A digest of every file under state/ and of shird.conf."""
+    d = hashlib.sha256()
+    for root, _, files in sorted(os.walk(h.path("state"))):
+        for f in sorted(files):
+            p = os.path.join(root, f)
+            d.update(p.encode())
+            with open(p, "rb") as fh:
+                d.update(fh.read())
+    with open(h.path("shird.conf"), "rb") as fh:
+        d.update(fh.read())
+    return d.hexdigest()
+
+
+@test
+def test_credentials_api(h):
+    """PUT/GET/DELETE /v1/credentials: names and versions, never values"""
+    p, conf, sock = setup(h)
+    key = h.path("state", "machine.key")
+    check(stat.S_IMODE(os.stat(key).st_mode) == 0o600, "machine.key must be 0600")
+    check(os.path.getsize(key) == 32, "machine.key must hold 32 bytes")
+    code, o = api(h, sock, "GET", "/v1/credentials")
+    check(code == 200 and o["version"] == 0 and o["credentials"] == [], "empty store: %r", o)
+    code, o = api(h, sock, "PUT", "/v1/credentials/sales-reader", '{"value": "Tr0ub4dor&3"}')
+    check(code == 200 and o["version"] == 1, "put: %d %r", code, o)
+    code, o = api(h, sock, "PUT", "/v1/credentials/sales-reader", '{"value": "n3w-Secret"}')
+    check(code == 200 and o["version"] == 2, "replace: %d %r", code, o)
+    code, o = api(h, sock, "GET", "/v1/credentials")
+    check(code == 200 and o["version"] == 2, "list: %r", o)
+    check([c["name"] for c in o["credentials"]] == ["sales-reader"], "names: %r", o)
+    check(o["credentials"][0]["version"] == 2, "per-credential version: %r", o)
+    check("n3w-Secret" not in json.dumps(o), "a value leaked into the list")
+    code, o = api(h, sock, "PUT", "/v1/credentials/bad%20name", '{"value": "x"}')
+    check(code == 400 and o["error"]["code"] == "InvalidRequest", "bad name: %d %r", code, o)
+    code, o = api(h, sock, "PUT", "/v1/credentials/_node-key", '{"value": "x"}')
+    check(code == 400 and "reserved" in o["error"]["message"], "reserved name: %d %r", code, o)
+    code, o = api(h, sock, "PUT", "/v1/credentials/x", '{"val": "x"}')
+    check(code == 400 and "value" in o["error"]["message"], "bad body: %d %r", code, o)
+    code, o = api(h, sock, "DELETE", "/v1/credentials/nope")
+    check(code == 404 and o["error"]["code"] == "NotFound", "delete missing: %d %r", code, o)
+    code, o = api(h, sock, "DELETE", "/v1/credentials/sales-reader")
+    check(code == 200 and o["version"] == 3, "delete: %d %r", code, o)
+    st = json.loads(ctl(h, sock, conf, "status", "--json").stdout)
+    check(st["credentialsVersion"] == 3, "GET /v1/node credentialsVersion: %r", st)
+    with open(h.path("state", "credentials"), "rb") as f:
+        raw = f.read()
+    check(raw.startswith(b"SHIRSEAL") and b"sales-reader" not in raw, "file not encrypted")
+    log = p.log()
+    check("Tr0ub4dor" not in log and "n3w-Secret" not in log, "a secret reached the log")
+    check("event=credential.stored name=sales-reader" in log, "no lifecycle line in the log")
+
+
+@test
+def test_credentials_cli(h):
+    """shirctl credentials set/list/delete: value from stdin, through shird or directly"""
+    p, conf, sock = setup(h)
+    r = ctl(h, sock, conf, "credentials", "set", "db1", input="s3cret-value\n")
+    check("stored credential db1 in the running shird" in r.stdout, r.stdout)
+    r = ctl(h, sock, conf, "credentials", "set", "db1", "s3cret", check_rc=2)
+    check("never taken from the command line" in r.stderr, r.stderr)
+    r = ctl(h, sock, conf, "credentials", "set", "db2", input="", check_rc=1)
+    check("empty" in r.stderr, r.stderr)
+    r = ctl(h, sock, conf, "credentials", "list")
+    check("credentials version 1" in r.stdout and "db1" in r.stdout, r.stdout)
+    check("s3cret" not in r.stdout, "value printed")
+    # stopped: shirctl works on the files directly, and shird sees it later
+    p.signal(signal.SIGTERM)
+    p.wait_exit()
+    r = ctl(h, sock, conf, "credentials", "set", "db2", input="other")
+    check("shird is not running" in r.stdout, r.stdout)
+    r = ctl(h, sock, conf, "credentials", "delete", "db1")
+    check("deleted credential db1" in r.stdout, r.stdout)
+    r = ctl(h, sock, conf, "credentials", "list")
+    check("credentials version 3" in r.stdout and "db2" in r.stdout and "db1" not in r.stdout,
+          r.stdout)
+    p2 = h.start("shird2", [h.bin("shird"), "-f", conf])
+    p2.wait_log(r"event=listening")
+    code, o = api(h, sock, "GET", "/v1/credentials")
+    check(o["version"] == 3 and [c["name"] for c in o["credentials"]] == ["db2"], "%r", o)
+    r = ctl(h, sock, conf, "credentials", "delete", "nope", check_rc=1)
+    check("404" in r.stderr and "no credential named nope" in r.stderr, r.stderr)
+
+
+@test
+def test_machine_key_mode_refused(h):
+    """shird refuses a machine key that group or others can read"""
+    _, conf, sock = setup(h, start=False)
+    os.makedirs(h.path("state"), mode=0o700)
+    with open(h.path("state", "machine.key"), "wb") as f:
+        f.write(os.urandom(32))
+    os.chmod(h.path("state", "machine.key"), 0o644)
+    r = h.run([h.bin("shird"), "-f", conf], timeout=20)
+    out = r.stdout + r.stderr
+    check(r.returncode != 0, "shird must not start")
+    check("group or others may read it" in out and "chmod 600" in out, out)
+
+
+@test
+def test_credentials_survive_kill9(h):
+    """kill -9 during writes in a loop: the file is always the old or the new version"""
+    state = h.path("state")
+    rnd = random.Random(7)
+    last_ok = 0
+    for i in range(25):
+        w = subprocess.Popen([h.bin("credwriter"), state, "write"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            # let it commit a few writes, then kill it at a random moment
+            need = rnd.randint(1, 4)
+            seen = 0
+            while seen < need:
+                if not w.stdout.readline():
+                    raise TestFailure("writer exited: %s" % w.stderr.read())
+                seen += 1
+            time.sleep(rnd.random() * 0.02)
+            w.kill()
+            out, _ = w.communicate()
+        finally:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+        printed = [int(x) for x in (b"" .join([out]) or b"").split()]
+        committed = last_ok + seen + len(printed)
+        r = h.run([h.bin("credwriter"), state, "check"])
+        check(r.returncode == 0, "round %d: the store does not open after kill -9: %s", i,
+              r.stderr)
+        ver, val = r.stdout.split()
+        ver = int(ver)
+        # the writer's N restarts at 1 each run; the store version keeps growing
+        check(ver in (committed, committed + 1),
+              "round %d: version %d, expected %d or %d", i, ver, committed, committed + 1)
+        check(val.startswith("value-"), "round %d: value %r", i, val)
+        last_ok = ver
+    leftovers = [f for f in os.listdir(state) if ".tmp-" in f]
+    check(len(leftovers) <= 25, "temp files pile up: %r", leftovers)
+
+
+@test
+def test_backup_round_trip(h):
+    """backup create/import (and -gbf/-ibf): restores credentials and settings"""
+    p, conf, sock = setup(h)
+    ctl(h, sock, conf, "credentials", "set", "db1", input="first")
+    ctl(h, sock, conf, "credentials", "set", "api", input="tok")
+    r = ctl(h, sock, conf, "backup", "create", h.path("b1.shirbak"), input="pw-1\n")
+    check("wrote" in r.stdout and "credential" in r.stdout, r.stdout)
+    with open(h.path("b1.shirbak"), "rb") as f:
+        raw = f.read()
+    check(raw.startswith(b"SHIRSEAL") and b"first" not in raw and b"db1" not in raw,
+          "backup not encrypted")
+    check(stat.S_IMODE(os.stat(h.path("b1.shirbak")).st_mode) == 0o600, "backup must be 0600")
+    r = ctl(h, sock, conf, "-GBF", h.path("b2.shirbak"), input="pw-2")
+    check(os.path.exists(h.path("b2.shirbak")), "-GBF (case-insensitive) wrote nothing")
+    # change things, then import
+    ctl(h, sock, conf, "credentials", "delete", "db1")
+    ctl(h, sock, conf, "credentials", "set", "api", input="changed")
+    with open(conf, "a") as f:
+        f.write("[security]\nlocal_machine_access = true\n")
+    r = ctl(h, sock, conf, "backup", "import", h.path("b1.shirbak"), input="pw-1")
+    check("imported" in r.stdout and "applied to the running shird" in r.stdout, r.stdout)
+    code, o = api(h, sock, "GET", "/v1/credentials")
+    check(sorted(c["name"] for c in o["credentials"]) == ["api", "db1"], "%r", o)
+    check(o["version"] > 4, "the version must keep growing: %r", o)
+    with open(conf) as f:
+        text = f.read()
+    check("local_machine_access" not in text and "; a comment" in text, text)
+    r = ctl(h, sock, conf, "-ibf", h.path("b2.shirbak"), input="pw-2")
+    check("imported" in r.stdout, r.stdout)
+    p.wait_log(r"event=reload status=done")
+
+
+@test
+def test_backup_wrong_password_and_tamper(h):
+    """a wrong password or a changed byte: a clear error and nothing changes"""
+    p, conf, sock = setup(h)
+    ctl(h, sock, conf, "credentials", "set", "db1", input="first")
+    ctl(h, sock, conf, "backup", "create", h.path("b.shirbak"), input="right")
+    ctl(h, sock, conf, "credentials", "set", "db1", input="second")
+    before = state_digest(h)
+    r = ctl(h, sock, conf, "backup", "import", h.path("b.shirbak"), input="wrong", check_rc=1)
+    check("wrong password" in r.stderr and "nothing was changed" in r.stderr, r.stderr)
+    check(state_digest(h) == before, "a wrong password changed files")
+    with open(h.path("b.shirbak"), "rb") as f:
+        raw = bytearray(f.read())
+    for off in (0, 9, 14, 40, len(raw) // 2, len(raw) - 1):
+        bad = bytearray(raw)
+        bad[off] ^= 0x20
+        h.write("t.shirbak", "")
+        with open(h.path("t.shirbak"), "wb") as f:
+            f.write(bad)
+        r = ctl(h, sock, conf, "-ibf", h.path("t.shirbak"), input="right", check_rc=1)
+        check("nothing was changed" in r.stderr or "not a shir" in r.stderr, "offset %d: %s",
+              off, r.stderr)
+        check(state_digest(h) == before, "a tampered byte at %d changed files", off)
+    with open(h.path("t.shirbak"), "wb") as f:
+        f.write(raw[:len(raw) - 5])
+    r = ctl(h, sock, conf, "-ibf", h.path("t.shirbak"), input="right", check_rc=1)
+    check(state_digest(h) == before, "a truncated backup changed files")
+    r = ctl(h, sock, conf, "backup", "import", h.path("b.shirbak"), "right", check_rc=2)
+    check("never taken from the command line" in r.stderr, r.stderr)
+
+
+if __name__ == "__main__":
+    main()
