@@ -10,7 +10,8 @@ libshir_a_SOURCES += \
 	src/admin_node.c src/admin_node.h \
 	src/confedit.c src/confedit.h \
 	src/backup.c src/backup.h \
-	src/ctl_admin.c src/ctl_admin.h
+	src/ctl_admin.c src/ctl_admin.h \
+	src/ctl_dmg.c
 
 UNIT_TESTS += tests/unit/test_seal tests/unit/test_credstore
 tests_unit_test_seal_SOURCES = tests/unit/test_seal.c

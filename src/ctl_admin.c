@@ -193,10 +193,10 @@ ctl_admin_call(const struct ctl_ctx *ctx, const char *method, const char *path,
 }
 
 int
-ctl_admin_apply(const struct ctl_ctx *ctx)
+ctl_admin_apply(const struct ctl_ctx *ctx, const char *path)
 {
 	struct ctl_response resp;
-	int rc = ctl_admin_call(ctx, "POST", "/v1/node/registration", "{}", &resp);
+	int rc = ctl_admin_call(ctx, "POST", path, "{}", &resp);
 
 	if (rc == 2) {
 		printf("shird is not running; the change applies when it starts\n");
@@ -434,6 +434,6 @@ ctl_cmd_backup(struct ctl_ctx *ctx, int argc, char **argv)
 	    sum.ncredentials, sum.ncredentials == 1 ? "" : "s",
 	    sum.settings ? ", settings (shird.conf)" : "");
 	if (!create)
-		return ctl_admin_apply(ctx);
+		return ctl_admin_apply(ctx, "/v1/node/registration");
 	return 0;
 }

@@ -26,9 +26,11 @@ int ctl_shird_running(const struct ctl_ctx *ctx);
  * status is not 2xx. Returns 0, 1 (shird refused or failed) or 2 (not running). */
 int ctl_admin_call(const struct ctl_ctx *ctx, const char *method, const char *path,
     const char *body, struct ctl_response *resp);
-/* Tells a running shird to re-read its configuration (and registration);
- * prints what happened. Returns 0 when applied or shird is not running. */
-int ctl_admin_apply(const struct ctl_ctx *ctx);
+/* Tells a running shird to re-read its configuration (path
+ * /v1/node/reload) or its registration and configuration
+ * (/v1/node/registration); prints what happened. Returns 0 when applied or
+ * when shird is not running. */
+int ctl_admin_apply(const struct ctl_ctx *ctx, const char *path);
 
 /* Case-insensitive match of argv[0] against dmgcmd flags. */
 int ctl_admin_is(const char *arg, const char *a, const char *b);

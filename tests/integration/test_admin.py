@@ -249,5 +249,163 @@ def test_backup_wrong_password_and_tamper(h):
     check("never taken from the command line" in r.stderr, r.stderr)
 
 
+def conf_text(conf):
+    with open(conf) as f:
+        return f.read()
+
+
+@test
+def test_remote_access(h):
+    """-era/-dra and remote-access enable/disable: stored in shird.conf, reloaded"""
+    p, conf, sock = setup(h)
+    r = ctl(h, sock, conf, "-era", "8061")
+    check("remote_access = true" in r.stdout and "not built yet" in r.stdout, r.stdout)
+    p.wait_log(r"event=reload status=done")
+    t = conf_text(conf)
+    check("remote_access = true" in t and "remote_access_port = 8061" in t, t)
+    check("; a comment that must survive edits" in t, "the comment was lost:\n%s", t)
+    r = ctl(h, sock, conf, "remote-access", "show")
+    check("enabled, port 8061" in r.stdout, r.stdout)
+    ctl(h, sock, conf, "-DisableRemoteAccess")
+    check("remote_access = false" in conf_text(conf), conf_text(conf))
+    cert = h.path("node.pem")
+    h.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", cert,
+           "-out", cert, "-days", "2", "-subj", "/CN=node-a"], check=0)
+    r = ctl(h, sock, conf, "remote-access", "enable", "--port", "8062", "--cert", cert)
+    t = conf_text(conf)
+    check("remote_access_cert = %s" % cert in t and "remote_access_port = 8062" in t, t)
+    r = ctl(h, sock, conf, "-era", "8063", conf, check_rc=1)
+    check("no PEM certificate" in r.stderr, r.stderr)
+    r = ctl(h, sock, conf, "-era", "99999", check_rc=1)
+    check("not a TCP port" in r.stderr, r.stderr)
+    check("remote_access_port = 8062" in conf_text(conf), "a refused change was written")
+
+
+@test
+def test_local_access_and_folders(h):
+    """-elma/-dlma, folder validation flags, allowed-folders: shird.conf edited and reloaded"""
+    p, conf, sock = setup(h)
+    for argv, key, val in [(["-ELMA"], "local_machine_access", "true"),
+                           (["local-machine-access", "disable"], "local_machine_access", "false"),
+                           (["-EnableLocalMachineAccess"], "local_machine_access", "true"),
+                           (["-dlma"], "local_machine_access", "false"),
+                           (["-DisableLocalFolderPathValidation"], "local_folder_path_validation",
+                            "false"),
+                           (["local-folder-path-validation", "enable"],
+                            "local_folder_path_validation", "true"),
+                           (["local-folder-path-validation", "disable"],
+                            "local_folder_path_validation", "false"),
+                           (["-enablelocalfolderpathvalidation"], "local_folder_path_validation",
+                            "true")]:
+        p.mark()
+        r = ctl(h, sock, conf, *argv)
+        check("applied to the running shird" in r.stdout, "%s: %s", argv, r.stdout)
+        p.wait_log(r"event=reload status=done")
+        check("%s = %s" % (key, val) in conf_text(conf), "%s:\n%s", argv, conf_text(conf))
+    r = ctl(h, sock, conf, "local-machine-access", "show")
+    check("disabled" in r.stdout, r.stdout)
+    ctl(h, sock, conf, "allowed-folders", "add", "/srv/data/")
+    ctl(h, sock, conf, "allowed-folders", "add", "/mnt/share")
+    check("allowed_folders = /srv/data:/mnt/share" in conf_text(conf), conf_text(conf))
+    r = ctl(h, sock, conf, "allowed-folders", "list")
+    check("  /srv/data\n  /mnt/share\n" in r.stdout and "enabled" in r.stdout, r.stdout)
+    ctl(h, sock, conf, "allowed-folders", "remove", "/srv/data")
+    check("allowed_folders = /mnt/share\n" in conf_text(conf), conf_text(conf))
+    r = ctl(h, sock, conf, "allowed-folders", "add", "relative/dir", check_rc=1)
+    r = ctl(h, sock, conf, "allowed-folders", "set", "/a:relative", check_rc=1)
+    check("not an absolute path" in r.stderr and "nothing was written" in r.stderr, r.stderr)
+    # shird itself reloaded a bad file? no: the edit was refused before writing
+    check("allowed_folders = /mnt/share\n" in conf_text(conf), conf_text(conf))
+
+
+@test
+def test_explanations(h):
+    """-ssa and the auto-update flags explain instead of pretending"""
+    _, conf, sock = setup(h, start=False)
+    for flag in ("-ssa", "switch-service-account", "-SwitchServiceAccount"):
+        r = ctl(h, sock, conf, flag)
+        check("systemctl edit shird" in r.stdout and "User=" in r.stdout, r.stdout)
+    for flag in ("-tonau", "-toffau", "-TurnOnAutoUpdate", "-TurnOffAutoUpdate", "-sus", "-tus",
+                 "auto-update", "upgrade-service"):
+        r = ctl(h, sock, conf, flag)
+        check("package manager" in r.stdout, "%s: %s", flag, r.stdout)
+
+
+@test
+def test_start_stop_restart(h):
+    """-s/-t/-r and start/stop/restart drive shird with signals when there is no systemd"""
+    _, conf, sock = setup(h, start=False)
+    env = {"SHIRCTL_SERVICE_MANAGER": "none"}
+    pids = []
+
+    def killall():
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    h.on_cleanup(killall)
+
+    def pid():
+        r = ctl(h, sock, conf, "status", "--json")
+        v = json.loads(r.stdout)["pid"]
+        pids.append(v)
+        return v
+    r = h.run([h.bin("shirctl"), "--socket", sock, "--conf", conf, "-s"], env=env, check=0)
+    check("shird is running" in r.stdout, r.stdout + r.stderr)
+    p1 = pid()
+    r = h.run([h.bin("shirctl"), "--socket", sock, "--conf", conf, "-r"], env=env, check=0)
+    p2 = pid()
+    check(p2 != p1, "restart kept pid %d", p1)
+    r = h.run([h.bin("shirctl"), "--socket", sock, "--conf", conf, "restart"], env=env, check=0)
+    p3 = pid()
+    check(p3 != p2, "restart kept pid %d", p2)
+    r = h.run([h.bin("shirctl"), "--socket", sock, "--conf", conf, "-t"], env=env, check=0)
+    check("shird stopped" in r.stdout, r.stdout)
+    ctl(h, sock, conf, "status", check_rc=1)
+    r = h.run([h.bin("shirctl"), "--socket", sock, "--conf", conf, "stop"], env=env, check=0)
+    check("not running" in r.stdout, r.stdout)
+    r = h.run([h.bin("shirctl"), "--socket", sock, "--conf", conf, "start"], env=env, check=0)
+    pid()
+    with open(h.path("state", "shird.log")) as f:
+        check("event=listening" in f.read(), "the started shird logs to state/shird.log")
+    h.run([h.bin("shirctl"), "--socket", sock, "--conf", conf, "-Stop"], env=env, check=0)
+    # systemd when it is there: the exact systemctl call is shown
+    r = h.run([h.bin("shirctl"), "--socket", sock, "--conf", conf, "-r"],
+              env={"SHIRCTL_SERVICE_MANAGER": "systemd", "PATH": h.path("nobin")})
+    check("systemctl restart shird.service" in r.stdout and r.returncode != 0,
+          r.stdout + r.stderr)
+
+
+@test
+def test_proxy_set(h):
+    """proxy set custom/system/none: shird.conf edited, password into a 0600 file, reload"""
+    p, conf, sock = setup(h)
+    r = ctl(h, sock, conf, "proxy", "set", "custom", "--address", "proxy.corp.example",
+            "--port", "3128", "--user", "svc-shir", input="Pr0xy-Pw\n")
+    check("applied to the running shird" in r.stdout, r.stdout + r.stderr)
+    p.wait_log(r"event=reload status=done")
+    t = conf_text(conf)
+    for want in ("mode = custom", "address = proxy.corp.example", "port = 3128",
+                 "user = svc-shir", "password_file = %s" % h.path("state", "proxy.password")):
+        check(want in t, "%s missing:\n%s", want, t)
+    check("Pr0xy-Pw" not in t, "the password is in shird.conf")
+    pwf = h.path("state", "proxy.password")
+    check(stat.S_IMODE(os.stat(pwf).st_mode) == 0o600, "password file mode")
+    with open(pwf) as f:
+        check(f.read() == "Pr0xy-Pw", "password file content")
+    st = json.loads(ctl(h, sock, conf, "status", "--json").stdout)
+    check(st["proxyMode"] == "custom", "status: %r", st)
+    check("Pr0xy-Pw" not in p.log(), "the password reached the log")
+    r = ctl(h, sock, conf, "proxy", "set", "custom", "--address", "p", "--port", "1",
+            "--password", "x", check_rc=2)
+    check("never taken from the command line" in r.stderr, r.stderr)
+    ctl(h, sock, conf, "proxy", "set", "none")
+    t = conf_text(conf)
+    check("mode = none" in t, t)
+    st = json.loads(ctl(h, sock, conf, "status", "--json").stdout)
+    check(st["proxyMode"] == "none" and st["reloads"] >= 2, "status: %r", st)
+
+
 if __name__ == "__main__":
     main()
