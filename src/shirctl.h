@@ -15,6 +15,8 @@ typedef int (*ctl_cmd_fn)(struct ctl_ctx *ctx, int argc, char **argv);
 
 int ctl_cmd_status(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_reload(struct ctl_ctx *ctx, int argc, char **argv);
+/* proxy (proxy/ctl_proxy.c) */
+int ctl_cmd_proxy(struct ctl_ctx *ctx, int argc, char **argv);
 
 /* admin (src/ctl_admin.c, src/ctl_dmg.c, src/ctl_net.c) */
 int ctl_cmd_credentials(struct ctl_ctx *ctx, int argc, char **argv);

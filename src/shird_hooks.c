@@ -3,12 +3,15 @@
 #include "admin_node.h"
 #include "log.h"
 #include "node.h"
+#include "proxy_node.h"
 #include "shird.h"
 
 int
 shird_hook_validate(const struct conf *c, struct shir_error *err)
 {
 	/* proxy: load and check the .NET config files / custom proxy */
+	if (proxy_node_validate(c, err) != 0)
+		return err->code;
 
 	/* listener: check relay settings and key files */
 
@@ -21,6 +24,8 @@ shird_hook_start(struct node *n, struct shir_error *err)
 	const struct conf *c = node_conf(n);
 
 	/* proxy: register the reload hook */
+	if (proxy_node_start(n, err) != 0)
+		return err->code;
 
 	/* authoring: worker pool and /v1 routes */
 
@@ -56,4 +61,7 @@ shird_hook_stop(struct node *n)
 
 	/* admin */
 	admin_node_stop(n);
+
+	/* proxy */
+	proxy_node_stop(n);
 }
