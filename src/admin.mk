@@ -11,7 +11,9 @@ libshir_a_SOURCES += \
 	src/confedit.c src/confedit.h \
 	src/backup.c src/backup.h \
 	src/ctl_admin.c src/ctl_admin.h \
-	src/ctl_dmg.c
+	src/ctl_dmg.c \
+	src/relaycheck.c src/relaycheck.h \
+	src/ctl_register.c
 
 UNIT_TESTS += tests/unit/test_seal tests/unit/test_credstore
 tests_unit_test_seal_SOURCES = tests/unit/test_seal.c

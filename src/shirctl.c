@@ -38,6 +38,14 @@ static const struct ctl_cmd ctl_cmds[] = {
 	/* authoring (src/ctl_author.c) */
 
 	/* registration, credentials, backups, dmgcmd actions (src/ctl_admin*.c) */
+	{ "register-node", { "-rn", "-RegisterNewNode" }, ctl_cmd_register_node,
+	  "register-node [--skip-test] KEY|- [NODENAME]", "validate a node key, test the "
+	  "connection to its relay, and register (KEY - reads it from stdin)" },
+	{ "switch-key", { "-k", "-Key" }, ctl_cmd_switch_key, "switch-key [--skip-test] KEY|-",
+	  "switch the node to another key (keeps its node name)" },
+	{ "diagnose", { "-ts", "-TroubleShoot" }, ctl_cmd_diagnose,
+	  "diagnose [--json] [--endpoint URL]", "walk DNS, proxy, TCP, CONNECT, TLS and the "
+	  "relay's listen handshake; print where it breaks" },
 	{ "credentials", { NULL }, ctl_cmd_credentials, "credentials list|set NAME|delete NAME",
 	  "credentials stored on the node; the value is read from stdin or a prompt" },
 	{ "backup", { "-gbf", "-GenerateBackupFile", "-ibf", "-ImportBackupFile" }, ctl_cmd_backup,

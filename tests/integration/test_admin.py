@@ -249,6 +249,16 @@ def test_backup_wrong_password_and_tamper(h):
     check("never taken from the command line" in r.stderr, r.stderr)
 
 
+def make_key(ir="sales-ir", endpoint="wss://relay.example:443", hc=None, key_name="node-key1",
+             key="c2VjcmV0LWtleS1ieXRlcw==", tls_pin=None):
+    import base64
+    o = {"ir": ir, "endpoint": endpoint, "hc": hc or ir, "keyName": key_name, "key": key}
+    if tls_pin:
+        o["tlsPin"] = tls_pin
+    b = base64.urlsafe_b64encode(json.dumps(o).encode()).decode().rstrip("=")
+    return "IR@v1@" + b
+
+
 def conf_text(conf):
     with open(conf) as f:
         return f.read()
@@ -405,6 +415,71 @@ def test_proxy_set(h):
     check("mode = none" in t, t)
     st = json.loads(ctl(h, sock, conf, "status", "--json").stdout)
     check(st["proxyMode"] == "none" and st["reloads"] >= 2, "status: %r", st)
+
+
+@test
+def test_register_offline_and_switch_key(h):
+    """-rn with --skip-test stores node.json (no secret) and the key encrypted; -k switches"""
+    p, conf, sock = setup(h)
+    st = json.loads(ctl(h, sock, conf, "status", "--json").stdout)
+    check(st["status"] == "NeedsRegistration" and not st["registration"]["registered"], "%r", st)
+    r = ctl(h, sock, conf, "-rn", "--skip-test", "IR@v1@bm90LWpzb24", check_rc=1)
+    check("not a valid node key" in r.stderr, r.stderr)
+    key = make_key()
+    r = ctl(h, sock, conf, "-RegisterNewNode", "--skip-test", "-", "node-x", input=key + "\n")
+    check("registered node node-x to integration runtime sales-ir" in r.stdout, r.stdout + r.stderr)
+    check("applied to the running shird" in r.stdout, r.stdout)
+    with open(h.path("state", "node.json")) as f:
+        nj = json.load(f)
+    check(nj["ir"] == "sales-ir" and nj["nodeName"] == "node-x" and nj["keyName"] == "node-key1",
+          "%r", nj)
+    check("c2VjcmV0" not in json.dumps(nj), "the key is in node.json in clear")
+    st = json.loads(ctl(h, sock, conf, "status", "--json").stdout)
+    check(st["registration"]["registered"] and st["registration"]["ir"] == "sales-ir", "%r", st)
+    code, o = api(h, sock, "GET", "/v1/credentials")
+    check(o["credentials"] == [], "the node key must not be listed: %r", o)
+    check("c2VjcmV0" not in p.log(), "the key reached the log")
+    key2 = make_key(key_name="node-key2", key="b3RoZXIta2V5")
+    r = ctl(h, sock, conf, "-k", "--skip-test", "-", input=key2)
+    check("registered node node-x" in r.stdout, "switch-key keeps the node name: %s", r.stdout)
+    code, o = api(h, sock, "GET", "/v1/node/registration")
+    check(o["keyName"] == "node-key2" and o["nodeName"] == "node-x", "%r", o)
+    r = ctl(h, sock, conf, "switch-key", "--skip-test", key, check_rc=0)
+    check("visible to other users" in r.stderr, r.stderr)
+    code, o = api(h, sock, "GET", "/v1/node/registration")
+    check(o["keyName"] == "node-key1", "%r", o)
+
+
+@test
+def test_diagnose_unknown_endpoint(h):
+    """diagnose: an endpoint whose name does not resolve breaks at dns"""
+    _, conf, sock = setup(h, start=False)
+    ctl(h, sock, conf, "register-node", "--skip-test", "-",
+        input=make_key(endpoint="wss://relay-does-not-exist.invalid:443"))
+    r = ctl(h, sock, conf, "diagnose", check_rc=1)
+    check("=> broken at dns" in r.stdout and "relay-does-not-exist.invalid" in r.stdout, r.stdout)
+    r = ctl(h, sock, conf, "-ts", "--json", check_rc=1)
+    o = json.loads(r.stdout)
+    check(o["broken"] == "dns", "%r", o)
+    # and register-node without --skip-test refuses it
+    r = ctl(h, sock, conf, "-rn", "-", input=make_key(endpoint="wss://other.invalid"), check_rc=1)
+    check("not registered" in r.stderr and "broken at dns" in r.stdout, r.stdout + r.stderr)
+
+
+@test
+def test_diagnose_dead_proxy(h):
+    """diagnose: a custom proxy that does not listen breaks at tcp, naming the proxy"""
+    from shirtest import free_port
+    _, conf, sock = setup(h, start=False)
+    port = free_port()
+    with open(conf, "a") as f:
+        f.write("[proxy]\nmode = custom\naddress = 127.0.0.1\nport = %d\n" % port)
+    ctl(h, sock, conf, "register-node", "--skip-test", "-", input=make_key())
+    r = ctl(h, sock, conf, "diagnose", check_rc=1)
+    check("proxy    ok       through http://127.0.0.1:%d" % port in r.stdout, r.stdout)
+    check("=> broken at tcp: cannot connect to the proxy 127.0.0.1:%d" % port in r.stdout,
+          r.stdout)
+    check("refused" in r.stdout, r.stdout)
 
 
 if __name__ == "__main__":
