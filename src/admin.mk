@@ -13,7 +13,9 @@ libshir_a_SOURCES += \
 	src/ctl_admin.c src/ctl_admin.h \
 	src/ctl_dmg.c \
 	src/relaycheck.c src/relaycheck.h \
-	src/ctl_register.c
+	src/ctl_register.c \
+	src/servicehosts.c src/servicehosts.h \
+	src/ctl_net.c
 
 UNIT_TESTS += tests/unit/test_seal tests/unit/test_credstore
 tests_unit_test_seal_SOURCES = tests/unit/test_seal.c

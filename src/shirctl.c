@@ -11,6 +11,7 @@
 
 #include "conf.h"
 #include "ctl_client.h"
+#include "log.h"
 #include "shirctl.h"
 
 struct ctl_cmd {
@@ -46,6 +47,9 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "diagnose", { "-ts", "-TroubleShoot" }, ctl_cmd_diagnose,
 	  "diagnose [--json] [--endpoint URL]", "walk DNS, proxy, TCP, CONNECT, TLS and the "
 	  "relay's listen handshake; print where it breaks" },
+	{ "service-urls", { NULL }, ctl_cmd_service_urls,
+	  "service-urls [--resolve] [--format text|json|nftables|iptables|ip6tables]",
+	  "hosts and ports this node needs; --resolve gives firewall allowlist rules" },
 	{ "credentials", { NULL }, ctl_cmd_credentials, "credentials list|set NAME|delete NAME",
 	  "credentials stored on the node; the value is read from stdin or a prompt" },
 	{ "backup", { "-gbf", "-GenerateBackupFile", "-ibf", "-ImportBackupFile" }, ctl_cmd_backup,
@@ -312,6 +316,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	ctx.socket = ctl_client_socket(sock_opt, ctx.shird_conf);
+	/* shirctl prints its own results; the library's info lines would be noise */
+	log_set_level(LOG_LVL_WARN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	rc = cmd->fn(&ctx, argc - i, argv + i);
 	curl_global_cleanup();

@@ -22,6 +22,7 @@ int ctl_cmd_proxy(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_register_node(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_switch_key(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_diagnose(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_service_urls(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_credentials(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_backup(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_remote_access(struct ctl_ctx *ctx, int argc, char **argv);

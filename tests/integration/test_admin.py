@@ -482,5 +482,62 @@ def test_diagnose_dead_proxy(h):
     check("refused" in r.stdout, r.stdout)
 
 
+@test
+def test_service_urls(h):
+    """service-urls: text/json, proxy rows, and rules that nft -c and iptables-restore --test accept"""
+    nft = h.require("nft", "nftables")
+    ipr = h.require("iptables-restore", "iptables")
+    ip6r = h.require("ip6tables-restore", "iptables")
+    _, conf, sock = setup(h, start=False)
+    r = ctl(h, sock, conf, "service-urls", check_rc=1)
+    check("not registered" in r.stderr, r.stderr)
+    ctl(h, sock, conf, "-rn", "--skip-test", "-",
+        input=make_key(endpoint="wss://localhost:9443"))
+    with open(h.path("state", "service-hosts.json"), "w") as f:
+        json.dump({"hosts": [{"host": "127.0.0.2", "port": 443, "purpose": "rendezvous",
+                              "lastSeen": 1700000000}]}, f)
+    r = ctl(h, sock, conf, "service-urls")
+    check("localhost" in r.stdout and "9443" in r.stdout and "relay endpoint" in r.stdout,
+          r.stdout)
+    check("127.0.0.2" in r.stdout and "rendezvous" in r.stdout, r.stdout)
+    o = json.loads(ctl(h, sock, conf, "service-urls", "--format", "json", "--resolve").stdout)
+    rows = {(s["host"], s["port"]): s for s in o["services"]}
+    check(("localhost", 9443) in rows and "127.0.0.1" in rows[("localhost", 9443)]["addresses"],
+          "%r", o)
+    r = ctl(h, sock, conf, "service-urls", "--format", "nftables", check_rc=2)
+    check("--resolve" in r.stderr, r.stderr)
+    out = ctl(h, sock, conf, "service-urls", "--resolve", "--format", "nftables").stdout
+    check("ip daddr 127.0.0.1 tcp dport 9443 accept" in out, out)
+    check("ip daddr 127.0.0.2 tcp dport 443 accept" in out, out)
+    f = h.write("rules.nft", out)
+    r = h.run([nft, "-c", "-f", f])
+    check(r.returncode == 0, "nft -c refused the rules: %s\n%s", r.stderr, out)
+    h.write("bad.nft", out.replace("accept comment", "acept comment"))
+    check(h.run([nft, "-c", "-f", h.path("bad.nft")]).returncode != 0, "nft -c accepts anything?")
+    out = ctl(h, sock, conf, "service-urls", "--resolve", "--format", "iptables").stdout
+    check("-A SHIR-EGRESS -d 127.0.0.1/32 -p tcp -m tcp --dport 9443" in out, out)
+    r = h.run([ipr, "--test", "--noflush"], input=out)
+    check(r.returncode == 0, "iptables-restore --test refused the rules: %s\n%s", r.stderr, out)
+    r = h.run([ipr, "--test", "--noflush"], input=out.replace("--dport", "--dprt"))
+    check(r.returncode != 0, "iptables-restore --test accepts anything?")
+    out = ctl(h, sock, conf, "service-urls", "--resolve", "--format", "ip6tables").stdout
+    r = h.run([ip6r, "--test", "--noflush"], input=out)
+    check(r.returncode == 0, "ip6tables-restore --test refused the rules: %s\n%s", r.stderr, out)
+    # through a custom proxy: the relay is reached through it, only the proxy is direct
+    # (loopback names always bypass the proxy, as on Windows)
+    with open(conf, "a") as fh:
+        fh.write("[proxy]\nmode = custom\naddress = 127.0.0.3\nport = 3128\n")
+    ctl(h, sock, conf, "-k", "--skip-test", "-", input=make_key(endpoint="wss://relay.example:9443"))
+    o = json.loads(ctl(h, sock, conf, "service-urls", "--format", "json").stdout)
+    rows = {(s["host"], s["port"]): s for s in o["services"]}
+    check(rows[("relay.example", 9443)]["via"] == "127.0.0.3:3128", "%r", o)
+    check(rows[("127.0.0.2", 443)]["via"] is None, "loopback goes direct: %r", o)
+    check(rows[("127.0.0.3", 3128)]["purpose"] == "proxy" and rows[("127.0.0.3", 3128)]["via"] is None,
+          "%r", o)
+    out = ctl(h, sock, conf, "service-urls", "--resolve", "--format", "nftables").stdout
+    check("127.0.0.3 tcp dport 3128 accept" in out and "9443" not in out, out)
+    check(h.run([nft, "-c", "-f", h.write("p.nft", out)]).returncode == 0, out)
+
+
 if __name__ == "__main__":
     main()

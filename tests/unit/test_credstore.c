@@ -17,6 +17,7 @@
 #include "credstore.h"
 #include "machinekey.h"
 #include "registration.h"
+#include "servicehosts.h"
 
 static char dir[256];
 
@@ -245,6 +246,36 @@ test_registration_files(void **state)
 	credstore_free(cs);
 }
 
+static void
+test_servicehosts(void **state)
+{
+	struct servicehost *v = NULL;
+	struct shir_error err;
+	size_t n;
+	char h[64];
+	int i;
+
+	assert_int_equal(servicehosts_list(dir, &v, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(v);
+	assert_int_equal(servicehosts_note(dir, "g1.relay.example", 443, "rendezvous", &err), 0);
+	assert_int_equal(servicehosts_note(dir, "g1.relay.example", 443, "rendezvous", &err), 0);
+	assert_int_equal(servicehosts_list(dir, &v, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].host, "g1.relay.example");
+	assert_int_equal(v[0].port, 443);
+	free(v);
+	for (i = 0; i < SERVICEHOSTS_MAX + 5; i++) {
+		snprintf(h, sizeof h, "h%d.example", i);
+		assert_int_equal(servicehosts_note(dir, h, 443, "rendezvous", &err), 0);
+	}
+	assert_int_equal(servicehosts_list(dir, &v, &n, &err), 0);
+	assert_int_equal(n, SERVICEHOSTS_MAX);
+	free(v);
+	assert_int_equal(servicehosts_note(dir, "", 443, "x", &err), SHIR_EINVAL);
+	assert_int_equal(servicehosts_note(dir, "a", 0, "x", &err), SHIR_EINVAL);
+}
+
 int
 main(void)
 {
@@ -255,6 +286,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_corrupt_and_foreign, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export_import, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registration_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_servicehosts, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
