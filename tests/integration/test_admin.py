@@ -30,6 +30,7 @@ def setup(h, name="node-a", start=True):
     if start:
         p = h.start("shird", [h.bin("shird"), "-f", conf])
         p.wait_log(r"event=listening socket=")
+        p.wait_log(r"event=admin.started")
     return p, conf, sock
 
 
@@ -124,7 +125,7 @@ def test_credentials_cli(h):
     check("credentials version 3" in r.stdout and "db2" in r.stdout and "db1" not in r.stdout,
           r.stdout)
     p2 = h.start("shird2", [h.bin("shird"), "-f", conf])
-    p2.wait_log(r"event=listening")
+    p2.wait_log(r"event=admin.started")
     code, o = api(h, sock, "GET", "/v1/credentials")
     check(o["version"] == 3 and [c["name"] for c in o["credentials"]] == ["db2"], "%r", o)
     r = ctl(h, sock, conf, "credentials", "delete", "nope", check_rc=1)
@@ -152,8 +153,9 @@ def test_credentials_survive_kill9(h):
     rnd = random.Random(7)
     last_ok = 0
     for i in range(25):
+        # unbuffered: readline must not take lines that communicate() then misses
         w = subprocess.Popen([h.bin("credwriter"), state, "write"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
+                             stderr=subprocess.PIPE, bufsize=0)
         try:
             # let it commit a few writes, then kill it at a random moment
             need = rnd.randint(1, 4)
@@ -169,7 +171,7 @@ def test_credentials_survive_kill9(h):
             if w.poll() is None:
                 w.kill()
                 w.wait()
-        printed = [int(x) for x in (b"" .join([out]) or b"").split()]
+        printed = out.split()
         committed = last_ok + seen + len(printed)
         r = h.run([h.bin("credwriter"), state, "check"])
         check(r.returncode == 0, "round %d: the store does not open after kill -9: %s", i,
@@ -537,6 +539,113 @@ def test_service_urls(h):
     out = ctl(h, sock, conf, "service-urls", "--resolve", "--format", "nftables").stdout
     check("127.0.0.3 tcp dport 3128 accept" in out and "9443" not in out, out)
     check(h.run([nft, "-c", "-f", h.write("p.nft", out)]).returncode == 0, out)
+
+
+def make_cert(h, name="relay"):
+    crt, key = h.path(name + ".crt"), h.path(name + ".key")
+    h.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+           "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=localhost",
+           "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=0)
+    return crt, key
+
+
+def spki_pin(h, crt):
+    import base64
+    import hashlib
+    der = h.run(["sh", "-c", "openssl x509 -in '%s' -pubkey -noout | openssl pkey -pubin "
+                 "-outform der | base64 -w0" % crt], check=0).stdout
+    return "sha256/" + base64.b64encode(hashlib.sha256(base64.b64decode(der)).digest()).decode()
+
+
+def start_tls_server(h, crt, key):
+    from shirtest import free_port, wait_port
+    openssl = h.require("openssl", "openssl")
+    port = free_port()
+    h.start("s_server", [openssl, "s_server", "-accept", "127.0.0.1:%d" % port, "-cert", crt,
+                         "-key", key, "-www", "-quiet"])
+    wait_port(port)
+    return port
+
+
+@test
+def test_diagnose_tls_and_listen(h):
+    """diagnose: an untrusted certificate and a wrong pin break at tls; a non-relay at listen"""
+    _, conf, sock = setup(h, start=False)
+    crt, key = make_cert(h)
+    port = start_tls_server(h, crt, key)
+    ep = "wss://localhost:%d" % port
+    ctl(h, sock, conf, "-rn", "--skip-test", "-", input=make_key(endpoint=ep))
+    r = ctl(h, sock, conf, "diagnose", check_rc=1)
+    check("=> broken at tls" in r.stdout and "not trusted" in r.stdout, r.stdout)
+    check("tcp      ok       connected to the relay localhost:%d" % port in r.stdout, r.stdout)
+    with open(conf, "a") as f:
+        f.write("[relay]\nca_file = %s\n" % crt)
+    r = ctl(h, sock, conf, "diagnose", check_rc=1)
+    check("tls      ok" in r.stdout, r.stdout)
+    check("=> broken at listen" in r.stdout and "instead of 101" in r.stdout, r.stdout)
+    pin = spki_pin(h, crt)
+    ctl(h, sock, conf, "-k", "--skip-test", "-", input=make_key(endpoint=ep, tls_pin=pin))
+    r = ctl(h, sock, conf, "diagnose", check_rc=1)
+    check("matches the key's pin" in r.stdout and "broken at listen" in r.stdout, r.stdout)
+    other = "sha256/" + "A" * 43 + "="
+    ctl(h, sock, conf, "-k", "--skip-test", "-", input=make_key(endpoint=ep, tls_pin=other))
+    r = ctl(h, sock, conf, "diagnose", check_rc=1)
+    check("=> broken at tls" in r.stdout and "does not match the key's pin" in r.stdout, r.stdout)
+
+
+def start_squid(h, user, password):
+    from shirtest import free_port, wait_port
+    squid = h.require("squid", "squid")
+    htpasswd = h.require("htpasswd", "apache2-utils")
+    helper = "/usr/lib/squid/basic_ncsa_auth"
+    if not os.path.exists(helper):
+        raise TestFailure("%s is missing: install the Debian package squid" % helper)
+    d = h.path("squid")
+    os.makedirs(d)
+    os.chmod(h.tmp, 0o755)
+    os.chmod(d, 0o777)
+    h.run([htpasswd, "-bc", os.path.join(d, "passwd"), user, password], check=0)
+    os.chmod(os.path.join(d, "passwd"), 0o644)
+    port = free_port()
+    cfg = h.write("squid/squid.conf", """\
+http_port 127.0.0.1:{port}
+pid_filename {d}/squid.pid
+cache_log {d}/cache.log
+access_log {d}/access.log
+cache deny all
+cache_mem 8 MB
+coredump_dir {d}
+auth_param basic program {helper} {d}/passwd
+auth_param basic realm shir-test
+acl authed proxy_auth REQUIRED
+http_access allow authed
+http_access deny all
+visible_hostname shir-test
+shutdown_lifetime 0 seconds
+""".format(port=port, d=d, helper=helper))
+    h.start("squid", [squid, "-N", "-f", cfg])
+    wait_port(port)
+    return port
+
+
+@test
+def test_diagnose_proxy_auth(h):
+    """diagnose through squid: a wrong proxy password breaks at connect with 407"""
+    _, conf, sock = setup(h, start=False)
+    port = start_squid(h, "svc-shir", "right-pw")
+    ctl(h, sock, conf, "proxy", "set", "custom", "--address", "127.0.0.1", "--port", str(port),
+        "--user", "svc-shir", "--auth", "basic", input="wrong-pw")
+    ctl(h, sock, conf, "-rn", "--skip-test", "-", input=make_key(endpoint="wss://relay.example"))
+    r = ctl(h, sock, conf, "diagnose", check_rc=1)
+    check("tcp      ok       connected to the proxy 127.0.0.1:%d" % port in r.stdout, r.stdout)
+    check("=> broken at connect" in r.stdout and "407" in r.stdout, r.stdout)
+    check("wrong-pw" not in r.stdout + r.stderr, "the proxy password was printed")
+    ctl(h, sock, conf, "proxy", "set", "custom", "--address", "127.0.0.1", "--port", str(port),
+        "--user", "svc-shir", "--auth", "basic", input="right-pw")
+    r = ctl(h, sock, conf, "diagnose", check_rc=1)
+    # squid now lets us in and fails to reach the (unresolvable) relay itself
+    check("=> broken at connect" in r.stdout and "407" not in r.stdout and
+          "refused CONNECT relay.example:443 with 5" in r.stdout, r.stdout)
 
 
 if __name__ == "__main__":
