@@ -40,3 +40,8 @@ FUZZ_TARGETS += tests/fuzz/fuzz_confedit
 tests_fuzz_fuzz_confedit_SOURCES = tests/fuzz/fuzz_confedit.c $(FUZZ_MAIN)
 tests_fuzz_fuzz_confedit_LDADD = $(SHIR_LIBS)
 tests_fuzz_fuzz_confedit_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
+
+FUZZ_TARGETS += tests/fuzz/fuzz_seal
+tests_fuzz_fuzz_seal_SOURCES = tests/fuzz/fuzz_seal.c $(FUZZ_MAIN)
+tests_fuzz_fuzz_seal_LDADD = $(SHIR_LIBS)
+tests_fuzz_fuzz_seal_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)

@@ -254,6 +254,16 @@ admin_hook_status(void *arg, cJSON *o)
 		cJSON_ReplaceItemInObject(o, "name", cJSON_CreateString(a->reg->node_name));
 }
 
+const struct registration *
+admin_node_registration(const struct node *n)
+{
+	struct admin_node *a = admin_state;
+
+	if (a == NULL || a->node != n)
+		return NULL;
+	return a->pending_valid ? a->pending : a->reg;
+}
+
 int
 admin_node_start(struct node *n, struct shir_error *err)
 {

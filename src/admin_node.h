@@ -17,7 +17,14 @@
 
 struct node;
 
+struct registration;
+
 int admin_node_start(struct node *n, struct shir_error *err);
+/* The registration a channel source should use now: during a reload (between
+ * admin's validate and apply hooks) the one being validated, else the current
+ * one (NODE_EXT_REGISTRATION). NULL when the node is not registered. For the
+ * listener's channel-spec source (lspec_add_source), see docs/admin.md. */
+const struct registration *admin_node_registration(const struct node *n);
 void admin_node_stop(struct node *n);
 
 #endif
