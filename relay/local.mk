@@ -4,7 +4,14 @@ libshir_a_SOURCES += \
 	relay/ws.c relay/ws.h \
 	relay/sas.c relay/sas.h \
 	relay/hc_msg.c relay/hc_msg.h \
-	relay/irkey.c relay/irkey.h
+	relay/irkey.c relay/irkey.h \
+	relay/relay_conf.c relay/relay_conf.h \
+	relay/relay_state.c relay/relay_state.h \
+	relay/relay_srv.c relay/relay_srv.h
+
+sbin_PROGRAMS += shir-relay
+shir_relay_SOURCES = relay/shir_relay.c
+shir_relay_LDADD = $(SHIR_LIBS)
 
 # --- unit tests --------------------------------------------------------------
 UNIT_TESTS += tests/unit/test_ws tests/unit/test_sas tests/unit/test_hc_msg tests/unit/test_irkey
@@ -39,3 +46,7 @@ tests_fuzz_fuzz_irkey_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
 tests_fuzz_fuzz_sas_SOURCES = tests/fuzz/fuzz_sas.c $(FUZZ_MAIN)
 tests_fuzz_fuzz_sas_LDADD = $(SHIR_LIBS)
 tests_fuzz_fuzz_sas_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
+
+# --- integration tests -------------------------------------------------------
+INTEGRATION_TESTS += tests/integration/test_relay.py tests/integration/test_relay_tls.py
+EXTRA_DIST += tests/integration/relaytest.py tests/integration/hyco
