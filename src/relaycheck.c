@@ -281,6 +281,13 @@ rc_listen(CURL *c, const char *host, int port, int tls, const struct relaycheck_
 		goto out;
 	}
 	if (head.status == 101 && strcmp(head.accept, want) == 0) {
+		/* leave politely: a masked Close 1000, so the relay logs a normal close */
+		uint8_t close_frame[8] = { 0x88, 0x82, rnd[0], rnd[1], rnd[2], rnd[3] };
+		size_t n = 0;
+
+		close_frame[6] = 0x03 ^ rnd[0];
+		close_frame[7] = 0xe8 ^ rnd[1];
+		(void)curl_easy_send(c, close_frame, sizeof close_frame, &n);
 		rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_OK, "the relay accepted the node key "
 		    "(%s) as a listener on %s (101 Switching Protocols)", t->key_name, t->hc);
 	} else if (head.status == 101) {
@@ -293,7 +300,8 @@ rc_listen(CURL *c, const char *host, int port, int tls, const struct relaycheck_
 		    "key and run `shirctl register-node -k KEY`)", head.reason, t->key_name);
 	} else if (head.status == 403) {
 		rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED, "the relay refused the node key: "
-		    "403 %s (the key %s may not listen on %s)", head.reason, t->key_name, t->hc);
+		    "403 %s (the key %s may not listen on %s: a service (Send) key is not a node key)",
+		    head.reason, t->key_name, t->hc);
 	} else if (head.status == 404) {
 		rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED, "the relay does not know the hybrid "
 		    "connection %s: 404 %s (the IR was deleted, or the key is for another relay)",

@@ -648,5 +648,53 @@ def test_diagnose_proxy_auth(h):
           "refused CONNECT relay.example:443 with 5" in r.stdout, r.stdout)
 
 
+@test
+def test_register_round_trip_with_shir_relay(h):
+    """-rn against shir-relay: listen handshake ok, stored, shird told; a rotated key breaks at listen"""
+    import relaytest
+    relay = relaytest.Relay(h)
+    out = relay.cli("ir", "create", "sales-ir").stdout
+    keys = {}
+    for w in out.split():
+        if w.startswith("IR@v1@"):
+            keys[relaytest.decode_key(w)["keyName"]] = w
+    check(set(keys) == {"node-key1", "node-key2", "service-key"}, out)
+    rp = relay.start()
+    p, conf, sock = setup(h)
+    r = ctl(h, sock, conf, "register-node", "-", "edge-1", input=keys["node-key1"])
+    check("listen   ok       the relay accepted the node key (node-key1)" in r.stdout,
+          r.stdout + r.stderr)
+    check("registered node edge-1 to integration runtime sales-ir" in r.stdout, r.stdout)
+    rp.wait_log(r"event=listener.connected hc=sales-ir id=shirctl-check-")
+    rp.wait_log(r"event=listener.closed hc=sales-ir id=shirctl-check-\S+ code=1000")
+    code, o = api(h, sock, "GET", "/v1/node/registration")
+    check(o["registered"] and o["ir"] == "sales-ir" and o["nodeName"] == "edge-1" and
+          o["endpoint"] == "ws://127.0.0.1:%d" % relay.port and o["keyName"] == "node-key1", "%r", o)
+    p.wait_log(r"event=registration.applied registered=1 ir=sales-ir")
+    st = json.loads(ctl(h, sock, conf, "status", "--json").stdout)
+    check(st["name"] == "node-a" and st["registration"]["nodeName"] == "edge-1", "%r", st)
+    r = ctl(h, sock, conf, "diagnose")
+    check("=> the node can reach the relay and listen" in r.stdout, r.stdout)
+    # a service key is not a node key: refused, registration unchanged
+    r = ctl(h, sock, conf, "-k", "-", input=keys["service-key"], check_rc=1)
+    check("broken at listen" in r.stdout and "403" in r.stdout and "not registered" in r.stderr,
+          r.stdout + r.stderr)
+    code, o = api(h, sock, "GET", "/v1/node/registration")
+    check(o["keyName"] == "node-key1", "a refused key changed the registration: %r", o)
+    # the relay rotates key1: the node's key is now wrong
+    relay.cli("ir", "regenerate-key", "sales-ir", "key1")
+    rp.wait_log(r"event=state\.reload status=done")
+    r = ctl(h, sock, conf, "diagnose", check_rc=1)
+    check("=> broken at listen" in r.stdout and "401" in r.stdout and
+          "register-node -k" in r.stdout, r.stdout)
+    # switch to key2, which still works
+    r = ctl(h, sock, conf, "-Key", "-", input=keys["node-key2"])
+    check("listen   ok" in r.stdout and "registered node edge-1" in r.stdout, r.stdout)
+    code, o = api(h, sock, "GET", "/v1/node/registration")
+    check(o["keyName"] == "node-key2", "%r", o)
+    for k in keys.values():
+        check(relaytest.decode_key(k)["key"] not in p.log() + rp.log(), "a SAS key was logged")
+
+
 if __name__ == "__main__":
     main()
