@@ -593,7 +593,7 @@ def test_diagnose_tls_and_listen(h):
     check("=> broken at tls" in r.stdout and "does not match the key's pin" in r.stdout, r.stdout)
 
 
-def start_squid(h, user, password):
+def start_squid(h, user, password, hosts=None):
     from shirtest import free_port, wait_port
     squid = h.require("squid", "squid")
     htpasswd = h.require("htpasswd", "apache2-utils")
@@ -622,7 +622,9 @@ http_access allow authed
 http_access deny all
 visible_hostname shir-test
 shutdown_lifetime 0 seconds
+hosts_file {d}/hosts
 """.format(port=port, d=d, helper=helper))
+    h.write("squid/hosts", "".join("%s %s\n" % (a, n) for n, a in (hosts or {}).items()))
     h.start("squid", [squid, "-N", "-f", cfg])
     wait_port(port)
     return port
@@ -694,6 +696,41 @@ def test_register_round_trip_with_shir_relay(h):
     check(o["keyName"] == "node-key2", "%r", o)
     for k in keys.values():
         check(relaytest.decode_key(k)["key"] not in p.log() + rp.log(), "a SAS key was logged")
+
+
+@test
+def test_register_through_proxy_and_tls(h):
+    """-rn through squid (Basic auth) to shir-relay over TLS: every step of the walk is ok"""
+    import relaytest
+    crt, key = h.path("relay.crt"), h.path("relay.key")
+    h.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+           "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=relay.shir.test",
+           "-addext", "subjectAltName=DNS:relay.shir.test,DNS:localhost"], check=0)
+    relay = relaytest.Relay(h, tls=(crt, key))
+    out = relay.cli("ir", "create", "sales-ir").stdout
+    node_key = [relaytest.decode_key(w) for w in out.split() if w.startswith("IR@v1@")][0]
+    relay.start()
+    squid = start_squid(h, "svc-shir", "pw-1", hosts={"relay.shir.test": "127.0.0.1"})
+    _, conf, sock = setup(h, start=False)
+    with open(conf, "a") as f:
+        f.write("[relay]\nca_file = %s\n" % crt)
+    ctl(h, sock, conf, "proxy", "set", "custom", "--address", "127.0.0.1", "--port", str(squid),
+        "--user", "svc-shir", "--auth", "basic", input="pw-1")
+    k = make_key(ir="sales-ir", endpoint="wss://relay.shir.test:%d" % relay.port, hc="sales-ir",
+                 key_name=node_key["keyName"], key=node_key["key"],
+                 tls_pin=spki_pin(h, crt))
+    r = ctl(h, sock, conf, "-rn", "-", input=k)
+    out = r.stdout
+    for want in ("dns      ok       127.0.0.1 resolves to 127.0.0.1; the proxy resolves relay.shir.test",
+                 "proxy    ok       through http://127.0.0.1:%d" % squid,
+                 "tcp      ok       connected to the proxy",
+                 "connect  ok       the proxy opened a tunnel to relay.shir.test:%d (200)" % relay.port,
+                 "tls      ok       certificate of relay.shir.test verified and matches the key's pin",
+                 "listen   ok       the relay accepted the node key (node-key1)",
+                 "registered node"):
+        check(want in out, "missing %r in:\n%s", want, out)
+    with open(h.path("squid", "access.log")) as f:
+        check("CONNECT relay.shir.test:%d" % relay.port in f.read(), "squid saw no CONNECT")
 
 
 if __name__ == "__main__":
