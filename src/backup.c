@@ -75,8 +75,23 @@ backup_create(const char *conf_path, const char *state_dir, const char *password
 	    "credentials"), "credentials"));
 	st = cJSON_AddObjectToObject(o, "settings");
 	if (settings != NULL) {
+		struct conf *c = NULL;
+
 		cJSON_AddStringToObject(st, "shird.conf", settings);
 		sum->settings = 1;
+		/* the custom proxy's password lives in its own 0600 file */
+		if (conf_load_buffer(conf_path, settings, strlen(settings), &c, err) == 0 &&
+		    c->proxy_password_file != NULL && *c->proxy_password_file) {
+			char *pw = NULL;
+			size_t pwlen = 0;
+
+			if (atomicfile_read(c->proxy_password_file, 64 * 1024, &pw, &pwlen, err) == 0) {
+				cJSON_AddStringToObject(st, "proxyPassword", pw);
+				atomicfile_secret_free(pw, pwlen);
+			}
+		}
+		conf_free(c);
+		shir_error_clear(err);
 	}
 	plain = cJSON_PrintUnformatted(o);
 	if (plain == NULL) {
@@ -129,6 +144,8 @@ backup_import(const char *conf_path, const char *state_dir, const char *password
 	struct credstore *cs = NULL;
 	struct registration *reg = NULL;
 	char *raw = NULL, *plain = NULL, *creds = NULL, *regtext = NULL, *settings = NULL;
+	char *pwpath = NULL;
+	cJSON *pwj = NULL;
 	char path[PATH_MAX], tmpdir[PATH_MAX] = "";
 	size_t rawlen = 0, plainlen = 0;
 	cJSON *o = NULL, *r, *c, *st;
@@ -160,6 +177,28 @@ backup_import(const char *conf_path, const char *state_dir, const char *password
 	/* Check every part before writing any. */
 	if (st != NULL && (rc = backup_settings(conf_path, st->valuestring, &settings, err)) != 0)
 		goto out;
+	pwj = cJSON_GetObjectItem(cJSON_GetObjectItem(o, "settings"), "proxyPassword");
+	if (settings != NULL && cJSON_IsString(pwj)) {
+		struct conf *nc = NULL;
+
+		if ((rc = conf_load_buffer(conf_path, settings, strlen(settings), &nc, err)) != 0)
+			goto out;
+		if (nc->proxy_password_file != NULL && *nc->proxy_password_file)
+			pwpath = strdup(nc->proxy_password_file);
+		conf_free(nc);
+		if (pwpath != NULL) {
+			char *slash = strrchr(pwpath, '/');
+			struct stat ds;
+
+			*slash = '\0';
+			if (stat(*pwpath ? pwpath : "/", &ds) != 0 || !S_ISDIR(ds.st_mode)) {
+				rc = shir_error_set(err, SHIR_ENOENT, "the backup's proxy.password_file is in "
+				    "%s, which does not exist here; nothing was changed", pwpath);
+				goto out;
+			}
+			*slash = '/';
+		}
+	}
 	if (cJSON_IsObject(r)) {
 		/* node.json must load: write it to a scratch dir and read it back */
 		regtext = cJSON_Print(r);
@@ -204,6 +243,9 @@ backup_import(const char *conf_path, const char *state_dir, const char *password
 		struct stat sb;
 		mode_t mode = stat(conf_path, &sb) == 0 ? sb.st_mode & 07777 : 0644;
 
+		if (pwpath != NULL && (rc = atomicfile_write(pwpath, pwj->valuestring,
+		    strlen(pwj->valuestring), 0600, err)) != 0)
+			goto out;
 		if ((rc = atomicfile_write(conf_path, settings, strlen(settings), mode, err)) != 0)
 			goto out;
 		sum->settings = 1;
@@ -220,6 +262,7 @@ out:
 	credstore_secret_free(creds);
 	free(regtext);
 	free(settings);
+	free(pwpath);
 	free(raw);
 	return rc;
 }

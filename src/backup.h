@@ -4,7 +4,8 @@
  * Plaintext (JSON): {"format": 1, "created": T, "host": H, "shir": V,
  *   "registration": <node.json object or null>,
  *   "credentials": <the credential store document, with values>,
- *   "settings": {"shird.conf": "<text>"}}
+ *   "settings": {"shird.conf": "<text>",
+ *                "proxyPassword": "<the file named by proxy.password_file>"}}
  *
  * Import checks everything before it writes anything: a wrong password, a
  * changed or truncated file, or a content that does not load (registration,

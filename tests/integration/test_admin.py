@@ -218,6 +218,19 @@ def test_backup_round_trip(h):
     r = ctl(h, sock, conf, "-ibf", h.path("b2.shirbak"), input="pw-2")
     check("imported" in r.stdout, r.stdout)
     p.wait_log(r"event=reload status=done")
+    # the custom proxy's password file travels in the backup too
+    ctl(h, sock, conf, "proxy", "set", "custom", "--address", "p.example", "--port", "3128",
+        "--user", "svc", input="proxy-secret")
+    ctl(h, sock, conf, "backup", "create", h.path("b3.shirbak"), input="pw-3")
+    with open(h.path("b3.shirbak"), "rb") as f:
+        check(b"proxy-secret" not in f.read(), "the proxy password is in the backup in clear")
+    os.unlink(h.path("state", "proxy.password"))
+    ctl(h, sock, conf, "proxy", "set", "none")
+    ctl(h, sock, conf, "backup", "import", h.path("b3.shirbak"), input="pw-3")
+    with open(h.path("state", "proxy.password")) as f:
+        check(f.read() == "proxy-secret", "the proxy password was not restored")
+    check(stat.S_IMODE(os.stat(h.path("state", "proxy.password")).st_mode) == 0o600, "mode")
+    check("mode = custom" in conf_text(conf), conf_text(conf))
 
 
 @test
