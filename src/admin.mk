@@ -45,3 +45,7 @@ FUZZ_TARGETS += tests/fuzz/fuzz_seal
 tests_fuzz_fuzz_seal_SOURCES = tests/fuzz/fuzz_seal.c $(FUZZ_MAIN)
 tests_fuzz_fuzz_seal_LDADD = $(SHIR_LIBS)
 tests_fuzz_fuzz_seal_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
+FUZZ_TARGETS += tests/fuzz/fuzz_registration
+tests_fuzz_fuzz_registration_SOURCES = tests/fuzz/fuzz_registration.c $(FUZZ_MAIN)
+tests_fuzz_fuzz_registration_LDADD = $(SHIR_LIBS)
+tests_fuzz_fuzz_registration_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)

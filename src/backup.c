@@ -146,7 +146,7 @@ backup_import(const char *conf_path, const char *state_dir, const char *password
 	char *raw = NULL, *plain = NULL, *creds = NULL, *regtext = NULL, *settings = NULL;
 	char *pwpath = NULL;
 	cJSON *pwj = NULL;
-	char path[PATH_MAX], tmpdir[PATH_MAX] = "";
+	char path[PATH_MAX];
 	size_t rawlen = 0, plainlen = 0;
 	cJSON *o = NULL, *r, *c, *st;
 	int rc;
@@ -200,26 +200,18 @@ backup_import(const char *conf_path, const char *state_dir, const char *password
 		}
 	}
 	if (cJSON_IsObject(r)) {
-		/* node.json must load: write it to a scratch dir and read it back */
 		regtext = cJSON_Print(r);
-		snprintf(tmpdir, sizeof tmpdir, "%s/.import-XXXXXX", state_dir);
-		if (regtext == NULL || (rc = atomicfile_mkdir(state_dir, err)) != 0 ||
-		    mkdtemp(tmpdir) == NULL) {
-			rc = rc ? rc : shir_error_set(err, SHIR_EIO, "cannot create %s", tmpdir);
-			tmpdir[0] = '\0';
+		if (regtext == NULL) {
+			rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
 			goto out;
 		}
-		snprintf(path, sizeof path, "%s/%s", tmpdir, REGISTRATION_FILE);
-		if ((rc = atomicfile_write(path, regtext, strlen(regtext), 0600, err)) != 0 ||
-		    (rc = registration_load_public(tmpdir, &reg, err)) != 0) {
+		if ((rc = registration_parse(regtext, "the backup's registration", &reg, err)) != 0) {
 			char why[SHIR_ERROR_MSG_MAX / 2];
 
 			snprintf(why, sizeof why, "%.1000s", err->msg);
-			rc = shir_error_set(err, rc, "the backup's registration is not valid (%s); "
-			    "nothing was changed", why);
+			rc = shir_error_set(err, rc, "%s; nothing was changed", why);
 			goto out;
 		}
-		unlink(path);
 		snprintf(sum->ir, sizeof sum->ir, "%s", reg->ir);
 		sum->registered = 1;
 	}
@@ -235,6 +227,8 @@ backup_import(const char *conf_path, const char *state_dir, const char *password
 		goto out;
 	sum->ncredentials = cJSON_GetArraySize(cJSON_GetObjectItem(c, "credentials"));
 	if (regtext != NULL) {
+		if ((rc = atomicfile_mkdir(state_dir, err)) != 0)
+			goto out;
 		snprintf(path, sizeof path, "%s/%s", state_dir, REGISTRATION_FILE);
 		if ((rc = atomicfile_write(path, regtext, strlen(regtext), 0600, err)) != 0)
 			goto out;
@@ -253,8 +247,6 @@ backup_import(const char *conf_path, const char *state_dir, const char *password
 	log_info("admin", "event=backup.imported file=%s credentials=%d registered=%d",
 	    log_q(file), sum->ncredentials, sum->registered);
 out:
-	if (tmpdir[0] != '\0')
-		rmdir(tmpdir);
 	registration_free(reg);
 	credstore_free(cs);
 	credstore_json_free(o);

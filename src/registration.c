@@ -110,24 +110,15 @@ registration_jstr(const cJSON *o, const char *k)
 }
 
 int
-registration_load_public(const char *state_dir, struct registration **out,
+registration_parse(const char *text, const char *what, struct registration **out,
     struct shir_error *err)
 {
 	struct registration *r = NULL;
-	char path[PATH_MAX], *text = NULL;
-	cJSON *o = NULL;
-	int rc, port, tls;
+	cJSON *o = cJSON_Parse(text);
+	int rc = 0, port, tls;
 	char host[256];
 
 	*out = NULL;
-	snprintf(path, sizeof path, "%s/%s", state_dir, REGISTRATION_FILE);
-	rc = atomicfile_read(path, REGISTRATION_FILE_MAX, &text, NULL, err);
-	if (rc == SHIR_ENOENT)
-		return shir_error_set(err, SHIR_ENOENT, "this node is not registered (%s does not "
-		    "exist): run `shirctl register-node KEY`", path);
-	if (rc != 0)
-		return rc;
-	o = cJSON_Parse(text);
 	r = calloc(1, sizeof *r);
 	if (r == NULL) {
 		rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
@@ -135,7 +126,7 @@ registration_load_public(const char *state_dir, struct registration **out,
 	}
 	if (!cJSON_IsObject(o)) {
 		rc = shir_error_set(err, SHIR_EPROTO, "%s is not a JSON object; register the node "
-		    "again with `shirctl register-node KEY`", path);
+		    "again with `shirctl register-node KEY`", what);
 		goto out;
 	}
 	r->node_name = registration_jstr(o, "nodeName");
@@ -147,11 +138,11 @@ registration_load_public(const char *state_dir, struct registration **out,
 	r->registered = (time_t)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "registered"));
 	if (r->ir == NULL || r->endpoint == NULL || r->hc == NULL || r->key_name == NULL) {
 		rc = shir_error_set(err, SHIR_EPROTO, "%s lacks ir, endpoint, hc or keyName; register "
-		    "the node again with `shirctl register-node KEY`", path);
+		    "the node again with `shirctl register-node KEY`", what);
 		goto out;
 	}
 	if (registration_endpoint_hostport(r->endpoint, host, sizeof host, &port, &tls) != 0) {
-		rc = shir_error_set(err, SHIR_EPROTO, "%s: endpoint %s is not a wss:// URL", path,
+		rc = shir_error_set(err, SHIR_EPROTO, "%s: endpoint %s is not a wss:// URL", what,
 		    log_q(r->endpoint));
 		goto out;
 	}
@@ -160,6 +151,25 @@ registration_load_public(const char *state_dir, struct registration **out,
 out:
 	registration_free(r);
 	cJSON_Delete(o);
+	return rc;
+}
+
+int
+registration_load_public(const char *state_dir, struct registration **out,
+    struct shir_error *err)
+{
+	char path[PATH_MAX], *text = NULL;
+	int rc;
+
+	*out = NULL;
+	snprintf(path, sizeof path, "%s/%s", state_dir, REGISTRATION_FILE);
+	rc = atomicfile_read(path, REGISTRATION_FILE_MAX, &text, NULL, err);
+	if (rc == SHIR_ENOENT)
+		return shir_error_set(err, SHIR_ENOENT, "this node is not registered (%s does not "
+		    "exist): run `shirctl register-node KEY`", path);
+	if (rc != 0)
+		return rc;
+	rc = registration_parse(text, path, out, err);
 	free(text);
 	return rc;
 }

@@ -36,9 +36,11 @@ int registration_load(const char *state_dir, struct credstore *cs, struct regist
 /* Stores the key first, then node.json (both atomically). */
 int registration_save(const char *state_dir, struct credstore *cs, const struct registration *r,
     struct shir_error *err);
-/* The key from a registration file, for reading node.json without the store
- * (service-urls). Loads every field but key. */
+/* node.json without the store (service-urls): every field but key. */
 int registration_load_public(const char *state_dir, struct registration **out,
+    struct shir_error *err);
+/* Parses the text of a node.json (what names it in errors). */
+int registration_parse(const char *text, const char *what, struct registration **out,
     struct shir_error *err);
 struct registration *registration_dup(const struct registration *r);
 void registration_free(struct registration *r);
