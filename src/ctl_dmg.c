@@ -105,7 +105,9 @@ ctl_cmd_remote_access(struct ctl_ctx *ctx, int argc, char **argv)
 	char portbuf[16];
 	int enable, port = 0, i, rc;
 
-	if (ctl_admin_is(argv[0], "-era", "-EnableRemoteAccess") && (argc == 2 || argc == 3)) {
+	if ((ctl_admin_is(argv[0], "-era", "-EnableRemoteAccess") ||
+	    ctl_admin_is(argv[0], "-eraic", "-EnableRemoteAccessInContainer")) &&
+	    (argc == 2 || argc == 3)) {
 		enable = 1;
 		port_s = argv[1];
 		cert = argc == 3 ? argv[2] : NULL;

@@ -301,9 +301,11 @@ def test_remote_access(h):
     check("remote_access_cert = %s" % cert in t and "remote_access_port = 8062" in t, t)
     r = ctl(h, sock, conf, "-era", "8063", conf, check_rc=1)
     check("no PEM certificate" in r.stderr, r.stderr)
+    ctl(h, sock, conf, "-eraic", "8064")
+    check("remote_access_port = 8064" in conf_text(conf), conf_text(conf))
     r = ctl(h, sock, conf, "-era", "99999", check_rc=1)
     check("not a TCP port" in r.stderr, r.stderr)
-    check("remote_access_port = 8062" in conf_text(conf), "a refused change was written")
+    check("remote_access_port = 8064" in conf_text(conf), "a refused change was written")
 
 
 @test
