@@ -1,10 +1,12 @@
-/* credwriter: a helper of test_admin.py. "credwriter DIR write" stores the
- * credential "counter" = "value-N" for N = 1, 2, ... as fast as it can and
- * prints N after each committed write; "credwriter DIR check" prints the
- * store's version and the value (or fails with the reason). */
+/* credwriter: a helper of test_admin.py. "credwriter DIR write [NAME [COUNT]]"
+ * stores the credential NAME (default "counter") = "value-N" for N = 1, 2, ...
+ * (COUNT times, default forever) as fast as it can and prints N after each
+ * committed write; "credwriter DIR check" prints the store's version and the
+ * value of "counter" (or fails with the reason). */
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "credstore.h"
@@ -18,8 +20,11 @@ main(int argc, char **argv)
 	uint64_t ver;
 	unsigned long n;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: credwriter DIR write|check\n");
+	const char *name = argc > 3 ? argv[3] : "counter";
+	unsigned long count = argc > 4 ? strtoul(argv[4], NULL, 10) : 0;
+
+	if (argc < 3 || argc > 5) {
+		fprintf(stderr, "usage: credwriter DIR write [NAME [COUNT]] | DIR check\n");
 		return 2;
 	}
 	if (credstore_open(argv[1], &cs, &err) != 0) {
@@ -41,13 +46,15 @@ main(int argc, char **argv)
 		credstore_free(cs);
 		return 0;
 	}
-	for (n = 1;; n++) {
+	for (n = 1; count == 0 || n <= count; n++) {
 		snprintf(val, sizeof val, "value-%lu", n);
-		if (credstore_put(cs, "counter", val, &err) != 0) {
+		if (credstore_put(cs, name, val, &err) != 0) {
 			fprintf(stderr, "%s\n", err.msg);
 			return 1;
 		}
 		printf("%lu\n", n);
 		fflush(stdout);
 	}
+	credstore_free(cs);
+	return 0;
 }

@@ -188,6 +188,23 @@ def test_credentials_survive_kill9(h):
 
 
 @test
+def test_credentials_concurrent_writers(h):
+    """three processes writing at once: no change is lost (the store is locked)"""
+    state = h.path("state")
+    ws = [subprocess.Popen([h.bin("credwriter"), state, "write", "w%d" % i, "40"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for i in range(3)]
+    for w in ws:
+        _, err = w.communicate(timeout=60)
+        check(w.returncode == 0, "a writer failed: %s", err)
+    _, conf, sock = setup(h, start=False)
+    r = ctl(h, sock, conf, "credentials", "list")
+    check("credentials version 120" in r.stdout, r.stdout)
+    for i in range(3):
+        check("w%d " % i in r.stdout, r.stdout)
+    check("version 40 " in r.stdout, r.stdout)
+
+
+@test
 def test_backup_round_trip(h):
     """backup create/import (and -gbf/-ibf): restores credentials and settings"""
     p, conf, sock = setup(h)
