@@ -659,6 +659,17 @@ hosts_file {d}/hosts
     h.write("squid/hosts", "".join("%s %s\n" % (a, n) for n, a in (hosts or {}).items()))
     h.start("squid", [squid, "-N", "-f", cfg])
     wait_port(port)
+
+    def answers_407():
+        # squid answers 500 until its authentication helpers run: wait for a 407
+        import socket
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+                c.sendall(b"CONNECT probe.invalid:443 HTTP/1.1\r\nHost: probe.invalid:443\r\n\r\n")
+                return c.recv(64).startswith(b"HTTP/1.1 407")
+        except OSError:
+            return False
+    wait_until(answers_407, 20, "squid to ask for proxy authentication")
     return port
 
 
