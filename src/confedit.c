@@ -9,6 +9,7 @@
 #include "atomicfile.h"
 #include "conf.h"
 #include "confedit.h"
+#include "log.h"
 
 #define CONFEDIT_LINE_MAX 198	/* the loader's longest line */
 #define CONFEDIT_FILE_MAX (1024 * 1024)
@@ -211,6 +212,29 @@ confedit_apply(const char *name, const char *text, const struct confedit *edits,
 		rc = shir_error_set(err, rc, "the change would make %s invalid, so nothing was "
 		    "written:\n%s", name, why);
 		goto out;
+	}
+	/* A text value must read back as written (" ;" or " #" would start a
+	 * comment, and the loader trims blanks). */
+	for (i = 0; i < n; i++) {
+		size_t nk, k;
+		const struct conf_key *keys = conf_keys(&nk);
+
+		for (k = 0; k < nk && edits[i].value != NULL; k++) {
+			const char *got;
+
+			if (strcmp(keys[k].section, edits[i].section) != 0 ||
+			    strcmp(keys[k].name, edits[i].key) != 0 ||
+			    (keys[k].type != CONF_T_STR && keys[k].type != CONF_T_PATH))
+				continue;
+			got = *(char *const *)((const char *)c + keys[k].offset);
+			if (got == NULL || strcmp(got, edits[i].value) != 0) {
+				rc = shir_error_set(err, SHIR_EINVAL, "%s.%s: the value %s would not read "
+				    "back as written (a ';' or '#' after a blank starts a comment, and "
+				    "blanks at the ends are dropped); nothing was written",
+				    edits[i].section, edits[i].key, log_q(edits[i].value));
+				goto out;
+			}
+		}
 	}
 	*out = cur;
 	cur = NULL;

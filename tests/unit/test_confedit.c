@@ -126,6 +126,14 @@ test_refusals(void **state)
 
 		assert_int_equal(confedit_set(sample, &e, &out, &err), SHIR_EINVAL);
 	}
+	/* a value that would not read back as written */
+	{
+		struct confedit e = { "proxy", "user", "svc ;x" };
+
+		assert_int_equal(confedit_apply("t.conf", sample, &e, 1, &out, &err), SHIR_EINVAL);
+		assert_null(out);
+		assert_non_null(strstr(err.msg, "read back"));
+	}
 	/* the loader refuses the result: nothing comes out */
 	assert_int_equal(confedit_apply("t.conf", sample, &bad_val, 1, &out, &err), SHIR_ECONFIG);
 	assert_null(out);
