@@ -102,6 +102,7 @@ struct hconn {
 	int peer_port;
 	enum hstate st;
 	bool upgrade;		/* the head is an upgrade: hand the connection to ws */
+	bool auth_header_used;	/* Authorization carried the token: do not forward it */
 	struct http1_msg *req;
 	struct ent *ent;
 	struct ctl *ctl;	/* listener chosen for the current request */
@@ -1037,7 +1038,7 @@ tun_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, bool 
 	struct tunnel *t = arg;
 	struct ws *o = other(t, ws);
 
-	if (o == NULL || ws_send_fragment(o, op, d, n, fin) != 0)
+	if (o == NULL || ws_send_frame(o, first ? op : WS_OP_CONT, d, n, fin) != 0)
 		return WS_STREAM;
 	if (ws == t->snd)
 		t->s->m.bytes_to_listener += n;
@@ -1467,7 +1468,7 @@ h_request_json(struct hconn *h, bool with_address, bool body)
 		if (hc_is_hop_header(n) || strcasecmp(n, "ServiceBusAuthorization") == 0 ||
 		    strcasecmp(n, "Expect") == 0)
 			continue;
-		if (strcasecmp(n, "Authorization") == 0 && h->upgrade)	/* used for auth */
+		if (strcasecmp(n, "Authorization") == 0 && h->auth_header_used)
 			continue;
 		hc_headers_add(&r.headers, n, h->req->h[i].value);
 	}
@@ -1626,7 +1627,7 @@ h_dispatch(struct hconn *h)
 		hconn_fail(h, st, why);
 		return;
 	}
-	h->upgrade = ua;	/* reused below: Authorization carried the token */
+	h->auth_header_used = ua;
 	q = hc_strip_query(query ? query : "");
 	if (q != NULL && *q) {
 		size_t l = strlen(h->target);
