@@ -2,12 +2,15 @@
 # decision, CONNECT tunnels (libcurl multi on the event loop). See docs/proxy.md.
 libshir_a_SOURCES += \
 	proxy/proxy.h proxy/proxy_int.h \
-	proxy/proxy_config.c \
+	proxy/proxy_config.c proxy/proxy_dial.c \
 	proxy/proxy_dotnet.c proxy/proxy_dotnet.h \
 	proxy/proxy_noproxy.c proxy/proxy_noproxy.h \
 	proxy/proxy_sysinfo.c proxy/proxy_sysinfo.h
 
-UNIT_TESTS += tests/unit/test_proxy
+UNIT_TESTS += tests/unit/test_proxy tests/unit/test_proxy_dial
+tests_unit_test_proxy_dial_SOURCES = tests/unit/test_proxy_dial.c
+tests_unit_test_proxy_dial_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_proxy_dial_LDADD = $(UNIT_LIBS)
 tests_unit_test_proxy_SOURCES = tests/unit/test_proxy.c
 tests_unit_test_proxy_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_proxy_LDADD = $(UNIT_LIBS)
@@ -26,3 +29,15 @@ shirctl_SOURCES += proxy/ctl_proxy.c
 libshir_a_SOURCES += src/proxy_node.c src/proxy_node.h
 
 INTEGRATION_TESTS += tests/integration/test_proxy.py
+EXTRA_DIST += tests/integration/proxy_helpers.py
+
+# the test and benchmark client of proxy_dial()
+check_PROGRAMS += tests/proxy_dial_client
+tests_proxy_dial_client_SOURCES = tests/proxy_dial_client.c
+tests_proxy_dial_client_LDADD = $(SHIR_LIBS)
+
+# benchmarks (bench/proxy_tunnels.sh uses tests/proxy_dial_client)
+noinst_PROGRAMS += bench/proxy_decide
+bench_proxy_decide_SOURCES = bench/proxy_decide.c
+bench_proxy_decide_LDADD = $(SHIR_LIBS)
+EXTRA_DIST += bench/proxy_tunnels.sh

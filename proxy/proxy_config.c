@@ -83,6 +83,7 @@ struct proxy_config {
 	char *password_file;
 	int auth;		/* conf index any|basic|digest|ntlm|negotiate */
 	int connect_timeout;
+	char *ca_file;		/* to verify https:// proxies; NULL: the system's */
 	char warnings[4096];
 };
 
@@ -351,6 +352,11 @@ pc_new(const struct conf *c)
 	pc->auth = c ? c->proxy_auth : 0;
 	if (pc->auth < 0 || pc->auth > 4)
 		pc->auth = 0;
+	if (c && c->proxy_ca_file && *c->proxy_ca_file &&
+	    (pc->ca_file = strdup(c->proxy_ca_file)) == NULL) {
+		free(pc);
+		return NULL;
+	}
 	return pc;
 }
 
@@ -370,6 +376,7 @@ pc_free(struct proxy_config *pc)
 	free(pc->user);
 	pc_wipe_free(pc->password);
 	free(pc->password_file);
+	free(pc->ca_file);
 	free(pc);
 }
 
@@ -809,8 +816,8 @@ pc_parse_url(const char *url, struct pc_target *t, char *why, size_t wl)
 		return -1;
 	}
 	if (strstr(url, "://") == NULL) {
-		snprintf(why, wl, "%s is not a URL: give it with its scheme, e.g. https://%s/",
-		    log_q(url), log_q(url));
+		snprintf(why, wl, "%.200s is not a URL: give it with its scheme, e.g. "
+		    "https://%.200s/", url, url);
 		goto out;
 	}
 	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
@@ -977,11 +984,23 @@ proxy_decide(const struct proxy_config *pc, const char *url, struct proxy_decisi
 		if (env != NULL && !env->empty)
 			ep = &env->ep;
 	}
+	/* .NET: no proxy address, then local, then the bypass list */
+	if (ep == NULL) {
+		if (pc->have_fixed || !pc->use_env_proxy)
+			pc_direct(d, "no proxy address: the defaultProxy element of %s sets no "
+			    "proxyaddress", pc->dn ? pc->dn->file : "the .NET config");
+		else if (env != NULL)
+			pc_direct(d, "%s is set but empty: no proxy for %s://", env->name, t.scheme);
+		else
+			pc_direct(d, "no proxy for %s:// in the environment (none of %s is set)",
+			    t.scheme, tried);
+		return 0;
+	}
 	if (pc->bypass_on_local && pc_is_local(pc, t.host, why, sizeof why)) {
 		pc_direct(d, "%s", why);
 		return 0;
 	}
-	if (pc->dn != NULL && ep != NULL) {
+	if (pc->dn != NULL) {
 		pcre2_match_data *md = NULL;
 
 		for (i = 0; i < pc->dn->nbypass; i++) {
@@ -1001,24 +1020,13 @@ proxy_decide(const struct proxy_config *pc, const char *url, struct proxy_decisi
 		}
 		pcre2_match_data_free(md);
 	}
-	if (pc->noproxy != NULL && ep != NULL) {
+	if (pc->noproxy != NULL) {
 		char tok[256];
 
 		if (proxy_noproxy_match(pc->noproxy, t.host, tok, sizeof tok)) {
 			pc_direct(d, "%s entry %s matches %s", pc->noproxy_var, tok, t.host);
 			return 0;
 		}
-	}
-	if (ep == NULL) {
-		if (pc->have_fixed || !pc->use_env_proxy)
-			pc_direct(d, "no proxy address: the defaultProxy element of %s sets no "
-			    "proxyaddress", pc->dn ? pc->dn->file : "the .NET config");
-		else if (env != NULL)
-			pc_direct(d, "%s is set but empty: no proxy for %s://", env->name, t.scheme);
-		else
-			pc_direct(d, "no proxy for %s:// in the environment (none of %s is set)",
-			    t.scheme, tried);
-		return 0;
 	}
 	d->direct = 0;
 	d->nproxies = 1;
@@ -1066,6 +1074,12 @@ proxy_config_cred(const struct proxy_config *pc, const char *proxy_url, struct p
 	}
 }
 
+const char *
+proxy_config_ca_file(const struct proxy_config *pc)
+{
+	return pc->ca_file;
+}
+
 static const char *
 pc_kind_name(enum pc_kind k)
 {
@@ -1100,10 +1114,8 @@ proxy_config_describe(const struct proxy_config *pc, cJSON *o)
 	}
 	if (pc->kind == PC_RULES) {
 		cJSON_AddBoolToObject(o, "bypassOnLocal", pc->bypass_on_local);
-		if (pc->bypass_on_local) {
-			cJSON_AddStringToObject(o, "domain", pc->domain);
-			cJSON_AddNumberToObject(o, "ownAddresses", (double)pc->naddrs);
-		}
+		cJSON_AddStringToObject(o, "domain", pc->domain);
+		cJSON_AddNumberToObject(o, "ownAddresses", (double)pc->naddrs);
 		a = cJSON_AddArrayToObject(o, "bypassList");
 		for (i = 0; pc->dn && a && i < pc->dn->nbypass; i++)
 			cJSON_AddItemToArray(a, cJSON_CreateString(pc->dn->bypass[i].pattern));
@@ -1127,6 +1139,8 @@ proxy_config_describe(const struct proxy_config *pc, cJSON *o)
 		cJSON_AddStringToObject(o, "auth", pc_auth_names[pc->auth]);
 	}
 	cJSON_AddNumberToObject(o, "connectTimeout", pc->connect_timeout);
+	if (pc->ca_file)
+		cJSON_AddStringToObject(o, "caFile", pc->ca_file);
 	if (pc->warnings[0])
 		cJSON_AddStringToObject(o, "warnings", pc->warnings);
 }

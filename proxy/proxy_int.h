@@ -15,4 +15,13 @@ struct proxy_cred {
 /* Credentials for a proxy that proxy_decide() returned (its "scheme://host:port"). */
 void proxy_config_cred(const struct proxy_config *pc, const char *proxy_url, struct proxy_cred *out);
 
+/* proxy.ca_file, or NULL for the system's CA store. */
+const char *proxy_config_ca_file(const struct proxy_config *pc);
+
+/* proxy_dial() with a decision made elsewhere (PAC, tests); bad_url: dec.reason
+ * says why the URL could not be decided, and the callback reports it. */
+struct proxy_dial *proxy_dial_decided(struct event_base *base, struct proxy_config *pc,
+    const struct proxy_decision *dec, int bad_url, const char *host, int port, int timeout_s,
+    proxy_dial_cb cb, void *arg);
+
 #endif

@@ -4,9 +4,17 @@ through a real squid (plain, Basic, Digest), a test NTLM proxy, a dead proxy
 and a bypassed destination, checked byte for byte through a TLS echo server."""
 import json
 import os
+import pwd
+import re
 import signal
+import socket
+import subprocess
+import sys
 
-from shirtest import check, main, test, TestFailure
+from shirtest import check, free_port, main, test, wait_until, TestFailure
+
+HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "proxy_helpers.py")
+SQUID_LIBEXEC = "/usr/lib/squid"
 
 NODE_CONF = """\
 [node]
@@ -190,6 +198,300 @@ def test_password_file_mode(h):
     h.run([h.bin("shird"), "-t", "-f", conf], check=0)
     r = ctl(h, "--conf", conf, "proxy", "show")
     check("CORP\\svc" in r.stdout and "s3cret" not in r.stdout, r.stdout)
+
+
+# --- tunnels through a real squid -------------------------------------------
+
+class Squid:
+    def __init__(self, h, auth=None, user="svc", password="right-pw", deny_port=None):
+        self.h = h
+        sq = h.require("squid", "squid")
+        self.dir = h.path("squid")
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port()
+        self.access = os.path.join(self.dir, "access.log")
+        cache = os.path.join(self.dir, "cache.log")
+        lines = [
+            "http_port 127.0.0.1:%d" % self.port,
+            "pid_filename none",
+            "access_log stdio:%s" % self.access,
+            "cache_log %s" % cache,
+            "cache_store_log none",
+            "cache deny all",
+            "cache_mem 8 MB",
+            "coredump_dir %s" % self.dir,
+            "pinger_enable off",
+            "shutdown_lifetime 0 seconds",
+            "logfile_rotate 0",
+        ]
+        if deny_port:
+            lines += ["acl blocked port %d" % deny_port, "http_access deny blocked"]
+        if auth == "basic":
+            h.require("htpasswd", "apache2-utils")
+            pw = os.path.join(self.dir, "htpasswd")
+            h.run(["htpasswd", "-b", "-c", pw, user, password], check=0)
+            lines += ["auth_param basic program %s/basic_ncsa_auth %s" % (SQUID_LIBEXEC, pw),
+                      "auth_param basic realm shir-test"]
+        elif auth == "digest":
+            pw = os.path.join(self.dir, "digest.pw")
+            with open(pw, "w") as f:
+                f.write("%s:%s\n" % (user, password))
+            lines += ["auth_param digest program %s/digest_file_auth %s" % (SQUID_LIBEXEC, pw),
+                      "auth_param digest realm shir-test"]
+        elif auth == "ntlm":
+            lines += ["auth_param ntlm program %s/ntlm_fake_auth" % SQUID_LIBEXEC,
+                      "auth_param ntlm children 2"]
+        if auth:
+            lines += ["acl authed proxy_auth REQUIRED", "http_access allow authed"]
+        else:
+            lines += ["http_access allow localhost"]
+        lines += ["http_access deny all"]
+        conf = os.path.join(self.dir, "squid.conf")
+        with open(conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        # squid drops to the "proxy" user: it must reach and write its dir
+        uid = pwd.getpwnam("proxy").pw_uid
+        os.chmod(h.tmp, 0o755)
+        for root, dirs, files in os.walk(self.dir):
+            os.chown(root, uid, -1)
+            for fn in files:
+                os.chown(os.path.join(root, fn), uid, -1)
+        self.proc = h.start("squid", [sq, "-N", "-f", conf])
+        wait_until(lambda: os.path.exists(cache) and "Accepting HTTP Socket connections"
+                   in open(cache, errors="replace").read(), 20, "squid to accept connections")
+
+    def log(self):
+        try:
+            with open(self.access, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, pattern, timeout=10):
+        rx = re.compile(pattern)
+        return wait_until(lambda: rx.search(self.log()), timeout,
+                          "squid's access log to show /%s/:\n%s" % (pattern, self.log()))
+
+
+def tls_material(h):
+    h.require("openssl", "openssl")
+    cert, key = h.path("cert.pem"), h.path("key.pem")
+    h.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+           "-days", "2", "-subj", "/CN=localhost",
+           "-addext", "subjectAltName=DNS:localhost,DNS:echo.test,IP:127.0.0.1"], check=0)
+    return cert, key
+
+
+def start_helper(h, name, *args):
+    p = h.start(name, [sys.executable, HELPERS] + list(args))
+    m = p.wait_log(r"listening (\d+)")
+    return int(m.group(1))
+
+
+def echo_server(h):
+    cert, key = tls_material(h)
+    return start_helper(h, "echo", "echo", cert, key), cert
+
+
+def dial(h, conf_text, port, cert, url=None, host="127.0.0.1", nbytes=100000, timeout=10,
+         extra=()):
+    conf = h.write("dial.conf", conf_text)
+    url = url or "https://echo.test:%d/" % port
+    r = h.run([h.bin("proxy_dial_client"), "--conf", conf, "--url", url, "--host", host,
+               "--port", str(port), "--ca", cert, "--sni", "localhost", "--bytes", str(nbytes),
+               "--timeout", str(timeout)] + list(extra), timeout=60)
+    return r.returncode, r.stdout.strip(), r.stderr
+
+
+def custom(port, auth="any", user=None, pwfile=None, address="127.0.0.1", extra=""):
+    t = "[proxy]\nmode = custom\naddress = %s\nport = %d\nauth = %s\n" % (address, port, auth)
+    if user:
+        t += "user = %s\n" % user
+    if pwfile:
+        t += "password_file = %s\n" % pwfile
+    return t + extra
+
+
+@test
+def test_tunnel_plain_and_403(h):
+    """a plain CONNECT tunnel through squid carries the bytes; 403 is reported as such"""
+    eport, cert = echo_server(h)
+    blocked = free_port()
+    sq = Squid(h, deny_port=blocked)
+    rc, out, err = dial(h, custom(sq.port), eport, cert, nbytes=300000)
+    check(rc == 0 and out.startswith("OK n=1 bytes=300000"), "dial: %s %s", out, err)
+    sq.wait_log(r"TCP_TUNNEL/200 \d+ CONNECT 127\.0\.0\.1:%d " % eport)
+    rc, out, err = dial(h, custom(sq.port), blocked, cert)
+    check(rc == 1 and "answered 403 Forbidden to CONNECT 127.0.0.1:%d" % blocked in out, out)
+
+
+@test
+def test_tunnel_basic(h):
+    """Basic (basic_ncsa_auth): the right password tunnels, a wrong one gives 407 naming Basic"""
+    eport, cert = echo_server(h)
+    sq = Squid(h, auth="basic")
+    good = h.write("good.pw", "right-pw\n", mode=0o600)
+    bad = h.write("bad.pw", "wrong-pw\n", mode=0o600)
+    for auth in ("any", "basic"):
+        rc, out, err = dial(h, custom(sq.port, auth=auth, user="svc", pwfile=good), eport, cert)
+        check(rc == 0 and out.startswith("OK"), "auth=%s: %s %s", auth, out, err)
+    sq.wait_log(r"TCP_TUNNEL/200 \d+ CONNECT 127\.0\.0\.1:%d svc " % eport)
+    rc, out, err = dial(h, custom(sq.port, user="svc", pwfile=bad), eport, cert)
+    check(rc == 1 and "407 Proxy Authentication Required" in out and "the user 'svc' was refused"
+          in out and "the proxy offers: Basic" in out, out)
+    check("wrong-pw" not in out + err, "the password leaked: %s", out)
+    rc, out, err = dial(h, custom(sq.port), eport, cert)
+    check(rc == 1 and "no proxy user is configured" in out, out)
+
+
+@test
+def test_tunnel_digest(h):
+    """Digest (digest_file_auth): negotiated and explicit; a wrong password gives 407 naming Digest"""
+    eport, cert = echo_server(h)
+    sq = Squid(h, auth="digest")
+    good = h.write("good.pw", "right-pw", mode=0o600)
+    bad = h.write("bad.pw", "nope", mode=0o600)
+    for auth in ("any", "digest"):
+        rc, out, err = dial(h, custom(sq.port, auth=auth, user="svc", pwfile=good), eport, cert)
+        check(rc == 0 and out.startswith("OK"), "auth=%s: %s %s", auth, out, err)
+    sq.wait_log(r"TCP_TUNNEL/200 \d+ CONNECT 127\.0\.0\.1:%d svc " % eport)
+    rc, out, err = dial(h, custom(sq.port, auth="digest", user="svc", pwfile=bad), eport, cert)
+    check(rc == 1 and "407" in out and "the proxy offers: Digest" in out, out)
+
+
+@test
+def test_tunnel_ntlm(h):
+    """NTLM: libcurl's NTLM exchange (type 1/2/3) against squid's ntlm_fake_auth"""
+    eport, cert = echo_server(h)
+    sq = Squid(h, auth="ntlm")
+    pw = h.write("pw", "secret", mode=0o600)
+    rc, out, err = dial(h, custom(sq.port, auth="ntlm", user="CORP\\svc", pwfile=pw), eport, cert)
+    check(rc == 0 and out.startswith("OK"), "ntlm: %s %s", out, err)
+    # ntlm_fake_auth logs the user with its own decoration, e.g. "CORPs\\svcw"
+    sq.wait_log(r"TCP_TUNNEL/200 \d+ CONNECT 127\.0\.0\.1:%d \S*svc\S* " % eport)
+    rc, out, err = dial(h, custom(sq.port, auth="any", user="CORP\\svc", pwfile=pw), eport, cert)
+    check(rc == 0 and out.startswith("OK"), "ntlm negotiated by any: %s %s", out, err)
+    rc, out, err = dial(h, custom(sq.port, auth="basic", user="svc", pwfile=pw), eport, cert)
+    check(rc == 1 and "407" in out and "the proxy offers: NTLM" in out, out)
+
+
+@test
+def test_negotiate_and_ntlm_choice(h):
+    """useDefaultCredentials means Negotiate; without a Kerberos ticket the 407 says what to do;
+    an explicit proxy.auth = ntlm makes libcurl start NTLM"""
+    p = h.start("demand", [sys.executable, HELPERS, "demand", "Negotiate", "NTLM"])
+    port = int(p.wait_log(r"listening (\d+)").group(1))
+    cfg = dotnet(h, "diahost.exe.config", '      <proxy proxyaddress="http://127.0.0.1:%d"/>' % port)
+    conf = NODE_CONF.format(sock=h.path("s"), state=h.path("st"), mode="system", dia=cfg, wp="")
+    env = {"KRB5CCNAME": "FILE:" + h.path("no-ccache")}
+    r = h.run([h.bin("proxy_dial_client"), "--conf", h.write("c1.conf", conf), "--url",
+               "https://relay.example.net/", "--host", "relay.example.net", "--port", "443",
+               "--timeout", "5"], env=env)
+    out = r.stdout
+    check(r.returncode == 1 and "407" in out and "the proxy offers: Negotiate, NTLM" in out and
+          "Kerberos" in out and "useDefaultCredentials" in out, out + r.stderr)
+    p.wait_log(r"request CONNECT auth=")
+    pw = h.write("pw", "secret", mode=0o600)
+    r = h.run([h.bin("proxy_dial_client"), "--conf", h.write("c2.conf", conf +
+               "user = CORP\\svc\npassword_file = %s\nauth = ntlm\n" % pw), "--url",
+               "https://relay.example.net/", "--host", "relay.example.net", "--port", "443",
+               "--timeout", "5"], env=env)
+    check(r.returncode == 1 and "the user 'CORP\\svc' was refused" in r.stdout, r.stdout)
+    p.wait_log(r"request CONNECT auth=NTLM")
+
+
+@test
+def test_https_proxy(h):
+    """an https:// proxy (TLS to the proxy, then CONNECT inside it), verified with proxy.ca_file"""
+    eport, cert = echo_server(h)
+    sq = Squid(h)
+    key = h.path("key.pem")
+    fport = start_helper(h, "tlsfront", "tlsfront", cert, key, str(sq.port))
+    conf = custom(fport, address="https://localhost", extra="ca_file = %s\n" % cert)
+    rc, out, err = dial(h, conf, eport, cert, nbytes=2000000)
+    check(rc == 0 and out.startswith("OK n=1 bytes=2000000"), "https proxy: %s %s", out, err)
+    sq.wait_log(r"TCP_TUNNEL/200 \d+ CONNECT 127\.0\.0\.1:%d " % eport)
+    rc, out, err = dial(h, custom(fport, address="https://localhost"), eport, cert)
+    check(rc == 1 and "TLS to the proxy https://localhost:%d failed" % fport in out, out)
+
+
+@test
+def test_dead_and_silent_proxies(h):
+    """a closed port is refused at once; a proxy that never answers times out at the deadline"""
+    eport, cert = echo_server(h)
+    dead = free_port()
+    rc, out, err = dial(h, custom(dead), eport, cert, timeout=5)
+    check(rc == 1 and "refused the connection" in out and "code=connection refused" in out, out)
+    ms = float(re.search(r"ms=(\d+)", out).group(1))
+    check(ms < 5000, "refused must come before the deadline: %s", out)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    h.on_cleanup(silent.close)
+    rc, out, err = dial(h, custom(silent.getsockname()[1]), eport, cert, timeout=2)
+    ms = float(re.search(r"ms=(\d+)", out).group(1))
+    check(rc == 1 and "timed out after 2 s" in out, out)
+    check(1900 <= ms < 4000, "the deadline was 2 s: %s", out)
+
+
+@test
+def test_socks5_from_environment(h):
+    """all_proxy=socks5h://... from the environment (empty defaultProxy): libcurl's SOCKS5
+    handshake, then the caller's TLS over the taken-over socket"""
+    eport, cert = echo_server(h)
+    p = h.start("socks", [sys.executable, HELPERS, "socks5"])
+    sport = int(p.wait_log(r"listening (\d+)").group(1))
+    cfg = dotnet(h, "diahost.exe.config", "")
+    conf = h.write("c.conf", NODE_CONF.format(sock=h.path("s"), state=h.path("st"), mode="system",
+                                              dia=cfg, wp=""))
+    env = clean_env()
+    env["all_proxy"] = "socks5h://127.0.0.1:%d" % sport
+    r = h.run([h.bin("proxy_dial_client"), "--conf", conf, "--url", "https://echo.test:%d/" % eport,
+               "--host", "localhost", "--port", str(eport), "--ca", cert, "--bytes", "50000"],
+              env=env)
+    check(r.returncode == 0 and r.stdout.startswith("OK"), "%s %s", r.stdout, r.stderr)
+    p.wait_log(r"socks5 connect localhost:%d" % eport)
+
+
+@test
+def test_dns_failure(h):
+    """an unknown proxy host or destination is a DNS failure (in a private network namespace,
+    so no query leaves the machine)"""
+    unshare = h.require("unshare", "util-linux")
+    h.require("ip", "iproute2")
+    conf = h.write("dns.conf", custom(3128, address="proxy.nonexistent.invalid"))
+    none = h.write("none.conf", "[proxy]\nmode = none\n")
+    client = h.bin("proxy_dial_client")
+    for cf, host, want in ((conf, "relay.example.net",
+                            "cannot resolve the proxy http://proxy.nonexistent.invalid:3128 (DNS failure)"),
+                           (none, "relay.nonexistent.invalid",
+                            "cannot resolve relay.nonexistent.invalid (DNS failure)")):
+        r = h.run([unshare, "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", client,
+                   "--conf", cf, "--url", "https://%s/" % host, "--host", host, "--port", "443",
+                   "--timeout", "5"])
+        check(r.returncode == 1 and "code=name resolution failed" in r.stdout and want in r.stdout,
+              "%s %s", r.stdout, r.stderr)
+
+
+@test
+def test_bypass_goes_direct(h):
+    """a destination the bypass list names goes direct: squid's access log shows nothing"""
+    eport, cert = echo_server(h)
+    sq = Squid(h)
+    cfg = dotnet(h, "diahost.exe.config", """      <proxy proxyaddress="http://127.0.0.1:%d"/>
+      <bypasslist>
+        <add address="^https://echo\\.test(:\\d+)?$"/>
+      </bypasslist>""" % sq.port)
+    conf = NODE_CONF.format(sock=h.path("s"), state=h.path("st"), mode="system", dia=cfg, wp="")
+    rc, out, err = dial(h, conf, eport, cert)
+    check(rc == 0 and out.startswith("OK"), "bypassed: %s %s", out, err)
+    r = ctl(h, "proxy", "explain", "https://echo.test:%d/" % eport, "--config", cfg, "--json")
+    check(json.loads(r.stdout)["decision"] == "DIRECT", r.stdout)
+    # the same destination under another name is proxied, and logged
+    rc, out, err = dial(h, conf, eport, cert, url="https://echo.other:%d/" % eport)
+    check(rc == 0 and out.startswith("OK"), "proxied: %s %s", out, err)
+    sq.wait_log(r"CONNECT 127\.0\.0\.1:%d " % eport)
+    check(sq.log().count("CONNECT") == 1, "only the proxied dial may reach squid:\n%s", sq.log())
 
 
 if __name__ == "__main__":
