@@ -116,6 +116,16 @@ ctl_register(struct ctl_ctx *ctx, const char *keyarg, const char *node_name, int
 		if ((keytext = strdup(keyarg)) == NULL)
 			return 1;
 	}
+	if (node_name != NULL) {
+		size_t i, l = strlen(node_name);
+
+		for (i = 0; i < l && (unsigned char)node_name[i] >= 0x20 && node_name[i] != 0x7f; i++)
+			;
+		if (l == 0 || l > 128 || i < l) {
+			fprintf(stderr, "shirctl: a node name has 1 to 128 printable characters\n");
+			goto out;
+		}
+	}
 	if (irkey_decode(keytext, &k, &err) != 0) {
 		fprintf(stderr, "shirctl: this is not a valid node key: %s\n", err.msg);
 		goto out;

@@ -460,6 +460,8 @@ def test_register_offline_and_switch_key(h):
     r = ctl(h, sock, conf, "-rn", "--skip-test", "IR@v1@bm90LWpzb24", check_rc=1)
     check("not a valid node key" in r.stderr, r.stderr)
     key = make_key()
+    r = ctl(h, sock, conf, "-rn", "--skip-test", "-", "x" * 129, input=key, check_rc=1)
+    check("node name" in r.stderr, r.stderr)
     r = ctl(h, sock, conf, "-RegisterNewNode", "--skip-test", "-", "node-x", input=key + "\n")
     check("registered node node-x to integration runtime sales-ir" in r.stdout, r.stdout + r.stderr)
     check("applied to the running shird" in r.stdout, r.stdout)
