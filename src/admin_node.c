@@ -214,11 +214,32 @@ admin_hook_validate(void *arg, const struct conf *newc, struct shir_error *err)
 	return 0;
 }
 
+/* Security switches are logged when they change (the admin's explicit act). */
+static void
+admin_log_security(const struct conf *newc, const struct conf *oldc)
+{
+	if (newc->local_folder_path_validation != oldc->local_folder_path_validation)
+		log_write(newc->local_folder_path_validation ? LOG_LVL_INFO : LOG_LVL_WARN, "admin",
+		    "event=security.changed setting=local_folder_path_validation old=%s new=%s",
+		    oldc->local_folder_path_validation ? "on" : "off",
+		    newc->local_folder_path_validation ? "on" : "off");
+	if (newc->local_machine_access != oldc->local_machine_access)
+		log_write(newc->local_machine_access ? LOG_LVL_WARN : LOG_LVL_INFO, "admin",
+		    "event=security.changed setting=local_machine_access old=%s new=%s",
+		    oldc->local_machine_access ? "on" : "off", newc->local_machine_access ? "on" : "off");
+	if (strcmp(newc->allowed_folders ? newc->allowed_folders : "",
+	    oldc->allowed_folders ? oldc->allowed_folders : "") != 0)
+		log_info("admin", "event=security.changed setting=allowed_folders new=%s",
+		    log_q(newc->allowed_folders ? newc->allowed_folders : ""));
+}
+
 static void
 admin_hook_apply(void *arg, const struct conf *newc, const struct conf *oldc)
 {
 	struct admin_node *a = arg;
 	int changed;
+
+	admin_log_security(newc, oldc);
 
 	if (!a->pending_valid)
 		return;

@@ -348,6 +348,10 @@ def test_local_access_and_folders(h):
         check("%s = %s" % (key, val) in conf_text(conf), "%s:\n%s", argv, conf_text(conf))
     r = ctl(h, sock, conf, "local-machine-access", "show")
     check("disabled" in r.stdout, r.stdout)
+    log = p.log()
+    check("level=warn sub=admin event=security.changed setting=local_folder_path_validation old=on "
+          "new=off" in log, "turning validation off must be logged")
+    check("event=security.changed setting=local_machine_access old=off new=on" in log, "lma log")
     ctl(h, sock, conf, "allowed-folders", "add", "/srv/data/")
     ctl(h, sock, conf, "allowed-folders", "add", "/mnt/share")
     check("allowed_folders = /srv/data:/mnt/share" in conf_text(conf), conf_text(conf))
