@@ -34,6 +34,9 @@ struct conf {
 	int queue_size;
 	int operation_timeout;	/* seconds */
 	int shutdown_timeout;	/* seconds */
+	bool remote_access;	/* node-to-node (high availability: stored, not used yet) */
+	int remote_access_port;
+	char *remote_access_cert;
 	/* [log] */
 	int log_level;		/* enum log_level */
 	char *log_file;

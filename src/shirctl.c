@@ -11,6 +11,7 @@
 
 #include "conf.h"
 #include "ctl_client.h"
+#include "log.h"
 #include "shirctl.h"
 
 struct ctl_cmd {
@@ -38,6 +39,51 @@ static const struct ctl_cmd ctl_cmds[] = {
 	/* authoring (src/ctl_author.c) */
 
 	/* registration, credentials, backups, dmgcmd actions (src/ctl_admin*.c) */
+	{ "register-node", { "-rn", "-RegisterNewNode" }, ctl_cmd_register_node,
+	  "register-node [--skip-test] KEY|- [NODENAME]", "validate a node key, test the "
+	  "connection to its relay, and register (KEY - reads it from stdin)" },
+	{ "switch-key", { "-k", "-Key" }, ctl_cmd_switch_key, "switch-key [--skip-test] KEY|-",
+	  "switch the node to another key (keeps its node name)" },
+	{ "diagnose", { "-ts", "-TroubleShoot" }, ctl_cmd_diagnose,
+	  "diagnose [--json] [--endpoint URL]", "walk DNS, proxy, TCP, CONNECT, TLS and the "
+	  "relay's listen handshake; print where it breaks" },
+	{ "service-urls", { NULL }, ctl_cmd_service_urls,
+	  "service-urls [--resolve] [--format text|json|nftables|iptables|ip6tables]",
+	  "hosts and ports this node needs; --resolve gives firewall allowlist rules" },
+	{ "credentials", { NULL }, ctl_cmd_credentials, "credentials list|set NAME|delete NAME",
+	  "credentials stored on the node; the value is read from stdin or a prompt" },
+	{ "backup", { "-gbf", "-GenerateBackupFile", "-ibf", "-ImportBackupFile" }, ctl_cmd_backup,
+	  "backup create|import FILE", "registration, credentials and settings, encrypted "
+	  "under a password (stdin or prompt)" },
+	{ "remote-access", { "-era", "-EnableRemoteAccess", "-dra", "-DisableRemoteAccess" },
+	  ctl_cmd_remote_access, "remote-access enable --port N [--cert F]|disable|show",
+	  "node-to-node settings (stored; high availability is not built yet)" },
+	{ "remote-access-in-container", { "-eraic", "-EnableRemoteAccessInContainer" },
+	  ctl_cmd_remote_access, "-eraic PORT [CERT]",
+	  "as -era (a container needs no different setting here)" },
+	{ "start", { "-s", "-Start" }, ctl_cmd_service, "start",
+	  "start shird (systemd when present, else in the background)" },
+	{ "stop", { "-t", "-Stop" }, ctl_cmd_service, "stop",
+	  "stop shird (systemd when present, else SIGTERM and wait for the drain)" },
+	{ "restart", { "-r", "-Restart" }, ctl_cmd_service, "restart", "stop, then start shird" },
+	{ "local-machine-access", { "-elma", "-EnableLocalMachineAccess", "-dlma",
+	  "-DisableLocalMachineAccess" }, ctl_cmd_local_machine_access,
+	  "local-machine-access enable|disable|show", "stores on this machine itself" },
+	{ "local-folder-path-validation", { "-EnableLocalFolderPathValidation",
+	  "-DisableLocalFolderPathValidation" }, ctl_cmd_local_folder_path_validation,
+	  "local-folder-path-validation enable|disable|show",
+	  "file stores must lie inside the allowed folders" },
+	{ "allowed-folders", { NULL }, ctl_cmd_allowed_folders,
+	  "allowed-folders list|add DIR|remove DIR|set DIRS", "folders file stores may use" },
+	{ "switch-service-account", { "-ssa", "-SwitchServiceAccount" }, ctl_cmd_service_account,
+	  "switch-service-account", "explains how to change the user shird runs as" },
+	{ "auto-update", { "-tonau", "-TurnOnAutoUpdate", "-toffau", "-TurnOffAutoUpdate" },
+	  ctl_cmd_auto_update, "auto-update", "explains: updates come from the package manager" },
+	{ "upgrade-service", { "-sus", "-StartUpgradeService", "-tus", "-StopUpgradeService" },
+	  ctl_cmd_auto_update, "upgrade-service", "explains: there is no upgrade service" },
+	{ "proxy set", { NULL }, ctl_cmd_proxy_set,
+	  "proxy set none|system|custom --address H --port P [--user U]",
+	  "proxy settings, applied with a reload; the password from stdin or a prompt" },
 
 	{ "version", { NULL }, ctl_cmd_version, "version", "print the version" },
 	{ "help", { NULL }, ctl_cmd_help, "help", "this list" },
@@ -57,16 +103,16 @@ ctl_usage(FILE *f)
 	    "Commands:\n", SHIRD_CONF_DEFAULT);
 	for (i = 0; i < CTL_NCMDS; i++) {
 		const struct ctl_cmd *c = &ctl_cmds[i];
-		char al[64] = "";
-		size_t j;
+		char al[256] = "";
+		size_t j, l = 0;
 
-		for (j = 0; j < 4 && c->aliases[j]; j++) {
-			strcat(al, j ? ", " : " (");
-			strcat(al, c->aliases[j]);
-		}
-		if (*al)
-			strcat(al, ")");
-		fprintf(f, "  %-34s %s%s\n", c->usage, c->help, al);
+		for (j = 0; j < 4 && c->aliases[j]; j++)
+			l += (size_t)snprintf(al + l, sizeof al - l, "%s%s", j ? ", " : "\n      also ",
+			    c->aliases[j]);
+		if (strlen(c->usage) > 34)
+			fprintf(f, "  %s\n  %-34s %s%s\n", c->usage, "", c->help, al);
+		else
+			fprintf(f, "  %-34s %s%s\n", c->usage, c->help, al);
 	}
 	fprintf(f, "\nSee shirctl(8).\n");
 }
@@ -207,17 +253,27 @@ ctl_cmd_reload(struct ctl_ctx *ctx, int argc, char **argv)
 	return rc;
 }
 
+/* Commands are one word ("status"), a dmgcmd flag (case-insensitive), or two
+ * words ("proxy set"), which win over a one-word command of the same start. */
 static const struct ctl_cmd *
-ctl_find(const char *name)
+ctl_find(int argc, char **argv, int i)
 {
-	size_t i, j;
+	const char *name = argv[i];
+	size_t k, j;
 
-	for (i = 0; i < CTL_NCMDS; i++) {
-		if (strcmp(ctl_cmds[i].name, name) == 0)
-			return &ctl_cmds[i];
-		for (j = 0; j < 4 && ctl_cmds[i].aliases[j]; j++)
-			if (strcasecmp(ctl_cmds[i].aliases[j], name) == 0)
-				return &ctl_cmds[i];
+	for (k = 0; k < CTL_NCMDS; k++) {
+		const char *n = ctl_cmds[k].name, *sp = strchr(n, ' ');
+
+		if (sp != NULL && i + 1 < argc && strlen(name) == (size_t)(sp - n) &&
+		    strncmp(n, name, (size_t)(sp - n)) == 0 && strcmp(sp + 1, argv[i + 1]) == 0)
+			return &ctl_cmds[k];
+	}
+	for (k = 0; k < CTL_NCMDS; k++) {
+		if (strcmp(ctl_cmds[k].name, name) == 0)
+			return &ctl_cmds[k];
+		for (j = 0; j < 4 && ctl_cmds[k].aliases[j]; j++)
+			if (strcasecmp(ctl_cmds[k].aliases[j], name) == 0)
+				return &ctl_cmds[k];
 	}
 	return NULL;
 }
@@ -245,7 +301,7 @@ main(int argc, char **argv)
 			return 0;
 		} else if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
 			return ctl_cmd_version(&ctx, 0, NULL);
-		} else if (ctl_find(argv[i]) != NULL) {
+		} else if (ctl_find(argc, argv, i) != NULL) {
 			break;	/* a dmgcmd-style flag command such as -rn */
 		} else {
 			fprintf(stderr, "shirctl: unknown option %s\n", argv[i]);
@@ -257,12 +313,14 @@ main(int argc, char **argv)
 		ctl_usage(stderr);
 		return 2;
 	}
-	cmd = ctl_find(argv[i]);
+	cmd = ctl_find(argc, argv, i);
 	if (cmd == NULL) {
 		fprintf(stderr, "shirctl: unknown command %s (see shirctl --help)\n", argv[i]);
 		return 2;
 	}
 	ctx.socket = ctl_client_socket(sock_opt, ctx.shird_conf);
+	/* shirctl prints its own results; the library's info lines would be noise */
+	log_set_level(LOG_LVL_WARN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	rc = cmd->fn(&ctx, argc - i, argv + i);
 	curl_global_cleanup();

@@ -18,6 +18,22 @@ int ctl_cmd_reload(struct ctl_ctx *ctx, int argc, char **argv);
 /* proxy (proxy/ctl_proxy.c) */
 int ctl_cmd_proxy(struct ctl_ctx *ctx, int argc, char **argv);
 
+/* admin (src/ctl_admin.c, src/ctl_dmg.c, src/ctl_net.c) */
+int ctl_cmd_register_node(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_switch_key(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_diagnose(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_service_urls(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_credentials(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_backup(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_remote_access(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_service(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_local_machine_access(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_local_folder_path_validation(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_allowed_folders(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_service_account(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_auto_update(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_proxy_set(struct ctl_ctx *ctx, int argc, char **argv);
+
 /* Helpers for commands. */
 int ctl_has_flag(int argc, char **argv, const char *flag);
 void ctl_die_usage(const char *cmd, const char *usage);

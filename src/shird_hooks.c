@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include "admin_node.h"
 #include "log.h"
 #include "node.h"
 #include "proxy_node.h"
@@ -29,10 +30,13 @@ shird_hook_start(struct node *n, struct shir_error *err)
 	/* authoring: worker pool and /v1 routes */
 
 	/* admin: credentials routes, registration state */
+	if (admin_node_start(n, err) != 0)
+		return err->code;
 
 	/* listener: start the control channels (replaces the lines below) */
 
-	if (c->relay_endpoint == NULL || !*c->relay_endpoint) {
+	if ((c->relay_endpoint == NULL || !*c->relay_endpoint) &&
+	    node_ext(n, NODE_EXT_REGISTRATION) == NULL) {
 		node_set_status(n, NODE_NEEDS_REGISTRATION,
 		    "no relay channel is configured: register the node with "
 		    "`shirctl register-node KEY` or set [relay] in shird.conf");
@@ -54,6 +58,9 @@ void
 shird_hook_stop(struct node *n)
 {
 	/* each subsystem frees its state, in reverse order of start */
+
+	/* admin */
+	admin_node_stop(n);
 
 	/* proxy */
 	proxy_node_stop(n);

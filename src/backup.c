@@ -1,0 +1,260 @@
+#include "config.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "atomicfile.h"
+#include "backup.h"
+#include "conf.h"
+#include "confedit.h"
+#include "credstore.h"
+#include "log.h"
+#include "registration.h"
+#include "seal.h"
+
+#define BACKUP_FILE_MAX (32u * 1024 * 1024)
+
+int
+backup_create(const char *conf_path, const char *state_dir, const char *password, int log2n,
+    const char *file, struct backup_summary *sum, struct shir_error *err)
+{
+	struct credstore *cs = NULL;
+	char path[PATH_MAX], host[256] = "", *creds = NULL, *reg = NULL, *settings = NULL;
+	char *plain = NULL;
+	uint8_t *sealed = NULL;
+	size_t sealedlen = 0;
+	cJSON *o = NULL, *st;
+	int rc;
+
+	memset(sum, 0, sizeof *sum);
+	if ((rc = credstore_open(state_dir, &cs, err)) != 0 ||
+	    (rc = credstore_export(cs, &creds, err)) != 0)
+		goto out;
+	snprintf(path, sizeof path, "%s/%s", state_dir, REGISTRATION_FILE);
+	rc = atomicfile_read(path, 64 * 1024, &reg, NULL, err);
+	if (rc != 0 && rc != SHIR_ENOENT)
+		goto out;
+	rc = atomicfile_read(conf_path, 1024 * 1024, &settings, NULL, err);
+	if (rc != 0 && rc != SHIR_ENOENT)
+		goto out;
+	rc = 0;
+	gethostname(host, sizeof host - 1);
+	o = cJSON_CreateObject();
+	if (o == NULL) {
+		rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
+		goto out;
+	}
+	cJSON_AddNumberToObject(o, "format", 1);
+	cJSON_AddNumberToObject(o, "created", (double)time(NULL));
+	cJSON_AddStringToObject(o, "host", host);
+	cJSON_AddStringToObject(o, "shir", PACKAGE_VERSION);
+	if (reg != NULL) {
+		cJSON *r = cJSON_Parse(reg);
+
+		if (r == NULL) {
+			rc = shir_error_set(err, SHIR_EPROTO, "%s is not valid JSON; fix or re-register "
+			    "before a backup", path);
+			goto out;
+		}
+		cJSON_AddItemToObject(o, "registration", r);
+		sum->registered = 1;
+		snprintf(sum->ir, sizeof sum->ir, "%s",
+		    cJSON_GetStringValue(cJSON_GetObjectItem(r, "ir")) ?: "");
+	} else {
+		cJSON_AddNullToObject(o, "registration");
+	}
+	cJSON_AddItemToObject(o, "credentials", cJSON_Parse(creds));
+	sum->ncredentials = cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(o,
+	    "credentials"), "credentials"));
+	st = cJSON_AddObjectToObject(o, "settings");
+	if (settings != NULL) {
+		struct conf *c = NULL;
+
+		cJSON_AddStringToObject(st, "shird.conf", settings);
+		sum->settings = 1;
+		/* the custom proxy's password lives in its own 0600 file */
+		if (conf_load_buffer(conf_path, settings, strlen(settings), &c, err) == 0 &&
+		    c->proxy_password_file != NULL && *c->proxy_password_file) {
+			char *pw = NULL;
+			size_t pwlen = 0;
+
+			if (atomicfile_read(c->proxy_password_file, 64 * 1024, &pw, &pwlen, err) == 0) {
+				cJSON_AddStringToObject(st, "proxyPassword", pw);
+				atomicfile_secret_free(pw, pwlen);
+			}
+		}
+		conf_free(c);
+		shir_error_clear(err);
+	}
+	plain = cJSON_PrintUnformatted(o);
+	if (plain == NULL) {
+		rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = seal_with_password(password, log2n, SEAL_PURPOSE_BACKUP, plain, strlen(plain),
+	    &sealed, &sealedlen, err)) != 0)
+		goto out;
+	if ((rc = atomicfile_write(file, sealed, sealedlen, 0600, err)) != 0)
+		goto out;
+	log_info("admin", "event=backup.created file=%s credentials=%d registered=%d",
+	    log_q(file), sum->ncredentials, sum->registered);
+out:
+	credstore_json_free(o);
+	credstore_secret_free(plain);
+	credstore_secret_free(creds);
+	free(reg);
+	free(settings);
+	free(sealed);
+	credstore_free(cs);
+	return rc;
+}
+
+/* The backup's shird.conf, with this node's state_dir and control_socket. */
+static int
+backup_settings(const char *conf_path, const char *text, char **out, struct shir_error *err)
+{
+	struct conf *cur = NULL;
+	struct confedit ed[2];
+	int rc;
+
+	*out = NULL;
+	rc = conf_load_file(conf_path, &cur, err);
+	if (rc == SHIR_ENOENT)
+		cur = conf_new_defaults(), rc = 0;
+	if (rc != 0 || cur == NULL)
+		return rc ? rc : shir_error_set(err, SHIR_ENOMEM, "out of memory");
+	ed[0] = (struct confedit){ "node", "state_dir", cur->state_dir };
+	ed[1] = (struct confedit){ "node", "control_socket", cur->control_socket };
+	rc = confedit_apply("the backup's shird.conf", text, ed, 2, out, err);
+	conf_free(cur);
+	return rc;
+}
+
+int
+backup_import(const char *conf_path, const char *state_dir, const char *password,
+    const char *file, struct backup_summary *sum, struct shir_error *err)
+{
+	struct credstore *cs = NULL;
+	struct registration *reg = NULL;
+	char *raw = NULL, *plain = NULL, *creds = NULL, *regtext = NULL, *settings = NULL;
+	char *pwpath = NULL;
+	cJSON *pwj = NULL;
+	char path[PATH_MAX];
+	size_t rawlen = 0, plainlen = 0;
+	cJSON *o = NULL, *r, *c, *st;
+	int rc;
+
+	memset(sum, 0, sizeof *sum);
+	if ((rc = atomicfile_read(file, BACKUP_FILE_MAX, &raw, &rawlen, err)) != 0)
+		goto out;
+	rc = seal_open_password(password, SEAL_PURPOSE_BACKUP, (const uint8_t *)raw, rawlen,
+	    &plain, &plainlen, err);
+	if (rc != 0) {
+		char why[SHIR_ERROR_MSG_MAX / 2];
+
+		snprintf(why, sizeof why, "%.1000s", err->msg);
+		rc = shir_error_set(err, rc, "%s: %s; nothing was changed", file, why);
+		goto out;
+	}
+	o = cJSON_ParseWithLength(plain, plainlen);
+	r = cJSON_GetObjectItem(o, "registration");
+	c = cJSON_GetObjectItem(o, "credentials");
+	st = cJSON_GetObjectItem(cJSON_GetObjectItem(o, "settings"), "shird.conf");
+	if (!cJSON_IsObject(o) || cJSON_GetNumberValue(cJSON_GetObjectItem(o, "format")) != 1 ||
+	    !cJSON_IsObject(c) || (r != NULL && !cJSON_IsNull(r) && !cJSON_IsObject(r)) ||
+	    (st != NULL && !cJSON_IsString(st))) {
+		rc = shir_error_set(err, SHIR_EPROTO, "%s decrypts but is not a shir backup of a "
+		    "known format; nothing was changed", file);
+		goto out;
+	}
+	/* Check every part before writing any. */
+	if (st != NULL && (rc = backup_settings(conf_path, st->valuestring, &settings, err)) != 0)
+		goto out;
+	pwj = cJSON_GetObjectItem(cJSON_GetObjectItem(o, "settings"), "proxyPassword");
+	if (settings != NULL && cJSON_IsString(pwj)) {
+		struct conf *nc = NULL;
+
+		if ((rc = conf_load_buffer(conf_path, settings, strlen(settings), &nc, err)) != 0)
+			goto out;
+		if (nc->proxy_password_file != NULL && *nc->proxy_password_file)
+			pwpath = strdup(nc->proxy_password_file);
+		conf_free(nc);
+		if (pwpath != NULL) {
+			char *slash = strrchr(pwpath, '/');
+			struct stat ds;
+
+			*slash = '\0';
+			if (stat(*pwpath ? pwpath : "/", &ds) != 0 || !S_ISDIR(ds.st_mode)) {
+				rc = shir_error_set(err, SHIR_ENOENT, "the backup's proxy.password_file is in "
+				    "%s, which does not exist here; nothing was changed", pwpath);
+				goto out;
+			}
+			*slash = '/';
+		}
+	}
+	if (cJSON_IsObject(r)) {
+		regtext = cJSON_Print(r);
+		if (regtext == NULL) {
+			rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
+			goto out;
+		}
+		if ((rc = registration_parse(regtext, "the backup's registration", &reg, err)) != 0) {
+			char why[SHIR_ERROR_MSG_MAX / 2];
+
+			snprintf(why, sizeof why, "%.1000s", err->msg);
+			rc = shir_error_set(err, rc, "%s; nothing was changed", why);
+			goto out;
+		}
+		snprintf(sum->ir, sizeof sum->ir, "%s", reg->ir);
+		sum->registered = 1;
+	}
+	creds = cJSON_PrintUnformatted(c);
+	if (creds == NULL) {
+		rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* Write: credentials (checked again inside, before it writes), then
+	 * node.json, then shird.conf. */
+	if ((rc = credstore_open(state_dir, &cs, err)) != 0 ||
+	    (rc = credstore_import(cs, creds, err)) != 0)
+		goto out;
+	sum->ncredentials = cJSON_GetArraySize(cJSON_GetObjectItem(c, "credentials"));
+	if (regtext != NULL) {
+		if ((rc = atomicfile_mkdir(state_dir, err)) != 0)
+			goto out;
+		snprintf(path, sizeof path, "%s/%s", state_dir, REGISTRATION_FILE);
+		if ((rc = atomicfile_write(path, regtext, strlen(regtext), 0600, err)) != 0)
+			goto out;
+	}
+	if (settings != NULL) {
+		struct stat sb;
+		mode_t mode = stat(conf_path, &sb) == 0 ? sb.st_mode & 07777 : 0644;
+
+		if (pwpath != NULL && (rc = atomicfile_write(pwpath, pwj->valuestring,
+		    strlen(pwj->valuestring), 0600, err)) != 0)
+			goto out;
+		if ((rc = atomicfile_write(conf_path, settings, strlen(settings), mode, err)) != 0)
+			goto out;
+		sum->settings = 1;
+	}
+	log_info("admin", "event=backup.imported file=%s credentials=%d registered=%d",
+	    log_q(file), sum->ncredentials, sum->registered);
+out:
+	registration_free(reg);
+	credstore_free(cs);
+	credstore_json_free(o);
+	seal_plain_free(plain, plainlen);
+	credstore_secret_free(creds);
+	free(regtext);
+	free(settings);
+	free(pwpath);
+	free(raw);
+	return rc;
+}

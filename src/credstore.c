@@ -1,0 +1,483 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <openssl/crypto.h>
+
+#include "atomicfile.h"
+#include "credstore.h"
+#include "log.h"
+#include "machinekey.h"
+#include "seal.h"
+
+#define CREDSTORE_FILE_MAX (16u * 1024 * 1024)
+
+struct credstore {
+	char *path;
+	char *lockpath;
+	uint8_t key[MACHINEKEY_LEN];
+};
+
+int
+credstore_name_check(const char *name, int allow_reserved, struct shir_error *err)
+{
+	size_t i, n = strlen(name);
+
+	if (n == 0 || n > CREDSTORE_NAME_MAX)
+		return shir_error_set(err, SHIR_EINVAL,
+		    "a credential name has 1 to %d characters", CREDSTORE_NAME_MAX);
+	for (i = 0; i < n; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '.' || c == '_' || c == '-'))
+			return shir_error_set(err, SHIR_EINVAL, "credential name %s: only letters, "
+			    "digits, '.', '_' and '-' are allowed", log_q(name));
+	}
+	if (name[0] == '_' && !allow_reserved)
+		return shir_error_set(err, SHIR_EPERM, "credential names starting with '_' are "
+		    "reserved for the node itself");
+	return 0;
+}
+
+int
+credstore_open(const char *state_dir, struct credstore **out, struct shir_error *err)
+{
+	struct credstore *cs = NULL;
+	int rc;
+
+	*out = NULL;
+	cs = calloc(1, sizeof *cs);
+	if (cs == NULL)
+		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
+	if (asprintf(&cs->path, "%s/%s", state_dir, CREDSTORE_FILE) < 0 ||
+	    asprintf(&cs->lockpath, "%s/%s.lock", state_dir, CREDSTORE_FILE) < 0) {
+		cs->path = cs->lockpath = NULL;
+		rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = machinekey_load(state_dir, 1, cs->key, err)) != 0)
+		goto out;
+	*out = cs;
+	cs = NULL;
+out:
+	credstore_free(cs);
+	return rc;
+}
+
+void
+credstore_free(struct credstore *cs)
+{
+	if (cs == NULL)
+		return;
+	OPENSSL_cleanse(cs->key, sizeof cs->key);
+	free(cs->path);
+	free(cs->lockpath);
+	free(cs);
+}
+
+void
+credstore_secret_free(char *secret)
+{
+	if (secret != NULL)
+		atomicfile_secret_free(secret, strlen(secret));
+}
+
+/* Wipes every string of a document, then frees it. */
+static void
+credstore_doc_wipe(cJSON *o)
+{
+	cJSON *c;
+
+	if (o == NULL)
+		return;
+	if (cJSON_IsString(o) && o->valuestring != NULL)
+		OPENSSL_cleanse(o->valuestring, strlen(o->valuestring));
+	for (c = o->child; c != NULL; c = c->next)
+		credstore_doc_wipe(c);
+}
+
+void
+credstore_json_free(cJSON *doc)
+{
+	credstore_doc_wipe(doc);
+	cJSON_Delete(doc);
+}
+
+static void
+credstore_doc_free(cJSON *doc)
+{
+	credstore_doc_wipe(doc);
+	cJSON_Delete(doc);
+}
+
+/* Checks a plaintext document: {"format":1,"version":N,"credentials":[...]} */
+static int
+credstore_doc_check(cJSON *doc, struct shir_error *err)
+{
+	cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "version");
+	cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "credentials"), *e, *f;
+	int n = 0;
+
+	if (!cJSON_IsObject(doc) || !cJSON_IsNumber(v) || v->valuedouble < 0 ||
+	    !cJSON_IsArray(list))
+		return shir_error_set(err, SHIR_EPROTO, "the credentials document is malformed");
+	cJSON_ArrayForEach(e, list) {
+		const char *fields[] = { "name", "value" };
+		size_t i;
+
+		if (++n > CREDSTORE_MAX_ENTRIES)
+			return shir_error_set(err, SHIR_ETOOBIG, "more than %d credentials",
+			    CREDSTORE_MAX_ENTRIES);
+		for (i = 0; i < 2; i++) {
+			f = cJSON_GetObjectItemCaseSensitive(e, fields[i]);
+			if (!cJSON_IsString(f))
+				return shir_error_set(err, SHIR_EPROTO,
+				    "a credential in the document has no %s", fields[i]);
+		}
+		if (credstore_name_check(cJSON_GetObjectItemCaseSensitive(e, "name")->valuestring, 1,
+		    err) != 0)
+			return SHIR_EPROTO;
+		if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "version")))
+			cJSON_AddNumberToObject(e, "version", 1);
+		if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "updated")))
+			cJSON_AddNumberToObject(e, "updated", 0);
+	}
+	return 0;
+}
+
+/* Loads and decrypts the file; a missing file is an empty store. */
+static int
+credstore_load(struct credstore *cs, cJSON **out, struct shir_error *err)
+{
+	char *raw = NULL, *plain = NULL;
+	size_t rawlen = 0, plainlen = 0;
+	cJSON *doc = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = atomicfile_read(cs->path, CREDSTORE_FILE_MAX, &raw, &rawlen, err);
+	if (rc == SHIR_ENOENT) {
+		doc = cJSON_Parse("{\"format\":1,\"version\":0,\"credentials\":[]}");
+		if (doc == NULL)
+			return shir_error_set(err, SHIR_ENOMEM, "out of memory");
+		*out = doc;
+		shir_error_clear(err);
+		return 0;
+	}
+	if (rc != 0)
+		return rc;
+	rc = seal_open_key(cs->key, SEAL_PURPOSE_CREDENTIALS, (const uint8_t *)raw, rawlen, &plain,
+	    &plainlen, err);
+	if (rc != 0) {
+		char why[SHIR_ERROR_MSG_MAX / 2];
+
+		snprintf(why, sizeof why, "%.1000s", err->msg);
+		shir_error_set(err, rc, "%s cannot be read: %s", cs->path, why);
+		goto out;
+	}
+	doc = cJSON_ParseWithLength(plain, plainlen);
+	if (doc == NULL || (rc = credstore_doc_check(doc, err)) != 0) {
+		rc = shir_error_set(err, SHIR_EPROTO, "%s decrypts but its content is malformed",
+		    cs->path);
+		goto out;
+	}
+	*out = doc;
+	doc = NULL;
+out:
+	credstore_doc_free(doc);
+	seal_plain_free(plain, plainlen);
+	free(raw);
+	return rc;
+}
+
+static int
+credstore_save(struct credstore *cs, cJSON *doc, struct shir_error *err)
+{
+	uint8_t *sealed = NULL;
+	size_t sealedlen = 0;
+	char *text = cJSON_PrintUnformatted(doc);
+	int rc;
+
+	if (text == NULL)
+		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
+	rc = seal_with_key(cs->key, SEAL_PURPOSE_CREDENTIALS, text, strlen(text), &sealed,
+	    &sealedlen, err);
+	credstore_secret_free(text);
+	if (rc == 0)
+		rc = atomicfile_write(cs->path, sealed, sealedlen, 0600, err);
+	free(sealed);
+	return rc;
+}
+
+static int
+credstore_lock(struct credstore *cs, struct shir_error *err)
+{
+	int fd = open(cs->lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd < 0)
+		return shir_error_set(err, errno == EACCES ? SHIR_EPERM : SHIR_EIO,
+		    "cannot open the lock %s: %s", cs->lockpath, strerror(errno));
+	while (flock(fd, LOCK_EX) != 0) {
+		if (errno != EINTR) {
+			close(fd);
+			return shir_error_set(err, SHIR_EIO, "cannot lock %s: %s", cs->lockpath,
+			    strerror(errno));
+		}
+	}
+	return fd;
+}
+
+static cJSON *
+credstore_find(cJSON *doc, const char *name)
+{
+	cJSON *e;
+
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(doc, "credentials")) {
+		if (strcmp(cJSON_GetObjectItemCaseSensitive(e, "name")->valuestring, name) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static uint64_t
+credstore_doc_version(cJSON *doc)
+{
+	return (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(doc, "version"));
+}
+
+static void
+credstore_set_number(cJSON *o, const char *k, double v)
+{
+	cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	if (it != NULL)
+		cJSON_SetNumberValue(it, v);
+	else
+		cJSON_AddNumberToObject(o, k, v);
+}
+
+int
+credstore_get(struct credstore *cs, const char *name, char **secret, struct shir_error *err)
+{
+	cJSON *doc = NULL, *e;
+	int rc;
+
+	*secret = NULL;
+	if ((rc = credstore_name_check(name, 1, err)) != 0)
+		return rc;
+	if ((rc = credstore_load(cs, &doc, err)) != 0)
+		return rc;
+	e = credstore_find(doc, name);
+	if (e == NULL) {
+		rc = shir_error_set(err, SHIR_ENOENT, "no credential named %s is stored on this node",
+		    name);
+		goto out;
+	}
+	*secret = strdup(cJSON_GetObjectItemCaseSensitive(e, "value")->valuestring);
+	if (*secret == NULL)
+		rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
+out:
+	credstore_doc_free(doc);
+	return rc;
+}
+
+/* The common shape of a change: lock, load, change, bump the version, save. */
+static int
+credstore_change(struct credstore *cs, const char *name, const char *value,
+    struct shir_error *err)
+{
+	cJSON *doc = NULL, *e, *list;
+	uint64_t v;
+	int lockfd, rc;
+
+	if ((lockfd = credstore_lock(cs, err)) < 0)
+		return lockfd;
+	if ((rc = credstore_load(cs, &doc, err)) != 0)
+		goto out;
+	list = cJSON_GetObjectItemCaseSensitive(doc, "credentials");
+	e = credstore_find(doc, name);
+	v = credstore_doc_version(doc) + 1;
+	if (value == NULL) {
+		if (e == NULL) {
+			rc = shir_error_set(err, SHIR_ENOENT,
+			    "no credential named %s is stored on this node", name);
+			goto out;
+		}
+		cJSON_DetachItemViaPointer(list, e);
+		credstore_doc_free(e);
+	} else if (e != NULL) {
+		cJSON *val = cJSON_GetObjectItemCaseSensitive(e, "value");
+
+		OPENSSL_cleanse(val->valuestring, strlen(val->valuestring));
+		if (cJSON_ReplaceItemInObjectCaseSensitive(e, "value", cJSON_CreateString(value)) == 0) {
+			rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
+			goto out;
+		}
+		credstore_set_number(e, "version",
+		    cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(e, "version")) + 1);
+		credstore_set_number(e, "updated", (double)time(NULL));
+	} else {
+		if (cJSON_GetArraySize(list) >= CREDSTORE_MAX_ENTRIES) {
+			rc = shir_error_set(err, SHIR_ETOOBIG, "the node already stores %d credentials, "
+			    "the most it keeps; delete one first", CREDSTORE_MAX_ENTRIES);
+			goto out;
+		}
+		e = cJSON_CreateObject();
+		if (e == NULL || cJSON_AddStringToObject(e, "name", name) == NULL ||
+		    cJSON_AddStringToObject(e, "value", value) == NULL ||
+		    cJSON_AddNumberToObject(e, "version", 1) == NULL ||
+		    cJSON_AddNumberToObject(e, "updated", (double)time(NULL)) == NULL) {
+			credstore_doc_free(e);
+			rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
+			goto out;
+		}
+		cJSON_AddItemToArray(list, e);
+	}
+	credstore_set_number(doc, "version", (double)v);
+	if ((rc = credstore_save(cs, doc, err)) != 0)
+		goto out;
+	log_info("admin", "event=credential.%s name=%s store_version=%llu",
+	    value ? "stored" : "deleted", log_q(name), (unsigned long long)v);
+out:
+	credstore_doc_free(doc);
+	close(lockfd);
+	return rc;
+}
+
+int
+credstore_put(struct credstore *cs, const char *name, const char *value, struct shir_error *err)
+{
+	int rc;
+
+	if ((rc = credstore_name_check(name, 1, err)) != 0)
+		return rc;
+	if (strlen(value) > CREDSTORE_VALUE_MAX)
+		return shir_error_set(err, SHIR_ETOOBIG, "a credential value is at most %d bytes",
+		    CREDSTORE_VALUE_MAX);
+	return credstore_change(cs, name, value, err);
+}
+
+int
+credstore_delete(struct credstore *cs, const char *name, struct shir_error *err)
+{
+	int rc;
+
+	if ((rc = credstore_name_check(name, 1, err)) != 0)
+		return rc;
+	return credstore_change(cs, name, NULL, err);
+}
+
+static int
+credstore_info_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct credstore_info *)a)->name,
+	    ((const struct credstore_info *)b)->name);
+}
+
+int
+credstore_list(struct credstore *cs, int with_reserved, struct credstore_info **out, size_t *n,
+    struct shir_error *err)
+{
+	struct credstore_info *v = NULL;
+	cJSON *doc = NULL, *e;
+	size_t k = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = credstore_load(cs, &doc, err)) != 0)
+		return rc;
+	v = calloc((size_t)cJSON_GetArraySize(cJSON_GetObjectItem(doc, "credentials")) + 1,
+	    sizeof *v);
+	if (v == NULL) {
+		rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
+		goto out;
+	}
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(doc, "credentials")) {
+		const char *name = cJSON_GetObjectItemCaseSensitive(e, "name")->valuestring;
+
+		if (name[0] == '_' && !with_reserved)
+			continue;
+		snprintf(v[k].name, sizeof v[k].name, "%s", name);
+		v[k].version = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(e, "version"));
+		v[k].updated = (time_t)cJSON_GetNumberValue(cJSON_GetObjectItem(e, "updated"));
+		k++;
+	}
+	qsort(v, k, sizeof *v, credstore_info_cmp);
+	*out = v;
+	*n = k;
+	v = NULL;
+out:
+	free(v);
+	credstore_doc_free(doc);
+	return rc;
+}
+
+int
+credstore_version(struct credstore *cs, uint64_t *version, struct shir_error *err)
+{
+	cJSON *doc = NULL;
+	int rc;
+
+	*version = 0;
+	if ((rc = credstore_load(cs, &doc, err)) != 0)
+		return rc;
+	*version = credstore_doc_version(doc);
+	credstore_doc_free(doc);
+	return 0;
+}
+
+int
+credstore_export(struct credstore *cs, char **json, struct shir_error *err)
+{
+	cJSON *doc = NULL;
+	int rc;
+
+	*json = NULL;
+	if ((rc = credstore_load(cs, &doc, err)) != 0)
+		return rc;
+	*json = cJSON_PrintUnformatted(doc);
+	credstore_doc_free(doc);
+	if (*json == NULL)
+		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
+	return 0;
+}
+
+int
+credstore_import(struct credstore *cs, const char *json, struct shir_error *err)
+{
+	cJSON *doc = NULL, *cur = NULL;
+	int lockfd, rc;
+
+	doc = cJSON_Parse(json);
+	if (doc == NULL || (rc = credstore_doc_check(doc, err)) != 0) {
+		credstore_doc_free(doc);
+		return shir_error_set(err, SHIR_EPROTO, "the credentials to import are malformed");
+	}
+	if ((lockfd = credstore_lock(cs, err)) < 0) {
+		credstore_doc_free(doc);
+		return lockfd;
+	}
+	if ((rc = credstore_load(cs, &cur, err)) != 0)
+		goto out;
+	credstore_set_number(doc, "version", (double)(credstore_doc_version(cur) + 1));
+	if ((rc = credstore_save(cs, doc, err)) != 0)
+		goto out;
+	log_info("admin", "event=credentials.imported count=%d store_version=%llu",
+	    cJSON_GetArraySize(cJSON_GetObjectItem(doc, "credentials")),
+	    (unsigned long long)credstore_doc_version(doc));
+out:
+	close(lockfd);
+	credstore_doc_free(cur);
+	credstore_doc_free(doc);
+	return rc;
+}

@@ -1,0 +1,71 @@
+/* credstore: the node's credentials, encrypted at rest (AES-256-GCM under the
+ * machine key, see seal.h) in state_dir/credentials. The file carries a
+ * version number that grows with each change; every change is a locked
+ * read-modify-write (flock on state_dir/credentials.lock) replaced atomically
+ * (atomicfile.h), so shird and shirctl may both write, and a crash leaves the
+ * old or the new file.
+ *
+ * Names: 1 to 128 of [A-Za-z0-9._-]. Names starting with '_' are reserved for
+ * the node itself (the node key of the registration); the node API refuses
+ * them and never lists them. Values: at most 64 KiB.
+ *
+ * Every call reads the file again, so a change by another process is seen at
+ * once. Secrets are wiped from memory when freed; they are never logged. */
+#ifndef SHIR_CREDSTORE_H
+#define SHIR_CREDSTORE_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "shir_err.h"
+
+#define CREDSTORE_FILE "credentials"
+#define CREDSTORE_NAME_MAX 128
+#define CREDSTORE_VALUE_MAX (64 * 1024)
+#define CREDSTORE_MAX_ENTRIES 4096
+
+struct credstore;
+
+struct credstore_info {
+	char name[CREDSTORE_NAME_MAX + 1];
+	uint64_t version;	/* this credential's changes, from 1 */
+	time_t updated;		/* last change, seconds since the epoch */
+};
+
+/* Opens the store of state_dir, creating the machine key (and the directory)
+ * if it is missing. The credentials file itself is created on the first put. */
+int credstore_open(const char *state_dir, struct credstore **out, struct shir_error *err);
+void credstore_free(struct credstore *cs);
+
+/* *secret is a copy; free it with credstore_secret_free. SHIR_ENOENT when
+ * there is no such credential. */
+int credstore_get(struct credstore *cs, const char *name, char **secret, struct shir_error *err);
+void credstore_secret_free(char *secret);
+/* Stores or replaces. */
+int credstore_put(struct credstore *cs, const char *name, const char *value,
+    struct shir_error *err);
+/* SHIR_ENOENT when there is no such credential (nothing changes). */
+int credstore_delete(struct credstore *cs, const char *name, struct shir_error *err);
+/* All credentials, sorted by name, reserved ones included when
+ * with_reserved; free *out with free(). */
+int credstore_list(struct credstore *cs, int with_reserved, struct credstore_info **out,
+    size_t *n, struct shir_error *err);
+/* The file's version: 0 before the first change. */
+int credstore_version(struct credstore *cs, uint64_t *version, struct shir_error *err);
+
+/* For backups: the whole store as JSON text (with values; wipe it with
+ * credstore_secret_free), and replacing the whole store by such a text (the
+ * version still grows). */
+int credstore_export(struct credstore *cs, char **json, struct shir_error *err);
+int credstore_import(struct credstore *cs, const char *json, struct shir_error *err);
+
+/* Wipes every string of a cJSON document (one that held secrets), then
+ * frees it. NULL is fine. */
+struct cJSON;
+void credstore_json_free(struct cJSON *doc);
+
+/* 0 when name is a valid credential name (reserved ones only when
+ * allow_reserved), else SHIR_EINVAL with a sentence. */
+int credstore_name_check(const char *name, int allow_reserved, struct shir_error *err);
+
+#endif

@@ -1,0 +1,295 @@
+/* shirctl register-node (-rn, -RegisterNewNode) and -k/-Key: validate a
+ * node key, test the path to its relay (relaycheck), store the registration
+ * (node.json + the SAS key in the credential store), and tell a running
+ * shird. Also `shirctl diagnose` (-ts), the same walk for the current
+ * registration. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "conf.h"
+#include "credstore.h"
+#include "ctl_admin.h"
+#include "proxy/proxy.h"
+#include "registration.h"
+#include "relay/irkey.h"
+#include "relaycheck.h"
+#include "shirctl.h"
+
+/* Loads the node's proxy configuration; on failure *why holds the reason. */
+static struct proxy_config *
+ctl_reg_proxy(const struct conf *c, char *why, size_t len)
+{
+	struct proxy_config *pc = NULL;
+	struct shir_error err;
+
+	if (proxy_config_load(c, &pc, &err) != 0) {
+		snprintf(why, len, "%.1000s", err.msg);
+		return NULL;
+	}
+	why[0] = '\0';
+	return pc;
+}
+
+static void
+ctl_reg_print(const struct relaycheck_report *rep, const char *endpoint, int json)
+{
+	int i;
+
+	if (json) {
+		cJSON *o = cJSON_CreateObject(), *steps = cJSON_AddArrayToObject(o, "steps");
+		char *s;
+
+		cJSON_AddStringToObject(o, "endpoint", endpoint);
+		cJSON_AddStringToObject(o, "broken", rep->broken >= 0 ?
+		    relaycheck_step_name((enum relaycheck_step)rep->broken) : "");
+		for (i = 0; i < RELAYCHECK_NSTEPS; i++) {
+			cJSON *st = cJSON_CreateObject();
+
+			cJSON_AddStringToObject(st, "step", relaycheck_step_name((enum relaycheck_step)i));
+			cJSON_AddStringToObject(st, "result", relaycheck_result_name(rep->res[i]));
+			cJSON_AddStringToObject(st, "detail", rep->detail[i]);
+			cJSON_AddItemToArray(steps, st);
+		}
+		s = cJSON_Print(o);
+		printf("%s\n", s);
+		cJSON_free(s);
+		cJSON_Delete(o);
+		return;
+	}
+	printf("%s\n", endpoint);
+	for (i = 0; i < RELAYCHECK_NSTEPS; i++)
+		printf("  %-8s %-8s %s\n", relaycheck_step_name((enum relaycheck_step)i),
+		    relaycheck_result_name(rep->res[i]), rep->detail[i]);
+	if (rep->broken >= 0)
+		printf("  => broken at %s: %s\n", relaycheck_step_name((enum relaycheck_step)rep->broken),
+		    rep->detail[rep->broken]);
+	else
+		printf("  => the node can reach the relay and listen\n");
+}
+
+static void
+ctl_reg_target(const struct conf *c, const struct registration *r, struct relaycheck_target *t)
+{
+	memset(t, 0, sizeof *t);
+	t->endpoint = r->endpoint;
+	t->hc = r->hc;
+	t->key_name = r->key_name;
+	t->key = r->key;
+	t->tls_pin = r->tls_pin;
+	t->ca_file = c->relay_ca_file;
+	t->timeout_s = c->proxy_connect_timeout;
+}
+
+static int
+ctl_register(struct ctl_ctx *ctx, const char *keyarg, const char *node_name, int switch_key,
+    int skip_test)
+{
+	struct registration r, *old = NULL;
+	struct relaycheck_report rep;
+	struct relaycheck_target t;
+	struct credstore *cs = NULL;
+	struct proxy_config *pc = NULL;
+	struct shir_error err;
+	struct irkey k;
+	struct conf *c = NULL;
+	char *keytext = NULL, host[256] = "", why[1024];
+	int rc = 1;
+
+	memset(&k, 0, sizeof k);
+	memset(&r, 0, sizeof r);
+	if (strcmp(keyarg, "-") == 0) {
+		if (ctl_read_secret("Node key (IR@v1@...): ", 0, &keytext, &err) != 0) {
+			fprintf(stderr, "shirctl: %s\n", err.msg);
+			return 1;
+		}
+	} else {
+		fprintf(stderr, "note: a key on the command line is visible to other users (ps); "
+		    "`shirctl register-node -` reads it from standard input\n");
+		if ((keytext = strdup(keyarg)) == NULL)
+			return 1;
+	}
+	if (node_name != NULL) {
+		size_t i, l = strlen(node_name);
+
+		for (i = 0; i < l && (unsigned char)node_name[i] >= 0x20 && node_name[i] != 0x7f; i++)
+			;
+		if (l == 0 || l > 128 || i < l) {
+			fprintf(stderr, "shirctl: a node name has 1 to 128 printable characters\n");
+			goto out;
+		}
+	}
+	if (irkey_decode(keytext, &k, &err) != 0) {
+		fprintf(stderr, "shirctl: this is not a valid node key: %s\n", err.msg);
+		goto out;
+	}
+	if ((c = ctl_admin_conf(ctx)) == NULL)
+		goto out;
+	if (credstore_open(c->state_dir, &cs, &err) != 0) {
+		fprintf(stderr, "shirctl: %s\n", err.msg);
+		goto out;
+	}
+	if (registration_load_public(c->state_dir, &old, &err) != 0)
+		old = NULL;
+	if (switch_key && old == NULL)
+		printf("the node is not registered yet: registering it with this key\n");
+	r.ir = k.ir;
+	r.endpoint = k.endpoint;
+	r.hc = k.hc;
+	r.key_name = k.key_name;
+	r.key = k.key;
+	r.tls_pin = k.tls_pin;
+	r.registered = time(NULL);
+	if (node_name != NULL)
+		r.node_name = (char *)node_name;
+	else if (old != NULL && old->node_name != NULL)
+		r.node_name = old->node_name;
+	else if (c->node_name != NULL && *c->node_name)
+		r.node_name = c->node_name;
+	else {
+		gethostname(host, sizeof host - 1);
+		r.node_name = host;
+	}
+	if (!skip_test) {
+		pc = ctl_reg_proxy(c, why, sizeof why);
+		ctl_reg_target(c, &r, &t);
+		printf("testing the connection to the relay (DNS, proxy, TCP, CONNECT, TLS, listen "
+		    "handshake):\n");
+		relaycheck_run(pc, why, &t, &rep);
+		ctl_reg_print(&rep, r.endpoint, 0);
+		if (rep.broken >= 0) {
+			fprintf(stderr, "shirctl: not registered: the node cannot listen on the relay "
+			    "(broken at %s). Fix it and run this again, or add --skip-test to "
+			    "register anyway.\n",
+			    relaycheck_step_name((enum relaycheck_step)rep.broken));
+			goto out;
+		}
+	} else {
+		printf("connection test skipped (--skip-test)\n");
+	}
+	if (registration_save(c->state_dir, cs, &r, &err) != 0) {
+		fprintf(stderr, "shirctl: %s\n", err.msg);
+		goto out;
+	}
+	printf("registered node %s to integration runtime %s (%s, hybrid connection %s, key %s)\n",
+	    r.node_name, r.ir, r.endpoint, r.hc, r.key_name);
+	rc = ctl_admin_apply(ctx, "/v1/node/registration");
+out:
+	proxy_config_unref(pc);
+	registration_free(old);
+	credstore_free(cs);
+	conf_free(c);
+	irkey_clear(&k);
+	credstore_secret_free(keytext);
+	return rc;
+}
+
+int
+ctl_cmd_register_node(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	static const char usage[] = "register-node [--skip-test] KEY|- [NODENAME] "
+	    "(also -rn, -RegisterNewNode)";
+	const char *args[2] = { NULL, NULL };
+	int i, n = 0, skip = 0;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--skip-test") == 0)
+			skip = 1;
+		else if (n < 2)
+			args[n++] = argv[i];
+		else
+			ctl_die_usage("register-node", usage);
+	}
+	if (n == 0)
+		ctl_die_usage("register-node", usage);
+	return ctl_register(ctx, args[0], args[1], 0, skip);
+}
+
+int
+ctl_cmd_switch_key(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	static const char usage[] = "switch-key [--skip-test] KEY|- (also -k, -Key)";
+	const char *key = NULL;
+	int i, skip = 0;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--skip-test") == 0)
+			skip = 1;
+		else if (key == NULL)
+			key = argv[i];
+		else
+			ctl_die_usage("switch-key", usage);
+	}
+	if (key == NULL)
+		ctl_die_usage("switch-key", usage);
+	return ctl_register(ctx, key, NULL, 1, skip);
+}
+
+int
+ctl_cmd_diagnose(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	static const char usage[] = "diagnose [--json] [--endpoint URL] (also -ts)";
+	struct relaycheck_report rep;
+	struct relaycheck_target t;
+	struct registration *r = NULL;
+	struct proxy_config *pc = NULL;
+	struct credstore *cs = NULL;
+	struct shir_error err;
+	struct conf *c = NULL;
+	const char *endpoint = NULL;
+	char why[1024];
+	int i, json = ctx->json, rc = 1, checked = 0;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (strcmp(argv[i], "--endpoint") == 0 && i + 1 < argc)
+			endpoint = argv[++i];
+		else
+			ctl_die_usage("diagnose", usage);
+	}
+	if ((c = ctl_admin_conf(ctx)) == NULL)
+		return 1;
+	pc = ctl_reg_proxy(c, why, sizeof why);
+	if (endpoint == NULL) {
+		if (credstore_open(c->state_dir, &cs, &err) != 0 ||
+		    registration_load(c->state_dir, cs, &r, &err) != 0) {
+			if (c->relay_endpoint == NULL) {
+				fprintf(stderr, "shirctl: nothing to diagnose: %s\n", err.msg);
+				goto out;
+			}
+		}
+	}
+	if (r != NULL) {
+		ctl_reg_target(c, r, &t);
+		relaycheck_run(pc, why, &t, &rep);
+		ctl_reg_print(&rep, r->endpoint, json);
+		checked++;
+		rc = rep.broken >= 0;
+	}
+	if (endpoint != NULL || (r == NULL && c->relay_endpoint != NULL)) {
+		memset(&t, 0, sizeof t);
+		t.endpoint = endpoint ? endpoint : c->relay_endpoint;
+		t.ca_file = c->relay_ca_file;
+		t.timeout_s = c->proxy_connect_timeout;
+		relaycheck_run(pc, why, &t, &rep);
+		ctl_reg_print(&rep, t.endpoint, json);
+		checked++;
+		rc = rep.broken >= 0;
+	}
+	if (!checked)
+		fprintf(stderr, "shirctl: nothing to diagnose\n");
+out:
+	proxy_config_unref(pc);
+	registration_free(r);
+	credstore_free(cs);
+	conf_free(c);
+	return rc;
+}

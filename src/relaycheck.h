@@ -1,0 +1,50 @@
+/* relaycheck: walks the path from this node to a relay endpoint, step by
+ * step, and says where it breaks and why: DNS, the proxy decision, TCP,
+ * the proxy's CONNECT, TLS (verification and the key's pin), and the relay's
+ * listen handshake (a WebSocket upgrade with the node key's SAS token).
+ * Blocking (libcurl easy interface): for shirctl only (register-node's
+ * connection test and `shirctl diagnose`), never for shird's loop. */
+#ifndef SHIR_RELAYCHECK_H
+#define SHIR_RELAYCHECK_H
+
+#include "shir_err.h"
+
+struct proxy_config;
+
+enum relaycheck_step {
+	RELAYCHECK_DNS = 0,
+	RELAYCHECK_PROXY,
+	RELAYCHECK_TCP,
+	RELAYCHECK_CONNECT,
+	RELAYCHECK_TLS,
+	RELAYCHECK_LISTEN,
+	RELAYCHECK_NSTEPS
+};
+
+enum relaycheck_result { RELAYCHECK_NOT_RUN = 0, RELAYCHECK_OK, RELAYCHECK_FAILED,
+	RELAYCHECK_SKIPPED };
+
+struct relaycheck_target {
+	const char *endpoint;	/* wss://host[:port] (ws:// for loopback test relays) */
+	const char *hc;		/* hybrid connection; NULL: stop after TLS */
+	const char *key_name;
+	const char *key;
+	const char *tls_pin;	/* "sha256/<base64>" or NULL */
+	const char *ca_file;	/* NULL: the system's CA bundle */
+	int timeout_s;
+};
+
+struct relaycheck_report {
+	enum relaycheck_result res[RELAYCHECK_NSTEPS];
+	char detail[RELAYCHECK_NSTEPS][600];
+	int broken;		/* the first failed step, or -1 */
+};
+
+/* pc: the node's proxy configuration, or NULL when it failed to load
+ * (proxy_err then says why; the proxy step fails with it). */
+void relaycheck_run(const struct proxy_config *pc, const char *proxy_err,
+    const struct relaycheck_target *t, struct relaycheck_report *rep);
+const char *relaycheck_step_name(enum relaycheck_step s);
+const char *relaycheck_result_name(enum relaycheck_result r);
+
+#endif
