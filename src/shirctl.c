@@ -32,6 +32,9 @@ static const struct ctl_cmd ctl_cmds[] = {
 	/* proxy (proxy/ctl_proxy.c) */
 
 	/* authoring (src/ctl_author.c) */
+	{ "author", { NULL }, ctl_cmd_author,
+	  "author OP [--local|--service-key KEY] [--json] [REQUEST|-]",
+	  "send an authoring request (testConnection, browse, schema, preview) to a node" },
 
 	/* registration, credentials, backups, dmgcmd actions (src/ctl_admin*.c) */
 

@@ -16,6 +16,9 @@ typedef int (*ctl_cmd_fn)(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_status(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_reload(struct ctl_ctx *ctx, int argc, char **argv);
 
+/* authoring (src/ctl_author.c) */
+int ctl_cmd_author(struct ctl_ctx *ctx, int argc, char **argv);
+
 /* Helpers for commands. */
 int ctl_has_flag(int argc, char **argv, const char *flag);
 void ctl_die_usage(const char *cmd, const char *usage);

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include "authoring.h"
 #include "log.h"
 #include "node.h"
 #include "shird.h"
@@ -22,6 +23,8 @@ shird_hook_start(struct node *n, struct shir_error *err)
 	/* proxy: register the reload hook */
 
 	/* authoring: worker pool and /v1 routes */
+	if (authoring_start(n, err) != 0)
+		return err->code ? err->code : SHIR_EINTERNAL;
 
 	/* admin: credentials routes, registration state */
 
@@ -43,10 +46,16 @@ void
 shird_hook_shutdown(struct node *n)
 {
 	/* listener: stop accepting new requests on the channels */
+
+	/* authoring: queued operations get 503 ShuttingDown */
+	authoring_shutdown(n);
 }
 
 void
 shird_hook_stop(struct node *n)
 {
 	/* each subsystem frees its state, in reverse order of start */
+
+	/* authoring: answer what is left, join the workers */
+	authoring_stop(n);
 }
