@@ -337,6 +337,34 @@ auth_decimal_fits_double(const char *s, size_t len)
 	return seen_digit && digits <= 15 && len < 40;
 }
 
+int
+auth_number_text(double d, char *buf, size_t n)
+{
+	int prec;
+
+	if (!isfinite(d))
+		return -1;
+	/* the shortest form that reads back as exactly the same double */
+	for (prec = 15; prec <= 17; prec++) {
+		snprintf(buf, n, "%.*g", prec, d);
+		if (strtod(buf, NULL) == d)
+			break;
+	}
+	return 0;
+}
+
+/* A JSON number written exactly (cJSON's own printer rounds to 15 digits
+ * when it thinks that is close enough, which loses large integers). */
+static cJSON *
+auth_number(double d)
+{
+	char buf[40];
+
+	if (auth_number_text(d, buf, sizeof buf) != 0)
+		return NULL;
+	return cJSON_CreateRaw(buf);
+}
+
 static bool
 auth_parse_ll(const char *s, long long *out)
 {
@@ -369,8 +397,10 @@ auth_value(const char *type, const char *text, size_t len)
 		       strcmp(type, "Int64") == 0) && len < sizeof buf) {
 		long long ll;
 
-		if (auth_parse_ll(buf, &ll) && ll <= (1LL << 53) && ll >= -(1LL << 53))
-			return cJSON_CreateNumber((double)ll);
+		if (auth_parse_ll(buf, &ll) && ll <= (1LL << 53) && ll >= -(1LL << 53)) {
+			snprintf(buf, sizeof buf, "%lld", ll);
+			return cJSON_CreateRaw(buf);
+		}
 		/* too big for a double: a string, exactly as the store said */
 	} else if ((strcmp(type, "Single") == 0 || strcmp(type, "Double") == 0) &&
 	    len < sizeof buf) {
@@ -378,14 +408,14 @@ auth_value(const char *type, const char *text, size_t len)
 		double d = strtod(buf, &end);
 
 		if (end != buf && *end == '\0' && isfinite(d))
-			return cJSON_CreateNumber(d);
+			return auth_number(d);
 	} else if (strcmp(type, "Decimal") == 0 && len < sizeof buf) {
 		if (auth_decimal_fits_double(buf, len)) {
 			char *end;
 			double d = strtod(buf, &end);
 
 			if (end != buf && *end == '\0' && isfinite(d))
-				return cJSON_CreateNumber(d);
+				return auth_number(d);
 		}
 	}
 	clean = auth_clean_text(text, len, AUTH_VALUE_MAX);

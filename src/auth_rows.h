@@ -46,6 +46,8 @@ struct cJSON *auth_value(const char *type, const char *text, size_t len);
 /* Valid UTF-8 copy of at most max bytes (invalid bytes become U+FFFD), with
  * AUTH_TRUNC_MARKER appended when cut. */
 char *auth_clean_text(const char *s, size_t len, size_t max);
+/* The shortest text that reads back as exactly d; -1 for NaN/infinity. */
+int auth_number_text(double d, char *buf, size_t n);
 /* Does the decimal text fit a double exactly (at most 15 significant digits)? */
 bool auth_decimal_fits_double(const char *s, size_t len);
 

@@ -15,3 +15,22 @@ libshir_a_SOURCES += \
 	src/connectors/odbc.c \
 	src/connectors/http.c \
 	src/ctl_author.c src/ctl_author.h
+
+INTEGRATION_TESTS += tests/integration/test_authoring.py tests/integration/test_authoring_sql.py
+EXTRA_DIST += tests/integration/stores.py tests/integration/authnode.py
+
+UNIT_TESTS += tests/unit/test_readers tests/unit/test_workpool
+tests_unit_test_readers_SOURCES = tests/unit/test_readers.c
+tests_unit_test_readers_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_readers_LDADD = $(UNIT_LIBS)
+tests_unit_test_workpool_SOURCES = tests/unit/test_workpool.c
+tests_unit_test_workpool_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_workpool_LDADD = $(UNIT_LIBS)
+
+FUZZ_TARGETS += tests/fuzz/fuzz_csv_reader tests/fuzz/fuzz_json_reader
+tests_fuzz_fuzz_csv_reader_SOURCES = tests/fuzz/fuzz_csv_reader.c $(FUZZ_MAIN)
+tests_fuzz_fuzz_csv_reader_LDADD = $(SHIR_LIBS)
+tests_fuzz_fuzz_csv_reader_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
+tests_fuzz_fuzz_json_reader_SOURCES = tests/fuzz/fuzz_json_reader.c $(FUZZ_MAIN)
+tests_fuzz_fuzz_json_reader_LDADD = $(SHIR_LIBS)
+tests_fuzz_fuzz_json_reader_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)

@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "auth_rows.h"
 #include "ctl_author.h"
 #include "ctl_client.h"
 #include "shirctl.h"
@@ -174,6 +175,12 @@ author_cell(const cJSON *v)
 		return strdup("true");
 	if (cJSON_IsFalse(v))
 		return strdup("false");
+	if (cJSON_IsNumber(v)) {
+		char buf[40];
+
+		if (auth_number_text(v->valuedouble, buf, sizeof buf) == 0)
+			return strdup(buf);
+	}
 	s = cJSON_PrintUnformatted(v);
 	return s ? s : strdup("?");
 }

@@ -64,7 +64,8 @@ od_fail(struct auth_ctx *c, SQLSMALLINT type, SQLHANDLE h, const char *what)
 	if (strcmp(s, "HYT00") == 0 || strcmp(s, "HYT01") == 0)
 		return auth_should_stop(c) || auth_ms_left(c) < 1000 ? auth_fail_timeout(c, what) :
 		    auth_fail(c, AUTH_E_UNREACHABLE, "%s", msg);
-	if (strcmp(s, "IM002") == 0 || strcmp(s, "IM003") == 0)
+	if (strcmp(s, "IM002") == 0 || strcmp(s, "IM003") == 0 ||
+	    strstr((const char *)msg, "Can't open lib") != NULL)
 		return auth_fail(c, AUTH_E_UNSUPPORTED, "the ODBC driver is not available on this "
 		    "node: %s", msg);
 	if (strncmp(s, "08", 2) == 0) {
@@ -79,12 +80,20 @@ od_fail(struct auth_ctx *c, SQLSMALLINT type, SQLHANDLE h, const char *what)
 	return auth_fail(c, AUTH_E_STORE, "%s: %s", what, msg);
 }
 
-/* Appends ;KEY={value} with braces doubled, to buf. */
+/* Appends ;KEY=value to buf; the value goes in braces (with '}' doubled)
+ * only when it needs them, since some drivers take braces literally. */
 static int
 od_append(char *buf, size_t cap, const char *key, const char *v)
 {
 	size_t l = strlen(buf);
-	int n = snprintf(buf + l, cap - l, "%s%s={", l && buf[l - 1] != ';' ? ";" : "", key);
+	bool brace = strpbrk(v, ";{}=") != NULL || *v == ' ' || (*v && v[strlen(v) - 1] == ' ');
+	int n;
+
+	if (!brace) {
+		n = snprintf(buf + l, cap - l, "%s%s=%s", l && buf[l - 1] != ';' ? ";" : "", key, v);
+		return n < 0 || (size_t)n >= cap - l ? -1 : 0;
+	}
+	n = snprintf(buf + l, cap - l, "%s%s={", l && buf[l - 1] != ';' ? ";" : "", key);
 
 	if (n < 0 || (size_t)n >= cap - l)
 		return -1;
