@@ -19,7 +19,10 @@ libshir_a_SOURCES += \
 INTEGRATION_TESTS += tests/integration/test_authoring.py tests/integration/test_authoring_sql.py
 EXTRA_DIST += tests/integration/stores.py tests/integration/authnode.py
 
-UNIT_TESTS += tests/unit/test_readers tests/unit/test_workpool
+UNIT_TESTS += tests/unit/test_readers tests/unit/test_workpool tests/unit/test_authoring_api
+tests_unit_test_authoring_api_SOURCES = tests/unit/test_authoring_api.c
+tests_unit_test_authoring_api_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_authoring_api_LDADD = $(UNIT_LIBS)
 tests_unit_test_readers_SOURCES = tests/unit/test_readers.c
 tests_unit_test_readers_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_readers_LDADD = $(UNIT_LIBS)

@@ -38,6 +38,19 @@ ht_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t u
 	return auth_should_stop(t->c) ? 1 : 0;
 }
 
+/* Every connection curl makes (redirects too) is checked against the local
+ * machine access rule with the address it actually connected to, so neither
+ * a redirect nor a DNS answer that changed can reach the node itself. */
+static int
+ht_prereq(void *arg, char *ip, char *local_ip, int remote_port, int local_port)
+{
+	struct ht *t = arg;
+
+	if (t->c->policy.local_machine_access)
+		return CURL_PREREQFUNC_OK;
+	return auth_check_host(t->c, ip) == 0 ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
+}
+
 static size_t
 ht_write(char *p, size_t sz, size_t n, void *arg)
 {
@@ -155,6 +168,8 @@ ht_setup(struct auth_ctx *c, struct ht *t, const char *rel)
 	curl_easy_setopt(t->h, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(t->h, CURLOPT_XFERINFOFUNCTION, ht_progress);
 	curl_easy_setopt(t->h, CURLOPT_XFERINFODATA, t);
+	curl_easy_setopt(t->h, CURLOPT_PREREQFUNCTION, ht_prereq);
+	curl_easy_setopt(t->h, CURLOPT_PREREQDATA, t);
 	curl_easy_setopt(t->h, CURLOPT_WRITEFUNCTION, ht_write);
 	curl_easy_setopt(t->h, CURLOPT_WRITEDATA, t);
 	curl_easy_setopt(t->h, CURLOPT_ERRORBUFFER, t->errbuf);
@@ -192,8 +207,8 @@ ht_perform(struct ht *t)
 		curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &t->status);
 	if (e == CURLE_WRITE_ERROR && (t->feed_rc != 0 || (t->feed == NULL && t->status < 400)))
 		e = CURLE_OK;	/* we stopped it: enough rows, or a reader error */
-	if (t->feed_rc < 0)
-		return -1;
+	if (t->feed_rc < 0 || c->code != AUTH_OK)
+		return -1;	/* the reader or the prereq check already said why */
 	if (e != CURLE_OK) {
 		const char *m = t->errbuf[0] ? t->errbuf : curl_easy_strerror(e);
 

@@ -444,5 +444,49 @@ def test_deadline_and_shutdown(h):
     check(n.p.wait_exit(20) == 0, "exit code")
 
 
+@test
+def test_shirctl_author_cli(h):
+    """shirctl author: --linked-service/--dataset/--path/--limit, request files, tables, errors"""
+    import shirtest
+    demo = h.path("demo")
+    r = h.run(["sh", os.path.join(shirtest.SRCDIR, "tools", "demo-stores"), demo], check=0)
+    fs_ls, sq_ls = [json.loads(line) for line in r.stdout.splitlines()]
+    n = Node(h, allowed=demo)
+    ls_file = h.write("ls.json", json.dumps({"linkedService": fs_ls}))
+    sq_file = h.write("sq.json", json.dumps(sq_ls))
+    ds_file = h.write("ds.json", json.dumps({"dataset": {"type": "DelimitedText", "path": "orders.csv"}}))
+    ctl = [h.bin("shirctl"), "--socket", n.sock, "author"]
+    r = h.run(ctl + ["browse", "--local", "--linked-service", ls_file, "--path", "2026"], check=0)
+    lines = r.stdout.splitlines()
+    check(lines[0].split() == ["NAME", "TYPE", "SCHEMA", "SIZE", "MODIFIED"] and
+          lines[2].startswith("customers.csv  file") and "(1 item)" in r.stdout, "%s", r.stdout)
+    r = h.run(ctl + ["preview", "--local", "--linked-service", ls_file, "--dataset", ds_file,
+                     "--limit", "2"], check=0)
+    lines = r.stdout.splitlines()
+    check(lines[0].split() == ["id", "customer", "amount", "placed", "status"], "%s", r.stdout)
+    check(lines[2].startswith("1   Smith, Jane  129.9   2026-11-01T10:00:00  shipped") and "(2 rows, more available)" in r.stdout,
+          "%s", r.stdout)
+    # the widths line up: every row starts its second column at the same place
+    check(lines[0].index("amount") == lines[2].index("129.9") == lines[3].index("15 "),
+          "columns must line up:\n%s", r.stdout)
+    req = h.write("req.json", json.dumps({"linkedService": sq_ls}))
+    r = h.run(ctl + ["testConnection", "--local", req], check=0)
+    check(r.stdout.startswith("Connection succeeded: SQLite 3."), "%s", r.stdout)
+    r = h.run(ctl + ["schema", "--local", "--linked-service", sq_file, "--dataset",
+                     h.write("t.json", json.dumps({"type": "Table", "table": "orders"}))], check=0)
+    rows = [l.split() for l in r.stdout.splitlines()]
+    check(["customer_id", "Int64", "false"] in rows and ["amount", "Decimal", "true"] in rows, "%s", r.stdout)
+    r = h.run(ctl + ["preview", "--local", "--json", "--linked-service", sq_file, "--dataset",
+                     h.write("q.json", json.dumps({"type": "Query", "query": "SELECT name FROM customers ORDER BY id"}))],
+              check=0)
+    check(json.loads(r.stdout)["rows"] == [["Jane Smith"], ["Müller GmbH"], ["Kim Ng"]], "%s", r.stdout)
+    r = h.run(ctl + ["preview", req])
+    check(r.returncode == 2 and "--local" in r.stderr, "no channel: %s", r.stderr)
+    r = h.run(ctl + ["preview", "--service-key", "IR@v1@e30", req])
+    check(r.returncode == 1 and "not available yet" in r.stderr, "%s", r.stderr)
+    r = h.run(ctl + ["frobnicate", "--local", req])
+    check(r.returncode == 2 and "unknown author operation" in r.stderr, "%s", r.stderr)
+
+
 if __name__ == "__main__":
     main()
