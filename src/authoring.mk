@@ -37,3 +37,9 @@ tests_fuzz_fuzz_csv_reader_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
 tests_fuzz_fuzz_json_reader_SOURCES = tests/fuzz/fuzz_json_reader.c $(FUZZ_MAIN)
 tests_fuzz_fuzz_json_reader_LDADD = $(SHIR_LIBS)
 tests_fuzz_fuzz_json_reader_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
+
+# bench/authoring_bench.py drives this load generator (see BENCHMARKS.md).
+noinst_PROGRAMS += bench/authoring_load
+bench_authoring_load_SOURCES = bench/authoring_load.c
+bench_authoring_load_LDADD = $(SHIR_LIBS)
+EXTRA_DIST += bench/authoring_bench.py
