@@ -16,7 +16,8 @@ libshir_a_SOURCES += \
 	src/connectors/http.c \
 	src/ctl_author.c src/ctl_author.h
 
-INTEGRATION_TESTS += tests/integration/test_authoring.py tests/integration/test_authoring_sql.py
+INTEGRATION_TESTS += tests/integration/test_authoring.py tests/integration/test_authoring_sql.py \
+	tests/integration/test_authoring_relay.py
 EXTRA_DIST += tests/integration/stores.py tests/integration/authnode.py
 
 UNIT_TESTS += tests/unit/test_readers tests/unit/test_workpool tests/unit/test_authoring_api

@@ -5,9 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
+
+#include "relay/irkey.h"
+#include "relay/sas.h"
 
 #include "auth_rows.h"
 #include "ctl_author.h"
@@ -15,10 +20,14 @@
 #include "shirctl.h"
 
 #define AUTHOR_USAGE \
-	"author testConnection|browse|schema|preview [--local | --service-key KEY] [--json]\n" \
+	"author testConnection|browse|schema|preview [--local | --service-key KEY |\n" \
+	"           --service-key-file FILE] [--ca-file PEM] [--json]\n" \
 	"           [REQUEST.json | - | --linked-service FILE [--dataset FILE] [--path P] [--limit N]]"
 #define AUTHOR_FILE_MAX (1024 * 1024)
 #define AUTHOR_CELL_MAX 40
+#define AUTHOR_RESPONSE_MAX (64 * 1024 * 1024)
+#define AUTHOR_TOKEN_TTL 3600	/* seconds a SAS token made for one request lives */
+#define AUTHOR_RELAY_TIMEOUT 75	/* the relay gives up after 60 s */
 
 static const char *const author_ops[] = { "testConnection", "browse", "schema", "preview" };
 
@@ -288,6 +297,138 @@ author_print(int op, const cJSON *o)
 	}
 }
 
+struct author_buf {
+	char *data;
+	size_t len;
+	int too_big;
+};
+
+static size_t
+author_collect(char *p, size_t sz, size_t n, void *arg)
+{
+	struct author_buf *b = arg;
+	size_t len = sz * n;
+	char *nd;
+
+	if (b->len + len > AUTHOR_RESPONSE_MAX) {
+		b->too_big = 1;
+		return 0;
+	}
+	nd = realloc(b->data, b->len + len + 1);
+	if (nd == NULL)
+		return 0;
+	b->data = nd;
+	memcpy(b->data + b->len, p, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return len;
+}
+
+/* Reads a service key from a file (first line), keeping it out of argv. */
+static char *
+author_key_file(const char *path, struct shir_error *err)
+{
+	char *t = author_read(path, err);
+
+	if (t != NULL)
+		t[strcspn(t, "\r\n")] = '\0';
+	return t;
+}
+
+/* Sends the request through the relay named by a service key: POST to
+ * {endpoint as http(s)}/{hc}/v1/{op} with a ServiceBusAuthorization SAS
+ * token made from the key's Send rule. TLS is verified (the system CAs, or
+ * --ca-file; the key's tlsPin, when present, pins the relay's public key). */
+static int
+author_via_relay(const char *keystr, const char *ca, const char *op, const char *body,
+    struct ctl_response *resp, struct shir_error *err)
+{
+	struct irkey k;
+	struct author_buf b = { NULL, 0, 0 };
+	struct curl_slist *hdrs = NULL;
+	char *aud_uri = NULL, *aud = NULL, *tok = NULL, *hc = NULL, *url = NULL, *auth = NULL;
+	char pin[128];
+	const char *scheme, *rest;
+	CURL *c = NULL;
+	CURLcode cc;
+	size_t l;
+	int rc = SHIR_ENOMEM;
+
+	memset(&k, 0, sizeof k);
+	if ((rc = irkey_decode(keystr, &k, err)) != 0)
+		goto out;
+	if (strncmp(k.endpoint, "wss://", 6) == 0)
+		scheme = "https://", rest = k.endpoint + 6;
+	else
+		scheme = "http://", rest = k.endpoint + 5;
+	hc = sas_url_encode(k.hc);
+	l = strlen(k.endpoint) + strlen(k.hc) * 3 + 64;
+	url = malloc(l);
+	aud_uri = malloc(l);
+	if (hc == NULL || url == NULL || aud_uri == NULL)
+		goto oom;
+	snprintf(url, l, "%s%.*s/%s/v1/%s", scheme, (int)strcspn(rest, "/"), rest, hc, op);
+	snprintf(aud_uri, l, "%.*s/%s", (int)(strlen(k.endpoint) - strlen(rest) + strcspn(rest, "/")),
+	    k.endpoint, k.hc);
+	if (sas_audience_hyco(aud_uri, &aud) != 0 ||
+	    sas_token_build(aud, k.key_name, k.key, (int64_t)time(NULL) + AUTHOR_TOKEN_TTL, &tok) != 0)
+		goto oom;
+	l = strlen(tok) + 64;
+	if ((auth = malloc(l)) == NULL)
+		goto oom;
+	snprintf(auth, l, "ServiceBusAuthorization: %s", tok);
+	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	hdrs = curl_slist_append(hdrs, auth);
+	if (hdrs == NULL || (c = curl_easy_init()) == NULL)
+		goto oom;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (ca != NULL)
+		curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+	if (k.tls_pin != NULL && strncmp(k.tls_pin, "sha256/", 7) == 0) {
+		snprintf(pin, sizeof pin, "sha256//%s", k.tls_pin + 7);
+		curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, pin);
+	}
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)AUTHOR_RELAY_TIMEOUT);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 15L);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "shirctl/" PACKAGE_VERSION);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, author_collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	cc = curl_easy_perform(c);
+	if (cc != CURLE_OK) {
+		rc = shir_error_set(err, cc == CURLE_PEER_FAILED_VERIFICATION ||
+		    cc == CURLE_SSL_PINNEDPUBKEYNOTMATCH ? SHIR_ETLS : SHIR_EIO,
+		    "cannot reach the relay at %s%.*s: %s%s", scheme, (int)strcspn(rest, "/"), rest,
+		    b.too_big ? "the answer is too large" : curl_easy_strerror(cc),
+		    cc == CURLE_PEER_FAILED_VERIFICATION ? " (give the relay's CA with --ca-file)" : "");
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+	resp->body = b.data ? b.data : strdup("");
+	resp->len = b.len;
+	b.data = NULL;
+	rc = resp->body ? 0 : SHIR_ENOMEM;
+	goto out;
+oom:
+	rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
+out:
+	if (auth)
+		explicit_bzero(auth, strlen(auth));
+	if (tok)
+		explicit_bzero(tok, strlen(tok));
+	free(auth), free(tok), free(aud), free(aud_uri), free(url), free(hc), free(b.data);
+	curl_slist_free_all(hdrs);
+	if (c)
+		curl_easy_cleanup(c);
+	irkey_clear(&k);
+	return rc;
+}
+
 /* Builds the request from the options. */
 static cJSON *
 author_request(const char *file, const char *ls, const char *ds, const char *path,
@@ -421,13 +562,6 @@ ctl_cmd_author(struct ctl_ctx *ctx, int argc, char **argv)
 		    "socket) or --service-key KEY (through the relay)\n");
 		return 2;
 	}
-	(void)ca;
-	if (!local) {
-		fprintf(stderr, "shirctl: --service-key is not available yet in this build: sending "
-		    "through a relay needs the relay key and SAS token support, which is not merged; "
-		    "run the command on the node with --local instead\n");
-		return 1;
-	}
 	req = author_request(file, ls, ds, path, limit, &err);
 	if (req == NULL) {
 		fprintf(stderr, "shirctl: %s\n", err.msg);
@@ -439,9 +573,27 @@ ctl_cmd_author(struct ctl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	snprintf(target, sizeof target, "/v1/%s", author_ops[op]);
-	if (ctl_client_request(ctx->socket, "POST", target, body, &resp, &err) != 0) {
-		fprintf(stderr, "shirctl: %s\n", err.msg);
-		goto out;
+	if (local) {
+		if (ctl_client_request(ctx->socket, "POST", target, body, &resp, &err) != 0) {
+			fprintf(stderr, "shirctl: %s\n", err.msg);
+			goto out;
+		}
+	} else {
+		char *kf = key_file ? author_key_file(key_file, &err) : NULL;
+
+		if (key_file && kf == NULL) {
+			fprintf(stderr, "shirctl: %s\n", err.msg);
+			goto out;
+		}
+		i = author_via_relay(kf ? kf : key, ca, author_ops[op], body, &resp, &err);
+		if (kf) {
+			explicit_bzero(kf, strlen(kf));
+			free(kf);
+		}
+		if (i != 0) {
+			fprintf(stderr, "shirctl: %s\n", err.msg);
+			goto out;
+		}
 	}
 	if (json) {
 		printf("%s\n", resp.body);
@@ -449,8 +601,9 @@ ctl_cmd_author(struct ctl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	o = cJSON_Parse(resp.body);
-	if (o == NULL) {
-		fprintf(stderr, "shirctl: the node answered %ld with something that is not JSON: %.200s\n",
+	if (o == NULL || (resp.status != 200 && !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(o,
+	    "error")))) {
+		fprintf(stderr, "shirctl: the %s answered HTTP %ld: %.300s\n", local ? "node" : "relay",
 		    resp.status, resp.body);
 		goto out;
 	}

@@ -482,8 +482,8 @@ def test_shirctl_author_cli(h):
     check(json.loads(r.stdout)["rows"] == [["Jane Smith"], ["Müller GmbH"], ["Kim Ng"]], "%s", r.stdout)
     r = h.run(ctl + ["preview", req])
     check(r.returncode == 2 and "--local" in r.stderr, "no channel: %s", r.stderr)
-    r = h.run(ctl + ["preview", "--service-key", "IR@v1@e30", req])
-    check(r.returncode == 1 and "not available yet" in r.stderr, "%s", r.stderr)
+    r = h.run(ctl + ["preview", "--local", "--service-key", "IR@v1@e30", req])
+    check(r.returncode == 2 and "exclude each other" in r.stderr, "%s", r.stderr)
     r = h.run(ctl + ["frobnicate", "--local", req])
     check(r.returncode == 2 and "unknown author operation" in r.stderr, "%s", r.stderr)
 
