@@ -316,11 +316,19 @@ auth_addr_same(const struct sockaddr *a, const struct sockaddr *b)
 int
 auth_check_host(struct auth_ctx *c, const char *host)
 {
+	return auth_check_host_addr(c, host, NULL, 0);
+}
+
+int
+auth_check_host_addr(struct auth_ctx *c, const char *host, char *addr, size_t addrlen)
+{
 	struct addrinfo hints, *res = NULL, *ai;
 	struct ifaddrs *ifs = NULL, *ifa;
 	char ip[INET6_ADDRSTRLEN] = "";
 	int rc = 0, g;
 
+	if (addr != NULL && addrlen > 0)
+		addr[0] = '\0';
 	if (c->policy.local_machine_access)
 		return 0;
 	memset(&hints, 0, sizeof hints);
@@ -344,6 +352,10 @@ auth_check_host(struct auth_ctx *c, const char *host)
 			    host, ip);
 		}
 	}
+	if (rc == 0 && addr != NULL && res != NULL &&
+	    getnameinfo(res->ai_addr, res->ai_addrlen, addr, (socklen_t)addrlen, NULL, 0,
+		NI_NUMERICHOST) != 0)
+		addr[0] = '\0';
 	freeifaddrs(ifs);
 	freeaddrinfo(res);
 	return rc;

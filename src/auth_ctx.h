@@ -116,6 +116,10 @@ int auth_check_local_path(struct auth_ctx *c, const char *what, const char *path
 /* Resolves host; refuses loopback and the node's own addresses unless local
  * machine access is on. DNS failure: StoreUnreachable. */
 int auth_check_host(struct auth_ctx *c, const char *host);
+/* The same, and when the check ran (local machine access off) the first
+ * checked address in addr ("" otherwise), so the caller can connect to
+ * exactly that address and a second DNS answer cannot differ. */
+int auth_check_host_addr(struct auth_ctx *c, const char *host, char *addr, size_t addrlen);
 /* Is real (a resolved path) equal to or below dir (also resolved)? */
 bool auth_path_inside(const char *real, const char *dir);
 

@@ -144,8 +144,8 @@ pg_connect(struct auth_ctx *c, PGconn **out)
 {
 	const char *host, *db, *user, *ssl;
 	int port, cto;
-	char sport[16], scto[16];
-	const char *kw[12], *val[12];
+	char sport[16], scto[16], addr[64];
+	const char *kw[14], *val[14];
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	PGconn *conn = NULL;
 	int k = 0;
@@ -165,11 +165,13 @@ pg_connect(struct auth_ctx *c, PGconn **out)
 	    strcmp(ssl, "verify-full") && strcmp(ssl, "verify-ca") && strcmp(ssl, "allow"))
 		return auth_fail(c, AUTH_E_INVALID, "linkedService.properties.sslMode must be disable, "
 		    "prefer, require or verify-full");
-	if (auth_check_host(c, host) != 0)
+	if (auth_check_host_addr(c, host, addr, sizeof addr) != 0)
 		return -1;
 	snprintf(sport, sizeof sport, "%d", port);
 	snprintf(scto, sizeof scto, "%d", auth_secs_for(c, cto));
-	kw[k] = "host", val[k++] = host;
+	kw[k] = "host", val[k++] = host;	/* still the name: TLS verifies it */
+	if (addr[0] && host[0] != '/')
+		kw[k] = "hostaddr", val[k++] = addr;	/* the address that was checked */
 	kw[k] = "port", val[k++] = sport;
 	kw[k] = "dbname", val[k++] = db;
 	if (user)
