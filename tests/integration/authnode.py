@@ -22,18 +22,18 @@ level = {level}
 local_folder_path_validation = {validation}
 allowed_folders = {allowed}
 local_machine_access = {lma}
-"""
+{extra}"""
 
 
 class Node:
     def __init__(self, h, allowed="", lma=True, jobs=4, queue=64, timeout=45, validation=True,
-                 env=None, level="info", shutdown=10):
+                 env=None, level="info", shutdown=10, extra=""):
         self.h = h
         self.sock = h.path("shird.sock")
         self.conf = h.write("shird.conf", CONF.format(
             sock=self.sock, state=h.path("state"), jobs=jobs, queue=queue, timeout=timeout,
             allowed=allowed, lma="true" if lma else "false", level=level, shutdown=shutdown,
-            validation="true" if validation else "false"))
+            validation="true" if validation else "false", extra=extra))
         self.p = h.start("shird", [h.bin("shird"), "-f", self.conf], env=env)
         self.p.wait_log(r"event=listening")
         self.p.wait_log(r"event=authoring.started")

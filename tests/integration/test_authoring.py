@@ -13,6 +13,8 @@ import subprocess
 import threading
 import time
 
+import shirtest
+
 from authnode import Node, expect_error, parse_http
 from shirtest import check, free_port, main, test, wait_until
 
@@ -335,6 +337,67 @@ def test_http_json(h):
     check("s3cret-pw" not in log and "wrong-pw" not in log, "a password reached the log")
 
 
+SQUID_CONF = """\
+http_port 127.0.0.1:{port}
+pid_filename {d}/squid.pid
+cache_log {d}/cache.log
+access_log stdio:{d}/access.log
+cache deny all
+cache_mem 1 MB
+coredump_dir {d}
+shutdown_lifetime 0 seconds
+auth_param basic program {ncsa} {d}/passwd
+auth_param basic realm shir-test
+acl authed proxy_auth REQUIRED
+acl localnet src 127.0.0.1
+http_access deny !localnet
+http_access allow authed
+http_access deny all
+"""
+
+
+def start_squid(h, user, password):
+    squid = h.require("squid", "squid")
+    htpasswd = h.require("htpasswd", "apache2-utils")
+    ncsa = "/usr/lib/squid/basic_ncsa_auth"
+    if not os.path.exists(ncsa):
+        raise shirtest.Missing("squid's basic_ncsa_auth is missing: install the Debian package squid")
+    d = h.path("squid")
+    os.makedirs(d)
+    os.chmod(h.tmp, 0o711)      # squid runs as its own user: let it reach d
+    os.chmod(d, 0o777)
+    h.run([htpasswd, "-b", "-c", os.path.join(d, "passwd"), user, password], check=0)
+    os.chmod(os.path.join(d, "passwd"), 0o644)
+    port = free_port()
+    conf = os.path.join(d, "squid.conf")
+    with open(conf, "w") as f:
+        f.write(SQUID_CONF.format(port=port, d=d, ncsa=ncsa))
+    p = h.start("squid", [squid, "-N", "-f", conf])
+    shirtest.wait_port(port)
+    return port, os.path.join(d, "access.log")
+
+
+@test
+def test_http_through_custom_proxy(h):
+    """HttpServer through the node's custom proxy (squid with Basic proxy auth)"""
+    base = http_server(h)
+    port, access = start_squid(h, "proxyuser", "pr0xy-pw")
+    pwf = h.write("proxy.pw", "pr0xy-pw\n", mode=0o600)
+    n = Node(h, lma=True, extra="[proxy]\nmode = custom\naddress = 127.0.0.1\nport = %d\n"
+             "user = proxyuser\npassword_file = %s\n" % (port, pwf))
+    ls = {"type": "HttpServer", "properties": {"url": base + "/api/"}}
+    r = n.author("preview", {"linkedService": ls, "dataset": {"type": "Json", "relativeUrl": "orders"},
+                             "limit": 1})
+    check(r["rows"] == [[1, 1.5, "2026-11-01T00:00:00Z"]], "%r", r)
+    wait_until(lambda: os.path.exists(access) and "/api/orders" in open(access).read(), 10,
+               "squid to log the request")
+    check("proxyuser" in open(access).read(), "the proxy saw the user: %s", open(access).read())
+    with open(pwf, "w") as f:
+        f.write("wrong\n")
+    expect_error(n.curl("testConnection", {"linkedService": ls}), 422, "StoreUnreachable", "proxy")
+    check("pr0xy-pw" not in n.p.log(), "the proxy password reached the log")
+
+
 @test
 def test_local_machine_access(h):
     """local machine access off (the default): loopback stores refused with 403"""
@@ -447,7 +510,6 @@ def test_deadline_and_shutdown(h):
 @test
 def test_shirctl_author_cli(h):
     """shirctl author: --linked-service/--dataset/--path/--limit, request files, tables, errors"""
-    import shirtest
     demo = h.path("demo")
     r = h.run(["sh", os.path.join(shirtest.SRCDIR, "tools", "demo-stores"), demo], check=0)
     fs_ls, sq_ls = [json.loads(line) for line in r.stdout.splitlines()]
