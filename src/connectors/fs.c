@@ -371,7 +371,7 @@ fs_stream(struct auth_ctx *c, const char *path, const char *encoding, fs_feed_fn
 		    "UTF-8, UTF-16, UTF-16LE, UTF-16BE, ISO-8859-1 (Latin-1) or Windows-1252", encoding);
 	if (*ic && (cd = iconv_open("UTF-8", ic)) == (iconv_t)-1)
 		return auth_fail(c, AUTH_E_INTERNAL, "this system's iconv cannot decode %s", ic);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);	/* path is resolved: no link may appear since */
 	if (fd < 0) {
 		if (errno == ENOENT)
 			auth_fail(c, AUTH_E_NOTFOUND, "the file %s does not exist", path);

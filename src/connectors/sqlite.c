@@ -43,7 +43,8 @@ sq_open(struct auth_ctx *c, sqlite3 **dbp)
 	*dbp = NULL;
 	if (path == NULL || auth_check_local_path(c, "the Sqlite database", path, &real) != 0)
 		return -1;
-	rc = sqlite3_open_v2(real, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(real, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+	    NULL);
 	free(real);
 	if (rc != SQLITE_OK) {
 		sq_fail(c, db, rc, "opening the database");

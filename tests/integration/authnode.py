@@ -76,6 +76,15 @@ class Node:
             raise TestFailure("curl failed (%d): %s" % (r.returncode, r.stderr))
         return parse_http(r.stdout.decode())
 
+    def stop_clean(self):
+        """SIGTERM; shird must exit 0 (the sanitizers make leaks and errors
+        non-zero exits)."""
+        import signal
+        self.p.signal(signal.SIGTERM)
+        rc = self.p.wait_exit(30)
+        if rc != 0:
+            raise TestFailure("shird exited %s; log tail:\n%s" % (rc, self.p.tail(60)))
+
     def vmhwm_kb(self):
         with open("/proc/%d/status" % self.p.pid) as f:
             for line in f:

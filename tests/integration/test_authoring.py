@@ -137,7 +137,7 @@ def test_filesystem_operations(h):
     # human output: aligned columns
     out, _ = n.author_text("preview", {"linkedService": fs(d), "dataset": ds("semi.txt", columnDelimiter=";")})
     check(out.splitlines()[:2] == ["a  b", "-  -"] and "(2 rows)" in out, "%s", out)
-
+    n.stop_clean()
 
 @test
 def test_sqlite_operations(h):
@@ -178,7 +178,7 @@ def test_sqlite_operations(h):
     db.close()
     expect_error(n.curl("preview", {"linkedService": ls, "limit": 1001,
                  "dataset": {"type": "Table", "table": "products"}}), 400, "InvalidRequest", "limit")
-
+    n.stop_clean()
 
 @test
 def test_local_folder_path_validation(h):
@@ -209,7 +209,7 @@ def test_local_folder_path_validation(h):
     # the listing still works inside
     r = n.author("browse", {"linkedService": fs(d)})
     check(any(i["name"] == "orders.csv" for i in r["items"]), "%r", r)
-
+    n.stop_clean()
 
 @test
 def test_validation_off_and_nothing_allowed(h):
@@ -222,7 +222,7 @@ def test_validation_off_and_nothing_allowed(h):
     h2 = Node(h, allowed="", validation=False)
     r = h2.author("browse", {"linkedService": fs(d), "path": "2024/../2024"})
     check(len(r["items"]) == 2, "%r", r)
-
+    h2.stop_clean()
 
 @test
 def test_request_validation(h):
@@ -264,6 +264,7 @@ def test_request_validation(h):
               input=json.dumps({"linkedService": fs(d), "dataset": ds("nope.csv")}))
     check(r.returncode == 1 and "preview failed" in r.stderr and "NotFound" in r.stderr
           and "HTTP 404" in r.stderr, "plain-words error: %r", r.stderr)
+    n.stop_clean()
 
 
 class _Http(http.server.BaseHTTPRequestHandler):
@@ -335,6 +336,7 @@ def test_http_json(h):
     expect_error(n.curl("testConnection", {"linkedService": closed}), 422, "StoreUnreachable")
     log = n.p.log()
     check("s3cret-pw" not in log and "wrong-pw" not in log, "a password reached the log")
+    n.stop_clean()
 
 
 SQUID_CONF = """\
@@ -396,7 +398,7 @@ def test_http_through_custom_proxy(h):
         f.write("wrong\n")
     expect_error(n.curl("testConnection", {"linkedService": ls}), 422, "StoreUnreachable", "proxy")
     check("pr0xy-pw" not in n.p.log(), "the proxy password reached the log")
-
+    n.stop_clean()
 
 @test
 def test_local_machine_access(h):
@@ -421,7 +423,7 @@ def test_local_machine_access(h):
     if own:
         expect_error(n.curl("testConnection", {"linkedService": {"type": "HttpServer", "properties": {
             "url": "http://%s:1/" % own[0]}}}), 403, "LocalMachineAccessDenied", own[0])
-
+    n.stop_clean()
 
 @test
 def test_node_ip_and_logs(h):
@@ -439,7 +441,7 @@ def test_node_ip_and_logs(h):
     check("event=authoring.request" in text, "bundle: %s", text[-500:])
     check("hunter2" not in text and "hunter2" not in n.p.log(), "a secret leaked")
     expect_error(n.curl("node/logs", {"maxLines": 0}), 400, "InvalidRequest", "maxLines")
-
+    n.stop_clean()
 
 @test
 def test_big_csv_bounded_memory(h):
@@ -475,7 +477,7 @@ def test_big_csv_bounded_memory(h):
     # chunks; the whole file would be 1 GiB. 64 MiB leaves room for the
     # allocator and sanitizers.
     check(grow < 64 * 1024, "shird's peak memory grew by %d KiB reading a 1 GiB file", grow)
-
+    n.stop_clean()
 
 @test
 def test_deadline_and_shutdown(h):
@@ -548,6 +550,7 @@ def test_shirctl_author_cli(h):
     check(r.returncode == 2 and "exclude each other" in r.stderr, "%s", r.stderr)
     r = h.run(ctl + ["frobnicate", "--local", req])
     check(r.returncode == 2 and "unknown author operation" in r.stderr, "%s", r.stderr)
+    n.stop_clean()
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ def test_postgresql_operations(h):
     out, _ = n.author_text("schema", {"linkedService": ls, "dataset": table("regions", "sales")})
     check(out.splitlines()[0].split() == ["NAME", "TYPE", "NULLABLE"] and "varchar" not in out
           and "String" in out, "%s", out)
-
+    n.stop_clean()
 
 @test
 def test_postgresql_errors(h):
@@ -142,7 +142,7 @@ def test_postgresql_errors(h):
                  422, "StoreError", "multiple commands")
     expect_error(n.curl("preview", {"linkedService": ls, "dataset": query("SELEC 1")}), 422,
                  "StoreError", "syntax")
-
+    n.stop_clean()
 
 @test
 def test_postgresql_queue_and_deadline(h):
@@ -158,7 +158,10 @@ def test_postgresql_queue_and_deadline(h):
         p.stdin.write(json.dumps(slow).encode())
         p.stdin.close()
         procs.append(p)
-    wait_until(lambda: n.p.log().count("event=authoring.request") >= 2, 10, "two accepted requests")
+    try:
+        wait_until(lambda: n.p.log().count("event=authoring.request") >= 2, 30, "two accepted requests")
+    except Exception as e:
+        raise type(e)("%s\nshird log:\n%s" % (e, n.p.tail(40)))
     st, hd, js = n.curl("preview", slow)
     check(st == 429 and js["error"]["code"] == "Busy" and int(hd["retry-after"]) >= 1, "%s %r %r", st, hd, js)
     for p in procs:
@@ -175,7 +178,7 @@ def test_postgresql_queue_and_deadline(h):
                              "'SELECT pg_sleep(30)%'").strip() == "0", 10, "the query to be cancelled")
     r = n.author("testConnection", {"linkedService": s.linked_service()})
     check(r["status"] == "Succeeded", "the worker is free again: %r", r)
-
+    n.stop_clean()
 
 @test
 def test_odbc_postgresql(h):
@@ -206,7 +209,7 @@ def test_odbc_postgresql(h):
     expect_error(n.curl("testConnection", {"linkedService": {"type": "Odbc", "properties": {
         "connectionString": "Driver={No Such Driver};Server=127.0.0.1"}}}), 400, "UnsupportedStoreType")
     check("bad-odbc-pw" not in n.p.log() and "r3ader-Secret" not in n.p.log(), "password in log")
-
+    n.stop_clean()
 
 @test
 def test_mariadb_operations(h):
@@ -233,7 +236,7 @@ def test_mariadb_operations(h):
     check(len(r["rows"]) == 100 and r["truncated"] is True, "%d", len(r["rows"]))
     r = n.author("preview", {"linkedService": ls, "limit": 1000, "dataset": query("SELECT id FROM orders")})
     check(len(r["rows"]) == 1000 and r["truncated"] is True, "%d", len(r["rows"]))
-
+    n.stop_clean()
 
 @test
 def test_mariadb_errors(h):
@@ -262,6 +265,7 @@ def test_mariadb_errors(h):
     check(time.monotonic() - t0 < 8, "deadline took %.1fs", time.monotonic() - t0)
     wait_until(lambda: s.sql("SELECT count(*) FROM information_schema.processlist WHERE info LIKE "
                              "'SELECT SLEEP(30)%'").strip() == "0", 15, "KILL QUERY to stop the sleep")
+    n.stop_clean()
 
 
 if __name__ == "__main__":
