@@ -184,7 +184,7 @@ def test_postgresql_queue_and_deadline(h):
 def test_odbc_postgresql(h):
     """Odbc (PostgreSQL driver): test, browse with SQLTables, schema with SQLColumns, preview"""
     s = pg()
-    n = Node(h, env={"ODBCSYSINI": odbcinst_dir(h), "ODBCINI": h.path("odbc", "odbc.ini")})
+    n = Node(h, timeout=4, env={"ODBCSYSINI": odbcinst_dir(h), "ODBCINI": h.path("odbc", "odbc.ini")})
     ls = s.odbc_linked_service()
     r = n.author("testConnection", {"linkedService": ls})
     check(r["store"]["product"] == "PostgreSQL", "%r", r)
@@ -209,6 +209,14 @@ def test_odbc_postgresql(h):
     expect_error(n.curl("testConnection", {"linkedService": {"type": "Odbc", "properties": {
         "connectionString": "Driver={No Such Driver};Server=127.0.0.1"}}}), 400, "UnsupportedStoreType")
     check("bad-odbc-pw" not in n.p.log() and "r3ader-Secret" not in n.p.log(), "password in log")
+    # past the deadline: answered at 4 s, and the driver's query timeout stops it in the server
+    t0 = time.monotonic()
+    expect_error(n.curl("preview", {"linkedService": ls, "dataset": query("SELECT pg_sleep(20) AS odbc_sleep")}),
+                 422, "StoreUnreachable", "timed out")
+    check(time.monotonic() - t0 < 9, "deadline took %.1fs", time.monotonic() - t0)
+    wait_until(lambda: s.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                             "'SELECT pg_sleep(20) AS odbc_sleep%'").strip() == "0", 15,
+               "the ODBC query to be stopped")
     n.stop_clean()
 
 @test
