@@ -222,10 +222,41 @@ auth_has_dotdot(const char *p)
 	return false;
 }
 
+/* For a path that does not exist: the resolved form of its deepest existing
+ * ancestor plus the rest, so the allowed-folder check can run on it (and a
+ * missing file outside the allowed folders is refused, not reported missing,
+ * which would let anyone probe the node's file system). */
+static char *
+auth_realpath_missing(const char *path)
+{
+	char *dir = strdup(path), *slash, *base, *out = NULL;
+	size_t l;
+
+	if (dir == NULL)
+		return NULL;
+	while ((slash = strrchr(dir, '/')) != NULL) {
+		*slash = '\0';
+		base = realpath(*dir ? dir : "/", NULL);
+		if (base != NULL) {
+			const char *rest = path + (slash - dir);
+
+			l = strlen(base) + strlen(rest) + 1;
+			out = malloc(l);
+			if (out != NULL)
+				snprintf(out, l, "%s%s", strcmp(base, "/") == 0 ? "" : base, rest);
+			free(base);
+			break;
+		}
+	}
+	free(dir);
+	return out;
+}
+
 int
 auth_check_local_path(struct auth_ctx *c, const char *what, const char *path, char **out)
 {
 	char *real = NULL, *folders = NULL, *tok, *save = NULL;
+	bool missing = false;
 	int rc = -1;
 
 	*out = NULL;
@@ -236,10 +267,12 @@ auth_check_local_path(struct auth_ctx *c, const char *what, const char *path, ch
 		    "refuses paths that climb out of a folder", what, path);
 	real = realpath(path, NULL);
 	if (real == NULL) {
-		if (errno == ENOENT || errno == ENOTDIR)
+		if (errno != ENOENT && errno != ENOTDIR)
+			return auth_fail(c, AUTH_E_STORE, "cannot resolve %s %s: %s", what, path,
+			    strerror(errno));
+		if (!c->policy.path_validation || (real = auth_realpath_missing(path)) == NULL)
 			return auth_fail(c, AUTH_E_NOTFOUND, "%s %s does not exist", what, path);
-		return auth_fail(c, AUTH_E_STORE, "cannot resolve %s %s: %s", what, path,
-		    strerror(errno));
+		missing = true;
 	}
 	if (!c->policy.path_validation) {
 		*out = real;
@@ -255,6 +288,10 @@ auth_check_local_path(struct auth_ctx *c, const char *what, const char *path, ch
 
 		if (rdir != NULL && auth_path_inside(real, rdir)) {
 			free(rdir);
+			if (missing) {
+				auth_fail(c, AUTH_E_NOTFOUND, "%s %s does not exist", what, path);
+				goto out;
+			}
 			*out = real;
 			real = NULL;
 			rc = 0;
@@ -265,7 +302,7 @@ auth_check_local_path(struct auth_ctx *c, const char *what, const char *path, ch
 	if (c->policy.allowed_folders == NULL || !*c->policy.allowed_folders)
 		auth_fail(c, AUTH_E_PATH, "%s %s is not allowed: no folder is allowed yet; the node's "
 		    "admin lists folders in security.allowed_folders of shird.conf", what, path);
-	else if (strcmp(real, path) != 0)
+	else if (strcmp(real, path) != 0 && !missing)
 		auth_fail(c, AUTH_E_PATH, "%s %s resolves (through a symbolic link) to a place outside "
 		    "the allowed folders (security.allowed_folders)", what, path);
 	else

@@ -202,8 +202,13 @@ def test_local_folder_path_validation(h):
                  "allowed folders")
     expect_error(n.curl("testConnection", {"linkedService": fs(os.path.join(d, "escape"))}), 403,
                  "PathNotAllowed")
+    # a missing file outside is refused, not reported missing (no probing)
     expect_error(n.curl("testConnection", {"linkedService": {"type": "Sqlite", "properties": {
-        "path": os.path.join(outside, "x.db")}}}), 404, "NotFound")
+        "path": os.path.join(outside, "x.db")}}}), 403, "PathNotAllowed")
+    expect_error(n.curl("testConnection", {"linkedService": {"type": "Sqlite", "properties": {
+        "path": "/nonexistent/dir/x.db"}}}), 403, "PathNotAllowed")
+    expect_error(n.curl("testConnection", {"linkedService": {"type": "Sqlite", "properties": {
+        "path": os.path.join(d, "missing.db")}}}), 404, "NotFound")
     expect_error(n.curl("testConnection", {"linkedService": {"type": "Sqlite", "properties": {
         "path": os.path.join(outside, "pw.csv")}}}), 403, "PathNotAllowed")
     # the listing still works inside
