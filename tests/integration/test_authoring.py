@@ -449,6 +449,25 @@ def test_node_ip_and_logs(h):
     n.stop_clean()
 
 @test
+def test_status_and_reload(h):
+    """GET /v1/node shows the pool; queue_size and operation_timeout reload live"""
+    n = Node(h, jobs=3, queue=7, timeout=20)
+    st, _, js = n.curl("node", method="GET")
+    check(js["concurrency"] == {"concurrentJobs": 3, "queueSize": 7, "running": 0, "queued": 0,
+                                "operationTimeoutSeconds": 20}, "%r", js.get("concurrency"))
+    with open(n.conf) as f:
+        text = f.read()
+    with open(n.conf, "w") as f:
+        f.write(text.replace("queue_size = 7", "queue_size = 9").replace("operation_timeout = 20",
+                                                                         "operation_timeout = 5"))
+    h.run([h.bin("shirctl"), "--socket", n.sock, "reload"], check=0)
+    st, _, js = n.curl("node", method="GET")
+    check(js["concurrency"]["queueSize"] == 9 and js["concurrency"]["operationTimeoutSeconds"] == 5,
+          "%r", js["concurrency"])
+    n.stop_clean()
+
+
+@test
 def test_big_csv_bounded_memory(h):
     """a 1 GB CSV previews in bounded memory (VmHWM grows < 64 MiB)"""
     d = h.path("big")
