@@ -5,6 +5,7 @@ operation, type mapping, read-only transactions, and each error code from
 the real situation (wrong password, closed port, unknown table, writing
 query, full queue, a query that runs past the deadline)."""
 import json
+import socket
 import subprocess
 import time
 
@@ -124,6 +125,20 @@ def test_postgresql_errors(h):
                  404, "NotFound", "nodb")
     expect_error(n.curl("testConnection", {"linkedService": dict(s.linked_service(), properties=dict(
         s.linked_service()["properties"], host="no-such-host.invalid"))}), 422, "StoreUnreachable")
+    expect_error(n.curl("testConnection", {"linkedService": s.linked_service(sslMode="require")}),
+                 422, "StoreError", "SSL")
+    expect_error(n.curl("testConnection", {"linkedService": s.linked_service(sslMode="sometimes")}),
+                 400, "InvalidRequest", "sslMode")
+    # a server that accepts TCP but never speaks: connectTimeoutSeconds holds
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(5)
+    t0 = time.monotonic()
+    expect_error(n.curl("testConnection", {"linkedService": s.linked_service(
+        port=mute.getsockname()[1], connectTimeoutSeconds=1)}), 422, "StoreUnreachable",
+        "connectTimeoutSeconds")
+    check(time.monotonic() - t0 < 5, "connect timeout took %.1fs", time.monotonic() - t0)
+    mute.close()
     ls = s.linked_service()
     expect_error(n.curl("preview", {"linkedService": ls, "dataset": table("missing")}), 404, "NotFound",
                  "missing")
@@ -256,6 +271,14 @@ def test_mariadb_errors(h):
     check("nope-my" not in m, m)
     expect_error(n.curl("testConnection", {"linkedService": s.linked_service(port=free_port())}),
                  422, "StoreUnreachable")
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(5)
+    t0 = time.monotonic()
+    expect_error(n.curl("testConnection", {"linkedService": s.linked_service(
+        port=mute.getsockname()[1], connectTimeoutSeconds=1)}), 422, "StoreUnreachable")
+    check(time.monotonic() - t0 < 5, "connect timeout took %.1fs", time.monotonic() - t0)
+    mute.close()
     ls = s.linked_service()
     expect_error(n.curl("preview", {"linkedService": ls, "dataset": table("missing")}), 404, "NotFound",
                  "missing")
