@@ -19,6 +19,8 @@
 #include "conf.h"
 #include "node.h"
 
+static struct event_base *g_base;
+
 struct answer {
 	int calls, status;
 	char code[64];
@@ -39,6 +41,8 @@ on_done(void *arg, int status, const char *headers, const char *ctype, const cha
 	snprintf(a->code, sizeof a->code, "%s", c ? c : "");
 	snprintf(a->body, sizeof a->body, "%.*s", (int)len, body);
 	cJSON_Delete(o);
+	if (g_base)
+		event_base_loopbreak(g_base);
 }
 
 static void
@@ -138,6 +142,52 @@ test_stop_answers_everything(void **state)
 	event_base_free(base);
 }
 
+static int resolver_calls;
+
+static int
+resolver(void *arg, const char *name, char **secret, struct shir_error *err)
+{
+	resolver_calls++;
+	if (strcmp(name, "known") != 0)
+		return SHIR_ENOENT;
+	*secret = strdup("the-secret");
+	return 0;
+}
+
+static void
+test_credential_seam(void **state)
+{
+	struct event_base *base;
+	struct node *n = mknode(&base);
+	struct answer a;
+	char req[512];
+
+	authoring_set_credential_resolver(n, resolver, NULL);
+	dispatch(n, "POST", "/v1/testConnection", "{\"linkedService\":{\"type\":\"PostgreSql\","
+	    "\"properties\":{\"host\":\"h\",\"database\":\"d\",\"password\":{\"type\":"
+	    "\"CredentialReference\",\"name\":\"unknown\"}}}}", API_CH_LOCAL, &a);
+	assert_int_equal(a.status, 400);
+	assert_string_equal(a.code, "CredentialNotFound");
+	assert_non_null(strstr(a.body, "unknown"));
+	/* a resolved reference reaches the store: here a closed port */
+	snprintf(req, sizeof req, "{\"linkedService\":{\"type\":\"PostgreSql\",\"properties\":"
+	    "{\"host\":\"127.0.0.1\",\"port\":1,\"database\":\"d\",\"sslMode\":\"disable\","
+	    "\"password\":{\"type\":\"CredentialReference\",\"name\":\"known\"}}}}");
+	g_base = base;
+	((struct conf *)node_conf(n))->local_machine_access = true;
+	dispatch(n, "POST", "/v1/testConnection", req, API_CH_LOCAL, &a);
+	if (a.calls == 0)
+		event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
+	g_base = NULL;
+	assert_int_equal(resolver_calls, 2);
+	assert_int_equal(a.status, 422);
+	assert_string_equal(a.code, "StoreUnreachable");
+	assert_null(strstr(a.body, "the-secret"));
+	authoring_stop(n);
+	node_free(n);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -145,6 +195,7 @@ main(void)
 		cmocka_unit_test(test_self_contained_501),
 		cmocka_unit_test(test_validation_and_status),
 		cmocka_unit_test(test_stop_answers_everything),
+		cmocka_unit_test(test_credential_seam),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
