@@ -704,12 +704,31 @@ auth_api_logs(struct api_reply *r, const struct api_request *rq, void *ud)
 
 /* ---- node hooks ------------------------------------------------------- */
 
+/* The security switches are admin decisions worth a line in the log each
+ * time they take effect (spec 6: turning validation off is logged). */
+static void
+auth_log_security(const struct conf *c, const struct conf *old)
+{
+	if (old == NULL || old->local_folder_path_validation != c->local_folder_path_validation) {
+		if (c->local_folder_path_validation)
+			log_info("authoring", "event=security.local_folder_path_validation state=on "
+			    "allowed_folders=%s", log_q(c->allowed_folders ? c->allowed_folders : ""));
+		else
+			log_warn("authoring", "event=security.local_folder_path_validation state=off "
+			    "reason=\"disabled by the admin: file stores may use any path shird can read\"");
+	}
+	if (old == NULL || old->local_machine_access != c->local_machine_access)
+		log_write(c->local_machine_access ? LOG_LVL_WARN : LOG_LVL_INFO, "authoring",
+		    "event=security.local_machine_access state=%s", c->local_machine_access ? "on" : "off");
+}
+
 static void
 auth_hook_apply(void *arg, const struct conf *newc, const struct conf *oldc)
 {
 	struct authoring *a = arg;
 
 	workpool_set_queue_max(a->pool, newc->queue_size);
+	auth_log_security(newc, oldc);
 }
 
 static void
@@ -756,6 +775,7 @@ authoring_start(struct node *n, struct shir_error *err)
 	    (rc = api_route(api, "POST", "/v1/node/logs", auth_api_logs, a)) != 0 ||
 	    (rc = node_add_hooks(n, &h)) != 0)
 		return shir_error_set(err, rc, "cannot add the authoring routes: %s", shir_strerror(rc));
+	auth_log_security(c, NULL);
 	log_info("authoring", "event=authoring.started concurrent_jobs=%d%s queue_size=%d "
 	    "operation_timeout_s=%d", a->nthreads, c->concurrent_jobs > 0 ? "" : " (derived)",
 	    c->queue_size, c->operation_timeout);

@@ -7,6 +7,7 @@ import codecs
 import http.server
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -225,6 +226,8 @@ def test_validation_off_and_nothing_allowed(h):
     check("security.allowed_folders" in m, m)
     n.p.stop()
     h2 = Node(h, allowed="", validation=False)
+    check(re.search(r"level=warn .*event=security.local_folder_path_validation state=off", h2.p.log()),
+          "turning validation off must be logged:\n%s", h2.p.tail())
     r = h2.author("browse", {"linkedService": fs(d), "path": "2024/../2024"})
     check(len(r["items"]) == 2, "%r", r)
     h2.stop_clean()
