@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 #include <event2/event.h>
+#include <mysql.h>
 
 #include "api.h"
 #include "auth_ctx.h"
@@ -759,9 +760,16 @@ authoring_start(struct node *n, struct shir_error *err)
 	if (a == NULL)
 		return shir_error_set(err, SHIR_ENOMEM, "out of memory starting authoring");
 	a->node = n;
+	/* libmariadb initialises itself lazily, which is not thread safe: do
+	 * it once before the workers exist */
+	if (mysql_library_init(0, NULL, NULL) != 0) {
+		free(a);
+		return shir_error_set(err, SHIR_EINTERNAL, "cannot initialise the MariaDB client library");
+	}
 	a->nthreads = c->concurrent_jobs > 0 ? c->concurrent_jobs : workpool_default_threads();
 	a->pool = workpool_new(node_base(n), a->nthreads, c->queue_size, err);
 	if (a->pool == NULL) {
+		mysql_library_end();
 		free(a);
 		return err->code ? err->code : SHIR_ENOMEM;
 	}
@@ -812,6 +820,7 @@ authoring_stop(struct node *n)
 	workpool_free(a->pool);	/* joins the workers; runs the remaining completions */
 	node_set_ext(n, NODE_EXT_AUTHORING, NULL);
 	free(a);
+	mysql_library_end();
 }
 
 void
