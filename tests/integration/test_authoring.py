@@ -504,6 +504,15 @@ def test_big_csv_bounded_memory(h):
     # chunks; the whole file would be 1 GiB. 64 MiB leaves room for the
     # allocator and sanitizers.
     check(grow < 64 * 1024, "shird's peak memory grew by %d KiB reading a 1 GiB file", grow)
+    # the whole answer is capped: 1000 rows of 2 x 4000-byte values would be 8 MB
+    with open(os.path.join(d, "wide.csv"), "w") as f:
+        f.write("a,b\n")
+        for i in range(1000):
+            f.write("%s,%s\n" % ("a" * 4000, "b" * 4000))
+    st, _, js = n.curl("preview", {"linkedService": fs(d), "dataset": ds("wide.csv"), "limit": 1000})
+    size = len(json.dumps(js))
+    check(st == 200 and js["truncated"] is True and 100 < len(js["rows"]) < 1000 and size < 5 << 20,
+          "capped answer: %d rows, %d bytes", len(js["rows"]), size)
     n.stop_clean()
 
 @test
