@@ -37,6 +37,9 @@ static const struct ctl_cmd ctl_cmds[] = {
 	  "the effective proxy settings from shird.conf (no secrets)" },
 
 	/* authoring (src/ctl_author.c) */
+	{ "author", { NULL }, ctl_cmd_author,
+	  "author OP [--local|--service-key KEY] [--json] [REQUEST|-]",
+	  "send an authoring request (testConnection, browse, schema, preview) to a node" },
 
 	/* registration, credentials, backups, dmgcmd actions (src/ctl_admin*.c) */
 	{ "register-node", { "-rn", "-RegisterNewNode" }, ctl_cmd_register_node,

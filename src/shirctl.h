@@ -34,6 +34,9 @@ int ctl_cmd_service_account(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_auto_update(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_proxy_set(struct ctl_ctx *ctx, int argc, char **argv);
 
+/* authoring (src/ctl_author.c) */
+int ctl_cmd_author(struct ctl_ctx *ctx, int argc, char **argv);
+
 /* Helpers for commands. */
 int ctl_has_flag(int argc, char **argv, const char *flag);
 void ctl_die_usage(const char *cmd, const char *usage);

@@ -1,10 +1,26 @@
 #include "config.h"
 
 #include "admin_node.h"
+#include "authoring.h"
+#include "credstore.h"
 #include "log.h"
 #include "node.h"
 #include "proxy_node.h"
 #include "shird.h"
+
+/* Authoring's CredentialReference resolution, from the node's credential
+ * store. Reserved names (the node's own SAS key lives there) are never
+ * resolvable by an authoring request: such a reference would let an author
+ * send the node key to a store of their choosing. */
+static int
+shird_resolve_credential(void *arg, const char *name, char **secret, struct shir_error *err)
+{
+	struct credstore *cs = node_ext(arg, NODE_EXT_CREDS);
+
+	if (cs == NULL || credstore_name_check(name, 0, NULL) != 0)
+		return SHIR_ENOENT;
+	return credstore_get(cs, name, secret, err);
+}
 
 int
 shird_hook_validate(const struct conf *c, struct shir_error *err)
@@ -28,10 +44,13 @@ shird_hook_start(struct node *n, struct shir_error *err)
 		return err->code;
 
 	/* authoring: worker pool and /v1 routes */
+	if (authoring_start(n, err) != 0)
+		return err->code ? err->code : SHIR_EINTERNAL;
 
 	/* admin: credentials routes, registration state */
 	if (admin_node_start(n, err) != 0)
 		return err->code;
+	authoring_set_credential_resolver(n, shird_resolve_credential, n);
 
 	/* listener: start the control channels (replaces the lines below) */
 
@@ -52,6 +71,9 @@ void
 shird_hook_shutdown(struct node *n)
 {
 	/* listener: stop accepting new requests on the channels */
+
+	/* authoring: queued operations get 503 ShuttingDown */
+	authoring_shutdown(n);
 }
 
 void
@@ -61,6 +83,9 @@ shird_hook_stop(struct node *n)
 
 	/* admin */
 	admin_node_stop(n);
+
+	/* authoring: answer what is left, join the workers */
+	authoring_stop(n);
 
 	/* proxy */
 	proxy_node_stop(n);

@@ -1,0 +1,168 @@
+/* auth_ctx: what a connector sees of one authoring operation while it runs
+ * on a worker thread: the request's linked service and dataset, the policy
+ * snapshot (security rules of the spec, section 6), the deadline and stop
+ * flag, the error it reports, and the result it builds.
+ *
+ * Connectors (src/connectors/ (one file per store)) implement struct auth_store. They never
+ * touch libevent or the node; everything they need is in here. */
+#ifndef SHIR_AUTH_CTX_H
+#define SHIR_AUTH_CTX_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "shir_err.h"
+
+struct cJSON;
+struct auth_rows;
+
+enum auth_op { AUTH_OP_TEST = 0, AUTH_OP_BROWSE, AUTH_OP_SCHEMA, AUTH_OP_PREVIEW };
+
+/* The error codes of the spec's table, section 5. */
+enum auth_code {
+	AUTH_OK = 0,
+	AUTH_E_INVALID,		/* 400 InvalidRequest */
+	AUTH_E_UNSUPPORTED,	/* 400 UnsupportedStoreType */
+	AUTH_E_CREDENTIAL,	/* 400 CredentialNotFound */
+	AUTH_E_PATH,		/* 403 PathNotAllowed */
+	AUTH_E_LOCAL,		/* 403 LocalMachineAccessDenied */
+	AUTH_E_READONLY,	/* 403 ReadOnlyViolation */
+	AUTH_E_NOTFOUND,	/* 404 NotFound */
+	AUTH_E_AUTH,		/* 422 AuthenticationFailed */
+	AUTH_E_UNREACHABLE,	/* 422 StoreUnreachable */
+	AUTH_E_STORE,		/* 422 StoreError */
+	AUTH_E_BUSY,		/* 429 Busy */
+	AUTH_E_SELFCONTAINED,	/* 501 NotSupportedInSelfContainedMode */
+	AUTH_E_SHUTDOWN,	/* 503 ShuttingDown */
+	AUTH_E_INTERNAL,	/* 500 Internal */
+	AUTH_E_MAX
+};
+const char *auth_code_name(enum auth_code c);
+int auth_code_http(enum auth_code c);
+
+/* Limits (docs/authoring.md). */
+#define AUTH_PREVIEW_DEFAULT 100
+#define AUTH_PREVIEW_MAX 1000
+#define AUTH_BROWSE_DEFAULT 1000
+#define AUTH_BROWSE_MAX 10000
+#define AUTH_VALUE_MAX 4096		/* bytes of one value before it is cut */
+#define AUTH_TRUNC_MARKER "...(truncated)"
+#define AUTH_RESPONSE_MAX (4 * 1024 * 1024)	/* bytes of rows in one answer */
+#define AUTH_COLUMNS_MAX 1024
+#define AUTH_FILE_SCAN_MAX (64 * 1024 * 1024)	/* bytes read looking for rows */
+
+/* A snapshot of the node's policy, taken when the request is accepted. */
+struct auth_policy {
+	bool path_validation;
+	char *allowed_folders;	/* colon-separated */
+	bool local_machine_access;
+	int proxy_mode;		/* enum conf_proxy_mode */
+	char *proxy_address;
+	int proxy_port;
+	char *proxy_user;
+	char *proxy_password_file;
+	int proxy_auth;
+	int proxy_connect_timeout;
+};
+
+struct auth_ctx {
+	enum auth_op op;
+	const char *store_type;
+	const struct cJSON *props;	/* linkedService.properties */
+	const struct cJSON *dataset;	/* NULL for test/browse */
+	const char *dataset_type;
+	const char *path;		/* browse path, may be "" */
+	int limit;
+	struct auth_policy policy;
+	struct timespec deadline;	/* CLOCK_MONOTONIC */
+	int timeout_s;
+	atomic_int stop;		/* set by the loop: deadline passed or shutdown */
+	/* secrets resolved on the loop thread (by the credential seam) */
+	char *password;
+	char *connection_string;
+	/* outcome */
+	enum auth_code code;
+	char msg[1024];
+	struct cJSON *result;		/* the success object being built */
+	struct auth_rows *rows;		/* preview/schema sink */
+};
+
+/* Records the failure (first one wins) and returns -1. */
+int auth_fail(struct auth_ctx *c, enum auth_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Milliseconds left before the deadline (0 when passed); 1 when the loop
+ * asked to stop. */
+long auth_ms_left(const struct auth_ctx *c);
+bool auth_should_stop(const struct auth_ctx *c);
+/* Seconds to give a driver's own timeout: min(want, time left), at least 1. */
+int auth_secs_for(const struct auth_ctx *c, int want);
+/* The standard deadline failure: 422 StoreUnreachable "... timed out ...". */
+int auth_fail_timeout(struct auth_ctx *c, const char *what);
+
+/* Dataset and property helpers (missing or wrongly typed: 400 naming the field). */
+const char *auth_prop_str(struct auth_ctx *c, const char *name, bool required, const char *def);
+int auth_prop_int(struct auth_ctx *c, const char *name, int def, int min, int max, int *out);
+int auth_prop_bool(struct auth_ctx *c, const char *name, bool def, bool *out);
+const char *auth_ds_str(struct auth_ctx *c, const char *name, bool required, const char *def);
+int auth_ds_bool(struct auth_ctx *c, const char *name, bool def, bool *out);
+
+/* Security rules (spec section 6). */
+/* Local folder path validation: path (absolute) resolved with realpath must
+ * lie inside an allowed folder. Fills *real (malloc'd) on success. */
+int auth_check_local_path(struct auth_ctx *c, const char *what, const char *path, char **real);
+/* Resolves host; refuses loopback and the node's own addresses unless local
+ * machine access is on. DNS failure: StoreUnreachable. */
+int auth_check_host(struct auth_ctx *c, const char *host);
+/* The same, and when the check ran (local machine access off) the first
+ * checked address in addr ("" otherwise), so the caller can connect to
+ * exactly that address and a second DNS answer cannot differ. */
+int auth_check_host_addr(struct auth_ctx *c, const char *host, char *addr, size_t addrlen);
+/* Is real (a resolved path) equal to or below dir (also resolved)? */
+bool auth_path_inside(const char *real, const char *dir);
+
+/* Success object helpers. */
+void auth_result_store(struct auth_ctx *c, const char *product, const char *version);
+
+/* A connector. Each function returns 0 or -1 after auth_fail(). test fills
+ * the store object; browse appends to items (and sets *truncated); schema
+ * and preview fill c->rows. NULL: the operation is not supported by this
+ * store type (400 InvalidRequest). */
+struct auth_store {
+	const char *type;
+	const char *const *datasets;	/* dataset types it accepts, NULL-terminated */
+	int (*test)(struct auth_ctx *c);
+	int (*browse)(struct auth_ctx *c, struct cJSON *items, bool *truncated);
+	int (*schema)(struct auth_ctx *c);
+	int (*preview)(struct auth_ctx *c);
+};
+
+extern const struct auth_store conn_fs_store;
+extern const struct auth_store conn_sqlite_store;
+extern const struct auth_store conn_pg_store;
+extern const struct auth_store conn_mysql_store;
+extern const struct auth_store conn_odbc_store;
+extern const struct auth_store conn_http_store;
+
+/* Json records from any byte source (files, HTTP): pull calls feed with
+ * chunks of UTF-8 (last = true on the final one) until feed returns non-zero
+ * (1 = enough rows, -1 = error) or the source ends; pull returns 0 or -1
+ * after auth_fail. The records' members become the columns, typed by
+ * inference; c->rows is filled. Lives in connectors/fs.c. */
+typedef int (*auth_feed_fn)(void *feeder, const char *buf, size_t len, bool last);
+typedef int (*auth_pull_fn)(void *arg, void *feeder, auth_feed_fn feed);
+int conn_json_rows(struct auth_ctx *c, bool lines, auth_pull_fn pull, void *pull_arg,
+    const char *what);
+
+/* Browse items. */
+struct cJSON *auth_item(struct cJSON *items, const char *name, const char *type);
+
+/* The proxy seam for HttpServer: fills curl-ready proxy settings for url
+ * from the policy. Until proxy/ exposes proxy_decide(), honours modes none
+ * and custom; returns -1 (after auth_fail) for what it cannot do. *proxy is
+ * "" for a direct connection. Caller frees *proxy, *userpwd. */
+int auth_proxy_for(struct auth_ctx *c, const char *url, char **proxy, char **userpwd);
+
+#endif

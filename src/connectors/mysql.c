@@ -1,0 +1,422 @@
+/* MySql connector (libmariadb; MySQL and MariaDB). Each operation runs in
+ * START TRANSACTION READ ONLY, so a writing Query fails in the server
+ * (ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION) and comes back as 403
+ * ReadOnlyViolation. Reads have a socket timeout at the deadline; a query
+ * still running then is stopped with KILL QUERY from a second connection. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <mysql.h>
+#include <mysqld_error.h>
+#include <errmsg.h>
+
+#include "auth_ctx.h"
+#include "auth_rows.h"
+
+#ifndef ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
+#define ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION 1792
+#endif
+
+struct my_conn {
+	MYSQL *m;
+	const char *host, *user, *db;
+	int port, cto;
+	bool ssl;
+};
+
+static const char *
+my_type(enum enum_field_types t, unsigned flags, unsigned long len, unsigned charsetnr)
+{
+	switch (t) {
+	case MYSQL_TYPE_TINY: return len == 1 ? "Boolean" : "Int16";
+	case MYSQL_TYPE_SHORT: return (flags & UNSIGNED_FLAG) ? "Int32" : "Int16";
+	case MYSQL_TYPE_INT24: return "Int32";
+	case MYSQL_TYPE_LONG: return (flags & UNSIGNED_FLAG) ? "Int64" : "Int32";
+	case MYSQL_TYPE_LONGLONG: return (flags & UNSIGNED_FLAG) ? "Decimal" : "Int64";
+	case MYSQL_TYPE_YEAR: return "Int16";
+	case MYSQL_TYPE_FLOAT: return "Single";
+	case MYSQL_TYPE_DOUBLE: return "Double";
+	case MYSQL_TYPE_DECIMAL: case MYSQL_TYPE_NEWDECIMAL: return "Decimal";
+	case MYSQL_TYPE_DATE: case MYSQL_TYPE_DATETIME: case MYSQL_TYPE_TIMESTAMP:
+	case MYSQL_TYPE_NEWDATE: return "DateTime";
+	case MYSQL_TYPE_TIME: return "TimeSpan";
+	case MYSQL_TYPE_BIT: return len == 1 ? "Boolean" : "ByteArray";
+	case MYSQL_TYPE_TINY_BLOB: case MYSQL_TYPE_MEDIUM_BLOB: case MYSQL_TYPE_LONG_BLOB:
+	case MYSQL_TYPE_BLOB: case MYSQL_TYPE_VAR_STRING: case MYSQL_TYPE_STRING:
+	case MYSQL_TYPE_VARCHAR:
+		return charsetnr == 63 ? "ByteArray" : "String";	/* 63: binary */
+	default: return "String";
+	}
+}
+
+static int
+my_fail(struct auth_ctx *c, MYSQL *m, const char *what)
+{
+	unsigned e = mysql_errno(m);
+	const char *msg = mysql_error(m);
+
+	switch (e) {
+	case ER_ACCESS_DENIED_ERROR: case ER_DBACCESS_DENIED_ERROR: case 1698:	/* no password */
+		return auth_fail(c, AUTH_E_AUTH, "%s", msg);
+	case ER_NO_SUCH_TABLE: case ER_BAD_DB_ERROR: case ER_BAD_TABLE_ERROR:
+		return auth_fail(c, AUTH_E_NOTFOUND, "%s", msg);
+	case ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION:
+		return auth_fail(c, AUTH_E_READONLY, "the query would write, and authoring runs in "
+		    "read-only transactions: %s", msg);
+	case CR_CONN_HOST_ERROR: case CR_CONNECTION_ERROR: case CR_UNKNOWN_HOST:
+	case CR_SERVER_GONE_ERROR:
+		return auth_fail(c, AUTH_E_UNREACHABLE, "%s", msg);
+	case CR_SERVER_LOST:
+		if (auth_should_stop(c))
+			return auth_fail_timeout(c, what);
+		return auth_fail(c, AUTH_E_UNREACHABLE, "%s", msg);
+	case ER_QUERY_INTERRUPTED:
+		if (auth_should_stop(c))
+			return auth_fail_timeout(c, what);
+		/* FALLTHROUGH */
+	default:
+		if (e >= 2000 && e < 3000 && strstr(msg, "timeout"))
+			return auth_fail(c, AUTH_E_UNREACHABLE, "%s", msg);
+		return auth_fail(c, AUTH_E_STORE, "%s: %s", what, msg);
+	}
+}
+
+static MYSQL *
+my_open(struct auth_ctx *c, struct my_conn *mc, bool with_db)
+{
+	MYSQL *m = mysql_init(NULL);
+	unsigned to;
+	my_bool on = 1;
+
+	if (m == NULL) {
+		auth_fail(c, AUTH_E_INTERNAL, "out of memory");
+		return NULL;
+	}
+	to = (unsigned)auth_secs_for(c, mc->cto);
+	mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &to);
+	to = (unsigned)auth_secs_for(c, 0);
+	mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &to);
+	mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &to);
+	mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	if (mc->ssl) {
+		mysql_options(m, MYSQL_OPT_SSL_ENFORCE, &on);
+		mysql_options(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on);
+	}
+	if (!mysql_real_connect(m, mc->host, mc->user, c->password ? c->password : "",
+		with_db ? mc->db : NULL, (unsigned)mc->port, NULL, 0)) {
+		my_fail(c, m, "connecting");
+		mysql_close(m);
+		return NULL;
+	}
+	return m;
+}
+
+static int
+my_query(struct auth_ctx *c, struct my_conn *mc, const char *sql, const char *what)
+{
+	unsigned long id = mysql_thread_id(mc->m);
+
+	if (mysql_real_query(mc->m, sql, strlen(sql)) == 0)
+		return 0;
+	if (auth_should_stop(c) && (mysql_errno(mc->m) == CR_SERVER_LOST ||
+		mysql_errno(mc->m) == CR_SERVER_GONE_ERROR)) {
+		/* the read timed out at the deadline: stop the query in the server */
+		struct auth_ctx tmp;
+		MYSQL *k;
+		char kill[64];
+
+		memset(&tmp, 0, sizeof tmp);
+		tmp.props = c->props;
+		tmp.password = c->password;
+		clock_gettime(CLOCK_MONOTONIC, &tmp.deadline);
+		tmp.deadline.tv_sec += 5;
+		k = my_open(&tmp, mc, false);
+		if (k != NULL) {
+			snprintf(kill, sizeof kill, "KILL QUERY %lu", id);
+			mysql_real_query(k, kill, strlen(kill));
+			mysql_close(k);
+		}
+		return auth_fail_timeout(c, what);
+	}
+	return my_fail(c, mc->m, what);
+}
+
+static int
+my_connect(struct auth_ctx *c, struct my_conn *mc, bool begin)
+{
+	memset(mc, 0, sizeof *mc);
+	if ((mc->host = auth_prop_str(c, "host", true, NULL)) == NULL ||
+	    auth_prop_int(c, "port", 3306, 1, 65535, &mc->port) != 0 ||
+	    auth_prop_int(c, "connectTimeoutSeconds", 15, 1, 300, &mc->cto) != 0 ||
+	    auth_prop_bool(c, "ssl", false, &mc->ssl) != 0)
+		return -1;
+	mc->user = auth_prop_str(c, "username", false, NULL);
+	mc->db = auth_prop_str(c, "database", false, NULL);
+	if (c->code != AUTH_OK || auth_check_host(c, mc->host) != 0)
+		return -1;
+	mc->m = my_open(c, mc, true);
+	if (mc->m == NULL)
+		return -1;
+	if (begin && my_query(c, mc, "START TRANSACTION READ ONLY", "starting a read-only "
+	    "transaction") != 0)
+		return -1;
+	return 0;
+}
+
+static int
+my_test(struct auth_ctx *c)
+{
+	struct my_conn mc;
+	const char *v;
+	char ver[64];
+
+	if (my_connect(c, &mc, false) != 0) {
+		mysql_close(mc.m);
+		return -1;
+	}
+	v = mysql_get_server_info(mc.m);
+	snprintf(ver, sizeof ver, "%s", v ? v : "");
+	ver[strcspn(ver, "-")] = '\0';
+	auth_result_store(c, v && strstr(v, "MariaDB") ? "MariaDB" : "MySQL", ver);
+	mysql_close(mc.m);
+	return 0;
+}
+
+/* 'text' quoted as a string literal. */
+static char *
+my_literal(MYSQL *m, const char *s)
+{
+	size_t l = strlen(s);
+	char *q = malloc(2 * l + 3);
+
+	if (q == NULL)
+		return NULL;
+	q[0] = '\'';
+	l = mysql_real_escape_string(m, q + 1, s, (unsigned long)l);
+	q[l + 1] = '\'';
+	q[l + 2] = '\0';
+	return q;
+}
+
+/* `name` quoted as an identifier. */
+static char *
+my_ident(const char *s)
+{
+	size_t l = strlen(s), i, o = 0;
+	char *q = malloc(2 * l + 3);
+
+	if (q == NULL)
+		return NULL;
+	q[o++] = '`';
+	for (i = 0; i < l; i++) {
+		if (s[i] == '`')
+			q[o++] = '`';
+		q[o++] = s[i];
+	}
+	q[o++] = '`';
+	q[o] = '\0';
+	return q;
+}
+
+static int
+my_browse(struct auth_ctx *c, cJSON *items, bool *truncated)
+{
+	struct my_conn mc;
+	MYSQL_RES *res = NULL;
+	MYSQL_ROW row;
+	char *lit = NULL, sql[1024];
+	const char *schema;
+	int rc = -1;
+
+	if (my_connect(c, &mc, true) != 0)
+		goto out;
+	schema = c->path[0] ? c->path : mc.db;
+	if (schema == NULL || !*schema) {
+		if (my_query(c, &mc, "SELECT schema_name FROM information_schema.schemata WHERE "
+		    "schema_name NOT IN ('information_schema','mysql','performance_schema','sys') "
+		    "ORDER BY 1", "listing the databases") != 0)
+			goto out;
+		res = mysql_store_result(mc.m);
+		while (res && (row = mysql_fetch_row(res)) != NULL)
+			auth_item(items, row[0], "schema");
+		rc = 0;
+		goto out;
+	}
+	lit = my_literal(mc.m, schema);
+	if (lit == NULL)
+		goto out;
+	snprintf(sql, sizeof sql, "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s",
+	    lit);
+	if (my_query(c, &mc, sql, "looking up the database") != 0)
+		goto out;
+	res = mysql_store_result(mc.m);
+	if (res == NULL || mysql_num_rows(res) == 0) {
+		auth_fail(c, AUTH_E_NOTFOUND, "database (schema) \"%s\" does not exist or is not "
+		    "visible to this user", schema);
+		goto out;
+	}
+	mysql_free_result(res);
+	snprintf(sql, sizeof sql, "SELECT table_name, table_type FROM information_schema.tables "
+	    "WHERE table_schema = %s ORDER BY 1 LIMIT 100001", lit);
+	if (my_query(c, &mc, sql, "listing the tables") != 0) {
+		res = NULL;
+		goto out;
+	}
+	res = mysql_store_result(mc.m);
+	while (res && (row = mysql_fetch_row(res)) != NULL) {
+		cJSON *it = auth_item(items, row[0], row[1] && strstr(row[1], "VIEW") ? "view" : "table");
+
+		if (it)
+			cJSON_AddStringToObject(it, "schema", schema);
+	}
+	if (res && mysql_num_rows(res) > 100000)
+		*truncated = true;
+	rc = 0;
+out:
+	if (res)
+		mysql_free_result(res);
+	free(lit);
+	mysql_close(mc.m);
+	return rc;
+}
+
+/* The SELECT for a Table dataset; NULL after auth_fail. */
+static char *
+my_table_sql(struct auth_ctx *c, int limit)
+{
+	const char *schema = auth_ds_str(c, "schema", false, ""), *table;
+	char *qs = NULL, *qt = NULL, *sql = NULL;
+	size_t l;
+
+	if (schema == NULL || (table = auth_ds_str(c, "table", true, NULL)) == NULL)
+		return NULL;
+	qt = my_ident(table);
+	qs = *schema ? my_ident(schema) : NULL;
+	l = (qt ? strlen(qt) : 0) + (qs ? strlen(qs) : 0) + 64;
+	sql = qt ? malloc(l) : NULL;
+	if (sql != NULL) {
+		snprintf(sql, l, "SELECT * FROM %s%s%s LIMIT %d", qs ? qs : "", qs ? "." : "", qt,
+		    limit);
+	} else {
+		auth_fail(c, AUTH_E_INTERNAL, "out of memory");
+	}
+	free(qs);
+	free(qt);
+	return sql;
+}
+
+static int
+my_run(struct auth_ctx *c, bool preview)
+{
+	struct my_conn mc;
+	MYSQL_RES *res = NULL;
+	MYSQL_FIELD *f;
+	MYSQL_ROW row;
+	unsigned long *lens;
+	char *sql = NULL, lim[64];
+	const char *q;
+	unsigned i, n;
+	int rc = -1;
+
+	if (my_connect(c, &mc, true) != 0)
+		goto out;
+	if (strcmp(c->dataset_type, "Table") == 0) {
+		sql = my_table_sql(c, preview ? c->limit + 1 : 0);
+		if (sql == NULL)
+			goto out;
+		q = sql;
+	} else {
+		if ((q = auth_ds_str(c, "query", true, NULL)) == NULL)
+			goto out;
+		/* the server stops a SELECT after this many rows */
+		snprintf(lim, sizeof lim, "SET SESSION sql_select_limit = %d", preview ? c->limit + 1 : 1);
+		if (my_query(c, &mc, lim, "limiting the rows") != 0)
+			goto out;
+	}
+	if (my_query(c, &mc, q, "the query") != 0)
+		goto out;
+	if (mysql_more_results(mc.m)) {
+		auth_fail(c, AUTH_E_INVALID, "dataset.query must be a single statement");
+		goto out;
+	}
+	res = mysql_use_result(mc.m);
+	if (res == NULL) {
+		if (mysql_errno(mc.m))
+			my_fail(c, mc.m, "the query");
+		else
+			auth_fail(c, AUTH_E_INVALID, "dataset.query returns no rows: preview and schema "
+			    "need a query that reads rows");
+		goto out;
+	}
+	n = mysql_num_fields(res);
+	f = mysql_fetch_fields(res);
+	for (i = 0; i < n; i++)
+		auth_rows_add_column(c->rows, f[i].name,
+		    my_type(f[i].type, f[i].flags, f[i].length, f[i].charsetnr),
+		    preview ? -1 : !(f[i].flags & NOT_NULL_FLAG));
+	while ((row = mysql_fetch_row(res)) != NULL) {
+		if (!preview)
+			continue;
+		if (!auth_rows_want(c->rows)) {
+			auth_rows_set_truncated(c->rows);
+			continue;	/* at most one more row was asked for */
+		}
+		lens = mysql_fetch_lengths(res);
+		auth_rows_begin(c->rows);
+		for (i = 0; i < n; i++) {
+			const char *t = auth_rows_col_type(c->rows, (int)i);
+
+			if (row[i] == NULL)
+				auth_rows_null(c->rows);
+			else if (strcmp(t, "ByteArray") == 0)
+				auth_rows_bytes(c->rows, row[i], lens[i]);
+			else if (strcmp(t, "DateTime") == 0 && lens[i] == 19 && row[i][10] == ' ') {
+				char d[20];
+
+				memcpy(d, row[i], 19);
+				d[10] = 'T';
+				auth_rows_text(c->rows, d, 19);
+			} else
+				auth_rows_text(c->rows, row[i], lens[i]);
+		}
+		auth_rows_end(c->rows);
+	}
+	if (mysql_errno(mc.m)) {
+		my_fail(c, mc.m, "reading the rows");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (res)
+		mysql_free_result(res);
+	free(sql);
+	mysql_close(mc.m);
+	return rc;
+}
+
+static int
+my_schema(struct auth_ctx *c)
+{
+	return my_run(c, false);
+}
+
+static int
+my_preview(struct auth_ctx *c)
+{
+	return my_run(c, true);
+}
+
+static const char *const my_datasets[] = { "Table", "Query", NULL };
+
+const struct auth_store conn_mysql_store = {
+	.type = "MySql",
+	.datasets = my_datasets,
+	.test = my_test,
+	.browse = my_browse,
+	.schema = my_schema,
+	.preview = my_preview,
+};

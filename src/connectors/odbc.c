@@ -1,0 +1,491 @@
+/* Odbc connector (unixODBC): any driver. Browse and schema use the catalog
+ * functions (SQLTables, SQLColumns); connections ask for read-only access
+ * (SQL_ATTR_ACCESS_MODE), which drivers honour as they can; statements get
+ * SQL_ATTR_QUERY_TIMEOUT at the deadline and SQL_ATTR_MAX_ROWS. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+#include <sql.h>
+#include <sqlext.h>
+
+#include "auth_ctx.h"
+#include "auth_rows.h"
+
+struct od {
+	SQLHENV env;
+	SQLHDBC dbc;
+	SQLHSTMT st;
+};
+
+static const char *
+od_type(SQLSMALLINT t)
+{
+	switch (t) {
+	case SQL_BIT: return "Boolean";
+	case SQL_TINYINT: case SQL_SMALLINT: return "Int16";
+	case SQL_INTEGER: return "Int32";
+	case SQL_BIGINT: return "Int64";
+	case SQL_REAL: return "Single";
+	case SQL_FLOAT: case SQL_DOUBLE: return "Double";
+	case SQL_DECIMAL: case SQL_NUMERIC: return "Decimal";
+	case SQL_TYPE_DATE: case SQL_TYPE_TIMESTAMP: case SQL_DATE: case SQL_TIMESTAMP:
+		return "DateTime";
+	case SQL_TYPE_TIME: case SQL_TIME: return "TimeSpan";
+	case SQL_GUID: return "Guid";
+	case SQL_BINARY: case SQL_VARBINARY: case SQL_LONGVARBINARY: return "ByteArray";
+	default: return "String";
+	}
+}
+
+/* Fails with the first diagnostic record of h, classified by SQLSTATE. */
+static int
+od_fail(struct auth_ctx *c, SQLSMALLINT type, SQLHANDLE h, const char *what)
+{
+	SQLCHAR state[6] = "", msg[768] = "";
+	SQLINTEGER native = 0;
+	SQLSMALLINT len = 0;
+	const char *s = (const char *)state;
+
+	if (h == SQL_NULL_HANDLE || !SQL_SUCCEEDED(SQLGetDiagRec(type, h, 1, state, &native, msg,
+	    sizeof msg, &len)))
+		return auth_fail(c, AUTH_E_STORE, "%s failed (the driver gave no detail)", what);
+	if (strcmp(s, "28000") == 0)
+		return auth_fail(c, AUTH_E_AUTH, "%s", msg);
+	if (strcmp(s, "25006") == 0 || strcmp(s, "25000") == 0)
+		return auth_fail(c, AUTH_E_READONLY, "the query would write, and authoring is "
+		    "read-only: %s", msg);
+	if (strcmp(s, "42S02") == 0 || strcmp(s, "42P01") == 0)
+		return auth_fail(c, AUTH_E_NOTFOUND, "%s", msg);
+	if (strcmp(s, "HYT00") == 0 || strcmp(s, "HYT01") == 0)
+		return auth_should_stop(c) || auth_ms_left(c) < 1000 ? auth_fail_timeout(c, what) :
+		    auth_fail(c, AUTH_E_UNREACHABLE, "%s", msg);
+	if (strcmp(s, "IM002") == 0 || strcmp(s, "IM003") == 0 ||
+	    strstr((const char *)msg, "Can't open lib") != NULL)
+		return auth_fail(c, AUTH_E_UNSUPPORTED, "the ODBC driver is not available on this "
+		    "node: %s", msg);
+	if (strncmp(s, "08", 2) == 0) {
+		/* the PostgreSQL driver reports a refused password as 08001 */
+		if (strstr((const char *)msg, "password authentication failed") ||
+		    strstr((const char *)msg, "Access denied"))
+			return auth_fail(c, AUTH_E_AUTH, "%s", msg);
+		return auth_fail(c, AUTH_E_UNREACHABLE, "%s", msg);
+	}
+	if (strcmp(s, "HY008") == 0 && auth_should_stop(c))
+		return auth_fail_timeout(c, what);
+	return auth_fail(c, AUTH_E_STORE, "%s: %s", what, msg);
+}
+
+/* Appends ;KEY=value to buf; the value goes in braces (with '}' doubled)
+ * only when it needs them, since some drivers take braces literally. */
+static int
+od_append(char *buf, size_t cap, const char *key, const char *v)
+{
+	size_t l = strlen(buf);
+	bool brace = strpbrk(v, ";{}=") != NULL || *v == ' ' || (*v && v[strlen(v) - 1] == ' ');
+	int n;
+
+	if (!brace) {
+		n = snprintf(buf + l, cap - l, "%s%s=%s", l && buf[l - 1] != ';' ? ";" : "", key, v);
+		return n < 0 || (size_t)n >= cap - l ? -1 : 0;
+	}
+	n = snprintf(buf + l, cap - l, "%s%s={", l && buf[l - 1] != ';' ? ";" : "", key);
+
+	if (n < 0 || (size_t)n >= cap - l)
+		return -1;
+	l += (size_t)n;
+	for (; *v; v++) {
+		if (l + 3 >= cap)
+			return -1;
+		if (*v == '}')
+			buf[l++] = '}';
+		buf[l++] = *v;
+	}
+	if (l + 2 >= cap)
+		return -1;
+	buf[l++] = '}';
+	buf[l] = '\0';
+	return 0;
+}
+
+static void
+od_close(struct od *o)
+{
+	if (o->st)
+		SQLFreeHandle(SQL_HANDLE_STMT, o->st);
+	if (o->dbc) {
+		SQLDisconnect(o->dbc);
+		SQLFreeHandle(SQL_HANDLE_DBC, o->dbc);
+	}
+	if (o->env)
+		SQLFreeHandle(SQL_HANDLE_ENV, o->env);
+	memset(o, 0, sizeof *o);
+}
+
+/* The host a connection string names (Server=, Servername=, Host=), for
+ * the local machine access rule; "" when it names none (a DSN). */
+static void
+od_host(const char *cs, char *host, size_t n)
+{
+	static const char *const keys[] = { "server", "servername", "host", "hostname" };
+	const char *p = cs;
+
+	host[0] = '\0';
+	while (*p) {
+		const char *eq = strchr(p, '='), *end;
+		size_t kl, i;
+
+		if (eq == NULL)
+			return;
+		while (*p == ' ' || *p == ';')
+			p++;
+		kl = (size_t)(eq - p);
+		end = eq + 1;
+		if (*end == '{') {
+			end = strchr(end, '}');
+			if (end == NULL)
+				return;
+			end++;
+		}
+		end += strcspn(end, ";");
+		for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+			if (kl == strlen(keys[i]) && strncasecmp(p, keys[i], kl) == 0) {
+				const char *v = eq + 1;
+				size_t vl = (size_t)(end - v);
+
+				if (vl && *v == '{')
+					v++, vl -= 2;
+				/* "host,port" and "tcp:host" forms of some drivers */
+				if (vl > 4 && strncasecmp(v, "tcp:", 4) == 0)
+					v += 4, vl -= 4;
+				vl = strcspn(v, ",\\") < vl ? strcspn(v, ",\\") : vl;
+				snprintf(host, n, "%.*s", (int)vl, v);
+				return;
+			}
+		}
+		p = *end ? end + 1 : end;
+	}
+}
+
+static int
+od_connect(struct auth_ctx *c, struct od *o)
+{
+	char host[256];
+	const char *user = auth_prop_str(c, "username", false, NULL);
+	char cs[4096];
+	SQLRETURN r;
+	int rc = -1;
+
+	memset(o, 0, sizeof *o);
+	if (c->code != AUTH_OK)
+		return -1;
+	if (c->connection_string == NULL || !*c->connection_string)
+		return auth_fail(c, AUTH_E_INVALID, "linkedService.properties.connectionString is "
+		    "required");
+	if (strlen(c->connection_string) >= sizeof cs - 512)
+		return auth_fail(c, AUTH_E_INVALID, "linkedService.properties.connectionString is too "
+		    "long");
+	od_host(c->connection_string, host, sizeof host);
+	if (host[0] && auth_check_host(c, host) != 0)
+		return -1;
+	snprintf(cs, sizeof cs, "%s", c->connection_string);
+	if ((user && od_append(cs, sizeof cs, "UID", user) != 0) ||
+	    (c->password && od_append(cs, sizeof cs, "PWD", c->password) != 0)) {
+		explicit_bzero(cs, sizeof cs);
+		return auth_fail(c, AUTH_E_INVALID, "the connection string is too long");
+	}
+	if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_ENV, SQL_NULL_HANDLE, &o->env)) ||
+	    !SQL_SUCCEEDED(SQLSetEnvAttr(o->env, SQL_ATTR_ODBC_VERSION, (SQLPOINTER)SQL_OV_ODBC3, 0)) ||
+	    !SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_DBC, o->env, &o->dbc))) {
+		auth_fail(c, AUTH_E_INTERNAL, "cannot set up unixODBC");
+		goto out;
+	}
+	SQLSetConnectAttr(o->dbc, SQL_ATTR_LOGIN_TIMEOUT,
+	    (SQLPOINTER)(SQLULEN)auth_secs_for(c, 15), 0);
+	SQLSetConnectAttr(o->dbc, SQL_ATTR_CONNECTION_TIMEOUT,
+	    (SQLPOINTER)(SQLULEN)auth_secs_for(c, 0), 0);
+	SQLSetConnectAttr(o->dbc, SQL_ATTR_ACCESS_MODE, (SQLPOINTER)SQL_MODE_READ_ONLY, 0);
+	r = SQLDriverConnect(o->dbc, NULL, (SQLCHAR *)cs, SQL_NTS, NULL, 0, NULL,
+	    SQL_DRIVER_NOPROMPT);
+	explicit_bzero(cs, sizeof cs);
+	if (!SQL_SUCCEEDED(r)) {
+		od_fail(c, SQL_HANDLE_DBC, o->dbc, "connecting through ODBC");
+		SQLFreeHandle(SQL_HANDLE_DBC, o->dbc);
+		o->dbc = NULL;
+		goto out;
+	}
+	/* read-only again, now that the driver is loaded */
+	SQLSetConnectAttr(o->dbc, SQL_ATTR_ACCESS_MODE, (SQLPOINTER)SQL_MODE_READ_ONLY, 0);
+	if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, o->dbc, &o->st))) {
+		od_fail(c, SQL_HANDLE_DBC, o->dbc, "allocating a statement");
+		goto out;
+	}
+	SQLSetStmtAttr(o->st, SQL_ATTR_QUERY_TIMEOUT, (SQLPOINTER)(SQLULEN)auth_secs_for(c, 0), 0);
+	rc = 0;
+out:
+	if (rc != 0)
+		od_close(o);
+	return rc;
+}
+
+static int
+od_test(struct auth_ctx *c)
+{
+	struct od o;
+	SQLCHAR name[128] = "", ver[64] = "";
+	SQLSMALLINT l;
+
+	if (od_connect(c, &o) != 0)
+		return -1;
+	SQLGetInfo(o.dbc, SQL_DBMS_NAME, name, sizeof name, &l);
+	SQLGetInfo(o.dbc, SQL_DBMS_VER, ver, sizeof ver, &l);
+	auth_result_store(c, (const char *)name, (const char *)ver);
+	od_close(&o);
+	return 0;
+}
+
+/* Column text of the current row (SQL_C_CHAR); NULL for SQL NULL. */
+static const char *
+od_str(SQLHSTMT st, int col, char *buf, size_t n)
+{
+	SQLLEN ind = 0;
+
+	if (!SQL_SUCCEEDED(SQLGetData(st, (SQLUSMALLINT)col, SQL_C_CHAR, buf, (SQLLEN)n, &ind)) ||
+	    ind == SQL_NULL_DATA)
+		return NULL;
+	return buf;
+}
+
+static int
+od_browse(struct auth_ctx *c, cJSON *items, bool *truncated)
+{
+	struct od o;
+	char name[256], type[64], schema[256];
+	int n = 0, rc = -1;
+	SQLRETURN r;
+
+	if (od_connect(c, &o) != 0)
+		return -1;
+	if (!c->path[0]) {
+		/* the schemas (ODBC's SQL_ALL_SCHEMAS form of SQLTables) */
+		r = SQLTables(o.st, (SQLCHAR *)"", 0, (SQLCHAR *)SQL_ALL_SCHEMAS, SQL_NTS,
+		    (SQLCHAR *)"", 0, (SQLCHAR *)"", 0);
+		if (!SQL_SUCCEEDED(r)) {
+			od_fail(c, SQL_HANDLE_STMT, o.st, "listing the schemas");
+			goto out;
+		}
+		while (SQL_SUCCEEDED(SQLFetch(o.st))) {
+			const char *s = od_str(o.st, 2, schema, sizeof schema);
+
+			if (s && *s && strcmp(s, "information_schema") && strncmp(s, "pg_", 3)) {
+				auth_item(items, s, "schema");
+				n++;
+			}
+		}
+		if (n > 0) {
+			rc = 0;
+			goto out;
+		}
+		/* a driver without schemas: list every table */
+		SQLCloseCursor(o.st);
+	}
+	r = SQLTables(o.st, NULL, 0, c->path[0] ? (SQLCHAR *)c->path : NULL,
+	    c->path[0] ? SQL_NTS : 0, (SQLCHAR *)"%", SQL_NTS, (SQLCHAR *)"TABLE,VIEW", SQL_NTS);
+	if (!SQL_SUCCEEDED(r)) {
+		od_fail(c, SQL_HANDLE_STMT, o.st, "listing the tables");
+		goto out;
+	}
+	while (SQL_SUCCEEDED(SQLFetch(o.st))) {
+		const char *s = od_str(o.st, 2, schema, sizeof schema);
+		const char *t = od_str(o.st, 3, name, sizeof name);
+		const char *k = od_str(o.st, 4, type, sizeof type);
+		cJSON *it;
+
+		if (t == NULL)
+			continue;
+		if (++n > 100000) {
+			*truncated = true;
+			break;
+		}
+		it = auth_item(items, t, k && strstr(k, "VIEW") ? "view" : "table");
+		if (it && s && *s)
+			cJSON_AddStringToObject(it, "schema", s);
+	}
+	if (n == 0 && c->path[0]) {
+		auth_fail(c, AUTH_E_NOTFOUND, "schema \"%s\" has no tables or does not exist",
+		    c->path);
+		goto out;
+	}
+	rc = 0;
+out:
+	od_close(&o);
+	return rc;
+}
+
+static int
+od_table_schema(struct auth_ctx *c, struct od *o)
+{
+	const char *schema = auth_ds_str(c, "schema", false, NULL);
+	const char *table = auth_ds_str(c, "table", true, NULL);
+	char name[256];
+	SQLSMALLINT dt;
+	SQLLEN ind, nullable;
+	int n = 0;
+
+	if (table == NULL || c->code != AUTH_OK)
+		return -1;
+	if (!SQL_SUCCEEDED(SQLColumns(o->st, NULL, 0, schema ? (SQLCHAR *)schema : NULL,
+	    schema ? SQL_NTS : 0, (SQLCHAR *)table, SQL_NTS, (SQLCHAR *)"%", SQL_NTS)))
+		return od_fail(c, SQL_HANDLE_STMT, o->st, "reading the table's columns");
+	while (SQL_SUCCEEDED(SQLFetch(o->st))) {
+		if (od_str(o->st, 4, name, sizeof name) == NULL)
+			continue;
+		dt = 0;
+		nullable = SQL_NULLABLE_UNKNOWN;
+		SQLGetData(o->st, 5, SQL_C_SSHORT, &dt, 0, &ind);
+		SQLGetData(o->st, 11, SQL_C_SLONG, &nullable, 0, &ind);
+		auth_rows_add_column(c->rows, name, od_type(dt), nullable != SQL_NO_NULLS);
+		n++;
+	}
+	if (n == 0)
+		return auth_fail(c, AUTH_E_NOTFOUND, "no table or view named \"%s\"%s%s", table,
+		    schema ? " in schema " : "", schema ? schema : "");
+	return 0;
+}
+
+static int
+od_run(struct auth_ctx *c, bool preview)
+{
+	struct od o;
+	char *sql = NULL, *buf = NULL;
+	const char *q;
+	SQLSMALLINT ncols = 0, i;
+	SQLRETURN r;
+	int rc = -1;
+
+	if (od_connect(c, &o) != 0)
+		return -1;
+	if (!preview && strcmp(c->dataset_type, "Table") == 0) {
+		rc = od_table_schema(c, &o);
+		goto out;
+	}
+	if (strcmp(c->dataset_type, "Table") == 0) {
+		const char *schema = auth_ds_str(c, "schema", false, NULL);
+		const char *table = auth_ds_str(c, "table", true, NULL);
+		size_t l;
+
+		if (table == NULL || c->code != AUTH_OK)
+			goto out;
+		if (strchr(table, '"') || (schema && strchr(schema, '"'))) {
+			auth_fail(c, AUTH_E_INVALID, "dataset.table and dataset.schema must not contain "
+			    "double quotes for ODBC stores");
+			goto out;
+		}
+		l = strlen(table) + (schema ? strlen(schema) : 0) + 32;
+		sql = malloc(l);
+		if (sql == NULL)
+			goto out;
+		snprintf(sql, l, "SELECT * FROM %s%s%s\"%s\"", schema ? "\"" : "", schema ? schema : "",
+		    schema ? "\"." : "", table);
+		q = sql;
+	} else if ((q = auth_ds_str(c, "query", true, NULL)) == NULL) {
+		goto out;
+	}
+	SQLSetStmtAttr(o.st, SQL_ATTR_MAX_ROWS, (SQLPOINTER)(SQLULEN)(preview ? c->limit + 1 : 1), 0);
+	r = SQLExecDirect(o.st, (SQLCHAR *)q, SQL_NTS);
+	if (!SQL_SUCCEEDED(r) && r != SQL_NO_DATA) {
+		od_fail(c, SQL_HANDLE_STMT, o.st, "the query");
+		goto out;
+	}
+	SQLNumResultCols(o.st, &ncols);
+	if (ncols <= 0) {
+		auth_fail(c, AUTH_E_INVALID, "dataset.query returns no rows: preview and schema need a "
+		    "query that reads rows");
+		goto out;
+	}
+	for (i = 1; i <= ncols; i++) {
+		SQLCHAR name[256] = "";
+		SQLSMALLINT nl, dt, dd, nul;
+		SQLULEN sz;
+
+		SQLDescribeCol(o.st, (SQLUSMALLINT)i, name, sizeof name, &nl, &dt, &sz, &dd, &nul);
+		auth_rows_add_column(c->rows, (const char *)name, od_type(dt),
+		    preview ? -1 : nul != SQL_NO_NULLS);
+	}
+	if (!preview) {
+		rc = 0;
+		goto out;
+	}
+	buf = malloc(AUTH_VALUE_MAX + 16);
+	if (buf == NULL)
+		goto out;
+	while ((r = SQLFetch(o.st)) != SQL_NO_DATA) {
+		if (!SQL_SUCCEEDED(r)) {
+			od_fail(c, SQL_HANDLE_STMT, o.st, "reading the rows");
+			goto out;
+		}
+		if (!auth_rows_want(c->rows)) {
+			auth_rows_set_truncated(c->rows);
+			break;
+		}
+		auth_rows_begin(c->rows);
+		for (i = 1; i <= ncols; i++) {
+			const char *t = auth_rows_col_type(c->rows, i - 1);
+			bool bin = strcmp(t, "ByteArray") == 0;
+			SQLLEN ind = 0;
+
+			r = SQLGetData(o.st, (SQLUSMALLINT)i, bin ? SQL_C_BINARY : SQL_C_CHAR, buf,
+			    AUTH_VALUE_MAX + 1, &ind);
+			if (!SQL_SUCCEEDED(r) || ind == SQL_NULL_DATA) {
+				auth_rows_null(c->rows);
+			} else {
+				size_t len = ind == SQL_NO_TOTAL || ind > AUTH_VALUE_MAX ? AUTH_VALUE_MAX + (bin ? 0 : 1) :
+				    (size_t)ind;
+
+				if (bin) {
+					auth_rows_bytes(c->rows, buf, len);
+				} else {
+					if (len > AUTH_VALUE_MAX)
+						len = strlen(buf);	/* cut by the driver */
+					if (strcmp(t, "DateTime") == 0 && len >= 19 && buf[10] == ' ')
+						buf[10] = 'T';
+					auth_rows_text(c->rows, buf, len);
+				}
+			}
+		}
+		auth_rows_end(c->rows);
+	}
+	rc = 0;
+out:
+	free(buf);
+	free(sql);
+	od_close(&o);
+	return rc;
+}
+
+static int
+od_schema(struct auth_ctx *c)
+{
+	return od_run(c, false);
+}
+
+static int
+od_preview(struct auth_ctx *c)
+{
+	return od_run(c, true);
+}
+
+static const char *const od_datasets[] = { "Table", "Query", NULL };
+
+const struct auth_store conn_odbc_store = {
+	.type = "Odbc",
+	.datasets = od_datasets,
+	.test = od_test,
+	.browse = od_browse,
+	.schema = od_schema,
+	.preview = od_preview,
+};

@@ -1,0 +1,351 @@
+/* Sqlite connector: read-only connections (SQLITE_OPEN_READONLY), statements
+ * checked with sqlite3_stmt_readonly, and a progress handler that interrupts
+ * a statement when the deadline passes. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "auth_ctx.h"
+#include "auth_rows.h"
+
+static int
+sq_progress(void *arg)
+{
+	return auth_should_stop(arg) ? 1 : 0;
+}
+
+static int
+sq_fail(struct auth_ctx *c, sqlite3 *db, int rc, const char *what)
+{
+	if (rc == SQLITE_INTERRUPT)
+		return auth_fail_timeout(c, what);
+	if (rc == SQLITE_READONLY)
+		return auth_fail(c, AUTH_E_READONLY, "%s would write to the database, and authoring "
+		    "is read-only: %s", what, sqlite3_errmsg(db));
+	if (rc == SQLITE_AUTH || rc == SQLITE_PERM)
+		return auth_fail(c, AUTH_E_AUTH, "%s: %s", what, sqlite3_errmsg(db));
+	return auth_fail(c, AUTH_E_STORE, "%s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+}
+
+static int
+sq_open(struct auth_ctx *c, sqlite3 **dbp)
+{
+	const char *path = auth_prop_str(c, "path", true, NULL);
+	char *real = NULL;
+	sqlite3 *db = NULL;
+	int rc;
+
+	*dbp = NULL;
+	if (path == NULL || auth_check_local_path(c, "the Sqlite database", path, &real) != 0)
+		return -1;
+	rc = sqlite3_open_v2(real, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+	    NULL);
+	free(real);
+	if (rc != SQLITE_OK) {
+		sq_fail(c, db, rc, "opening the database");
+		sqlite3_close(db);
+		return -1;
+	}
+	sqlite3_progress_handler(db, 1000, sq_progress, c);
+	sqlite3_busy_timeout(db, auth_secs_for(c, 5) * 1000);
+	*dbp = db;
+	return 0;
+}
+
+static int
+sq_test(struct auth_ctx *c)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = -1, s;
+
+	if (sq_open(c, &db) != 0)
+		return -1;
+	s = sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL);
+	if (s == SQLITE_OK)
+		s = sqlite3_step(st);
+	if (s != SQLITE_ROW) {
+		sq_fail(c, db, s, "reading the database");
+		goto out;
+	}
+	auth_result_store(c, "SQLite", sqlite3_libversion());
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}
+
+static int
+sq_browse(struct auth_ctx *c, cJSON *items, bool *truncated)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = -1, s;
+
+	if (c->path[0] && strcmp(c->path, "main") != 0)
+		return auth_fail(c, AUTH_E_NOTFOUND, "a Sqlite database has one schema, \"main\"; "
+		    "there is no \"%s\"", c->path);
+	if (sq_open(c, &db) != 0)
+		return -1;
+	s = sqlite3_prepare_v2(db, "SELECT name, type FROM sqlite_master WHERE type IN ('table', "
+	    "'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name", -1, &st, NULL);
+	while (s == SQLITE_OK && (s = sqlite3_step(st)) == SQLITE_ROW) {
+		cJSON *it = auth_item(items, (const char *)sqlite3_column_text(st, 0),
+		    (const char *)sqlite3_column_text(st, 1));
+
+		if (it)
+			cJSON_AddStringToObject(it, "schema", "main");
+		s = SQLITE_OK;
+	}
+	if (s != SQLITE_DONE) {
+		sq_fail(c, db, s, "listing the tables");
+		goto out;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}
+
+/* The interim type of a declared column type (SQLite's affinity rules). */
+static const char *
+sq_type(const char *decl)
+{
+	char up[64];
+	size_t i;
+
+	if (decl == NULL || !*decl)
+		return NULL;
+	for (i = 0; decl[i] && i < sizeof up - 1; i++)
+		up[i] = (char)(decl[i] >= 'a' && decl[i] <= 'z' ? decl[i] - 32 : decl[i]);
+	up[i] = '\0';
+	if (strstr(up, "BOOL"))
+		return "Boolean";
+	if (strstr(up, "INT"))
+		return "Int64";
+	if (strstr(up, "CHAR") || strstr(up, "CLOB") || strstr(up, "TEXT"))
+		return "String";
+	if (strstr(up, "BLOB"))
+		return "ByteArray";
+	if (strstr(up, "REAL") || strstr(up, "FLOA") || strstr(up, "DOUB"))
+		return "Double";
+	if (strstr(up, "DEC") || strstr(up, "NUMERIC"))
+		return "Decimal";
+	if (strstr(up, "TIMESTAMP") || strstr(up, "DATE"))
+		return "DateTime";
+	if (strstr(up, "TIME"))
+		return "TimeSpan";
+	if (strstr(up, "GUID") || strstr(up, "UUID"))
+		return "Guid";
+	return "String";
+}
+
+static const char *
+sq_value_type(int t)
+{
+	switch (t) {
+	case SQLITE_INTEGER: return "Int64";
+	case SQLITE_FLOAT: return "Double";
+	case SQLITE_BLOB: return "ByteArray";
+	default: return "String";
+	}
+}
+
+/* "name" with embedded quotes doubled. */
+static char *
+sq_ident(const char *s)
+{
+	size_t l = strlen(s), i, o = 0;
+	char *q = malloc(2 * l + 3);
+
+	if (q == NULL)
+		return NULL;
+	q[o++] = '"';
+	for (i = 0; i < l; i++) {
+		if (s[i] == '"')
+			q[o++] = '"';
+		q[o++] = s[i];
+	}
+	q[o++] = '"';
+	q[o] = '\0';
+	return q;
+}
+
+/* Prepares the dataset's statement: a table or a single read-only query. */
+static int
+sq_prepare(struct auth_ctx *c, sqlite3 *db, sqlite3_stmt **stp, int limit)
+{
+	const char *tail = NULL;
+	char *sql = NULL, *id = NULL;
+	int s;
+
+	*stp = NULL;
+	if (strcmp(c->dataset_type, "Table") == 0) {
+		const char *table = auth_ds_str(c, "table", true, NULL);
+		const char *schema = auth_ds_str(c, "schema", false, "main");
+		sqlite3_stmt *chk = NULL;
+		int found;
+
+		if (table == NULL || schema == NULL)
+			return -1;
+		if (strcmp(schema, "main") != 0 && *schema)
+			return auth_fail(c, AUTH_E_NOTFOUND, "a Sqlite database has one schema, \"main\"");
+		s = sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type IN ('table','view') "
+		    "AND name = ?1", -1, &chk, NULL);
+		if (s == SQLITE_OK)
+			sqlite3_bind_text(chk, 1, table, -1, SQLITE_STATIC);
+		found = s == SQLITE_OK ? sqlite3_step(chk) : s;
+		sqlite3_finalize(chk);
+		if (found == SQLITE_DONE)
+			return auth_fail(c, AUTH_E_NOTFOUND, "no table or view named \"%s\" in the Sqlite "
+			    "database", table);
+		if (found != SQLITE_ROW)
+			return sq_fail(c, db, found, "looking up the table");
+		id = sq_ident(table);
+		sql = id ? sqlite3_mprintf("SELECT * FROM %s LIMIT %d", id, limit) : NULL;
+		free(id);
+		if (sql == NULL)
+			return auth_fail(c, AUTH_E_INTERNAL, "out of memory");
+		s = sqlite3_prepare_v2(db, sql, -1, stp, NULL);
+		sqlite3_free(sql);
+		return s == SQLITE_OK ? 0 : sq_fail(c, db, s, "preparing the query");
+	}
+	sql = (char *)auth_ds_str(c, "query", true, NULL);
+	if (sql == NULL)
+		return -1;
+	s = sqlite3_prepare_v2(db, sql, -1, stp, &tail);
+	if (s != SQLITE_OK)
+		return sq_fail(c, db, s, "the query");
+	if (*stp == NULL)
+		return auth_fail(c, AUTH_E_INVALID, "dataset.query is empty");
+	while (tail && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == '\r' ||
+		*tail == ';'))
+		tail++;
+	if (tail && *tail)
+		return auth_fail(c, AUTH_E_INVALID, "dataset.query must be a single statement");
+	if (!sqlite3_stmt_readonly(*stp))
+		return auth_fail(c, AUTH_E_READONLY, "the query would write to the database, and "
+		    "authoring is read-only: only statements that read are allowed");
+	return 0;
+}
+
+static int
+sq_table_schema(struct auth_ctx *c, sqlite3 *db, const char *table)
+{
+	sqlite3_stmt *st = NULL;
+	int s, n = 0;
+
+	s = sqlite3_prepare_v2(db, "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1)",
+	    -1, &st, NULL);
+	if (s == SQLITE_OK)
+		sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	while (s == SQLITE_OK && (s = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *t = sq_type((const char *)sqlite3_column_text(st, 1));
+
+		auth_rows_add_column(c->rows, (const char *)sqlite3_column_text(st, 0),
+		    t ? t : "String", !sqlite3_column_int(st, 2));
+		n++;
+		s = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	if (s != SQLITE_DONE)
+		return sq_fail(c, db, s, "reading the table's columns");
+	return 0;
+}
+
+static int
+sq_run(struct auth_ctx *c, bool preview)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = -1, s, i, n;
+	bool cols_done = false;
+
+	if (sq_open(c, &db) != 0)
+		return -1;
+	if (sq_prepare(c, db, &st, preview ? c->limit + 1 : 1) != 0)
+		goto out;
+	n = sqlite3_column_count(st);
+	if (!preview && strcmp(c->dataset_type, "Table") == 0) {
+		rc = sq_table_schema(c, db, auth_ds_str(c, "table", true, NULL));
+		goto out;
+	}
+	/* declared types when known; otherwise the first row's storage classes */
+	for (s = sqlite3_step(st);; s = sqlite3_step(st)) {
+		if (s != SQLITE_ROW && s != SQLITE_DONE) {
+			sq_fail(c, db, s, "running the query");
+			goto out;
+		}
+		if (!cols_done) {
+			for (i = 0; i < n; i++) {
+				const char *t = sq_type(sqlite3_column_decltype(st, i));
+
+				if (t == NULL)
+					t = s == SQLITE_ROW ? sq_value_type(sqlite3_column_type(st, i)) :
+					    "String";
+				if (auth_rows_add_column(c->rows, sqlite3_column_name(st, i), t, -1) != 0) {
+					auth_fail(c, AUTH_E_INTERNAL, "too many columns");
+					goto out;
+				}
+			}
+			cols_done = true;
+		}
+		if (s == SQLITE_DONE || !preview)
+			break;
+		if (!auth_rows_want(c->rows)) {
+			auth_rows_set_truncated(c->rows);
+			break;
+		}
+		auth_rows_begin(c->rows);
+		for (i = 0; i < n; i++) {
+			switch (sqlite3_column_type(st, i)) {
+			case SQLITE_NULL:
+				auth_rows_null(c->rows);
+				break;
+			case SQLITE_BLOB:
+				auth_rows_bytes(c->rows, sqlite3_column_blob(st, i),
+				    (size_t)sqlite3_column_bytes(st, i));
+				break;
+			default:
+				auth_rows_text(c->rows, (const char *)sqlite3_column_text(st, i),
+				    (size_t)sqlite3_column_bytes(st, i));
+			}
+		}
+		auth_rows_end(c->rows);
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}
+
+static int
+sq_schema(struct auth_ctx *c)
+{
+	return sq_run(c, false);
+}
+
+static int
+sq_preview(struct auth_ctx *c)
+{
+	return sq_run(c, true);
+}
+
+static const char *const sq_datasets[] = { "Table", "Query", NULL };
+
+const struct auth_store conn_sqlite_store = {
+	.type = "Sqlite",
+	.datasets = sq_datasets,
+	.test = sq_test,
+	.browse = sq_browse,
+	.schema = sq_schema,
+	.preview = sq_preview,
+};
