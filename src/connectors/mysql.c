@@ -1,5 +1,7 @@
-/* MySql connector (libmariadb; MySQL and MariaDB). Each operation runs in
- * START TRANSACTION READ ONLY, so a writing Query fails in the server
+/* MySql connector (libmariadb; MySQL and MariaDB). Each session is made
+ * read-only (SET SESSION TRANSACTION READ ONLY, which also stops DDL and its
+ * implicit commit) and each operation runs in START TRANSACTION READ ONLY,
+ * so a writing Query fails in the server
  * (ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION) and comes back as 403
  * ReadOnlyViolation. Reads have a socket timeout at the deadline; a query
  * still running then is stopped with KILL QUERY from a second connection. */
@@ -160,6 +162,10 @@ my_connect(struct auth_ctx *c, struct my_conn *mc, bool begin)
 		return -1;
 	mc->m = my_open(c, mc, true);
 	if (mc->m == NULL)
+		return -1;
+	/* the session first: DDL commits a transaction implicitly and would run
+	 * outside START TRANSACTION READ ONLY, but not in a read-only session */
+	if (my_query(c, mc, "SET SESSION TRANSACTION READ ONLY", "making the session read-only") != 0)
 		return -1;
 	if (begin && my_query(c, mc, "START TRANSACTION READ ONLY", "starting a read-only "
 	    "transaction") != 0)

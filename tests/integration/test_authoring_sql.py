@@ -152,6 +152,9 @@ def test_postgresql_errors(h):
         "read-only")
     expect_error(n.curl("preview", {"linkedService": admin, "dataset": query("DELETE FROM orders")}),
                  403, "ReadOnlyViolation")
+    for q in ("DROP TABLE orders", "CREATE TABLE evil (a int)", "TRUNCATE orders"):
+        expect_error(n.curl("preview", {"linkedService": admin, "dataset": query(q)}), 403,
+                     "ReadOnlyViolation")
     check(s.sql("SELECT count(*) FROM orders").strip() == "1501", "rows changed")
     expect_error(n.curl("preview", {"linkedService": admin, "dataset": query("SELECT 1; SELECT 2")}),
                  422, "StoreError", "multiple commands")
@@ -290,6 +293,12 @@ def test_mariadb_errors(h):
     expect_error(n.curl("preview", {"linkedService": admin, "dataset": query(
         "INSERT INTO orders (id, customer) VALUES (-1, 'x')")}), 403, "ReadOnlyViolation", "read-only")
     check(s.sql("SELECT count(*) FROM orders WHERE id = -1").strip() == "0", "a row was written")
+    # DDL commits implicitly in MySQL: the read-only session must still refuse it
+    for q in ("DROP TABLE orders", "CREATE TABLE evil (a int)", "TRUNCATE orders"):
+        expect_error(n.curl("preview", {"linkedService": admin, "dataset": query(q)}), 403,
+                     "ReadOnlyViolation")
+    check(s.sql("SHOW TABLES").split() == ["big_orders", "orders"], "tables changed: %s", s.sql("SHOW TABLES"))
+    check(s.sql("SELECT count(*) FROM orders").strip() != "0", "orders emptied")
     t0 = time.monotonic()
     expect_error(n.curl("preview", {"linkedService": ls, "dataset": query("SELECT SLEEP(30) AS s")}),
                  422, "StoreUnreachable", "timed out")
