@@ -226,6 +226,15 @@ def test_odbc_postgresql(h):
                  "NotFound")
     expect_error(n.curl("testConnection", {"linkedService": {"type": "Odbc", "properties": {
         "connectionString": "Driver={No Such Driver};Server=127.0.0.1"}}}), 400, "UnsupportedStoreType")
+    # writes through ODBC: the read-only session refuses them, even for the superuser
+    admin = s.odbc_linked_service(password="adm1n-Secret")
+    admin["properties"]["username"] = "postgres"
+    for q in ("CREATE TABLE odbc_evil (a int)", "INSERT INTO orders (id, customer) VALUES (-7, 'x') RETURNING id",
+              "DELETE FROM orders"):
+        expect_error(n.curl("preview", {"linkedService": admin, "dataset": query(q)}), 403,
+                     "ReadOnlyViolation")
+    check(s.sql("SELECT count(*) FROM pg_tables WHERE tablename = 'odbc_evil'").strip() == "0", "table created")
+    check(s.sql("SELECT count(*) FROM orders").strip() == "1501", "rows changed through ODBC")
     check("bad-odbc-pw" not in n.p.log() and "r3ader-Secret" not in n.p.log(), "password in log")
     # past the deadline: answered at 4 s, and the driver's query timeout stops it in the server
     t0 = time.monotonic()
