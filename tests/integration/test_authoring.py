@@ -174,6 +174,9 @@ def test_sqlite_operations(h):
                  "query": "SELECT 1; DELETE FROM products"}}), 400, "InvalidRequest", "single statement")
     expect_error(n.curl("schema", {"linkedService": ls, "dataset": {"type": "Table", "table": "nope"}}),
                  404, "NotFound", "nope")
+    # ATTACH would reach a database outside the allowed folders
+    expect_error(n.curl("preview", {"linkedService": ls, "dataset": {"type": "Query",
+                 "query": "ATTACH DATABASE '/etc/x.db' AS x"}}), 422, "StoreError", "attached")
     db = sqlite3.connect(os.path.join(d, "shop.db"))
     check(db.execute("SELECT count(*) FROM products").fetchone()[0] == 1199, "rows were deleted")
     db.close()
