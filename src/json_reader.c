@@ -26,6 +26,7 @@ struct json_reader {
 	int depth;
 	bool in_string, escape;
 	bool after_comma;
+	bool single;		/* the document is one object, not an array */
 	size_t bom;		/* bytes of a UTF-8 BOM matched at the start */
 	bool started;		/* a non-BOM byte was seen */
 	unsigned long records;
@@ -200,9 +201,16 @@ json_reader_feed(struct json_reader *r, const char *buf, size_t len, json_record
 		case JS_START:
 			if (json_ws(ch))
 				break;
+			if (ch == '{') {
+				/* a single document: one record */
+				r->single = true;
+				r->st = JS_IN_ELEM;
+				i--;
+				break;
+			}
 			if (ch != '[') {
-				json_error(r, "the file must hold a JSON array of records (or set "
-				    "jsonLines for JSON Lines)");
+				json_error(r, "the file must hold a JSON object or an array of records "
+				    "(or set jsonLines for JSON Lines)");
 				return JSON_ERROR;
 			}
 			r->st = JS_BEFORE_ELEM;
@@ -246,7 +254,7 @@ json_reader_feed(struct json_reader *r, const char *buf, size_t len, json_record
 				rc = json_emit(r, fn, arg);
 				if (rc != 0)
 					return rc < 0 ? JSON_ERROR : JSON_STOPPED;
-				r->st = JS_AFTER_ELEM;
+				r->st = r->single ? JS_DONE : JS_AFTER_ELEM;
 			} else if (r->depth < 0) {
 				json_error(r, "unbalanced brackets");
 				return JSON_ERROR;
@@ -297,7 +305,8 @@ json_reader_finish(struct json_reader *r, json_record_fn fn, void *arg)
 		r->st = JS_AFTER_ELEM;
 	}
 	if (r->st != JS_DONE) {
-		json_error(r, r->st == JS_START ? "the file is empty: expected a JSON array" :
+		json_error(r, r->st == JS_START ? "the file is empty: expected JSON" :
+		    r->single ? "the JSON object is not closed at the end of the file" :
 		    "the JSON array is not closed at the end of the file");
 		return JSON_ERROR;
 	}

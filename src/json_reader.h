@@ -1,5 +1,6 @@
 /* json_reader: an incremental reader of JSON records: the elements of a
- * top-level array ([{...}, {...}]) or the lines of JSON Lines. No I/O: bytes
+ * top-level array ([{...}, {...}]), a single top-level object (one record),
+ * or the lines of JSON Lines. No I/O: bytes
  * in, any chunking. It only finds where each record begins and ends (strings,
  * escapes and nesting tracked by an explicit state machine) and hands each
  * complete record to cJSON; a record larger than max_record bytes, bad

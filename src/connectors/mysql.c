@@ -1,5 +1,7 @@
-/* MySql connector (libmariadb; MySQL and MariaDB). Each operation runs in
- * START TRANSACTION READ ONLY, so a writing Query fails in the server
+/* MySql connector (libmariadb; MySQL and MariaDB). Each session is made
+ * read-only (SET SESSION TRANSACTION READ ONLY, which also stops DDL and its
+ * implicit commit) and each operation runs in START TRANSACTION READ ONLY,
+ * so a writing Query fails in the server
  * (ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION) and comes back as 403
  * ReadOnlyViolation. Reads have a socket timeout at the deadline; a query
  * still running then is stopped with KILL QUERY from a second connection. */
@@ -24,6 +26,7 @@
 struct my_conn {
 	MYSQL *m;
 	const char *host, *user, *db;
+	char addr[64];		/* the address the local machine check resolved */
 	int port, cto;
 	bool ssl;
 };
@@ -106,7 +109,10 @@ my_open(struct auth_ctx *c, struct my_conn *mc, bool with_db)
 		mysql_options(m, MYSQL_OPT_SSL_ENFORCE, &on);
 		mysql_options(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on);
 	}
-	if (!mysql_real_connect(m, mc->host, mc->user, c->password ? c->password : "",
+	/* without TLS there is no name to verify: connect to exactly the
+	 * address that was checked (no second DNS answer) */
+	if (!mysql_real_connect(m, !mc->ssl && mc->addr[0] ? mc->addr : mc->host, mc->user,
+		c->password ? c->password : "",
 		with_db ? mc->db : NULL, (unsigned)mc->port, NULL, 0)) {
 		my_fail(c, m, "connecting");
 		mysql_close(m);
@@ -156,10 +162,14 @@ my_connect(struct auth_ctx *c, struct my_conn *mc, bool begin)
 		return -1;
 	mc->user = auth_prop_str(c, "username", false, NULL);
 	mc->db = auth_prop_str(c, "database", false, NULL);
-	if (c->code != AUTH_OK || auth_check_host(c, mc->host) != 0)
+	if (c->code != AUTH_OK || auth_check_host_addr(c, mc->host, mc->addr, sizeof mc->addr) != 0)
 		return -1;
 	mc->m = my_open(c, mc, true);
 	if (mc->m == NULL)
+		return -1;
+	/* the session first: DDL commits a transaction implicitly and would run
+	 * outside START TRANSACTION READ ONLY, but not in a read-only session */
+	if (my_query(c, mc, "SET SESSION TRANSACTION READ ONLY", "making the session read-only") != 0)
 		return -1;
 	if (begin && my_query(c, mc, "START TRANSACTION READ ONLY", "starting a read-only "
 	    "transaction") != 0)

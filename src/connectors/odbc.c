@@ -1,6 +1,8 @@
 /* Odbc connector (unixODBC): any driver. Browse and schema use the catalog
- * functions (SQLTables, SQLColumns); connections ask for read-only access
- * (SQL_ATTR_ACCESS_MODE), which drivers honour as they can; statements get
+ * functions (SQLTables, SQLColumns). Read-only in layers: connections ask for
+ * SQL_MODE_READ_ONLY (drivers honour it as they can), run without
+ * autocommit and are always rolled back, and PostgreSQL and MySQL sessions
+ * are made read-only so the store itself refuses writes. Statements get
  * SQL_ATTR_QUERY_TIMEOUT at the deadline and SQL_ATTR_MAX_ROWS. */
 #include "config.h"
 
@@ -118,6 +120,8 @@ od_close(struct od *o)
 	if (o->st)
 		SQLFreeHandle(SQL_HANDLE_STMT, o->st);
 	if (o->dbc) {
+		/* nothing an operation did is ever committed */
+		SQLEndTran(SQL_HANDLE_DBC, o->dbc, SQL_ROLLBACK);
 		SQLDisconnect(o->dbc);
 		SQLFreeHandle(SQL_HANDLE_DBC, o->dbc);
 	}
@@ -171,6 +175,31 @@ od_host(const char *cs, char *host, size_t n)
 	}
 }
 
+/* A read-only session in the DBMSs that have one. */
+static int
+od_session_read_only(struct auth_ctx *c, struct od *o)
+{
+	SQLCHAR name[128] = "";
+	SQLSMALLINT l = 0;
+	const char *sql = NULL;
+
+	SQLGetInfo(o->dbc, SQL_DBMS_NAME, name, sizeof name, &l);
+	if (strstr((const char *)name, "PostgreSQL"))
+		sql = "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY";
+	else if (strstr((const char *)name, "MySQL") || strstr((const char *)name, "MariaDB"))
+		sql = "SET SESSION TRANSACTION READ ONLY";
+	if (sql == NULL)
+		return 0;
+	if (!SQL_SUCCEEDED(SQLExecDirect(o->st, (SQLCHAR *)sql, SQL_NTS)))
+		return od_fail(c, SQL_HANDLE_STMT, o->st, "making the session read-only");
+	SQLFreeStmt(o->st, SQL_CLOSE);
+	/* the setting applies from the next transaction: end the one the
+	 * driver opened for the SET (it changed nothing else) */
+	if (!SQL_SUCCEEDED(SQLEndTran(SQL_HANDLE_DBC, o->dbc, SQL_COMMIT)))
+		return od_fail(c, SQL_HANDLE_DBC, o->dbc, "making the session read-only");
+	return 0;
+}
+
 static int
 od_connect(struct auth_ctx *c, struct od *o)
 {
@@ -218,12 +247,22 @@ od_connect(struct auth_ctx *c, struct od *o)
 		o->dbc = NULL;
 		goto out;
 	}
-	/* read-only again, now that the driver is loaded */
+	/* read-only again, now that the driver is loaded; many drivers only
+	 * report it, so also: no autocommit (everything is rolled back at the
+	 * end), and a read-only session where the DBMS has one, so the store
+	 * itself refuses writes */
 	SQLSetConnectAttr(o->dbc, SQL_ATTR_ACCESS_MODE, (SQLPOINTER)SQL_MODE_READ_ONLY, 0);
+	if (!SQL_SUCCEEDED(SQLSetConnectAttr(o->dbc, SQL_ATTR_AUTOCOMMIT,
+	    (SQLPOINTER)SQL_AUTOCOMMIT_OFF, 0))) {
+		od_fail(c, SQL_HANDLE_DBC, o->dbc, "turning autocommit off");
+		goto out;
+	}
 	if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, o->dbc, &o->st))) {
 		od_fail(c, SQL_HANDLE_DBC, o->dbc, "allocating a statement");
 		goto out;
 	}
+	if (od_session_read_only(c, o) != 0)
+		goto out;
 	SQLSetStmtAttr(o->st, SQL_ATTR_QUERY_TIMEOUT, (SQLPOINTER)(SQLULEN)auth_secs_for(c, 0), 0);
 	rc = 0;
 out:
@@ -403,8 +442,11 @@ od_run(struct auth_ctx *c, bool preview)
 	}
 	SQLNumResultCols(o.st, &ncols);
 	if (ncols <= 0) {
-		auth_fail(c, AUTH_E_INVALID, "dataset.query returns no rows: preview and schema need a "
-		    "query that reads rows");
+		/* not a query: it changed something or set state; nothing is
+		 * committed (od_close rolls back) */
+		auth_fail(c, AUTH_E_READONLY, "dataset.query returns no rows, so it is not a read: "
+		    "authoring is read-only and rolled it back; preview and schema need a query that "
+		    "reads rows");
 		goto out;
 	}
 	for (i = 1; i <= ncols; i++) {

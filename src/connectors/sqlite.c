@@ -51,6 +51,8 @@ sq_open(struct auth_ctx *c, sqlite3 **dbp)
 		sqlite3_close(db);
 		return -1;
 	}
+	/* ATTACH would reach files outside the allowed folders */
+	sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
 	sqlite3_progress_handler(db, 1000, sq_progress, c);
 	sqlite3_busy_timeout(db, auth_secs_for(c, 5) * 1000);
 	*dbp = db;

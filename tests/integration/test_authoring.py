@@ -40,6 +40,8 @@ def make_files(h):
     with open(os.path.join(d, "events.jsonl"), "w") as f:
         for i in range(250):
             f.write(json.dumps({"n": i, "at": "2026-11-%02dT08:00:00Z" % (i % 28 + 1)}) + "\n")
+    with open(os.path.join(d, "one.json"), "w") as f:
+        json.dump({"name": "solo", "n": 7, "nested": {"k": [1, 2]}}, f)
     with open(os.path.join(d, "long.csv"), "w") as f:
         f.write("k,v\n1,%s\n" % ("x" * 10000))
     with open(os.path.join(d, "2024", "jan.csv"), "w") as f:
@@ -128,6 +130,8 @@ def test_filesystem_operations(h):
                              "dataset": {"type": "Json", "path": "events.jsonl", "jsonLines": True}})
     check(len(r["rows"]) == 250 and r["truncated"] is False, "%r", len(r["rows"]))
 
+    r = n.author("preview", {"linkedService": fs(d), "dataset": {"type": "Json", "path": "one.json"}})
+    check(r["rows"] == [["solo", 7, '{"k":[1,2]}']] and r["truncated"] is False, "single document: %r", r)
     r = n.author("preview", {"linkedService": fs(d), "dataset": ds("long.csv")})
     v = r["rows"][0][1]
     check(v.endswith("...(truncated)") and len(v) < 5000, "long value: %d %r", len(v), v[-20:])
@@ -174,6 +178,9 @@ def test_sqlite_operations(h):
                  "query": "SELECT 1; DELETE FROM products"}}), 400, "InvalidRequest", "single statement")
     expect_error(n.curl("schema", {"linkedService": ls, "dataset": {"type": "Table", "table": "nope"}}),
                  404, "NotFound", "nope")
+    # ATTACH would reach a database outside the allowed folders
+    expect_error(n.curl("preview", {"linkedService": ls, "dataset": {"type": "Query",
+                 "query": "ATTACH DATABASE '/etc/x.db' AS x"}}), 422, "StoreError", "attached")
     db = sqlite3.connect(os.path.join(d, "shop.db"))
     check(db.execute("SELECT count(*) FROM products").fetchone()[0] == 1199, "rows were deleted")
     db.close()

@@ -152,6 +152,9 @@ def test_postgresql_errors(h):
         "read-only")
     expect_error(n.curl("preview", {"linkedService": admin, "dataset": query("DELETE FROM orders")}),
                  403, "ReadOnlyViolation")
+    for q in ("DROP TABLE orders", "CREATE TABLE evil (a int)", "TRUNCATE orders"):
+        expect_error(n.curl("preview", {"linkedService": admin, "dataset": query(q)}), 403,
+                     "ReadOnlyViolation")
     check(s.sql("SELECT count(*) FROM orders").strip() == "1501", "rows changed")
     expect_error(n.curl("preview", {"linkedService": admin, "dataset": query("SELECT 1; SELECT 2")}),
                  422, "StoreError", "multiple commands")
@@ -223,6 +226,15 @@ def test_odbc_postgresql(h):
                  "NotFound")
     expect_error(n.curl("testConnection", {"linkedService": {"type": "Odbc", "properties": {
         "connectionString": "Driver={No Such Driver};Server=127.0.0.1"}}}), 400, "UnsupportedStoreType")
+    # writes through ODBC: the read-only session refuses them, even for the superuser
+    admin = s.odbc_linked_service(password="adm1n-Secret")
+    admin["properties"]["username"] = "postgres"
+    for q in ("CREATE TABLE odbc_evil (a int)", "INSERT INTO orders (id, customer) VALUES (-7, 'x') RETURNING id",
+              "DELETE FROM orders"):
+        expect_error(n.curl("preview", {"linkedService": admin, "dataset": query(q)}), 403,
+                     "ReadOnlyViolation")
+    check(s.sql("SELECT count(*) FROM pg_tables WHERE tablename = 'odbc_evil'").strip() == "0", "table created")
+    check(s.sql("SELECT count(*) FROM orders").strip() == "1501", "rows changed through ODBC")
     check("bad-odbc-pw" not in n.p.log() and "r3ader-Secret" not in n.p.log(), "password in log")
     # past the deadline: answered at 4 s, and the driver's query timeout stops it in the server
     t0 = time.monotonic()
@@ -290,6 +302,12 @@ def test_mariadb_errors(h):
     expect_error(n.curl("preview", {"linkedService": admin, "dataset": query(
         "INSERT INTO orders (id, customer) VALUES (-1, 'x')")}), 403, "ReadOnlyViolation", "read-only")
     check(s.sql("SELECT count(*) FROM orders WHERE id = -1").strip() == "0", "a row was written")
+    # DDL commits implicitly in MySQL: the read-only session must still refuse it
+    for q in ("DROP TABLE orders", "CREATE TABLE evil (a int)", "TRUNCATE orders"):
+        expect_error(n.curl("preview", {"linkedService": admin, "dataset": query(q)}), 403,
+                     "ReadOnlyViolation")
+    check(s.sql("SHOW TABLES").split() == ["big_orders", "orders"], "tables changed: %s", s.sql("SHOW TABLES"))
+    check(s.sql("SELECT count(*) FROM orders").strip() != "0", "orders emptied")
     t0 = time.monotonic()
     expect_error(n.curl("preview", {"linkedService": ls, "dataset": query("SELECT SLEEP(30) AS s")}),
                  422, "StoreUnreachable", "timed out")

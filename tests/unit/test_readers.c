@@ -213,7 +213,10 @@ test_json_array(void **state)
 	json_expect("[{\"a\":\"\\\\\"}]", 0, JSON_OK, "{\"a\":\"\\\\\"}\n");
 	json_expect("[{\"a\":1},]", 0, JSON_ERROR, "");
 	json_expect("[{\"a\":1}", 0, JSON_ERROR, "");
-	json_expect("{\"a\":1}", 0, JSON_ERROR, "");
+	json_expect(" {\"a\":{\"b\":[1]}} \n", 0, JSON_OK, "{\"a\":{\"b\":[1]}}\n");
+	json_expect("{\"a\":1", 0, JSON_ERROR, "");
+	json_expect("{\"a\":1} {}", 0, JSON_ERROR, "");
+	json_expect("1", 0, JSON_ERROR, "");
 	json_expect("[{\"a\":1}] x", 0, JSON_ERROR, "");
 	json_expect("[{\"a\":1}}]", 0, JSON_ERROR, "");
 	json_expect("[{\"a\":nope}]", 0, JSON_ERROR, "");
