@@ -10,12 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <curl/curl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
 #include "auth_ctx.h"
+#include "proxy/proxy.h"
+#include "proxy/proxy_int.h"
 #include "conf.h"
 #include "log.h"
 
@@ -427,43 +431,35 @@ auth_item(cJSON *items, const char *name, const char *type)
 /* ---- proxy seam ------------------------------------------------------- */
 
 int
-auth_proxy_for(struct auth_ctx *c, const char *url, char **proxy, char **userpwd)
+auth_proxy_setup(struct auth_ctx *c, void *curl_handle, const char *url)
 {
-	const struct auth_policy *p = &c->policy;
-	char buf[512], pw[256] = "";
-	FILE *f;
+	struct proxy_decision d;
+	struct proxy_cred cred;
+	CURL *h = curl_handle;
+	const char *ca;
 
-	*proxy = NULL;
-	*userpwd = NULL;
-	switch (p->proxy_mode) {
-	case CONF_PROXY_NONE:
-		*proxy = strdup("");
-		return *proxy ? 0 : auth_fail(c, AUTH_E_INTERNAL, "out of memory");
-	case CONF_PROXY_CUSTOM:
-		if (p->proxy_address == NULL || !*p->proxy_address)
-			return auth_fail(c, AUTH_E_UNREACHABLE, "proxy.mode is custom but proxy.address "
-			    "is not set in shird.conf");
-		if (strstr(p->proxy_address, "://"))
-			snprintf(buf, sizeof buf, "%s:%d", p->proxy_address, p->proxy_port);
-		else
-			snprintf(buf, sizeof buf, "http://%s:%d", p->proxy_address, p->proxy_port);
-		*proxy = strdup(buf);
-		if (p->proxy_user && *p->proxy_user) {
-			if (p->proxy_password_file && (f = fopen(p->proxy_password_file, "r")) != NULL) {
-				if (fgets(pw, sizeof pw, f) == NULL)
-					pw[0] = '\0';
-				fclose(f);
-				pw[strcspn(pw, "\r\n")] = '\0';
-			}
-			snprintf(buf, sizeof buf, "%s:%s", p->proxy_user, pw);
-			*userpwd = strdup(buf);
-			explicit_bzero(buf, sizeof buf);
-			explicit_bzero(pw, sizeof pw);
-		}
-		return *proxy ? 0 : auth_fail(c, AUTH_E_INTERNAL, "out of memory");
-	default:
-		return auth_fail(c, AUTH_E_UNREACHABLE, "proxy.mode = system is not supported for "
-		    "HttpServer stores by this build yet (the proxy module is not merged); use "
-		    "proxy.mode = none or custom");
+	if (c->policy.proxy == NULL) {
+		curl_easy_setopt(h, CURLOPT_PROXY, "");
+		return 0;
 	}
+	if (proxy_decide(c->policy.proxy, url, &d) != 0)
+		return auth_fail(c, AUTH_E_UNREACHABLE, "no proxy decision for %s: %s", url, d.reason);
+	if (d.direct || d.nproxies == 0) {
+		curl_easy_setopt(h, CURLOPT_PROXY, "");
+		return 0;
+	}
+	/* curl tries one proxy; the first of the decided list, like .NET's
+	 * WebProxy for a static configuration. */
+	curl_easy_setopt(h, CURLOPT_PROXY, d.proxies[0]);
+	proxy_config_cred(c->policy.proxy, d.proxies[0], &cred);
+	curl_easy_setopt(h, CURLOPT_PROXYAUTH, cred.auth);
+	if (cred.user != NULL && *cred.user == '\0') {
+		curl_easy_setopt(h, CURLOPT_PROXYUSERPWD, ":");	/* GSS-API credentials cache */
+	} else if (cred.user != NULL) {
+		curl_easy_setopt(h, CURLOPT_PROXYUSERNAME, cred.user);
+		curl_easy_setopt(h, CURLOPT_PROXYPASSWORD, cred.password ? cred.password : "");
+	}
+	if ((ca = proxy_config_ca_file(c->policy.proxy)) != NULL)
+		curl_easy_setopt(h, CURLOPT_PROXY_CAINFO, ca);
+	return 0;
 }

@@ -58,12 +58,7 @@ struct auth_policy {
 	bool path_validation;
 	char *allowed_folders;	/* colon-separated */
 	bool local_machine_access;
-	int proxy_mode;		/* enum conf_proxy_mode */
-	char *proxy_address;
-	int proxy_port;
-	char *proxy_user;
-	char *proxy_password_file;
-	int proxy_auth;
+	struct proxy_config *proxy;	/* a reference to the node's proxy settings */
 	int proxy_connect_timeout;
 };
 
@@ -159,10 +154,10 @@ int conn_json_rows(struct auth_ctx *c, bool lines, auth_pull_fn pull, void *pull
 /* Browse items. */
 struct cJSON *auth_item(struct cJSON *items, const char *name, const char *type);
 
-/* The proxy seam for HttpServer: fills curl-ready proxy settings for url
- * from the policy. Until proxy/ exposes proxy_decide(), honours modes none
- * and custom; returns -1 (after auth_fail) for what it cannot do. *proxy is
- * "" for a direct connection. Caller frees *proxy, *userpwd. */
-int auth_proxy_for(struct auth_ctx *c, const char *url, char **proxy, char **userpwd);
+/* HttpServer's proxy: decides for url with the node's proxy settings (the
+ * same decision as every other outbound connection: .NET rules, environment,
+ * custom) and sets it on the curl handle, with the proxy's credentials, auth
+ * scheme and CA. Returns -1 (after auth_fail) when url cannot be decided. */
+int auth_proxy_setup(struct auth_ctx *c, void *curl_handle, const char *url);
 
 #endif

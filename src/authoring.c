@@ -20,6 +20,8 @@
 #include "authoring.h"
 #include "log.h"
 #include "node.h"
+#include "proxy/proxy.h"
+#include "proxy_node.h"
 #include "workpool.h"
 
 #define AUTH_LOG_LINES_MAX 5000
@@ -78,25 +80,18 @@ static void
 auth_policy_clear(struct auth_policy *p)
 {
 	free(p->allowed_folders);
-	free(p->proxy_address);
-	free(p->proxy_user);
-	free(p->proxy_password_file);
+	proxy_config_unref(p->proxy);
 	memset(p, 0, sizeof *p);
 }
 
 static int
-auth_policy_snapshot(struct auth_policy *p, const struct conf *c)
+auth_policy_snapshot(struct auth_policy *p, const struct conf *c, struct node *n)
 {
 #define DUP(f) ((f) ? strdup(f) : NULL)
 	p->path_validation = c->local_folder_path_validation;
 	p->allowed_folders = DUP(c->allowed_folders);
 	p->local_machine_access = c->local_machine_access;
-	p->proxy_mode = c->proxy_mode;
-	p->proxy_address = DUP(c->proxy_address);
-	p->proxy_port = c->proxy_port;
-	p->proxy_user = DUP(c->proxy_user);
-	p->proxy_password_file = DUP(c->proxy_password_file);
-	p->proxy_auth = c->proxy_auth;
+	p->proxy = proxy_node_current(n);	/* NULL only before proxy/ started */
 	p->proxy_connect_timeout = c->proxy_connect_timeout;
 #undef DUP
 	return (c->allowed_folders && !p->allowed_folders) ? SHIR_ENOMEM : 0;
@@ -503,7 +498,7 @@ auth_handle(struct api_reply *r, const struct api_request *rq, struct authoring 
 	    auth_secret(a, props, "connectionString", &j->ctx.connection_string, &code, msg,
 		sizeof msg) != 0)
 		goto fail;
-	if (auth_policy_snapshot(&j->ctx.policy, conf) != 0) {
+	if (auth_policy_snapshot(&j->ctx.policy, conf, a->node) != 0) {
 		code = AUTH_E_INTERNAL;
 		snprintf(msg, sizeof msg, "out of memory");
 		goto fail;

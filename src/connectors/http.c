@@ -18,7 +18,6 @@ struct ht {
 	struct auth_ctx *c;
 	CURL *h;
 	char *url;
-	char *proxy, *proxy_userpwd;
 	char *userpwd;
 	/* body handling */
 	void *feeder;
@@ -79,11 +78,6 @@ ht_free(struct ht *t)
 	if (t->h)
 		curl_easy_cleanup(t->h);
 	free(t->url);
-	free(t->proxy);
-	if (t->proxy_userpwd) {
-		explicit_bzero(t->proxy_userpwd, strlen(t->proxy_userpwd));
-		free(t->proxy_userpwd);
-	}
 	if (t->userpwd) {
 		explicit_bzero(t->userpwd, strlen(t->userpwd));
 		free(t->userpwd);
@@ -147,8 +141,6 @@ ht_setup(struct auth_ctx *c, struct ht *t, const char *rel)
 		if (auth_check_host(c, h) != 0)
 			goto out;
 	}
-	if (auth_proxy_for(c, t->url, &t->proxy, &t->proxy_userpwd) != 0)
-		goto out;
 	t->h = curl_easy_init();
 	if (t->h == NULL) {
 		auth_fail(c, AUTH_E_INTERNAL, "out of memory");
@@ -175,9 +167,8 @@ ht_setup(struct auth_ctx *c, struct ht *t, const char *rel)
 	curl_easy_setopt(t->h, CURLOPT_ERRORBUFFER, t->errbuf);
 	curl_easy_setopt(t->h, CURLOPT_USERAGENT, "shir-authoring/" PACKAGE_VERSION);
 	curl_easy_setopt(t->h, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(t->h, CURLOPT_PROXY, t->proxy);
-	if (t->proxy_userpwd)
-		curl_easy_setopt(t->h, CURLOPT_PROXYUSERPWD, t->proxy_userpwd);
+	if (auth_proxy_setup(c, t->h, t->url) != 0)
+		goto out;
 	if (strcmp(auth, "Basic") == 0) {
 		l = strlen(user) + (c->password ? strlen(c->password) : 0) + 2;
 		t->userpwd = malloc(l);

@@ -370,7 +370,12 @@ acl localnet src 127.0.0.1
 http_access deny !localnet
 http_access allow authed
 http_access deny all
+hosts_file {d}/hosts
 """
+
+# Loopback destinations never go through a proxy (the .NET rule every mode
+# follows), so the stores behind squid use a name only squid can resolve.
+STORE_HOST = "store.shir.test"
 
 
 def start_squid(h, user, password):
@@ -385,6 +390,9 @@ def start_squid(h, user, password):
     os.chmod(d, 0o777)
     h.run([htpasswd, "-b", "-c", os.path.join(d, "passwd"), user, password], check=0)
     os.chmod(os.path.join(d, "passwd"), 0o644)
+    with open(os.path.join(d, "hosts"), "w") as f:
+        f.write("127.0.0.1 %s\n" % STORE_HOST)
+    os.chmod(os.path.join(d, "hosts"), 0o644)
     port = free_port()
     conf = os.path.join(d, "squid.conf")
     with open(conf, "w") as f:
@@ -397,7 +405,7 @@ def start_squid(h, user, password):
 @test
 def test_http_through_custom_proxy(h):
     """HttpServer through the node's custom proxy (squid with Basic proxy auth)"""
-    base = http_server(h)
+    base = http_server(h).replace("127.0.0.1", STORE_HOST)
     port, access = start_squid(h, "proxyuser", "pr0xy-pw")
     pwf = h.write("proxy.pw", "pr0xy-pw\n", mode=0o600)
     n = Node(h, lma=True, extra="[proxy]\nmode = custom\naddress = 127.0.0.1\nport = %d\n"
@@ -411,8 +419,33 @@ def test_http_through_custom_proxy(h):
     check("proxyuser" in open(access).read(), "the proxy saw the user: %s", open(access).read())
     with open(pwf, "w") as f:
         f.write("wrong\n")
+    n.p.signal(signal.SIGHUP)   # proxy settings apply to new connections after a reload
+    n.p.wait_log(r"event=reload status=done")
     expect_error(n.curl("testConnection", {"linkedService": ls}), 422, "StoreUnreachable", "proxy")
     check("pr0xy-pw" not in n.p.log(), "the proxy password reached the log")
+    n.stop_clean()
+
+
+@test
+def test_http_through_system_proxy(h):
+    """HttpServer through proxy.mode = system: diahost.exe.config's proxyaddress"""
+    base = http_server(h).replace("127.0.0.1", STORE_HOST)
+    port, access = start_squid(h, "proxyuser", "pr0xy-pw")
+    pwf = h.write("proxy.pw", "pr0xy-pw\n", mode=0o600)
+    dia = h.write("diahost.exe.config", """<?xml version="1.0" encoding="utf-8"?>
+<configuration><system.net><defaultProxy>
+  <proxy proxyaddress="http://127.0.0.1:%d" bypassonlocal="true" />
+  <bypasslist><add address="^http://never\\.example$" /></bypasslist>
+</defaultProxy></system.net></configuration>
+""" % port)
+    n = Node(h, lma=True, extra="[proxy]\nmode = system\ndotnet_config = %s\n"
+             "dotnet_config_worker = %s\nuser = proxyuser\npassword_file = %s\n" % (dia, dia, pwf))
+    ls = {"type": "HttpServer", "properties": {"url": base + "/api/"}}
+    r = n.author("preview", {"linkedService": ls, "dataset": {"type": "Json", "relativeUrl": "orders"},
+                             "limit": 1})
+    check(r["rows"] == [[1, 1.5, "2026-11-01T00:00:00Z"]], "%r", r)
+    wait_until(lambda: os.path.exists(access) and "/api/orders" in open(access).read(), 10,
+               "squid to log the request")
     n.stop_clean()
 
 @test
