@@ -61,14 +61,16 @@ ctl_read_tty_line(FILE *tty, const char *prompt, char *buf, size_t len)
 	struct termios old, noecho;
 	int fd = fileno(tty), ok;
 
-	fprintf(stderr, "%s", prompt);
-	fflush(stderr);
+	/* echo off before the prompt, so nothing typed after it is ever shown */
 	if (tcgetattr(fd, &old) != 0)
 		return -1;
 	noecho = old;
 	noecho.c_lflag &= ~(tcflag_t)ECHO;
 	noecho.c_lflag |= ECHONL;
-	tcsetattr(fd, TCSAFLUSH, &noecho);
+	if (tcsetattr(fd, TCSAFLUSH, &noecho) != 0)
+		return -1;
+	fprintf(tty, "%s", prompt);
+	fflush(tty);
 	ok = fgets(buf, (int)len, tty) != NULL;
 	tcsetattr(fd, TCSAFLUSH, &old);
 	if (!ok)

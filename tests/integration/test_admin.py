@@ -132,6 +132,57 @@ def test_credentials_cli(h):
     check("404" in r.stderr and "no credential named nope" in r.stderr, r.stderr)
 
 
+def run_on_tty(argv, answers, timeout=20):
+    """Runs argv on a new pseudo-terminal, answering each prompt in turn;
+    returns everything the terminal showed."""
+    import pty
+    import select
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(argv[0], argv)
+    out = b""
+    answered = 0
+    end = time.monotonic() + timeout
+    answers = list(answers)
+    try:
+        while time.monotonic() < end:
+            r, _, _ = select.select([fd], [], [], 0.5)
+            if not r:
+                continue
+            try:
+                d = os.read(fd, 4096)
+            except OSError:
+                break
+            if not d:
+                break
+            out += d
+            # answer each prompt once: only output after the last answer counts
+            if answers and out[answered:].rstrip().endswith(b":"):
+                os.write(fd, answers.pop(0).encode() + b"\n")
+                answered = len(out)
+    finally:
+        if time.monotonic() >= end:
+            os.kill(pid, signal.SIGKILL)
+        _, st = os.waitpid(pid, 0)
+        os.close(fd)
+    return out.decode("utf-8", "replace"), os.waitstatus_to_exitcode(st)
+
+
+@test
+def test_secret_prompt_does_not_echo(h):
+    """credentials set on a terminal: asks twice without echo; a mismatch stores nothing"""
+    p, conf, sock = setup(h)
+    argv = [h.bin("shirctl"), "--socket", sock, "--conf", conf, "credentials", "set", "db9"]
+    out, rc = run_on_tty(argv, ["tty-s3cret", "tty-s3cret"])
+    check(rc == 0 and "stored credential db9" in out, "rc %d: %r", rc, out)
+    check("Value of credential db9:" in out and "Again:" in out, "%r", out)
+    check("tty-s3cret" not in out, "the secret was echoed: %r", out)
+    out, rc = run_on_tty(argv, ["one", "two"])
+    check(rc == 1 and "differ" in out, "rc %d: %r", rc, out)
+    code, o = api(h, sock, "GET", "/v1/credentials")
+    check(o["version"] == 1, "a mismatch changed the store: %r", o)
+
+
 @test
 def test_machine_key_mode_refused(h):
     """shird refuses a machine key that group or others can read"""
