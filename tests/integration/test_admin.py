@@ -551,7 +551,8 @@ def test_diagnose_unknown_endpoint(h):
     check("=> broken at dns" in r.stdout and "relay-does-not-exist.invalid" in r.stdout, r.stdout)
     r = ctl(h, sock, conf, "-ts", "--json", check_rc=1)
     o = json.loads(r.stdout)
-    check(o["broken"] == "dns", "%r", o)
+    check(len(o["endpoints"]) == 1 and o["endpoints"][0]["broken"] == "dns" and
+          o["endpoints"][0]["what"] == "registration", "%r", o)
     # and register-node without --skip-test refuses it
     r = ctl(h, sock, conf, "-rn", "-", input=make_key(endpoint="wss://other.invalid"), check_rc=1)
     check("not registered" in r.stderr and "broken at dns" in r.stdout, r.stdout + r.stderr)
@@ -796,6 +797,15 @@ def test_register_round_trip_with_shir_relay(h):
     check(o["keyName"] == "node-key2", "%r", o)
     for k in keys.values():
         check(relaytest.decode_key(k)["key"] not in p.log() + rp.log(), "a SAS key was logged")
+    # diagnose also walks [relay] of shird.conf, with its key file
+    kf = h.write("relay.key", relaytest.decode_key(keys["node-key2"])["key"] + "\n", mode=0o600)
+    with open(conf, "a") as f:
+        f.write("[relay]\nendpoint = ws://127.0.0.1:%d\npath = sales-ir\nkey_name = node-key2\n"
+                "key_file = %s\n" % (relay.port, kf))
+    o = json.loads(ctl(h, sock, conf, "diagnose", "--json").stdout)
+    check([e["what"] for e in o["endpoints"]] == ["registration", "[relay] of shird.conf"], "%r", o)
+    check(all(e["broken"] == "" and e["steps"][5]["result"] == "ok" for e in o["endpoints"]),
+          "%r", o)
 
 
 @test
