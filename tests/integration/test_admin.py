@@ -598,8 +598,13 @@ def test_service_urls(h):
           "%r", o)
     r = ctl(h, sock, conf, "service-urls", "--format", "nftables", check_rc=2)
     check("--resolve" in r.stderr, r.stderr)
+    os.environ["SHIRCTL_RESOLV_CONF"] = h.write("resolv.conf", "search corp\nnameserver 192.0.2.53\n"
+                                                "nameserver 2001:db8::53\nnameserver bogus\n")
+    h.on_cleanup(lambda: os.environ.pop("SHIRCTL_RESOLV_CONF", None))
     out = ctl(h, sock, conf, "service-urls", "--resolve", "--format", "nftables").stdout
     check("ip daddr 127.0.0.1 tcp dport 9443 accept" in out, out)
+    check("ip daddr 192.0.2.53 udp dport 53 accept" in out and
+          "ip6 daddr 2001:db8::53 tcp dport 53 accept" in out and "bogus" not in out, out)
     check("ip daddr 127.0.0.2 tcp dport 443 accept" in out, out)
     f = h.write("rules.nft", out)
     r = h.run([nft, "-c", "-f", f])
