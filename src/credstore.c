@@ -290,6 +290,16 @@ out:
 	return rc;
 }
 
+int
+credstore_resolve(void *arg, const char *name, char **secret, struct shir_error *err)
+{
+	*secret = NULL;
+	if (name[0] == '_')
+		return shir_error_set(err, SHIR_ENOENT, "no credential named %s is stored on this "
+		    "node", log_q(name));
+	return credstore_get(arg, name, secret, err);
+}
+
 /* The common shape of a change: lock, load, change, bump the version, save. */
 static int
 credstore_change(struct credstore *cs, const char *name, const char *value,

@@ -138,6 +138,19 @@ test_names(void **state)
 	assert_int_equal(credstore_name_check("_node-key", 0, &err), SHIR_EPERM);
 	assert_non_null(strstr(err.msg, "reserved"));
 	assert_int_equal(credstore_put(cs, "_node-key", "k", &err), 0);
+	/* a CredentialReference never reaches the node key */
+	{
+		char *sec = NULL;
+
+		assert_int_equal(credstore_resolve(cs, "_node-key", &sec, &err), SHIR_ENOENT);
+		assert_null(sec);
+		assert_int_equal(credstore_put(cs, "db", "v", &err), 0);
+		assert_int_equal(credstore_resolve(cs, "db", &sec, &err), 0);
+		assert_string_equal(sec, "v");
+		credstore_secret_free(sec);
+		assert_int_equal(credstore_resolve(cs, "nope", &sec, &err), SHIR_ENOENT);
+		assert_int_equal(credstore_delete(cs, "db", &err), 0);
+	}
 	assert_int_equal(credstore_list(cs, 0, &v, &n, &err), 0);
 	assert_int_equal(n, 0);
 	free(v);
