@@ -14,7 +14,7 @@
 
 #include "atomicfile.h"
 
-static int
+int
 atomicfile_fsync_dir(const char *path, struct shir_error *err)
 {
 	char dir[PATH_MAX];

@@ -26,6 +26,9 @@ int atomicfile_read(const char *path, size_t max, char **out, size_t *len,
  * atomicfile_secret_free (for files holding secrets). */
 void atomicfile_secret_free(char *buf, size_t len);
 
+/* fsync of the directory that holds path (after a rename or link in it). */
+int atomicfile_fsync_dir(const char *path, struct shir_error *err);
+
 /* Creates dir (0700) if it is missing; its parent must exist. */
 int atomicfile_mkdir(const char *dir, struct shir_error *err);
 

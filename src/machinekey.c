@@ -111,6 +111,8 @@ machinekey_load(const char *state_dir, int create, uint8_t key[MACHINEKEY_LEN],
 			    path, strerror(e));
 		}
 		unlink(tmp);
+		if (atomicfile_fsync_dir(path, err) != 0)
+			return err->code;
 	}
 	log_info("admin", "event=machinekey.created path=%s", log_q(path));
 	return 0;
