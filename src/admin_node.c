@@ -243,10 +243,7 @@ admin_hook_apply(void *arg, const struct conf *newc, const struct conf *oldc)
 
 	if (!a->pending_valid)
 		return;
-	changed = (a->reg == NULL) != (a->pending == NULL) ||
-	    (a->reg && (strcmp(a->reg->endpoint, a->pending->endpoint) != 0 ||
-	    strcmp(a->reg->key_name, a->pending->key_name) != 0 ||
-	    strcmp(a->reg->key, a->pending->key) != 0 || strcmp(a->reg->hc, a->pending->hc) != 0));
+	changed = !registration_equal(a->reg, a->pending);
 	registration_free(a->reg);
 	a->reg = a->pending;
 	a->pending = NULL;

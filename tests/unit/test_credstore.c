@@ -231,6 +231,16 @@ test_registration_files(void **state)
 	assert_int_equal(registration_save(dir, cs, &r, &err), 0);
 	assert_int_equal(registration_load(dir, cs, &l, &err), 0);
 	assert_string_equal(l->key, "S3cretKey=");
+	{
+		struct registration *d = registration_dup(l);
+
+		assert_true(registration_equal(l, d));
+		assert_true(registration_equal(NULL, NULL));
+		assert_false(registration_equal(l, NULL));
+		d->key[0] = 'X';
+		assert_false(registration_equal(l, d));
+		registration_free(d);
+	}
 	assert_string_equal(l->endpoint, "wss://relay.example:9443");
 	assert_string_equal(l->node_name, "node-1");
 	assert_null(l->tls_pin);
