@@ -590,6 +590,9 @@ def test_diagnose_dead_proxy(h):
 @test
 def test_service_urls(h):
     """service-urls: text/json, proxy rows, and rules that nft -c and iptables-restore --test accept"""
+    # as root the checks run as they are; otherwise in a user and network
+    # namespace of their own (nft -c and iptables-restore --test need CAP_NET_ADMIN)
+    wrap = [] if os.geteuid() == 0 else [h.require("unshare", "util-linux"), "-rn"]
     nft = h.require("nft", "nftables")
     ipr = h.require("iptables-restore", "iptables")
     ip6r = h.require("ip6tables-restore", "iptables")
@@ -620,18 +623,19 @@ def test_service_urls(h):
           "ip6 daddr 2001:db8::53 tcp dport 53 accept" in out and "bogus" not in out, out)
     check("ip daddr 127.0.0.2 tcp dport 443 accept" in out, out)
     f = h.write("rules.nft", out)
-    r = h.run([nft, "-c", "-f", f])
+    r = h.run(wrap + [nft, "-c", "-f", f])
     check(r.returncode == 0, "nft -c refused the rules: %s\n%s", r.stderr, out)
     h.write("bad.nft", out.replace("accept comment", "acept comment"))
-    check(h.run([nft, "-c", "-f", h.path("bad.nft")]).returncode != 0, "nft -c accepts anything?")
+    check(h.run(wrap + [nft, "-c", "-f", h.path("bad.nft")]).returncode != 0,
+          "nft -c accepts anything?")
     out = ctl(h, sock, conf, "service-urls", "--resolve", "--format", "iptables").stdout
     check("-A SHIR-EGRESS -d 127.0.0.1/32 -p tcp -m tcp --dport 9443" in out, out)
-    r = h.run([ipr, "--test", "--noflush"], input=out)
+    r = h.run(wrap + [ipr, "--test", "--noflush"], input=out)
     check(r.returncode == 0, "iptables-restore --test refused the rules: %s\n%s", r.stderr, out)
-    r = h.run([ipr, "--test", "--noflush"], input=out.replace("--dport", "--dprt"))
+    r = h.run(wrap + [ipr, "--test", "--noflush"], input=out.replace("--dport", "--dprt"))
     check(r.returncode != 0, "iptables-restore --test accepts anything?")
     out = ctl(h, sock, conf, "service-urls", "--resolve", "--format", "ip6tables").stdout
-    r = h.run([ip6r, "--test", "--noflush"], input=out)
+    r = h.run(wrap + [ip6r, "--test", "--noflush"], input=out)
     check(r.returncode == 0, "ip6tables-restore --test refused the rules: %s\n%s", r.stderr, out)
     # through a custom proxy: the relay is reached through it, only the proxy is direct
     # (loopback names always bypass the proxy, as on Windows)
@@ -646,7 +650,7 @@ def test_service_urls(h):
           "%r", o)
     out = ctl(h, sock, conf, "service-urls", "--resolve", "--format", "nftables").stdout
     check("127.0.0.3 tcp dport 3128 accept" in out and "9443" not in out, out)
-    check(h.run([nft, "-c", "-f", h.write("p.nft", out)]).returncode == 0, out)
+    check(h.run(wrap + [nft, "-c", "-f", h.write("p.nft", out)]).returncode == 0, out)
 
 
 def make_cert(h, name="relay"):
