@@ -172,6 +172,12 @@ admin_api_reg_post(struct api_reply *r, const struct api_request *rq, void *ud)
 	struct shir_error err;
 	cJSON *o;
 
+	if (rq->channel != API_CH_LOCAL) {
+		/* registering is the node admin's act, on the node itself */
+		api_reply_error(r, 403, "Forbidden", "POST /v1/node/registration is accepted on the "
+		    "node's control socket only");
+		return;
+	}
 	if (node_reload(a->node, &err) != 0) {
 		api_reply_error(r, 400, "InvalidConfiguration", "%s", err.msg);
 		return;
