@@ -227,6 +227,10 @@ credstore_lock(struct credstore *cs, struct shir_error *err)
 	if (fd < 0)
 		return shir_error_set(err, errno == EACCES ? SHIR_EPERM : SHIR_EIO,
 		    "cannot open the lock %s: %s", cs->lockpath, strerror(errno));
+	if (atomicfile_adopt_owner(fd, cs->lockpath, err) != 0) {
+		close(fd);
+		return err->code;
+	}
 	while (flock(fd, LOCK_EX) != 0) {
 		if (errno != EINTR) {
 			close(fd);

@@ -299,6 +299,35 @@ test_servicehosts(void **state)
 	assert_int_equal(servicehosts_note(dir, "a", 0, "x", &err), SHIR_EINVAL);
 }
 
+/* Run as root (shirctl writing state while shird is stopped), new files take
+ * the state directory's owner, so shird's user can use them. */
+static void
+test_files_take_directory_owner(void **state)
+{
+	static const char *const files[] = { "machine.key", "credentials", "credentials.lock" };
+	struct credstore *cs = NULL;
+	struct shir_error err;
+	char path[300];
+	struct stat st;
+	size_t i;
+
+	if (geteuid() != 0) {
+		print_message("# not root: ownership is the caller's (nothing to adopt)\n");
+		return;
+	}
+	assert_int_equal(chown(dir, 65534, 65534), 0);
+	assert_int_equal(credstore_open(dir, &cs, &err), 0);
+	assert_int_equal(credstore_put(cs, "db", "v", &err), 0);
+	for (i = 0; i < 3; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+		assert_int_equal(stat(path, &st), 0);
+		if (st.st_uid != 65534 || st.st_gid != 65534)
+			fail_msg("%s is owned by %u:%u, not the directory's 65534:65534", files[i],
+			    (unsigned)st.st_uid, (unsigned)st.st_gid);
+	}
+	credstore_free(cs);
+}
+
 int
 main(void)
 {
@@ -310,6 +339,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_export_import, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registration_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_servicehosts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_files_take_directory_owner, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
