@@ -369,8 +369,12 @@ out:
 int
 ctl_cmd_credentials(struct ctl_ctx *ctx, int argc, char **argv)
 {
-	static const char usage[] = "credentials list | set NAME | delete NAME";
+	static const char usage[] = "credentials list [--json] | set NAME | delete NAME";
 
+	if (argc == 3 && strcmp(argv[1], "list") == 0 && strcmp(argv[2], "--json") == 0) {
+		ctx->json = 1;
+		return ctl_creds_list(ctx);
+	}
 	if (argc == 2 && strcmp(argv[1], "list") == 0)
 		return ctl_creds_list(ctx);
 	if (argc == 3 && strcmp(argv[1], "set") == 0)

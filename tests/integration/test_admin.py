@@ -113,6 +113,8 @@ def test_credentials_cli(h):
     check("empty" in r.stderr, r.stderr)
     r = ctl(h, sock, conf, "credentials", "list")
     check("credentials version 1" in r.stdout and "db1" in r.stdout, r.stdout)
+    o = json.loads(ctl(h, sock, conf, "credentials", "list", "--json").stdout)
+    check(o["version"] == 1 and o["credentials"][0]["name"] == "db1", "%r", o)
     check("s3cret" not in r.stdout, "value printed")
     # stopped: shirctl works on the files directly, and shird sees it later
     p.signal(signal.SIGTERM)
