@@ -2392,6 +2392,24 @@ rsrv_start(struct rsrv *s, struct shir_error *e)
 	return 0;
 }
 
+int
+rsrv_start_unbound(struct rsrv *s, struct shir_error *e)
+{
+	return load_state(s, e);
+}
+
+void
+rsrv_adopt(struct rsrv *s, struct bufferevent *bev)
+{
+	new_conn(s, bev);
+}
+
+long
+rsrv_connections(const struct rsrv *s)
+{
+	return s->nconns;
+}
+
 void
 rsrv_reload(struct rsrv *s)
 {
