@@ -209,6 +209,13 @@ def test_reject_410(h):
 def test_ir_cli(h):
     """ir create/list/regenerate-key/delete; the old key stops working; delete closes listeners with 1001"""
     r = Relay(h)
+    check("is valid" in h.run([h.bin("shir-relay"), "-f", r.conf, "-t"], check=0).stdout, "-t on a good config")
+    bad = h.write("bad.conf", "[relay]\nlisten = 0.0.0.0:1\n[limits]\nmax_listeners = 0\n")
+    out = h.run([h.bin("shir-relay"), "-f", bad, "-t"], check=1).stderr
+    check("max_listeners must be a whole number from 1" in out, "-t names the bad key: %s", out)
+    bad = h.write("bad2.conf", "[relay]\nlisten = 0.0.0.0:%d\nstate_file = %s\n" % (r.port, h.path("s2.json")))
+    p = h.start("plain-public", [h.bin("shir-relay"), "-f", bad])
+    check(p.wait_exit(10) == 1 and "is not loopback" in p.log(), "plain listener on 0.0.0.0 is refused:\n%s", p.log())
     keys = r.create("sales-ir")
     out = r.cli("ir", "list").stdout
     check(re.search(r"^sales-ir\s+yes\s+ws://127\.0\.0\.1:%d\s+node-key1\(L\) node-key2\(L\) service-key\(S\)" % r.port,
