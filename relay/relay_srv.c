@@ -1870,6 +1870,13 @@ h_response(struct hconn *h, const struct hc_response *r, void **src)
 	if (h->resp_nobody) {
 		evbuffer_add(out, "\r\n", 2);
 		h->resp_chunked = false;
+	} else if (h->req->http_major == 1 && h->req->http_minor == 0) {
+		/* HTTP/1.0 has no chunked coding: the body ends with the connection */
+		if (h->keep_alive)
+			evbuffer_add_printf(out, "Connection: close\r\n");
+		h->keep_alive = false;
+		evbuffer_add(out, "\r\n", 2);
+		h->resp_chunked = false;
 	} else {
 		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n\r\n");
 		h->resp_chunked = true;
