@@ -1319,12 +1319,19 @@ hconn_reap(evutil_socket_t fd, short w, void *arg)
 		s->hconns = h->next;
 	if (h->next)
 		h->next->prev = h->prev;
-	for (e = s->ents; e != NULL; e = e->next)
-		for (c = e->ctls; c != NULL; c = c->next)
-			if (c->body_for == h) {
-				c->body_for = NULL;
-				c->discard_body = true;
-			}
+	{
+		struct ent *lists[2] = { s->ents, s->graveyard };
+		int li;
+
+		/* deleted entities' channels may still be streaming a body */
+		for (li = 0; li < 2; li++)
+			for (e = lists[li]; e != NULL; e = e->next)
+				for (c = e->ctls; c != NULL; c = c->next)
+					if (c->body_for == h) {
+						c->body_for = NULL;
+						c->discard_body = true;
+					}
+	}
 	pend_del(s, h->rv_pend);
 	if (h->rv != NULL) {
 		ws_close(h->rv, WS_CLOSE_GOING_AWAY, "the sender went away");
