@@ -14,7 +14,11 @@ shir_relay_SOURCES = relay/shir_relay.c
 shir_relay_LDADD = $(SHIR_LIBS)
 
 # --- unit tests --------------------------------------------------------------
-UNIT_TESTS += tests/unit/test_ws tests/unit/test_sas tests/unit/test_hc_msg tests/unit/test_irkey
+UNIT_TESTS += tests/unit/test_ws tests/unit/test_sas tests/unit/test_hc_msg tests/unit/test_irkey \
+	tests/unit/test_relay_state
+tests_unit_test_relay_state_SOURCES = tests/unit/test_relay_state.c
+tests_unit_test_relay_state_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_relay_state_LDADD = $(UNIT_LIBS)
 tests_unit_test_ws_SOURCES = tests/unit/test_ws.c
 tests_unit_test_ws_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_ws_LDADD = $(UNIT_LIBS)
@@ -30,7 +34,10 @@ tests_unit_test_irkey_LDADD = $(UNIT_LIBS)
 
 # --- fuzz targets ------------------------------------------------------------
 FUZZ_TARGETS += tests/fuzz/fuzz_ws_frames tests/fuzz/fuzz_http1 tests/fuzz/fuzz_hc_msg \
-	tests/fuzz/fuzz_irkey tests/fuzz/fuzz_sas
+	tests/fuzz/fuzz_irkey tests/fuzz/fuzz_sas tests/fuzz/fuzz_relay_front
+tests_fuzz_fuzz_relay_front_SOURCES = tests/fuzz/fuzz_relay_front.c $(FUZZ_MAIN)
+tests_fuzz_fuzz_relay_front_LDADD = $(SHIR_LIBS)
+tests_fuzz_fuzz_relay_front_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
 tests_fuzz_fuzz_ws_frames_SOURCES = tests/fuzz/fuzz_ws_frames.c $(FUZZ_MAIN)
 tests_fuzz_fuzz_ws_frames_LDADD = $(SHIR_LIBS)
 tests_fuzz_fuzz_ws_frames_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)

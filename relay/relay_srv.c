@@ -374,6 +374,12 @@ authorize(struct rsrv *s, struct ent *e, const struct http1_msg *req, const char
 	char *tok = find_token(req, query, used_auth);
 	int rc;
 
+	if (tok != NULL && *used_auth && need == SAS_SEND && e->anonymous) {
+		/* §2.5: with anonymous senders, Authorization belongs to the listener */
+		free(tok);
+		tok = NULL;
+		*used_auth = false;
+	}
 	if (tok == NULL) {
 		if (need == SAS_SEND && e->anonymous)
 			return 0;
@@ -387,7 +393,7 @@ authorize(struct rsrv *s, struct ent *e, const struct http1_msg *req, const char
 		return 0;
 	if (need == SAS_SEND && e->anonymous && rc == SHIR_EAUTH)
 		return 0;
-	snprintf(why, wl, "%s", err.msg);
+	snprintf(why, wl, "%.400s", err.msg);
 	return rc == SHIR_EPERM ? 403 : 401;
 }
 
@@ -1313,12 +1319,19 @@ hconn_reap(evutil_socket_t fd, short w, void *arg)
 		s->hconns = h->next;
 	if (h->next)
 		h->next->prev = h->prev;
-	for (e = s->ents; e != NULL; e = e->next)
-		for (c = e->ctls; c != NULL; c = c->next)
-			if (c->body_for == h) {
-				c->body_for = NULL;
-				c->discard_body = true;
-			}
+	{
+		struct ent *lists[2] = { s->ents, s->graveyard };
+		int li;
+
+		/* deleted entities' channels may still be streaming a body */
+		for (li = 0; li < 2; li++)
+			for (e = lists[li]; e != NULL; e = e->next)
+				for (c = e->ctls; c != NULL; c = c->next)
+					if (c->body_for == h) {
+						c->body_for = NULL;
+						c->discard_body = true;
+					}
+	}
 	pend_del(s, h->rv_pend);
 	if (h->rv != NULL) {
 		ws_close(h->rv, WS_CLOSE_GOING_AWAY, "the sender went away");
@@ -1740,6 +1753,8 @@ h_feed(struct hconn *h)
 			struct bufferevent *bev = h->bev;
 
 			h->bev = NULL;
+			/* WebSockets are long-lived: no HTTP head/idle timeout from here on */
+			bufferevent_set_timeouts(bev, NULL, NULL);
 			ws = ws_new_server_with_request(bev, h->req, NULL, 0, &o,
 			    &(struct ws_callbacks){ .on_request = front_ws_request, .on_close = front_ws_close },
 			    h->s, &err);
@@ -1819,6 +1834,8 @@ h_response(struct hconn *h, const struct hc_response *r, void **src)
 	}
 	if (h->deadline)
 		evtimer_del(h->deadline);
+	if (!h->body_done)
+		h->keep_alive = false;	/* answered before the request body ended */
 	out = bufferevent_get_output(h->bev);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", st,
 	    r->status_description && *r->status_description ? r->status_description : http1_reason(st));
@@ -1858,6 +1875,13 @@ h_response(struct hconn *h, const struct hc_response *r, void **src)
 	}
 	h->st = H_RESP;
 	if (h->resp_nobody) {
+		evbuffer_add(out, "\r\n", 2);
+		h->resp_chunked = false;
+	} else if (h->req->http_major == 1 && h->req->http_minor == 0) {
+		/* HTTP/1.0 has no chunked coding: the body ends with the connection */
+		if (h->keep_alive)
+			evbuffer_add_printf(out, "Connection: close\r\n");
+		h->keep_alive = false;
 		evbuffer_add(out, "\r\n", 2);
 		h->resp_chunked = false;
 	} else {
@@ -2049,6 +2073,9 @@ accept_cb2(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, in
 		evutil_closesocket(fd);
 		return;
 	}
+	/* fewer, larger reads and writes on busy tunnels */
+	bufferevent_set_max_single_read(bev, 128 * 1024);
+	bufferevent_set_max_single_write(bev, 128 * 1024);
 	new_conn(s, bev);
 }
 
@@ -2377,6 +2404,24 @@ rsrv_start(struct rsrv *s, struct shir_error *e)
 		evtimer_add(s->state_poll, &one);
 	log_info("relay", "event=ready public_url=%s", s->public_base);
 	return 0;
+}
+
+int
+rsrv_start_unbound(struct rsrv *s, struct shir_error *e)
+{
+	return load_state(s, e);
+}
+
+void
+rsrv_adopt(struct rsrv *s, struct bufferevent *bev)
+{
+	new_conn(s, bev);
+}
+
+long
+rsrv_connections(const struct rsrv *s)
+{
+	return s->nconns;
 }
 
 void

@@ -53,6 +53,34 @@ def test_http_hyco_https(h):
     check(res["status"] == 201 and res["body"] == "echo POST /myhc/upload 80000", "80 KB POST: %r", res)
     r.proc.wait_log(r"event=request\.rendezvous id=", after_mark=True)
 
+    # Content-Length above 64 KiB goes address-only at once, body streamed on the rendezvous
+    import http.client
+    from relaytest import sas_token
+    tok = sas_token("http://127.0.0.1:%d/myhc" % r.port, "service-key", r.keys["myhc"]["service-key"]["key"])
+    conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=20)
+    conn.request("PUT", "/myhc/cl", body=b"C" * 300000, headers={"ServiceBusAuthorization": tok})
+    resp = conn.getresponse()
+    check(resp.status == 201 and resp.read() == b"echo PUT /myhc/cl 300000", "Content-Length 300 KB: %d", resp.status)
+    # keep-alive: a second request on the same sender connection (now over its rendezvous)
+    conn.request("GET", "/myhc/again", headers={"ServiceBusAuthorization": tok})
+    resp = conn.getresponse()
+    check(resp.status == 201 and resp.read() == b"echo GET /myhc/again 0", "keep-alive request: %d", resp.status)
+    conn.close()
+
+    # an HTTP/1.0 sender gets the streamed body without chunked coding, ended by the close
+    import socket
+    c = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+    c.sendall(("GET /myhc/stream HTTP/1.0\r\nServiceBusAuthorization: %s\r\n\r\n" % tok).encode())
+    data = b""
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        data += d
+    c.close()
+    check(data.startswith(b"HTTP/1.1 200 ") and b"chunked" not in data.lower() and data.endswith(b"\r\n\r\npart1-part2-end"),
+          "HTTP/1.0 response: %r", data)
+
     res = send(h, mods, r, "GET", "/myhc/big")
     check(res["status"] == 200 and res["length"] == 100000 and res["body"].startswith("AAAA"),
           "100 KB response via the listener's rendezvous: %r", {k: res[k] for k in ("status", "length")})
@@ -74,7 +102,7 @@ def test_http_hyco_https(h):
           "the control channel must not drop:\n%s", r.proc.tail())
     met = r.admin_get("/metrics")
     check("shir_relay_listeners 1" in met, "metrics: listeners gauge:\n%s", met)
-    check('shir_relay_http_responses_total{class="2xx"} 8' in met, "metrics: 2xx count:\n%s", met)
+    check('shir_relay_http_responses_total{class="2xx"} 11' in met, "metrics: 2xx count:\n%s", met)
     st = json.loads(r.admin_get("/status"))
     ent = [e for e in st["entities"] if e["name"] == "myhc"][0]
     check(len(ent["listeners"]) == 1, "status lists the listener: %r", st)
@@ -195,6 +223,13 @@ def test_reject_410(h):
 def test_ir_cli(h):
     """ir create/list/regenerate-key/delete; the old key stops working; delete closes listeners with 1001"""
     r = Relay(h)
+    check("is valid" in h.run([h.bin("shir-relay"), "-f", r.conf, "-t"], check=0).stdout, "-t on a good config")
+    bad = h.write("bad.conf", "[relay]\nlisten = 0.0.0.0:1\n[limits]\nmax_listeners = 0\n")
+    out = h.run([h.bin("shir-relay"), "-f", bad, "-t"], check=1).stderr
+    check("max_listeners must be a whole number from 1" in out, "-t names the bad key: %s", out)
+    bad = h.write("bad2.conf", "[relay]\nlisten = 0.0.0.0:%d\nstate_file = %s\n" % (r.port, h.path("s2.json")))
+    p = h.start("plain-public", [h.bin("shir-relay"), "-f", bad])
+    check(p.wait_exit(10) == 1 and "is not loopback" in p.log(), "plain listener on 0.0.0.0 is refused:\n%s", p.log())
     keys = r.create("sales-ir")
     out = r.cli("ir", "list").stdout
     check(re.search(r"^sales-ir\s+yes\s+ws://127\.0\.0\.1:%d\s+node-key1\(L\) node-key2\(L\) service-key\(S\)" % r.port,
@@ -202,7 +237,15 @@ def test_ir_cli(h):
     check(keys["service-key"]["endpoint"] == "ws://127.0.0.1:%d" % r.port, "endpoint in the key: %r", keys)
     check(os.stat(r.state).st_mode & 0o777 == 0o600, "state file mode")
     r.cli("ir", "create", "sales-ir", check_rc=1)
+    r.cli("ir", "create", "open-ir", "--anonymous-senders")
     r.start()
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
+    conn.request("GET", "/open-ir/x")
+    check(conn.getresponse().status == 502, "anonymous senders need no token (502: no listener)")
+    conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
+    conn.request("GET", "/sales-ir/x")
+    check(conn.getresponse().status == 401, "without --anonymous-senders a token is needed")
 
     def listen(key):
         tok = sas_token("http://127.0.0.1:%d/sales-ir" % r.port, "node-key1", key)
@@ -235,7 +278,7 @@ def test_ir_cli(h):
         op, data = c.recv()
         check(op == 8 and int.from_bytes(data[:2], "big") == 1001, "delete closes with 1001: %r %r", op, data)
     out = r.cli("ir", "list").stdout
-    check("sales-ir" not in out, "deleted:\n%s", out)
+    check("sales-ir" not in out and "open-ir" in out, "deleted:\n%s", out)
     r.cli("ir", "delete", "sales-ir", check_rc=1)
     r.proc.signal(signal.SIGTERM)
     check(r.proc.wait_exit(10) == 0, "clean exit")

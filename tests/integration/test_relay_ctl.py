@@ -94,6 +94,24 @@ def test_pinning_and_limits(h):
         check(resp.status == 202 and resp.read() == b"pinned" and resp.getheader("X-From") == "b"
               and resp.getheader("Via"), "response: %r", resp.status)
         conn.close()
+    # without pinning, requests are spread at random over both listeners
+    import select
+    seen = {"aaaa": 0, "bbbb": 0}
+    for i in range(24):
+        conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
+        conn.request("GET", "/myhc/spread/%d" % i, headers={"ServiceBusAuthorization": tok})
+        ready, _, _ = select.select([a.s, b.s], [], [], 10) if not (a.rest or b.rest) else ([], [], [])
+        who = a if (a.rest or a.s in ready) else b
+        op, msg = who.recv()
+        req = json.loads(msg)["request"]
+        check(req["body"] is False, "GET has no body: %r", req)
+        who.send(1, json.dumps({"response": {"requestId": req["id"], "statusCode": 200, "body": False}}))
+        resp = conn.getresponse()
+        check(resp.status == 200, "spread response: %d", resp.status)
+        resp.read()
+        conn.close()
+        seen["aaaa" if who is a else "bbbb"] += 1
+    check(seen["aaaa"] >= 2 and seen["bbbb"] >= 2, "random choice should use both listeners: %r", seen)
     conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
     conn.request("GET", "/myhc/x", headers={"ServiceBusAuthorization": tok,
                                             "Microsoft-Relay-DisallowedListeners": "aaaa, bbbb"})
@@ -123,6 +141,106 @@ def test_listen_storm(h):
     conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
     conn.request("GET", "/myhc/x", headers={"ServiceBusAuthorization": tok})
     check(conn.getresponse().status == 502, "sender gets 502 (no listener), not 429")
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for l in f:
+            if l.startswith("VmRSS:"):
+                return int(l.split()[1])
+    return 0
+
+
+@test
+def test_tunnel_backpressure(h):
+    """a listener that does not read: the sender blocks, the relay's memory stays bounded, nothing is lost"""
+    import threading
+    r = Relay(h, limits="tunnel_buffer = 65536")
+    r.create()
+    r.start()
+    ctl = raw_listener(r, "slow")
+    tok = sas_token("http://127.0.0.1:%d/myhc" % r.port, "service-key", r.keys["myhc"]["service-key"]["key"])
+    box = {}
+
+    def connect():
+        box["snd"] = RawWS(r.port, "/$hc/myhc?sb-hc-action=connect", {"ServiceBusAuthorization": tok})
+    t = threading.Thread(target=connect)
+    t.start()
+    op, msg = ctl.recv()
+    addr = json.loads(msg)["accept"]["address"]
+    lst = RawWS(r.port, addr.split(str(r.port), 1)[1])
+    t.join(10)
+    snd = box["snd"]
+    check(lst.status == 101 and snd.status == 101, "tunnel open")
+    rss0 = rss_kb(r.proc.pid)
+    chunk = b"z" * 65536
+    sent = {"n": 0}
+    snd.s.settimeout(None)
+
+    def pump():
+        try:
+            for _ in range(64 * 16):	# up to 64 MiB
+                snd.send(2, chunk)
+                sent["n"] += len(chunk)
+        except OSError:
+            pass
+    pt = threading.Thread(target=pump, daemon=True)
+    pt.start()
+    last = [-1, time.monotonic()]
+
+    def stalled():
+        if sent["n"] != last[0]:
+            last[0], last[1] = sent["n"], time.monotonic()
+            return False
+        return time.monotonic() - last[1] > 1.0
+    wait_until(stalled, 30, "the sender to block")
+    stuck_at = sent["n"]
+    grown = rss_kb(r.proc.pid) - rss0
+    check(stuck_at < 48 * 1024 * 1024, "the sender must be held back, it pushed %d bytes", stuck_at)
+    check(grown < 16 * 1024, "relay memory grew by %d KiB with a slow reader" % grown)
+    # now read everything: all bytes arrive, in order, and the sender resumes
+    got = 0
+    lst.s.settimeout(20)
+    while got < 64 * 16 * 65536:
+        op, data = lst.recv()
+        check(op == 2 and data == chunk, "a whole 64 KiB binary message (op %d, %d bytes)" % (op, len(data)))
+        got += len(data)
+    pt.join(20)
+    check(sent["n"] == got == 64 * 16 * 65536, "sent %d, received %d" % (sent["n"], got))
+
+
+@test
+def test_connection_limits(h):
+    """max_connections, the head-size cap (431) and the handshake/idle timeout on HTTP connections"""
+    import socket
+    r = Relay(h, limits="max_connections = 3\nhandshake_timeout = 1\nmax_header_bytes = 2048")
+    r.create()
+    r.start()
+    held = [socket.create_connection(("127.0.0.1", r.port), timeout=10) for _ in range(3)]
+    extra = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+    check(extra.recv(100) == b"", "a connection over max_connections is closed at once")
+    extra.close()
+    # the idle connections are closed by the handshake timeout (they sent nothing)
+    t0 = time.monotonic()
+    for c in held:
+        check(c.recv(100) == b"", "an idle connection is closed")
+        c.close()
+    check(time.monotonic() - t0 < 5, "closed by the 1 s handshake timeout")
+    wait_until(lambda: "shir_relay_connections 0" in r.admin_get("/metrics"), 10, "connections to be released")
+    # the timeout does not apply to WebSockets: a quiet control channel stays up
+    ws = raw_listener(r, "quiet")
+    check(ws.status == 101, "listen")
+    t1 = time.monotonic()
+    wait_until(lambda: time.monotonic() - t1 > 2.5, 10, "more than the handshake timeout to pass")
+    ws.send(9, b"q")
+    check(ws.recv() == (10, b"q"), "a quiet control channel outlives the handshake timeout")
+    ws.close()
+    wait_until(lambda: "shir_relay_connections 0" in r.admin_get("/metrics"), 10, "the listener to go")
+    c = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+    c.sendall(b"GET /myhc/x HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * 4000 + b"\r\n\r\n")
+    data = c.recv(4096)
+    check(data.startswith(b"HTTP/1.1 431 "), "head over max_header_bytes: %r", data[:60])
+    c.close()
 
 
 main()
