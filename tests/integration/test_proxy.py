@@ -132,6 +132,9 @@ def test_explain_shird_conf_and_files_disagree(h):
     check(json.loads(r.stdout)["proxies"] == ["http://proxy.corp:8080"], r.stdout)
     check("differ" in r.stderr and "proxyaddress=http://proxy.corp:8080 vs "
           "proxyaddress=http://proxy.corp:9090" in r.stderr, r.stderr)
+    r = h.run([h.bin("shird"), "-t", "-f", conf], check=0)
+    check("configuration OK" in r.stdout and "shird: proxy warning:" in r.stderr and "differ" in
+          r.stderr, "shird -t must show the warning: %s %s", r.stdout, r.stderr)
     r = ctl(h, "--conf", conf, "proxy", "show", "--json")
     j = json.loads(r.stdout)
     check(j["mode"] == "system" and j["files"] == [dia, wp] and j["proxy"] == "http://proxy.corp:8080",
