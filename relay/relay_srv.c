@@ -1319,12 +1319,19 @@ hconn_reap(evutil_socket_t fd, short w, void *arg)
 		s->hconns = h->next;
 	if (h->next)
 		h->next->prev = h->prev;
-	for (e = s->ents; e != NULL; e = e->next)
-		for (c = e->ctls; c != NULL; c = c->next)
-			if (c->body_for == h) {
-				c->body_for = NULL;
-				c->discard_body = true;
-			}
+	{
+		struct ent *lists[2] = { s->ents, s->graveyard };
+		int li;
+
+		/* deleted entities' channels may still be streaming a body */
+		for (li = 0; li < 2; li++)
+			for (e = lists[li]; e != NULL; e = e->next)
+				for (c = e->ctls; c != NULL; c = c->next)
+					if (c->body_for == h) {
+						c->body_for = NULL;
+						c->discard_body = true;
+					}
+	}
 	pend_del(s, h->rv_pend);
 	if (h->rv != NULL) {
 		ws_close(h->rv, WS_CLOSE_GOING_AWAY, "the sender went away");
@@ -1870,6 +1877,13 @@ h_response(struct hconn *h, const struct hc_response *r, void **src)
 	if (h->resp_nobody) {
 		evbuffer_add(out, "\r\n", 2);
 		h->resp_chunked = false;
+	} else if (h->req->http_major == 1 && h->req->http_minor == 0) {
+		/* HTTP/1.0 has no chunked coding: the body ends with the connection */
+		if (h->keep_alive)
+			evbuffer_add_printf(out, "Connection: close\r\n");
+		h->keep_alive = false;
+		evbuffer_add(out, "\r\n", 2);
+		h->resp_chunked = false;
 	} else {
 		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n\r\n");
 		h->resp_chunked = true;
@@ -2390,6 +2404,24 @@ rsrv_start(struct rsrv *s, struct shir_error *e)
 		evtimer_add(s->state_poll, &one);
 	log_info("relay", "event=ready public_url=%s", s->public_base);
 	return 0;
+}
+
+int
+rsrv_start_unbound(struct rsrv *s, struct shir_error *e)
+{
+	return load_state(s, e);
+}
+
+void
+rsrv_adopt(struct rsrv *s, struct bufferevent *bev)
+{
+	new_conn(s, bev);
+}
+
+long
+rsrv_connections(const struct rsrv *s)
+{
+	return s->nconns;
 }
 
 void

@@ -49,3 +49,8 @@ FUZZ_TARGETS += tests/fuzz/fuzz_registration
 tests_fuzz_fuzz_registration_SOURCES = tests/fuzz/fuzz_registration.c $(FUZZ_MAIN)
 tests_fuzz_fuzz_registration_LDADD = $(SHIR_LIBS)
 tests_fuzz_fuzz_registration_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
+
+UNIT_TESTS += tests/unit/test_admin_node
+tests_unit_test_admin_node_SOURCES = tests/unit/test_admin_node.c
+tests_unit_test_admin_node_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_admin_node_LDADD = $(UNIT_LIBS)

@@ -172,6 +172,12 @@ admin_api_reg_post(struct api_reply *r, const struct api_request *rq, void *ud)
 	struct shir_error err;
 	cJSON *o;
 
+	if (rq->channel != API_CH_LOCAL) {
+		/* registering is the node admin's act, on the node itself */
+		api_reply_error(r, 403, "Forbidden", "POST /v1/node/registration is accepted on the "
+		    "node's control socket only");
+		return;
+	}
 	if (node_reload(a->node, &err) != 0) {
 		api_reply_error(r, 400, "InvalidConfiguration", "%s", err.msg);
 		return;
@@ -243,10 +249,7 @@ admin_hook_apply(void *arg, const struct conf *newc, const struct conf *oldc)
 
 	if (!a->pending_valid)
 		return;
-	changed = (a->reg == NULL) != (a->pending == NULL) ||
-	    (a->reg && (strcmp(a->reg->endpoint, a->pending->endpoint) != 0 ||
-	    strcmp(a->reg->key_name, a->pending->key_name) != 0 ||
-	    strcmp(a->reg->key, a->pending->key) != 0 || strcmp(a->reg->hc, a->pending->hc) != 0));
+	changed = !registration_equal(a->reg, a->pending);
 	registration_free(a->reg);
 	a->reg = a->pending;
 	a->pending = NULL;

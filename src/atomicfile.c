@@ -14,7 +14,7 @@
 
 #include "atomicfile.h"
 
-static int
+int
 atomicfile_fsync_dir(const char *path, struct shir_error *err)
 {
 	char dir[PATH_MAX];
@@ -39,16 +39,35 @@ atomicfile_fsync_dir(const char *path, struct shir_error *err)
 }
 
 int
+atomicfile_adopt_owner(int fd, const char *path, struct shir_error *err)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	struct stat dst;
+
+	if (geteuid() != 0)
+		return 0;
+	if (slash == NULL)
+		snprintf(dir, sizeof dir, ".");
+	else
+		snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if (stat(dir, &dst) != 0 || (dst.st_uid == 0 && dst.st_gid == 0))
+		return 0;
+	if (fchown(fd, dst.st_uid, dst.st_gid) != 0)
+		return shir_error_set(err, SHIR_EIO, "cannot give %s to the owner of %s: %s", path,
+		    dir, strerror(errno));
+	return 0;
+}
+
+int
 atomicfile_write(const char *path, const void *data, size_t len, mode_t mode,
     struct shir_error *err)
 {
-	char tmp[PATH_MAX], dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
+	char tmp[PATH_MAX];
 	const unsigned char *p = data;
 	unsigned char rnd[6];
-	struct stat dst;
 	size_t off = 0;
-	int fd = -1, rc = 0, have_dir;
+	int fd = -1, rc = 0;
 
 	if (RAND_bytes(rnd, sizeof rnd) != 1)
 		return shir_error_set(err, SHIR_ECRYPTO, "the random generator failed");
@@ -64,17 +83,8 @@ atomicfile_write(const char *path, const void *data, size_t len, mode_t mode,
 		    strerror(errno));
 		goto out;
 	}
-	if (slash == NULL)
-		snprintf(dir, sizeof dir, ".");
-	else
-		snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-	have_dir = stat(dir, &dst) == 0;
-	if (geteuid() == 0 && have_dir && (dst.st_uid != 0 || dst.st_gid != 0) &&
-	    fchown(fd, dst.st_uid, dst.st_gid) != 0) {
-		rc = shir_error_set(err, SHIR_EIO, "cannot give %s to the owner of %s: %s", tmp,
-		    dir, strerror(errno));
+	if ((rc = atomicfile_adopt_owner(fd, path, err)) != 0)
 		goto out;
-	}
 	while (off < len) {
 		ssize_t n = write(fd, p + off, len - off);
 

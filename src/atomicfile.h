@@ -26,6 +26,13 @@ int atomicfile_read(const char *path, size_t max, char **out, size_t *len,
  * atomicfile_secret_free (for files holding secrets). */
 void atomicfile_secret_free(char *buf, size_t len);
 
+/* Run as root: gives the new file fd (at path) the owner and group of its
+ * directory, so files shirctl creates stay usable by shird's user. */
+int atomicfile_adopt_owner(int fd, const char *path, struct shir_error *err);
+
+/* fsync of the directory that holds path (after a rename or link in it). */
+int atomicfile_fsync_dir(const char *path, struct shir_error *err);
+
 /* Creates dir (0700) if it is missing; its parent must exist. */
 int atomicfile_mkdir(const char *dir, struct shir_error *err);
 

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -226,6 +227,10 @@ credstore_lock(struct credstore *cs, struct shir_error *err)
 	if (fd < 0)
 		return shir_error_set(err, errno == EACCES ? SHIR_EPERM : SHIR_EIO,
 		    "cannot open the lock %s: %s", cs->lockpath, strerror(errno));
+	if (atomicfile_adopt_owner(fd, cs->lockpath, err) != 0) {
+		close(fd);
+		return err->code;
+	}
 	while (flock(fd, LOCK_EX) != 0) {
 		if (errno != EINTR) {
 			close(fd);
@@ -290,6 +295,39 @@ out:
 	return rc;
 }
 
+int
+credstore_resolve(void *arg, const char *name, char **secret, struct shir_error *err)
+{
+	*secret = NULL;
+	if (name[0] == '_')
+		return shir_error_set(err, SHIR_ENOENT, "no credential named %s is stored on this "
+		    "node", log_q(name));
+	return credstore_get(arg, name, secret, err);
+}
+
+/* Under the lock no other writer is between its temp file and its rename, so
+ * a temp file of the credentials is left over from a crash: remove it. */
+static void
+credstore_sweep(struct credstore *cs)
+{
+	const char *slash = strrchr(cs->path, '/');
+	char dir[PATH_MAX], prefix[64];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - cs->path) : 1,
+	    slash ? cs->path : ".");
+	snprintf(prefix, sizeof prefix, "%s.tmp-", CREDSTORE_FILE);
+	if ((d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0 &&
+		    unlinkat(dirfd(d), de->d_name, 0) == 0)
+			log_info("admin", "event=credentials.sweep removed=%s", log_q(de->d_name));
+	}
+	closedir(d);
+}
+
 /* The common shape of a change: lock, load, change, bump the version, save. */
 static int
 credstore_change(struct credstore *cs, const char *name, const char *value,
@@ -301,6 +339,7 @@ credstore_change(struct credstore *cs, const char *name, const char *value,
 
 	if ((lockfd = credstore_lock(cs, err)) < 0)
 		return lockfd;
+	credstore_sweep(cs);
 	if ((rc = credstore_load(cs, &doc, err)) != 0)
 		goto out;
 	list = cJSON_GetObjectItemCaseSensitive(doc, "credentials");

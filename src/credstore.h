@@ -41,6 +41,10 @@ void credstore_free(struct credstore *cs);
  * there is no such credential. */
 int credstore_get(struct credstore *cs, const char *name, char **secret, struct shir_error *err);
 void credstore_secret_free(char *secret);
+/* For the authoring dispatcher's credential seam (authoring_cred_fn, arg =
+ * the store): resolves a CredentialReference. Reserved names ('_...', the
+ * node key) are never given out: they are SHIR_ENOENT like a missing name. */
+int credstore_resolve(void *cs, const char *name, char **secret, struct shir_error *err);
 /* Stores or replaces. */
 int credstore_put(struct credstore *cs, const char *name, const char *value,
     struct shir_error *err);

@@ -61,14 +61,16 @@ ctl_read_tty_line(FILE *tty, const char *prompt, char *buf, size_t len)
 	struct termios old, noecho;
 	int fd = fileno(tty), ok;
 
-	fprintf(stderr, "%s", prompt);
-	fflush(stderr);
+	/* echo off before the prompt, so nothing typed after it is ever shown */
 	if (tcgetattr(fd, &old) != 0)
 		return -1;
 	noecho = old;
 	noecho.c_lflag &= ~(tcflag_t)ECHO;
 	noecho.c_lflag |= ECHONL;
-	tcsetattr(fd, TCSAFLUSH, &noecho);
+	if (tcsetattr(fd, TCSAFLUSH, &noecho) != 0)
+		return -1;
+	fprintf(tty, "%s", prompt);
+	fflush(tty);
 	ok = fgets(buf, (int)len, tty) != NULL;
 	tcsetattr(fd, TCSAFLUSH, &old);
 	if (!ok)
@@ -367,8 +369,12 @@ out:
 int
 ctl_cmd_credentials(struct ctl_ctx *ctx, int argc, char **argv)
 {
-	static const char usage[] = "credentials list | set NAME | delete NAME";
+	static const char usage[] = "credentials list [--json] | set NAME | delete NAME";
 
+	if (argc == 3 && strcmp(argv[1], "list") == 0 && strcmp(argv[2], "--json") == 0) {
+		ctx->json = 1;
+		return ctl_creds_list(ctx);
+	}
 	if (argc == 2 && strcmp(argv[1], "list") == 0)
 		return ctl_creds_list(ctx);
 	if (argc == 3 && strcmp(argv[1], "set") == 0)

@@ -33,6 +33,7 @@ struct svc {
 	int fam[SVC_ADDRS];
 	char addr[SVC_ADDRS][INET6_ADDRSTRLEN];
 	char error[256];	/* resolution failure */
+	int dns;		/* a name server: udp and tcp */
 };
 
 struct svc_list {
@@ -80,6 +81,39 @@ svc_add_dest(struct svc_list *l, const struct proxy_config *pc, const char *url,
 		return;
 	}
 	svc_add(l, host, port, purpose, NULL);
+}
+
+/* The name servers of /etc/resolv.conf: the node resolves the relay (or its
+ * proxy) itself, so a firewall that rejects everything else must let DNS out. */
+static void
+svc_add_resolvers(struct svc_list *l, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char line[512], addr[INET6_ADDRSTRLEN];
+
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof line, f) != NULL) {
+		struct svc *s;
+		unsigned char buf[sizeof(struct in6_addr)];
+		int fam;
+
+		if (sscanf(line, " nameserver %45s", addr) != 1)
+			continue;
+		fam = strchr(addr, ':') ? AF_INET6 : AF_INET;
+		if (inet_pton(fam, addr, buf) != 1)
+			continue;
+		s = svc_add(l, addr, 53, "dns resolver", NULL);
+		if (s == NULL)
+			break;
+		s->dns = 1;
+		if (s->naddrs == 0) {
+			s->fam[0] = fam;
+			snprintf(s->addr[0], INET6_ADDRSTRLEN, "%s", addr);
+			s->naddrs = 1;
+		}
+	}
+	fclose(f);
 }
 
 static void
@@ -148,9 +182,13 @@ svc_print_nft(const struct svc_list *l, const char *node, const struct passwd *p
 		svc_comment(s, cm, sizeof cm);
 		if (s->error[0])
 			printf("\t\t# %s: no rule\n", s->error);
-		for (j = 0; j < s->naddrs; j++)
+		for (j = 0; j < s->naddrs; j++) {
 			printf("\t\t%s daddr %s tcp dport %d accept comment \"%s\"\n",
 			    s->fam[j] == AF_INET6 ? "ip6" : "ip", s->addr[j], s->port, cm);
+			if (s->dns)
+				printf("\t\t%s daddr %s udp dport %d accept comment \"%s\"\n",
+				    s->fam[j] == AF_INET6 ? "ip6" : "ip", s->addr[j], s->port, cm);
+		}
 	}
 	if (pw != NULL)
 		printf("\t\tmeta skuid %u counter reject comment \"shir: anything else from %s\"\n",
@@ -186,6 +224,9 @@ svc_print_ipt(const struct svc_list *l, const char *node, const struct passwd *p
 				continue;
 			printf("-A SHIR-EGRESS -d %s/%d -p tcp -m tcp --dport %d -m comment --comment "
 			    "\"%s\" -j ACCEPT\n", s->addr[j], v6 ? 128 : 32, s->port, cm);
+			if (s->dns)
+				printf("-A SHIR-EGRESS -d %s/%d -p udp -m udp --dport %d -m comment "
+				    "--comment \"%s\" -j ACCEPT\n", s->addr[j], v6 ? 128 : 32, s->port, cm);
 		}
 	}
 	if (pw != NULL)
@@ -274,6 +315,9 @@ ctl_cmd_service_urls(struct ctl_ctx *ctx, int argc, char **argv)
 		snprintf(node, sizeof node, "%s", c->node_name ? c->node_name : "");
 	if (!node[0])
 		gethostname(node, sizeof node - 1);
+	if (l->n > 0)
+		svc_add_resolvers(l, getenv("SHIRCTL_RESOLV_CONF") ? getenv("SHIRCTL_RESOLV_CONF")
+								   : "/etc/resolv.conf");
 	if (l->n == 0) {
 		fprintf(stderr, "shirctl: this node needs no host yet: it is not registered "
 		    "(`shirctl register-node KEY`) and shird.conf names no relay\n");
@@ -281,7 +325,7 @@ ctl_cmd_service_urls(struct ctl_ctx *ctx, int argc, char **argv)
 	}
 	if (resolve) {
 		for (i = 0; i < l->n; i++) {
-			if (l->v[i].via[0])
+			if (l->v[i].via[0] || l->v[i].dns)
 				continue;
 			svc_resolve(&l->v[i]);
 			if (l->v[i].error[0]) {
@@ -300,7 +344,7 @@ ctl_cmd_service_urls(struct ctl_ctx *ctx, int argc, char **argv)
 
 			cJSON_AddStringToObject(e, "host", l->v[i].host);
 			cJSON_AddNumberToObject(e, "port", l->v[i].port);
-			cJSON_AddStringToObject(e, "protocol", "tcp");
+			cJSON_AddStringToObject(e, "protocol", l->v[i].dns ? "udp+tcp" : "tcp");
 			cJSON_AddStringToObject(e, "purpose", l->v[i].purpose);
 			if (l->v[i].via[0])
 				cJSON_AddStringToObject(e, "via", l->v[i].via);

@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "atomicfile.h"
 #include "conf.h"
 #include "credstore.h"
 #include "ctl_admin.h"
@@ -21,6 +22,7 @@
 #include "registration.h"
 #include "relay/irkey.h"
 #include "relaycheck.h"
+#include "servicehosts.h"
 #include "shirctl.h"
 
 /* Loads the node's proxy configuration; on failure *why holds the reason. */
@@ -38,41 +40,43 @@ ctl_reg_proxy(const struct conf *c, char *why, size_t len)
 	return pc;
 }
 
+static cJSON *
+ctl_reg_json(const struct relaycheck_report *rep, const char *endpoint, const char *what)
+{
+	cJSON *o = cJSON_CreateObject(), *steps = cJSON_AddArrayToObject(o, "steps");
+	int i;
+
+	cJSON_AddStringToObject(o, "endpoint", endpoint);
+	cJSON_AddStringToObject(o, "what", what);
+	cJSON_AddStringToObject(o, "broken", rep->broken >= 0 ?
+	    relaycheck_step_name((enum relaycheck_step)rep->broken) : "");
+	for (i = 0; i < RELAYCHECK_NSTEPS; i++) {
+		cJSON *st = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(st, "step", relaycheck_step_name((enum relaycheck_step)i));
+		cJSON_AddStringToObject(st, "result", relaycheck_result_name(rep->res[i]));
+		cJSON_AddStringToObject(st, "detail", rep->detail[i]);
+		cJSON_AddItemToArray(steps, st);
+	}
+	return o;
+}
+
 static void
-ctl_reg_print(const struct relaycheck_report *rep, const char *endpoint, int json)
+ctl_reg_print(const struct relaycheck_report *rep, const char *endpoint, const char *what)
 {
 	int i;
 
-	if (json) {
-		cJSON *o = cJSON_CreateObject(), *steps = cJSON_AddArrayToObject(o, "steps");
-		char *s;
-
-		cJSON_AddStringToObject(o, "endpoint", endpoint);
-		cJSON_AddStringToObject(o, "broken", rep->broken >= 0 ?
-		    relaycheck_step_name((enum relaycheck_step)rep->broken) : "");
-		for (i = 0; i < RELAYCHECK_NSTEPS; i++) {
-			cJSON *st = cJSON_CreateObject();
-
-			cJSON_AddStringToObject(st, "step", relaycheck_step_name((enum relaycheck_step)i));
-			cJSON_AddStringToObject(st, "result", relaycheck_result_name(rep->res[i]));
-			cJSON_AddStringToObject(st, "detail", rep->detail[i]);
-			cJSON_AddItemToArray(steps, st);
-		}
-		s = cJSON_Print(o);
-		printf("%s\n", s);
-		cJSON_free(s);
-		cJSON_Delete(o);
-		return;
-	}
-	printf("%s\n", endpoint);
+	printf("%s%s%s%s\n", endpoint, what ? " (" : "", what ? what : "", what ? ")" : "");
 	for (i = 0; i < RELAYCHECK_NSTEPS; i++)
 		printf("  %-8s %-8s %s\n", relaycheck_step_name((enum relaycheck_step)i),
 		    relaycheck_result_name(rep->res[i]), rep->detail[i]);
 	if (rep->broken >= 0)
 		printf("  => broken at %s: %s\n", relaycheck_step_name((enum relaycheck_step)rep->broken),
 		    rep->detail[rep->broken]);
-	else
+	else if (rep->res[RELAYCHECK_LISTEN] == RELAYCHECK_OK)
 		printf("  => the node can reach the relay and listen\n");
+	else
+		printf("  => reachable (no listen handshake for this endpoint)\n");
 }
 
 static void
@@ -163,7 +167,7 @@ ctl_register(struct ctl_ctx *ctx, const char *keyarg, const char *node_name, int
 		printf("testing the connection to the relay (DNS, proxy, TCP, CONNECT, TLS, listen "
 		    "handshake):\n");
 		relaycheck_run(pc, why, &t, &rep);
-		ctl_reg_print(&rep, r.endpoint, 0);
+		ctl_reg_print(&rep, r.endpoint, NULL);
 		if (rep.broken >= 0) {
 			fprintf(stderr, "shirctl: not registered: the node cannot listen on the relay "
 			    "(broken at %s). Fix it and run this again, or add --skip-test to "
@@ -232,20 +236,40 @@ ctl_cmd_switch_key(struct ctl_ctx *ctx, int argc, char **argv)
 	return ctl_register(ctx, key, NULL, 1, skip);
 }
 
+/* The key of [relay] in shird.conf (relay.key_file), or NULL. */
+static char *
+ctl_diag_relay_key(const struct conf *c)
+{
+	struct shir_error err;
+	char *k = NULL;
+	size_t n = 0;
+
+	if (c->relay_key_file == NULL || atomicfile_read(c->relay_key_file, 4096, &k, &n, &err) != 0)
+		return NULL;
+	while (n > 0 && (k[n - 1] == '\n' || k[n - 1] == '\r'))
+		k[--n] = '\0';
+	return k;
+}
+
 int
 ctl_cmd_diagnose(struct ctl_ctx *ctx, int argc, char **argv)
 {
 	static const char usage[] = "diagnose [--json] [--endpoint URL] (also -ts)";
+	struct relaycheck_target t[2 + SERVICEHOSTS_MAX];
+	const char *what[2 + SERVICEHOSTS_MAX];
+	char urls[SERVICEHOSTS_MAX][300];
 	struct relaycheck_report rep;
-	struct relaycheck_target t;
+	struct servicehost *sh = NULL;
 	struct registration *r = NULL;
 	struct proxy_config *pc = NULL;
 	struct credstore *cs = NULL;
 	struct shir_error err;
 	struct conf *c = NULL;
 	const char *endpoint = NULL;
-	char why[1024];
-	int i, json = ctx->json, rc = 1, checked = 0;
+	char why[1024], *relay_key = NULL;
+	cJSON *all = NULL, *arr = NULL;
+	size_t nsh = 0, k;
+	int i, n = 0, json = ctx->json, rc = 0;
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
@@ -258,35 +282,69 @@ ctl_cmd_diagnose(struct ctl_ctx *ctx, int argc, char **argv)
 	if ((c = ctl_admin_conf(ctx)) == NULL)
 		return 1;
 	pc = ctl_reg_proxy(c, why, sizeof why);
-	if (endpoint == NULL) {
-		if (credstore_open(c->state_dir, &cs, &err) != 0 ||
-		    registration_load(c->state_dir, cs, &r, &err) != 0) {
-			if (c->relay_endpoint == NULL) {
-				fprintf(stderr, "shirctl: nothing to diagnose: %s\n", err.msg);
-				goto out;
+	memset(t, 0, sizeof t);
+	if (endpoint != NULL) {
+		t[n].endpoint = endpoint;
+		what[n++] = "--endpoint";
+	} else {
+		/* the registration, [relay] of shird.conf, and the rendezvous hosts seen */
+		if (credstore_open(c->state_dir, &cs, &err) == 0 &&
+		    registration_load(c->state_dir, cs, &r, &err) == 0) {
+			ctl_reg_target(c, r, &t[n]);
+			what[n++] = "registration";
+		} else if (err.code != SHIR_ENOENT) {
+			fprintf(stderr, "shirctl: %s\n", err.msg);
+		}
+		if (c->relay_endpoint != NULL && *c->relay_endpoint) {
+			relay_key = ctl_diag_relay_key(c);
+			t[n].endpoint = c->relay_endpoint;
+			t[n].hc = relay_key ? c->relay_path : NULL;
+			t[n].key_name = c->relay_key_name;
+			t[n].key = relay_key;
+			what[n++] = "[relay] of shird.conf";
+		}
+		if (servicehosts_list(c->state_dir, &sh, &nsh, &err) == 0) {
+			for (k = 0; k < nsh; k++) {
+				snprintf(urls[k], sizeof urls[k], "wss://%s:%d", sh[k].host, sh[k].port);
+				t[n].endpoint = urls[k];
+				what[n++] = "rendezvous host";
 			}
 		}
 	}
-	if (r != NULL) {
-		ctl_reg_target(c, r, &t);
-		relaycheck_run(pc, why, &t, &rep);
-		ctl_reg_print(&rep, r->endpoint, json);
-		checked++;
-		rc = rep.broken >= 0;
+	if (n == 0) {
+		fprintf(stderr, "shirctl: nothing to diagnose: the node is not registered "
+		    "(`shirctl register-node KEY`) and shird.conf names no relay; or name one with "
+		    "--endpoint URL\n");
+		rc = 1;
+		goto out;
 	}
-	if (endpoint != NULL || (r == NULL && c->relay_endpoint != NULL)) {
-		memset(&t, 0, sizeof t);
-		t.endpoint = endpoint ? endpoint : c->relay_endpoint;
-		t.ca_file = c->relay_ca_file;
-		t.timeout_s = c->proxy_connect_timeout;
-		relaycheck_run(pc, why, &t, &rep);
-		ctl_reg_print(&rep, t.endpoint, json);
-		checked++;
-		rc = rep.broken >= 0;
+	if (json) {
+		all = cJSON_CreateObject();
+		arr = cJSON_AddArrayToObject(all, "endpoints");
 	}
-	if (!checked)
-		fprintf(stderr, "shirctl: nothing to diagnose\n");
+	for (i = 0; i < n; i++) {
+		if (t[i].ca_file == NULL)
+			t[i].ca_file = c->relay_ca_file;
+		if (t[i].timeout_s == 0)
+			t[i].timeout_s = c->proxy_connect_timeout;
+		relaycheck_run(pc, why, &t[i], &rep);
+		if (json)
+			cJSON_AddItemToArray(arr, ctl_reg_json(&rep, t[i].endpoint, what[i]));
+		else
+			ctl_reg_print(&rep, t[i].endpoint, what[i]);
+		if (rep.broken >= 0)
+			rc = 1;
+	}
+	if (json) {
+		char *text = cJSON_Print(all);
+
+		printf("%s\n", text);
+		cJSON_free(text);
+	}
 out:
+	cJSON_Delete(all);
+	free(sh);
+	credstore_secret_free(relay_key);
 	proxy_config_unref(pc);
 	registration_free(r);
 	credstore_free(cs);

@@ -90,15 +90,10 @@ machinekey_load(const char *state_dir, int create, uint8_t key[MACHINEKEY_LEN],
 			unlink(tmp);
 			return shir_error_set(err, SHIR_EIO, "cannot write the machine key %s", path);
 		}
-		if (geteuid() == 0) {
-			struct stat dst;
-
-			if (stat(state_dir, &dst) == 0 && fchown(fd, dst.st_uid, dst.st_gid) != 0) {
-				close(fd);
-				unlink(tmp);
-				return shir_error_set(err, SHIR_EIO, "cannot give %s to the owner of %s",
-				    path, state_dir);
-			}
+		if (atomicfile_adopt_owner(fd, path, err) != 0) {
+			close(fd);
+			unlink(tmp);
+			return err->code;
 		}
 		close(fd);
 		if (link(tmp, path) != 0) {
@@ -111,6 +106,8 @@ machinekey_load(const char *state_dir, int create, uint8_t key[MACHINEKEY_LEN],
 			    path, strerror(e));
 		}
 		unlink(tmp);
+		if (atomicfile_fsync_dir(path, err) != 0)
+			return err->code;
 	}
 	log_info("admin", "event=machinekey.created path=%s", log_q(path));
 	return 0;

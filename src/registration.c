@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/crypto.h>
 
 #include "atomicfile.h"
 #include "credstore.h"
@@ -57,6 +58,30 @@ registration_dup(const struct registration *r)
 	}
 	d->registered = r->registered;
 	return d;
+}
+
+static int
+registration_streq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+int
+registration_equal(const struct registration *a, const struct registration *b)
+{
+	size_t la, lb;
+
+	if (a == NULL || b == NULL)
+		return a == b;
+	la = a->key ? strlen(a->key) : 0;
+	lb = b->key ? strlen(b->key) : 0;
+	return registration_streq(a->node_name, b->node_name) && registration_streq(a->ir, b->ir) &&
+	    registration_streq(a->endpoint, b->endpoint) && registration_streq(a->hc, b->hc) &&
+	    registration_streq(a->key_name, b->key_name) &&
+	    registration_streq(a->tls_pin, b->tls_pin) && la == lb &&
+	    (la == 0 || CRYPTO_memcmp(a->key, b->key, la) == 0);
 }
 
 int

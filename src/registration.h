@@ -42,6 +42,9 @@ int registration_load_public(const char *state_dir, struct registration **out,
 /* Parses the text of a node.json (what names it in errors). */
 int registration_parse(const char *text, const char *what, struct registration **out,
     struct shir_error *err);
+/* Same registration (every field; the key compared in constant time). NULLs
+ * are equal to each other only. */
+int registration_equal(const struct registration *a, const struct registration *b);
 struct registration *registration_dup(const struct registration *r);
 void registration_free(struct registration *r);
 

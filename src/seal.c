@@ -131,7 +131,7 @@ seal_with_password(const char *password, int log2n, int purpose, const void *pla
 	int rc;
 
 	*out = NULL;
-	if (log2n < 10 || log2n > 20)
+	if (log2n < 10 || log2n > 17)
 		return shir_error_set(err, SHIR_EINVAL, "scrypt cost 2^%d is out of range", log2n);
 	if (RAND_bytes(kp + 4, SEAL_SALT_LEN) != 1)
 		return shir_error_set(err, SHIR_ECRYPTO, "the random generator failed");
@@ -221,7 +221,7 @@ seal_open_password(const char *password, int purpose, const uint8_t *in, size_t 
 	hl = seal_header(SEAL_SRC_SCRYPT, purpose, in, len, "the file", err);
 	if (hl < 0)
 		return hl;
-	if (kp[0] < 10 || kp[0] > 20 || kp[1] < 1 || kp[1] > 8 || kp[2] != 1 || kp[3] != 0)
+	if (kp[0] < 10 || kp[0] > 17 || kp[1] < 1 || kp[1] > 8 || kp[2] != 1 || kp[3] != 0)
 		return shir_error_set(err, SHIR_ECRYPTO,
 		    "the file's key derivation parameters were changed (scrypt N=2^%u r=%u p=%u)",
 		    kp[0], kp[1], kp[2]);

@@ -138,6 +138,19 @@ test_names(void **state)
 	assert_int_equal(credstore_name_check("_node-key", 0, &err), SHIR_EPERM);
 	assert_non_null(strstr(err.msg, "reserved"));
 	assert_int_equal(credstore_put(cs, "_node-key", "k", &err), 0);
+	/* a CredentialReference never reaches the node key */
+	{
+		char *sec = NULL;
+
+		assert_int_equal(credstore_resolve(cs, "_node-key", &sec, &err), SHIR_ENOENT);
+		assert_null(sec);
+		assert_int_equal(credstore_put(cs, "db", "v", &err), 0);
+		assert_int_equal(credstore_resolve(cs, "db", &sec, &err), 0);
+		assert_string_equal(sec, "v");
+		credstore_secret_free(sec);
+		assert_int_equal(credstore_resolve(cs, "nope", &sec, &err), SHIR_ENOENT);
+		assert_int_equal(credstore_delete(cs, "db", &err), 0);
+	}
 	assert_int_equal(credstore_list(cs, 0, &v, &n, &err), 0);
 	assert_int_equal(n, 0);
 	free(v);
@@ -218,6 +231,16 @@ test_registration_files(void **state)
 	assert_int_equal(registration_save(dir, cs, &r, &err), 0);
 	assert_int_equal(registration_load(dir, cs, &l, &err), 0);
 	assert_string_equal(l->key, "S3cretKey=");
+	{
+		struct registration *d = registration_dup(l);
+
+		assert_true(registration_equal(l, d));
+		assert_true(registration_equal(NULL, NULL));
+		assert_false(registration_equal(l, NULL));
+		d->key[0] = 'X';
+		assert_false(registration_equal(l, d));
+		registration_free(d);
+	}
 	assert_string_equal(l->endpoint, "wss://relay.example:9443");
 	assert_string_equal(l->node_name, "node-1");
 	assert_null(l->tls_pin);
@@ -276,6 +299,35 @@ test_servicehosts(void **state)
 	assert_int_equal(servicehosts_note(dir, "a", 0, "x", &err), SHIR_EINVAL);
 }
 
+/* Run as root (shirctl writing state while shird is stopped), new files take
+ * the state directory's owner, so shird's user can use them. */
+static void
+test_files_take_directory_owner(void **state)
+{
+	static const char *const files[] = { "machine.key", "credentials", "credentials.lock" };
+	struct credstore *cs = NULL;
+	struct shir_error err;
+	char path[300];
+	struct stat st;
+	size_t i;
+
+	if (geteuid() != 0) {
+		print_message("# not root: ownership is the caller's (nothing to adopt)\n");
+		return;
+	}
+	assert_int_equal(chown(dir, 65534, 65534), 0);
+	assert_int_equal(credstore_open(dir, &cs, &err), 0);
+	assert_int_equal(credstore_put(cs, "db", "v", &err), 0);
+	for (i = 0; i < 3; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+		assert_int_equal(stat(path, &st), 0);
+		if (st.st_uid != 65534 || st.st_gid != 65534)
+			fail_msg("%s is owned by %u:%u, not the directory's 65534:65534", files[i],
+			    (unsigned)st.st_uid, (unsigned)st.st_gid);
+	}
+	credstore_free(cs);
+}
+
 int
 main(void)
 {
@@ -287,6 +339,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_export_import, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registration_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_servicehosts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_files_take_directory_owner, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
