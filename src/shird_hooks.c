@@ -8,20 +8,6 @@
 #include "proxy_node.h"
 #include "shird.h"
 
-/* Authoring's CredentialReference resolution, from the node's credential
- * store. Reserved names (the node's own SAS key lives there) are never
- * resolvable by an authoring request: such a reference would let an author
- * send the node key to a store of their choosing. */
-static int
-shird_resolve_credential(void *arg, const char *name, char **secret, struct shir_error *err)
-{
-	struct credstore *cs = node_ext(arg, NODE_EXT_CREDS);
-
-	if (cs == NULL || credstore_name_check(name, 0, NULL) != 0)
-		return SHIR_ENOENT;
-	return credstore_get(cs, name, secret, err);
-}
-
 int
 shird_hook_validate(const struct conf *c, struct shir_error *err)
 {
@@ -50,7 +36,10 @@ shird_hook_start(struct node *n, struct shir_error *err)
 	/* admin: credentials routes, registration state */
 	if (admin_node_start(n, err) != 0)
 		return err->code;
-	authoring_set_credential_resolver(n, shird_resolve_credential, n);
+	/* CredentialReference resolution from the credential store; reserved
+	 * names (the node's own SAS key) are never resolvable, or an author
+	 * could send the node key to a store of their choosing. */
+	authoring_set_credential_resolver(n, credstore_resolve, node_ext(n, NODE_EXT_CREDS));
 
 	/* listener: start the control channels (replaces the lines below) */
 
