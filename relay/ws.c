@@ -1,0 +1,1257 @@
+/* ws: see ws.h. wslay does the framing; this file does the HTTP upgrade, the
+ * bufferevent glue, message assembly, backpressure and the life cycle. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <wslay/wslay.h>
+
+#include "log.h"
+#include "ws.h"
+
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+enum ws_role { WS_ROLE_SERVER, WS_ROLE_CLIENT };
+
+struct ws {
+	struct bufferevent *bev;
+	struct event_base *base;
+	enum ws_role role;
+	enum ws_state state;
+	wslay_event_context_ptr wctx;
+	struct ws_callbacks cb;
+	void *arg;
+	struct ws_options opt;
+
+	struct http1 *hp;
+	struct http1_msg *head;	/* server: request; client: response */
+	char *protocol;
+	char key[25];
+	char *offered;		/* client: offered protocols */
+	bool head_delivered;	/* server: on_request called */
+	bool open_pending;	/* on_open to be called from the loop */
+
+	/* receive */
+	bool in_msg;
+	enum ws_opcode msg_op;
+	bool assemble;
+	bool first_pending;
+	struct evbuffer *asm_buf;
+	bool frame_data;	/* the current frame is a data frame */
+	bool frame_fin;
+	uint64_t frame_len, frame_got;
+	bool fin_delivered;
+
+	/* send */
+	struct evbuffer *frag;
+	bool frag_active;	/* a fragmented message is queued in wslay */
+	bool frag_fin;
+
+	bool close_pending;	/* ws_close called: queue Close after the data */
+	int close_code;
+	char close_reason[124];
+
+	bool paused;
+	bool congested;
+	bool want_flush;
+
+	int busy;
+	bool free_pending;
+	bool finished;
+	bool finish_pending;
+	int fin_code;
+	char fin_reason[128];
+	bool fin_remote;
+	bool closing_after_flush;	/* finish once the output is empty */
+	int peer_code;
+	char peer_reason[128];
+	bool peer_closed;
+	int hs_status;
+	char hs_reason[128];
+
+	struct event *kick;
+	struct event *timer;
+};
+
+static void ws_process(struct ws *ws);
+static void ws_flush(struct ws *ws);
+static void deliver_open(struct ws *ws);
+static void really_free(struct ws *ws);
+
+const char *
+ws_state_name(enum ws_state s)
+{
+	switch (s) {
+	case WS_S_HANDSHAKE: return "handshake";
+	case WS_S_DECIDING: return "deciding";
+	case WS_S_OPEN: return "open";
+	case WS_S_CLOSING: return "closing";
+	case WS_S_REJECTING: return "rejecting";
+	case WS_S_CLOSED: return "closed";
+	}
+	return "?";
+}
+
+static void
+set_state(struct ws *ws, enum ws_state s)
+{
+	if (ws->state != s)
+		log_debug("ws", "event=ws.state ws=%p from=%s to=%s", (void *)ws,
+		    ws_state_name(ws->state), ws_state_name(s));
+	ws->state = s;
+}
+
+static void
+kick(struct ws *ws)
+{
+	if (ws->kick != NULL)
+		event_active(ws->kick, 0, 0);
+}
+
+/* ---- handshake helpers -------------------------------------------------- */
+
+int
+ws_accept_key(const char *key, char out[29])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	int rc = SHIR_ECRYPTO;
+
+	if (c == NULL)
+		return SHIR_ENOMEM;
+	if (EVP_DigestInit_ex(c, EVP_sha1(), NULL) != 1 ||
+	    EVP_DigestUpdate(c, key, strlen(key)) != 1 ||
+	    EVP_DigestUpdate(c, WS_GUID, strlen(WS_GUID)) != 1 ||
+	    EVP_DigestFinal_ex(c, md, &mdlen) != 1 || mdlen != 20)
+		goto out;
+	EVP_EncodeBlock((unsigned char *)out, md, 20);
+	rc = 0;
+out:
+	EVP_MD_CTX_free(c);
+	return rc;
+}
+
+int
+ws_make_key(char out[25])
+{
+	unsigned char r[16];
+
+	if (RAND_bytes(r, sizeof r) != 1)
+		return SHIR_ECRYPTO;
+	EVP_EncodeBlock((unsigned char *)out, r, sizeof r);
+	return 0;
+}
+
+/* A valid Sec-WebSocket-Key is base64 of 16 bytes: 24 characters. */
+static bool
+key_valid(const char *k)
+{
+	unsigned char buf[32];
+	int n;
+
+	if (k == NULL || strlen(k) != 24 || k[22] != '=' || k[23] != '=')
+		return false;
+	n = EVP_DecodeBlock(buf, (const unsigned char *)k, 24);
+	return n == 18;	/* 16 bytes + 2 padding bytes counted by OpenSSL */
+}
+
+static int
+validate_request(const struct http1_msg *m, struct shir_error *e)
+{
+	const char *v;
+
+	if (strcmp(m->method, "GET") != 0)
+		return shir_error_set(e, SHIR_EPROTO, "a WebSocket upgrade must use GET, not %s",
+		    m->method);
+	if (m->http_major != 1 || m->http_minor < 1)
+		return shir_error_set(e, SHIR_EPROTO, "a WebSocket upgrade needs HTTP/1.1");
+	if (!http1_msg_has_token(m, "Upgrade", "websocket") ||
+	    !http1_msg_has_token(m, "Connection", "upgrade"))
+		return shir_error_set(e, SHIR_EPROTO,
+		    "the request lacks Upgrade: websocket and Connection: Upgrade");
+	v = http1_msg_get(m, "Sec-WebSocket-Version");
+	if (v == NULL || strcmp(v, "13") != 0)
+		return shir_error_set(e, SHIR_EUNSUPPORTED,
+		    "Sec-WebSocket-Version must be 13");
+	if (!key_valid(http1_msg_get(m, "Sec-WebSocket-Key")))
+		return shir_error_set(e, SHIR_EPROTO,
+		    "Sec-WebSocket-Key is missing or not base64 of 16 bytes");
+	return 0;
+}
+
+/* ---- finishing and freeing ---------------------------------------------- */
+
+static void
+drop_bev(struct ws *ws)
+{
+	if (ws->bev != NULL) {
+		bufferevent_disable(ws->bev, EV_READ | EV_WRITE);
+		bufferevent_setcb(ws->bev, NULL, NULL, NULL, NULL);
+		bufferevent_free(ws->bev);
+		ws->bev = NULL;
+	}
+}
+
+/* Called from event handlers only: reports on_close once. */
+static void
+finish(struct ws *ws, int code, const char *reason, bool remote)
+{
+	if (ws->finished)
+		return;
+	ws->finished = true;
+	set_state(ws, WS_S_CLOSED);
+	drop_bev(ws);
+	if (ws->timer != NULL)
+		evtimer_del(ws->timer);
+	if (ws->cb.on_close != NULL) {
+		ws->busy++;
+		ws->cb.on_close(ws, code, reason ? reason : "", remote, ws->arg);
+		ws->busy--;
+	}
+}
+
+/* From API calls: finish from the loop, never from inside the call. */
+static void
+finish_later(struct ws *ws, int code, const char *reason, bool remote)
+{
+	if (ws->finished || ws->finish_pending)
+		return;
+	ws->finish_pending = true;
+	ws->fin_code = code;
+	snprintf(ws->fin_reason, sizeof ws->fin_reason, "%s", reason ? reason : "");
+	ws->fin_remote = remote;
+	if (ws->bev != NULL)
+		bufferevent_disable(ws->bev, EV_READ);
+	kick(ws);
+}
+
+static void
+handshake_failed(struct ws *ws, int status, const char *reason, const struct shir_error *err)
+{
+	if (ws->finished)
+		return;
+	if (ws->cb.on_handshake_failed != NULL) {
+		ws->busy++;
+		ws->cb.on_handshake_failed(ws, status, reason ? reason : "", err, ws->arg);
+		ws->busy--;
+	}
+	finish(ws, WS_CLOSE_ABNORMAL, reason, false);
+}
+
+/* After any handler: release memory if ws_free was called meanwhile.
+ * Returns true when ws is gone. */
+static bool
+leave(struct ws *ws)
+{
+	if (ws->busy > 0)
+		return false;
+	if (ws->free_pending) {
+		really_free(ws);
+		return true;
+	}
+	if (ws->want_flush && !ws->finished)
+		ws_flush(ws);
+	return false;
+}
+
+/* ---- wslay callbacks ---------------------------------------------------- */
+
+static ssize_t
+w_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
+{
+	struct ws *ws = user;
+	int n;
+
+	if (ws->paused || ws->bev == NULL || ws->free_pending) {
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
+	n = evbuffer_remove(bufferevent_get_input(ws->bev), buf, len);
+	if (n <= 0) {
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
+	return n;
+}
+
+static ssize_t
+w_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user)
+{
+	struct ws *ws = user;
+
+	if (ws->bev == NULL ||
+	    evbuffer_add(bufferevent_get_output(ws->bev), data, len) != 0) {
+		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+		return -1;
+	}
+	return (ssize_t)len;
+}
+
+static int
+w_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user)
+{
+	if (RAND_bytes(buf, (int)len) != 1) {
+		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+fail_too_big(struct ws *ws)
+{
+	static const char r[] = "message too big";
+
+	wslay_event_queue_close(ws->wctx, WS_CLOSE_TOO_BIG, (const uint8_t *)r, sizeof r - 1);
+	wslay_event_shutdown_read(ws->wctx);
+	ws->in_msg = false;
+	if (ws->asm_buf != NULL)
+		evbuffer_drain(ws->asm_buf, evbuffer_get_length(ws->asm_buf));
+}
+
+static void
+deliver(struct ws *ws, const uint8_t *data, size_t len, bool fin)
+{
+	if (!ws->in_msg || ws->free_pending || ws->finished)
+		return;
+	if (ws->first_pending) {
+		ws->first_pending = false;
+		ws->assemble = true;
+		if (ws->cb.on_fragment != NULL)
+			ws->assemble = ws->cb.on_fragment(ws, ws->msg_op, data, len, true, fin,
+			    ws->arg) == WS_ASSEMBLE;
+		if (!ws->assemble) {
+			if (fin)
+				ws->in_msg = false;
+			return;
+		}
+	} else if (!ws->assemble) {
+		if (ws->cb.on_fragment != NULL)
+			ws->cb.on_fragment(ws, ws->msg_op, data, len, false, fin, ws->arg);
+		if (fin)
+			ws->in_msg = false;
+		return;
+	}
+	/* assembling */
+	if (evbuffer_get_length(ws->asm_buf) + len > ws->opt.max_message) {
+		fail_too_big(ws);
+		return;
+	}
+	if (len > 0 && evbuffer_add(ws->asm_buf, data, len) != 0) {
+		fail_too_big(ws);
+		return;
+	}
+	if (fin) {
+		size_t n = evbuffer_get_length(ws->asm_buf);
+		const uint8_t *p = n ? evbuffer_pullup(ws->asm_buf, -1) : (const uint8_t *)"";
+
+		ws->in_msg = false;
+		if (ws->cb.on_message != NULL && !ws->free_pending)
+			ws->cb.on_message(ws, ws->msg_op, p, n, ws->arg);
+		if (ws->asm_buf != NULL)
+			evbuffer_drain(ws->asm_buf, n);
+	}
+}
+
+static void
+w_frame_start(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *a,
+    void *user)
+{
+	struct ws *ws = user;
+
+	ws->frame_data = (a->opcode & 0x8) == 0;
+	if (!ws->frame_data)
+		return;
+	ws->frame_fin = a->fin != 0;
+	ws->frame_len = a->payload_length;
+	ws->frame_got = 0;
+	ws->fin_delivered = false;
+	if (a->opcode != WS_OP_CONT) {
+		ws->in_msg = true;
+		ws->msg_op = (enum ws_opcode)a->opcode;
+		ws->first_pending = true;
+		ws->assemble = false;
+	}
+}
+
+static void
+w_frame_chunk(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_chunk_arg *a,
+    void *user)
+{
+	struct ws *ws = user;
+	bool fin;
+
+	if (!ws->frame_data || a->data_length == 0)
+		return;
+	ws->frame_got += a->data_length;
+	fin = ws->frame_fin && ws->frame_got >= ws->frame_len;
+	if (fin)
+		ws->fin_delivered = true;
+	ws->busy++;
+	deliver(ws, a->data, a->data_length, fin);
+	ws->busy--;
+}
+
+static void
+w_frame_end(wslay_event_context_ptr ctx, void *user)
+{
+	struct ws *ws = user;
+
+	if (!ws->frame_data)
+		return;
+	if ((ws->frame_fin && !ws->fin_delivered) || (ws->first_pending && ws->in_msg)) {
+		ws->busy++;
+		deliver(ws, NULL, 0, ws->frame_fin);
+		ws->busy--;
+		ws->fin_delivered = ws->frame_fin;
+	}
+}
+
+static void
+w_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a, void *user)
+{
+	struct ws *ws = user;
+
+	if (a->opcode == WSLAY_CONNECTION_CLOSE) {
+		ws->peer_closed = true;
+		ws->peer_code = a->status_code ? a->status_code : WS_CLOSE_NO_STATUS;
+		if (a->msg_length > 2)
+			snprintf(ws->peer_reason, sizeof ws->peer_reason, "%.*s",
+			    (int)(a->msg_length - 2), (const char *)a->msg + 2);
+		if (ws->frag_active)
+			ws->frag_fin = true;
+	} else if (a->opcode == WSLAY_PONG && ws->cb.on_pong != NULL && !ws->free_pending) {
+		ws->busy++;
+		ws->cb.on_pong(ws, a->msg, a->msg_length, ws->arg);
+		ws->busy--;
+	}
+}
+
+static ssize_t
+w_frag_read(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
+    const union wslay_event_msg_source *src, int *eof, void *user)
+{
+	struct ws *ws = user;
+	int n = evbuffer_remove(ws->frag, buf, len);
+
+	if (n < 0)
+		n = 0;
+	if (ws->frag_fin && evbuffer_get_length(ws->frag) == 0) {
+		*eof = 1;
+		ws->frag_active = false;
+		ws->frag_fin = false;
+	}
+	return n;
+}
+
+static int
+start_wslay(struct ws *ws)
+{
+	struct wslay_event_callbacks c = {
+		.recv_callback = w_recv,
+		.send_callback = w_send,
+		.genmask_callback = w_genmask,
+		.on_frame_recv_start_callback = w_frame_start,
+		.on_frame_recv_chunk_callback = w_frame_chunk,
+		.on_frame_recv_end_callback = w_frame_end,
+		.on_msg_recv_callback = w_msg,
+	};
+	int rc;
+
+	if (ws->role == WS_ROLE_SERVER)
+		rc = wslay_event_context_server_init(&ws->wctx, &c, ws);
+	else
+		rc = wslay_event_context_client_init(&ws->wctx, &c, ws);
+	if (rc != 0)
+		return SHIR_ENOMEM;
+	wslay_event_config_set_no_buffering(ws->wctx, 1);
+	wslay_event_config_set_max_recv_msg_length(ws->wctx, ws->opt.max_frame);
+	return 0;
+}
+
+/* ---- I/O ---------------------------------------------------------------- */
+
+static void
+update_congestion(struct ws *ws)
+{
+	if (ws->bev != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(ws->bev)) > ws->opt.high_water)
+		ws->congested = true;
+}
+
+static void
+ws_flush(struct ws *ws)
+{
+	int rc;
+
+	if (ws->wctx == NULL || ws->bev == NULL || ws->finished)
+		return;
+	if (ws->busy > 0) {
+		ws->want_flush = true;
+		return;
+	}
+	ws->want_flush = false;
+	rc = wslay_event_send(ws->wctx);
+	/* wslay sends a queued Close before queued data: queue ours only once
+	 * everything sent before ws_close is out. */
+	if (rc == 0 && ws->close_pending && !ws->frag_active) {
+		ws->close_pending = false;
+		if (!wslay_event_get_close_sent(ws->wctx)) {
+			wslay_event_queue_close(ws->wctx, (uint16_t)ws->close_code,
+			    (const uint8_t *)ws->close_reason, strlen(ws->close_reason));
+			rc = wslay_event_send(ws->wctx);
+		}
+	}
+	if (rc != 0) {
+		finish_later(ws, WS_CLOSE_ABNORMAL, "send failed", false);
+		return;
+	}
+	update_congestion(ws);
+	if (wslay_event_get_close_sent(ws->wctx)) {
+		if (ws->state == WS_S_OPEN)
+			set_state(ws, WS_S_CLOSING);
+		if (wslay_event_get_close_received(ws->wctx) ||
+		    !wslay_event_get_read_enabled(ws->wctx)) {
+			ws->closing_after_flush = true;
+			bufferevent_setwatermark(ws->bev, EV_WRITE, 0, 0);
+			if (evbuffer_get_length(bufferevent_get_output(ws->bev)) == 0)
+				kick(ws);
+		} else if (ws->timer != NULL) {
+			struct timeval tv = { ws->opt.close_timeout_ms / 1000,
+				(ws->opt.close_timeout_ms % 1000) * 1000 };
+
+			if (!evtimer_pending(ws->timer, NULL))
+				evtimer_add(ws->timer, &tv);
+		}
+	}
+}
+
+static void
+finish_closed(struct ws *ws)
+{
+	if (ws->peer_closed)
+		finish(ws, ws->peer_code, ws->peer_reason, true);
+	else
+		finish(ws, ws->wctx ? wslay_event_get_status_code_sent(ws->wctx) : WS_CLOSE_ABNORMAL,
+		    "", false);
+}
+
+/* Frames from the peer. */
+static void
+ws_process(struct ws *ws)
+{
+	int rc;
+
+	if (ws->wctx == NULL || ws->bev == NULL || ws->finished || ws->paused)
+		return;
+	if (ws->state != WS_S_OPEN && ws->state != WS_S_CLOSING)
+		return;
+	if (ws->open_pending) {
+		deliver_open(ws);
+		if (ws->free_pending || ws->finished || ws->paused)
+			return;
+	}
+	ws->busy++;
+	rc = wslay_event_recv(ws->wctx);
+	ws->busy--;
+	if (ws->free_pending || ws->finished)
+		return;
+	if (rc != 0) {
+		finish(ws, WS_CLOSE_ABNORMAL, "receive failed", false);
+		return;
+	}
+	if (wslay_event_get_close_received(ws->wctx) && ws->state == WS_S_OPEN)
+		set_state(ws, WS_S_CLOSING);
+	ws_flush(ws);
+}
+
+static void
+deliver_open(struct ws *ws)
+{
+	ws->open_pending = false;
+	if (ws->cb.on_open != NULL) {
+		ws->busy++;
+		ws->cb.on_open(ws, ws->arg);
+		ws->busy--;
+	}
+}
+
+static int
+client_check_101(struct ws *ws, const struct http1_msg *m, struct shir_error *e)
+{
+	char want[29];
+	const char *acc = http1_msg_get(m, "Sec-WebSocket-Accept");
+	const char *proto = http1_msg_get(m, "Sec-WebSocket-Protocol");
+
+	if (!http1_msg_has_token(m, "Upgrade", "websocket") ||
+	    !http1_msg_has_token(m, "Connection", "upgrade"))
+		return shir_error_set(e, SHIR_EPROTO,
+		    "the server answered 101 without Upgrade: websocket / Connection: Upgrade");
+	if (ws_accept_key(ws->key, want) != 0 || acc == NULL || strcmp(acc, want) != 0)
+		return shir_error_set(e, SHIR_EPROTO,
+		    "the server's Sec-WebSocket-Accept does not match our key");
+	if (http1_msg_get(m, "Sec-WebSocket-Extensions") != NULL)
+		return shir_error_set(e, SHIR_EPROTO,
+		    "the server negotiated an extension we did not offer");
+	if (proto != NULL) {
+		struct http1_msg off = { 0 };
+		struct http1_header h = { (char *)"P", ws->offered };
+
+		off.h = &h;
+		off.nh = 1;
+		if (ws->offered == NULL || !http1_msg_has_token(&off, "P", proto))
+			return shir_error_set(e, SHIR_EPROTO,
+			    "the server chose subprotocol %s, which we did not offer", log_q(proto));
+		if ((ws->protocol = strdup(proto)) == NULL)
+			return shir_error_set(e, SHIR_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static void
+handshake_read(struct ws *ws)
+{
+	struct evbuffer *in = bufferevent_get_input(ws->bev);
+	struct shir_error err;
+	size_t len, used = 0;
+	const uint8_t *p;
+	int rc;
+
+	shir_error_clear(&err);
+	while ((len = evbuffer_get_length(in)) > 0 && !ws->finished) {
+		struct evbuffer_iovec v;
+
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		p = v.iov_base;
+		len = v.iov_len;
+		rc = http1_feed(ws->hp, p, len, &used, &err);
+		evbuffer_drain(in, used);
+		if (rc != 0) {
+			if (ws->role == WS_ROLE_SERVER) {
+				log_info("ws", "event=ws.bad_request error=%s", log_q(err.msg));
+				ws_reject(ws, rc == SHIR_ETOOBIG ? 431 : 400, NULL, "text/plain",
+				    err.msg, NULL);
+			} else {
+				handshake_failed(ws, ws->hs_status, ws->hs_reason, &err);
+			}
+			return;
+		}
+		if (ws->finished || ws->free_pending)
+			return;
+		if (http1_state(ws->hp) == HTTP1_S_UPGRADED || ws->head != NULL)
+			break;
+		if (used < len)
+			break;
+	}
+	if (ws->head == NULL)
+		return;
+	if (ws->role == WS_ROLE_SERVER) {
+		if (http1_state(ws->hp) != HTTP1_S_UPGRADED) {
+			if (http1_state(ws->hp) == HTTP1_S_HEAD)
+				ws_reject(ws, 426, NULL, "text/plain",
+				    "this endpoint expects a WebSocket upgrade", NULL);
+			return;	/* wait for the end of a non-upgrade request */
+		}
+		if (validate_request(ws->head, &err) != 0) {
+			const char *ver13[] = { "Sec-WebSocket-Version: 13", NULL };
+
+			ws_reject(ws, err.code == SHIR_EUNSUPPORTED ? 426 : 400, NULL, "text/plain",
+			    err.msg, err.code == SHIR_EUNSUPPORTED ? ver13 : NULL);
+			return;
+		}
+		set_state(ws, WS_S_DECIDING);
+		bufferevent_disable(ws->bev, EV_READ);
+		ws->head_delivered = true;
+		if (ws->cb.on_request != NULL) {
+			ws->busy++;
+			ws->cb.on_request(ws, ws->head, ws->arg);
+			ws->busy--;
+		}
+		return;
+	}
+	/* client */
+	if (ws->head->status != 101) {
+		handshake_failed(ws, ws->head->status, ws->head->reason, NULL);
+		return;
+	}
+	if (client_check_101(ws, ws->head, &err) != 0 || start_wslay(ws) != 0) {
+		if (err.code == 0)
+			shir_error_set(&err, SHIR_ENOMEM, "out of memory");
+		handshake_failed(ws, 0, err.msg, &err);
+		return;
+	}
+	if (ws->timer != NULL)
+		evtimer_del(ws->timer);
+	set_state(ws, WS_S_OPEN);
+	bufferevent_setwatermark(ws->bev, EV_WRITE, ws->opt.low_water, 0);
+	deliver_open(ws);
+	if (!ws->free_pending && !ws->finished) {
+		ws_process(ws);
+		ws_flush(ws);
+	}
+}
+
+static int
+hs_on_head(const struct http1_msg *m, void *arg)
+{
+	struct ws *ws = arg;
+
+	if (ws->head != NULL)
+		return 0;
+	ws->head = http1_msg_dup(m);
+	if (ws->head == NULL)
+		return SHIR_ENOMEM;
+	if (!m->is_request) {
+		ws->hs_status = m->status;
+		snprintf(ws->hs_reason, sizeof ws->hs_reason, "%s", m->reason);
+	}
+	return 0;
+}
+
+static void
+read_cb(struct bufferevent *bev, void *arg)
+{
+	struct ws *ws = arg;
+
+	ws->busy++;
+	if (ws->state == WS_S_HANDSHAKE)
+		handshake_read(ws);
+	else if (ws->state == WS_S_OPEN || ws->state == WS_S_CLOSING)
+		ws_process(ws);
+	else if (ws->state == WS_S_REJECTING || ws->state == WS_S_DECIDING)
+		bufferevent_disable(bev, EV_READ);
+	ws->busy--;
+	leave(ws);
+}
+
+static void
+write_cb(struct bufferevent *bev, void *arg)
+{
+	struct ws *ws = arg;
+	size_t out = evbuffer_get_length(bufferevent_get_output(bev));
+
+	ws->busy++;
+	if (ws->closing_after_flush || ws->state == WS_S_REJECTING) {
+		if (out == 0) {
+			if (ws->state == WS_S_REJECTING)
+				finish(ws, WS_CLOSE_ABNORMAL, "rejected", false);
+			else
+				finish_closed(ws);
+		}
+	} else if (ws->congested && out <= ws->opt.low_water) {
+		ws->congested = false;
+		if (ws->cb.on_writable != NULL)
+			ws->cb.on_writable(ws, ws->arg);
+	}
+	ws->busy--;
+	leave(ws);
+}
+
+static void
+event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct ws *ws = arg;
+
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	ws->busy++;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+		/* Frames still buffered before EOF are processed first. */
+		if ((ws->state == WS_S_OPEN || ws->state == WS_S_CLOSING) && !ws->paused)
+			ws_process(ws);
+		if (!ws->finished && !ws->free_pending) {
+			if (ws->state == WS_S_HANDSHAKE && ws->role == WS_ROLE_CLIENT) {
+				struct shir_error e;
+
+				shir_error_set(&e, (what & BEV_EVENT_ERROR) ? SHIR_EIO : SHIR_ECLOSED,
+				    "the connection %s before the WebSocket handshake completed",
+				    (what & BEV_EVENT_ERROR) ? "failed" : "closed");
+				handshake_failed(ws, 0, e.msg, &e);
+			} else if (ws->peer_closed) {
+				finish(ws, ws->peer_code, ws->peer_reason, true);
+			} else {
+				finish(ws, WS_CLOSE_ABNORMAL, "connection lost", false);
+			}
+		}
+	}
+	ws->busy--;
+	leave(ws);
+}
+
+static void
+kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ws *ws = arg;
+
+	ws->busy++;
+	if (ws->finish_pending && !ws->finished) {
+		ws->finish_pending = false;
+		finish(ws, ws->fin_code, ws->fin_reason, ws->fin_remote);
+	}
+	if (!ws->finished && !ws->free_pending) {
+		if (ws->state == WS_S_DECIDING && !ws->head_delivered) {
+			ws->head_delivered = true;
+			if (ws->cb.on_request != NULL)
+				ws->cb.on_request(ws, ws->head, ws->arg);
+		}
+	}
+	if (!ws->finished && !ws->free_pending && ws->open_pending)
+		deliver_open(ws);
+	if (!ws->finished && !ws->free_pending && ws->closing_after_flush && ws->bev &&
+	    evbuffer_get_length(bufferevent_get_output(ws->bev)) == 0)
+		finish_closed(ws);
+	if (!ws->finished && !ws->free_pending && ws->state == WS_S_HANDSHAKE && ws->bev &&
+	    evbuffer_get_length(bufferevent_get_input(ws->bev)) > 0)
+		handshake_read(ws);
+	if (!ws->finished && !ws->free_pending)
+		ws_process(ws);
+	ws->busy--;
+	leave(ws);
+}
+
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ws *ws = arg;
+
+	ws->busy++;
+	if (ws->state == WS_S_HANDSHAKE && ws->role == WS_ROLE_CLIENT) {
+		struct shir_error e;
+
+		shir_error_set(&e, SHIR_ETIMEDOUT, "the WebSocket handshake timed out");
+		handshake_failed(ws, 0, e.msg, &e);
+	} else if (ws->state == WS_S_HANDSHAKE) {
+		finish(ws, WS_CLOSE_ABNORMAL, "handshake timed out", false);
+	} else {
+		finish_closed(ws);
+	}
+	ws->busy--;
+	leave(ws);
+}
+
+/* ---- construction ------------------------------------------------------- */
+
+static struct ws *
+ws_alloc(struct bufferevent *bev, enum ws_role role, const struct ws_options *opt,
+    const struct ws_callbacks *cb, void *arg)
+{
+	struct ws *ws = calloc(1, sizeof *ws);
+
+	if (ws == NULL)
+		return NULL;
+	ws->bev = bev;
+	ws->base = bufferevent_get_base(bev);
+	ws->role = role;
+	if (opt != NULL)
+		ws->opt = *opt;
+	if (ws->opt.max_message == 0)
+		ws->opt.max_message = 16 * 1024 * 1024;
+	if (ws->opt.max_frame == 0)
+		ws->opt.max_frame = ws->opt.max_message;
+	if (ws->opt.high_water == 0)
+		ws->opt.high_water = 256 * 1024;
+	if (ws->opt.low_water == 0 || ws->opt.low_water >= ws->opt.high_water)
+		ws->opt.low_water = ws->opt.high_water / 4;
+	if (ws->opt.max_head == 0)
+		ws->opt.max_head = 32 * 1024;
+	if (ws->opt.close_timeout_ms <= 0)
+		ws->opt.close_timeout_ms = 5000;
+	if (cb != NULL)
+		ws->cb = *cb;
+	ws->arg = arg;
+	ws->asm_buf = evbuffer_new();
+	ws->frag = evbuffer_new();
+	ws->kick = event_new(ws->base, -1, 0, kick_cb, ws);
+	ws->timer = evtimer_new(ws->base, timer_cb, ws);
+	if (ws->asm_buf == NULL || ws->frag == NULL || ws->kick == NULL || ws->timer == NULL) {
+		ws->bev = NULL;	/* the caller keeps it */
+		really_free(ws);
+		return NULL;
+	}
+	bufferevent_setcb(bev, read_cb, write_cb, event_cb, ws);
+	return ws;
+}
+
+static void
+arm_handshake_timer(struct ws *ws)
+{
+	if (ws->opt.handshake_timeout_ms > 0) {
+		struct timeval tv = { ws->opt.handshake_timeout_ms / 1000,
+			(ws->opt.handshake_timeout_ms % 1000) * 1000 };
+
+		evtimer_add(ws->timer, &tv);
+	}
+}
+
+struct ws *
+ws_new_server(struct bufferevent *bev, const struct ws_options *opt,
+    const struct ws_callbacks *cb, void *arg)
+{
+	struct ws *ws = ws_alloc(bev, WS_ROLE_SERVER, opt, cb, arg);
+	struct http1_limits lim = { 0 };
+	struct http1_callbacks hc = { .on_head = hs_on_head };
+
+	if (ws == NULL)
+		return NULL;
+	lim.max_head = ws->opt.max_head;
+	ws->hp = http1_new(HTTP1_REQUEST, &lim, &hc, ws);
+	if (ws->hp == NULL) {
+		ws->bev = NULL;
+		really_free(ws);
+		return NULL;
+	}
+	arm_handshake_timer(ws);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+		kick(ws);
+	return ws;
+}
+
+struct ws *
+ws_new_server_with_request(struct bufferevent *bev, const struct http1_msg *req,
+    const uint8_t *extra, size_t extra_len, const struct ws_options *opt,
+    const struct ws_callbacks *cb, void *arg, struct shir_error *e)
+{
+	struct ws *ws;
+
+	if (validate_request(req, e) != 0)
+		return NULL;
+	ws = ws_alloc(bev, WS_ROLE_SERVER, opt, cb, arg);
+	if (ws == NULL) {
+		shir_error_set(e, SHIR_ENOMEM, "out of memory");
+		return NULL;
+	}
+	ws->head = http1_msg_dup(req);
+	if (ws->head == NULL || (extra_len > 0 &&
+	    evbuffer_prepend(bufferevent_get_input(bev), extra, extra_len) != 0)) {
+		ws->bev = NULL;
+		really_free(ws);
+		shir_error_set(e, SHIR_ENOMEM, "out of memory");
+		return NULL;
+	}
+	set_state(ws, WS_S_DECIDING);
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_enable(bev, EV_WRITE);
+	kick(ws);
+	return ws;
+}
+
+struct ws *
+ws_new_client(struct bufferevent *bev, const struct ws_client_request *req,
+    const struct ws_options *opt, const struct ws_callbacks *cb, void *arg)
+{
+	struct ws *ws = ws_alloc(bev, WS_ROLE_CLIENT, opt, cb, arg);
+	struct http1_limits lim = { 0 };
+	struct http1_callbacks hc = { .on_head = hs_on_head };
+	struct evbuffer *out;
+	size_t i;
+
+	if (ws == NULL)
+		return NULL;
+	lim.max_head = ws->opt.max_head;
+	ws->hp = http1_new(HTTP1_RESPONSE, &lim, &hc, ws);
+	if (ws->hp == NULL || ws_make_key(ws->key) != 0 ||
+	    (req->protocols != NULL && (ws->offered = strdup(req->protocols)) == NULL)) {
+		ws->bev = NULL;
+		really_free(ws);
+		return NULL;
+	}
+	out = bufferevent_get_output(bev);
+	evbuffer_add_printf(out,
+	    "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n",
+	    req->target ? req->target : "/", req->host ? req->host : "localhost", ws->key);
+	if (req->protocols != NULL)
+		evbuffer_add_printf(out, "Sec-WebSocket-Protocol: %s\r\n", req->protocols);
+	for (i = 0; req->headers != NULL && req->headers[i] != NULL; i++)
+		evbuffer_add_printf(out, "%s\r\n", req->headers[i]);
+	evbuffer_add(out, "\r\n", 2);
+	arm_handshake_timer(ws);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	return ws;
+}
+
+static void
+really_free(struct ws *ws)
+{
+	drop_bev(ws);
+	if (ws->wctx != NULL)
+		wslay_event_context_free(ws->wctx);
+	http1_free(ws->hp);
+	http1_msg_free(ws->head);
+	free(ws->protocol);
+	free(ws->offered);
+	if (ws->asm_buf != NULL)
+		evbuffer_free(ws->asm_buf);
+	if (ws->frag != NULL)
+		evbuffer_free(ws->frag);
+	if (ws->kick != NULL)
+		event_free(ws->kick);
+	if (ws->timer != NULL)
+		event_free(ws->timer);
+	free(ws);
+}
+
+void
+ws_free(struct ws *ws)
+{
+	if (ws == NULL)
+		return;
+	if (ws->busy > 0) {
+		ws->free_pending = true;
+		ws->cb.on_close = NULL;
+		ws->cb.on_message = NULL;
+		ws->cb.on_fragment = NULL;
+		ws->cb.on_pong = NULL;
+		ws->cb.on_writable = NULL;
+		ws->cb.on_open = NULL;
+		ws->cb.on_request = NULL;
+		ws->cb.on_handshake_failed = NULL;
+		if (ws->bev != NULL)
+			bufferevent_disable(ws->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	really_free(ws);
+}
+
+void
+ws_set_callbacks(struct ws *ws, const struct ws_callbacks *cb, void *arg)
+{
+	ws->cb = *cb;
+	ws->arg = arg;
+}
+
+enum ws_state
+ws_state(const struct ws *ws)
+{
+	return ws->state;
+}
+
+/* ---- server answers ------------------------------------------------------ */
+
+int
+ws_accept(struct ws *ws, const char *protocol, const char *const *extra_headers)
+{
+	char acc[29];
+	struct evbuffer *out;
+	size_t i;
+
+	if (ws->role != WS_ROLE_SERVER || ws->state != WS_S_DECIDING || ws->bev == NULL)
+		return SHIR_EINVAL;
+	if (ws_accept_key(http1_msg_get(ws->head, "Sec-WebSocket-Key"), acc) != 0)
+		return SHIR_ECRYPTO;
+	if (protocol != NULL && (ws->protocol = strdup(protocol)) == NULL)
+		return SHIR_ENOMEM;
+	if (start_wslay(ws) != 0)
+		return SHIR_ENOMEM;
+	out = bufferevent_get_output(ws->bev);
+	evbuffer_add_printf(out,
+	    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	    "Sec-WebSocket-Accept: %s\r\n", acc);
+	if (protocol != NULL)
+		evbuffer_add_printf(out, "Sec-WebSocket-Protocol: %s\r\n", protocol);
+	for (i = 0; extra_headers != NULL && extra_headers[i] != NULL; i++)
+		evbuffer_add_printf(out, "%s\r\n", extra_headers[i]);
+	evbuffer_add(out, "\r\n", 2);
+	if (ws->timer != NULL)
+		evtimer_del(ws->timer);
+	set_state(ws, WS_S_OPEN);
+	bufferevent_setwatermark(ws->bev, EV_WRITE, ws->opt.low_water, 0);
+	bufferevent_enable(ws->bev, EV_READ | EV_WRITE);
+	ws->open_pending = true;
+	kick(ws);
+	return 0;
+}
+
+int
+ws_reject(struct ws *ws, int status, const char *reason, const char *content_type,
+    const char *body, const char *const *extra_headers)
+{
+	struct evbuffer *out;
+	size_t blen = body ? strlen(body) : 0, i;
+	char r[128];
+	size_t k;
+
+	if (ws->role != WS_ROLE_SERVER || ws->bev == NULL ||
+	    (ws->state != WS_S_DECIDING && ws->state != WS_S_HANDSHAKE))
+		return SHIR_EINVAL;
+	if (status < 200 || status > 999)
+		status = 500;
+	/* The reason phrase must not break the status line. */
+	snprintf(r, sizeof r, "%s", reason && *reason ? reason : http1_reason(status));
+	for (k = 0; r[k]; k++)
+		if ((unsigned char)r[k] < 0x20 || r[k] == 0x7f)
+			r[k] = ' ';
+	out = bufferevent_get_output(ws->bev);
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Length: %zu\r\n",
+	    status, r, blen);
+	if (blen > 0)
+		evbuffer_add_printf(out, "Content-Type: %s\r\n",
+		    content_type ? content_type : "text/plain");
+	for (i = 0; extra_headers != NULL && extra_headers[i] != NULL; i++)
+		evbuffer_add_printf(out, "%s\r\n", extra_headers[i]);
+	evbuffer_add(out, "\r\n", 2);
+	if (blen > 0)
+		evbuffer_add(out, body, blen);
+	set_state(ws, WS_S_REJECTING);
+	bufferevent_disable(ws->bev, EV_READ);
+	bufferevent_setwatermark(ws->bev, EV_WRITE, 0, 0);
+	bufferevent_enable(ws->bev, EV_WRITE);
+	return 0;
+}
+
+const struct http1_msg *
+ws_request(const struct ws *ws)
+{
+	return ws->head;
+}
+
+const char *
+ws_protocol(const struct ws *ws)
+{
+	return ws->protocol;
+}
+
+/* ---- sending -------------------------------------------------------------- */
+
+static bool
+can_send(const struct ws *ws)
+{
+	return ws->wctx != NULL && !ws->finished && ws->bev != NULL && !ws->close_pending &&
+	    (ws->state == WS_S_OPEN || ws->state == WS_S_CLOSING) &&
+	    wslay_event_get_write_enabled(ws->wctx) && !wslay_event_get_close_sent(ws->wctx);
+}
+
+int
+ws_send(struct ws *ws, enum ws_opcode op, const void *data, size_t len)
+{
+	struct wslay_event_msg m = { (uint8_t)op, data, len };
+
+	if (!can_send(ws))
+		return SHIR_ECLOSED;
+	if (wslay_event_queue_msg(ws->wctx, &m) != 0)
+		return SHIR_EINVAL;
+	ws_flush(ws);
+	return 0;
+}
+
+int
+ws_send_fragment(struct ws *ws, enum ws_opcode op, const void *data, size_t len, bool fin)
+{
+	if (!can_send(ws))
+		return SHIR_ECLOSED;
+	if (!ws->frag_active) {
+		struct wslay_event_fragmented_msg m;
+
+		memset(&m, 0, sizeof m);
+		m.opcode = (uint8_t)op;
+		m.read_callback = w_frag_read;
+		if (wslay_event_queue_fragmented_msg(ws->wctx, &m) != 0)
+			return SHIR_EINVAL;
+		ws->frag_active = true;
+		ws->frag_fin = false;
+	}
+	if (len > 0 && evbuffer_add(ws->frag, data, len) != 0)
+		return SHIR_ENOMEM;
+	if (fin)
+		ws->frag_fin = true;
+	ws_flush(ws);
+	return 0;
+}
+
+int
+ws_ping(struct ws *ws, const void *data, size_t len)
+{
+	struct wslay_event_msg m = { WSLAY_PING, data, len };
+
+	if (len > 125)
+		return SHIR_EINVAL;
+	if (!can_send(ws))
+		return SHIR_ECLOSED;
+	if (wslay_event_queue_msg(ws->wctx, &m) != 0)
+		return SHIR_EINVAL;
+	ws_flush(ws);
+	return 0;
+}
+
+int
+ws_close(struct ws *ws, int code, const char *reason)
+{
+	size_t rl = reason ? strlen(reason) : 0;
+
+	if (ws->finished || ws->free_pending)
+		return SHIR_ECLOSED;
+	if (ws->state == WS_S_HANDSHAKE || ws->state == WS_S_DECIDING) {
+		if (ws->role == WS_ROLE_SERVER && ws->state == WS_S_DECIDING)
+			return ws_reject(ws, 503, NULL, NULL, NULL, NULL);
+		finish_later(ws, WS_CLOSE_ABNORMAL, "closed before the handshake", false);
+		return 0;
+	}
+	if (!can_send(ws))
+		return 0;	/* already closing */
+	if (ws->close_pending)
+		return 0;
+	if (rl > 123)
+		rl = 123;
+	if (ws->frag_active)
+		ws->frag_fin = true;
+	ws->close_pending = true;
+	ws->close_code = code;
+	memcpy(ws->close_reason, reason ? reason : "", rl);
+	ws->close_reason[rl] = '\0';
+	set_state(ws, WS_S_CLOSING);
+	ws_flush(ws);
+	if (ws->want_flush)
+		kick(ws);
+	return 0;
+}
+
+void
+ws_abort(struct ws *ws)
+{
+	finish_later(ws, WS_CLOSE_ABNORMAL, "aborted", false);
+}
+
+size_t
+ws_output_pending(const struct ws *ws)
+{
+	return ws->bev ? evbuffer_get_length(bufferevent_get_output(ws->bev)) : 0;
+}
+
+bool
+ws_is_congested(const struct ws *ws)
+{
+	return ws_output_pending(ws) > ws->opt.high_water;
+}
+
+void
+ws_pause_read(struct ws *ws, bool pause)
+{
+	if (ws->paused == pause || ws->bev == NULL || ws->finished)
+		return;
+	ws->paused = pause;
+	if (ws->state != WS_S_OPEN && ws->state != WS_S_CLOSING)
+		return;
+	if (pause) {
+		bufferevent_disable(ws->bev, EV_READ);
+	} else {
+		bufferevent_enable(ws->bev, EV_READ);
+		kick(ws);	/* bytes already buffered */
+	}
+}
+
+struct bufferevent *
+ws_bufferevent(const struct ws *ws)
+{
+	return ws->bev;
+}

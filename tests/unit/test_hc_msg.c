@@ -1,0 +1,225 @@
+/* Unit tests for relay/hc_msg: decoding what real clients send (hyco-https
+ * numbers and lower-case names, the article's string statusCode), the §3.4
+ * inline vs address-only encoding rule, header merging (§2.6) and the
+ * sb-hc-* query stripping rule with the cases of the .NET cloud test (§2.3). */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "relay/hc_msg.h"
+
+static int
+dec(const char *j, struct hc_msg *m)
+{
+	struct shir_error e;
+
+	return hc_msg_decode(j, strlen(j), m, &e);
+}
+
+static void
+test_decode_response(void **state)
+{
+	struct hc_msg m;
+
+	assert_int_equal(dec("{\"response\":{\"requestId\":\"r1\",\"statusCode\":201,"
+	    "\"statusDescription\":\"Made It\",\"responseHeaders\":{\"content-type\":\"text/plain\"},"
+	    "\"body\":true}}", &m), 0);
+	assert_int_equal(m.type, HC_MSG_RESPONSE);
+	assert_string_equal(m.response.request_id, "r1");
+	assert_int_equal(m.response.status, 201);
+	assert_string_equal(m.response.status_description, "Made It");
+	assert_string_equal(hc_headers_get(&m.response.headers, "Content-Type"), "text/plain");
+	assert_true(m.response.body);
+	hc_msg_clear(&m);
+	assert_int_equal(dec("{\"response\":{\"requestId\":\"r\",\"statusCode\":\"200\",\"body\":false}}",
+	    &m), 0);
+	assert_int_equal(m.response.status, 200);
+	assert_null(m.response.status_description);
+	hc_msg_clear(&m);
+	assert_int_equal(dec("{\"response\":{\"requestId\":\"r\",\"statusCode\":\"2x0\"}}", &m),
+	    SHIR_EPROTO);
+	assert_int_equal(dec("{\"response\":{\"requestId\":\"r\",\"statusCode\":99}}", &m), SHIR_EPROTO);
+	assert_int_equal(dec("{\"response\":{\"statusCode\":200}}", &m), SHIR_EPROTO);
+	assert_int_equal(dec("{\"response\":{\"requestId\":\"r\",\"statusCode\":200,"
+	    "\"responseHeaders\":{\"a\":[1]}}}", &m), SHIR_EPROTO);
+	assert_int_equal(dec("not json", &m), SHIR_EPROTO);
+	assert_int_equal(dec("[1]", &m), SHIR_EPROTO);
+	assert_int_equal(dec("{\"injectFault\":{}}", &m), 0);
+	assert_int_equal(m.type, HC_MSG_UNKNOWN);
+	hc_msg_clear(&m);
+}
+
+static void
+test_decode_renew_accept_request(void **state)
+{
+	struct hc_msg m;
+
+	assert_int_equal(dec("{\"renewToken\":{\"token\":\"SharedAccessSignature sr=a&sig=b\"}}", &m), 0);
+	assert_int_equal(m.type, HC_MSG_RENEW);
+	assert_string_equal(m.renew_token, "SharedAccessSignature sr=a&sig=b");
+	hc_msg_clear(&m);
+	assert_int_equal(dec("{\"accept\":{\"address\":\"wss://h/$hc/x?sb-hc-action=accept&sb-hc-id=1\","
+	    "\"id\":\"1\",\"connectHeaders\":{\"Sec-WebSocket-Key\":\"k\"},"
+	    "\"remoteEndpoint\":{\"address\":\"1.2.3.4\",\"port\":5}}}", &m), 0);
+	assert_int_equal(m.type, HC_MSG_ACCEPT);
+	assert_string_equal(hc_headers_get(&m.accept.connect_headers, "sec-websocket-key"), "k");
+	assert_int_equal(m.accept.remote.port, 5);
+	hc_msg_clear(&m);
+	assert_int_equal(dec("{\"request\":{\"address\":\"a\",\"id\":\"i\"}}", &m), 0);
+	assert_false(hc_request_is_inline(&m.request));
+	assert_false(m.request.has_body);
+	hc_msg_clear(&m);
+	assert_int_equal(dec("{\"request\":{\"address\":\"a\",\"id\":\"i\",\"method\":\"GET\","
+	    "\"requestTarget\":\"/x\",\"body\":false}}", &m), 0);
+	assert_true(hc_request_is_inline(&m.request));
+	assert_true(m.request.has_body);
+	hc_msg_clear(&m);
+}
+
+static void
+test_encode_request_rule(void **state)
+{
+	struct hc_request r = { 0 };
+	struct hc_msg m;
+	char *j;
+
+	r.address = "ws://127.0.0.1:1/$hc/x?sb-hc-action=request&sb-hc-id=abc";
+	r.id = "abc";
+	j = hc_msg_encode_request(&r);
+	assert_string_equal(j, "{\"request\":{\"address\":\"ws://127.0.0.1:1/$hc/x?sb-hc-action=request"
+	    "&sb-hc-id=abc\",\"id\":\"abc\"}}");
+	assert_null(strstr(j, "method"));
+	assert_null(strstr(j, "body"));
+	free(j);
+	r.method = "POST";
+	r.request_target = "/x/y?a=1";
+	r.body = false;
+	r.remote.set = true;
+	r.remote.address = "127.0.0.1";
+	r.remote.port = 4000;
+	hc_headers_add(&r.headers, "X-A", "1");
+	hc_headers_add(&r.headers, "x-a", "2");
+	hc_headers_add(&r.headers, "Cookie", "a=1");
+	hc_headers_add(&r.headers, "cookie", "b=2");
+	j = hc_msg_encode_request(&r);
+	assert_non_null(strstr(j, "\"method\":\"POST\""));
+	assert_non_null(strstr(j, "\"body\":false"));
+	assert_non_null(strstr(j, "\"X-A\":\"1, 2\""));
+	assert_non_null(strstr(j, "\"Cookie\":\"a=1; b=2\""));
+	assert_non_null(strstr(j, "\"remoteEndpoint\":{\"address\":\"127.0.0.1\",\"port\":4000}"));
+	assert_int_equal(dec(j, &m), 0);
+	assert_string_equal(m.request.request_target, "/x/y?a=1");
+	hc_msg_clear(&m);
+	free(j);
+	hc_headers_clear(&r.headers);
+}
+
+static void
+test_encode_others(void **state)
+{
+	struct hc_response rs = { 0 };
+	struct hc_accept a = { 0 };
+	char *j;
+
+	rs.request_id = "r";
+	rs.status = 504;
+	rs.body = true;
+	j = hc_msg_encode_response(&rs);
+	assert_string_equal(j, "{\"response\":{\"requestId\":\"r\",\"statusCode\":504,"
+	    "\"responseHeaders\":{},\"body\":true}}");
+	free(j);
+	a.address = "x";
+	a.id = "i";
+	j = hc_msg_encode_accept(&a);
+	assert_string_equal(j, "{\"accept\":{\"address\":\"x\",\"id\":\"i\",\"connectHeaders\":{}}}");
+	free(j);
+	j = hc_msg_encode_renew("t\"q");
+	assert_string_equal(j, "{\"renewToken\":{\"token\":\"t\\\"q\"}}");
+	free(j);
+}
+
+static void
+strip(const char *in, const char *want)
+{
+	char *s = hc_strip_query(in);
+
+	if (strcmp(s, want) != 0)
+		fail_msg("strip(%s) = [%s], want [%s]", in, s, want);
+	free(s);
+}
+
+static void
+test_strip_query(void **state)
+{
+	/* HybridRequestTests.cs:568-603 */
+	strip("sb-hc-action=connect", "");
+	strip("sb-hc-id=1&sb-hc-foo=bar", "");
+	strip("&&&", "&&&");
+	strip("a=1&a=2&", "a=1&a=2&");
+	strip("&foo=bar", "&foo=bar");
+	strip("sb-hc-undefined", "sb-hc-undefined");
+	strip("x=1&sb-hc-id=zzz&y=2", "x=1&y=2");
+	strip("foo=bar&sb-hc-action=connect&sb-hc-id=my-trace-id", "foo=bar");
+	strip("SB-HC-TOKEN=abc&q", "q");
+	strip("sb-hc-token=a%20b&sb-hc-undefined&z=", "sb-hc-undefined&z=");
+	strip("", "");
+}
+
+static void
+test_query_get(void **state)
+{
+	char *v = NULL;
+
+	assert_int_equal(hc_query_get("a=1&sb-hc-action=listen&b", "sb-hc-action", &v), 0);
+	assert_string_equal(v, "listen");
+	free(v);
+	assert_int_equal(hc_query_get("t=a+b%2B", "t", &v), 0);
+	assert_string_equal(v, "a b+");
+	free(v);
+	assert_int_equal(hc_query_get("b", "b", &v), 0);
+	assert_string_equal(v, "");
+	free(v);
+	assert_int_equal(hc_query_get("ab=1", "a", &v), SHIR_ENOENT);
+	assert_int_equal(hc_query_get("a=%G1", "a", &v), SHIR_EINVAL);
+}
+
+static void
+test_headers(void **state)
+{
+	struct hc_headers h = { 0 };
+
+	hc_headers_add(&h, "Accept", "a");
+	hc_headers_add(&h, "ACCEPT", "b");
+	assert_int_equal(h.n, 1);
+	assert_string_equal(hc_headers_get(&h, "accept"), "a, b");
+	hc_headers_remove(&h, "accept");
+	assert_int_equal(h.n, 0);
+	hc_headers_clear(&h);
+	assert_true(hc_is_hop_header("transfer-encoding"));
+	assert_true(hc_is_hop_header("Host"));
+	assert_false(hc_is_hop_header("Via"));
+	assert_false(hc_is_hop_header("Authorization"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_decode_response),
+		cmocka_unit_test(test_decode_renew_accept_request),
+		cmocka_unit_test(test_encode_request_rule),
+		cmocka_unit_test(test_encode_others),
+		cmocka_unit_test(test_strip_query),
+		cmocka_unit_test(test_query_get),
+		cmocka_unit_test(test_headers),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

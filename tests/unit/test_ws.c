@@ -1,0 +1,659 @@
+/* Unit tests for relay/ws and relay/http1: the RFC 6455 accept hash, the
+ * server handshake and client frames fed split at every offset, the client
+ * handshake (101 and error statuses) split at every offset, streaming vs
+ * assembled messages, the message cap, and output backpressure between two
+ * real endpoints over a socketpair. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "relay/http1.h"
+#include "relay/ws.h"
+
+struct rec {
+	int requests, opens, closes, failed_status, pongs, writable;
+	bool failed;
+	char failed_reason[128];
+	int close_code;
+	char close_reason[128];
+	bool close_remote;
+	char msgs[8][256];
+	int msg_ops[8];
+	size_t msg_lens[8];
+	int nmsgs;
+	char stream[256];
+	size_t stream_len;
+	int stream_fins, stream_firsts;
+	bool streaming;
+	const char *accept_proto;
+	char target[128];
+	struct ws *ws;
+};
+
+static void
+on_request(struct ws *ws, const struct http1_msg *req, void *arg)
+{
+	struct rec *r = arg;
+
+	r->requests++;
+	snprintf(r->target, sizeof r->target, "%s", req->target);
+	assert_int_equal(ws_accept(ws, r->accept_proto, NULL), 0);
+}
+
+static void
+on_open(struct ws *ws, void *arg)
+{
+	((struct rec *)arg)->opens++;
+}
+
+static void
+on_failed(struct ws *ws, int status, const char *reason, const struct shir_error *e, void *arg)
+{
+	struct rec *r = arg;
+
+	r->failed = true;
+	r->failed_status = status;
+	snprintf(r->failed_reason, sizeof r->failed_reason, "%s", reason);
+}
+
+static void
+on_message(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t len, void *arg)
+{
+	struct rec *r = arg;
+
+	assert_true(r->nmsgs < 8);
+	assert_true(len < 256);
+	memcpy(r->msgs[r->nmsgs], d, len);
+	r->msgs[r->nmsgs][len] = '\0';
+	r->msg_lens[r->nmsgs] = len;
+	r->msg_ops[r->nmsgs++] = op;
+}
+
+static int
+on_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t len, bool first, bool fin,
+    void *arg)
+{
+	struct rec *r = arg;
+
+	if (!r->streaming || op == WS_OP_TEXT)
+		return WS_ASSEMBLE;
+	if (r->stream_len + len < sizeof r->stream)
+		memcpy(r->stream + r->stream_len, d, len);
+	r->stream_len += len;
+	r->stream_fins += fin;
+	r->stream_firsts += first;
+	return WS_STREAM;
+}
+
+static void
+on_pong(struct ws *ws, const uint8_t *d, size_t len, void *arg)
+{
+	((struct rec *)arg)->pongs++;
+}
+
+static void
+on_writable(struct ws *ws, void *arg)
+{
+	((struct rec *)arg)->writable++;
+}
+
+static void
+on_close(struct ws *ws, int code, const char *reason, bool remote, void *arg)
+{
+	struct rec *r = arg;
+
+	r->closes++;
+	r->close_code = code;
+	r->close_remote = remote;
+	snprintf(r->close_reason, sizeof r->close_reason, "%s", reason);
+}
+
+static const struct ws_callbacks CB = {
+	.on_request = on_request, .on_open = on_open, .on_handshake_failed = on_failed,
+	.on_message = on_message, .on_fragment = on_fragment, .on_pong = on_pong,
+	.on_writable = on_writable, .on_close = on_close,
+};
+
+/* A frame as a client (masked) or server (unmasked) would send it. */
+static size_t
+frame(uint8_t *out, bool fin, int op, bool mask, const void *payload, size_t len)
+{
+	static const uint8_t key[4] = { 0x12, 0x34, 0x56, 0x78 };
+	size_t n = 0, i;
+
+	out[n++] = (uint8_t)((fin ? 0x80 : 0) | op);
+	if (len < 126) {
+		out[n++] = (uint8_t)((mask ? 0x80 : 0) | len);
+	} else {
+		out[n++] = (uint8_t)((mask ? 0x80 : 0) | 126);
+		out[n++] = (uint8_t)(len >> 8);
+		out[n++] = (uint8_t)len;
+	}
+	if (mask) {
+		memcpy(out + n, key, 4);
+		n += 4;
+	}
+	for (i = 0; i < len; i++)
+		out[n + i] = ((const uint8_t *)payload)[i] ^ (mask ? key[i % 4] : 0);
+	return n + len;
+}
+
+static void
+spin(struct event_base *base, int rounds)
+{
+	int i;
+
+	for (i = 0; i < rounds; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+}
+
+static size_t
+drain_fd(int fd, char *buf, size_t cap)
+{
+	size_t n = 0;
+	ssize_t r;
+
+	while (n < cap - 1 && (r = read(fd, buf + n, cap - 1 - n)) > 0)
+		n += (size_t)r;
+	buf[n] = '\0';
+	return n;
+}
+
+static void
+write_all(int fd, const void *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		assert_true(w > 0);
+		p = (const char *)p + w;
+		n -= (size_t)w;
+	}
+}
+
+static void
+test_accept_key(void **state)
+{
+	char out[29];
+
+	/* RFC 6455 section 1.3 */
+	assert_int_equal(ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", out), 0);
+	assert_string_equal(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+	assert_int_equal(ws_make_key(out), 0);
+	assert_int_equal(strlen(out), 24);
+}
+
+static const char REQ[] =
+    "GET /$hc/x?sb-hc-action=listen HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+    "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: p1, p2\r\n"
+    "0: Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+
+static size_t
+client_stream(uint8_t *buf)
+{
+	size_t n = 0;
+
+	memcpy(buf, REQ, strlen(REQ));
+	n = strlen(REQ);
+	n += frame(buf + n, true, WS_OP_TEXT, true, "hello", 5);
+	n += frame(buf + n, true, WS_OP_PING, true, "pp", 2);
+	n += frame(buf + n, false, WS_OP_BINARY, true, "ab", 2);
+	n += frame(buf + n, false, WS_OP_CONT, true, "", 0);
+	n += frame(buf + n, true, WS_OP_CONT, true, "cd", 2);
+	return n;
+}
+
+static void
+run_server_split(bool streaming)
+{
+	uint8_t in[1024];
+	size_t len = client_stream(in), k;
+
+	for (k = 0; k <= len; k++) {
+		struct event_base *base = event_base_new();
+		int sv[2];
+		struct bufferevent *bev;
+		struct rec r = { 0 };
+		char out[4096];
+		size_t on;
+		uint8_t pong[16];
+		size_t pl = frame(pong, true, WS_OP_PONG, false, "pp", 2);
+
+		r.streaming = streaming;
+		r.accept_proto = "p1";
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		fcntl(sv[1], F_SETFL, O_NONBLOCK);
+		bev = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+		r.ws = ws_new_server(bev, NULL, &CB, &r);
+		assert_non_null(r.ws);
+		write_all(sv[1], in, k);
+		spin(base, 4);
+		write_all(sv[1], in + k, len - k);
+		spin(base, 8);
+		on = drain_fd(sv[1], out, sizeof out);
+		assert_int_equal(r.closes, 0);
+		{
+			uint8_t cl[16];
+			size_t cn = frame(cl, true, WS_OP_CLOSE, true, "\x03\xe8" "bye", 5);
+
+			write_all(sv[1], cl, cn);
+			spin(base, 8);
+		}
+		assert_int_equal(r.requests, 1);
+		assert_string_equal(r.target, "/$hc/x?sb-hc-action=listen");
+		assert_int_equal(r.opens, 1);
+		assert_non_null(strstr(out, "HTTP/1.1 101 Switching Protocols\r\n"));
+		assert_non_null(strstr(out, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+		assert_non_null(strstr(out, "Sec-WebSocket-Protocol: p1\r\n"));
+		assert_null(strstr(out, "Sec-WebSocket-Extensions"));
+		if (memmem(out, on, pong, pl) == NULL) {
+			size_t z;
+			for (z = 0; z < on; z++) fprintf(stderr, "%02x ", (unsigned char)out[z]);
+			fail_msg("no pong at split %zu (out %zu bytes)", k, on);
+		}
+		assert_string_equal(r.msgs[0], "hello");
+		assert_int_equal(r.msg_ops[0], WS_OP_TEXT);
+		if (streaming) {
+			assert_int_equal(r.nmsgs, 1);
+			assert_int_equal(r.stream_len, 4);
+			assert_memory_equal(r.stream, "abcd", 4);
+			assert_int_equal(r.stream_fins, 1);
+			assert_int_equal(r.stream_firsts, 1);
+		} else {
+			assert_int_equal(r.nmsgs, 2);
+			assert_string_equal(r.msgs[1], "abcd");
+			assert_int_equal(r.msg_ops[1], WS_OP_BINARY);
+		}
+		assert_int_equal(r.closes, 1);
+		assert_int_equal(r.close_code, 1000);
+		assert_string_equal(r.close_reason, "bye");
+		assert_true(r.close_remote);
+		ws_free(r.ws);
+		close(sv[1]);
+		event_base_free(base);
+	}
+}
+
+static void
+test_server_split_assembled(void **state)
+{
+	run_server_split(false);
+}
+
+static void
+test_server_split_streamed(void **state)
+{
+	run_server_split(true);
+}
+
+static void
+server_expect(const char *req, const char *want)
+{
+	struct event_base *base = event_base_new();
+	int sv[2];
+	struct rec r = { 0 };
+	char out[4096];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fcntl(sv[1], F_SETFL, O_NONBLOCK);
+	r.ws = ws_new_server(bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE), NULL, &CB, &r);
+	write_all(sv[1], req, strlen(req));
+	spin(base, 6);
+	drain_fd(sv[1], out, sizeof out);
+	if (strncmp(out, want, strlen(want)) != 0)
+		fail_msg("wanted [%s], got [%s]", want, out);
+	assert_int_equal(r.requests, 0);
+	assert_int_equal(r.closes, 1);
+	ws_free(r.ws);
+	close(sv[1]);
+	event_base_free(base);
+}
+
+static void
+test_server_bad_requests(void **state)
+{
+	server_expect("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	    "Sec-WebSocket-Version: 13\r\n\r\n", "HTTP/1.1 400 ");
+	server_expect("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+	    "HTTP/1.1 426 ");
+	server_expect("GET / HTTP/1.1\r\nHost: h\r\n\r\n", "HTTP/1.1 426 ");
+	server_expect("BLAH\r\n\r\n", "HTTP/1.1 400 ");
+}
+
+/* Client handshake: the server's answer split at every offset. */
+static void
+run_client(const char *status_line, bool good_accept, struct rec *out_rec, size_t split)
+{
+	struct event_base *base = event_base_new();
+	int sv[2];
+	char req[4096], resp[1024], acc[29];
+	const char *k;
+	struct ws_client_request cr = { "relay:1", "/$hc/a?sb-hc-action=listen",
+		(const char *const[]){ "ServiceBusAuthorization: SharedAccessSignature x", NULL },
+		"p1, p2" };
+	size_t n;
+	uint8_t f[64];
+	size_t fl;
+
+	memset(out_rec, 0, sizeof *out_rec);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fcntl(sv[1], F_SETFL, O_NONBLOCK);
+	out_rec->ws = ws_new_client(bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE), &cr,
+	    NULL, &CB, out_rec);
+	assert_non_null(out_rec->ws);
+	spin(base, 3);
+	drain_fd(sv[1], req, sizeof req);
+	assert_non_null(strstr(req, "GET /$hc/a?sb-hc-action=listen HTTP/1.1\r\n"));
+	assert_non_null(strstr(req, "ServiceBusAuthorization: SharedAccessSignature x\r\n"));
+	assert_non_null(strstr(req, "Sec-WebSocket-Protocol: p1, p2\r\n"));
+	k = strstr(req, "Sec-WebSocket-Key: ");
+	assert_non_null(k);
+	{
+		char key[25];
+
+		memcpy(key, k + 19, 24);
+		key[24] = '\0';
+		ws_accept_key(key, acc);
+	}
+	if (!good_accept)
+		acc[3] ^= 1;
+	n = (size_t)snprintf(resp, sizeof resp, "%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	    "Sec-WebSocket-Accept: %s\r\nSec-WebSocket-Protocol: p2\r\nContent-Length: 0\r\n\r\n",
+	    status_line, acc);
+	fl = frame(f, true, WS_OP_TEXT, false, "hi", 2);
+	memcpy(resp + n, f, fl);
+	n += fl;
+	if (split > n)
+		split = n;
+	write_all(sv[1], resp, split);
+	spin(base, 3);
+	write_all(sv[1], resp + split, n - split);
+	spin(base, 6);
+	if (out_rec->opens) {
+		assert_string_equal(ws_protocol(out_rec->ws), "p2");
+		/* the client masks what it sends */
+		assert_int_equal(ws_send(out_rec->ws, WS_OP_TEXT, "yo", 2), 0);
+		spin(base, 3);
+		fl = drain_fd(sv[1], (char *)f, sizeof f);
+		assert_int_equal(fl, 2 + 4 + 2);
+		assert_int_equal(f[0], 0x81);
+		assert_int_equal(f[1], 0x82);
+	}
+	ws_free(out_rec->ws);
+	close(sv[1]);
+	event_base_free(base);
+}
+
+static void
+test_client_split(void **state)
+{
+	struct rec r;
+	size_t k;
+
+	for (k = 0; k < 220; k++) {
+		run_client("HTTP/1.1 101 Switching Protocols", true, &r, k);
+		assert_int_equal(r.opens, 1);
+		assert_false(r.failed);
+		assert_int_equal(r.nmsgs, 1);
+		assert_string_equal(r.msgs[0], "hi");
+	}
+	for (k = 0; k < 120; k += 7) {
+		run_client("HTTP/1.1 401 Unauthorized", true, &r, k);
+		assert_true(r.failed);
+		assert_int_equal(r.failed_status, 401);
+		assert_string_equal(r.failed_reason, "Unauthorized");
+		assert_int_equal(r.opens, 0);
+		assert_int_equal(r.closes, 1);
+	}
+	run_client("HTTP/1.1 404 Endpoint does not exist", true, &r, 5);
+	assert_int_equal(r.failed_status, 404);
+	assert_string_equal(r.failed_reason, "Endpoint does not exist");
+	run_client("HTTP/1.1 101 Switching Protocols", false, &r, 1000);
+	assert_true(r.failed);
+	assert_int_equal(r.failed_status, 0);
+	assert_int_equal(r.opens, 0);
+}
+
+/* Two real endpoints: message cap and backpressure. */
+struct pair {
+	struct event_base *base;
+	struct rec s, c;
+};
+
+static void
+pair_open(struct pair *p, const struct ws_options *sopt)
+{
+	int sv[2];
+	struct ws_client_request cr = { "h", "/", NULL, NULL };
+
+	memset(p, 0, sizeof *p);
+	p->base = event_base_new();
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	evutil_make_socket_nonblocking(sv[0]);
+	evutil_make_socket_nonblocking(sv[1]);
+	p->s.ws = ws_new_server(bufferevent_socket_new(p->base, sv[0], BEV_OPT_CLOSE_ON_FREE), sopt,
+	    &CB, &p->s);
+	p->c.ws = ws_new_client(bufferevent_socket_new(p->base, sv[1], BEV_OPT_CLOSE_ON_FREE), &cr,
+	    NULL, &CB, &p->c);
+	spin(p->base, 10);
+	assert_int_equal(p->s.opens, 1);
+	assert_int_equal(p->c.opens, 1);
+}
+
+static void
+pair_close(struct pair *p)
+{
+	ws_free(p->s.ws);
+	ws_free(p->c.ws);
+	event_base_free(p->base);
+}
+
+static void
+test_message_cap(void **state)
+{
+	struct pair p;
+	struct ws_options o = { .max_message = 10 };
+
+	pair_open(&p, &o);
+	assert_int_equal(ws_send(p.c.ws, WS_OP_TEXT, "0123456789abcdef", 16), 0);
+	spin(p.base, 10);
+	assert_int_equal(p.s.nmsgs, 0);
+	assert_int_equal(p.c.closes, 1);
+	assert_int_equal(p.c.close_code, 1009);
+	pair_close(&p);
+}
+
+static void
+test_backpressure_and_fragments(void **state)
+{
+	struct pair p;
+	struct ws_options o = { .high_water = 4096, .low_water = 1024 };
+	static uint8_t big[100000];
+	int i;
+
+	pair_open(&p, &o);
+	ws_pause_read(p.c.ws, true);
+	for (i = 0; i < 10 && !ws_is_congested(p.s.ws); i++)
+		assert_int_equal(ws_send(p.s.ws, WS_OP_BINARY, big, sizeof big), 0);
+	assert_true(ws_is_congested(p.s.ws));
+	spin(p.base, 5);
+	assert_int_equal(p.s.writable, 0);
+	p.c.streaming = true;
+	ws_pause_read(p.c.ws, false);
+	while (p.s.writable == 0 && i-- >= -1000)
+		spin(p.base, 1);
+	assert_int_equal(p.s.writable, 1);
+	assert_false(ws_is_congested(p.s.ws));
+
+	/* a message streamed in pieces arrives as one message; a ping and a
+	 * whole message sent meanwhile are not lost */
+	p.s.streaming = false;
+	assert_int_equal(ws_send_fragment(p.c.ws, WS_OP_TEXT, "par", 3, false), 0);
+	spin(p.base, 3);
+	assert_int_equal(ws_ping(p.c.ws, "x", 1), 0);
+	assert_int_equal(ws_send_fragment(p.c.ws, WS_OP_TEXT, "t1-", 3, false), 0);
+	assert_int_equal(ws_send(p.c.ws, WS_OP_TEXT, "after", 5), 0);
+	assert_int_equal(ws_send_fragment(p.c.ws, WS_OP_TEXT, "end", 3, true), 0);
+	spin(p.base, 10);
+	assert_int_equal(p.s.nmsgs, 2);
+	assert_string_equal(p.s.msgs[0], "part1-end");
+	assert_string_equal(p.s.msgs[1], "after");
+	assert_int_equal(p.c.pongs, 1);
+
+	/* close from the client with a code; both sides see it */
+	assert_int_equal(ws_close(p.c.ws, 4000, "done"), 0);
+	spin(p.base, 10);
+	assert_int_equal(p.s.closes, 1);
+	assert_int_equal(p.s.close_code, 4000);
+	assert_string_equal(p.s.close_reason, "done");
+	assert_int_equal(p.c.closes, 1);
+	pair_close(&p);
+}
+
+/* ws_free from inside the endpoint's own callback. */
+static void
+free_in_msg(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t len, void *arg)
+{
+	int *n = arg;
+
+	(*n)++;
+	ws_free(ws);
+}
+
+static void
+test_free_in_callback(void **state)
+{
+	struct pair p;
+	struct ws_callbacks cb = { .on_message = free_in_msg };
+	int n = 0;
+
+	pair_open(&p, NULL);
+	ws_set_callbacks(p.s.ws, &cb, &n);
+	ws_send(p.c.ws, WS_OP_TEXT, "a", 1);
+	ws_send(p.c.ws, WS_OP_TEXT, "b", 1);
+	spin(p.base, 10);
+	assert_int_equal(n, 1);
+	p.s.ws = NULL;
+	spin(p.base, 10);
+	assert_int_equal(p.c.closes, 1);
+	assert_int_equal(p.c.close_code, 1006);
+	pair_close(&p);
+}
+
+/* http1: a request with a chunked body, split at every offset. */
+struct hrec {
+	int heads, completes;
+	char body[256];
+	size_t blen;
+	char host[64];
+};
+
+static int
+h_head(const struct http1_msg *m, void *arg)
+{
+	struct hrec *r = arg;
+
+	r->heads++;
+	snprintf(r->host, sizeof r->host, "%s", http1_msg_get(m, "host"));
+	assert_true(m->chunked);
+	return 0;
+}
+
+static int
+h_body(const uint8_t *d, size_t n, void *arg)
+{
+	struct hrec *r = arg;
+
+	memcpy(r->body + r->blen, d, n);
+	r->blen += n;
+	return 0;
+}
+
+static int
+h_done(void *arg)
+{
+	((struct hrec *)arg)->completes++;
+	return 0;
+}
+
+static void
+test_http1_split(void **state)
+{
+	static const char req[] = "POST /hc/x?a=1 HTTP/1.1\r\nHost: ex\r\nTransfer-Encoding: chunked\r\n"
+	    "X-A: 1\r\nX-A: 2\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+	struct http1_callbacks cb = { h_head, h_body, h_done };
+	size_t k, n = strlen(req);
+
+	for (k = 0; k <= n; k++) {
+		struct hrec r = { 0 };
+		struct http1 *p = http1_new(HTTP1_REQUEST, NULL, &cb, &r);
+		size_t used;
+
+		assert_int_equal(http1_feed(p, (const uint8_t *)req, k, &used, NULL), 0);
+		assert_int_equal(used, k);
+		assert_int_equal(http1_feed(p, (const uint8_t *)req + k, n - k, &used, NULL), 0);
+		assert_int_equal(r.heads, 1);
+		assert_int_equal(r.completes, 1);
+		assert_int_equal(r.blen, 11);
+		assert_memory_equal(r.body, "hello world", 11);
+		assert_string_equal(r.host, "ex");
+		http1_free(p);
+	}
+}
+
+static void
+test_http1_caps(void **state)
+{
+	struct http1_limits lim = { .max_head = 64 };
+	struct http1 *p = http1_new(HTTP1_REQUEST, &lim, NULL, NULL);
+	struct shir_error e;
+	char big[200];
+	size_t used;
+
+	snprintf(big, sizeof big, "GET /%0100d HTTP/1.1\r\n\r\n", 0);
+	assert_int_equal(http1_feed(p, (const uint8_t *)big, strlen(big), &used, &e), SHIR_ETOOBIG);
+	assert_int_equal(http1_state(p), HTTP1_S_ERROR);
+	http1_free(p);
+	p = http1_new(HTTP1_REQUEST, NULL, NULL, NULL);
+	assert_int_equal(http1_feed(p, (const uint8_t *)"GET / HTTP/1.1\r\nBad Header\r\n\r\n", 30,
+	    &used, &e), SHIR_EPROTO);
+	http1_free(p);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_accept_key),
+		cmocka_unit_test(test_server_split_assembled),
+		cmocka_unit_test(test_server_split_streamed),
+		cmocka_unit_test(test_server_bad_requests),
+		cmocka_unit_test(test_client_split),
+		cmocka_unit_test(test_message_cap),
+		cmocka_unit_test(test_backpressure_and_fragments),
+		cmocka_unit_test(test_free_in_callback),
+		cmocka_unit_test(test_http1_split),
+		cmocka_unit_test(test_http1_caps),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
