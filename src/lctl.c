@@ -5,157 +5,159 @@
 #include <string.h>
 #include <strings.h>
 
-#include <cjson/cJSON.h>
-
 #include "lctl.h"
 #include "log.h"
-
-#define LCTL_MAX_TEXT (64 * 1024)
+#include "relay/sas.h"
 
 void
 lctl_msg_clear(struct lctl_msg *m)
 {
-	size_t i;
-
-	free(m->address), free(m->id), free(m->target), free(m->method);
-	for (i = 0; i < m->nheaders; i++)
-		free(m->headers[i].name), free(m->headers[i].value);
+	hc_msg_clear(&m->raw);
 	memset(m, 0, sizeof *m);
 }
 
-const char *
-lctl_header(const struct lctl_msg *m, const char *name)
+int
+lctl_strip_hc(const char *target, const char *hc, char *out, size_t len)
 {
-	size_t i;
+	size_t hl = strlen(hc);
+	const char *rest = target;
+	int n;
 
-	for (i = 0; i < m->nheaders; i++)
-		if (strcasecmp(m->headers[i].name, name) == 0)
-			return m->headers[i].value;
-	return NULL;
+	if (*rest == '/' && strncasecmp(rest + 1, hc, hl) == 0 &&
+	    (rest[1 + hl] == '\0' || rest[1 + hl] == '/' || rest[1 + hl] == '?'))
+		rest += 1 + hl;
+	n = snprintf(out, len, "%s%s", *rest == '/' ? "" : "/", rest);
+	return n < 0 || (size_t)n >= len ? SHIR_ETOOBIG : 0;
 }
 
-/* A string member, copied; absent is fine (NULL), another type is an error. */
-static int
-lctl_str(const cJSON *o, const char *key, char **out, int required, struct shir_error *err)
+int
+lctl_suffix(const char *address, const char *hc, char *out, size_t len)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	const char *p = strstr(address, "/$hc/");
+	size_t hl = strlen(hc), n;
 
-	*out = NULL;
-	if (v == NULL || cJSON_IsNull(v)) {
-		if (required)
-			return shir_error_set(err, SHIR_EPROTO, "the command has no \"%s\"", key);
-		return 0;
-	}
-	if (!cJSON_IsString(v) || v->valuestring == NULL)
-		return shir_error_set(err, SHIR_EPROTO, "\"%s\" is not a string", key);
-	if ((*out = strdup(v->valuestring)) == NULL)
-		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
-	return 0;
-}
-
-static int
-lctl_headers(const cJSON *o, const char *key, struct lctl_msg *m, struct shir_error *err)
-{
-	const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, key), *it;
-
-	if (h == NULL || cJSON_IsNull(h))
-		return 0;
-	if (!cJSON_IsObject(h))
-		return shir_error_set(err, SHIR_EPROTO, "\"%s\" is not an object", key);
-	cJSON_ArrayForEach(it, h) {
-		char num[32];
-		const char *v;
-
-		if (m->nheaders == LCTL_MAX_HEADERS)
-			break;	/* more headers than we look at: ignore the rest */
-		if (cJSON_IsString(it))
-			v = it->valuestring;
-		else if (cJSON_IsNumber(it))
-			snprintf(num, sizeof num, "%.0f", it->valuedouble), v = num;
-		else
-			continue;	/* arrays and objects are not header values */
-		if (it->string == NULL)
-			continue;
-		m->headers[m->nheaders].name = strdup(it->string);
-		m->headers[m->nheaders].value = strdup(v);
-		if (!m->headers[m->nheaders].name || !m->headers[m->nheaders].value) {
-			free(m->headers[m->nheaders].name), free(m->headers[m->nheaders].value);
-			return shir_error_set(err, SHIR_ENOMEM, "out of memory");
-		}
-		m->nheaders++;
-	}
+	if (p == NULL)
+		return SHIR_EINVAL;
+	p += 5;
+	if (strncasecmp(p, hc, hl) != 0 || (p[hl] != '\0' && p[hl] != '/' && p[hl] != '?'))
+		return SHIR_EINVAL;
+	p += hl;
+	n = strcspn(p, "?#");
+	if (n >= len)
+		return SHIR_ETOOBIG;
+	memcpy(out, p, n);
+	out[n] = '\0';
 	return 0;
 }
 
 int
-lctl_parse(const char *text, size_t len, struct lctl_msg *m, struct shir_error *err)
+lctl_reject_url(const char *address, int code, const char *desc, char *out, size_t len)
 {
-	cJSON *root = NULL, *cmd;
-	int rc = 0;
+	char *enc = sas_url_encode(desc);
+	int n;
+
+	if (enc == NULL)
+		return SHIR_ENOMEM;
+	n = snprintf(out, len, "%s%ssb-hc-statusCode=%d&sb-hc-statusDescription=%s", address,
+	    strchr(address, '?') ? "&" : "?", code, enc);
+	free(enc);
+	return n < 0 || (size_t)n >= len ? SHIR_ETOOBIG : 0;
+}
+
+static void
+lctl_accept(const struct lctl_policy *p, struct lctl_msg *m)
+{
+	const struct hc_accept *a = &m->raw.accept;
+	char suffix[1024];
+	const char *proto, *name;
+
+	m->address = a->address;
+	m->id = a->id;
+	if (lctl_suffix(a->address, p->hc, suffix, sizeof suffix) != 0 ||
+	    strncmp(suffix, "/tcp/", 5) != 0 || suffix[5] == '\0' ||
+	    strchr(suffix + 5, '/') != NULL || strlen(suffix + 5) >= sizeof m->forward) {
+		m->kind = LCTL_REJECT;
+		m->code = 403;
+		snprintf(m->desc, sizeof m->desc, "this node accepts WebSocket connections only on "
+		    "/%.200s/tcp/NAME, where NAME is a forward in its [forward] list", p->hc);
+		return;
+	}
+	name = suffix + 5;
+	if (p->has_forward == NULL || !p->has_forward(p->arg, name)) {
+		m->kind = LCTL_REJECT;
+		m->code = 404;
+		snprintf(m->desc, sizeof m->desc, "this node has no forward named %.200s", name);
+		return;
+	}
+	m->kind = LCTL_TUNNEL;
+	snprintf(m->forward, sizeof m->forward, "%s", name);
+	proto = hc_headers_get(&a->connect_headers, "Sec-WebSocket-Protocol");
+	if (proto != NULL) {
+		size_t l;
+
+		proto += strspn(proto, " \t");
+		l = strcspn(proto, ", \t");
+		if (l > 0 && l < sizeof m->proto_buf) {
+			memcpy(m->proto_buf, proto, l);
+			m->proto_buf[l] = '\0';
+			m->protocol = m->proto_buf;
+		}
+	}
+}
+
+int
+lctl_handle(const char *text, size_t len, const struct lctl_policy *p, struct lctl_msg *m,
+    struct shir_error *err)
+{
+	const struct hc_request *r;
+	int rc;
 
 	memset(m, 0, sizeof *m);
-	if (len > LCTL_MAX_TEXT)
-		return shir_error_set(err, SHIR_EPROTO, "a control message of %zu bytes is too large",
-		    len);
-	root = cJSON_ParseWithLength(text, len);
-	if (root == NULL || !cJSON_IsObject(root)) {
-		rc = shir_error_set(err, SHIR_EPROTO, "a control message is not a JSON object");
-		goto out;
+	if ((rc = hc_msg_decode(text, len, &m->raw, err)) != 0) {
+		memset(m, 0, sizeof *m);
+		return rc;
 	}
-	if ((cmd = cJSON_GetObjectItemCaseSensitive(root, "accept")) != NULL) {
-		if (!cJSON_IsObject(cmd)) {
-			rc = shir_error_set(err, SHIR_EPROTO, "\"accept\" is not an object");
-			goto out;
+	switch (m->raw.type) {
+	case HC_MSG_ACCEPT:
+		if (!p->control)
+			break;	/* accept belongs on the control channel only */
+		lctl_accept(p, m);
+		return 0;
+	case HC_MSG_REQUEST:
+		r = &m->raw.request;
+		m->address = r->address;
+		m->id = r->id;
+		if (r->id == NULL || !*r->id) {
+			rc = shir_error_set(err, SHIR_EPROTO, "a request has no id");
+			goto fail;
 		}
-		m->kind = LCTL_ACCEPT;
-		if ((rc = lctl_str(cmd, "address", &m->address, 1, err)) != 0 ||
-		    (rc = lctl_str(cmd, "id", &m->id, 0, err)) != 0 ||
-		    (rc = lctl_headers(cmd, "connectHeaders", m, err)) != 0)
-			goto out;
-	} else if ((cmd = cJSON_GetObjectItemCaseSensitive(root, "request")) != NULL) {
-		const cJSON *b;
-
-		if (!cJSON_IsObject(cmd)) {
-			rc = shir_error_set(err, SHIR_EPROTO, "\"request\" is not an object");
-			goto out;
-		}
-		if ((rc = lctl_str(cmd, "address", &m->address, 0, err)) != 0 ||
-		    (rc = lctl_str(cmd, "id", &m->id, 1, err)) != 0 ||
-		    (rc = lctl_str(cmd, "method", &m->method, 0, err)) != 0 ||
-		    (rc = lctl_str(cmd, "requestTarget", &m->target, 0, err)) != 0)
-			goto out;
-		b = cJSON_GetObjectItemCaseSensitive(cmd, "body");
-		if (m->method == NULL && b == NULL) {
-			m->kind = LCTL_REQUEST_ADDRESS;
-			if (m->address == NULL) {
+		if (!hc_request_is_inline(r)) {
+			if (!p->control || r->address == NULL) {
 				rc = shir_error_set(err, SHIR_EPROTO,
-				    "an address-only request has no \"address\"");
-				goto out;
+				    "an address-only request came %s", p->control ?
+				    "without an address" : "on a rendezvous");
+				goto fail;
 			}
-			goto out;
+			m->kind = LCTL_RENDEZVOUS;
+			return 0;
 		}
 		m->kind = LCTL_REQUEST;
-		if (m->method == NULL || m->target == NULL) {
-			rc = shir_error_set(err, SHIR_EPROTO,
-			    "a request has \"body\" but no \"method\" or \"requestTarget\"");
-			goto out;
+		m->method = r->method;
+		m->body = r->has_body && r->body;
+		if (lctl_strip_hc(r->request_target ? r->request_target : "/", p->hc, m->target,
+		    sizeof m->target) != 0) {
+			m->code = 414;
+			snprintf(m->desc, sizeof m->desc, "the request target is too long");
+			m->target[0] = '\0';
 		}
-		if (b != NULL && !cJSON_IsBool(b)) {
-			rc = shir_error_set(err, SHIR_EPROTO, "\"body\" is not true or false");
-			goto out;
-		}
-		m->body = b != NULL && cJSON_IsTrue(b);
-		if ((rc = lctl_headers(cmd, "requestHeaders", m, err)) != 0)
-			goto out;
-	} else {
-		m->kind = LCTL_UNKNOWN;
-		if (root->child != NULL && root->child->string != NULL)
-			snprintf(m->unknown, sizeof m->unknown, "%s", root->child->string);
+		return 0;
+	default:
+		break;
 	}
-out:
-	cJSON_Delete(root);
-	if (rc != 0)
-		lctl_msg_clear(m);
+	m->kind = LCTL_IGNORE;
+	return 0;
+fail:
+	lctl_msg_clear(m);
 	return rc;
 }
 
@@ -174,6 +176,7 @@ lctl_reason(int status)
 	case 405: return "Method Not Allowed";
 	case 409: return "Conflict";
 	case 413: return "Payload Too Large";
+	case 414: return "URI Too Long";
 	case 429: return "Too Many Requests";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
@@ -183,35 +186,30 @@ lctl_reason(int status)
 
 char *
 lctl_response_json(const char *request_id, int status, const char *headers, const char *ctype,
-    int body)
+    bool body)
 {
-	cJSON *root = cJSON_CreateObject(), *r = cJSON_CreateObject(), *h = cJSON_CreateObject();
-	const char *p = headers, *reason = lctl_reason(status);
+	struct hc_response r;
+	const char *p = headers;
 	char *s = NULL;
 
-	if (root == NULL || r == NULL || h == NULL) {
-		cJSON_Delete(root), cJSON_Delete(r), cJSON_Delete(h);
-		return NULL;
-	}
-	cJSON_AddItemToObject(root, "response", r);
-	cJSON_AddStringToObject(r, "requestId", request_id);
-	cJSON_AddNumberToObject(r, "statusCode", status);
-	if (reason)
-		cJSON_AddStringToObject(r, "statusDescription", reason);
-	if (ctype != NULL && *ctype)
-		cJSON_AddStringToObject(h, "Content-Type", ctype);
+	memset(&r, 0, sizeof r);
+	r.request_id = (char *)request_id;
+	r.status = status;
+	r.status_description = (char *)lctl_reason(status);
+	r.body = body;
+	if (ctype != NULL && *ctype && hc_headers_add(&r.headers, "Content-Type", ctype) != 0)
+		goto out;
 	while (p != NULL && *p) {
-		const char *eol = strstr(p, "\r\n"), *colon;
+		const char *eol = strstr(p, "\r\n"), *colon, *v;
 		size_t l = eol ? (size_t)(eol - p) : strlen(p);
 		char name[128], val[1024];
+		size_t vl;
 
 		colon = memchr(p, ':', l);
-		if (colon != NULL && (size_t)(colon - p) < sizeof name) {
-			const char *v = colon + 1;
-			size_t vl;
-
+		if (colon != NULL && (size_t)(colon - p) < sizeof name && colon > p) {
 			memcpy(name, p, (size_t)(colon - p));
 			name[colon - p] = '\0';
+			v = colon + 1;
 			while (v < p + l && *v == ' ')
 				v++;
 			vl = (size_t)(p + l - v);
@@ -219,50 +217,19 @@ lctl_response_json(const char *request_id, int status, const char *headers, cons
 				vl = sizeof val - 1;
 			memcpy(val, v, vl);
 			val[vl] = '\0';
-			cJSON_DeleteItemFromObject(h, name);
-			cJSON_AddStringToObject(h, name, val);
+			if (!hc_is_hop_header(name) && hc_headers_add(&r.headers, name, val) != 0)
+				goto out;
 		}
 		p = eol ? eol + 2 : p + l;
 	}
-	cJSON_AddItemToObject(r, "responseHeaders", h);
-	cJSON_AddBoolToObject(r, "body", body);
-	s = cJSON_PrintUnformatted(root);
-	cJSON_Delete(root);
+	s = hc_msg_encode_response(&r);
+out:
+	hc_headers_clear(&r.headers);
 	return s;
 }
 
 char *
 lctl_renew_json(const char *token)
 {
-	cJSON *root = cJSON_CreateObject(), *r = cJSON_CreateObject();
-	char *s;
-
-	if (root == NULL || r == NULL) {
-		cJSON_Delete(root), cJSON_Delete(r);
-		return NULL;
-	}
-	cJSON_AddItemToObject(root, "renewToken", r);
-	cJSON_AddStringToObject(r, "token", token);
-	s = cJSON_PrintUnformatted(root);
-	cJSON_Delete(root);
-	return s;
-}
-
-int
-lctl_strip_hc(const char *target, const char *hc, char *out, size_t len)
-{
-	size_t hl = strlen(hc);
-	const char *rest = target;
-
-	if (*rest == '/' && strncasecmp(rest + 1, hc, hl) == 0 &&
-	    (rest[1 + hl] == '\0' || rest[1 + hl] == '/' || rest[1 + hl] == '?'))
-		rest += 1 + hl;
-	if (*rest != '/') {
-		if (snprintf(out, len, "/%s", rest) >= (int)len)
-			return SHIR_ETOOBIG;
-		return 0;
-	}
-	if (snprintf(out, len, "%s", rest) >= (int)len)
-		return SHIR_ETOOBIG;
-	return 0;
+	return hc_msg_encode_renew(token);
 }

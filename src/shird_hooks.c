@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include "listener.h"
 #include "log.h"
 #include "node.h"
 #include "shird.h"
@@ -10,6 +11,8 @@ shird_hook_validate(const struct conf *c, struct shir_error *err)
 	/* proxy: load and check the .NET config files / custom proxy */
 
 	/* listener: check relay settings and key files */
+	if (listener_validate(c, err) != 0)
+		return err->code ? err->code : SHIR_ECONFIG;
 
 	return 0;
 }
@@ -25,17 +28,11 @@ shird_hook_start(struct node *n, struct shir_error *err)
 
 	/* admin: credentials routes, registration state */
 
-	/* listener: start the control channels (replaces the lines below) */
+	/* listener: start the control channels */
+	if (listener_start(n, err) != 0)
+		return err->code ? err->code : SHIR_EINTERNAL;
+	(void)c;
 
-	if (c->relay_endpoint == NULL || !*c->relay_endpoint) {
-		node_set_status(n, NODE_NEEDS_REGISTRATION,
-		    "no relay channel is configured: register the node with "
-		    "`shirctl register-node KEY` or set [relay] in shird.conf");
-		return 0;
-	}
-	node_set_status(n, NODE_LIMITED,
-	    "the relay listener is not built yet: [relay] is configured but this build "
-	    "cannot connect to it");
 	return 0;
 }
 
@@ -43,10 +40,13 @@ void
 shird_hook_shutdown(struct node *n)
 {
 	/* listener: stop accepting new requests on the channels */
+	listener_shutdown(n);
 }
 
 void
 shird_hook_stop(struct node *n)
 {
 	/* each subsystem frees its state, in reverse order of start */
+	/* listener */
+	listener_stop(n);
 }
