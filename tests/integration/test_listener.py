@@ -110,5 +110,102 @@ def test_relay_down_is_offline_with_reason(h):
     check(p.wait_exit(10) == 0, "shird must exit 0:\n%s" % p.tail())
 
 
+# --- TLS (a real TLS server: openssl s_server) -------------------------------
+
+def make_ca(h, name, cn):
+    ca_key, ca = h.path(name + "-ca.key"), h.path(name + "-ca.pem")
+    h.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key,
+           "-out", ca, "-days", "2", "-subj", "/CN=" + cn,
+           "-addext", "basicConstraints=critical,CA:TRUE",
+           "-addext", "keyUsage=critical,keyCertSign,cRLSign"], check=0)
+    return ca_key, ca
+
+
+def make_server_cert(h, ca_key, ca, san="DNS:localhost"):
+    key, csr, crt = h.path("srv.key"), h.path("srv.csr"), h.path("srv.pem")
+    ext = h.write("ext.cnf", "subjectAltName=%s\nextendedKeyUsage=serverAuth\n" % san)
+    h.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+           "-subj", "/CN=localhost"], check=0)
+    h.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+           "-CAcreateserial", "-out", crt, "-days", "2", "-extfile", ext], check=0)
+    return key, crt
+
+
+def spki_pin(h, crt):
+    pub = h.run(["openssl", "x509", "-in", crt, "-noout", "-pubkey"], check=0).stdout
+    import base64
+    import hashlib
+    import subprocess
+    raw = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub.encode(),
+                         capture_output=True, check=True).stdout
+    return "sha256/" + base64.b64encode(hashlib.sha256(raw).digest()).decode()
+
+
+def tls_server(h, key, crt):
+    h.require("openssl", "openssl")
+    port = free_port()
+    h.start("s_server", ["openssl", "s_server", "-accept", "127.0.0.1:%d" % port, "-cert", crt,
+                         "-key", key, "-www", "-quiet"])
+    from shirtest import wait_port
+    wait_port(port)
+    return port
+
+
+def tls_status(h, endpoint, ca=None, pin=None, want=None, name="node-a"):
+    key = write_key(h, "c2VjcmV0", name=name + ".key")
+    extra = ""
+    if ca:
+        extra += "ca_file = %s\n" % ca
+    if pin:
+        extra += "tls_pin = %s\n" % pin
+    conf, sock = shird_conf(h, name=name, endpoint=endpoint, key_file=key, extra=extra,
+                            fname=name + ".conf")
+    start_shird(h, conf, name="shird-" + name)
+    if callable(want):
+        pred, what = want, "lastError past TLS"
+    else:
+        pred, what = (lambda e: want in e), "lastError with %r" % want
+    st = wait_status(h, sock, lambda s: s["channels"] and pred(s["channels"][0]["lastError"]),
+                     what)
+    return st, sock
+
+
+@test
+def test_tls_wrong_ca(h):
+    """wss:// with a CA that did not sign the relay's certificate: a clear TLS error"""
+    ca_key, ca = make_ca(h, "right", "Test Relay CA")
+    _, wrong = make_ca(h, "wrong", "Some Other CA")
+    key, crt = make_server_cert(h, ca_key, ca)
+    port = tls_server(h, key, crt)
+    st, sock = tls_status(h, "wss://localhost:%d" % port, ca=wrong,
+                          want="certificate verify failed")
+    err = st["channels"][0]["lastError"]
+    check("TLS with relay wss://localhost:%d failed" % port in err and "relay.ca_file" in err, err)
+    check(st["status"] == "Offline", "status: %r" % st["status"])
+    out = h.run([h.bin("shirctl"), "--socket", sock, "status"], check=0).stdout
+    check("certificate verify failed" in out, out)
+
+
+@test
+def test_tls_right_ca_host_and_pin(h):
+    """the right CA passes TLS; a wrong host name or a wrong pin is refused"""
+    ca_key, ca = make_ca(h, "right", "Test Relay CA")
+    key, crt = make_server_cert(h, ca_key, ca, san="DNS:localhost")
+    port = tls_server(h, key, crt)
+    # TLS verifies; s_server is no relay, so the WebSocket upgrade then fails
+    past_tls = lambda e: e != "" and "TLS" not in e and "certificate" not in e
+    tls_status(h, "wss://localhost:%d" % port, ca=ca, name="good", want=past_tls)
+    # the certificate names localhost, not 127.0.0.1
+    st, _ = tls_status(h, "wss://127.0.0.1:%d" % port, ca=ca, name="byip",
+                       want="is not for the name 127.0.0.1")
+    # right CA, right pin: passes TLS
+    pin = spki_pin(h, crt)
+    tls_status(h, "wss://localhost:%d" % port, ca=ca, pin=pin, name="pinok", want=past_tls)
+    # right CA, wrong pin: refused
+    st, _ = tls_status(h, "wss://localhost:%d" % port, ca=ca, name="pinbad",
+                       pin="sha256/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+                       want="does not match the pin")
+
+
 if __name__ == "__main__":
     main()
