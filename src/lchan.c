@@ -68,6 +68,7 @@ struct lreq {
 	struct evbuffer *body;
 	int too_big;
 	int refuse;		/* answer at once with this status */
+	int abandoned;		/* its socket went away before the body: drop it */
 	struct api_reply *handle;
 	struct event *ev_deadline;
 	int64_t start_ms;
@@ -90,9 +91,11 @@ struct lchan {
 	struct event *ev_retry, *ev_ping, *ev_renew, *ev_reap, *ev_finish, *ev_drain;
 	int64_t last_pong_ms, token_expiry;
 	int retired, finished;
+	int pending;		/* a make-before-break replacement not yet in service */
 };
 
 static void lsock_flush(struct lsock *s);
+static void lreq_deadline_cb(evutil_socket_t fd, short what, void *arg);
 static void lsock_kill(struct lsock *s);
 static void lchan_connect(struct lchan *ch);
 static void lchan_check_drained(struct lchan *ch);
@@ -237,6 +240,8 @@ lreq_finish(struct lreq *q)
 {
 	struct lchan *ch = q->ch;
 
+	if (q->sock != NULL && q->sock->body_for == q)
+		q->sock->body_for = NULL;	/* the rest of its body is dropped */
 	TAILQ_REMOVE(&ch->reqs, q, link);
 	ch->nreqs--;
 	ch->cs.inflight = ch->nreqs;
@@ -336,6 +341,15 @@ lsock_kill(struct lsock *s)
 	TAILQ_FOREACH(q, &ch->reqs, link)
 		if (q->sock == s)
 			q->sock = NULL;
+	if (s->body_for != NULL) {
+		/* its body will never come: nobody can be answered either */
+		log_warn("listener", "event=request.abandoned channel=%s id=%s reason=\"the socket "
+		    "closed before the body arrived\"", log_q(ch->cs.name), log_q(s->body_for->id));
+		q = s->body_for;
+		s->body_for = NULL;
+		q->abandoned = 1;
+		event_active(ch->ev_reap, EV_TIMEOUT, 0);
+	}
 	if (ch->ctl == s)
 		ch->ctl = NULL;
 	TAILQ_REMOVE(&ch->socks, s, link);
@@ -350,10 +364,15 @@ lchan_reap_cb(evutil_socket_t fd, short what, void *arg)
 	struct lchan *ch = arg;
 	struct lsock *s;
 
+	struct lreq *q, *nq;
+
 	while ((s = TAILQ_FIRST(&ch->dead)) != NULL) {
 		TAILQ_REMOVE(&ch->dead, s, link);
 		lsock_free(s);
 	}
+	TAILQ_FOREACH_SAFE(q, &ch->reqs, link, nq)
+		if (q->abandoned)
+			lreq_finish(q);
 }
 
 static void lreq_dispatch(struct lreq *q);
@@ -369,6 +388,7 @@ static void
 lsock_on_request(struct lsock *s, const struct lctl_msg *m)
 {
 	struct lchan *ch = s->ch;
+	struct timeval deadline = { LCHAN_DEADLINE_S, 0 };
 	struct lreq *q;
 
 	if (ch->nreqs >= LCHAN_MAX_REQS) {
@@ -390,14 +410,16 @@ lsock_on_request(struct lsock *s, const struct lctl_msg *m)
 	q->method = lchan_strdup0(m->method);
 	q->target = lchan_strdup0(m->target);
 	q->body = evbuffer_new();
+	q->ev_deadline = evtimer_new(ch->ctx->base, lreq_deadline_cb, q);
 	TAILQ_INSERT_TAIL(&ch->reqs, q, link);
 	ch->nreqs++;
 	ch->cs.inflight = ch->nreqs;
-	if (q->body == NULL || q->id == NULL || q->method == NULL || q->target == NULL ||
-	    (m->address != NULL && q->address == NULL)) {
+	if (q->body == NULL || q->ev_deadline == NULL || q->id == NULL || q->method == NULL ||
+	    q->target == NULL || (m->address != NULL && q->address == NULL)) {
 		lreq_finish(q);
 		return;
 	}
+	evtimer_add(q->ev_deadline, &deadline);
 	log_debug("listener", "event=request.start channel=%s id=%s method=%s target=%s body=%d",
 	    log_q(ch->cs.name), log_q(q->id), log_q(q->method), log_q(q->target), m->body);
 	if (m->body)
@@ -783,7 +805,6 @@ lreq_dispatch(struct lreq *q)
 {
 	struct lchan *ch = q->ch;
 	struct api_request rq;
-	struct timeval tv = { LCHAN_DEADLINE_S, 0 };
 	size_t blen = evbuffer_get_length(q->body);
 	const char *body;
 
@@ -805,9 +826,6 @@ lreq_dispatch(struct lreq *q)
 	}
 	evbuffer_add(q->body, "", 1);	/* NUL-terminated for the API */
 	body = (const char *)evbuffer_pullup(q->body, -1);
-	q->ev_deadline = evtimer_new(ch->ctx->base, lreq_deadline_cb, q);
-	if (q->ev_deadline != NULL)
-		evtimer_add(q->ev_deadline, &tv);
 	memset(&rq, 0, sizeof rq);
 	rq.method = q->method;
 	rq.target = q->target;
@@ -1110,7 +1128,15 @@ lchan_status_json(const struct lchan *ch, cJSON *arr)
 		return;
 	chstate_to_json(&ch->cs, o, lchan_now_ms());
 	cJSON_AddStringToObject(o, "listenerId", ch->listener_id);
+	if (ch->pending)
+		cJSON_AddBoolToObject(o, "replacing", 1);
 	cJSON_AddNumberToObject(o, "rendezvousSockets", ch->nsocks > 0 && ch->ctl ? ch->nsocks - 1 :
 	    ch->nsocks);
 	cJSON_AddItemToArray(arr, o);
+}
+
+void
+lchan_set_pending(struct lchan *ch, int pending)
+{
+	ch->pending = pending;
 }

@@ -54,6 +54,8 @@ int lchan_retired(const struct lchan *ch);
 
 const struct chstate *lchan_state(const struct lchan *ch);
 const struct lspec *lchan_spec(const struct lchan *ch);
+/* Marks a make-before-break replacement (shown as "replacing" in status). */
+void lchan_set_pending(struct lchan *ch, int pending);
 /* Adds the channel's status object to arr. */
 void lchan_status_json(const struct lchan *ch, struct cJSON *arr);
 

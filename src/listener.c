@@ -72,16 +72,21 @@ listener_proxy_changed(const struct conf *a, const struct conf *b)
 static void
 listener_update_status(struct listener *l)
 {
-	const struct chstate *v[LISTENER_MAX_SLOTS];
+	const struct chstate *v[LISTENER_MAX_SLOTS * 2];
 	char cause[1024];
+	unsigned n;
 	size_t i;
 	int st;
 
 	if (l->ctx.shutting_down)
 		return;
-	for (i = 0; i < l->nslots; i++)
-		v[i] = lchan_state(l->slots[i].cur);
-	st = chstate_node_status(v, (unsigned)l->nslots, cause, sizeof cause);
+	for (i = 0, n = 0; i < l->nslots; i++) {
+		v[n++] = lchan_state(l->slots[i].cur);
+		/* a replacement that cannot connect is worth knowing about */
+		if (l->slots[i].next != NULL)
+			v[n++] = lchan_state(l->slots[i].next);
+	}
+	st = chstate_node_status(v, n, cause, sizeof cause);
 	node_set_status(l->ctx.node, (enum node_status)st, cause);
 }
 
@@ -94,8 +99,11 @@ listener_status_hook(void *arg, cJSON *node_obj)
 
 	if (arr == NULL)
 		return;
-	for (i = 0; i < l->nslots; i++)
+	for (i = 0; i < l->nslots; i++) {
 		lchan_status_json(l->slots[i].cur, arr);
+		if (l->slots[i].next != NULL)
+			lchan_status_json(l->slots[i].next, arr);
+	}
 	cJSON_DeleteItemFromObject(node_obj, "channels");
 	cJSON_AddItemToObject(node_obj, "channels", arr);
 	ltun_set_status(l->ctx.tuns, node_obj);
@@ -135,6 +143,7 @@ listener_on_state(void *arg, struct lchan *ch)
 			    log_q(lchan_state(ch)->name));
 			s->cur = ch;
 			s->next = NULL;
+			lchan_set_pending(ch, 0);
 			listener_retire(l, old);
 		}
 	}
@@ -236,6 +245,7 @@ listener_apply_specs(struct listener *l, const struct lspec_list *specs, int for
 				nslots[nn].cur = nc;
 			} else {
 				nslots[nn].next = nc;
+				lchan_set_pending(nc, 1);
 			}
 			start[ns++] = nc;
 		}
