@@ -137,6 +137,9 @@ chstate_down(struct chstate *cs, int64_t now_ms, enum chstate_why why, int code,
 		break;
 	}
 	backoff_down(&cs->bo, now_ms);
+	/* a refused key will not fix itself in a second: back off to 5 s at least */
+	if (why == CHSTATE_WHY_HANDSHAKE && (code == 401 || code == 403) && cs->bo.step < 3)
+		cs->bo.step = 3;
 	cs->connected_since_ms = 0;
 	if (!retry) {
 		cs->stopped = 1;

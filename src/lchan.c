@@ -880,7 +880,7 @@ lchan_ping_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (ch->ctl == NULL || !ch->ctl->open)
 		return;
-	if (now - ch->last_pong_ms > (int64_t)ch->spec.ping_interval * 2000 + 1000) {
+	if (now - ch->last_pong_ms >= (int64_t)ch->spec.ping_interval * 2000 - 200) {
 		struct lsock *s = ch->ctl;
 
 		log_warn("listener", "event=channel.dead channel=%s silent_ms=%lld", log_q(ch->cs.name),

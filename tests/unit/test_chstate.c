@@ -115,12 +115,12 @@ test_404_stops_auth_backs_off(void **state)
 
 	chstate_init(&cs, "relay", "ws://127.0.0.1:9", "nohc");
 	d = chstate_down(&cs, 1000, CHSTATE_WHY_HANDSHAKE, 401, "Unauthorized", 0);
-	assert_true(d >= 0);
+	assert_int_equal(d, 5000);	/* backs off at once */
 	assert_non_null(strstr(cs.last_error, "authorization failed"));
 	assert_false(cs.stopped);
 	chstate_connecting(&cs, 1000);
 	d = chstate_down(&cs, 1000, CHSTATE_WHY_HANDSHAKE, 403, NULL, 0);
-	assert_true(d >= 1000);
+	assert_int_equal(d, 10000);
 	assert_non_null(strstr(cs.last_error, "authorization failed"));
 	chstate_connecting(&cs, 3000);
 	d = chstate_down(&cs, 3000, CHSTATE_WHY_HANDSHAKE, 404, NULL, 0);
