@@ -23,3 +23,8 @@ tests_fuzz_fuzz_lctl_LDADD = $(SHIR_LIBS)
 tests_fuzz_fuzz_lctl_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
 
 INTEGRATION_TESTS += tests/integration/test_listener.py
+
+# benchmark helper (not installed): bench/listener.sh uses it
+noinst_PROGRAMS += bench/listener_pump
+bench_listener_pump_SOURCES = bench/listener_pump.c
+bench_listener_pump_LDADD = $(SHIR_LIBS)
