@@ -63,6 +63,8 @@ static const struct conf_key conf_table[] = {
 	  O(proxy_auth), "proxy authentication scheme" },
 	{ "proxy", "connect_timeout", CONF_T_INT, 1, 120, NULL, "15", true, O(proxy_connect_timeout),
 	  "seconds to set up a connection or tunnel" },
+	{ "proxy", "ca_file", CONF_T_PATH, 0, 0, NULL, NULL, true, O(proxy_ca_file),
+	  "CA bundle to verify an https:// proxy (default: the system's)" },
 	{ "relay", "endpoint", CONF_T_STR, 0, 0, NULL, NULL, true, O(relay_endpoint),
 	  "relay URL, wss://host:port or ws://127.0.0.1:port" },
 	{ "relay", "path", CONF_T_STR, 0, 0, NULL, NULL, true, O(relay_path), "hybrid connection name" },

@@ -51,6 +51,7 @@ struct conf {
 	char *proxy_password_file;
 	int proxy_auth;		/* index into "any|basic|digest|ntlm|negotiate" */
 	int proxy_connect_timeout;
+	char *proxy_ca_file;
 	/* [relay] (a channel named directly, until registration stores keys) */
 	char *relay_endpoint;
 	char *relay_path;

@@ -30,6 +30,10 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "reload", { NULL }, ctl_cmd_reload, "reload",
 	  "reload shird.conf in the running shird (like SIGHUP)" },
 	/* proxy (proxy/ctl_proxy.c) */
+	{ "proxy", { NULL }, ctl_cmd_proxy, "proxy explain URL [--config FILE] [--json]",
+	  "which proxy (or DIRECT) a destination gets, and why; no daemon needed" },
+	{ "proxy", { NULL }, ctl_cmd_proxy, "proxy show [--json]",
+	  "the effective proxy settings from shird.conf (no secrets)" },
 
 	/* authoring (src/ctl_author.c) */
 

@@ -15,6 +15,8 @@ typedef int (*ctl_cmd_fn)(struct ctl_ctx *ctx, int argc, char **argv);
 
 int ctl_cmd_status(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_reload(struct ctl_ctx *ctx, int argc, char **argv);
+/* proxy (proxy/ctl_proxy.c) */
+int ctl_cmd_proxy(struct ctl_ctx *ctx, int argc, char **argv);
 
 /* Helpers for commands. */
 int ctl_has_flag(int argc, char **argv, const char *flag);

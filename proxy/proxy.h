@@ -1,0 +1,84 @@
+/* proxy: which proxy a destination goes through, exactly as a Windows node
+ * decides it from the .NET <defaultProxy> element of diahost.exe.config /
+ * diawp.exe.config (or the service's environment, or a custom proxy from
+ * shird.conf), and asynchronous tunnels through it.
+ *
+ * A struct proxy_config is immutable once loaded and reference counted: the
+ * daemon swaps the current one on reload while dials that started with the
+ * old one keep their own reference. proxy_decide() is pure (no I/O, no
+ * allocation that outlives the call) and safe to call from any thread.
+ * See docs/proxy.md. */
+#ifndef SHIR_PROXY_H
+#define SHIR_PROXY_H
+
+#include <stddef.h>
+
+#include "conf.h"
+#include "shir_err.h"
+
+struct proxy_config;
+struct event_base;
+struct bufferevent;
+struct cJSON;
+
+/* Builds the configuration of shird.conf's [proxy] section: mode none reads
+ * nothing; system reads both .NET files (diahost's wins when they differ)
+ * plus the environment where the .NET rules lead there; custom reads the
+ * password file (it must not be readable by group or others). */
+int proxy_config_load(const struct conf *c, struct proxy_config **out, struct shir_error *err);
+/* Mode system from one .NET config file (for `shirctl proxy explain --config`). */
+int proxy_config_load_dotnet(const char *file, struct proxy_config **out, struct shir_error *err);
+
+/* What the decision needs from the machine; every NULL member is detected
+ * (environ, getifaddrs, the host name / resolv.conf domain). For tests and
+ * tools. */
+struct proxy_sysinfo {
+	const char *const *env;		/* "NAME=value" strings, NULL-terminated */
+	const char *domain;		/* the machine's primary DNS domain ("" = none) */
+	const char *const *addrs;	/* the machine's own addresses, as text */
+	size_t naddrs;
+};
+int proxy_config_load_with(const struct conf *c, const struct proxy_sysinfo *si,
+    struct proxy_config **out, struct shir_error *err);
+int proxy_config_load_dotnet_with(const char *file, const struct proxy_sysinfo *si,
+    struct proxy_config **out, struct shir_error *err);
+
+struct proxy_config *proxy_config_ref(struct proxy_config *pc);
+void proxy_config_unref(struct proxy_config *pc);	/* accepts NULL */
+
+/* Warnings found while loading (one per line, "" when none): the files
+ * disagree, PAC/WPAD not evaluated and which fallback applies, ... */
+const char *proxy_config_warnings(const struct proxy_config *pc);
+/* The effective settings, without secrets (for status and `proxy show`). */
+void proxy_config_describe(const struct proxy_config *pc, struct cJSON *obj);
+/* proxy.connect_timeout of the configuration it came from (seconds). */
+int proxy_config_connect_timeout(const struct proxy_config *pc);
+
+#define PROXY_MAX_PROXIES 8
+struct proxy_decision {
+	int direct;
+	size_t nproxies;
+	char proxies[PROXY_MAX_PROXIES][512];	/* "http://host:port", in failover order */
+	char reason[512];			/* which step or rule decided */
+};
+
+/* Decides for a destination URL (scheme://host[:port][/...]). Returns 0, or
+ * SHIR_EINVAL for a URL it cannot parse (d->reason then says why). */
+int proxy_decide(const struct proxy_config *pc, const char *url, struct proxy_decision *d);
+
+/* --- tunnels ----------------------------------------------------------------
+ * bev: a connected bufferevent carrying the raw stream to host:port (the
+ * caller adds TLS to the destination on top, e.g. bufferevent_openssl_filter_new).
+ * Ownership passes to the callback; NULL with err set on failure. */
+typedef void (*proxy_dial_cb)(void *arg, struct bufferevent *bev, const struct shir_error *err);
+struct proxy_dial;
+
+/* Dials host:port, direct or through the proxies that proxy_decide() gives for
+ * dest_url (tried in order), within timeout_s seconds (0: the configuration's
+ * connect_timeout). Never blocks the loop; cb runs later on the loop, never
+ * from inside this call. Returns NULL only when out of memory. */
+struct proxy_dial *proxy_dial(struct event_base *base, struct proxy_config *pc,
+    const char *dest_url, const char *host, int port, int timeout_s, proxy_dial_cb cb, void *arg);
+void proxy_dial_cancel(struct proxy_dial *d);	/* cb will not be called */
+
+#endif

@@ -1,0 +1,21 @@
+/* proxy_int: what the tunnel code needs from a loaded configuration beyond
+ * the public API (credentials stay inside proxy/). */
+#ifndef SHIR_PROXY_INT_H
+#define SHIR_PROXY_INT_H
+
+#include "proxy.h"
+
+struct proxy_cred {
+	const char *user;	/* NULL: none */
+	const char *password;	/* NULL: none */
+	unsigned long auth;	/* CURLAUTH_* mask */
+	const char *auth_name;	/* "any", "basic", ... */
+};
+
+/* Credentials for a proxy that proxy_decide() returned (its "scheme://host:port"). */
+void proxy_config_cred(const struct proxy_config *pc, const char *proxy_url, struct proxy_cred *out);
+
+/* proxy.ca_file, or NULL for the system's CA store. */
+const char *proxy_config_ca_file(const struct proxy_config *pc);
+
+#endif
