@@ -19,6 +19,7 @@
 
 #include "ldial.h"
 #include "log.h"
+#include "proxy/proxy.h"
 
 struct ldial {
 	struct event_base *base;
@@ -29,6 +30,7 @@ struct ldial {
 	char pin[128];
 	int timeout_s;
 	void *proxy;
+	struct proxy_dial *pd;
 	struct bufferevent *bev;	/* raw, then TLS over it */
 	struct event *ev_timeout;
 	struct event *ev_done;
@@ -197,6 +199,8 @@ ldial_free(struct ldial *d)
 {
 	if (d == NULL)
 		return;
+	if (d->pd)
+		proxy_dial_cancel(d->pd);
 	if (d->bev)
 		bufferevent_free(d->bev);
 	if (d->ev_timeout)
@@ -384,13 +388,44 @@ ldial_direct_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
+/* The raw stream through proxy/: direct or through the proxies the decision
+ * names for this URL. */
+static void
+ldial_proxy_cb(void *arg, struct bufferevent *bev, const struct shir_error *err)
+{
+	struct ldial *d = arg;
+	int code;
+
+	d->pd = NULL;
+	if (bev != NULL) {
+		ldial_raw_done(d, bev);
+		return;
+	}
+	/* before TLS to the relay, a TLS or authentication failure can only be
+	 * the proxy's */
+	code = err->code;
+	if (code == SHIR_ETLS || code == SHIR_EAUTH || strncmp(err->msg, "proxy ", 6) == 0)
+		code = SHIR_EPROXY;
+	ldial_fail(d, code, "%s", err->msg);
+}
+
 static int
 ldial_raw_start(struct ldial *d)
 {
 	struct bufferevent *bev;
 
-	/* With proxy/ merged: proxy_dial(d->base, d->proxy, d->url, d->u.host,
-	 * d->u.port, d->timeout_s, cb, d) when the decision says so. */
+	if (d->proxy != NULL) {
+		char url[2400];
+
+		/* decide as for the http(s) URL a WebSocket upgrade is made on */
+		snprintf(url, sizeof url, "%s://%s%s%s:%d%s", d->u.tls ? "https" : "http",
+		    strchr(d->u.host, ':') ? "[" : "", d->u.host, strchr(d->u.host, ':') ? "]" : "",
+		    d->u.port, d->u.target);
+		d->pd = proxy_dial(d->base, d->proxy, url, d->u.host, d->u.port, d->timeout_s,
+		    ldial_proxy_cb, d);
+		return d->pd != NULL ? 0 : SHIR_ENOMEM;
+	}
+	/* no proxy configuration at all (tools, tests): a direct connection */
 	bev = bufferevent_socket_new(d->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL)
 		return SHIR_ENOMEM;

@@ -1,6 +1,7 @@
 """Integration: shird's relay listener against shir-relay (and without one)."""
 import json
 import os
+import pwd
 import signal
 
 from shirtest import check, free_port, main, test, TestFailure
@@ -205,6 +206,81 @@ def test_tls_right_ca_host_and_pin(h):
     st, _ = tls_status(h, "wss://localhost:%d" % port, ca=ca, name="pinbad",
                        pin="sha256/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
                        want="does not match the pin")
+
+
+# --- squid (the corporate proxy) -------------------------------------------
+
+class Squid:
+    """squid on a free loopback port, Basic auth with user svc."""
+
+    def __init__(self, h, password="right-pw"):
+        sq = h.require("squid", "squid")
+        h.require("htpasswd", "apache2-utils")
+        self.dir = h.path("squid")
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port()
+        self.access = os.path.join(self.dir, "access.log")
+        cache = os.path.join(self.dir, "cache.log")
+        pw = os.path.join(self.dir, "htpasswd")
+        h.run(["htpasswd", "-b", "-c", pw, "svc", password], check=0)
+        lines = [
+            "http_port 127.0.0.1:%d" % self.port, "pid_filename none",
+            "access_log stdio:%s" % self.access, "cache_log %s" % cache,
+            "cache_store_log none", "cache deny all", "cache_mem 8 MB",
+            "coredump_dir %s" % self.dir, "pinger_enable off", "shutdown_lifetime 0 seconds",
+            "logfile_rotate 0",
+            "auth_param basic program /usr/lib/squid/basic_ncsa_auth %s" % pw,
+            "auth_param basic realm shir-test",
+            "acl authed proxy_auth REQUIRED", "http_access allow authed",
+            # squid resolves relay.test itself (the node never does)
+            "hosts_file %s" % h.write("squid-hosts", "127.0.0.1 relay.test\n"),
+            "http_access deny all",
+        ]
+        conf = os.path.join(self.dir, "squid.conf")
+        with open(conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        uid = pwd.getpwnam("proxy").pw_uid
+        os.chmod(h.tmp, 0o755)
+        for root, dirs, files in os.walk(self.dir):
+            os.chown(root, uid, -1)
+            for fn in files:
+                os.chown(os.path.join(root, fn), uid, -1)
+        self.proc = h.start("squid", [sq, "-N", "-f", conf])
+        from shirtest import wait_until
+        wait_until(lambda: os.path.exists(cache) and "Accepting HTTP Socket connections"
+                   in open(cache, errors="replace").read(), 20, "squid to accept connections")
+
+    def log(self):
+        try:
+            with open(self.access, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+
+def proxy_section(h, port, password):
+    pw = h.write("proxy.pw", password + "\n", mode=0o600)
+    return ("[proxy]\nmode = custom\naddress = 127.0.0.1\nport = %d\nauth = basic\n"
+            "user = svc\npassword_file = %s\n" % (port, pw))
+
+
+@test
+def test_proxy_wrong_password_in_status(h):
+    """through squid with a wrong password: Offline, and the status says the proxy answered 407"""
+    sq = Squid(h)
+    key = write_key(h, "c2VjcmV0")
+    port = free_port()
+    # a loopback relay would go direct (loopback never uses the proxy): use a name
+    # that only squid resolves
+    conf, sock = shird_conf(h, endpoint="wss://relay.test:%d" % port, key_file=key,
+                            tail=proxy_section(h, sq.port, "wrong-pw"))
+    start_shird(h, conf)
+    st = wait_status(h, sock, lambda s: "407" in s["statusDetail"], "a 407 in the status")
+    detail = st["statusDetail"]
+    want = "relay wss://relay.test:%d unreachable through proxy http://127.0.0.1:%d" % (port, sq.port)
+    check(want in detail and "Proxy Authentication Required" in detail, detail)
+    check("wrong-pw" not in json.dumps(st), "the password must not show")
+    check(st["status"] == "Offline", st["status"])
 
 
 if __name__ == "__main__":
