@@ -296,22 +296,18 @@ listener_hook_apply(void *arg, const struct conf *newc, const struct conf *oldc)
 
 /* --- test route ------------------------------------------------------------------- */
 
+struct listener_blob {
+	struct api_reply *r;
+	struct event *ev;
+	long n;
+};
+
 static void
-listener_blob(struct api_reply *r, const struct api_request *rq, void *ud)
+listener_blob_send(struct api_reply *r, long n)
 {
-	const char *q = strchr(rq->target, '?'), *p;
-	long n = 200 * 1024;
-	char *buf;
+	char *buf = malloc((size_t)n + 1);
 	long i;
 
-	if (q != NULL && (p = strstr(q, "bytes=")) != NULL)
-		n = strtol(p + 6, NULL, 10);
-	if (n < 0 || n > LISTENER_BLOB_MAX) {
-		api_reply_error(r, 400, "InvalidRequest", "bytes must be from 0 to %d",
-		    LISTENER_BLOB_MAX);
-		return;
-	}
-	buf = malloc((size_t)n + 1);
 	if (buf == NULL) {
 		api_reply_error(r, 500, "Internal", "out of memory");
 		return;
@@ -320,6 +316,53 @@ listener_blob(struct api_reply *r, const struct api_request *rq, void *ud)
 		buf[i] = (char)('a' + i % 26);
 	api_reply_send(r, 200, "application/octet-stream", buf, (size_t)n);
 	free(buf);
+}
+
+static void
+listener_blob_later(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener_blob *b = arg;
+
+	listener_blob_send(b->r, b->n);
+	event_free(b->ev);
+	free(b);
+}
+
+/* TESTING ONLY (relay.test_routes): GET /v1/test/blob?bytes=N[&delay_ms=M]
+ * answers N bytes of a pattern, after M ms. */
+static void
+listener_blob(struct api_reply *r, const struct api_request *rq, void *ud)
+{
+	struct listener *l = ud;
+	const char *q = strchr(rq->target, '?'), *p;
+	long n = 200 * 1024, delay = 0;
+	struct listener_blob *b;
+	struct timeval tv;
+
+	if (q != NULL && (p = strstr(q, "bytes=")) != NULL)
+		n = strtol(p + 6, NULL, 10);
+	if (q != NULL && (p = strstr(q, "delay_ms=")) != NULL)
+		delay = strtol(p + 9, NULL, 10);
+	if (n < 0 || n > LISTENER_BLOB_MAX || delay < 0 || delay > 120000) {
+		api_reply_error(r, 400, "InvalidRequest",
+		    "bytes must be from 0 to %d and delay_ms from 0 to 120000", LISTENER_BLOB_MAX);
+		return;
+	}
+	if (delay == 0) {
+		listener_blob_send(r, n);
+		return;
+	}
+	b = calloc(1, sizeof *b);
+	if (b == NULL || (b->ev = evtimer_new(l->ctx.base, listener_blob_later, b)) == NULL) {
+		free(b);
+		api_reply_error(r, 500, "Internal", "out of memory");
+		return;
+	}
+	b->r = r;
+	b->n = n;
+	tv.tv_sec = delay / 1000;
+	tv.tv_usec = (delay % 1000) * 1000;
+	evtimer_add(b->ev, &tv);
 }
 
 /* --- public -------------------------------------------------------------------------- */
