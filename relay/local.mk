@@ -4,7 +4,14 @@ libshir_a_SOURCES += \
 	relay/ws.c relay/ws.h \
 	relay/sas.c relay/sas.h \
 	relay/hc_msg.c relay/hc_msg.h \
-	relay/irkey.c relay/irkey.h
+	relay/irkey.c relay/irkey.h \
+	relay/relay_conf.c relay/relay_conf.h \
+	relay/relay_state.c relay/relay_state.h \
+	relay/relay_srv.c relay/relay_srv.h
+
+sbin_PROGRAMS += shir-relay
+shir_relay_SOURCES = relay/shir_relay.c
+shir_relay_LDADD = $(SHIR_LIBS)
 
 # --- unit tests --------------------------------------------------------------
 UNIT_TESTS += tests/unit/test_ws tests/unit/test_sas tests/unit/test_hc_msg tests/unit/test_irkey

@@ -566,7 +566,10 @@ ws_process(struct ws *ws)
 	if (ws->free_pending || ws->finished)
 		return;
 	if (rc != 0) {
-		finish(ws, WS_CLOSE_ABNORMAL, "receive failed", false);
+		char why[64];
+
+		snprintf(why, sizeof why, "receive failed (wslay %d)", rc);
+		finish(ws, WS_CLOSE_ABNORMAL, why, false);
 		return;
 	}
 	if (wslay_event_get_close_received(ws->wctx) && ws->state == WS_S_OPEN)

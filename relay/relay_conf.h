@@ -1,0 +1,40 @@
+/* relay_conf: shir-relay.conf (INI, libinih), one table of keys like
+ * src/conf.c. See man/shir-relay.8 for every key. */
+#ifndef SHIR_RELAY_CONF_H
+#define SHIR_RELAY_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "shir_err.h"
+
+struct relay_conf {
+	char *listen;		/* plain HTTP/WebSocket: "127.0.0.1:9300" (loopback only) */
+	char *listen_tls;	/* "0.0.0.0:9443" */
+	char *tls_cert;
+	char *tls_key;
+	char *public_url;	/* base of rendezvous addresses, e.g. wss://relay.example:443 */
+	char *namespace;	/* host name checked in token audiences and sent in Via; "" = any */
+	char *admin;		/* "127.0.0.1:9301": /metrics and /status */
+	char *state_file;
+	char *log_level;
+	char *log_file;
+	int max_connections;
+	int max_listeners;	/* per hybrid connection */
+	int max_header_bytes;
+	int inline_max;		/* bytes of request/response on the control channel */
+	int tunnel_buffer;	/* per-direction high watermark of a tunnel */
+	int max_message;	/* control messages and buffered bodies */
+	int response_timeout;	/* seconds */
+	int rendezvous_timeout;	/* seconds */
+	int idle_timeout;	/* seconds an HTTP sender connection may idle */
+	int handshake_timeout;	/* seconds to send a request head */
+	int listen_fail_limit;	/* failed listen attempts per address per minute */
+	int token_skew;		/* seconds */
+	bool allow_plain_nonloopback;
+};
+
+struct relay_conf *relay_conf_load(const char *path, struct shir_error *e);
+void relay_conf_free(struct relay_conf *c);
+
+#endif

@@ -1,0 +1,28 @@
+/* relay_srv: the service side of Azure Relay Hybrid Connections (spec §7):
+ * the HTTP/WebSocket front end, the listener registry, rendezvous, WebSocket
+ * tunnels, HTTP relaying, limits, metrics and status. One libevent loop. */
+#ifndef SHIR_RELAY_SRV_H
+#define SHIR_RELAY_SRV_H
+
+#include <event2/event.h>
+
+#include "relay_conf.h"
+#include "shir_err.h"
+
+struct rsrv;
+
+/* Takes ownership of conf. */
+struct rsrv *rsrv_new(struct event_base *base, struct relay_conf *conf, const char *conf_path,
+    struct shir_error *e);
+/* Loads the state file, binds the listening sockets. */
+int rsrv_start(struct rsrv *s, struct shir_error *e);
+/* SIGHUP: reloads the config file (log level, limits, namespace, public URL)
+ * and the state file; connections stay up; deleted entities' listeners get
+ * Close 1001; a regenerated key applies to new connections. */
+void rsrv_reload(struct rsrv *s);
+/* Graceful shutdown: stops accepting, closes channels with 1001, then leaves
+ * the loop when everything is closed (or after a few seconds). */
+void rsrv_shutdown(struct rsrv *s);
+void rsrv_free(struct rsrv *s);
+
+#endif
