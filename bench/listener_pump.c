@@ -7,6 +7,8 @@
  *   listener_pump hold URL COUNT    open COUNT tunnels (each checked with a
  *                                   round trip), print "HELD n", keep them until
  *                                   stdin closes
+ *   listener_pump echo PORT         a TCP echo server on 127.0.0.1:PORT (0: any;
+ *                                   prints "listening PORT")
  *
  * URL is ws://127.0.0.1:PORT/$hc/HC/tcp/NAME?sb-hc-action=connect; the SAS
  * token comes from the environment (SHIR_TOKEN), never from argv. */
@@ -23,6 +25,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/listener.h>
 #include <openssl/evp.h>
 
 #include "ldial.h"
@@ -236,7 +239,7 @@ tcp_fill(struct pump *p)
 {
 	struct evbuffer *out = bufferevent_get_output(p->tcp);
 
-	while (p->sent < p->total && evbuffer_get_length(out) < 4 * CHUNK) {
+	while (p->sent < p->total && evbuffer_get_length(out) < 16 * CHUNK) {
 		size_t n = p->total - p->sent < CHUNK ? p->total - p->sent : CHUNK;
 
 		EVP_DigestUpdate(p->hs, p->blk, n);
@@ -282,6 +285,70 @@ tcp_event(struct bufferevent *bev, short what, void *arg)
 	event_base_loopexit(p->base, NULL);
 }
 
+/* --- echo server ----------------------------------------------------------------- */
+
+static void
+echo_read(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer *out = bufferevent_get_output(bev);
+
+	evbuffer_add_buffer(out, bufferevent_get_input(bev));
+	if (evbuffer_get_length(out) > 1024 * 1024)
+		bufferevent_disable(bev, EV_READ);
+}
+
+static void
+echo_write(struct bufferevent *bev, void *arg)
+{
+	bufferevent_enable(bev, EV_READ);
+}
+
+static void
+echo_event(struct bufferevent *bev, short what, void *arg)
+{
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		bufferevent_free(bev);
+}
+
+static void
+echo_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
+{
+	struct bufferevent *bev = bufferevent_socket_new(arg, fd, BEV_OPT_CLOSE_ON_FREE);
+
+	if (bev == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	bufferevent_setcb(bev, echo_read, echo_write, echo_event, NULL);
+	bufferevent_setwatermark(bev, EV_WRITE, 256 * 1024, 0);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static int
+echo_main(struct event_base *base, int port)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof sin;
+	struct evconnlistener *l;
+
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((unsigned short)port);
+	inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+	l = evconnlistener_new_bind(base, echo_accept, base, LEV_OPT_CLOSE_ON_FREE |
+	    LEV_OPT_REUSEABLE, 4096, (struct sockaddr *)&sin, sizeof sin);
+	if (l == NULL) {
+		perror("listener_pump: bind");
+		return 1;
+	}
+	getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&sin, &sl);
+	printf("listening %d\n", ntohs(sin.sin_port));
+	fflush(stdout);
+	event_base_dispatch(base);
+	evconnlistener_free(l);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -292,8 +359,8 @@ main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	memset(&p, 0, sizeof p);
-	if (argc < 4) {
-		fprintf(stderr, "usage: listener_pump ws URL MB | tcp HOST PORT MB | hold URL COUNT\n");
+	if (argc < 3 || (argc < 4 && strcmp(argv[1], "echo") != 0)) {
+		fprintf(stderr, "usage: listener_pump ws URL MB | tcp HOST PORT MB | hold URL COUNT | echo PORT\n");
 		return 2;
 	}
 	p.base = event_base_new();
@@ -304,6 +371,10 @@ main(int argc, char **argv)
 	for (i = 0; i < CHUNK; i++)
 		p.blk[i] = (unsigned char)(i * 131 + (i >> 8));
 	p.token = getenv("SHIR_TOKEN") ? getenv("SHIR_TOKEN") : "";
+	if (strcmp(argv[1], "echo") == 0) {
+		rc = echo_main(p.base, atoi(argv[2]));
+		goto out;
+	}
 	if (strcmp(argv[1], "tcp") == 0 && argc == 5) {
 		struct sockaddr_in sin;
 
@@ -314,6 +385,7 @@ main(int argc, char **argv)
 		inet_pton(AF_INET, argv[2], &sin.sin_addr);
 		p.tcp = bufferevent_socket_new(p.base, -1, BEV_OPT_CLOSE_ON_FREE);
 		bufferevent_setcb(p.tcp, tcp_read, tcp_write, tcp_event, &p);
+		bufferevent_setwatermark(p.tcp, EV_WRITE, 4 * CHUNK, 0);
 		bufferevent_enable(p.tcp, EV_READ | EV_WRITE);
 		bufferevent_socket_connect(p.tcp, (struct sockaddr *)&sin, sizeof sin);
 		event_base_dispatch(p.base);

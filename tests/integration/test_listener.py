@@ -1,10 +1,16 @@
 """Integration: shird's relay listener against shir-relay (and without one)."""
+import base64
+import hashlib
+import hmac
 import json
 import os
 import pwd
 import signal
+import subprocess
+import time
+import urllib.parse
 
-from shirtest import check, free_port, main, test, TestFailure
+from shirtest import check, free_port, main, test, TestFailure, wait_port, wait_until
 
 BASE = """\
 [node]
@@ -281,6 +287,148 @@ def test_proxy_wrong_password_in_status(h):
     check(want in detail and "Proxy Authentication Required" in detail, detail)
     check("wrong-pw" not in json.dumps(st), "the password must not show")
     check(st["status"] == "Offline", st["status"])
+
+
+# --- shir-relay ---------------------------------------------------------------
+
+def decode_irkey(s):
+    b = s[len("IR@v1@"):]
+    return json.loads(base64.urlsafe_b64decode(b + "=" * (-len(b) % 4)))
+
+
+def sas_token(uri, key_name, key, lifetime=600):
+    """A SAS token per spec section 6 (the test's own implementation)."""
+    se = str(int(time.time()) + lifetime)
+    sr = urllib.parse.quote(uri, safe="")
+    sig = base64.b64encode(hmac.new(key.encode(), (sr + "\n" + se).encode(),
+                                    hashlib.sha256).digest()).decode()
+    return "SharedAccessSignature sr=%s&sig=%s&se=%s&skn=%s" % (
+        sr, urllib.parse.quote(sig, safe=""), se, key_name)
+
+
+class Relay:
+    """shir-relay on free loopback ports with its own state file."""
+
+    def __init__(self, h, name="relay", tls=None, public_url=None, extra=""):
+        self.h = h
+        self.name = name
+        self.port = free_port()
+        self.tls_port = free_port() if tls else None
+        text = "[relay]\nlisten = 127.0.0.1:%d\nstate_file = %s\n" % (
+            self.port, h.path(name + "-state.json"))
+        if tls:
+            text += "listen_tls = 127.0.0.1:%d\ntls_cert = %s\ntls_key = %s\n" % (
+                self.tls_port, tls[0], tls[1])
+        if public_url:
+            text += "public_url = %s\n" % public_url.format(tls_port=self.tls_port, port=self.port)
+        text += "[log]\nlevel = debug\n" + extra
+        self.conf = h.write(name + ".conf", text)
+        self.proc = None
+        self.keys = {}
+
+    def create(self, hc="myhc", endpoint=None):
+        argv = [self.h.bin("shir-relay"), "-f", self.conf, "ir", "create", hc]
+        if endpoint:
+            argv += ["--endpoint", endpoint]
+        out = self.h.run(argv, check=0).stdout
+        keys = [decode_irkey(w) for w in out.split() if w.startswith("IR@v1@")]
+        check(len(keys) == 3, "ir create printed:\n%s" % out)
+        self.keys[hc] = {k["keyName"]: k for k in keys}
+        return self.keys[hc]
+
+    def start(self):
+        self.proc = self.h.start(self.name, [self.h.bin("shir-relay"), "-f", self.conf])
+        self.proc.wait_log(r"event=ready")
+        return self
+
+    def url(self):
+        return "ws://127.0.0.1:%d" % self.port
+
+    def send_token(self, hc="myhc"):
+        k = self.keys[hc]["service-key"]
+        return sas_token("http://127.0.0.1:%d/%s" % (self.port, hc), k["keyName"], k["key"])
+
+
+def node_with_relay(h, relay, name="node-a", keyname="node-key1", hc="myhc", extra="",
+                    tail="", endpoint=None, wait=True):
+    k = relay.keys[hc][keyname]
+    key = write_key(h, k["key"], name=name + ".key")
+    conf, sock = shird_conf(h, name=name, endpoint=endpoint or relay.url(), path=hc,
+                            key_name=keyname, key_file=key, extra=extra, tail=tail,
+                            fname=name + ".conf")
+    p = start_shird(h, conf, name="shird-" + name)
+    if wait:
+        p.wait_log(r"event=channel.connected channel=relay")
+    return p, conf, sock
+
+
+def curl(h, relay, path, token=None, extra=(), hc="myhc", timeout=30):
+    h.require("curl", "curl")
+    tok = token if token is not None else relay.send_token(hc)
+    cfg = h.write("curl.cfg", 'header = "ServiceBusAuthorization: %s"\n' % tok, mode=0o600)
+    argv = ["curl", "-sS", "-K", cfg, "-o", "-", "-w", "\n%{http_code}",
+            "http://127.0.0.1:%d/%s%s" % (relay.port, hc, path)] + list(extra)
+    r = subprocess.run(argv, capture_output=True, timeout=timeout)
+    body, _, code = r.stdout.rpartition(b"\n")
+    return int(code or 0), body, r.stderr.decode(errors="replace")
+
+
+@test
+def test_http_through_relay(h):
+    """curl as a sender gets /v1/node through shir-relay and the node's channel"""
+    relay = Relay(h)
+    relay.create()
+    relay.start()
+    p, conf, sock = node_with_relay(h, relay)
+    code, body, err = curl(h, relay, "/v1/node")
+    check(code == 200, "status %s: %s %s" % (code, body[:300], err))
+    st = json.loads(body)
+    check(st["name"] == "node-a" and st["status"] == "Online", "%r" % st)
+    ch = st["channels"][0]
+    check(ch["state"] == "Connected" and ch["connectedSince"] and ch["lastError"] == "", "%r" % ch)
+    check(ch["requestsInFlight"] == 1, "the request itself is in flight: %r" % ch)
+    # a body travels too (POST is not allowed on /v1/node: the API says so)
+    code, body, _ = curl(h, relay, "/v1/node", extra=["--data-binary", "x" * 5000])
+    check(code == 405 and b"not allowed" in body, "POST: %s %s" % (code, body[:200]))
+    # a path the node does not serve
+    code, body, _ = curl(h, relay, "/v1/nothing")
+    check(code == 404, "404: %s %s" % (code, body[:200]))
+    out = h.run([h.bin("shirctl"), "--socket", sock, "status"], check=0).stdout
+    check("Status:   Online" in out and "Connected" in out, out)
+    st = status(h, sock)
+    check(st["channels"][0]["bytesIn"] > 0 and st["channels"][0]["bytesOut"] > 0, "%r" % st)
+    p.wait_log(r"event=request.done channel=relay .*target=/v1/node status=200")
+
+
+@test
+def test_large_response_via_rendezvous(h):
+    """a 200 KB response goes over the request rendezvous, whole; the rendezvous is reused"""
+    relay = Relay(h)
+    relay.create()
+    relay.start()
+    p, conf, sock = node_with_relay(h, relay, tail="", extra="test_routes = true")
+    n = 200 * 1024
+    want = bytes((ord("a") + i % 26) for i in range(n))
+    code, body, err = curl(h, relay, "/v1/test/blob?bytes=%d" % n)
+    check(code == 200 and body == want, "status %s, %d bytes (want %d) %s" % (
+        code, len(body), n, err))
+    relay.proc.wait_log(r"event=request.rendezvous")
+    # two requests on one sender connection: the second uses the same rendezvous
+    h.require("curl", "curl")
+    cfg = h.write("c2.cfg", 'header = "ServiceBusAuthorization: %s"\n' % relay.send_token(),
+                  mode=0o600)
+    url = "http://127.0.0.1:%d/myhc/v1/test/blob?bytes=%d" % (relay.port, n)
+    r = subprocess.run(["curl", "-sS", "-K", cfg, "-o", h.path("a"), url, "-o", h.path("b"),
+                        url, "-w", "%{http_code} "], capture_output=True, timeout=30)
+    check(r.stdout.split() == [b"200", b"200"], "%r %r" % (r.stdout, r.stderr))
+    for f in ("a", "b"):
+        with open(h.path(f), "rb") as fh:
+            check(fh.read() == want, "body %s differs" % f)
+    # one rendezvous per sender connection: the second request of the second
+    # connection came on the rendezvous its first response opened
+    log = p.log()
+    check(log.count("event=rendezvous.open") == 2, "rendezvous opened %d times, want 2" %
+          log.count("event=rendezvous.open"))
 
 
 if __name__ == "__main__":
