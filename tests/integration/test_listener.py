@@ -431,5 +431,122 @@ def test_large_response_via_rendezvous(h):
           log.count("event=rendezvous.open"))
 
 
+def echo_target(h):
+    p = h.start("echo", [h.bin("bench/listener_pump"), "echo", "0"])
+    return int(p.wait_log(r"listening (\d+)").group(1))
+
+
+def pump(h, relay, path, *args, hc="myhc", timeout=120):
+    url = "ws://127.0.0.1:%d/$hc/%s%s?sb-hc-action=connect" % (relay.port, hc, path)
+    return h.run([h.bin("bench/listener_pump")] + [args[0], url] + list(args[1:]),
+                 env={"SHIR_TOKEN": relay.send_token(hc)}, timeout=timeout)
+
+
+@test
+def test_tunnel_50mb_and_rejects(h):
+    """a WebSocket sender reaches a [forward] TCP echo target: 50 MB checksummed; 404 and 403"""
+    eport = echo_target(h)
+    relay = Relay(h)
+    relay.create()
+    relay.start()
+    p, conf, sock = node_with_relay(h, relay, tail="[forward]\necho = 127.0.0.1:%d\n" % eport)
+    r = pump(h, relay, "/tcp/echo", "ws", "50")
+    check(r.returncode == 0 and "sha256_match=yes" in r.stdout and "bytes=52428800" in r.stdout,
+          "pump: %s %s" % (r.stdout, r.stderr))
+    m = p.wait_log(r"event=tunnel.closed id=\d+ forward=echo in=(\d+) out=(\d+)")
+    check(m.group(1) == m.group(2) == str(50 << 20), "tunnel counted %s/%s bytes" % m.groups())
+    st = status(h, sock)
+    check(st["tunnelsOpened"] == 1 and st["tunnelBytesIn"] == 50 << 20, "%r" % st)
+    # an unknown forward: 404 with the node's words, delivered through the relay
+    r = pump(h, relay, "/tcp/nope", "ws", "1")
+    check(r.returncode != 0 and "handshake failed: 404" in r.stderr and
+          "no forward named nope" in r.stderr, "unknown forward: %s" % r.stderr)
+    # not a forward path at all: 403
+    r = pump(h, relay, "/chat", "ws", "1")
+    check(r.returncode != 0 and "handshake failed: 403" in r.stderr and "/myhc/tcp/NAME"
+          in r.stderr, "non-forward path: %s" % r.stderr)
+    p.wait_log(r"event=accept.rejected code=403")
+    relay.proc.wait_log(r"event=tunnel.rejected .*status=403")
+
+
+
+@test
+def test_relay_restart_reconnects(h):
+    """kill shir-relay: the node goes Offline with the reason; restart it: reconnected, served"""
+    relay = Relay(h)
+    relay.create()
+    relay.start()
+    p, conf, sock = node_with_relay(h, relay)
+    p.mark()
+    relay.proc.p.kill()
+    relay.proc.wait_exit(10)
+    p.wait_log(r"event=channel.disconnected channel=relay retry_in_ms=\d+ reason=")
+    st = wait_status(h, sock, lambda s: s["status"] == "Offline", "Offline")
+    check(st["channels"][0]["nextRetry"] is not None or
+          st["channels"][0]["state"] == "Connecting", "%r" % st["channels"][0])
+    relay.start()
+    p.wait_log(r"event=channel.connected channel=relay", timeout=40)
+    code, body, err = curl(h, relay, "/v1/node")
+    check(code == 200 and json.loads(body)["status"] == "Online", "%s %s %s" % (code, body[:200],
+                                                                                 err))
+    check(status(h, sock)["channels"][0]["connects"] == 2, "two connects")
+
+
+@test
+def test_token_renewed_in_time(h):
+    """a 10 s token: shird renews before the relay would close with 1008; no disconnect"""
+    relay = Relay(h)
+    relay.create()
+    relay.start()
+    p, conf, sock = node_with_relay(h, relay, extra="token_lifetime = 10")
+    relay.proc.wait_log(r"event=listener.renewed hc=myhc", timeout=15)
+    relay.proc.wait_log(r"event=listener.renewed hc=myhc", timeout=15)
+    p.wait_log(r"event=channel.renewed channel=relay")
+    check("event=channel.disconnected" not in p.log(), "the channel dropped:\n%s" % p.tail())
+    check("token_expired" not in relay.proc.log(), "the relay saw an expired token")
+    code, _, _ = curl(h, relay, "/v1/node")
+    check(code == 200, "request after renewals: %s" % code)
+    # the control: a node that cannot renew (stopped) is closed with 1008 at expiry,
+    # says so, and comes back with a fresh token
+    p.mark()
+    p.signal(signal.SIGSTOP)
+    try:
+        relay.proc.wait_log(r"event=listener.token_expired hc=myhc", timeout=20)
+    finally:
+        p.signal(signal.SIGCONT)
+    m = p.wait_log(r"event=channel.disconnected channel=relay retry_in_ms=\d+ reason=(.*)")
+    check("1008" in m.group(1) and "token" in m.group(1), m.group(1))
+    p.wait_log(r"event=channel.connected channel=relay")
+
+
+@test
+def test_unknown_hc_stops(h):
+    """a hybrid connection the relay does not have: 404, stated, and no more retries"""
+    relay = Relay(h)
+    relay.create()
+    relay.start()
+    relay.keys["nohc"] = relay.keys["myhc"]
+    p, conf, sock = node_with_relay(h, relay, hc="nohc", wait=False)
+    p.wait_log(r"event=channel.stopped channel=relay reason=.*does not exist")
+    st = status(h, sock)
+    ch = st["channels"][0]
+    check(ch["state"] == "Disconnected" and ch["retrying"] is False and ch["nextRetry"] is None,
+          "%r" % ch)
+    check("hybrid connection nohc does not exist" in st["statusDetail"], st["statusDetail"])
+
+
+@test
+def test_wrong_key_is_authorization_failure(h):
+    """a key the relay does not know: 401 reported as an authorization failure, backed off"""
+    relay = Relay(h)
+    relay.create()
+    relay.start()
+    relay.keys["myhc"]["node-key1"] = dict(relay.keys["myhc"]["node-key1"], key="d3Jvbmc=")
+    p, conf, sock = node_with_relay(h, relay, wait=False)
+    m = p.wait_log(r"event=channel.disconnected channel=relay retry_in_ms=(\d+) reason=(.*)")
+    check("authorization failed" in m.group(2) and "401" in m.group(2), m.group(2))
+    check(int(m.group(1)) >= 5000, "backs off: %s ms" % m.group(1))
+
+
 if __name__ == "__main__":
     main()
