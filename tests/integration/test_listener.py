@@ -548,5 +548,100 @@ def test_wrong_key_is_authorization_failure(h):
     check(int(m.group(1)) >= 5000, "backs off: %s ms" % m.group(1))
 
 
+
+@test
+def test_two_nodes_share_and_fail_over(h):
+    """two nodes on one hybrid connection share the requests; with one killed all are answered"""
+    relay = Relay(h)
+    relay.create()
+    relay.start()
+    pa, _, _ = node_with_relay(h, relay, name="node-a", keyname="node-key1")
+    pb, _, _ = node_with_relay(h, relay, name="node-b", keyname="node-key2")
+    seen = {}
+    for i in range(40):
+        code, body, err = curl(h, relay, "/v1/node")
+        check(code == 200, "request %d: %s %s" % (i, code, err))
+        n = json.loads(body)["name"]
+        seen[n] = seen.get(n, 0) + 1
+    check(set(seen) == {"node-a", "node-b"}, "both nodes must answer: %r" % seen)
+    relay.proc.mark()
+    pb.p.kill()
+    pb.wait_exit(10)
+    relay.proc.wait_log(r"event=listener.closed hc=myhc")
+    for i in range(20):
+        code, body, err = curl(h, relay, "/v1/node")
+        check(code == 200 and json.loads(body)["name"] == "node-a",
+              "request %d after the kill: %s %s" % (i, code, err))
+
+
+@test
+def test_reload_make_before_break(h):
+    """a new key on reload: the new channel comes up first; a slow request on the old one completes"""
+    relay = Relay(h)
+    relay.create()
+    relay.start()
+    p, conf, sock = node_with_relay(h, relay, extra="test_routes = true")
+    old_id = status(h, sock)["channels"][0]["listenerId"]
+    import threading
+    slow = {}
+
+    def slow_request():
+        slow["r"] = curl(h, relay, "/v1/test/blob?bytes=1000&delay_ms=3000")
+    t = threading.Thread(target=slow_request)
+    t.start()
+    p.wait_log(r"event=request.start channel=relay .*delay_ms=3000")
+    # switch to node key 2 (and a new file) and reload
+    k2 = relay.keys["myhc"]["node-key2"]
+    key2 = write_key(h, k2["key"], name="key2")
+    with open(conf) as f:
+        text = f.read()
+    text = text.replace("key_name = node-key1", "key_name = node-key2")
+    text = "\n".join(("key_file = %s" % key2) if l.startswith("key_file") else l
+                     for l in text.splitlines()) + "\n"
+    with open(conf, "w") as f:
+        f.write(text)
+    relay.proc.mark()
+    p.signal(signal.SIGHUP)
+    p.wait_log(r"event=channel.changing channel=relay reason=settings")
+    p.wait_log(r"event=channel.replaced channel=relay")
+    t.join(30)
+    code, body, _ = slow["r"]
+    check(code == 200 and len(body) == 1000, "the slow request: %s %d bytes" % (code, len(body)))
+    p.wait_log(r"event=channel.closed channel=relay")
+    # the relay saw the new listener before the old one went away
+    rl = relay.proc.log()
+    i_new = rl.find("event=listener.connected hc=myhc")
+    i_old = rl.find("event=listener.closed hc=myhc")
+    check(0 <= i_new < i_old, "new listener must connect before the old one closes:\n%s" %
+          "\n".join(l for l in rl.splitlines() if "listener." in l))
+    st = status(h, sock)
+    check(len(st["channels"]) == 1 and st["channels"][0]["listenerId"] != old_id and
+          st["channels"][0]["state"] == "Connected", "%r" % st["channels"])
+    code, _, _ = curl(h, relay, "/v1/node")
+    check(code == 200, "after the switch: %s" % code)
+
+
+@test
+def test_sigterm_drains(h):
+    """SIGTERM with a request in flight: it is answered, then shird exits 0"""
+    relay = Relay(h)
+    relay.create()
+    relay.start()
+    p, conf, sock = node_with_relay(h, relay, extra="test_routes = true")
+    import threading
+    slow = {}
+    t = threading.Thread(target=lambda: slow.setdefault(
+        "r", curl(h, relay, "/v1/test/blob?bytes=100&delay_ms=1500")))
+    t.start()
+    p.wait_log(r"event=request.start channel=relay")
+    p.signal(signal.SIGTERM)
+    t.join(30)
+    check(slow["r"][0] == 200 and len(slow["r"][1]) == 100, "in-flight request: %r" %
+          (slow["r"][:1],))
+    check(p.wait_exit(15) == 0, "exit code:\n%s" % p.tail())
+    log = p.log()
+    check("event=listener.draining" in log and "event=shutdown.done inflight=0" in log, p.tail())
+
+
 if __name__ == "__main__":
     main()
