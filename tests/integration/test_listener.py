@@ -5,6 +5,7 @@ import hmac
 import json
 import os
 import pwd
+import re
 import signal
 import subprocess
 import time
@@ -310,6 +311,7 @@ class Relay:
     """shir-relay on free loopback ports with its own state file."""
 
     def __init__(self, h, name="relay", tls=None, public_url=None, extra=""):
+        """tls: (certificate, key) files for listen_tls."""
         self.h = h
         self.name = name
         self.port = free_port()
@@ -641,6 +643,59 @@ def test_sigterm_drains(h):
     check(p.wait_exit(15) == 0, "exit code:\n%s" % p.tail())
     log = p.log()
     check("event=listener.draining" in log and "event=shutdown.done inflight=0" in log, p.tail())
+
+
+
+@test
+def test_https_relay_with_test_ca(h):
+    """an https shir-relay with a test CA: verified and served; the wrong CA is a clear TLS error"""
+    ca_key, ca = make_ca(h, "right", "Test Relay CA")
+    _, wrong = make_ca(h, "wrong", "Some Other CA")
+    key, crt = make_server_cert(h, ca_key, ca, san="DNS:localhost")
+    relay = Relay(h, tls=(crt, key), public_url="wss://localhost:{tls_port}")
+    relay.create(endpoint="wss://localhost:%d" % relay.tls_port)
+    relay.start()
+    ep = "wss://localhost:%d" % relay.tls_port
+    p, conf, sock = node_with_relay(h, relay, endpoint=ep, extra="ca_file = %s\ntest_routes = "
+                                    "true" % ca)
+    code, body, err = curl(h, relay, "/v1/test/blob?bytes=100000")
+    check(code == 200 and len(body) == 100000, "via wss rendezvous: %s %d %s" % (code, len(body),
+                                                                                 err))
+    pw, cw, sw = node_with_relay(h, relay, name="node-w", endpoint=ep, extra="ca_file = %s" % wrong,
+                                 wait=False)
+    st = wait_status(h, sw, lambda s: "certificate verify failed" in s["statusDetail"],
+                     "a TLS error in the status")
+    out = h.run([h.bin("shirctl"), "--socket", sw, "status"], check=0).stdout
+    check("TLS with relay %s failed: certificate verify failed" % ep in out and
+          "relay.ca_file" in out, out)
+
+
+@test
+def test_through_squid_basic_auth(h):
+    """shird reaches an https relay through squid with Basic auth: channel, requests, rendezvous"""
+    sq = Squid(h)
+    ca_key, ca = make_ca(h, "right", "Test Relay CA")
+    key, crt = make_server_cert(h, ca_key, ca, san="DNS:relay.test")
+    relay = Relay(h, tls=(crt, key), public_url="wss://relay.test:{tls_port}")
+    relay.create(endpoint="wss://relay.test:%d" % relay.tls_port)
+    relay.start()
+    ep = "wss://relay.test:%d" % relay.tls_port
+    p, conf, sock = node_with_relay(h, relay, endpoint=ep,
+                                    extra="ca_file = %s\ntest_routes = true" % ca,
+                                    tail=proxy_section(h, sq.port, "right-pw"))
+    code, body, err = curl(h, relay, "/v1/node")
+    check(code == 200 and json.loads(body)["status"] == "Online", "%s %s" % (code, err))
+    code, body, err = curl(h, relay, "/v1/test/blob?bytes=150000")
+    check(code == 200 and len(body) == 150000, "rendezvous through squid: %s %d" % (code,
+                                                                                    len(body)))
+    # the node dialled both the channel and the rendezvous through squid ...
+    nl = p.log()
+    for action in ("listen", "request"):
+        check(re.search(r"event=dial.begin dest=relay.test .*sb-hc-action=%s.* decision=PROXY"
+                        % action, nl), "the %s socket did not go through the proxy" % action)
+    # ... and squid carried them as user svc (it logs a tunnel when it ends)
+    wait_until(lambda: re.search(r"TCP_TUNNEL/200 \d+ CONNECT relay.test:%d svc " %
+                                 relay.tls_port, sq.log()), 20, "squid to log the tunnel")
 
 
 if __name__ == "__main__":
