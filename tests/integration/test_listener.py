@@ -698,5 +698,27 @@ def test_through_squid_basic_auth(h):
                                  relay.tls_port, sq.log()), 20, "squid to log the tunnel")
 
 
+
+@test
+def test_dead_relay_detected_by_pings(h):
+    """a relay that stops answering (SIGSTOP): no pong for two ping intervals, channel reopened"""
+    relay = Relay(h)
+    relay.create()
+    relay.start()
+    p, conf, sock = node_with_relay(h, relay, extra="ping_interval = 5")
+    p.mark()
+    relay.proc.signal(signal.SIGSTOP)
+    try:
+        m = p.wait_log(r"event=channel.dead channel=relay silent_ms=(\d+)", timeout=20)
+        check(9500 <= int(m.group(1)) <= 16000, "declared dead after %s ms" % m.group(1))
+        m = p.wait_log(r"event=channel.disconnected channel=relay retry_in_ms=\d+ reason=(.*)")
+        check("stopped answering pings" in m.group(1), m.group(1))
+    finally:
+        relay.proc.signal(signal.SIGCONT)
+    p.wait_log(r"event=channel.connected channel=relay", timeout=30)
+    code, _, _ = curl(h, relay, "/v1/node")
+    check(code == 200, "after the relay came back: %s" % code)
+
+
 if __name__ == "__main__":
     main()
