@@ -392,6 +392,14 @@ def test_http_through_relay(h):
     # a body travels too (POST is not allowed on /v1/node: the API says so)
     code, body, _ = curl(h, relay, "/v1/node", extra=["--data-binary", "x" * 5000])
     check(code == 405 and b"not allowed" in body, "POST: %s %s" % (code, body[:200]))
+    # a request body over 64 KiB comes as an address-only request: the node opens the
+    # rendezvous and reads the full request (and its body, in fragments) there
+    relay.proc.mark()
+    code, body, _ = curl(h, relay, "/v1/node", extra=["--data-binary", "@" + h.write(
+        "big.txt", "y" * 80000)])
+    check(code == 405 and b"not allowed" in body, "80 KB POST: %s %s" % (code, body[:200]))
+    relay.proc.wait_log(r"event=request.rendezvous")
+    p.wait_log(r"event=request.done channel=relay .*method=POST target=/v1/node status=405")
     # a path the node does not serve
     code, body, _ = curl(h, relay, "/v1/nothing")
     check(code == 404, "404: %s %s" % (code, body[:200]))
@@ -399,7 +407,8 @@ def test_http_through_relay(h):
     check("Status:   Online" in out and "Connected" in out, out)
     st = status(h, sock)
     check(st["channels"][0]["bytesIn"] > 0 and st["channels"][0]["bytesOut"] > 0, "%r" % st)
-    p.wait_log(r"event=request.done channel=relay .*target=/v1/node status=200")
+    check(re.search(r"event=request.done channel=relay .*target=/v1/node status=200", p.log()),
+          "no request.done for the GET")
 
 
 @test
@@ -621,6 +630,15 @@ def test_reload_make_before_break(h):
           st["channels"][0]["state"] == "Connected", "%r" % st["channels"])
     code, _, _ = curl(h, relay, "/v1/node")
     check(code == 200, "after the switch: %s" % code)
+    # a changed proxy setting reconnects too (the relay is on loopback, so the dial
+    # itself stays direct), again make-before-break
+    with open(conf, "a") as f:
+        f.write("[proxy]\nmode = custom\naddress = 127.0.0.1\nport = %d\n" % free_port())
+    p.signal(signal.SIGHUP)
+    p.wait_log(r"event=channel.changing channel=relay reason=proxy")
+    p.wait_log(r"event=channel.replaced channel=relay")
+    code, _, _ = curl(h, relay, "/v1/node")
+    check(code == 200, "after the proxy change: %s" % code)
 
 
 @test
