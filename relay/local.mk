@@ -14,7 +14,11 @@ shir_relay_SOURCES = relay/shir_relay.c
 shir_relay_LDADD = $(SHIR_LIBS)
 
 # --- unit tests --------------------------------------------------------------
-UNIT_TESTS += tests/unit/test_ws tests/unit/test_sas tests/unit/test_hc_msg tests/unit/test_irkey
+UNIT_TESTS += tests/unit/test_ws tests/unit/test_sas tests/unit/test_hc_msg tests/unit/test_irkey \
+	tests/unit/test_relay_state
+tests_unit_test_relay_state_SOURCES = tests/unit/test_relay_state.c
+tests_unit_test_relay_state_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_relay_state_LDADD = $(UNIT_LIBS)
 tests_unit_test_ws_SOURCES = tests/unit/test_ws.c
 tests_unit_test_ws_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_ws_LDADD = $(UNIT_LIBS)
@@ -46,3 +50,18 @@ tests_fuzz_fuzz_irkey_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
 tests_fuzz_fuzz_sas_SOURCES = tests/fuzz/fuzz_sas.c $(FUZZ_MAIN)
 tests_fuzz_fuzz_sas_LDADD = $(SHIR_LIBS)
 tests_fuzz_fuzz_sas_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
+
+# --- integration tests -------------------------------------------------------
+INTEGRATION_TESTS += tests/integration/test_relay.py tests/integration/test_relay_tls.py \
+	tests/integration/test_relay_ctl.py
+EXTRA_DIST += tests/integration/relaytest.py tests/integration/hyco
+
+# --- benchmarks (bench/relay_bench.py; not installed) -------------------------
+noinst_PROGRAMS += bench/relay_wsbench
+bench_relay_wsbench_SOURCES = bench/relay_wsbench.c
+bench_relay_wsbench_LDADD = $(SHIR_LIBS)
+EXTRA_DIST += bench/relay_bench.py
+
+# --- docs and sample configuration -------------------------------------------
+dist_man_MANS += man/shir-relay.8
+EXTRA_DIST += conf/shir-relay.conf

@@ -41,7 +41,7 @@ static const struct key keys[] = {
 	{ "log", "level", K_STR, 0, 0, "info", O(log_level) },
 	{ "log", "file", K_STR, 0, 0, "-", O(log_file) },
 	{ "limits", "max_connections", K_INT, 1, 1000000, "20000", O(max_connections) },
-	{ "limits", "max_listeners", K_INT, 1, 1000, "25", O(max_listeners) },
+	{ "limits", "max_listeners", K_INT, 1, 100000, "25", O(max_listeners) },
 	{ "limits", "max_header_bytes", K_INT, 1024, 1048576, "32768", O(max_header_bytes) },
 	{ "limits", "inline_max", K_INT, 1024, 1048576, "65536", O(inline_max) },
 	{ "limits", "tunnel_buffer", K_INT, 4096, 67108864, "262144", O(tunnel_buffer) },

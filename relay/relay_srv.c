@@ -102,6 +102,7 @@ struct hconn {
 	int peer_port;
 	enum hstate st;
 	bool upgrade;		/* the head is an upgrade: hand the connection to ws */
+	bool auth_header_used;	/* Authorization carried the token: do not forward it */
 	struct http1_msg *req;
 	struct ent *ent;
 	struct ctl *ctl;	/* listener chosen for the current request */
@@ -588,10 +589,11 @@ load_state(struct rsrv *s, struct shir_error *err)
 			*pp = e->next;
 			e->deleted = true;
 			log_info("relay", "event=entity.deleted hc=%s listeners=%d", log_q(e->name), e->nctl);
-			while (e->ctls != NULL) {
-				struct ctl *c = e->ctls;
+			{
+				struct ctl *c;
 
-				ctl_close(c, WS_CLOSE_GOING_AWAY, "hybrid connection deleted");
+				for (c = e->ctls; c != NULL; c = c->next)
+					ctl_close(c, WS_CLOSE_GOING_AWAY, "hybrid connection deleted");
 			}
 			e->next = s->graveyard;
 			s->graveyard = e;
@@ -666,11 +668,11 @@ ctl_unlink(struct ctl *c)
 static void
 ctl_close(struct ctl *c, int code, const char *reason)
 {
+	/* stays linked (and counted) until its on_close */
 	if (!c->closing) {
 		c->closing = true;
 		ws_close(c->ws, code, reason);
 	}
-	ctl_unlink(c);
 }
 
 static void hconn_fail(struct hconn *h, int status, const char *msg);
@@ -1036,7 +1038,7 @@ tun_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, bool 
 	struct tunnel *t = arg;
 	struct ws *o = other(t, ws);
 
-	if (o == NULL || ws_send_fragment(o, op, d, n, fin) != 0)
+	if (o == NULL || ws_send_frame(o, first ? op : WS_OP_CONT, d, n, fin) != 0)
 		return WS_STREAM;
 	if (ws == t->snd)
 		t->s->m.bytes_to_listener += n;
@@ -1466,7 +1468,7 @@ h_request_json(struct hconn *h, bool with_address, bool body)
 		if (hc_is_hop_header(n) || strcasecmp(n, "ServiceBusAuthorization") == 0 ||
 		    strcasecmp(n, "Expect") == 0)
 			continue;
-		if (strcasecmp(n, "Authorization") == 0 && h->upgrade)	/* used for auth */
+		if (strcasecmp(n, "Authorization") == 0 && h->auth_header_used)
 			continue;
 		hc_headers_add(&r.headers, n, h->req->h[i].value);
 	}
@@ -1625,7 +1627,7 @@ h_dispatch(struct hconn *h)
 		hconn_fail(h, st, why);
 		return;
 	}
-	h->upgrade = ua;	/* reused below: Authorization carried the token */
+	h->auth_header_used = ua;
 	q = hc_strip_query(query ? query : "");
 	if (q != NULL && *q) {
 		size_t l = strlen(h->target);
@@ -1817,6 +1819,8 @@ h_response(struct hconn *h, const struct hc_response *r, void **src)
 	}
 	if (h->deadline)
 		evtimer_del(h->deadline);
+	if (!h->body_done)
+		h->keep_alive = false;	/* answered before the request body ended */
 	out = bufferevent_get_output(h->bev);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", st,
 	    r->status_description && *r->status_description ? r->status_description : http1_reason(st));
@@ -2438,9 +2442,12 @@ rsrv_shutdown(struct rsrv *s)
 	log_info("relay", "event=shutdown.begin connections=%ld", s->nconns);
 	for (ls = s->lsocks; ls; ls = ls->next)
 		evconnlistener_disable(ls->l);
-	for (e = s->ents; e; e = e->next)
-		while (e->ctls)
-			ctl_close(e->ctls, WS_CLOSE_GOING_AWAY, "relay shutting down");
+	for (e = s->ents; e; e = e->next) {
+		struct ctl *c;
+
+		for (c = e->ctls; c != NULL; c = c->next)
+			ctl_close(c, WS_CLOSE_GOING_AWAY, "relay shutting down");
+	}
 	for (t = s->tunnels; t; t = t->next) {
 		if (t->snd && !t->snd_closed)
 			ws_close(t->snd, WS_CLOSE_GOING_AWAY, "relay shutting down");
@@ -2483,8 +2490,11 @@ rsrv_free(struct rsrv *s)
 		hconn_reap(-1, 0, s->hconns);
 	while (s->tunnels != NULL)
 		tunnel_reap(-1, 0, s->tunnels);
-	while ((e = s->ents) != NULL) {
-		s->ents = e->next;
+	while ((e = s->ents) != NULL || (e = s->graveyard) != NULL) {
+		if (e == s->ents)
+			s->ents = e->next;
+		else
+			s->graveyard = e->next;
 		while (e->ctls != NULL) {
 			struct ctl *c = e->ctls;
 
@@ -2494,10 +2504,6 @@ rsrv_free(struct rsrv *s)
 			ws_free(c->ws);
 			free(c);
 		}
-		ent_free(e);
-	}
-	while ((e = s->graveyard) != NULL) {
-		s->graveyard = e->next;
 		ent_free(e);
 	}
 	while (s->pends)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,6 +83,15 @@ run(const char *path, bool test_only)
 	if (log_level_parse(c->log_level, &lvl) == 0)
 		log_set_level(lvl);
 	signal(SIGPIPE, SIG_IGN);
+	{
+		struct rlimit rl;
+
+		/* one descriptor per listener, two per tunnel */
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 	log_info("main", "event=versions shir=%s libevent=%s openssl=%s cjson=%s", PACKAGE_VERSION,
 	    event_get_version(), OpenSSL_version(OPENSSL_VERSION_STRING), cJSON_Version());
 	base = event_base_new();

@@ -54,6 +54,8 @@ struct ws {
 	struct evbuffer *frag;
 	bool frag_active;	/* a fragmented message is queued in wslay */
 	bool frag_fin;
+	enum ws_opcode raw_op;	/* opcode of the message ws_send_frame is writing */
+	bool raw_mode;		/* that message goes out as raw frames */
 
 	bool close_pending;	/* ws_close called: queue Close after the data */
 	int close_code;
@@ -1169,6 +1171,44 @@ ws_send_fragment(struct ws *ws, enum ws_opcode op, const void *data, size_t len,
 	if (fin)
 		ws->frag_fin = true;
 	ws_flush(ws);
+	return 0;
+}
+
+int
+ws_send_frame(struct ws *ws, enum ws_opcode op, const void *data, size_t len, bool fin)
+{
+	struct evbuffer *out;
+	uint8_t hdr[10];
+	size_t hl = 0;
+
+	if (!can_send(ws))
+		return SHIR_ECLOSED;
+	if (op != WS_OP_CONT) {
+		/* decided per message: raw unless wslay has data queued (order) */
+		ws->raw_op = op;
+		ws->raw_mode = ws->role == WS_ROLE_SERVER && !ws->frag_active && !ws->want_flush &&
+		    wslay_event_get_queued_msg_count(ws->wctx) == 0;
+	}
+	if (!ws->raw_mode)
+		return ws_send_fragment(ws, ws->raw_op, data, len, fin);
+	hdr[hl++] = (uint8_t)((fin ? 0x80 : 0) | (op & 0x0f));
+	if (len < 126) {
+		hdr[hl++] = (uint8_t)len;
+	} else if (len <= 0xffff) {
+		hdr[hl++] = 126;
+		hdr[hl++] = (uint8_t)(len >> 8);
+		hdr[hl++] = (uint8_t)len;
+	} else {
+		int i;
+
+		hdr[hl++] = 127;
+		for (i = 7; i >= 0; i--)
+			hdr[hl++] = (uint8_t)((uint64_t)len >> (8 * i));
+	}
+	out = bufferevent_get_output(ws->bev);
+	if (evbuffer_add(out, hdr, hl) != 0 || (len > 0 && evbuffer_add(out, data, len) != 0))
+		return SHIR_ENOMEM;
+	update_congestion(ws);
 	return 0;
 }
 

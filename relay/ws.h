@@ -156,6 +156,12 @@ int ws_send(struct ws *ws, enum ws_opcode op, const void *data, size_t len);
 /* Streams one data message: op (text/binary) is used on the first call;
  * fin ends the message. Whole messages sent in between wait until it ends. */
 int ws_send_fragment(struct ws *ws, enum ws_opcode op, const void *data, size_t len, bool fin);
+/* Relays: writes one data frame as is (op WS_OP_TEXT/BINARY for the first
+ * frame of a message, WS_OP_CONT after; fin ends the message) with a single
+ * copy, bypassing wslay's message queue. Only between whole messages sent
+ * this way: do not mix with ws_send_fragment on the same endpoint. A client
+ * endpoint falls back to ws_send_fragment (its frames must be masked). */
+int ws_send_frame(struct ws *ws, enum ws_opcode op, const void *data, size_t len, bool fin);
 int ws_ping(struct ws *ws, const void *data, size_t len);
 /* Starts the close handshake (code 0: a Close without status). */
 int ws_close(struct ws *ws, int code, const char *reason);

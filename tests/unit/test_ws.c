@@ -517,6 +517,18 @@ test_backpressure_and_fragments(void **state)
 	assert_string_equal(p.s.msgs[1], "after");
 	assert_int_equal(p.c.pongs, 1);
 
+	/* a relay's raw frames from the server: one message in two frames */
+	p.c.nmsgs = 0;
+	p.c.streaming = false;
+	assert_int_equal(ws_send_frame(p.s.ws, WS_OP_BINARY, "ab", 2, false), 0);
+	assert_int_equal(ws_send_frame(p.s.ws, WS_OP_CONT, "cd", 2, true), 0);
+	assert_int_equal(ws_send_frame(p.s.ws, WS_OP_TEXT, "x", 1, true), 0);
+	spin(p.base, 10);
+	assert_int_equal(p.c.nmsgs, 2);
+	assert_string_equal(p.c.msgs[0], "abcd");
+	assert_int_equal(p.c.msg_ops[0], WS_OP_BINARY);
+	assert_string_equal(p.c.msgs[1], "x");
+
 	/* close from the client with a code; both sides see it */
 	assert_int_equal(ws_close(p.c.ws, 4000, "done"), 0);
 	spin(p.base, 10);

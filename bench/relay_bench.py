@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of shir-relay (one run, loopback only, ~2 minutes).
+
+  (a) WebSocket stream throughput, large (64 KiB) and small (128 B) messages:
+      direct (client -> sink), nginx (client -> nginx -> sink) and shir-relay
+      (sender -> relay -> listener's rendezvous -> sink), same C client and sink
+      (bench/relay_wsbench, built on relay/ws).
+  (b) HTTP requests/s and p50/p99 with wrk: shir-relay with a C listener that
+      answers inline on its control channel, vs nginx reverse-proxying to an
+      evhttp backend answering the same 5-byte body.
+  (c) Relay memory (VmRSS delta) per idle listener and per open tunnel.
+
+Usage: bench/relay_bench.py BUILDDIR   (a build without sanitizers: ../configure CFLAGS=-O2)
+"""
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+B = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else ".")
+WSB = os.path.join(B, "bench", "relay_wsbench")
+RELAY = os.path.join(B, "shir-relay")
+tmp = tempfile.mkdtemp(prefix="shir-relay-bench-")
+procs = []
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(argv, wait=None, **kw):
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    procs.append(p)
+    if wait:
+        end = time.time() + 60
+        for line in p.stdout:
+            if re.search(wait, line):
+                break
+            if time.time() > end:
+                raise SystemExit("timeout waiting for %s" % wait)
+    return p
+
+
+def wait_port(port):
+    for _ in range(500):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise SystemExit("port %d never opened" % port)
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for l in f:
+            if l.startswith("VmRSS:"):
+                return int(l.split()[1])
+    return 0
+
+
+def cleanup():
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+try:
+    rp, admin, sinkp, ngx_ws, ngx_http, backend = (free_port() for _ in range(6))
+    conf = os.path.join(tmp, "relay.conf")
+    with open(conf, "w") as f:
+        f.write("[relay]\nlisten = 127.0.0.1:%d\nadmin = 127.0.0.1:%d\nstate_file = %s/state.json\n"
+                "[log]\nlevel = warn\n[limits]\nmax_listeners = 10001\nmax_connections = 40000\n"
+                % (rp, admin, tmp))
+    out = subprocess.run([RELAY, "-f", conf, "ir", "create", "bench"], capture_output=True, text=True, check=True).stdout
+    keys = {}
+    for w in out.split():
+        if w.startswith("IR@v1@"):
+            b = w[6:] + "=" * (-len(w[6:]) % 4)
+            k = json.loads(base64.urlsafe_b64decode(b))
+            keys[k["keyName"]] = k["key"]
+    relay = start([RELAY, "-f", conf])
+    wait_port(rp)
+    sink = start([WSB, "sink", str(sinkp)], wait="READY")
+    hcs = start([WSB, "hc-sink", str(rp), "bench", "node-key1", keys["node-key1"]], wait="READY")
+    be = start([WSB, "http-backend", str(backend)], wait="READY")
+    os.makedirs(os.path.join(tmp, "ngx", "logs"), exist_ok=True)
+    ngconf = os.path.join(tmp, "nginx.conf")
+    with open(ngconf, "w") as f:
+        f.write("""daemon off; worker_processes 1; pid %(t)s/nginx.pid; error_log %(t)s/ngx/error.log;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path %(t)s/ngx; proxy_temp_path %(t)s/ngx;
+  fastcgi_temp_path %(t)s/ngx; uwsgi_temp_path %(t)s/ngx; scgi_temp_path %(t)s/ngx;
+  upstream be { server 127.0.0.1:%(be)d; keepalive 64; }
+  server { listen 127.0.0.1:%(nws)d;
+    location / { proxy_pass http://127.0.0.1:%(sink)d; proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade"; proxy_buffering off; } }
+  server { listen 127.0.0.1:%(nh)d;
+    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+""" % {"t": tmp, "be": backend, "nws": ngx_ws, "sink": sinkp, "nh": ngx_http})
+    start(["nginx", "-p", os.path.join(tmp, "ngx"), "-c", ngconf])
+    wait_port(ngx_ws)
+    wait_port(ngx_http)
+
+    print("## (a) WebSocket stream throughput (1 connection, sender -> sink)\n")
+    print("| messages | path | MB/s | msgs/s | ratio to direct |")
+    print("|---|---|---|---|---|")
+    relay_target = "/$hc/bench?sb-hc-action=connect"
+    for size, count in ((65536, 12000), (128, 600000)):
+        res = {}
+        for name, port, target, auth in (("direct", sinkp, "/", []), ("nginx", ngx_ws, "/", []),
+                                         ("shir-relay", rp, relay_target,
+                                          ["service-key", keys["service-key"], "bench"])):
+            r = subprocess.run([WSB, "send", str(port), target, str(size), str(count)] + auth,
+                               capture_output=True, text=True, timeout=120)
+            m = re.search(r"MBps=([\d.]+) msgs_per_s=(\d+)", r.stdout)
+            if not m:
+                raise SystemExit("send failed: %s %s" % (r.stdout, r.stderr))
+            res[name] = (float(m.group(1)), int(m.group(2)))
+        for name, (mb, ms) in res.items():
+            print("| %d x %d B | %s | %.0f | %d | %.2f |" % (count, size, name, mb, ms, mb / res["direct"][0]))
+    print("\nrelay/nginx throughput ratio is the figure to read.\n")
+
+    print("## (b) HTTP through the relay vs nginx (wrk -t2 -c32 -d10s --latency)\n")
+    print("| path | requests/s | p50 | p99 |")
+    print("|---|---|---|---|")
+    tok = subprocess.run(["python3", "-c", """
+import base64,hashlib,hmac,time,urllib.parse,sys
+k=sys.argv[1]; se=str(int(time.time())+3600); sr=urllib.parse.quote('http://127.0.0.1:%s/bench',safe='')
+sig=base64.b64encode(hmac.new(k.encode(),(sr+'\\n'+se).encode(),hashlib.sha256).digest()).decode()
+print('SharedAccessSignature sr=%%s&sig=%%s&se=%%s&skn=service-key'%%(sr,urllib.parse.quote(sig,safe=''),se))
+""" % rp, keys["service-key"]], capture_output=True, text=True).stdout.strip()
+    import urllib.request
+    try:
+        rq = urllib.request.Request("http://127.0.0.1:%d/bench/x" % rp, headers={"ServiceBusAuthorization": tok})
+        with urllib.request.urlopen(rq, timeout=5) as resp:
+            check_body = resp.read()
+        assert check_body == b"hello", check_body
+    except Exception as e:
+        raise SystemExit("sanity request through the relay failed: %s" % e)
+    for name, url, hdr in (("nginx -> evhttp backend", "http://127.0.0.1:%d/x" % ngx_http, []),
+                           ("shir-relay -> C listener", "http://127.0.0.1:%d/bench/x" % rp,
+                            ["-H", "ServiceBusAuthorization: " + tok])):
+        r = subprocess.run(["wrk", "-t2", "-c32", "-d10s", "--latency"] + hdr + [url],
+                           capture_output=True, text=True, timeout=60)
+        rps = re.search(r"Requests/sec:\s+([\d.]+)", r.stdout)
+        p50 = re.search(r"^\s+50%\s+(\S+)", r.stdout, re.M)
+        p99 = re.search(r"^\s+99%\s+(\S+)", r.stdout, re.M)
+        non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", r.stdout)
+        print("| %s | %s | %s | %s |%s" % (name, rps.group(1) if rps else "?", p50.group(1) if p50 else "?",
+                                          p99.group(1) if p99 else "?",
+                                          " (non-2xx: %s)" % non2xx.group(1) if non2xx else ""))
+
+    print("\n## (c) relay memory (VmRSS of shir-relay)\n")
+    n_idle = int(os.environ.get("IDLE", "10000"))
+    n_tun = int(os.environ.get("TUNNELS", "9000"))
+    print("| what | count | relay RSS before | after | per item |")
+    print("|---|---|---|---|---|")
+    for what, n in (("idle listener (control channel)", n_idle), ("open idle tunnel (sender + rendezvous sockets)", n_tun)):
+        # a fresh relay per phase: freed memory is not returned to the system
+        for p in (hcs, relay):
+            p.terminate()
+            p.wait()
+        relay = start([RELAY, "-f", conf])
+        wait_port(rp)
+        hcs = start([WSB, "hc-sink", str(rp), "bench", "node-key1", keys["node-key1"]], wait="READY")
+        time.sleep(0.5)
+        before = rss_kb(relay.pid)
+        if n == n_idle and what.startswith("idle"):
+            load = start([WSB, "idle", str(rp), "bench", "node-key2", keys["node-key2"], str(n)], wait="READY")
+        else:
+            load = start([WSB, "tunnels", str(rp), "bench", "service-key", keys["service-key"], str(n)], wait="READY")
+        time.sleep(1)
+        st = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/status" % admin, timeout=10).read())
+        after = rss_kb(relay.pid)
+        print("| %s | %d (relay connections: %d) | %d KiB | %d KiB | %.1f KiB |" % (
+            what, n, st["connections"], before, after, (after - before) / n))
+        load.terminate()
+        load.wait()
+finally:
+    cleanup()

@@ -1,0 +1,194 @@
+"""Integration: shir-relay control-channel features and limits: renewToken
+from hyco-https (interval shrunk, spec §10 step 6) and its keep-alive pongs,
+token expiry (1008), the listener limit, Allowed/DisallowedListeners, the
+per-address limit on failed listen attempts (hyco-ws reconnect storm)."""
+import http.client
+import json
+import os
+import time
+
+from shirtest import check, main, test, wait_until
+from relaytest import HYCO, Relay, RawWS, http_result, node_env, npm_clients, run_node, sas_token
+
+
+def raw_listener(r, lid, key="node-key1", ttl=3600):
+    tok = sas_token("http://127.0.0.1:%d/myhc" % r.port, key, r.keys["myhc"][key]["key"], ttl)
+    ws = RawWS(r.port, "/$hc/myhc?sb-hc-action=listen&sb-hc-id=%s" % lid, {"ServiceBusAuthorization": tok})
+    return ws
+
+
+@test
+def test_renew_and_keepalive(h):
+    """hyco-https renews its token every second (shrunk timer) and sends unsolicited pongs; the channel stays up"""
+    mods = npm_clients(h)
+    r = Relay(h)
+    r.create()
+    r.start()
+    env = dict(r.listen_env(), KEEPALIVE="1")
+    lst = h.start("listener", ["node", "-r", os.path.join(HYCO, "fasttimers.js"), os.path.join(HYCO, "https_listener.js")],
+                  env=node_env(mods, env))
+    lst.wait_log(r"LISTENER listening")
+    r.proc.wait_log(r"event=listener\.renewed hc=myhc")
+    r.proc.wait_log(r"event=listener\.renewed hc=myhc")
+    res = http_result(run_node(h, mods, "http_sender.js", r.send_env(), ["GET", "/myhc/after-renew"]))
+    check(res["status"] == 201, "after renewals and pongs: %r", res)
+    check(r.proc.log().count("event=listener.connected") == 1, "one control channel:\n%s", r.proc.tail())
+
+
+@test
+def test_token_expiry(h):
+    """a listener whose token expires (no renewal) is closed with 1008"""
+    r = Relay(h, limits="token_skew = 0")
+    r.create()
+    r.start()
+    ws = raw_listener(r, "short", ttl=2)
+    check(ws.status == 101, "listen: %d", ws.status)
+    ws.s.settimeout(10)
+    t0 = time.monotonic()
+    op, data = ws.recv()
+    check(op == 8 and int.from_bytes(data[:2], "big") == 1008, "expiry close: %r %r", op, data)
+    check(time.monotonic() - t0 < 5, "closed soon after expiry")
+    r.proc.wait_log(r"event=listener\.token_expired")
+    # a valid renewal keeps it open past the first expiry
+    first_expiry = time.time() + 2
+    ws = raw_listener(r, "renewing", ttl=2)
+    tok = sas_token("http://127.0.0.1:%d/myhc" % r.port, "node-key1", r.keys["myhc"]["node-key1"]["key"], 3600)
+    ws.send(1, json.dumps({"renewToken": {"token": tok}}))
+    r.proc.wait_log(r"event=listener\.renewed hc=myhc id=renewing")
+    # the condition under test is the clock passing the first token's expiry
+    wait_until(lambda: time.time() > first_expiry + 1.5, 10, "the first token to expire")
+    ws.send(9, b"alive")
+    check(ws.recv() == (10, b"alive"), "renewed channel still open after the old expiry")
+
+
+@test
+def test_pinning_and_limits(h):
+    """Allowed/DisallowedListeners route to the named listener; max_listeners; raw inline request/response"""
+    r = Relay(h, limits="max_listeners = 2")
+    r.create()
+    r.start()
+    a = raw_listener(r, "aaaa")
+    b = raw_listener(r, "bbbb")
+    check(a.status == 101 and b.status == 101, "two listeners")
+    c = raw_listener(r, "cccc")
+    check(c.status == 403, "third listener over max_listeners=2: %d %s", c.status, c.reason)
+    tok = sas_token("http://127.0.0.1:%d/myhc" % r.port, "service-key", r.keys["myhc"]["service-key"]["key"])
+    for _ in range(3):
+        conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
+        conn.request("POST", "/myhc/pin?sb-hc-foo=1&z=2", body=b"abc",
+                     headers={"ServiceBusAuthorization": tok, "Microsoft-Relay-AllowedListeners": "bbbb",
+                              "Cookie": "a=1", "X-Multi": "1"})
+        op, msg = b.recv()
+        req = json.loads(msg)["request"]
+        check(req["method"] == "POST" and req["requestTarget"] == "/myhc/pin?z=2" and req["body"] is True,
+              "inline request: %r", req)
+        check("address" in req and "sb-hc-action=request" in req["address"], "address: %r", req)
+        check(req["requestHeaders"].get("X-Multi") == "1" and "Host" not in req["requestHeaders"], "headers: %r", req)
+        op, body = b.recv()
+        check(op == 2 and body == b"abc", "body message: %r %r", op, body)
+        b.send(1, json.dumps({"response": {"requestId": req["id"], "statusCode": "202",
+                                           "responseHeaders": {"X-From": "b"}, "body": True}}))
+        b.send(2, b"pi", fin=False)
+        b.send(0, b"nned", fin=True)
+        resp = conn.getresponse()
+        check(resp.status == 202 and resp.read() == b"pinned" and resp.getheader("X-From") == "b"
+              and resp.getheader("Via"), "response: %r", resp.status)
+        conn.close()
+    conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
+    conn.request("GET", "/myhc/x", headers={"ServiceBusAuthorization": tok,
+                                            "Microsoft-Relay-DisallowedListeners": "aaaa, bbbb"})
+    resp = conn.getresponse()
+    check(resp.status == 404, "no listener qualifies: %d", resp.status)
+
+
+@test
+def test_listen_storm(h):
+    """hyco-ws with a wrong key storms reconnects; the relay rate-limits (429) and keeps serving"""
+    mods = npm_clients(h)
+    r = Relay(h, limits="listen_fail_limit = 20")
+    r.create()
+    r.start()
+    bad = h.start("storm", ["node", os.path.join(HYCO, "ws_listener.js")],
+                  env=node_env(mods, dict(r.listen_env(), KEY="d3JvbmcgdHJ1bmNhdGVkIGtleQ==")))
+    r.proc.wait_log(r"event=listen\.refused status=401")
+    wait_until(lambda: "shir_relay_listen_total{result=\"rate_limited\"} 0" not in r.admin_get("/metrics"),
+               20, "rate limiting to start")
+    bad.stop()
+    ws = raw_listener(r, "good")
+    check(ws.status == 429, "the address is limited for a minute: %d", ws.status)
+    met = r.admin_get("/metrics")
+    check("shir_relay_listeners 0" in met, "metrics:\n%s", met)
+    # senders are not affected
+    tok = sas_token("http://127.0.0.1:%d/myhc" % r.port, "service-key", r.keys["myhc"]["service-key"]["key"])
+    conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
+    conn.request("GET", "/myhc/x", headers={"ServiceBusAuthorization": tok})
+    check(conn.getresponse().status == 502, "sender gets 502 (no listener), not 429")
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for l in f:
+            if l.startswith("VmRSS:"):
+                return int(l.split()[1])
+    return 0
+
+
+@test
+def test_tunnel_backpressure(h):
+    """a listener that does not read: the sender blocks, the relay's memory stays bounded, nothing is lost"""
+    import threading
+    r = Relay(h, limits="tunnel_buffer = 65536")
+    r.create()
+    r.start()
+    ctl = raw_listener(r, "slow")
+    tok = sas_token("http://127.0.0.1:%d/myhc" % r.port, "service-key", r.keys["myhc"]["service-key"]["key"])
+    box = {}
+
+    def connect():
+        box["snd"] = RawWS(r.port, "/$hc/myhc?sb-hc-action=connect", {"ServiceBusAuthorization": tok})
+    t = threading.Thread(target=connect)
+    t.start()
+    op, msg = ctl.recv()
+    addr = json.loads(msg)["accept"]["address"]
+    lst = RawWS(r.port, addr.split(str(r.port), 1)[1])
+    t.join(10)
+    snd = box["snd"]
+    check(lst.status == 101 and snd.status == 101, "tunnel open")
+    rss0 = rss_kb(r.proc.pid)
+    chunk = b"z" * 65536
+    sent = {"n": 0}
+    snd.s.settimeout(None)
+
+    def pump():
+        try:
+            for _ in range(64 * 16):	# up to 64 MiB
+                snd.send(2, chunk)
+                sent["n"] += len(chunk)
+        except OSError:
+            pass
+    pt = threading.Thread(target=pump, daemon=True)
+    pt.start()
+    last = [-1, time.monotonic()]
+
+    def stalled():
+        if sent["n"] != last[0]:
+            last[0], last[1] = sent["n"], time.monotonic()
+            return False
+        return time.monotonic() - last[1] > 1.0
+    wait_until(stalled, 30, "the sender to block")
+    stuck_at = sent["n"]
+    grown = rss_kb(r.proc.pid) - rss0
+    check(stuck_at < 48 * 1024 * 1024, "the sender must be held back, it pushed %d bytes", stuck_at)
+    check(grown < 16 * 1024, "relay memory grew by %d KiB with a slow reader" % grown)
+    # now read everything: all bytes arrive, in order, and the sender resumes
+    got = 0
+    lst.s.settimeout(20)
+    while got < 64 * 16 * 65536:
+        op, data = lst.recv()
+        check(op == 2 and data == chunk, "a whole 64 KiB binary message (op %d, %d bytes)" % (op, len(data)))
+        got += len(data)
+    pt.join(20)
+    check(sent["n"] == got == 64 * 16 * 65536, "sent %d, received %d" % (sent["n"], got))
+
+
+main()
