@@ -31,7 +31,7 @@
 
 #define LCHAN_INLINE_MAX (64 * 1024)	/* response JSON + body on the control channel */
 #define LCHAN_FRAGMENT (64 * 1024)	/* streamed body fragments */
-#define LCHAN_DEADLINE_S 57		/* answer before the relay's 60 s limit */
+#define LCHAN_DEADLINE_S 57		/* default: answer before the relay's 60 s limit */
 #define LCHAN_MAX_SOCKS 512		/* rendezvous sockets per channel */
 #define LCHAN_MAX_REQS 4096		/* requests in flight per channel */
 
@@ -56,7 +56,7 @@ struct lsock {
 	struct ldial_url u;
 	int open, dead;
 	struct lreq *body_for;	/* the request whose body message comes next */
-	int drop_body;		/* a body message to discard */
+	int reported;		/* the channel already recorded why this socket went down */
 	TAILQ_HEAD(, lresp) outq;
 	TAILQ_ENTRY(lsock) link;
 };
@@ -388,7 +388,8 @@ static void
 lsock_on_request(struct lsock *s, const struct lctl_msg *m)
 {
 	struct lchan *ch = s->ch;
-	struct timeval deadline = { LCHAN_DEADLINE_S, 0 };
+	struct timeval deadline = { ch->spec.request_timeout > 0 ? ch->spec.request_timeout :
+	    LCHAN_DEADLINE_S, 0 };
 	struct lreq *q;
 
 	if (ch->nreqs >= LCHAN_MAX_REQS) {
@@ -532,7 +533,7 @@ lsock_ws_failed(struct ws *ws, int status, const char *reason, const struct shir
 		lchan_down(ch, err && err->code == SHIR_ETLS ? CHSTATE_WHY_TLS : CHSTATE_WHY_NETWORK, 0,
 		    err ? err->msg : reason);
 	s->open = 0;
-	s->kind = LSOCK_RDV;	/* on_close must not report it twice */
+	s->reported = 1;	/* on_close must not report it twice */
 }
 
 static void
@@ -558,8 +559,6 @@ lsock_ws_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *data, size_t 
 	if (q == NULL) {
 		/* a body nobody waits for (a refused request, or the empty frame
 		 * some relays send after body:false): dropped */
-		if (fin)
-			s->drop_body = 0;
 		return WS_STREAM;
 	}
 	if (!q->too_big) {
@@ -594,7 +593,7 @@ lsock_ws_close(struct ws *ws, int code, const char *reason, bool remote, void *a
 {
 	struct lsock *s = arg;
 	struct lchan *ch = s->ch;
-	int was_ctl = s->kind == LSOCK_CONTROL && ch->ctl == s;
+	int was_ctl = s->kind == LSOCK_CONTROL && ch->ctl == s && !s->reported;
 	int was_open = s->open;
 
 	s->ws = NULL;
@@ -790,8 +789,12 @@ lreq_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct lreq *q = arg;
 	static const char msg[] = "{\"status\":\"Failed\",\"error\":{\"code\":\"Timeout\","
-	    "\"message\":\"the node did not finish the request within the relay's 60 s limit\"}}";
+	    "\"message\":\"the node did not finish the request in time for the relay's 60 s "
+	    "limit (relay.request_timeout)\"}}";
 
+	log_warn("listener", "event=request.timeout channel=%s id=%s method=%s target=%s ms=%lld",
+	    log_q(q->ch->cs.name), log_q(q->id), log_q(q->method), log_q(q->target),
+	    (long long)(lchan_now_ms() - q->start_ms));
 	if (q->handle != NULL) {
 		api_reply_cancel(q->handle);
 		q->handle = NULL;
@@ -885,7 +888,7 @@ lchan_ping_cb(evutil_socket_t fd, short what, void *arg)
 
 		log_warn("listener", "event=channel.dead channel=%s silent_ms=%lld", log_q(ch->cs.name),
 		    (long long)(now - ch->last_pong_ms));
-		s->kind = LSOCK_RDV;	/* on_close must not report it again */
+		s->reported = 1;	/* on_close must not report it again */
 		lchan_down(ch, CHSTATE_WHY_DEAD, ch->spec.ping_interval * 2, NULL);
 		if (s->ws)
 			ws_abort(s->ws);
@@ -943,7 +946,7 @@ lchan_check_drained(struct lchan *ch)
 	}
 	TAILQ_FOREACH_SAFE(s, &ch->socks, link, t) {
 		if (s->ws && s->open) {
-			s->kind = LSOCK_RDV;
+			s->reported = 1;
 			ws_close(s->ws, 1000, "listener closing");
 			continue;
 		}

@@ -63,6 +63,7 @@ lspec_copy(struct lspec *d, const struct lspec *s)
 	d->ping_interval = s->ping_interval;
 	d->token_lifetime = s->token_lifetime;
 	d->connect_timeout = s->connect_timeout;
+	d->request_timeout = s->request_timeout;
 	if (lspec_dup(&d->name, s->name) || lspec_dup(&d->endpoint, s->endpoint) ||
 	    lspec_dup(&d->path, s->path) || lspec_dup(&d->key_name, s->key_name) ||
 	    lspec_dup(&d->key, s->key) || lspec_dup(&d->ca_file, s->ca_file) ||
@@ -121,7 +122,7 @@ lspec_equal(const struct lspec *a, const struct lspec *b)
 	    lspec_str_eq(a->path, b->path) && lspec_str_eq(a->key_name, b->key_name) &&
 	    lspec_str_eq(a->ca_file, b->ca_file) && lspec_str_eq(a->tls_pin, b->tls_pin) &&
 	    a->ping_interval == b->ping_interval && a->token_lifetime == b->token_lifetime &&
-	    a->connect_timeout == b->connect_timeout;
+	    a->connect_timeout == b->connect_timeout && a->request_timeout == b->request_timeout;
 }
 
 int
@@ -193,6 +194,7 @@ lspec_from_conf(const struct conf *c, struct lspec_list *out, struct shir_error 
 	s.ping_interval = c->relay_ping_interval;
 	s.token_lifetime = c->relay_token_lifetime;
 	s.connect_timeout = c->relay_connect_timeout;
+	s.request_timeout = c->relay_request_timeout;
 	if ((rc = lspec_read_secret(c->relay_key_file, "relay.key_file", &s.key, err)) != 0)
 		return rc;
 	rc = lspec_list_add(out, &s);

@@ -23,6 +23,7 @@ struct lspec {
 	int ping_interval;	/* seconds */
 	int token_lifetime;	/* seconds */
 	int connect_timeout;	/* seconds */
+	int request_timeout;	/* seconds: answer 503 ourselves after this */
 };
 
 struct lspec_list {

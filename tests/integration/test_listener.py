@@ -738,5 +738,46 @@ def test_dead_relay_detected_by_pings(h):
     check(code == 200, "after the relay came back: %s" % code)
 
 
+
+@test
+def test_request_timeout_answers_503(h):
+    """a request the node cannot finish in time is answered 503 Timeout, not left to the relay"""
+    relay = Relay(h)
+    relay.create()
+    relay.start()
+    p, conf, sock = node_with_relay(h, relay, extra="test_routes = true\nrequest_timeout = 2")
+    t0 = time.monotonic()
+    code, body, err = curl(h, relay, "/v1/test/blob?bytes=10&delay_ms=6000")
+    took = time.monotonic() - t0
+    check(code == 503 and b"Timeout" in body and b"request_timeout" in body,
+          "%s %s %s" % (code, body[:300], err))
+    check(1.5 < took < 5, "answered after %.1f s" % took)
+    p.wait_log(r"event=request.timeout channel=relay")
+    # the late answer of the API is dropped quietly, and the node goes on serving
+    p.wait_log(r"event=api.done method=GET path=/v1/test/blob status=200 cancelled=1", timeout=10)
+    code, _, _ = curl(h, relay, "/v1/node")
+    check(code == 200, "after the timeout: %s" % code)
+
+
+@test
+def test_limited_when_new_key_fails(h):
+    """a reload with a key the relay refuses: the old channel keeps serving, the node is Limited"""
+    relay = Relay(h)
+    relay.create()
+    relay.start()
+    p, conf, sock = node_with_relay(h, relay)
+    with open(h.path("node-a.key"), "w") as f:
+        f.write("d3Jvbmcta2V5\n")
+    p.signal(signal.SIGHUP)
+    p.wait_log(r"event=channel.changing channel=relay reason=settings")
+    st = wait_status(h, sock, lambda s: s["status"] == "Limited", "Limited")
+    check("authorization failed" in st["statusDetail"] and "401" in st["statusDetail"],
+          st["statusDetail"])
+    states = sorted((c["state"], bool(c.get("replacing"))) for c in st["channels"])
+    check(states[0] == ("Connected", False) and states[1][1] is True, "%r" % st["channels"])
+    code, _, _ = curl(h, relay, "/v1/node")
+    check(code == 200, "the old channel must still serve: %s" % code)
+
+
 if __name__ == "__main__":
     main()
