@@ -392,6 +392,16 @@ lsock_on_request(struct lsock *s, const struct lctl_msg *m)
 	    LCHAN_DEADLINE_S, 0 };
 	struct lreq *q;
 
+	if (s->body_for != NULL) {
+		/* a new command where a body message was due: the relay broke the
+		 * framing of the earlier request; it cannot be answered sensibly */
+		log_warn("listener", "event=request.abandoned channel=%s id=%s reason=\"a command came "
+		    "where its body was due\"", log_q(ch->cs.name), log_q(s->body_for->id));
+		s->body_for->abandoned = 1;
+		s->body_for = NULL;
+		event_active(ch->ev_reap, EV_TIMEOUT, 0);
+	}
+
 	if (ch->nreqs >= LCHAN_MAX_REQS) {
 		log_warn("listener", "event=request.refused channel=%s reason=\"too many in flight\"",
 		    log_q(ch->cs.name));
