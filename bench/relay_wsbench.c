@@ -38,15 +38,6 @@ static size_t msg_size;
 static long msg_count, sent;
 static struct timespec t0;
 
-static double
-now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 static struct bufferevent *
 dial(void)
 {
@@ -340,6 +331,10 @@ main(int argc, char **argv)
 		sin.sin_addr.s_addr = htonl(0x7f000001);
 		l = evconnlistener_new_bind(base, sink_accept, NULL, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE, 1024,
 		    (struct sockaddr *)&sin, sizeof sin);
+		if (l == NULL) {
+			fprintf(stderr, "cannot listen on %d\n", port);
+			return 1;
+		}
 		printf("READY\n");
 		fflush(stdout);
 	} else if (strcmp(argv[1], "http-backend") == 0) {

@@ -34,7 +34,10 @@ tests_unit_test_irkey_LDADD = $(UNIT_LIBS)
 
 # --- fuzz targets ------------------------------------------------------------
 FUZZ_TARGETS += tests/fuzz/fuzz_ws_frames tests/fuzz/fuzz_http1 tests/fuzz/fuzz_hc_msg \
-	tests/fuzz/fuzz_irkey tests/fuzz/fuzz_sas
+	tests/fuzz/fuzz_irkey tests/fuzz/fuzz_sas tests/fuzz/fuzz_relay_front
+tests_fuzz_fuzz_relay_front_SOURCES = tests/fuzz/fuzz_relay_front.c $(FUZZ_MAIN)
+tests_fuzz_fuzz_relay_front_LDADD = $(SHIR_LIBS)
+tests_fuzz_fuzz_relay_front_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
 tests_fuzz_fuzz_ws_frames_SOURCES = tests/fuzz/fuzz_ws_frames.c $(FUZZ_MAIN)
 tests_fuzz_fuzz_ws_frames_LDADD = $(SHIR_LIBS)
 tests_fuzz_fuzz_ws_frames_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)

@@ -374,6 +374,12 @@ authorize(struct rsrv *s, struct ent *e, const struct http1_msg *req, const char
 	char *tok = find_token(req, query, used_auth);
 	int rc;
 
+	if (tok != NULL && *used_auth && need == SAS_SEND && e->anonymous) {
+		/* §2.5: with anonymous senders, Authorization belongs to the listener */
+		free(tok);
+		tok = NULL;
+		*used_auth = false;
+	}
 	if (tok == NULL) {
 		if (need == SAS_SEND && e->anonymous)
 			return 0;
@@ -387,7 +393,7 @@ authorize(struct rsrv *s, struct ent *e, const struct http1_msg *req, const char
 		return 0;
 	if (need == SAS_SEND && e->anonymous && rc == SHIR_EAUTH)
 		return 0;
-	snprintf(why, wl, "%s", err.msg);
+	snprintf(why, wl, "%.400s", err.msg);
 	return rc == SHIR_EPERM ? 403 : 401;
 }
 
@@ -1740,6 +1746,8 @@ h_feed(struct hconn *h)
 			struct bufferevent *bev = h->bev;
 
 			h->bev = NULL;
+			/* WebSockets are long-lived: no HTTP head/idle timeout from here on */
+			bufferevent_set_timeouts(bev, NULL, NULL);
 			ws = ws_new_server_with_request(bev, h->req, NULL, 0, &o,
 			    &(struct ws_callbacks){ .on_request = front_ws_request, .on_close = front_ws_close },
 			    h->s, &err);
@@ -2051,6 +2059,9 @@ accept_cb2(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, in
 		evutil_closesocket(fd);
 		return;
 	}
+	/* fewer, larger reads and writes on busy tunnels */
+	bufferevent_set_max_single_read(bev, 128 * 1024);
+	bufferevent_set_max_single_write(bev, 128 * 1024);
 	new_conn(s, bev);
 }
 
@@ -2379,6 +2390,24 @@ rsrv_start(struct rsrv *s, struct shir_error *e)
 		evtimer_add(s->state_poll, &one);
 	log_info("relay", "event=ready public_url=%s", s->public_base);
 	return 0;
+}
+
+int
+rsrv_start_unbound(struct rsrv *s, struct shir_error *e)
+{
+	return load_state(s, e);
+}
+
+void
+rsrv_adopt(struct rsrv *s, struct bufferevent *bev)
+{
+	new_conn(s, bev);
+}
+
+long
+rsrv_connections(const struct rsrv *s)
+{
+	return s->nconns;
 }
 
 void

@@ -4,6 +4,7 @@
 #ifndef SHIR_RELAY_SRV_H
 #define SHIR_RELAY_SRV_H
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "relay_conf.h"
@@ -24,5 +25,11 @@ void rsrv_reload(struct rsrv *s);
  * the loop when everything is closed (or after a few seconds). */
 void rsrv_shutdown(struct rsrv *s);
 void rsrv_free(struct rsrv *s);
+
+/* For tests and fuzzing: load the state without binding sockets, hand the
+ * server an accepted connection, and count its open connections. */
+int rsrv_start_unbound(struct rsrv *s, struct shir_error *e);
+void rsrv_adopt(struct rsrv *s, struct bufferevent *bev);
+long rsrv_connections(const struct rsrv *s);
 
 #endif

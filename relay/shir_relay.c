@@ -34,7 +34,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: shir-relay [-f FILE] [-t]                 run the relay (default %s/shir/shir-relay.conf)\n"
-	    "       shir-relay [-f FILE] ir create NAME [--endpoint wss://host:port]\n"
+	    "       shir-relay [-f FILE] ir create NAME [--endpoint wss://host:port] [--anonymous-senders]\n"
 	    "       shir-relay [-f FILE] ir list [--json]\n"
 	    "       shir-relay [-f FILE] ir regenerate-key NAME key1|key2|service\n"
 	    "       shir-relay [-f FILE] ir delete NAME\n"
@@ -200,11 +200,14 @@ ir_cmd(const char *path, int argc, char **argv)
 		const char *name = argv[1], *ep = NULL;
 		char buf[512], k1[45], k2[45], k3[45];
 		struct rstate_entity *en;
+		bool anon = false;
 		int i;
 
 		for (i = 2; i < argc; i++) {
 			if (strcmp(argv[i], "--endpoint") == 0 && i + 1 < argc)
 				ep = argv[++i];
+			else if (strcmp(argv[i], "--anonymous-senders") == 0)
+				anon = true;
 			else if (strncmp(argv[i], "--endpoint=", 11) == 0)
 				ep = argv[i] + 11;
 			else {
@@ -223,6 +226,7 @@ ir_cmd(const char *path, int argc, char **argv)
 			goto out;
 		}
 		en->ir = true;
+		en->anonymous_senders = anon;
 		if ((en->endpoint = strdup(ep)) == NULL || sas_make_key(k1) || sas_make_key(k2) ||
 		    sas_make_key(k3) || rstate_add_rule(en, "node-key1", k1, SAS_LISTEN) ||
 		    rstate_add_rule(en, "node-key2", k2, SAS_LISTEN) ||

@@ -209,6 +209,13 @@ def test_reject_410(h):
 def test_ir_cli(h):
     """ir create/list/regenerate-key/delete; the old key stops working; delete closes listeners with 1001"""
     r = Relay(h)
+    check("is valid" in h.run([h.bin("shir-relay"), "-f", r.conf, "-t"], check=0).stdout, "-t on a good config")
+    bad = h.write("bad.conf", "[relay]\nlisten = 0.0.0.0:1\n[limits]\nmax_listeners = 0\n")
+    out = h.run([h.bin("shir-relay"), "-f", bad, "-t"], check=1).stderr
+    check("max_listeners must be a whole number from 1" in out, "-t names the bad key: %s", out)
+    bad = h.write("bad2.conf", "[relay]\nlisten = 0.0.0.0:%d\nstate_file = %s\n" % (r.port, h.path("s2.json")))
+    p = h.start("plain-public", [h.bin("shir-relay"), "-f", bad])
+    check(p.wait_exit(10) == 1 and "is not loopback" in p.log(), "plain listener on 0.0.0.0 is refused:\n%s", p.log())
     keys = r.create("sales-ir")
     out = r.cli("ir", "list").stdout
     check(re.search(r"^sales-ir\s+yes\s+ws://127\.0\.0\.1:%d\s+node-key1\(L\) node-key2\(L\) service-key\(S\)" % r.port,
@@ -216,7 +223,15 @@ def test_ir_cli(h):
     check(keys["service-key"]["endpoint"] == "ws://127.0.0.1:%d" % r.port, "endpoint in the key: %r", keys)
     check(os.stat(r.state).st_mode & 0o777 == 0o600, "state file mode")
     r.cli("ir", "create", "sales-ir", check_rc=1)
+    r.cli("ir", "create", "open-ir", "--anonymous-senders")
     r.start()
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
+    conn.request("GET", "/open-ir/x")
+    check(conn.getresponse().status == 502, "anonymous senders need no token (502: no listener)")
+    conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
+    conn.request("GET", "/sales-ir/x")
+    check(conn.getresponse().status == 401, "without --anonymous-senders a token is needed")
 
     def listen(key):
         tok = sas_token("http://127.0.0.1:%d/sales-ir" % r.port, "node-key1", key)
@@ -249,7 +264,7 @@ def test_ir_cli(h):
         op, data = c.recv()
         check(op == 8 and int.from_bytes(data[:2], "big") == 1001, "delete closes with 1001: %r %r", op, data)
     out = r.cli("ir", "list").stdout
-    check("sales-ir" not in out, "deleted:\n%s", out)
+    check("sales-ir" not in out and "open-ir" in out, "deleted:\n%s", out)
     r.cli("ir", "delete", "sales-ir", check_rc=1)
     r.proc.signal(signal.SIGTERM)
     check(r.proc.wait_exit(10) == 0, "clean exit")

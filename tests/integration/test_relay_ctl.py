@@ -94,6 +94,24 @@ def test_pinning_and_limits(h):
         check(resp.status == 202 and resp.read() == b"pinned" and resp.getheader("X-From") == "b"
               and resp.getheader("Via"), "response: %r", resp.status)
         conn.close()
+    # without pinning, requests are spread at random over both listeners
+    import select
+    seen = {"aaaa": 0, "bbbb": 0}
+    for i in range(24):
+        conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
+        conn.request("GET", "/myhc/spread/%d" % i, headers={"ServiceBusAuthorization": tok})
+        ready, _, _ = select.select([a.s, b.s], [], [], 10) if not (a.rest or b.rest) else ([], [], [])
+        who = a if (a.rest or a.s in ready) else b
+        op, msg = who.recv()
+        req = json.loads(msg)["request"]
+        check(req["body"] is False, "GET has no body: %r", req)
+        who.send(1, json.dumps({"response": {"requestId": req["id"], "statusCode": 200, "body": False}}))
+        resp = conn.getresponse()
+        check(resp.status == 200, "spread response: %d", resp.status)
+        resp.read()
+        conn.close()
+        seen["aaaa" if who is a else "bbbb"] += 1
+    check(seen["aaaa"] >= 2 and seen["bbbb"] >= 2, "random choice should use both listeners: %r", seen)
     conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
     conn.request("GET", "/myhc/x", headers={"ServiceBusAuthorization": tok,
                                             "Microsoft-Relay-DisallowedListeners": "aaaa, bbbb"})
@@ -189,6 +207,40 @@ def test_tunnel_backpressure(h):
         got += len(data)
     pt.join(20)
     check(sent["n"] == got == 64 * 16 * 65536, "sent %d, received %d" % (sent["n"], got))
+
+
+@test
+def test_connection_limits(h):
+    """max_connections, the head-size cap (431) and the handshake/idle timeout on HTTP connections"""
+    import socket
+    r = Relay(h, limits="max_connections = 3\nhandshake_timeout = 1\nmax_header_bytes = 2048")
+    r.create()
+    r.start()
+    held = [socket.create_connection(("127.0.0.1", r.port), timeout=10) for _ in range(3)]
+    extra = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+    check(extra.recv(100) == b"", "a connection over max_connections is closed at once")
+    extra.close()
+    # the idle connections are closed by the handshake timeout (they sent nothing)
+    t0 = time.monotonic()
+    for c in held:
+        check(c.recv(100) == b"", "an idle connection is closed")
+        c.close()
+    check(time.monotonic() - t0 < 5, "closed by the 1 s handshake timeout")
+    wait_until(lambda: "shir_relay_connections 0" in r.admin_get("/metrics"), 10, "connections to be released")
+    # the timeout does not apply to WebSockets: a quiet control channel stays up
+    ws = raw_listener(r, "quiet")
+    check(ws.status == 101, "listen")
+    t1 = time.monotonic()
+    wait_until(lambda: time.monotonic() - t1 > 2.5, 10, "more than the handshake timeout to pass")
+    ws.send(9, b"q")
+    check(ws.recv() == (10, b"q"), "a quiet control channel outlives the handshake timeout")
+    ws.close()
+    wait_until(lambda: "shir_relay_connections 0" in r.admin_get("/metrics"), 10, "the listener to go")
+    c = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+    c.sendall(b"GET /myhc/x HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * 4000 + b"\r\n\r\n")
+    data = c.recv(4096)
+    check(data.startswith(b"HTTP/1.1 431 "), "head over max_header_bytes: %r", data[:60])
+    c.close()
 
 
 main()
