@@ -23,6 +23,7 @@ tests_fuzz_fuzz_lctl_LDADD = $(SHIR_LIBS)
 tests_fuzz_fuzz_lctl_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
 
 INTEGRATION_TESTS += tests/integration/test_listener.py
+EXTRA_DIST += tests/integration/listener_hyco_sender.js
 
 # benchmark helper (not installed): bench/listener.sh uses it
 noinst_PROGRAMS += bench/listener_pump

@@ -779,5 +779,27 @@ def test_limited_when_new_key_fails(h):
     check(code == 200, "the old channel must still serve: %s" % code)
 
 
+
+@test
+def test_hyco_ws_sender_through_tunnel(h):
+    """Microsoft's hyco-ws sender reaches a [forward] echo target through shir-relay and shird"""
+    import relaytest
+    mods = relaytest.npm_clients(h)
+    eport = echo_target(h)
+    relay = Relay(h)
+    relay.create()
+    relay.start()
+    p, conf, sock = node_with_relay(h, relay, tail="[forward]\necho = 127.0.0.1:%d\n" % eport)
+    k = relay.keys["myhc"]["service-key"]
+    js = os.path.join(os.path.dirname(os.path.abspath(__file__)), "listener_hyco_sender.js")
+    s = h.start("sender", ["node", js], env={"NODE_PATH": mods, "PORT": str(relay.port),
+                                             "KEYNAME": k["keyName"], "KEY": k["key"]})
+    s.wait_log(r"SENDER close 1000")
+    out = s.log()
+    echoed = "".join(re.findall(r"SENDER got ([0-9a-f]+)", out))
+    check(echoed == "hello text".encode().hex() + "010203", "echo: %s" % out)
+    p.wait_log(r"event=tunnel.closed id=\d+ forward=echo in=13 out=13")
+
+
 if __name__ == "__main__":
     main()
