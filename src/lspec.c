@@ -252,7 +252,18 @@ lspec_collect(const struct conf *c, struct lspec_list *out, struct shir_error *e
 		if ((rc = lspec_sources[i].fn(lspec_sources[i].arg, c, out, err)) != 0)
 			goto fail;
 	for (i = 0; i < out->n; i++) {
-		if ((rc = lspec_check(&out->v[i], err)) != 0)
+		struct lspec *sp = &out->v[i];
+
+		/* a source may leave the timings to the [relay] keys */
+		if (sp->ping_interval <= 0)
+			sp->ping_interval = c->relay_ping_interval;
+		if (sp->token_lifetime <= 0)
+			sp->token_lifetime = c->relay_token_lifetime;
+		if (sp->connect_timeout <= 0)
+			sp->connect_timeout = c->relay_connect_timeout;
+		if (sp->request_timeout <= 0)
+			sp->request_timeout = c->relay_request_timeout;
+		if ((rc = lspec_check(sp, err)) != 0)
 			goto fail;
 		for (j = 0; j < i; j++)
 			if (strcmp(out->v[i].name, out->v[j].name) == 0) {

@@ -32,7 +32,9 @@ struct lspec_list {
 };
 
 /* A source appends specs for configuration c to out (lspec_list_add), or
- * fills err and returns non-zero to refuse the configuration. */
+ * fills err and returns non-zero to refuse the configuration. Timings left
+ * at 0 (ping_interval, token_lifetime, connect_timeout, request_timeout) take
+ * the [relay] values of c. */
 typedef int (*lspec_source_fn)(void *arg, const struct conf *c, struct lspec_list *out,
     struct shir_error *err);
 /* Registers a source (at most 8; not thread safe: call at startup). */

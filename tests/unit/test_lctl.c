@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "conf.h"
 #include "lctl.h"
 #include "ldial.h"
 #include "lspec.h"
@@ -266,6 +267,43 @@ test_key_file_mode(void **state)
 	assert_int_equal(lspec_read_secret(path, "relay.key_file", &key, &err), SHIR_ENOENT);
 }
 
+static int
+test_source(void *arg, const struct conf *c, struct lspec_list *out, struct shir_error *err)
+{
+	struct lspec s;
+
+	memset(&s, 0, sizeof s);
+	s.name = arg;
+	s.endpoint = "wss://relay.example:443";
+	s.path = "sales-ir";
+	s.key_name = "node-key1";
+	s.key = "c2VjcmV0";
+	return lspec_list_add(out, &s);
+}
+
+/* The seam for stored registrations: a source adds a channel; timings come
+ * from [relay]; names must be unique. */
+static void
+test_spec_sources(void **state)
+{
+	struct conf *c = conf_new_defaults();
+	struct lspec_list l;
+	struct shir_error err;
+
+	assert_int_equal(lspec_add_source(test_source, "registration"), 0);
+	assert_int_equal(lspec_collect(c, &l, &err), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.v[0].name, "registration");
+	assert_int_equal(l.v[0].ping_interval, 30);
+	assert_int_equal(l.v[0].token_lifetime, 3600);
+	assert_int_equal(l.v[0].request_timeout, 57);
+	lspec_list_clear(&l);
+	assert_int_equal(lspec_add_source(test_source, "registration"), 0);
+	assert_int_not_equal(lspec_collect(c, &l, &err), 0);
+	assert_non_null(strstr(err.msg, "two channels are named registration"));
+	conf_free(c);
+}
+
 int
 main(void)
 {
@@ -277,6 +315,7 @@ main(void)
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_urls),
 		cmocka_unit_test(test_key_file_mode),
+		cmocka_unit_test(test_spec_sources),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
