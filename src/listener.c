@@ -220,7 +220,9 @@ listener_apply_specs(struct listener *l, const struct lspec_list *specs, int for
 			continue;
 		}
 		nslots[nn] = *old;
-		if (!force && lspec_equal(lchan_spec(old->cur), sp) &&
+		/* unchanged: keep it, unless it had stopped (404): a reload is the
+		 * admin saying "try again" (the hybrid connection may exist now) */
+		if (!force && !lchan_state(old->cur)->stopped && lspec_equal(lchan_spec(old->cur), sp) &&
 		    (old->next == NULL || lspec_equal(lchan_spec(old->next), sp))) {
 			nn++;
 			continue;

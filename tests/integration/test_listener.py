@@ -544,6 +544,14 @@ def test_unknown_hc_stops(h):
     check(ch["state"] == "Disconnected" and ch["retrying"] is False and ch["nextRetry"] is None,
           "%r" % ch)
     check("hybrid connection nohc does not exist" in st["statusDetail"], st["statusDetail"])
+    # a reload (nothing changed in shird.conf) tries again: the hybrid connection exists
+    # now (with other keys, so the relay answers 401 instead of 404)
+    h.run([h.bin("shir-relay"), "-f", relay.conf, "ir", "create", "nohc"], check=0)
+    relay.proc.signal(signal.SIGHUP)
+    relay.proc.wait_log(r"event=(state\.)?reload status=done")
+    h.run([h.bin("shirctl"), "--socket", sock, "reload"], check=0)
+    m = p.wait_log(r"event=channel.disconnected channel=relay retry_in_ms=\d+ reason=(.*)")
+    check("401" in m.group(1), "after the reload: %s" % m.group(1))
 
 
 @test
