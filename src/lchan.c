@@ -34,6 +34,9 @@
 #define LCHAN_DEADLINE_S 57		/* default: answer before the relay's 60 s limit */
 #define LCHAN_MAX_SOCKS 512		/* rendezvous sockets per channel */
 #define LCHAN_MAX_REQS 4096		/* requests in flight per channel */
+#define LCHAN_QUEUE_HIGH (8 * 1024 * 1024)	/* queued output: stop reading requests */
+#define LCHAN_QUEUE_LOW (2 * 1024 * 1024)	/* ... and read again below this */
+#define LCHAN_QUEUE_MAX (64 * 1024 * 1024)	/* never queue more than this per socket */
 
 enum lsock_kind { LSOCK_CONTROL = 0, LSOCK_RDV };
 
@@ -57,6 +60,8 @@ struct lsock {
 	int open, dead;
 	struct lreq *body_for;	/* the request whose body message comes next */
 	int reported;		/* the channel already recorded why this socket went down */
+	size_t queued;		/* bytes in outq not yet handed to the WebSocket */
+	int paused;		/* reading paused because queued is above the high mark */
 	TAILQ_HEAD(, lresp) outq;
 	TAILQ_ENTRY(lsock) link;
 };
@@ -253,8 +258,18 @@ lreq_finish(struct lreq *q)
 static int
 lsock_queue(struct lsock *s, char *json, char *body, size_t len, int has_body)
 {
-	struct lresp *r = calloc(1, sizeof *r);
+	struct lresp *r;
+	size_t add = (json ? strlen(json) : 0) + len;
 
+	if (s->queued + add > LCHAN_QUEUE_MAX) {
+		/* the relay does not read what we send: better lose this answer
+		 * (the relay will time it out) than grow without bound */
+		log_warn("listener", "event=response.dropped channel=%s bytes=%zu reason=\"%zu bytes "
+		    "already wait for the relay to read them\"", log_q(s->ch->cs.name), add, s->queued);
+		free(json), free(body);
+		return SHIR_ETOOBIG;
+	}
+	r = calloc(1, sizeof *r);
 	if (r == NULL) {
 		free(json), free(body);
 		return SHIR_ENOMEM;
@@ -264,7 +279,13 @@ lsock_queue(struct lsock *s, char *json, char *body, size_t len, int has_body)
 	r->len = len;
 	r->has_body = has_body;
 	TAILQ_INSERT_TAIL(&s->outq, r, link);
+	s->queued += add;
 	lsock_flush(s);
+	if (!s->paused && s->queued > LCHAN_QUEUE_HIGH && s->ws != NULL) {
+		/* backpressure: no new requests from this socket until it drains */
+		s->paused = 1;
+		ws_pause_read(s->ws, true);
+	}
 	return 0;
 }
 
@@ -283,9 +304,11 @@ lsock_flush(struct lsock *s)
 			r->started = 1;
 			ws_send(s->ws, WS_OP_TEXT, r->json, strlen(r->json));
 			s->ch->cs.bytes_out += strlen(r->json);
+			s->queued -= strlen(r->json);
 			if (r->has_body && r->len <= LCHAN_FRAGMENT) {
 				ws_send(s->ws, WS_OP_BINARY, r->body ? r->body : "", r->len);
 				s->ch->cs.bytes_out += r->len;
+				s->queued -= r->len;
 				r->off = r->len;
 			}
 		}
@@ -302,9 +325,14 @@ lsock_flush(struct lsock *s)
 			    r->off + n == r->len);
 			r->off += n;
 			s->ch->cs.bytes_out += n;
+			s->queued -= n;
 		}
 		TAILQ_REMOVE(&s->outq, r, link);
 		lresp_free(r);
+	}
+	if (s->paused && s->queued < LCHAN_QUEUE_LOW && s->ws != NULL) {
+		s->paused = 0;
+		ws_pause_read(s->ws, false);
 	}
 }
 
@@ -734,8 +762,10 @@ lsock_open_rdv(struct lchan *ch, const char *address, struct lresp *first)
 		lresp_free(first);
 		return;
 	}
-	if (first != NULL)
+	if (first != NULL) {
 		TAILQ_INSERT_TAIL(&s->outq, first, link);
+		s->queued += strlen(first->json) + first->len;
+	}
 }
 
 /* --- requests ---------------------------------------------------------------- */
