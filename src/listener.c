@@ -483,5 +483,8 @@ listener_stop(struct node *n)
 	if (l->ctx.dns)
 		evdns_base_free(l->ctx.dns, 0);
 	node_set_ext(n, NODE_EXT_LISTENER, NULL);
+	/* let libevent finish freeing the bufferevents: TLS ones are finalized
+	 * from the loop, which has already stopped (none of ours is left to run) */
+	event_base_loop(l->ctx.base, EVLOOP_NONBLOCK);
 	free(l);
 }

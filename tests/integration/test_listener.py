@@ -54,6 +54,13 @@ def start_shird(h, conf, name="shird"):
     return p
 
 
+def stop_clean(p):
+    """SIGTERM: shird must exit 0 (under ASan that also means: nothing leaked)."""
+    p.signal(signal.SIGTERM)
+    rc = p.wait_exit(15)
+    check(rc == 0, "%s exited %s:\n%s" % (p.name, rc, p.tail(60)))
+
+
 def status(h, sock):
     r = h.run([h.bin("shirctl"), "--socket", sock, "status", "--json"], check=0)
     return json.loads(r.stdout)
@@ -409,6 +416,7 @@ def test_http_through_relay(h):
     check(st["channels"][0]["bytesIn"] > 0 and st["channels"][0]["bytesOut"] > 0, "%r" % st)
     check(re.search(r"event=request.done channel=relay .*target=/v1/node status=200", p.log()),
           "no request.done for the GET")
+    stop_clean(p)
 
 
 @test
@@ -440,6 +448,7 @@ def test_large_response_via_rendezvous(h):
     log = p.log()
     check(log.count("event=rendezvous.open") == 2, "rendezvous opened %d times, want 2" %
           log.count("event=rendezvous.open"))
+    stop_clean(p)
 
 
 def echo_target(h):
@@ -478,6 +487,7 @@ def test_tunnel_50mb_and_rejects(h):
           in r.stderr, "non-forward path: %s" % r.stderr)
     p.wait_log(r"event=accept.rejected code=403")
     relay.proc.wait_log(r"event=tunnel.rejected .*status=403")
+    stop_clean(p)
 
 
 
@@ -647,6 +657,7 @@ def test_reload_make_before_break(h):
     p.wait_log(r"event=channel.replaced channel=relay")
     code, _, _ = curl(h, relay, "/v1/node")
     check(code == 200, "after the proxy change: %s" % code)
+    stop_clean(p)
 
 
 @test
@@ -694,6 +705,8 @@ def test_https_relay_with_test_ca(h):
     out = h.run([h.bin("shirctl"), "--socket", sw, "status"], check=0).stdout
     check("TLS with relay %s failed: certificate verify failed" % ep in out and
           "relay.ca_file" in out, out)
+    stop_clean(p)
+    stop_clean(pw)
 
 
 @test
@@ -722,6 +735,7 @@ def test_through_squid_basic_auth(h):
     # ... and squid carried them as user svc (it logs a tunnel when it ends)
     wait_until(lambda: re.search(r"TCP_TUNNEL/200 \d+ CONNECT relay.test:%d svc " %
                                  relay.tls_port, sq.log()), 20, "squid to log the tunnel")
+    stop_clean(p)
 
 
 
@@ -807,6 +821,7 @@ def test_hyco_ws_sender_through_tunnel(h):
     echoed = "".join(re.findall(r"SENDER got ([0-9a-f]+)", out))
     check(echoed == "hello text".encode().hex() + "010203", "echo: %s" % out)
     p.wait_log(r"event=tunnel.closed id=\d+ forward=echo in=13 out=13")
+    stop_clean(p)
 
 
 if __name__ == "__main__":
