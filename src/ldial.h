@@ -4,8 +4,8 @@
  * the host name checked, and the optional SPKI pin. The result is a connected
  * bufferevent ready for the WebSocket upgrade.
  *
- * The raw stage is one function (ldial_raw_start) so that switching the
- * direct connect for proxy_dial() is a one-line change. */
+ * The raw stage is one function (ldial_raw_start): proxy_dial() from proxy/
+ * when the node has a proxy configuration, else a direct connection. */
 #ifndef SHIR_LDIAL_H
 #define SHIR_LDIAL_H
 
