@@ -81,6 +81,16 @@ static const struct conf_key conf_table[] = {
 	  "CA bundle to verify the relay's certificate" },
 	{ "relay", "ping_interval", CONF_T_INT, 5, 600, NULL, "30", true, O(relay_ping_interval),
 	  "seconds between WebSocket pings on a control channel" },
+	{ "relay", "tls_pin", CONF_T_STR, 0, 0, NULL, NULL, true, O(relay_tls_pin),
+	  "optional pin of the relay certificate's key: sha256/<base64 SPKI hash>" },
+	{ "relay", "token_lifetime", CONF_T_INT, 10, 86400, NULL, "3600", true,
+	  O(relay_token_lifetime), "seconds a SAS token made by the node is valid (renewed well before)" },
+	{ "relay", "connect_timeout", CONF_T_INT, 1, 120, NULL, "20", true, O(relay_connect_timeout),
+	  "seconds to connect and upgrade a channel or rendezvous" },
+	{ "relay", "request_timeout", CONF_T_INT, 1, 59, NULL, "57", true, O(relay_request_timeout),
+	  "seconds before the node answers a relayed request itself (the relay allows 60)" },
+	{ "relay", "test_routes", CONF_T_BOOL, 0, 0, NULL, "false", false, O(relay_test_routes),
+	  "TESTING ONLY: serve GET /v1/test/blob?bytes=N (a large response) to every channel" },
 };
 
 #define CONF_NKEYS (sizeof conf_table / sizeof conf_table[0])

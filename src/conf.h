@@ -62,6 +62,11 @@ struct conf {
 	char *relay_key_file;
 	char *relay_ca_file;
 	int relay_ping_interval;
+	char *relay_tls_pin;
+	int relay_token_lifetime;	/* seconds */
+	int relay_connect_timeout;	/* seconds */
+	int relay_request_timeout;	/* seconds */
+	bool relay_test_routes;
 	/* [forward] NAME = host:port */
 	struct conf_forward *forwards;
 	size_t nforwards;

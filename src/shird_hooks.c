@@ -1,12 +1,40 @@
 #include "config.h"
 
+#include <string.h>
+
 #include "admin_node.h"
 #include "authoring.h"
 #include "credstore.h"
+#include "listener.h"
+#include "lspec.h"
+#include "registration.h"
 #include "log.h"
 #include "node.h"
 #include "proxy_node.h"
 #include "shird.h"
+
+static int registration_source_added;
+
+/* Channel specs from the node's registration (shirctl register-node). */
+static int
+shird_registration_source(void *arg, const struct conf *c, struct lspec_list *out,
+    struct shir_error *err)
+{
+	const struct registration *r = admin_node_registration(arg);
+	struct lspec s;
+
+	if (r == NULL)
+		return 0;	/* not registered: no channel from here */
+	memset(&s, 0, sizeof s);
+	s.name = "registration";
+	s.endpoint = r->endpoint;
+	s.path = r->hc;
+	s.key_name = r->key_name;
+	s.key = r->key;
+	s.tls_pin = r->tls_pin;
+	s.ca_file = c->relay_ca_file;
+	return lspec_list_add(out, &s);
+}
 
 int
 shird_hook_validate(const struct conf *c, struct shir_error *err)
@@ -16,6 +44,8 @@ shird_hook_validate(const struct conf *c, struct shir_error *err)
 		return err->code;
 
 	/* listener: check relay settings and key files */
+	if (listener_validate(c, err) != 0)
+		return err->code ? err->code : SHIR_ECONFIG;
 
 	return 0;
 }
@@ -40,19 +70,20 @@ shird_hook_start(struct node *n, struct shir_error *err)
 	 * names (the node's own SAS key) are never resolvable, or an author
 	 * could send the node key to a store of their choosing. */
 	authoring_set_credential_resolver(n, credstore_resolve, node_ext(n, NODE_EXT_CREDS));
-
-	/* listener: start the control channels (replaces the lines below) */
-
-	if ((c->relay_endpoint == NULL || !*c->relay_endpoint) &&
-	    node_ext(n, NODE_EXT_REGISTRATION) == NULL) {
-		node_set_status(n, NODE_NEEDS_REGISTRATION,
-		    "no relay channel is configured: register the node with "
-		    "`shirctl register-node KEY` or set [relay] in shird.conf");
-		return 0;
+	/* The stored registration is one source of control channels (the
+	 * [relay] section is the other); registered after admin's hooks so a
+	 * reload sees the new registration first. */
+	if (!registration_source_added) {
+		if (lspec_add_source(shird_registration_source, n) != 0)
+			return shir_error_set(err, SHIR_ENOMEM, "out of memory");
+		registration_source_added = 1;
 	}
-	node_set_status(n, NODE_LIMITED,
-	    "the relay listener is not built yet: [relay] is configured but this build "
-	    "cannot connect to it");
+
+	/* listener: start the control channels */
+	if (listener_start(n, err) != 0)
+		return err->code ? err->code : SHIR_EINTERNAL;
+	(void)c;
+
 	return 0;
 }
 
@@ -60,6 +91,7 @@ void
 shird_hook_shutdown(struct node *n)
 {
 	/* listener: stop accepting new requests on the channels */
+	listener_shutdown(n);
 
 	/* authoring: queued operations get 503 ShuttingDown */
 	authoring_shutdown(n);
@@ -69,6 +101,8 @@ void
 shird_hook_stop(struct node *n)
 {
 	/* each subsystem frees its state, in reverse order of start */
+	/* listener */
+	listener_stop(n);
 
 	/* admin */
 	admin_node_stop(n);

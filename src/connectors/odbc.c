@@ -63,7 +63,11 @@ od_fail(struct auth_ctx *c, SQLSMALLINT type, SQLHANDLE h, const char *what)
 		    "read-only: %s", msg);
 	if (strcmp(s, "42S02") == 0 || strcmp(s, "42P01") == 0)
 		return auth_fail(c, AUTH_E_NOTFOUND, "%s", msg);
-	if (strcmp(s, "HYT00") == 0 || strcmp(s, "HYT01") == 0)
+	/* HYT00/HYT01: the driver's own timeout; 57014: PostgreSQL cancelled
+	 * the statement, which is how psqlodbc implements SQL_ATTR_QUERY_TIMEOUT
+	 * (statement_timeout) and what SQLCancel at our deadline causes. The
+	 * query timeout is set to the deadline, so either may fire first. */
+	if (strcmp(s, "HYT00") == 0 || strcmp(s, "HYT01") == 0 || strcmp(s, "57014") == 0)
 		return auth_should_stop(c) || auth_ms_left(c) < 1000 ? auth_fail_timeout(c, what) :
 		    auth_fail(c, AUTH_E_UNREACHABLE, "%s", msg);
 	if (strcmp(s, "IM002") == 0 || strcmp(s, "IM003") == 0 ||

@@ -1,0 +1,68 @@
+/* lchan: one relay channel of the listener (internal to the listener).
+ *
+ * An lchan owns the control channel WebSocket (sb-hc-action=listen) and
+ * everything that hangs off it: request rendezvous sockets, requests in
+ * flight, and accepted tunnels (ltun). It reconnects by itself following the
+ * ladder in chstate/backoff, renews its SAS token with renewToken, pings the
+ * relay and declares it dead when pongs stop.
+ *
+ * Every WebSocket (control or rendezvous) has its own send queue, so a
+ * response's JSON and its body message are never separated by anything else
+ * on that socket (renewToken goes through the same queue). */
+#ifndef SHIR_LCHAN_H
+#define SHIR_LCHAN_H
+
+#include <stdint.h>
+#include <openssl/ssl.h>
+
+#include "chstate.h"
+#include "ldial.h"
+#include "lspec.h"
+
+struct event_base;
+struct evdns_base;
+struct node;
+struct lchan;
+struct ws;
+struct ltun_set;
+struct cJSON;
+
+/* What the channels share, owned by the listener. */
+struct lctx {
+	struct node *node;
+	struct event_base *base;
+	struct evdns_base *dns;
+	/* a channel's state changed (recompute the node status; promote a
+	 * make-before-break replacement) */
+	void (*on_state)(void *arg, struct lchan *ch);
+	/* a retired channel has finished; the listener may free it now */
+	void (*on_finished)(void *arg, struct lchan *ch);
+	void *arg;
+	struct ltun_set *tuns;	/* accepted tunnels (they outlive their channel) */
+	int shutting_down;
+};
+
+struct lchan *lchan_new(struct lctx *ctx, const struct lspec *spec, struct shir_error *err);
+/* Frees at once (closing every socket without waiting). NULL is fine. */
+void lchan_free(struct lchan *ch);
+void lchan_start(struct lchan *ch);
+/* Stop reconnecting and taking new work; close the control channel once the
+ * requests and tunnels in flight are done (at most drain_s seconds), then
+ * call ctx->on_finished. */
+void lchan_retire(struct lchan *ch, int drain_s);
+int lchan_retired(const struct lchan *ch);
+
+const struct chstate *lchan_state(const struct lchan *ch);
+const struct lspec *lchan_spec(const struct lchan *ch);
+/* Marks a make-before-break replacement (shown as "replacing" in status). */
+void lchan_set_pending(struct lchan *ch, int pending);
+/* Adds the channel's status object to arr. */
+void lchan_status_json(const struct lchan *ch, struct cJSON *arr);
+
+/* For ltun: the dial settings of this channel. */
+void lchan_dial_opts(struct lchan *ch, const char *url, const struct ldial_url *u,
+    struct ldial_opts *o);
+struct lctx *lchan_ctx(struct lchan *ch);
+void lchan_count_bytes(struct lchan *ch, uint64_t in, uint64_t out);
+
+#endif

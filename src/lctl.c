@@ -1,0 +1,235 @@
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lctl.h"
+#include "log.h"
+#include "relay/sas.h"
+
+void
+lctl_msg_clear(struct lctl_msg *m)
+{
+	hc_msg_clear(&m->raw);
+	memset(m, 0, sizeof *m);
+}
+
+int
+lctl_strip_hc(const char *target, const char *hc, char *out, size_t len)
+{
+	size_t hl = strlen(hc);
+	const char *rest = target;
+	int n;
+
+	if (*rest == '/' && strncasecmp(rest + 1, hc, hl) == 0 &&
+	    (rest[1 + hl] == '\0' || rest[1 + hl] == '/' || rest[1 + hl] == '?'))
+		rest += 1 + hl;
+	n = snprintf(out, len, "%s%s", *rest == '/' ? "" : "/", rest);
+	return n < 0 || (size_t)n >= len ? SHIR_ETOOBIG : 0;
+}
+
+int
+lctl_suffix(const char *address, const char *hc, char *out, size_t len)
+{
+	const char *p = strstr(address, "/$hc/");
+	size_t hl = strlen(hc), n;
+
+	if (p == NULL)
+		return SHIR_EINVAL;
+	p += 5;
+	if (strncasecmp(p, hc, hl) != 0 || (p[hl] != '\0' && p[hl] != '/' && p[hl] != '?'))
+		return SHIR_EINVAL;
+	p += hl;
+	n = strcspn(p, "?#");
+	if (n >= len)
+		return SHIR_ETOOBIG;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return 0;
+}
+
+int
+lctl_reject_url(const char *address, int code, const char *desc, char *out, size_t len)
+{
+	char *enc = sas_url_encode(desc);
+	int n;
+
+	if (enc == NULL)
+		return SHIR_ENOMEM;
+	n = snprintf(out, len, "%s%ssb-hc-statusCode=%d&sb-hc-statusDescription=%s", address,
+	    strchr(address, '?') ? "&" : "?", code, enc);
+	free(enc);
+	return n < 0 || (size_t)n >= len ? SHIR_ETOOBIG : 0;
+}
+
+static void
+lctl_accept(const struct lctl_policy *p, struct lctl_msg *m)
+{
+	const struct hc_accept *a = &m->raw.accept;
+	char suffix[1024];
+	const char *proto, *name;
+
+	m->address = a->address;
+	m->id = a->id;
+	if (lctl_suffix(a->address, p->hc, suffix, sizeof suffix) != 0 ||
+	    strncmp(suffix, "/tcp/", 5) != 0 || suffix[5] == '\0' ||
+	    strchr(suffix + 5, '/') != NULL || strlen(suffix + 5) >= sizeof m->forward) {
+		m->kind = LCTL_REJECT;
+		m->code = 403;
+		snprintf(m->desc, sizeof m->desc, "this node accepts WebSocket connections only on "
+		    "/%.200s/tcp/NAME, where NAME is a forward in its [forward] list", p->hc);
+		return;
+	}
+	name = suffix + 5;
+	if (p->has_forward == NULL || !p->has_forward(p->arg, name)) {
+		m->kind = LCTL_REJECT;
+		m->code = 404;
+		snprintf(m->desc, sizeof m->desc, "this node has no forward named %.200s", name);
+		return;
+	}
+	m->kind = LCTL_TUNNEL;
+	snprintf(m->forward, sizeof m->forward, "%s", name);
+	proto = hc_headers_get(&a->connect_headers, "Sec-WebSocket-Protocol");
+	if (proto != NULL) {
+		size_t l;
+
+		proto += strspn(proto, " \t");
+		l = strcspn(proto, ", \t");
+		if (l > 0 && l < sizeof m->proto_buf) {
+			memcpy(m->proto_buf, proto, l);
+			m->proto_buf[l] = '\0';
+			m->protocol = m->proto_buf;
+		}
+	}
+}
+
+int
+lctl_handle(const char *text, size_t len, const struct lctl_policy *p, struct lctl_msg *m,
+    struct shir_error *err)
+{
+	const struct hc_request *r;
+	int rc;
+
+	memset(m, 0, sizeof *m);
+	if ((rc = hc_msg_decode(text, len, &m->raw, err)) != 0) {
+		memset(m, 0, sizeof *m);
+		return rc;
+	}
+	switch (m->raw.type) {
+	case HC_MSG_ACCEPT:
+		if (!p->control)
+			break;	/* accept belongs on the control channel only */
+		lctl_accept(p, m);
+		return 0;
+	case HC_MSG_REQUEST:
+		r = &m->raw.request;
+		m->address = r->address;
+		m->id = r->id;
+		if (r->id == NULL || !*r->id) {
+			rc = shir_error_set(err, SHIR_EPROTO, "a request has no id");
+			goto fail;
+		}
+		if (!hc_request_is_inline(r)) {
+			if (!p->control || r->address == NULL) {
+				rc = shir_error_set(err, SHIR_EPROTO,
+				    "an address-only request came %s", p->control ?
+				    "without an address" : "on a rendezvous");
+				goto fail;
+			}
+			m->kind = LCTL_RENDEZVOUS;
+			return 0;
+		}
+		m->kind = LCTL_REQUEST;
+		m->method = r->method;
+		m->body = r->has_body && r->body;
+		if (lctl_strip_hc(r->request_target ? r->request_target : "/", p->hc, m->target,
+		    sizeof m->target) != 0) {
+			m->code = 414;
+			snprintf(m->desc, sizeof m->desc, "the request target is too long");
+			m->target[0] = '\0';
+		}
+		return 0;
+	default:
+		break;
+	}
+	m->kind = LCTL_IGNORE;
+	return 0;
+fail:
+	lctl_msg_clear(m);
+	return rc;
+}
+
+static const char *
+lctl_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 414: return "URI Too Long";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	}
+	return NULL;
+}
+
+char *
+lctl_response_json(const char *request_id, int status, const char *headers, const char *ctype,
+    bool body)
+{
+	struct hc_response r;
+	const char *p = headers;
+	char *s = NULL;
+
+	memset(&r, 0, sizeof r);
+	r.request_id = (char *)request_id;
+	r.status = status;
+	r.status_description = (char *)lctl_reason(status);
+	r.body = body;
+	if (ctype != NULL && *ctype && hc_headers_add(&r.headers, "Content-Type", ctype) != 0)
+		goto out;
+	while (p != NULL && *p) {
+		const char *eol = strstr(p, "\r\n"), *colon, *v;
+		size_t l = eol ? (size_t)(eol - p) : strlen(p);
+		char name[128], val[1024];
+		size_t vl;
+
+		colon = memchr(p, ':', l);
+		if (colon != NULL && (size_t)(colon - p) < sizeof name && colon > p) {
+			memcpy(name, p, (size_t)(colon - p));
+			name[colon - p] = '\0';
+			v = colon + 1;
+			while (v < p + l && *v == ' ')
+				v++;
+			vl = (size_t)(p + l - v);
+			if (vl >= sizeof val)
+				vl = sizeof val - 1;
+			memcpy(val, v, vl);
+			val[vl] = '\0';
+			if (!hc_is_hop_header(name) && hc_headers_add(&r.headers, name, val) != 0)
+				goto out;
+		}
+		p = eol ? eol + 2 : p + l;
+	}
+	s = hc_msg_encode_response(&r);
+out:
+	hc_headers_clear(&r.headers);
+	return s;
+}
+
+char *
+lctl_renew_json(const char *token)
+{
+	return hc_msg_encode_renew(token);
+}

@@ -1,0 +1,490 @@
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include "api.h"
+#include "chstate.h"
+#include "lchan.h"
+#include "ldial.h"
+#include "listener.h"
+#include "log.h"
+#include "lspec.h"
+#include "ltun.h"
+#include "node.h"
+
+#define LISTENER_MAX_SLOTS 64
+#define LISTENER_DRAIN_S 60	/* an old channel's requests get this long */
+#define LISTENER_BLOB_MAX (64 * 1024 * 1024)
+
+/* One channel spec and the channels that serve it: cur, and during a
+ * make-before-break change the replacement (next) that takes over once it is
+ * connected. */
+struct lslot {
+	struct lchan *cur;
+	struct lchan *next;
+};
+
+struct listener {
+	struct lctx ctx;
+	struct lslot slots[LISTENER_MAX_SLOTS];
+	size_t nslots;
+	struct lchan *retired[LISTENER_MAX_SLOTS * 4];
+	size_t nretired;
+	struct event *ev_free;	/* frees finished channels outside their callbacks */
+	struct lchan *finished[LISTENER_MAX_SLOTS * 4];
+	size_t nfinished;
+};
+
+static struct listener *
+listener_get(struct node *n)
+{
+	return node_ext(n, NODE_EXT_LISTENER);
+}
+
+/* --- the proxy settings that, when they change, reconnect every channel ----- */
+
+static int
+listener_str_eq(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+static int
+listener_proxy_changed(const struct conf *a, const struct conf *b)
+{
+	return a->proxy_mode != b->proxy_mode || a->proxy_port != b->proxy_port ||
+	    a->proxy_auth != b->proxy_auth || a->proxy_connect_timeout != b->proxy_connect_timeout ||
+	    !listener_str_eq(a->proxy_address, b->proxy_address) ||
+	    !listener_str_eq(a->proxy_user, b->proxy_user) ||
+	    !listener_str_eq(a->proxy_password_file, b->proxy_password_file) ||
+	    !listener_str_eq(a->proxy_dotnet_config, b->proxy_dotnet_config) ||
+	    !listener_str_eq(a->proxy_dotnet_config_worker, b->proxy_dotnet_config_worker);
+}
+
+/* --- status ---------------------------------------------------------------- */
+
+static void
+listener_update_status(struct listener *l)
+{
+	const struct chstate *v[LISTENER_MAX_SLOTS * 2];
+	char cause[1024];
+	unsigned n;
+	size_t i;
+	int st;
+
+	if (l->ctx.shutting_down)
+		return;
+	for (i = 0, n = 0; i < l->nslots; i++) {
+		v[n++] = lchan_state(l->slots[i].cur);
+		/* a replacement that cannot connect is worth knowing about */
+		if (l->slots[i].next != NULL)
+			v[n++] = lchan_state(l->slots[i].next);
+	}
+	st = chstate_node_status(v, n, cause, sizeof cause);
+	node_set_status(l->ctx.node, (enum node_status)st, cause);
+}
+
+static void
+listener_status_hook(void *arg, cJSON *node_obj)
+{
+	struct listener *l = arg;
+	cJSON *arr = cJSON_CreateArray();
+	size_t i;
+
+	if (arr == NULL)
+		return;
+	for (i = 0; i < l->nslots; i++) {
+		lchan_status_json(l->slots[i].cur, arr);
+		if (l->slots[i].next != NULL)
+			lchan_status_json(l->slots[i].next, arr);
+	}
+	cJSON_DeleteItemFromObject(node_obj, "channels");
+	cJSON_AddItemToObject(node_obj, "channels", arr);
+	ltun_set_status(l->ctx.tuns, node_obj);
+}
+
+/* --- channel events ---------------------------------------------------------- */
+
+static void
+listener_retire(struct listener *l, struct lchan *ch)
+{
+	if (ch == NULL)
+		return;
+	if (l->nretired == sizeof l->retired / sizeof l->retired[0]) {
+		log_warn("listener", "event=channel.dropped channel=%s reason=\"too many retiring "
+		    "channels\"", log_q(lchan_state(ch)->name));
+		lchan_free(ch);
+		return;
+	}
+	l->retired[l->nretired++] = ch;
+	lchan_retire(ch, LISTENER_DRAIN_S);
+}
+
+static void
+listener_on_state(void *arg, struct lchan *ch)
+{
+	struct listener *l = arg;
+	size_t i;
+
+	for (i = 0; i < l->nslots; i++) {
+		struct lslot *s = &l->slots[i];
+
+		/* make-before-break: the replacement is up, the old one goes */
+		if (s->next == ch && lchan_state(ch)->state == CHSTATE_CONNECTED) {
+			struct lchan *old = s->cur;
+
+			log_info("listener", "event=channel.replaced channel=%s",
+			    log_q(lchan_state(ch)->name));
+			s->cur = ch;
+			s->next = NULL;
+			lchan_set_pending(ch, 0);
+			listener_retire(l, old);
+		}
+	}
+	listener_update_status(l);
+}
+
+static void
+listener_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+	size_t i;
+
+	for (i = 0; i < l->nfinished; i++)
+		lchan_free(l->finished[i]);
+	l->nfinished = 0;
+}
+
+static void
+listener_on_finished(void *arg, struct lchan *ch)
+{
+	struct listener *l = arg;
+	size_t i;
+
+	for (i = 0; i < l->nretired; i++) {
+		if (l->retired[i] == ch) {
+			l->retired[i] = l->retired[--l->nretired];
+			if (l->nfinished < sizeof l->finished / sizeof l->finished[0]) {
+				l->finished[l->nfinished++] = ch;
+				event_active(l->ev_free, EV_TIMEOUT, 0);
+			}
+			return;
+		}
+	}
+}
+
+/* --- specs -> slots ------------------------------------------------------------ */
+
+static struct lchan *
+listener_new_chan(struct listener *l, const struct lspec *sp)
+{
+	struct shir_error err;
+	struct lchan *ch = lchan_new(&l->ctx, sp, &err);
+
+	if (ch == NULL)
+		log_error("listener", "event=channel.failed channel=%s reason=%s", log_q(sp->name),
+		    log_q(err.msg));
+	return ch;
+}
+
+/* Makes the slots follow specs. force: reconnect even unchanged channels
+ * (the proxy changed). */
+static void
+listener_apply_specs(struct listener *l, const struct lspec_list *specs, int force)
+{
+	struct lslot nslots[LISTENER_MAX_SLOTS];
+	struct lchan *start[LISTENER_MAX_SLOTS];
+	size_t nn = 0, ns = 0, i, j;
+	int used[LISTENER_MAX_SLOTS] = { 0 };
+
+	for (i = 0; i < specs->n && nn < LISTENER_MAX_SLOTS; i++) {
+		const struct lspec *sp = &specs->v[i];
+		struct lslot *old = NULL;
+
+		for (j = 0; j < l->nslots; j++)
+			if (!used[j] && strcmp(lchan_spec(l->slots[j].cur)->name, sp->name) == 0)
+				old = &l->slots[j], used[j] = 1;
+		memset(&nslots[nn], 0, sizeof nslots[nn]);
+		if (old == NULL) {
+			nslots[nn].cur = listener_new_chan(l, sp);
+			if (nslots[nn].cur == NULL)
+				continue;
+			start[ns++] = nslots[nn].cur;
+			nn++;
+			continue;
+		}
+		nslots[nn] = *old;
+		/* unchanged: keep it, unless it had stopped (404): a reload is the
+		 * admin saying "try again" (the hybrid connection may exist now) */
+		if (!force && !lchan_state(old->cur)->stopped && lspec_equal(lchan_spec(old->cur), sp) &&
+		    (old->next == NULL || lspec_equal(lchan_spec(old->next), sp))) {
+			nn++;
+			continue;
+		}
+		/* changed: build the new one; the old one stays until it is up */
+		if (old->next != NULL) {
+			listener_retire(l, old->next);
+			nslots[nn].next = NULL;
+		}
+		{
+			struct lchan *nc = listener_new_chan(l, sp);
+
+			if (nc == NULL) {
+				nn++;
+				continue;
+			}
+			log_info("listener", "event=channel.changing channel=%s reason=%s",
+			    log_q(sp->name), force ? "proxy" : "settings");
+			if (lchan_state(old->cur)->state != CHSTATE_CONNECTED) {
+				/* nothing to keep: replace at once */
+				listener_retire(l, old->cur);
+				nslots[nn].cur = nc;
+			} else {
+				nslots[nn].next = nc;
+				lchan_set_pending(nc, 1);
+			}
+			start[ns++] = nc;
+		}
+		nn++;
+	}
+	for (j = 0; j < l->nslots; j++) {
+		if (used[j])
+			continue;
+		log_info("listener", "event=channel.removed channel=%s",
+		    log_q(lchan_state(l->slots[j].cur)->name));
+		listener_retire(l, l->slots[j].next);
+		listener_retire(l, l->slots[j].cur);
+	}
+	memcpy(l->slots, nslots, nn * sizeof nslots[0]);
+	l->nslots = nn;
+	/* start once the slots are in place, so status sees every channel */
+	for (i = 0; i < ns; i++)
+		lchan_start(start[i]);
+	listener_update_status(l);
+}
+
+/* --- node hooks ----------------------------------------------------------------- */
+
+static int
+listener_hook_validate(void *arg, const struct conf *newc, struct shir_error *err)
+{
+	return listener_validate(newc, err);
+}
+
+static void
+listener_hook_apply(void *arg, const struct conf *newc, const struct conf *oldc)
+{
+	struct listener *l = arg;
+	struct lspec_list specs;
+	struct shir_error err;
+
+	if (l->ctx.shutting_down)
+		return;
+	if (lspec_collect(newc, &specs, &err) != 0) {
+		/* validate passed a moment ago; a key file may have changed since */
+		log_error("listener", "event=reload.listener status=failed reason=%s kept=old",
+		    log_q(err.msg));
+		return;
+	}
+	listener_apply_specs(l, &specs, listener_proxy_changed(newc, oldc));
+	lspec_list_clear(&specs);
+}
+
+/* --- test route ------------------------------------------------------------------- */
+
+struct listener_blob {
+	struct api_reply *r;
+	struct event *ev;
+	long n;
+};
+
+static void
+listener_blob_send(struct api_reply *r, long n)
+{
+	char *buf = malloc((size_t)n + 1);
+	long i;
+
+	if (buf == NULL) {
+		api_reply_error(r, 500, "Internal", "out of memory");
+		return;
+	}
+	for (i = 0; i < n; i++)
+		buf[i] = (char)('a' + i % 26);
+	api_reply_send(r, 200, "application/octet-stream", buf, (size_t)n);
+	free(buf);
+}
+
+static void
+listener_blob_later(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener_blob *b = arg;
+
+	listener_blob_send(b->r, b->n);
+	event_free(b->ev);
+	free(b);
+}
+
+/* TESTING ONLY (relay.test_routes): GET /v1/test/blob?bytes=N[&delay_ms=M]
+ * answers N bytes of a pattern, after M ms. */
+static void
+listener_blob(struct api_reply *r, const struct api_request *rq, void *ud)
+{
+	struct listener *l = ud;
+	const char *q = strchr(rq->target, '?'), *p;
+	long n = 200 * 1024, delay = 0;
+	struct listener_blob *b;
+	struct timeval tv;
+
+	if (q != NULL && (p = strstr(q, "bytes=")) != NULL)
+		n = strtol(p + 6, NULL, 10);
+	if (q != NULL && (p = strstr(q, "delay_ms=")) != NULL)
+		delay = strtol(p + 9, NULL, 10);
+	if (n < 0 || n > LISTENER_BLOB_MAX || delay < 0 || delay > 120000) {
+		api_reply_error(r, 400, "InvalidRequest",
+		    "bytes must be from 0 to %d and delay_ms from 0 to 120000", LISTENER_BLOB_MAX);
+		return;
+	}
+	if (delay == 0) {
+		listener_blob_send(r, n);
+		return;
+	}
+	b = calloc(1, sizeof *b);
+	if (b == NULL || (b->ev = evtimer_new(l->ctx.base, listener_blob_later, b)) == NULL) {
+		free(b);
+		api_reply_error(r, 500, "Internal", "out of memory");
+		return;
+	}
+	b->r = r;
+	b->n = n;
+	tv.tv_sec = delay / 1000;
+	tv.tv_usec = (delay % 1000) * 1000;
+	evtimer_add(b->ev, &tv);
+}
+
+/* --- public -------------------------------------------------------------------------- */
+
+int
+listener_validate(const struct conf *c, struct shir_error *err)
+{
+	struct lspec_list specs;
+	size_t i;
+	int rc;
+
+	if ((rc = lspec_collect(c, &specs, err)) != 0)
+		return rc;
+	for (i = 0; i < specs.n; i++) {
+		SSL_CTX *ctx = NULL;
+		struct ldial_url u;
+
+		if (ldial_parse_url(specs.v[i].endpoint, 0, &u, err) != 0) {
+			rc = err->code;
+			break;
+		}
+		if (specs.v[i].ca_file && (rc = ldial_tls_ctx_new(specs.v[i].ca_file, &ctx, err)) != 0)
+			break;
+		SSL_CTX_free(ctx);
+	}
+	lspec_list_clear(&specs);
+	return rc;
+}
+
+int
+listener_start(struct node *n, struct shir_error *err)
+{
+	const struct conf *c = node_conf(n);
+	struct listener *l = calloc(1, sizeof *l);
+	struct lspec_list specs;
+	struct node_hooks h;
+	int rc;
+
+	if (l == NULL)
+		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
+	l->ctx.node = n;
+	l->ctx.base = node_base(n);
+	l->ctx.on_state = listener_on_state;
+	l->ctx.on_finished = listener_on_finished;
+	l->ctx.arg = l;
+	l->ctx.dns = evdns_base_new(l->ctx.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	if (l->ctx.dns == NULL)	/* no resolv.conf: numeric hosts still work */
+		l->ctx.dns = evdns_base_new(l->ctx.base, 0);
+	l->ctx.tuns = ltun_set_new(&l->ctx);
+	l->ev_free = event_new(l->ctx.base, -1, 0, listener_free_cb, l);
+	if (l->ctx.dns == NULL || l->ctx.tuns == NULL || l->ev_free == NULL) {
+		node_set_ext(n, NODE_EXT_LISTENER, l);
+		listener_stop(n);
+		return shir_error_set(err, SHIR_ENOMEM, "cannot set up the relay listener");
+	}
+	node_set_ext(n, NODE_EXT_LISTENER, l);
+	if (c->relay_test_routes) {
+		log_warn("listener", "event=test_routes enabled=true reason=\"relay.test_routes is on: "
+		    "GET /v1/test/blob is served; never use this in production\"");
+		if ((rc = api_route(node_api(n), "GET", "/v1/test/blob", listener_blob, l)) != 0)
+			return shir_error_set(err, rc, "cannot add the test route");
+	}
+	memset(&h, 0, sizeof h);
+	h.name = "listener";
+	h.validate = listener_hook_validate;
+	h.apply = listener_hook_apply;
+	h.status = listener_status_hook;
+	h.arg = l;
+	if ((rc = node_add_hooks(n, &h)) != 0)
+		return shir_error_set(err, rc, "cannot register the listener's hooks");
+	if ((rc = lspec_collect(c, &specs, err)) != 0)
+		return rc;
+	listener_apply_specs(l, &specs, 0);
+	lspec_list_clear(&specs);
+	return 0;
+}
+
+void
+listener_shutdown(struct node *n)
+{
+	struct listener *l = listener_get(n);
+	size_t i;
+
+	if (l == NULL || l->ctx.shutting_down)
+		return;
+	l->ctx.shutting_down = 1;
+	log_info("listener", "event=listener.draining channels=%zu tunnels=%u", l->nslots,
+	    ltun_set_count(l->ctx.tuns));
+	for (i = 0; i < l->nslots; i++) {
+		listener_retire(l, l->slots[i].next);
+		listener_retire(l, l->slots[i].cur);
+	}
+	l->nslots = 0;
+	ltun_set_close_all(l->ctx.tuns);
+}
+
+void
+listener_stop(struct node *n)
+{
+	struct listener *l;
+	size_t i;
+
+	if (n == NULL || (l = listener_get(n)) == NULL)
+		return;
+	for (i = 0; i < l->nslots; i++) {
+		lchan_free(l->slots[i].next);
+		lchan_free(l->slots[i].cur);
+	}
+	for (i = 0; i < l->nretired; i++)
+		lchan_free(l->retired[i]);
+	for (i = 0; i < l->nfinished; i++)
+		lchan_free(l->finished[i]);
+	ltun_set_free(l->ctx.tuns);
+	if (l->ev_free)
+		event_free(l->ev_free);
+	if (l->ctx.dns)
+		evdns_base_free(l->ctx.dns, 0);
+	node_set_ext(n, NODE_EXT_LISTENER, NULL);
+	/* let libevent finish freeing the bufferevents: TLS ones are finalized
+	 * from the loop, which has already stopped (none of ours is left to run) */
+	event_base_loop(l->ctx.base, EVLOOP_NONBLOCK);
+	free(l);
+}

@@ -1,0 +1,26 @@
+/* listener: shird's relay listener. It keeps one control channel (lchan) per
+ * channel spec (lspec: the [relay] section now, stored registrations later),
+ * derives the node status from them, adds "channels" to GET /v1/node,
+ * follows reloads make-before-break, and drains on shutdown. Its state lives
+ * in the node's NODE_EXT_LISTENER slot. See docs/listener.md. */
+#ifndef SHIR_LISTENER_H
+#define SHIR_LISTENER_H
+
+#include "conf.h"
+#include "shir_err.h"
+
+struct node;
+
+/* shird -t and startup: the channel specs can be built (key files 0600,
+ * URLs, pins, CA files). */
+int listener_validate(const struct conf *c, struct shir_error *err);
+/* Starts the channels, registers the node hooks (and the test routes when
+ * relay.test_routes is on). */
+int listener_start(struct node *n, struct shir_error *err);
+/* SIGTERM: take no new work; channels close once their requests are done;
+ * tunnels are closed. */
+void listener_shutdown(struct node *n);
+/* Frees everything (n may be NULL). */
+void listener_stop(struct node *n);
+
+#endif
