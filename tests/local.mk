@@ -49,6 +49,7 @@ tests_fuzz_fuzz_conf_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
 EXTRA_DIST += tests/fuzz/standalone.c
 
 # --- integration tests -------------------------------------------------------
-INTEGRATION_TESTS = tests/integration/test_shird.py tests/integration/test_credentials_authoring.py
+INTEGRATION_TESTS = tests/integration/test_shird.py tests/integration/test_credentials_authoring.py \
+	tests/integration/test_demo.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/shirtest.py
