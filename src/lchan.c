@@ -1032,11 +1032,6 @@ lchan_retire(struct lchan *ch, int drain_s)
 	lchan_check_drained(ch);
 }
 
-int
-lchan_retired(const struct lchan *ch)
-{
-	return ch->retired;
-}
 
 /* --- life cycle ----------------------------------------------------------------- */
 
@@ -1129,18 +1124,7 @@ lchan_spec(const struct lchan *ch)
 	return &ch->spec;
 }
 
-struct lctx *
-lchan_ctx(struct lchan *ch)
-{
-	return ch->ctx;
-}
 
-void
-lchan_count_bytes(struct lchan *ch, uint64_t in, uint64_t out)
-{
-	ch->cs.bytes_in += in;
-	ch->cs.bytes_out += out;
-}
 
 void
 lchan_dial_opts(struct lchan *ch, const char *url, const struct ldial_url *u,
