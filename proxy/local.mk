@@ -7,7 +7,10 @@ libshir_a_SOURCES += \
 	proxy/proxy_noproxy.c proxy/proxy_noproxy.h \
 	proxy/proxy_sysinfo.c proxy/proxy_sysinfo.h
 
-UNIT_TESTS += tests/unit/test_proxy
+UNIT_TESTS += tests/unit/test_proxy tests/unit/test_proxy_dial
+tests_unit_test_proxy_dial_SOURCES = tests/unit/test_proxy_dial.c
+tests_unit_test_proxy_dial_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_proxy_dial_LDADD = $(UNIT_LIBS)
 tests_unit_test_proxy_SOURCES = tests/unit/test_proxy.c
 tests_unit_test_proxy_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_proxy_LDADD = $(UNIT_LIBS)
@@ -32,3 +35,9 @@ EXTRA_DIST += tests/integration/proxy_helpers.py
 check_PROGRAMS += tests/proxy_dial_client
 tests_proxy_dial_client_SOURCES = tests/proxy_dial_client.c
 tests_proxy_dial_client_LDADD = $(SHIR_LIBS)
+
+# benchmarks (bench/proxy_tunnels.sh uses tests/proxy_dial_client)
+noinst_PROGRAMS += bench/proxy_decide
+bench_proxy_decide_SOURCES = bench/proxy_decide.c
+bench_proxy_decide_LDADD = $(SHIR_LIBS)
+EXTRA_DIST += bench/proxy_tunnels.sh

@@ -79,6 +79,8 @@ struct proxy_dial;
  * from inside this call. Returns NULL only when out of memory. */
 struct proxy_dial *proxy_dial(struct event_base *base, struct proxy_config *pc,
     const char *dest_url, const char *host, int port, int timeout_s, proxy_dial_cb cb, void *arg);
-void proxy_dial_cancel(struct proxy_dial *d);	/* cb will not be called */
+/* Before the callback ran: stops the dial, cb will not be called. The handle
+ * is gone once the callback has run (do not cancel it then). */
+void proxy_dial_cancel(struct proxy_dial *d);
 
 #endif

@@ -816,8 +816,8 @@ pc_parse_url(const char *url, struct pc_target *t, char *why, size_t wl)
 		return -1;
 	}
 	if (strstr(url, "://") == NULL) {
-		snprintf(why, wl, "%s is not a URL: give it with its scheme, e.g. https://%s/",
-		    log_q(url), log_q(url));
+		snprintf(why, wl, "%.200s is not a URL: give it with its scheme, e.g. "
+		    "https://%.200s/", url, url);
 		goto out;
 	}
 	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
@@ -984,11 +984,23 @@ proxy_decide(const struct proxy_config *pc, const char *url, struct proxy_decisi
 		if (env != NULL && !env->empty)
 			ep = &env->ep;
 	}
+	/* .NET: no proxy address, then local, then the bypass list */
+	if (ep == NULL) {
+		if (pc->have_fixed || !pc->use_env_proxy)
+			pc_direct(d, "no proxy address: the defaultProxy element of %s sets no "
+			    "proxyaddress", pc->dn ? pc->dn->file : "the .NET config");
+		else if (env != NULL)
+			pc_direct(d, "%s is set but empty: no proxy for %s://", env->name, t.scheme);
+		else
+			pc_direct(d, "no proxy for %s:// in the environment (none of %s is set)",
+			    t.scheme, tried);
+		return 0;
+	}
 	if (pc->bypass_on_local && pc_is_local(pc, t.host, why, sizeof why)) {
 		pc_direct(d, "%s", why);
 		return 0;
 	}
-	if (pc->dn != NULL && ep != NULL) {
+	if (pc->dn != NULL) {
 		pcre2_match_data *md = NULL;
 
 		for (i = 0; i < pc->dn->nbypass; i++) {
@@ -1008,24 +1020,13 @@ proxy_decide(const struct proxy_config *pc, const char *url, struct proxy_decisi
 		}
 		pcre2_match_data_free(md);
 	}
-	if (pc->noproxy != NULL && ep != NULL) {
+	if (pc->noproxy != NULL) {
 		char tok[256];
 
 		if (proxy_noproxy_match(pc->noproxy, t.host, tok, sizeof tok)) {
 			pc_direct(d, "%s entry %s matches %s", pc->noproxy_var, tok, t.host);
 			return 0;
 		}
-	}
-	if (ep == NULL) {
-		if (pc->have_fixed || !pc->use_env_proxy)
-			pc_direct(d, "no proxy address: the defaultProxy element of %s sets no "
-			    "proxyaddress", pc->dn ? pc->dn->file : "the .NET config");
-		else if (env != NULL)
-			pc_direct(d, "%s is set but empty: no proxy for %s://", env->name, t.scheme);
-		else
-			pc_direct(d, "no proxy for %s:// in the environment (none of %s is set)",
-			    t.scheme, tried);
-		return 0;
 	}
 	d->direct = 0;
 	d->nproxies = 1;
@@ -1113,10 +1114,8 @@ proxy_config_describe(const struct proxy_config *pc, cJSON *o)
 	}
 	if (pc->kind == PC_RULES) {
 		cJSON_AddBoolToObject(o, "bypassOnLocal", pc->bypass_on_local);
-		if (pc->bypass_on_local) {
-			cJSON_AddStringToObject(o, "domain", pc->domain);
-			cJSON_AddNumberToObject(o, "ownAddresses", (double)pc->naddrs);
-		}
+		cJSON_AddStringToObject(o, "domain", pc->domain);
+		cJSON_AddNumberToObject(o, "ownAddresses", (double)pc->naddrs);
 		a = cJSON_AddArrayToObject(o, "bypassList");
 		for (i = 0; pc->dn && a && i < pc->dn->nbypass; i++)
 			cJSON_AddItemToArray(a, cJSON_CreateString(pc->dn->bypass[i].pattern));

@@ -279,7 +279,6 @@ dial_start_attempt(struct proxy_dial *d, struct shir_error *err)
 	curl_easy_setopt(d->easy, CURLOPT_ERRORBUFFER, d->errbuf);
 	curl_easy_setopt(d->easy, CURLOPT_HEADERFUNCTION, dial_header_cb);
 	curl_easy_setopt(d->easy, CURLOPT_HEADERDATA, d);
-	curl_easy_setopt(d->easy, CURLOPT_PRIVATE, d);
 	if (d->cur == NULL) {
 		curl_easy_setopt(d->easy, CURLOPT_PROXY, "");
 	} else {
@@ -317,8 +316,9 @@ dial_user(struct proxy_dial *d, char *buf, size_t len)
 		snprintf(buf, len, "no proxy user is configured (set proxy.user and "
 		    "proxy.password_file in shird.conf)");
 	else if (*cred.user == '\0')
-		snprintf(buf, len, "the service's Kerberos identity (useDefaultCredentials) was "
-		    "refused");
+		snprintf(buf, len, "the service's own Kerberos identity (useDefaultCredentials, "
+		    "Negotiate) could not authenticate; give the service user a Kerberos ticket "
+		    "(KRB5CCNAME, kinit -k or gss-proxy), or set proxy.user and proxy.password_file");
 	else
 		snprintf(buf, len, "the user '%s' was refused; check the proxy password "
 		    "(proxy.password_file) and proxy.auth", cred.user);
@@ -726,8 +726,9 @@ dial_step(evutil_socket_t fd, short what, void *arg)
 }
 
 struct proxy_dial *
-proxy_dial(struct event_base *base, struct proxy_config *pc, const char *dest_url,
-    const char *host, int port, int timeout_s, proxy_dial_cb cb, void *arg)
+proxy_dial_decided(struct event_base *base, struct proxy_config *pc,
+    const struct proxy_decision *dec, int bad_url, const char *host, int port, int timeout_s,
+    proxy_dial_cb cb, void *arg)
 {
 	struct proxy_dial *d = calloc(1, sizeof *d);
 
@@ -738,6 +739,10 @@ proxy_dial(struct event_base *base, struct proxy_config *pc, const char *dest_ur
 	d->port = port;
 	d->cb = cb;
 	d->arg = arg;
+	d->dec = *dec;
+	d->bad_url = bad_url;
+	if (d->dec.nproxies > PROXY_MAX_PROXIES)
+		d->dec.nproxies = PROXY_MAX_PROXIES;
 	d->timeout_s = timeout_s > 0 ? timeout_s : proxy_config_connect_timeout(pc);
 	d->deadline_ms = dial_now_ms() + (uint64_t)d->timeout_s * 1000;
 	if (strchr(host, ':') != NULL && host[0] != '[')
@@ -755,13 +760,21 @@ proxy_dial(struct event_base *base, struct proxy_config *pc, const char *dest_ur
 	curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
 	curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, dial_timer_cb);
 	curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
-	if (proxy_decide(pc, dest_url, &d->dec) != 0)
-		d->bad_url = 1;
-	log_debug("proxy", "event=dial.begin dest=%s port=%d url=%s decision=%s reason=%s",
-	    log_q(d->host), port, log_q(dest_url), d->dec.direct ? "DIRECT" : "PROXY",
-	    log_q(d->dec.reason));
 	dial_step_later(d);	/* the callback never runs inside proxy_dial() */
 	return d;
+}
+
+struct proxy_dial *
+proxy_dial(struct event_base *base, struct proxy_config *pc, const char *dest_url,
+    const char *host, int port, int timeout_s, proxy_dial_cb cb, void *arg)
+{
+	struct proxy_decision dec;
+	int bad = proxy_decide(pc, dest_url, &dec) != 0;
+
+	log_debug("proxy", "event=dial.begin dest=%s port=%d url=%s decision=%s reason=%s",
+	    log_q(host), port, log_q(dest_url), bad ? "ERROR" : dec.direct ? "DIRECT" : "PROXY",
+	    log_q(dec.reason));
+	return proxy_dial_decided(base, pc, &dec, bad, host, port, timeout_s, cb, arg);
 }
 
 void

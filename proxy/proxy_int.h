@@ -18,4 +18,10 @@ void proxy_config_cred(const struct proxy_config *pc, const char *proxy_url, str
 /* proxy.ca_file, or NULL for the system's CA store. */
 const char *proxy_config_ca_file(const struct proxy_config *pc);
 
+/* proxy_dial() with a decision made elsewhere (PAC, tests); bad_url: dec.reason
+ * says why the URL could not be decided, and the callback reports it. */
+struct proxy_dial *proxy_dial_decided(struct event_base *base, struct proxy_config *pc,
+    const struct proxy_decision *dec, int bad_url, const char *host, int port, int timeout_s,
+    proxy_dial_cb cb, void *arg);
+
 #endif

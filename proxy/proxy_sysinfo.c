@@ -100,8 +100,46 @@ sysinfo_copy(char *buf, size_t len, const char *s, size_t l)
 		buf[l - 1] = '\0';
 }
 
+/* The FQDN of a short host name from an /etc/hosts text, as `hostname -f`
+ * finds it without DNS: a line naming the host whose first name is
+ * "host.domain". */
+static void
+sysinfo_domain_from_hosts(const char *hostname, const char *hosts, char *buf, size_t len)
+{
+	size_t hl = strlen(hostname);
+	const char *p;
+
+	for (p = hosts ? hosts : ""; *p; ) {
+		size_t ll = strcspn(p, "\n");
+		char line[1024], *save = NULL, *tok, *first = NULL;
+		int named = 0;
+
+		if (ll < sizeof line) {
+			memcpy(line, p, ll);
+			line[ll] = '\0';
+			if (strchr(line, '#'))
+				*strchr(line, '#') = '\0';
+			tok = strtok_r(line, " \t\r", &save);	/* the address */
+			while (tok && (tok = strtok_r(NULL, " \t\r", &save)) != NULL) {
+				if (first == NULL)
+					first = tok;
+				if (strcmp(tok, hostname) == 0 ||
+				    (strncmp(tok, hostname, hl) == 0 && tok[hl] == '.'))
+					named = 1;
+			}
+			if (named && first && strncmp(first, hostname, hl) == 0 &&
+			    first[hl] == '.' && first[hl + 1] != '\0') {
+				sysinfo_copy(buf, len, first + hl + 1, strlen(first + hl + 1));
+				return;
+			}
+		}
+		p += ll + (p[ll] ? 1 : 0);
+	}
+}
+
 void
-proxy_sysinfo_domain_from(const char *hostname, const char *resolv, char *buf, size_t len)
+proxy_sysinfo_domain_from(const char *hostname, const char *etc_hosts, const char *resolv,
+    char *buf, size_t len)
 {
 	const char *dot = hostname ? strchr(hostname, '.') : NULL, *p;
 	char search[256] = "";
@@ -111,6 +149,11 @@ proxy_sysinfo_domain_from(const char *hostname, const char *resolv, char *buf, s
 	if (dot != NULL && dot[1] != '\0') {
 		sysinfo_copy(buf, len, dot + 1, strlen(dot + 1));
 		return;
+	}
+	if (hostname != NULL && *hostname) {
+		sysinfo_domain_from_hosts(hostname, etc_hosts, buf, len);
+		if (len && *buf)
+			return;
 	}
 	for (p = resolv ? resolv : ""; *p; ) {
 		size_t ll = strcspn(p, "\n");
@@ -140,19 +183,27 @@ proxy_sysinfo_domain_from(const char *hostname, const char *resolv, char *buf, s
 	sysinfo_copy(buf, len, search, strlen(search));
 }
 
+static void
+sysinfo_read(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = 0;
+
+	if (f != NULL) {
+		n = fread(buf, 1, len - 1, f);
+		fclose(f);
+	}
+	buf[n] = '\0';
+}
+
 void
 proxy_sysinfo_domain(char *buf, size_t len)
 {
-	char host[256] = "", resolv[8192] = "";
-	FILE *f;
+	char host[256] = "", resolv[8192], hosts[16384];
 
 	if (gethostname(host, sizeof host - 1) != 0)
 		host[0] = '\0';
-	if ((f = fopen("/etc/resolv.conf", "r")) != NULL) {
-		size_t n = fread(resolv, 1, sizeof resolv - 1, f);
-
-		resolv[n] = '\0';
-		fclose(f);
-	}
-	proxy_sysinfo_domain_from(host, resolv, buf, len);
+	sysinfo_read("/etc/resolv.conf", resolv, sizeof resolv);
+	sysinfo_read("/etc/hosts", hosts, sizeof hosts);
+	proxy_sysinfo_domain_from(host, hosts, resolv, buf, len);
 }

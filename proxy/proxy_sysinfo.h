@@ -1,6 +1,7 @@
 /* proxy_sysinfo: what .NET's bypassonlocal needs from the machine: its own
- * addresses (getifaddrs) and its primary DNS domain (the host name's suffix,
- * else resolv.conf's domain, else its first search domain). No DNS lookups. */
+ * addresses (getifaddrs) and its primary DNS domain: the host name's suffix,
+ * else the domain of its full name in /etc/hosts (as `hostname -d`), else
+ * resolv.conf's domain, else its first search domain. No DNS lookups. */
 #ifndef SHIR_PROXY_SYSINFO_H
 #define SHIR_PROXY_SYSINFO_H
 
@@ -19,7 +20,8 @@ int proxy_addr_equal(const struct proxy_addr *a, const struct proxy_addr *b);
 int proxy_sysinfo_addrs(struct proxy_addr **out, size_t *n);
 /* The primary DNS domain, "" when none is known. */
 void proxy_sysinfo_domain(char *buf, size_t len);
-/* The same from a resolv.conf text (for tests). */
-void proxy_sysinfo_domain_from(const char *hostname, const char *resolv_conf, char *buf, size_t len);
+/* The same from the texts of /etc/hosts and /etc/resolv.conf (for tests). */
+void proxy_sysinfo_domain_from(const char *hostname, const char *etc_hosts,
+    const char *resolv_conf, char *buf, size_t len);
 
 #endif

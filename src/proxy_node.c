@@ -50,6 +50,16 @@ proxy_node_validate(const struct conf *c, struct shir_error *err)
 
 		snprintf(msg, sizeof msg, "%s", err->msg);
 		shir_error_set(err, rc, "proxy: %s", msg);
+	} else {
+		/* shird -t (and startup, before the log is open): show the warnings */
+		const char *w = proxy_config_warnings(pc);
+
+		while (*w) {
+			size_t l = strcspn(w, "\n");
+
+			fprintf(stderr, "shird: proxy warning: %.*s\n", (int)l, w);
+			w += l + (w[l] ? 1 : 0);
+		}
 	}
 	proxy_config_unref(pc);
 	return rc;

@@ -4,6 +4,11 @@ front that makes a plain proxy an https:// proxy.
 
     python3 proxy_helpers.py echo CERT KEY
     python3 proxy_helpers.py tlsfront CERT KEY UPSTREAM_PORT
+    python3 proxy_helpers.py socks5      (no-auth SOCKS5 CONNECT; logs
+        "socks5 connect HOST:PORT")
+    python3 proxy_helpers.py demand SCHEME...   (a proxy that answers every
+        request with 407 offering those schemes and logs each request's
+        Proxy-Authorization scheme: "request auth=SCHEME")
 Each prints "listening PORT" once it accepts connections."""
 import socket
 import ssl
@@ -58,6 +63,7 @@ def pipe(a, b):
 def front(conn, upstream):
     try:
         up = socket.create_connection(("127.0.0.1", upstream))
+        up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError:
         conn.close()
         return
@@ -74,6 +80,9 @@ def serve(ctx, handler, *args):
     print("listening %d" % s.getsockname()[1], flush=True)
     while True:
         c, _ = s.accept()
+        # no Nagle: TLS 1.3 session tickets plus a small echo would otherwise
+        # wait for the peer's delayed ACK (40 ms)
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def run(c=c):
             try:
@@ -85,8 +94,84 @@ def serve(ctx, handler, *args):
         threading.Thread(target=run, daemon=True).start()
 
 
+def demand(conn, schemes):
+    f = conn.makefile("rb")
+    try:
+        while True:
+            auth = "none"
+            line = f.readline()
+            if not line:
+                break
+            while True:
+                h = f.readline()
+                if not h or h in (b"\r\n", b"\n"):
+                    break
+                k, _, v = h.decode("latin-1").partition(":")
+                if k.strip().lower() == "proxy-authorization":
+                    auth = v.strip().split(" ")[0]
+            print("request %s auth=%s" % (line.decode("latin-1").split(" ")[0], auth), flush=True)
+            conn.sendall(("HTTP/1.1 407 Proxy Authentication Required\r\n" +
+                          "".join("Proxy-Authenticate: %s\r\n" % s for s in schemes) +
+                          "Content-Length: 0\r\n\r\n").encode())
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+def recv_exact(c, n):
+    b = b""
+    while len(b) < n:
+        d = c.recv(n - len(b))
+        if not d:
+            raise OSError("short read")
+        b += d
+    return b
+
+
+def socks5(conn):
+    try:
+        ver, nm = recv_exact(conn, 2)
+        recv_exact(conn, nm)
+        conn.sendall(b"\x05\x00")
+        ver, cmd, _, atyp = recv_exact(conn, 4)
+        if atyp == 1:
+            host = socket.inet_ntoa(recv_exact(conn, 4))
+        elif atyp == 3:
+            host = recv_exact(conn, recv_exact(conn, 1)[0]).decode()
+        else:
+            host = socket.inet_ntop(socket.AF_INET6, recv_exact(conn, 16))
+        port = int.from_bytes(recv_exact(conn, 2), "big")
+        print("socks5 connect %s:%d" % (host, port), flush=True)
+        up = socket.create_connection((host, port))
+        up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.sendall(b"\x05\x00\x00\x01" + socket.inet_aton("127.0.0.1") + b"\x00\x00")
+    except OSError:
+        conn.close()
+        return
+    t = threading.Thread(target=pipe, args=(up, conn), daemon=True)
+    t.start()
+    pipe(conn, up)
+    t.join(5)
+    conn.close()
+    up.close()
+
+
+def serve_plain(handler, *args):
+    s = listener()
+    print("listening %d" % s.getsockname()[1], flush=True)
+    while True:
+        c, _ = s.accept()
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=handler, args=(c,) + args, daemon=True).start()
+
+
 if __name__ == "__main__":
     what = sys.argv[1]
+    if what == "demand":
+        serve_plain(demand, sys.argv[2:])
+    elif what == "socks5":
+        serve_plain(socks5)
     ctx = tls_context(sys.argv[2], sys.argv[3])
     if what == "echo":
         serve(ctx, echo)

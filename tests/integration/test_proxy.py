@@ -132,6 +132,9 @@ def test_explain_shird_conf_and_files_disagree(h):
     check(json.loads(r.stdout)["proxies"] == ["http://proxy.corp:8080"], r.stdout)
     check("differ" in r.stderr and "proxyaddress=http://proxy.corp:8080 vs "
           "proxyaddress=http://proxy.corp:9090" in r.stderr, r.stderr)
+    r = h.run([h.bin("shird"), "-t", "-f", conf], check=0)
+    check("configuration OK" in r.stdout and "shird: proxy warning:" in r.stderr and "differ" in
+          r.stderr, "shird -t must show the warning: %s %s", r.stdout, r.stderr)
     r = ctl(h, "--conf", conf, "proxy", "show", "--json")
     j = json.loads(r.stdout)
     check(j["mode"] == "system" and j["files"] == [dia, wp] and j["proxy"] == "http://proxy.corp:8080",
@@ -376,6 +379,31 @@ def test_tunnel_ntlm(h):
 
 
 @test
+def test_negotiate_and_ntlm_choice(h):
+    """useDefaultCredentials means Negotiate; without a Kerberos ticket the 407 says what to do;
+    an explicit proxy.auth = ntlm makes libcurl start NTLM"""
+    p = h.start("demand", [sys.executable, HELPERS, "demand", "Negotiate", "NTLM"])
+    port = int(p.wait_log(r"listening (\d+)").group(1))
+    cfg = dotnet(h, "diahost.exe.config", '      <proxy proxyaddress="http://127.0.0.1:%d"/>' % port)
+    conf = NODE_CONF.format(sock=h.path("s"), state=h.path("st"), mode="system", dia=cfg, wp="")
+    env = {"KRB5CCNAME": "FILE:" + h.path("no-ccache")}
+    r = h.run([h.bin("proxy_dial_client"), "--conf", h.write("c1.conf", conf), "--url",
+               "https://relay.example.net/", "--host", "relay.example.net", "--port", "443",
+               "--timeout", "5"], env=env)
+    out = r.stdout
+    check(r.returncode == 1 and "407" in out and "the proxy offers: Negotiate, NTLM" in out and
+          "Kerberos" in out and "useDefaultCredentials" in out, out + r.stderr)
+    p.wait_log(r"request CONNECT auth=")
+    pw = h.write("pw", "secret", mode=0o600)
+    r = h.run([h.bin("proxy_dial_client"), "--conf", h.write("c2.conf", conf +
+               "user = CORP\\svc\npassword_file = %s\nauth = ntlm\n" % pw), "--url",
+               "https://relay.example.net/", "--host", "relay.example.net", "--port", "443",
+               "--timeout", "5"], env=env)
+    check(r.returncode == 1 and "the user 'CORP\\svc' was refused" in r.stdout, r.stdout)
+    p.wait_log(r"request CONNECT auth=NTLM")
+
+
+@test
 def test_https_proxy(h):
     """an https:// proxy (TLS to the proxy, then CONNECT inside it), verified with proxy.ca_file"""
     eport, cert = echo_server(h)
@@ -407,6 +435,45 @@ def test_dead_and_silent_proxies(h):
     ms = float(re.search(r"ms=(\d+)", out).group(1))
     check(rc == 1 and "timed out after 2 s" in out, out)
     check(1900 <= ms < 4000, "the deadline was 2 s: %s", out)
+
+
+@test
+def test_socks5_from_environment(h):
+    """all_proxy=socks5h://... from the environment (empty defaultProxy): libcurl's SOCKS5
+    handshake, then the caller's TLS over the taken-over socket"""
+    eport, cert = echo_server(h)
+    p = h.start("socks", [sys.executable, HELPERS, "socks5"])
+    sport = int(p.wait_log(r"listening (\d+)").group(1))
+    cfg = dotnet(h, "diahost.exe.config", "")
+    conf = h.write("c.conf", NODE_CONF.format(sock=h.path("s"), state=h.path("st"), mode="system",
+                                              dia=cfg, wp=""))
+    env = clean_env()
+    env["all_proxy"] = "socks5h://127.0.0.1:%d" % sport
+    r = h.run([h.bin("proxy_dial_client"), "--conf", conf, "--url", "https://echo.test:%d/" % eport,
+               "--host", "localhost", "--port", str(eport), "--ca", cert, "--bytes", "50000"],
+              env=env)
+    check(r.returncode == 0 and r.stdout.startswith("OK"), "%s %s", r.stdout, r.stderr)
+    p.wait_log(r"socks5 connect localhost:%d" % eport)
+
+
+@test
+def test_dns_failure(h):
+    """an unknown proxy host or destination is a DNS failure (in a private network namespace,
+    so no query leaves the machine)"""
+    unshare = h.require("unshare", "util-linux")
+    h.require("ip", "iproute2")
+    conf = h.write("dns.conf", custom(3128, address="proxy.nonexistent.invalid"))
+    none = h.write("none.conf", "[proxy]\nmode = none\n")
+    client = h.bin("proxy_dial_client")
+    for cf, host, want in ((conf, "relay.example.net",
+                            "cannot resolve the proxy http://proxy.nonexistent.invalid:3128 (DNS failure)"),
+                           (none, "relay.nonexistent.invalid",
+                            "cannot resolve relay.nonexistent.invalid (DNS failure)")):
+        r = h.run([unshare, "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", client,
+                   "--conf", cf, "--url", "https://%s/" % host, "--host", host, "--port", "443",
+                   "--timeout", "5"])
+        check(r.returncode == 1 and "code=name resolution failed" in r.stdout and want in r.stdout,
+              "%s %s", r.stdout, r.stderr)
 
 
 @test

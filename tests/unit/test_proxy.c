@@ -274,6 +274,16 @@ static const struct dcase cases[] = {
 	  { NULL }, "http://127.0.0.1:5432/", "DIRECT", "loopback" },
 	{ "custom_dotless_proxied", NULL, "[proxy]\nmode = custom\naddress = proxy.corp\n",
 	  { NULL }, "https://webserver/", "http://proxy.corp:8080", NULL },
+	{ "custom_ipv6", NULL, "[proxy]\nmode = custom\naddress = [fd00::5]\nport = 3128\n",
+	  { NULL }, "https://x.example.com/", "http://[fd00::5]:3128", NULL },
+	{ "env_ipv6_proxy", EMPTY, NULL, { "https_proxy=http://[fd00::6]:3129" },
+	  "https://x.example.com/", "http://[fd00::6]:3129", NULL },
+	{ "proxyaddress_ipv6", "<defaultProxy><proxy proxyaddress=\"http://[fd00::7]:8080\"/>"
+	  "</defaultProxy>", NULL, { NULL }, "https://x.example.com", "http://[fd00::7]:8080", NULL },
+	{ "loopback_name_loopback", PX("false", ""), NULL, { NULL }, "https://loopback/", "DIRECT",
+	  "loopback" },
+	{ "bypass_ws_default_port_omitted", PX("false", BP("^ws://h\\.example\\.com$")), NULL,
+	  { NULL }, "ws://h.example.com:80/x", "DIRECT", "ws://h.example.com" },
 	{ "mode_none", NULL, "[proxy]\nmode = none\n", { "https_proxy=http://envp:1" },
 	  "https://x.example.com/", "DIRECT", "proxy.mode is none" },
 };
@@ -766,16 +776,21 @@ test_noproxy_parser(void **state)
 static void
 test_sysinfo_domain(void **state)
 {
+	const char *hosts = "127.0.0.1 localhost\n# 10.0.0.1 node1.wrong.example node1\n"
+	    "127.0.1.1\tnode1.corp.example.org\tnode1\n::1 localhost ip6-localhost\n";
 	char d[256];
 
-	proxy_sysinfo_domain_from("node1.corp.contoso.com", "domain other.com\n", d, sizeof d);
+	proxy_sysinfo_domain_from("node1.corp.contoso.com", hosts, "domain other.com\n", d, sizeof d);
 	assert_string_equal(d, "corp.contoso.com");
-	proxy_sysinfo_domain_from("node1", "# x\nsearch a.com b.com\ndomain corp.example.\n", d,
-	    sizeof d);
+	proxy_sysinfo_domain_from("node1", hosts, "domain other.com\n", d, sizeof d);
+	assert_string_equal(d, "corp.example.org");
+	proxy_sysinfo_domain_from("node2", hosts, "# x\nsearch a.com b.com\ndomain corp.example.\n",
+	    d, sizeof d);
 	assert_string_equal(d, "corp.example");
-	proxy_sysinfo_domain_from("node1", "nameserver 1.1.1.1\nsearch a.com b.com\n", d, sizeof d);
+	proxy_sysinfo_domain_from("node1x", hosts, "nameserver 1.1.1.1\nsearch a.com b.com\n", d,
+	    sizeof d);
 	assert_string_equal(d, "a.com");
-	proxy_sysinfo_domain_from("node1", "", d, sizeof d);
+	proxy_sysinfo_domain_from("node1", "", "", d, sizeof d);
 	assert_string_equal(d, "");
 }
 
