@@ -123,6 +123,9 @@ struct hconn {
 	bool paused;
 	struct event *deadline;
 	struct event *reap;
+	struct event *resume;	/* zero-delay: read buffered input after a pause */
+	struct timespec since;
+	bool peer_eof;		/* the sender half-closed while we owed it a response */
 	bool dead;
 };
 
@@ -960,6 +963,7 @@ route_listen(struct rsrv *s, struct ws *ws, const struct http1_msg *req, struct 
 		return;
 	}
 	if (e->nctl >= s->conf->max_listeners) {
+		fail_note(s, peer);	/* a reconnect storm at the limit is cheap too */
 		s->m.listen_fail++;
 		ws_fail(s, ws, 403, "Listener limit exceeded", "this hybrid connection has the maximum number of listeners");
 		return;
@@ -1348,6 +1352,8 @@ hconn_reap(evutil_socket_t fd, short w, void *arg)
 		evbuffer_free(h->body);
 	if (h->deadline)
 		event_free(h->deadline);
+	if (h->resume)
+		event_free(h->resume);
 	event_free(h->reap);
 	free(h);
 }
@@ -1445,10 +1451,15 @@ h_pause(struct hconn *h, bool p)
 	if (h->paused == p || h->bev == NULL)
 		return;
 	h->paused = p;
-	if (p)
+	if (p) {
 		bufferevent_disable(h->bev, EV_READ);
-	else
-		bufferevent_enable(h->bev, EV_READ);
+	} else {
+		if (!h->peer_eof)
+			bufferevent_enable(h->bev, EV_READ);
+		/* bytes may already wait in the input buffer: no read event for them */
+		if (h->resume != NULL)
+			event_active(h->resume, 0, 0);
+	}
 }
 
 static char *
@@ -1789,6 +1800,15 @@ h_read(struct bufferevent *bev, void *arg)
 }
 
 static void
+h_resume_cb(evutil_socket_t fd, short w, void *arg)
+{
+	struct hconn *h = arg;
+
+	if (!h->dead)
+		h_feed(h);
+}
+
+static void
 hconn_try_resume(struct hconn *h)
 {
 	if (h->dead || h->bev == NULL)
@@ -1812,8 +1832,12 @@ h_event(struct bufferevent *bev, short what, void *arg)
 	struct hconn *h = arg;
 
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-		if ((what & BEV_EVENT_EOF) && h->st == H_WAIT) {
-			/* half-close after the request: still answer */
+		/* deferred callbacks may merge a read EOF with a write error: only a
+		 * pure read EOF is a half-close */
+		if ((what & BEV_EVENT_EOF) && !(what & (BEV_EVENT_ERROR | BEV_EVENT_WRITING |
+		    BEV_EVENT_TIMEOUT)) && (h->st == H_WAIT || h->st == H_RESP)) {
+			/* half-close after the request: still answer, then close */
+			h->peer_eof = true;
 			bufferevent_disable(bev, EV_READ);
 			return;
 		}
@@ -1927,6 +1951,10 @@ h_resp_body(struct hconn *h, const uint8_t *d, size_t n, bool fin)
 	http1_resume(h->hp);
 	h_pause(h, false);
 	h_feed(h);
+	/* a sender that half-closed gets its answers, then the connection ends */
+	if (!h->dead && h->bev != NULL && h->st == H_HEAD && h->peer_eof &&
+	    evbuffer_get_length(bufferevent_get_input(h->bev)) == 0)
+		hconn_close_after_flush(h);
 }
 
 /* Request rendezvous callbacks: responses (and their bodies) come back here. */
@@ -2011,8 +2039,11 @@ new_conn(struct rsrv *s, struct bufferevent *bev)
 	if (h == NULL || (h->hp = http1_new(HTTP1_REQUEST, &lim, &cb, h)) == NULL ||
 	    (h->body = evbuffer_new()) == NULL ||
 	    (h->deadline = evtimer_new(s->base, h_deadline, h)) == NULL ||
-	    (h->reap = event_new(s->base, -1, 0, hconn_reap, h)) == NULL) {
+	    (h->reap = event_new(s->base, -1, 0, hconn_reap, h)) == NULL ||
+	    (h->resume = event_new(s->base, -1, 0, h_resume_cb, h)) == NULL) {
 		if (h) {
+			if (h->reap)
+				event_free(h->reap);
 			http1_free(h->hp);
 			if (h->body)
 				evbuffer_free(h->body);
@@ -2026,6 +2057,7 @@ new_conn(struct rsrv *s, struct bufferevent *bev)
 	}
 	h->s = s;
 	h->bev = bev;
+	clock_gettime(CLOCK_MONOTONIC, &h->since);
 	peer_of(bev, h->peer, sizeof h->peer, &h->peer_port);
 	h->next = s->hconns;
 	if (s->hconns)
@@ -2192,6 +2224,30 @@ admin_status(struct evhttp_request *req, void *arg)
 			cJSON_AddStringToObject(l, "remote", c->peer);
 			cJSON_AddNumberToObject(l, "connectedSeconds", (double)(time(NULL) - c->since));
 			cJSON_AddNumberToObject(l, "tokenExpiry", (double)c->expiry);
+		}
+	}
+	{
+		static const char *const hs[] = { "head", "body", "wait", "response", "closing" };
+		cJSON *hc = cJSON_AddArrayToObject(o, "httpConnections");
+		struct hconn *h;
+		int n = 0;
+
+		for (h = s->hconns; h != NULL && n < 100; h = h->next, n++) {
+			cJSON *j = cJSON_CreateObject();
+
+			cJSON_AddItemToArray(hc, j);
+			cJSON_AddStringToObject(j, "state", hs[h->st]);
+			cJSON_AddStringToObject(j, "peer", h->peer);
+			cJSON_AddStringToObject(j, "target", h->target);
+			cJSON_AddBoolToObject(j, "rendezvous", h->rv != NULL);
+			cJSON_AddBoolToObject(j, "paused", h->paused);
+			cJSON_AddBoolToObject(j, "senderClosed", h->peer_eof);
+			cJSON_AddNumberToObject(j, "outputBytes", h->bev ?
+			    (double)evbuffer_get_length(bufferevent_get_output(h->bev)) : 0);
+			cJSON_AddNumberToObject(j, "inputBytes", h->bev ?
+			    (double)evbuffer_get_length(bufferevent_get_input(h->bev)) : 0);
+			cJSON_AddNumberToObject(j, "events", h->bev ? bufferevent_get_enabled(h->bev) : 0);
+			cJSON_AddNumberToObject(j, "ageSeconds", since(&h->since));
 		}
 	}
 	pend = cJSON_AddArrayToObject(o, "pendingRendezvous");

@@ -767,7 +767,8 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct ws *ws = arg;
 
-	if (what & BEV_EVENT_CONNECTED)
+	/* deferred callbacks can merge CONNECTED with EOF or ERROR */
+	if ((what & BEV_EVENT_CONNECTED) && !(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
 		return;
 	ws->busy++;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {

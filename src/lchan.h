@@ -46,11 +46,10 @@ struct lchan *lchan_new(struct lctx *ctx, const struct lspec *spec, struct shir_
 /* Frees at once (closing every socket without waiting). NULL is fine. */
 void lchan_free(struct lchan *ch);
 void lchan_start(struct lchan *ch);
-/* Stop reconnecting and taking new work; close the control channel once the
- * requests and tunnels in flight are done (at most drain_s seconds), then
+/* Stop reconnecting; close the control channel once the requests in flight
+ * are answered (at most drain_s seconds; then 503 for what is left), then
  * call ctx->on_finished. */
 void lchan_retire(struct lchan *ch, int drain_s);
-int lchan_retired(const struct lchan *ch);
 
 const struct chstate *lchan_state(const struct lchan *ch);
 const struct lspec *lchan_spec(const struct lchan *ch);
@@ -62,7 +61,5 @@ void lchan_status_json(const struct lchan *ch, struct cJSON *arr);
 /* For ltun: the dial settings of this channel. */
 void lchan_dial_opts(struct lchan *ch, const char *url, const struct ldial_url *u,
     struct ldial_opts *o);
-struct lctx *lchan_ctx(struct lchan *ch);
-void lchan_count_bytes(struct lchan *ch, uint64_t in, uint64_t out);
 
 #endif

@@ -5,7 +5,8 @@ libshir_a_SOURCES += \
 	src/ldial.c src/ldial.h \
 	src/lctl.c src/lctl.h \
 	src/lspec.c src/lspec.h \
-	src/lchan.c src/lchan.h \
+	src/lchan.c src/lchan.h src/lchan_int.h \
+	src/lsock.c src/lreq.c \
 	src/ltun.c src/ltun.h \
 	src/listener.c src/listener.h
 
@@ -29,3 +30,4 @@ EXTRA_DIST += tests/integration/listener_hyco_sender.js
 noinst_PROGRAMS += bench/listener_pump
 bench_listener_pump_SOURCES = bench/listener_pump.c
 bench_listener_pump_LDADD = $(SHIR_LIBS)
+EXTRA_DIST += bench/listener.sh

@@ -649,6 +649,28 @@ test_http1_caps(void **state)
 	http1_free(p);
 }
 
+/* The server side goes away before answering: the client reports status 0. */
+static void
+test_client_peer_closes(void **state)
+{
+	struct event_base *base = event_base_new();
+	int sv[2];
+	struct rec r = { 0 };
+	struct ws_client_request cr = { "h", "/", NULL, NULL };
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	r.ws = ws_new_client(bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE |
+	    BEV_OPT_DEFER_CALLBACKS), &cr, NULL, &CB, &r);
+	close(sv[1]);
+	spin(base, 6);
+	assert_true(r.failed);
+	assert_int_equal(r.failed_status, 0);
+	assert_int_equal(r.closes, 1);
+	assert_int_equal(r.opens, 0);
+	ws_free(r.ws);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -658,6 +680,7 @@ main(void)
 		cmocka_unit_test(test_server_split_streamed),
 		cmocka_unit_test(test_server_bad_requests),
 		cmocka_unit_test(test_client_split),
+		cmocka_unit_test(test_client_peer_closes),
 		cmocka_unit_test(test_message_cap),
 		cmocka_unit_test(test_backpressure_and_fragments),
 		cmocka_unit_test(test_free_in_callback),

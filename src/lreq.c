@@ -1,0 +1,231 @@
+/* lreq: one relayed HTTP request: its body, its deadline, its dispatch to the
+ * node API and its answer (inline, or on the rendezvous). */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "api.h"
+#include "lchan_int.h"
+#include "log.h"
+#include "ltun.h"
+#include "node.h"
+#include "relay/sas.h"
+#include "relay/ws.h"
+
+static void lreq_deadline_cb(evutil_socket_t fd, short what, void *arg);
+
+static char *
+lreq_strdup0(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+void
+lreq_free(struct lreq *q)
+{
+	if (q == NULL)
+		return;
+	if (q->handle != NULL)
+		api_reply_cancel(q->handle);
+	if (q->ev_deadline)
+		event_free(q->ev_deadline);
+	if (q->body)
+		evbuffer_free(q->body);
+	free(q->id), free(q->address), free(q->method), free(q->target);
+	free(q);
+}
+
+void
+lreq_finish(struct lreq *q)
+{
+	struct lchan *ch = q->ch;
+
+	if (q->sock != NULL && q->sock->body_for == q)
+		q->sock->body_for = NULL;	/* the rest of its body is dropped */
+	TAILQ_REMOVE(&ch->reqs, q, link);
+	ch->nreqs--;
+	ch->cs.inflight = ch->nreqs;
+	lreq_free(q);
+	lchan_check_drained(ch);
+}
+
+/* A request (full form) arrived on s. */
+void
+lreq_start(struct lsock *s, const struct lctl_msg *m)
+{
+	struct lchan *ch = s->ch;
+	struct timeval deadline = { ch->spec.request_timeout > 0 ? ch->spec.request_timeout :
+	    LCHAN_DEADLINE_S, 0 };
+	struct lreq *q;
+
+	if (s->body_for != NULL) {
+		/* a new command where a body message was due: the relay broke the
+		 * framing of the earlier request; it cannot be answered sensibly */
+		log_warn("listener", "event=request.abandoned channel=%s id=%s reason=\"a command came "
+		    "where its body was due\"", log_q(ch->cs.name), log_q(s->body_for->id));
+		s->body_for->abandoned = 1;
+		s->body_for = NULL;
+		event_active(ch->ev_reap, EV_TIMEOUT, 0);
+	}
+
+	if (ch->nreqs >= LCHAN_MAX_REQS) {
+		log_warn("listener", "event=request.refused channel=%s reason=\"too many in flight\"",
+		    log_q(ch->cs.name));
+		lsock_queue(s, lctl_response_json(m->id, 503, "Retry-After: 1\r\n", NULL, false),
+		    NULL, 0, 0);
+		return;
+	}
+	q = calloc(1, sizeof *q);
+	if (q == NULL)
+		return;
+	q->ch = ch;
+	q->sock = s;
+	q->start_ms = lchan_now_ms();
+	q->refuse = m->code;
+	q->id = lreq_strdup0(m->id);
+	q->address = lreq_strdup0(m->address);
+	q->method = lreq_strdup0(m->method);
+	q->target = lreq_strdup0(m->target);
+	q->body = evbuffer_new();
+	q->ev_deadline = evtimer_new(ch->ctx->base, lreq_deadline_cb, q);
+	TAILQ_INSERT_TAIL(&ch->reqs, q, link);
+	ch->nreqs++;
+	ch->cs.inflight = ch->nreqs;
+	if (q->body == NULL || q->ev_deadline == NULL || q->id == NULL || q->method == NULL ||
+	    q->target == NULL || (m->address != NULL && q->address == NULL)) {
+		lreq_finish(q);
+		return;
+	}
+	evtimer_add(q->ev_deadline, &deadline);
+	log_debug("listener", "event=request.start channel=%s id=%s method=%s target=%s body=%d",
+	    log_q(ch->cs.name), log_q(q->id), log_q(q->method), log_q(q->target), m->body);
+	if (m->body)
+		s->body_for = q;
+	else
+		lreq_dispatch(q);
+}
+
+static void
+lreq_respond(struct lreq *q, int status, const char *headers, const char *ctype,
+    const char *body, size_t len)
+{
+	struct lchan *ch = q->ch;
+	char *json = lctl_response_json(q->id, status, headers, ctype, true);
+	char *copy = NULL;
+	struct lresp *r;
+
+	log_info("listener", "event=request.done channel=%s id=%s method=%s target=%s status=%d "
+	    "bytes=%zu ms=%lld", log_q(ch->cs.name), log_q(q->id), log_q(q->method),
+	    log_q(q->target), status, len, (long long)(lchan_now_ms() - q->start_ms));
+	if (json == NULL || (len > 0 && (copy = malloc(len)) == NULL)) {
+		free(json);
+		return;
+	}
+	if (len > 0)
+		memcpy(copy, body, len);
+	if (q->sock != NULL && (q->sock->kind == LSOCK_RDV ||
+	    strlen(json) + len <= LCHAN_INLINE_MAX)) {
+		lsock_queue(q->sock, json, copy, len, 1);
+		return;
+	}
+	if (q->sock == NULL && q->address == NULL) {
+		log_warn("listener", "event=request.orphaned channel=%s id=%s reason=\"the socket it "
+		    "came on is gone\"", log_q(ch->cs.name), log_q(q->id));
+		free(json), free(copy);
+		return;
+	}
+	/* too large for the control channel: answer on the request's rendezvous */
+	if (q->address == NULL) {
+		free(json), free(copy);
+		return;
+	}
+	r = calloc(1, sizeof *r);
+	if (r == NULL) {
+		free(json), free(copy);
+		return;
+	}
+	r->json = json, r->body = copy, r->len = len, r->has_body = 1;
+	lsock_open_rdv(ch, q->address, r);
+}
+
+static void
+lreq_api_done(void *arg, int status, const char *headers, const char *ctype, const char *body,
+    size_t len)
+{
+	struct lreq *q = arg;
+
+	q->handle = NULL;
+	lreq_respond(q, status, headers, ctype, body, len);
+	lreq_finish(q);
+}
+
+static void
+lreq_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct lreq *q = arg;
+	static const char msg[] = "{\"status\":\"Failed\",\"error\":{\"code\":\"Timeout\","
+	    "\"message\":\"the node did not finish the request in time for the relay's 60 s "
+	    "limit (relay.request_timeout)\"}}";
+
+	log_warn("listener", "event=request.timeout channel=%s id=%s method=%s target=%s ms=%lld",
+	    log_q(q->ch->cs.name), log_q(q->id), log_q(q->method), log_q(q->target),
+	    (long long)(lchan_now_ms() - q->start_ms));
+	if (q->handle != NULL) {
+		api_reply_cancel(q->handle);
+		q->handle = NULL;
+	}
+	lreq_respond(q, 503, "", "application/json", msg, sizeof msg - 1);
+	lreq_finish(q);
+}
+
+void
+lreq_dispatch(struct lreq *q)
+{
+	struct lchan *ch = q->ch;
+	struct api_request rq;
+	size_t blen = evbuffer_get_length(q->body);
+	const char *body;
+
+	if (q->too_big) {
+		static const char msg[] = "{\"status\":\"Failed\",\"error\":{\"code\":\"InvalidRequest\","
+		    "\"message\":\"the request body is too large\"}}";
+
+		lreq_respond(q, 413, "", "application/json", msg, sizeof msg - 1);
+		lreq_finish(q);
+		return;
+	}
+	if (q->refuse) {
+		static const char msg[] = "{\"status\":\"Failed\",\"error\":{\"code\":\"InvalidRequest\","
+		    "\"message\":\"the request target is too long\"}}";
+
+		lreq_respond(q, q->refuse, "", "application/json", msg, sizeof msg - 1);
+		lreq_finish(q);
+		return;
+	}
+	evbuffer_add(q->body, "", 1);	/* NUL-terminated for the API */
+	body = (const char *)evbuffer_pullup(q->body, -1);
+	memset(&rq, 0, sizeof rq);
+	rq.method = q->method;
+	rq.target = q->target;
+	rq.body = body ? body : "";
+	rq.body_len = blen;
+	rq.channel = API_CH_RELAY;
+	api_dispatch(node_api(ch->ctx->node), &rq, lreq_api_done, q, &q->handle);
+}
+
+void
+lreq_expire(struct lreq *q)
+{
+	lreq_deadline_cb(-1, 0, q);
+}

@@ -1,0 +1,449 @@
+/* lsock: one WebSocket of a relay channel: the control channel or a request
+ * rendezvous. Its send queue keeps a response's JSON and body together. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "api.h"
+#include "lchan_int.h"
+#include "log.h"
+#include "ltun.h"
+#include "node.h"
+#include "relay/sas.h"
+#include "relay/ws.h"
+
+void
+lsock_resp_free(struct lresp *r)
+{
+	if (r == NULL)
+		return;
+	free(r->json), free(r->body), free(r);
+}
+
+/* Queues a text message (and a body) on s. Takes json and body. */
+int
+lsock_queue(struct lsock *s, char *json, char *body, size_t len, int has_body)
+{
+	struct lresp *r;
+	size_t add = (json ? strlen(json) : 0) + len;
+
+	if (s->queued + add > LCHAN_QUEUE_MAX) {
+		/* the relay does not read what we send: better lose this answer
+		 * (the relay will time it out) than grow without bound */
+		log_warn("listener", "event=response.dropped channel=%s bytes=%zu reason=\"%zu bytes "
+		    "already wait for the relay to read them\"", log_q(s->ch->cs.name), add, s->queued);
+		free(json), free(body);
+		return SHIR_ETOOBIG;
+	}
+	r = calloc(1, sizeof *r);
+	if (r == NULL) {
+		free(json), free(body);
+		return SHIR_ENOMEM;
+	}
+	r->json = json;
+	r->body = body;
+	r->len = len;
+	r->has_body = has_body;
+	TAILQ_INSERT_TAIL(&s->outq, r, link);
+	s->queued += add;
+	lsock_flush(s);
+	if (!s->paused && s->queued > LCHAN_QUEUE_HIGH && s->ws != NULL) {
+		/* backpressure: no new requests from this socket until it drains */
+		s->paused = 1;
+		ws_pause_read(s->ws, true);
+	}
+	return 0;
+}
+
+/* Writes queued messages while the socket is not congested. A response's
+ * JSON and its body are one unit: nothing else is sent on this socket until
+ * the body's last fragment is out. */
+void
+lsock_flush(struct lsock *s)
+{
+	struct lresp *r;
+
+	while (s->open && !s->dead && (r = TAILQ_FIRST(&s->outq)) != NULL) {
+		if (!r->started) {
+			if (ws_is_congested(s->ws))
+				return;
+			r->started = 1;
+			ws_send(s->ws, WS_OP_TEXT, r->json, strlen(r->json));
+			s->ch->cs.bytes_out += strlen(r->json);
+			s->queued -= strlen(r->json);
+			if (r->has_body && r->len <= LCHAN_FRAGMENT) {
+				ws_send(s->ws, WS_OP_BINARY, r->body ? r->body : "", r->len);
+				s->ch->cs.bytes_out += r->len;
+				s->queued -= r->len;
+				r->off = r->len;
+			}
+		}
+		while (r->has_body && r->off < r->len) {
+			size_t n = r->len - r->off;
+
+			/* the first fragment goes out with the JSON; later ones wait
+			 * for the output to drain */
+			if (r->off > 0 && ws_is_congested(s->ws))
+				return;
+			if (n > LCHAN_FRAGMENT)
+				n = LCHAN_FRAGMENT;
+			ws_send_fragment(s->ws, WS_OP_BINARY, r->body + r->off, n,
+			    r->off + n == r->len);
+			r->off += n;
+			s->ch->cs.bytes_out += n;
+			s->queued -= n;
+		}
+		TAILQ_REMOVE(&s->outq, r, link);
+		lsock_resp_free(r);
+	}
+	if (s->paused && s->queued < LCHAN_QUEUE_LOW && s->ws != NULL) {
+		s->paused = 0;
+		ws_pause_read(s->ws, false);
+	}
+}
+
+void
+lsock_free(struct lsock *s)
+{
+	struct lresp *r;
+
+	if (s == NULL)
+		return;
+	if (s->dial)
+		ldial_cancel(s->dial);
+	if (s->ws)
+		ws_free(s->ws);
+	while ((r = TAILQ_FIRST(&s->outq)) != NULL) {
+		TAILQ_REMOVE(&s->outq, r, link);
+		lsock_resp_free(r);
+	}
+	free(s->url);
+	free(s);
+}
+
+/* Unlinks s, detaches its requests, and frees it from a zero-delay event. */
+void
+lsock_kill(struct lsock *s)
+{
+	struct lchan *ch = s->ch;
+	struct lreq *q;
+
+	if (s->dead)
+		return;
+	s->dead = 1;
+	s->open = 0;
+	TAILQ_FOREACH(q, &ch->reqs, link)
+		if (q->sock == s)
+			q->sock = NULL;
+	if (s->body_for != NULL) {
+		/* its body will never come: nobody can be answered either */
+		log_warn("listener", "event=request.abandoned channel=%s id=%s reason=\"the socket "
+		    "closed before the body arrived\"", log_q(ch->cs.name), log_q(s->body_for->id));
+		q = s->body_for;
+		s->body_for = NULL;
+		q->abandoned = 1;
+		event_active(ch->ev_reap, EV_TIMEOUT, 0);
+	}
+	if (ch->ctl == s)
+		ch->ctl = NULL;
+	TAILQ_REMOVE(&ch->socks, s, link);
+	ch->nsocks--;
+	TAILQ_INSERT_TAIL(&ch->dead, s, link);
+	event_active(ch->ev_reap, EV_TIMEOUT, 0);
+}
+
+static void
+lsock_on_text(struct lsock *s, const uint8_t *data, size_t len)
+{
+	struct lchan *ch = s->ch;
+	struct lctl_policy pol;
+	struct lctl_msg m;
+	struct shir_error err;
+
+	memset(&pol, 0, sizeof pol);
+	pol.hc = ch->spec.path;
+	pol.control = s->kind == LSOCK_CONTROL;
+	pol.has_forward = lchan_has_forward;
+	pol.arg = ch;
+	if (lctl_handle((const char *)data, len, &pol, &m, &err) != 0) {
+		log_warn("listener", "event=control.bad channel=%s reason=%s", log_q(ch->cs.name),
+		    log_q(err.msg));
+		return;
+	}
+	switch (m.kind) {
+	case LCTL_TUNNEL:
+		if (ch->retired || ch->ctx->shutting_down)
+			ltun_reject(ch->ctx, ch, &m, 503, "the node is shutting down");
+		else
+			ltun_accept(ch->ctx, ch, &m);
+		break;
+	case LCTL_REJECT:
+		ltun_reject(ch->ctx, ch, &m, m.code, m.desc);
+		break;
+	case LCTL_RENDEZVOUS:
+		log_debug("listener", "event=request.rendezvous channel=%s id=%s", log_q(ch->cs.name),
+		    log_q(m.id));
+		lsock_open_rdv(ch, m.address, NULL);
+		break;
+	case LCTL_REQUEST:
+		lreq_start(s, &m);
+		break;
+	case LCTL_IGNORE:
+		log_debug("listener", "event=control.ignored channel=%s", log_q(ch->cs.name));
+		break;
+	}
+	lctl_msg_clear(&m);
+}
+
+static void
+lsock_ws_open(struct ws *ws, void *arg)
+{
+	struct lsock *s = arg;
+	struct lchan *ch = s->ch;
+
+	s->open = 1;
+	if (s->kind == LSOCK_CONTROL) {
+		struct timeval tv = { ch->spec.ping_interval, 0 };
+		int64_t renew_s = (int64_t)ch->spec.token_lifetime * 2 / 3;
+		struct timeval rt = { (time_t)(renew_s > 1 ? renew_s : 1), 0 };
+
+		chstate_connected(&ch->cs, lchan_now_ms());
+		ch->last_pong_ms = lchan_now_ms();
+		event_add(ch->ev_ping, &tv);
+		event_add(ch->ev_renew, &rt);
+		log_info("listener", "event=channel.connected channel=%s endpoint=%s path=%s id=%s",
+		    log_q(ch->cs.name), log_q(ch->spec.endpoint), log_q(ch->spec.path),
+		    ch->listener_id);
+		lchan_notify(ch);
+	} else {
+		log_debug("listener", "event=rendezvous.open channel=%s", log_q(ch->cs.name));
+	}
+	lsock_flush(s);
+}
+
+static void
+lsock_ws_failed(struct ws *ws, int status, const char *reason, const struct shir_error *err,
+    void *arg)
+{
+	struct lsock *s = arg;
+	struct lchan *ch = s->ch;
+
+	if (s->kind != LSOCK_CONTROL) {
+		log_warn("listener", "event=rendezvous.failed channel=%s status=%d reason=%s",
+		    log_q(ch->cs.name), status, log_q(status ? reason : err ? err->msg : "?"));
+		return;
+	}
+	if (status != 0)
+		lchan_down(ch, CHSTATE_WHY_HANDSHAKE, status, reason);
+	else
+		lchan_down(ch, err && err->code == SHIR_ETLS ? CHSTATE_WHY_TLS : CHSTATE_WHY_NETWORK, 0,
+		    err ? err->msg : reason);
+	s->open = 0;
+	s->reported = 1;	/* on_close must not report it twice */
+}
+
+static void
+lsock_ws_message(struct ws *ws, enum ws_opcode op, const uint8_t *data, size_t len, void *arg)
+{
+	struct lsock *s = arg;
+
+	s->ch->cs.bytes_in += len;
+	if (op == WS_OP_TEXT)
+		lsock_on_text(s, data, len);
+}
+
+static int
+lsock_ws_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *data, size_t len, bool first,
+    bool fin, void *arg)
+{
+	struct lsock *s = arg;
+	struct lreq *q = s->body_for;
+
+	if (op == WS_OP_TEXT)
+		return WS_ASSEMBLE;
+	s->ch->cs.bytes_in += len;
+	if (q == NULL) {
+		/* a body nobody waits for (a refused request, or the empty frame
+		 * some relays send after body:false): dropped */
+		return WS_STREAM;
+	}
+	if (!q->too_big) {
+		if (evbuffer_get_length(q->body) + len > API_MAX_BODY)
+			q->too_big = 1;
+		else
+			evbuffer_add(q->body, data, len);
+	}
+	if (fin) {
+		s->body_for = NULL;
+		lreq_dispatch(q);
+	}
+	return WS_STREAM;
+}
+
+static void
+lsock_ws_pong(struct ws *ws, const uint8_t *data, size_t len, void *arg)
+{
+	struct lsock *s = arg;
+
+	s->ch->last_pong_ms = lchan_now_ms();
+}
+
+static void
+lsock_ws_writable(struct ws *ws, void *arg)
+{
+	lsock_flush(arg);
+}
+
+static void
+lsock_ws_close(struct ws *ws, int code, const char *reason, bool remote, void *arg)
+{
+	struct lsock *s = arg;
+	struct lchan *ch = s->ch;
+	int was_ctl = s->kind == LSOCK_CONTROL && ch->ctl == s && !s->reported;
+	int was_open = s->open;
+
+	s->ws = NULL;
+	ws_free(ws);	/* released after this callback returns */
+	lsock_kill(s);
+	if (!was_ctl)
+		log_debug("listener", "event=rendezvous.closed channel=%s code=%d", log_q(ch->cs.name),
+		    code);
+	else if (was_open && ch->cs.state == CHSTATE_CONNECTED)
+		lchan_down(ch, code == 1006 && !remote ? CHSTATE_WHY_NETWORK : CHSTATE_WHY_CLOSED,
+		    code == 1006 && !remote ? 0 : code,
+		    code == 1006 && !remote ? "the connection was lost" : reason);
+	if (ch->retired)
+		lchan_check_drained(ch);
+}
+
+static const struct ws_callbacks lsock_ws_cbs = {
+	.on_open = lsock_ws_open,
+	.on_handshake_failed = lsock_ws_failed,
+	.on_message = lsock_ws_message,
+	.on_fragment = lsock_ws_fragment,
+	.on_pong = lsock_ws_pong,
+	.on_writable = lsock_ws_writable,
+	.on_close = lsock_ws_close,
+};
+
+void
+lsock_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err)
+{
+	struct lsock *s = arg;
+	struct lchan *ch = s->ch;
+	struct ws_options opt;
+	struct ws_client_request rq;
+	char host[300], auth[1400], *token = NULL;
+	const char *hdrs[3] = { NULL, NULL, NULL };
+
+	s->dial = NULL;
+	if (bev == NULL) {
+		if (s->kind == LSOCK_CONTROL) {
+			enum chstate_why why = err->code == SHIR_ETLS ? CHSTATE_WHY_TLS :
+			    err->code == SHIR_EPROXY ? CHSTATE_WHY_PROXY : CHSTATE_WHY_NETWORK;
+
+			lsock_kill(s);
+			lchan_down(ch, why, 0, err->msg);
+		} else {
+			log_warn("listener", "event=rendezvous.failed channel=%s reason=%s",
+			    log_q(ch->cs.name), log_q(err->msg));
+			lsock_kill(s);
+		}
+		return;
+	}
+	memset(&opt, 0, sizeof opt);
+	opt.max_message = 128 * 1024;
+	opt.max_frame = 64 * 1024 * 1024;
+	opt.handshake_timeout_ms = ch->spec.connect_timeout * 1000;
+	memset(&rq, 0, sizeof rq);
+	lchan_host_header(&s->u, host, sizeof host);
+	rq.host = host;
+	rq.target = s->u.target;
+	if (s->kind == LSOCK_CONTROL) {
+		if (lchan_token(ch, &token) != 0) {
+			bufferevent_free(bev);
+			lsock_kill(s);
+			lchan_down(ch, CHSTATE_WHY_CONFIG, 0, "cannot make a SAS token from the key");
+			return;
+		}
+		snprintf(auth, sizeof auth, "ServiceBusAuthorization: %s", token);
+		OPENSSL_cleanse(token, strlen(token));
+		free(token);
+		hdrs[0] = auth;
+		rq.headers = hdrs;
+	}
+	s->ws = ws_new_client(bev, &rq, &opt, &lsock_ws_cbs, s);
+	OPENSSL_cleanse(auth, sizeof auth);
+	if (s->ws == NULL) {
+		bufferevent_free(bev);
+		lsock_kill(s);
+		if (s->kind == LSOCK_CONTROL)
+			lchan_down(ch, CHSTATE_WHY_NETWORK, 0, "out of memory");
+	}
+}
+
+struct lsock *
+lsock_new(struct lchan *ch, enum lsock_kind kind, const char *url)
+{
+	struct lsock *s = calloc(1, sizeof *s);
+	struct shir_error err;
+	struct ldial_opts o;
+
+	if (s == NULL)
+		return NULL;
+	s->ch = ch;
+	s->kind = kind;
+	TAILQ_INIT(&s->outq);
+	if ((s->url = strdup(url)) == NULL ||
+	    ldial_parse_url(url, kind == LSOCK_RDV && ch->u.tls == 0, &s->u, &err) != 0) {
+		log_warn("listener", "event=rendezvous.failed channel=%s reason=%s",
+		    log_q(ch->cs.name), log_q(s->url ? err.msg : "out of memory"));
+		lsock_free(s);
+		return NULL;
+	}
+	TAILQ_INSERT_TAIL(&ch->socks, s, link);
+	ch->nsocks++;
+	lchan_dial_opts(ch, url, &s->u, &o);
+	s->dial = ldial_start(ch->ctx->base, ch->ctx->dns, &o, lsock_dialed, s);
+	if (s->dial == NULL) {
+		lsock_kill(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Opens a request rendezvous at address; first (if any) is sent on it once
+ * it is open. */
+void
+lsock_open_rdv(struct lchan *ch, const char *address, struct lresp *first)
+{
+	struct lsock *s;
+
+	if (ch->nsocks >= LCHAN_MAX_SOCKS) {
+		log_warn("listener", "event=rendezvous.refused channel=%s reason=\"too many sockets\"",
+		    log_q(ch->cs.name));
+		lsock_resp_free(first);
+		return;
+	}
+	s = lsock_new(ch, LSOCK_RDV, address);
+	if (s == NULL) {
+		lsock_resp_free(first);
+		return;
+	}
+	if (first != NULL) {
+		TAILQ_INSERT_TAIL(&s->outq, first, link);
+		s->queued += strlen(first->json) + first->len;
+	}
+}
+
