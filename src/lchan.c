@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -20,6 +21,7 @@
 #include "node.h"
 #include "relay/sas.h"
 #include "relay/ws.h"
+#include "servicehosts.h"
 
 static void lchan_connect(struct lchan *ch);
 
@@ -397,10 +399,36 @@ lchan_spec(const struct lchan *ch)
 	return &ch->spec;
 }
 
+/* A rendezvous on another host than the endpoint (Azure hands out gateway
+ * hosts): record it in state_dir for `shirctl service-urls`, so firewall
+ * rules can allow it. The file is touched only for a host this channel has
+ * not recorded yet. */
+static void
+lchan_note_host(struct lchan *ch, const struct ldial_url *u)
+{
+	struct shir_error err;
+	char hp[264];
+	unsigned i, n = ch->nnoted < 8 ? ch->nnoted : 8;
+
+	if (strcasecmp(u->host, ch->u.host) == 0 && u->port == ch->u.port)
+		return;
+	snprintf(hp, sizeof hp, "%s:%d", u->host, u->port);
+	for (i = 0; i < n; i++)
+		if (strcmp(ch->noted[i], hp) == 0)
+			return;
+	snprintf(ch->noted[ch->nnoted++ % 8], sizeof ch->noted[0], "%s", hp);
+	if (servicehosts_note(node_conf(ch->ctx->node)->state_dir, u->host, u->port, "rendezvous",
+	    &err) != 0)
+		log_warn("listener", "event=servicehosts.failed channel=%s host=%s reason=%s",
+		    log_q(ch->cs.name), log_q(hp), log_q(err.msg));
+}
+
 void
 lchan_dial_opts(struct lchan *ch, const char *url, const struct ldial_url *u,
     struct ldial_opts *o)
 {
+	if (u != &ch->u)
+		lchan_note_host(ch, u);
 	memset(o, 0, sizeof *o);
 	o->url = url;
 	o->u = u;

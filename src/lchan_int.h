@@ -93,6 +93,8 @@ struct lchan {
 	int64_t last_pong_ms, token_expiry;
 	int retired, finished;
 	int pending;		/* a make-before-break replacement not yet in service */
+	char noted[8][264];	/* other hosts recorded for service-urls ("host:port") */
+	unsigned nnoted;
 };
 
 /* lchan.c */

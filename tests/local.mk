@@ -50,6 +50,6 @@ EXTRA_DIST += tests/fuzz/standalone.c
 
 # --- integration tests -------------------------------------------------------
 INTEGRATION_TESTS = tests/integration/test_shird.py tests/integration/test_credentials_authoring.py \
-	tests/integration/test_demo.py
+	tests/integration/test_demo.py tests/integration/test_service_hosts.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/shirtest.py
