@@ -254,7 +254,7 @@ rstate_load(const char *path, struct rstate **out, struct shir_error *e)
 		if (cJSON_IsString(r) && (en->endpoint = strdup(r->valuestring)) == NULL)
 			goto nomem;
 		r = cJSON_GetObjectItemCaseSensitive(it, "created");
-		if (cJSON_IsNumber(r))
+		if (cJSON_IsNumber(r) && r->valuedouble >= 0 && r->valuedouble < 1e15)
 			en->created = (int64_t)r->valuedouble;
 		rules = cJSON_GetObjectItemCaseSensitive(it, "rules");
 		cJSON_ArrayForEach(r, rules) {

@@ -22,6 +22,7 @@
 #include "proxy/proxy_int.h"
 #include "conf.h"
 #include "log.h"
+#include "jsonutil.h"
 
 static const struct {
 	const char *name;
@@ -158,16 +159,16 @@ int
 auth_prop_int(struct auth_ctx *c, const char *name, int def, int min, int max, int *out)
 {
 	const cJSON *v = auth_field(c->props, name);
+	long long n;
 
 	if (v == NULL || cJSON_IsNull(v)) {
 		*out = def;
 		return 0;
 	}
-	if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble ||
-	    v->valuedouble < min || v->valuedouble > max)
+	if (json_whole(v, min, max, &n) != 0)
 		return auth_fail(c, AUTH_E_INVALID,
 		    "linkedService.properties.%s must be a whole number from %d to %d", name, min, max);
-	*out = (int)v->valuedouble;
+	*out = (int)n;
 	return 0;
 }
 

@@ -23,6 +23,7 @@
 #include "proxy/proxy.h"
 #include "proxy_node.h"
 #include "workpool.h"
+#include "jsonutil.h"
 
 #define AUTH_LOG_LINES_MAX 5000
 
@@ -473,12 +474,13 @@ auth_handle(struct api_reply *r, const struct api_request *rq, struct authoring 
 
 		j->ctx.limit = op == AUTH_OP_PREVIEW ? AUTH_PREVIEW_DEFAULT : AUTH_BROWSE_DEFAULT;
 		if (lim != NULL && !cJSON_IsNull(lim)) {
-			if (!cJSON_IsNumber(lim) || lim->valuedouble != (double)(int)lim->valuedouble ||
-			    lim->valuedouble < 1 || lim->valuedouble > max) {
+			long long n;
+
+			if (json_whole(lim, 1, max, &n) != 0) {
 				snprintf(msg, sizeof msg, "limit must be a whole number from 1 to %d", max);
 				goto fail;
 			}
-			j->ctx.limit = (int)lim->valuedouble;
+			j->ctx.limit = (int)n;
 		}
 	} else if (op == AUTH_OP_SCHEMA) {
 		j->ctx.limit = AUTH_PREVIEW_DEFAULT;	/* rows sampled to infer file types */
@@ -666,14 +668,15 @@ auth_api_logs(struct api_reply *r, const struct api_request *rq, void *ud)
 		}
 		mx = cJSON_GetObjectItemCaseSensitive(req, "maxLines");
 		if (mx != NULL) {
-			if (!cJSON_IsNumber(mx) || mx->valuedouble < 1 ||
-			    mx->valuedouble > AUTH_LOG_LINES_MAX) {
+			long long n;
+
+			if (json_whole(mx, 1, AUTH_LOG_LINES_MAX, &n) != 0) {
 				cJSON_Delete(req);
 				api_reply_error(r, 400, "InvalidRequest",
 				    "maxLines must be a whole number from 1 to %d", AUTH_LOG_LINES_MAX);
 				return;
 			}
-			max = (int)mx->valuedouble;
+			max = (int)n;
 		}
 		cJSON_Delete(req);
 	}

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "machinekey.h"
 #include "seal.h"
+#include "jsonutil.h"
 
 #define CREDSTORE_FILE_MAX (16u * 1024 * 1024)
 
@@ -256,7 +257,12 @@ credstore_find(cJSON *doc, const char *name)
 static uint64_t
 credstore_doc_version(cJSON *doc)
 {
-	return (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(doc, "version"));
+	long long n;
+
+	/* the document was validated at load; a bad version still never casts a NaN */
+	if (json_whole(cJSON_GetObjectItemCaseSensitive(doc, "version"), 0, LLONG_MAX / 2, &n) != 0)
+		return 0;
+	return (uint64_t)n;
 }
 
 static void
@@ -447,8 +453,12 @@ credstore_list(struct credstore *cs, int with_reserved, struct credstore_info **
 		if (name[0] == '_' && !with_reserved)
 			continue;
 		snprintf(v[k].name, sizeof v[k].name, "%s", name);
-		v[k].version = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(e, "version"));
-		v[k].updated = (time_t)cJSON_GetNumberValue(cJSON_GetObjectItem(e, "updated"));
+		long long num;
+
+		v[k].version = json_whole(cJSON_GetObjectItem(e, "version"), 0, LLONG_MAX / 2, &num) ==
+		    0 ? (uint64_t)num : 0;
+		v[k].updated = json_whole(cJSON_GetObjectItem(e, "updated"), 0, LLONG_MAX / 2, &num) ==
+		    0 ? (time_t)num : 0;
 		k++;
 	}
 	qsort(v, k, sizeof *v, credstore_info_cmp);

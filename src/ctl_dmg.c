@@ -29,6 +29,7 @@
 #include "ctl_admin.h"
 #include "ctl_client.h"
 #include "shirctl.h"
+#include "jsonutil.h"
 
 /* Edits shird.conf, then reloads a running shird. */
 static int
@@ -332,7 +333,12 @@ ctl_dmg_pid(const struct ctl_ctx *ctx)
 	if (ctl_client_request(ctx->socket, "GET", "/v1/node", NULL, &resp, &err) != 0)
 		return 0;
 	o = cJSON_Parse(resp.body);
-	pid = (long)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "pid"));
+	{
+		long long n;
+
+		if (json_whole(cJSON_GetObjectItem(o, "pid"), 1, 1 << 30, &n) == 0)
+			pid = (long)n;
+	}
 	cJSON_Delete(o);
 	ctl_response_clear(&resp);
 	return pid > 0 ? pid : 0;

@@ -6,7 +6,8 @@ libshir_a_SOURCES += \
 	src/api.c src/api.h \
 	src/node.c src/node.h \
 	src/ctlsock.c src/ctlsock.h \
-	src/ctl_client.c src/ctl_client.h
+	src/ctl_client.c src/ctl_client.h \
+	src/jsonutil.c src/jsonutil.h
 
 sbin_PROGRAMS += shird
 shird_SOURCES = src/shird.c src/shird.h src/shird_hooks.c

@@ -13,6 +13,7 @@
 #include "credstore.h"
 #include "log.h"
 #include "registration.h"
+#include "jsonutil.h"
 
 #define REGISTRATION_FILE_MAX (64 * 1024)
 
@@ -160,7 +161,13 @@ registration_parse(const char *text, const char *what, struct registration **out
 	r->hc = registration_jstr(o, "hc");
 	r->key_name = registration_jstr(o, "keyName");
 	r->tls_pin = registration_jstr(o, "tlsPin");
-	r->registered = (time_t)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "registered"));
+	{
+		long long t;
+
+		/* a missing or absurd time is "unknown" (0) */
+		if (json_whole(cJSON_GetObjectItem(o, "registered"), 0, LLONG_MAX / 2, &t) == 0)
+			r->registered = (time_t)t;
+	}
 	if (r->ir == NULL || r->endpoint == NULL || r->hc == NULL || r->key_name == NULL) {
 		rc = shir_error_set(err, SHIR_EPROTO, "%s lacks ir, endpoint, hc or keyName; register "
 		    "the node again with `shirctl register-node KEY`", what);

@@ -9,6 +9,7 @@
 
 #include "atomicfile.h"
 #include "servicehosts.h"
+#include "jsonutil.h"
 
 static int
 servicehosts_cmp(const void *a, const void *b)
@@ -55,7 +56,12 @@ servicehosts_list(const char *state_dir, struct servicehost **out, size_t *n,
 		snprintf(v[k].host, sizeof v[k].host, "%s", h);
 		snprintf(v[k].purpose, sizeof v[k].purpose, "%s", p ? p : "");
 		v[k].port = (int)port;
-		v[k].last_seen = (time_t)cJSON_GetNumberValue(cJSON_GetObjectItem(e, "lastSeen"));
+		{
+			long long num;
+
+			v[k].last_seen = json_whole(cJSON_GetObjectItem(e, "lastSeen"), 0,
+			    LLONG_MAX / 2, &num) == 0 ? (time_t)num : 0;
+		}
 		k++;
 	}
 	qsort(v, k, sizeof *v, servicehosts_cmp);

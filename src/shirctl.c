@@ -163,7 +163,7 @@ ctl_json_str(const cJSON *o, const char *k)
 static void
 ctl_print_duration(double s)
 {
-	long t = (long)s;
+	long t = s >= 0 && s < 1e12 ? (long)s : 0;	/* NaN (missing) shows as 0s */
 
 	if (t >= 86400)
 		printf("%ldd %ldh %ldm", t / 86400, (t % 86400) / 3600, (t % 3600) / 60);

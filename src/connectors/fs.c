@@ -633,7 +633,8 @@ fs_json_record(void *arg, const cJSON *v)
 		} else if (cJSON_IsNumber(m)) {
 			double d = m->valuedouble;
 
-			if (d == (double)(long long)d && d < 9007199254740992.0 && d > -9007199254740992.0)
+			/* range first: casting a double beyond long long is undefined */
+			if (d < 9007199254740992.0 && d > -9007199254740992.0 && d == (double)(long long)d)
 				snprintf(num, sizeof num, "%lld", (long long)d);
 			else
 				snprintf(num, sizeof num, "%.17g", d);

@@ -81,5 +81,22 @@ def test_reserved_credentials_not_resolvable(h):
     n.stop_clean()
 
 
+@test
+def test_huge_numbers_are_refused(h):
+    """numbers beyond any integer (1e300) are a 400 naming the field, not a crash"""
+    n = Node(h, lma=True)
+    pg = {"type": "PostgreSql", "properties": {"host": "127.0.0.1", "port": 1e300,
+                                               "database": "d", "username": "u", "password": "p"}}
+    expect_error(n.curl("testConnection", {"linkedService": pg}), 400, "InvalidRequest", "port")
+    ls = {"type": "Sqlite", "properties": {"path": "/nonexistent.db"}}
+    expect_error(n.curl("preview", {"linkedService": ls, "limit": 1e300,
+                                    "dataset": {"type": "Table", "table": "t"}}), 400,
+                 "InvalidRequest", "limit")
+    expect_error(n.curl("preview", {"linkedService": ls, "limit": -1e300,
+                                    "dataset": {"type": "Table", "table": "t"}}), 400,
+                 "InvalidRequest", "limit")
+    n.stop_clean()
+
+
 if __name__ == "__main__":
     main()
