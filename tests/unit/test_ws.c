@@ -737,6 +737,49 @@ test_idle_release(void **state)
 	event_base_free(base);
 }
 
+/* Both roles release while idle and still talk afterwards. */
+static void
+test_idle_release_both_roles(void **state)
+{
+	struct event_base *base = event_base_new();
+	int sv[2];
+	struct rec a = { 0 }, b = { 0 };
+	struct ws_options o = { .idle_release_ms = 20 };
+	struct ws_client_request cr = { "h", "/", NULL, NULL };
+	unsigned long before = ws_idle_releases();
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	evutil_make_socket_nonblocking(sv[0]);
+	evutil_make_socket_nonblocking(sv[1]);
+	a.ws = ws_new_server(bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE), &o, &CB, &a);
+	b.ws = ws_new_client(bufferevent_socket_new(base, sv[1], BEV_OPT_CLOSE_ON_FREE), &cr, &o, &CB, &b);
+	spin_ms(base, 80);
+	assert_int_equal(a.opens, 1);
+	assert_int_equal(b.opens, 1);
+	assert_true(ws_idle_releases() - before >= 2);
+	assert_int_equal(ws_send(b.ws, WS_OP_TEXT, "from client", 11), 0);
+	assert_int_equal(ws_send_fragment(a.ws, WS_OP_BINARY, "fr", 2, false), 0);
+	spin_ms(base, 60);
+	assert_int_equal(ws_ping(b.ws, "pi", 2), 0);
+	assert_int_equal(ws_send_fragment(a.ws, WS_OP_BINARY, "ag", 2, true), 0);
+	spin_ms(base, 60);
+	assert_int_equal(a.nmsgs, 1);
+	assert_string_equal(a.msgs[0], "from client");
+	assert_int_equal(b.nmsgs, 1);
+	assert_string_equal(b.msgs[0], "frag");
+	assert_int_equal(b.pongs, 1);
+	spin_ms(base, 60);
+	assert_int_equal(ws_close(a.ws, 4002, "idle bye"), 0);
+	spin_ms(base, 60);
+	assert_int_equal(b.closes, 1);
+	assert_int_equal(b.close_code, 4002);
+	assert_string_equal(b.close_reason, "idle bye");
+	assert_int_equal(a.closes, 1);
+	ws_free(a.ws);
+	ws_free(b.ws);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -748,6 +791,7 @@ main(void)
 		cmocka_unit_test(test_client_split),
 		cmocka_unit_test(test_client_peer_closes),
 		cmocka_unit_test(test_idle_release),
+		cmocka_unit_test(test_idle_release_both_roles),
 		cmocka_unit_test(test_message_cap),
 		cmocka_unit_test(test_backpressure_and_fragments),
 		cmocka_unit_test(test_free_in_callback),
