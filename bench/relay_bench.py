@@ -169,8 +169,13 @@ print('SharedAccessSignature sr=%%s&sig=%%s&se=%%s&skn=service-key'%%(sr,urllib.
     print("\n## (c) relay memory (VmRSS of shir-relay)\n")
     n_idle = int(os.environ.get("IDLE", "10000"))
     n_tun = int(os.environ.get("TUNNELS", "9000"))
-    print("| what | count | relay RSS before | after | per item |")
-    print("|---|---|---|---|---|")
+    print("| what | count | relay RSS before | after | RSS per item | heap in use per item |")
+    print("|---|---|---|---|---|---|")
+
+    def heap_bytes():
+        m = re.search(r"^shir_relay_heap_bytes (\d+)", urllib.request.urlopen(
+            "http://127.0.0.1:%d/metrics" % admin, timeout=10).read().decode(), re.M)
+        return int(m.group(1)) if m else 0
     for what, n in (("idle listener (control channel)", n_idle), ("open idle tunnel (sender + rendezvous sockets)", n_tun)):
         # a fresh relay per phase: freed memory is not returned to the system
         for p in (hcs, relay):
@@ -181,15 +186,17 @@ print('SharedAccessSignature sr=%%s&sig=%%s&se=%%s&skn=service-key'%%(sr,urllib.
         hcs = start([WSB, "hc-sink", str(rp), "bench", "node-key1", keys["node-key1"]], wait="READY")
         time.sleep(0.5)
         before = rss_kb(relay.pid)
+        heap0 = heap_bytes()
         if n == n_idle and what.startswith("idle"):
             load = start([WSB, "idle", str(rp), "bench", "node-key2", keys["node-key2"], str(n)], wait="READY")
         else:
             load = start([WSB, "tunnels", str(rp), "bench", "service-key", keys["service-key"], str(n)], wait="READY")
-        time.sleep(1)
+        time.sleep(3)	# idle endpoints give their wslay contexts back after 2 s
         st = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/status" % admin, timeout=10).read())
         after = rss_kb(relay.pid)
-        print("| %s | %d (relay connections: %d) | %d KiB | %d KiB | %.1f KiB |" % (
-            what, n, st["connections"], before, after, (after - before) / n))
+        heap1 = heap_bytes()
+        print("| %s | %d (relay connections: %d) | %d KiB | %d KiB | %.1f KiB | %.1f KiB |" % (
+            what, n, st["connections"], before, after, (after - before) / n, (heap1 - heap0) / 1024 / n))
         load.terminate()
         load.wait()
 finally:

@@ -11,6 +11,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
@@ -175,6 +178,7 @@ struct rsrv {
 	struct event *state_poll;
 	struct stat state_st;
 	bool state_seen;
+	unsigned long trimmed_at;	/* ws_idle_releases() at the last malloc_trim */
 	struct failrec fails[FAIL_SLOTS];
 	long nconns;
 	long nctl_total;
@@ -2181,6 +2185,15 @@ admin_metrics(struct evhttp_request *req, void *arg)
 	evbuffer_add_printf(b, "shir_relay_rendezvous_seconds_bucket{le=\"+Inf\"} %llu\n"
 	    "shir_relay_rendezvous_seconds_sum %.6f\nshir_relay_rendezvous_seconds_count %llu\n",
 	    (unsigned long long)s->m.rv_count, s->m.rv_sum, (unsigned long long)s->m.rv_count);
+#ifdef __GLIBC__
+	{
+		struct mallinfo2 mi = mallinfo2();
+
+		evbuffer_add_printf(b, "# HELP shir_relay_heap_bytes Heap memory in use (glibc mallinfo2).\n"
+		    "# TYPE shir_relay_heap_bytes gauge\nshir_relay_heap_bytes %zu\n",
+		    mi.uordblks + mi.hblkhd);
+	}
+#endif
 	evbuffer_add_printf(b, "# TYPE shir_relay_entity_listeners gauge\n");
 	for (e = s->ents; e; e = e->next)
 		evbuffer_add_printf(b, "shir_relay_entity_listeners{hc=\"%s\"} %d\n", e->name, e->nctl);
@@ -2378,6 +2391,13 @@ state_poll(evutil_socket_t fd, short w, void *arg)
 	struct stat st;
 	struct shir_error e;
 
+#ifdef __GLIBC__
+	/* idle WebSockets free their wslay contexts: hand the pages back */
+	if (ws_idle_releases() - s->trimmed_at >= 64) {
+		s->trimmed_at = ws_idle_releases();
+		malloc_trim(0);
+	}
+#endif
 	if (stat(s->conf->state_file, &st) != 0)
 		memset(&st, 0, sizeof st);
 	if (s->state_seen && st.st_mtim.tv_sec == s->state_st.st_mtim.tv_sec &&

@@ -18,6 +18,7 @@
 #include "ws.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define WS_IDLE_MS 2000	/* quiet time before an idle endpoint frees its wslay context */
 
 enum ws_role { WS_ROLE_SERVER, WS_ROLE_CLIENT };
 
@@ -26,7 +27,14 @@ struct ws {
 	struct event_base *base;
 	enum ws_role role;
 	enum ws_state state;
-	wslay_event_context_ptr wctx;
+	wslay_event_context_ptr wctx;	/* NULL while idle (see release_idle) */
+	bool proto_started;	/* the WebSocket protocol runs (after the 101) */
+	uint64_t fed;		/* bytes handed to wslay */
+	uint64_t parsed;	/* bytes of the frames wslay completed */
+	uint64_t cur_frame;	/* header + payload of the frame being received */
+	uint64_t activity;	/* bumped by every receive and send */
+	uint64_t activity_armed;	/* its value when idle_ev was armed */
+	struct event *idle_ev;	/* releases the wslay context after WS_IDLE_MS */
 	struct ws_callbacks cb;
 	void *arg;
 	struct ws_options opt;
@@ -84,6 +92,8 @@ struct ws {
 };
 
 static void ws_process(struct ws *ws);
+static int start_wslay(struct ws *ws);
+static void release_idle(struct ws *ws);
 static void ws_flush(struct ws *ws);
 static void deliver_open(struct ws *ws);
 static void really_free(struct ws *ws);
@@ -262,6 +272,7 @@ leave(struct ws *ws)
 	}
 	if (ws->want_flush && !ws->finished)
 		ws_flush(ws);
+	release_idle(ws);
 	return false;
 }
 
@@ -282,6 +293,8 @@ w_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *u
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
 	}
+	ws->fed += (uint64_t)n;
+	ws->activity++;
 	return n;
 }
 
@@ -369,7 +382,11 @@ w_frame_start(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_rec
     void *user)
 {
 	struct ws *ws = user;
+	uint64_t len = a->payload_length;
 
+	/* the frame's size on the wire (a server receives masked frames) */
+	ws->cur_frame = 2 + (len < 126 ? 0 : len <= 0xffff ? 2 : 8) +
+	    (ws->role == WS_ROLE_SERVER ? 4 : 0) + len;
 	ws->frame_data = (a->opcode & 0x8) == 0;
 	if (!ws->frame_data)
 		return;
@@ -408,6 +425,8 @@ w_frame_end(wslay_event_context_ptr ctx, void *user)
 {
 	struct ws *ws = user;
 
+	ws->parsed += ws->cur_frame;
+	ws->cur_frame = 0;
 	if (!ws->frame_data)
 		return;
 	if ((ws->frame_fin && !ws->fin_delivered) || (ws->first_pending && ws->in_msg)) {
@@ -473,11 +492,82 @@ start_wslay(struct ws *ws)
 		rc = wslay_event_context_server_init(&ws->wctx, &c, ws);
 	else
 		rc = wslay_event_context_client_init(&ws->wctx, &c, ws);
-	if (rc != 0)
+	if (rc != 0) {
+		ws->wctx = NULL;
 		return SHIR_ENOMEM;
+	}
 	wslay_event_config_set_no_buffering(ws->wctx, 1);
 	wslay_event_config_set_max_recv_msg_length(ws->wctx, ws->opt.max_frame);
+	ws->proto_started = true;
+	ws->fed = ws->parsed = 0;
 	return 0;
+}
+
+/* An idle endpoint gives its wslay context (8.8 KB: two 4 KiB buffers) back
+ * and makes a new one when bytes arrive or it must send. Idle means: open,
+ * no close under way, nothing queued, no message half received, and every
+ * byte handed to wslay belonged to a frame it completed (so its input buffer
+ * is empty and it sits at a frame boundary). */
+static unsigned long idle_releases;	/* the event loop thread only */
+
+static bool
+idle_now(struct ws *ws)
+{
+	return ws->wctx != NULL && ws->busy == 0 && !ws->finished && !ws->free_pending &&
+	    ws->state == WS_S_OPEN && ws->bev != NULL && !ws->in_msg && !ws->frag_active &&
+	    !ws->close_pending && !ws->want_flush && !ws->open_pending && ws->fed == ws->parsed &&
+	    evbuffer_get_length(bufferevent_get_input(ws->bev)) == 0 &&
+	    wslay_event_get_queued_msg_count(ws->wctx) == 0 && !wslay_event_want_write(ws->wctx) &&
+	    wslay_event_get_read_enabled(ws->wctx) && wslay_event_get_write_enabled(ws->wctx) &&
+	    !wslay_event_get_close_sent(ws->wctx) && !wslay_event_get_close_received(ws->wctx);
+}
+
+/* Called after every handler: arms the idle timer when the endpoint is idle. */
+static void
+release_idle(struct ws *ws)
+{
+	int ms = ws->opt.idle_release_ms ? ws->opt.idle_release_ms : WS_IDLE_MS;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (ms < 0 || ws->idle_ev == NULL || !idle_now(ws) || evtimer_pending(ws->idle_ev, NULL))
+		return;
+	ws->activity_armed = ws->activity;
+	evtimer_add(ws->idle_ev, &tv);
+}
+
+static void
+idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ws *ws = arg;
+
+	if (!idle_now(ws))
+		return;	/* the next handler re-arms it */
+	if (ws->activity != ws->activity_armed) {
+		release_idle(ws);	/* busy meanwhile: wait another quiet period */
+		return;
+	}
+	wslay_event_context_free(ws->wctx);
+	ws->wctx = NULL;
+	idle_releases++;
+	log_debug("ws", "event=ws.idle_release ws=%p", (void *)ws);
+}
+
+unsigned long
+ws_idle_releases(void)
+{
+	return idle_releases;
+}
+
+/* The wslay context, made again after release_idle. */
+static int
+ensure_wslay(struct ws *ws)
+{
+	if (ws->wctx != NULL)
+		return 0;
+	if (!ws->proto_started || ws->finished || ws->bev == NULL ||
+	    (ws->state != WS_S_OPEN && ws->state != WS_S_CLOSING))
+		return SHIR_ECLOSED;
+	return start_wslay(ws);
 }
 
 /* ---- I/O ---------------------------------------------------------------- */
@@ -553,10 +643,18 @@ ws_process(struct ws *ws)
 {
 	int rc;
 
-	if (ws->wctx == NULL || ws->bev == NULL || ws->finished || ws->paused)
+	if (ws->bev == NULL || ws->finished || ws->paused)
 		return;
 	if (ws->state != WS_S_OPEN && ws->state != WS_S_CLOSING)
 		return;
+	if (ws->wctx == NULL) {
+		if (evbuffer_get_length(bufferevent_get_input(ws->bev)) == 0)
+			return;
+		if (ensure_wslay(ws) != 0) {
+			finish(ws, WS_CLOSE_ABNORMAL, "out of memory", false);
+			return;
+		}
+	}
 	if (ws->open_pending) {
 		deliver_open(ws);
 		if (ws->free_pending || ws->finished || ws->paused)
@@ -879,7 +977,9 @@ ws_alloc(struct bufferevent *bev, enum ws_role role, const struct ws_options *op
 	ws->frag = evbuffer_new();
 	ws->kick = event_new(ws->base, -1, 0, kick_cb, ws);
 	ws->timer = evtimer_new(ws->base, timer_cb, ws);
-	if (ws->asm_buf == NULL || ws->frag == NULL || ws->kick == NULL || ws->timer == NULL) {
+	ws->idle_ev = evtimer_new(ws->base, idle_cb, ws);
+	if (ws->asm_buf == NULL || ws->frag == NULL || ws->kick == NULL || ws->timer == NULL ||
+	    ws->idle_ev == NULL) {
 		ws->bev = NULL;	/* the caller keeps it */
 		really_free(ws);
 		return NULL;
@@ -1005,6 +1105,8 @@ really_free(struct ws *ws)
 		event_free(ws->kick);
 	if (ws->timer != NULL)
 		event_free(ws->timer);
+	if (ws->idle_ev != NULL)
+		event_free(ws->idle_ev);
 	free(ws);
 }
 
@@ -1131,8 +1233,11 @@ ws_protocol(const struct ws *ws)
 /* ---- sending -------------------------------------------------------------- */
 
 static bool
-can_send(const struct ws *ws)
+can_send(struct ws *ws)
 {
+	if (ensure_wslay(ws) != 0)
+		return false;
+	ws->activity++;
 	return ws->wctx != NULL && !ws->finished && ws->bev != NULL && !ws->close_pending &&
 	    (ws->state == WS_S_OPEN || ws->state == WS_S_CLOSING) &&
 	    wslay_event_get_write_enabled(ws->wctx) && !wslay_event_get_close_sent(ws->wctx);

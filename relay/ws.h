@@ -110,6 +110,10 @@ struct ws_options {
 	size_t max_head;	/* HTTP head cap; default 32 KiB */
 	int close_timeout_ms;	/* wait for the peer's Close; default 5000 */
 	int handshake_timeout_ms;	/* 0 = none */
+	/* An open endpoint that stays idle this long (no message half received,
+	 * nothing queued) frees its wslay context (8.8 KB) and makes a new one
+	 * when bytes arrive or it sends. 0 = 2000 ms; negative = never. */
+	int idle_release_ms;
 };
 
 /* The application may set any subset; a zeroed struct means defaults. */
@@ -174,6 +178,10 @@ void ws_pause_read(struct ws *ws, bool pause);
 
 /* The bufferevent (for peer addresses, TLS details). */
 struct bufferevent *ws_bufferevent(const struct ws *ws);
+
+/* How many idle endpoints have freed their wslay context so far (process
+ * wide; lets a daemon decide when to hand freed memory back, malloc_trim). */
+unsigned long ws_idle_releases(void);
 
 /* Handshake helpers (exposed for tests and other modules). */
 /* Sec-WebSocket-Accept for a key; out must hold 29 bytes. */

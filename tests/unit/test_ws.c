@@ -671,6 +671,115 @@ test_client_peer_closes(void **state)
 	event_base_free(base);
 }
 
+static void
+spin_ms(struct event_base *base, int ms)
+{
+	struct timeval tv = { 0, ms * 1000 };
+
+	event_base_loopexit(base, &tv);
+	event_base_dispatch(base);
+}
+
+/* Idle endpoints free their wslay context and make a new one on demand:
+ * everything still works afterwards, and a frame half received is kept. */
+static void
+test_idle_release(void **state)
+{
+	struct event_base *base = event_base_new();
+	int sv[2];
+	struct rec r = { 0 };
+	struct ws_options o = { .idle_release_ms = 20 };
+	uint8_t in[1024], f[64];
+	size_t n = strlen(REQ), fl;
+	char out[4096];
+
+	memcpy(in, REQ, n);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fcntl(sv[1], F_SETFL, O_NONBLOCK);
+	r.ws = ws_new_server(bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE), &o, &CB, &r);
+	write_all(sv[1], in, n);
+	spin_ms(base, 60);	/* opened, then idle */
+	assert_int_equal(r.opens, 1);
+	drain_fd(sv[1], out, sizeof out);
+	/* half a frame, a quiet period, then the rest */
+	fl = frame(f, true, WS_OP_TEXT, true, "hello", 5);
+	write_all(sv[1], f, 4);
+	spin_ms(base, 60);
+	write_all(sv[1], f + 4, fl - 4);
+	spin_ms(base, 60);
+	assert_int_equal(r.nmsgs, 1);
+	assert_string_equal(r.msgs[0], "hello");
+	/* sending from an idle endpoint */
+	assert_int_equal(ws_send(r.ws, WS_OP_TEXT, "yo", 2), 0);
+	spin(base, 3);
+	assert_int_equal(drain_fd(sv[1], out, sizeof out), 4);
+	assert_memory_equal(out, "\x81\x02yo", 4);
+	spin_ms(base, 60);
+	/* a fragmented message across a quiet period is not lost either */
+	fl = frame(f, false, WS_OP_BINARY, true, "ab", 2);
+	write_all(sv[1], f, fl);
+	spin_ms(base, 60);
+	fl = frame(f, true, WS_OP_PING, true, "p", 1);
+	write_all(sv[1], f, fl);
+	fl = frame(f, true, WS_OP_CONT, true, "cd", 2);
+	write_all(sv[1], f, fl);
+	spin_ms(base, 60);
+	assert_int_equal(r.nmsgs, 2);
+	assert_string_equal(r.msgs[1], "abcd");
+	assert_int_equal(drain_fd(sv[1], out, sizeof out), 3);	/* the pong */
+	fl = frame(f, true, WS_OP_CLOSE, true, "\x03\xe9", 2);
+	write_all(sv[1], f, fl);
+	spin_ms(base, 60);
+	assert_int_equal(r.closes, 1);
+	assert_int_equal(r.close_code, 1001);
+	ws_free(r.ws);
+	close(sv[1]);
+	event_base_free(base);
+}
+
+/* Both roles release while idle and still talk afterwards. */
+static void
+test_idle_release_both_roles(void **state)
+{
+	struct event_base *base = event_base_new();
+	int sv[2];
+	struct rec a = { 0 }, b = { 0 };
+	struct ws_options o = { .idle_release_ms = 20 };
+	struct ws_client_request cr = { "h", "/", NULL, NULL };
+	unsigned long before = ws_idle_releases();
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	evutil_make_socket_nonblocking(sv[0]);
+	evutil_make_socket_nonblocking(sv[1]);
+	a.ws = ws_new_server(bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE), &o, &CB, &a);
+	b.ws = ws_new_client(bufferevent_socket_new(base, sv[1], BEV_OPT_CLOSE_ON_FREE), &cr, &o, &CB, &b);
+	spin_ms(base, 80);
+	assert_int_equal(a.opens, 1);
+	assert_int_equal(b.opens, 1);
+	assert_true(ws_idle_releases() - before >= 2);
+	assert_int_equal(ws_send(b.ws, WS_OP_TEXT, "from client", 11), 0);
+	assert_int_equal(ws_send_fragment(a.ws, WS_OP_BINARY, "fr", 2, false), 0);
+	spin_ms(base, 60);
+	assert_int_equal(ws_ping(b.ws, "pi", 2), 0);
+	assert_int_equal(ws_send_fragment(a.ws, WS_OP_BINARY, "ag", 2, true), 0);
+	spin_ms(base, 60);
+	assert_int_equal(a.nmsgs, 1);
+	assert_string_equal(a.msgs[0], "from client");
+	assert_int_equal(b.nmsgs, 1);
+	assert_string_equal(b.msgs[0], "frag");
+	assert_int_equal(b.pongs, 1);
+	spin_ms(base, 60);
+	assert_int_equal(ws_close(a.ws, 4002, "idle bye"), 0);
+	spin_ms(base, 60);
+	assert_int_equal(b.closes, 1);
+	assert_int_equal(b.close_code, 4002);
+	assert_string_equal(b.close_reason, "idle bye");
+	assert_int_equal(a.closes, 1);
+	ws_free(a.ws);
+	ws_free(b.ws);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -681,6 +790,8 @@ main(void)
 		cmocka_unit_test(test_server_bad_requests),
 		cmocka_unit_test(test_client_split),
 		cmocka_unit_test(test_client_peer_closes),
+		cmocka_unit_test(test_idle_release),
+		cmocka_unit_test(test_idle_release_both_roles),
 		cmocka_unit_test(test_message_cap),
 		cmocka_unit_test(test_backpressure_and_fragments),
 		cmocka_unit_test(test_free_in_callback),
