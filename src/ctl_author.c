@@ -25,7 +25,6 @@
 	"           [REQUEST.json | - | --linked-service FILE [--dataset FILE] [--path P] [--limit N]]"
 #define AUTHOR_FILE_MAX (1024 * 1024)
 #define AUTHOR_CELL_MAX 40
-#define AUTHOR_RESPONSE_MAX (64 * 1024 * 1024)
 #define AUTHOR_TOKEN_TTL 3600	/* seconds a SAS token made for one request lives */
 #define AUTHOR_RELAY_TIMEOUT 75	/* the relay gives up after 60 s */
 
@@ -297,32 +296,6 @@ author_print(int op, const cJSON *o)
 	}
 }
 
-struct author_buf {
-	char *data;
-	size_t len;
-	int too_big;
-};
-
-static size_t
-author_collect(char *p, size_t sz, size_t n, void *arg)
-{
-	struct author_buf *b = arg;
-	size_t len = sz * n;
-	char *nd;
-
-	if (b->len + len > AUTHOR_RESPONSE_MAX) {
-		b->too_big = 1;
-		return 0;
-	}
-	nd = realloc(b->data, b->len + len + 1);
-	if (nd == NULL)
-		return 0;
-	b->data = nd;
-	memcpy(b->data + b->len, p, len);
-	b->len += len;
-	b->data[b->len] = '\0';
-	return len;
-}
 
 /* Reads a service key from a file (first line), keeping it out of argv. */
 static char *
@@ -344,7 +317,7 @@ author_via_relay(const char *keystr, const char *ca, const char *op, const char 
     struct ctl_response *resp, struct shir_error *err)
 {
 	struct irkey k;
-	struct author_buf b = { NULL, 0, 0 };
+	struct ctl_buf b = { NULL, 0, 0 };
 	struct curl_slist *hdrs = NULL;
 	char *aud_uri = NULL, *aud = NULL, *tok = NULL, *hc = NULL, *url = NULL, *auth = NULL;
 	char pin[128];
@@ -397,7 +370,7 @@ author_via_relay(const char *keystr, const char *ca, const char *op, const char 
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)AUTHOR_RELAY_TIMEOUT);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 15L);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "shirctl/" PACKAGE_VERSION);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, author_collect);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ctl_buf_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	cc = curl_easy_perform(c);
 	if (cc != CURLE_OK) {

@@ -12,7 +12,6 @@
 #include "conf.h"
 #include "ctl_client.h"
 
-#define CTL_MAX_RESPONSE (64 * 1024 * 1024)
 
 const char *
 ctl_client_socket(const char *opt, const char *shird_conf)
@@ -78,30 +77,24 @@ ctl_probe(const char *sock, struct shir_error *err)
 	}
 }
 
-struct ctl_buf {
-	char *p;
-	size_t len;
-	int overflow;
-};
-
-static size_t
-ctl_write(char *data, size_t size, size_t n, void *arg)
+size_t
+ctl_buf_write(char *data, size_t size, size_t n, void *arg)
 {
 	struct ctl_buf *b = arg;
 	size_t add = size * n;
 	char *np;
 
 	if (b->len + add > CTL_MAX_RESPONSE) {
-		b->overflow = 1;
+		b->too_big = 1;
 		return 0;
 	}
-	np = realloc(b->p, b->len + add + 1);
+	np = realloc(b->data, b->len + add + 1);
 	if (np == NULL)
 		return 0;
-	b->p = np;
-	memcpy(b->p + b->len, data, add);
+	b->data = np;
+	memcpy(b->data + b->len, data, add);
 	b->len += add;
-	b->p[b->len] = '\0';
+	b->data[b->len] = '\0';
 	return add;
 }
 
@@ -128,7 +121,7 @@ ctl_client_request(const char *sock, const char *method, const char *path, const
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ctl_write);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ctl_buf_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	if (body != NULL) {
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
@@ -138,7 +131,7 @@ ctl_client_request(const char *sock, const char *method, const char *path, const
 	}
 	cc = curl_easy_perform(c);
 	if (cc != CURLE_OK) {
-		if (b.overflow)
+		if (b.too_big)
 			rc = shir_error_set(err, SHIR_ETOOBIG, "the answer from shird is larger than %d bytes",
 			    CTL_MAX_RESPONSE);
 		else if (cc == CURLE_OPERATION_TIMEDOUT)
@@ -147,11 +140,11 @@ ctl_client_request(const char *sock, const char *method, const char *path, const
 		else
 			rc = shir_error_set(err, SHIR_EIO, "talking to shird on %s failed: %s", sock,
 			    curl_easy_strerror(cc));
-		free(b.p);
+		free(b.data);
 		goto out;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
-	resp->body = b.p ? b.p : strdup("");
+	resp->body = b.data ? b.data : strdup("");
 	resp->len = b.len;
 out:
 	curl_slist_free_all(hdrs);

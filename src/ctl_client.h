@@ -23,4 +23,15 @@ int ctl_client_request(const char *sock, const char *method, const char *path,
     const char *body, struct ctl_response *resp, struct shir_error *err);
 void ctl_response_clear(struct ctl_response *resp);
 
+/* A libcurl write callback that collects a response body, NUL-terminated,
+ * up to CTL_MAX_RESPONSE bytes (then it stops the transfer and sets
+ * too_big). Start from { NULL, 0, 0 }; free data. */
+#define CTL_MAX_RESPONSE (64 * 1024 * 1024)
+struct ctl_buf {
+	char *data;
+	size_t len;
+	int too_big;
+};
+size_t ctl_buf_write(char *data, size_t size, size_t n, void *arg);
+
 #endif
