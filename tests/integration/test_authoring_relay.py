@@ -1,72 +1,21 @@
 """Integration: shirctl author --service-key sends through shir-relay (HTTPS
 semantics over plain HTTP on loopback) with a SAS token made from the
-service key. The node side is a small Hybrid Connections listener fixture
-that hands each relayed request to shird's control socket unchanged (the
-real listener lives in shird once the listener branch is merged), so the
-answers are shird's own."""
+service key, to a real shird registered with the runtime's node key (its
+relay listener answers)."""
 import base64
-import http.client
 import json
 import os
-import socket
-import threading
 
 from authnode import Node
-from relaytest import RawWS, Relay, decode_key, sas_token
+from relaytest import Relay, decode_key
 from shirtest import check, main, test
 
 
-class _Unix(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=60)
-        self.path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.path)
-
-
-def bridge(relay, hc, key, sock):
-    """Listens on hc with a node key; forwards each request to shird."""
-    tok = sas_token("http://127.0.0.1:%d/%s" % (relay.port, hc), key["keyName"], key["key"])
-    ctl = RawWS(relay.port, "/$hc/%s?sb-hc-action=listen" % hc, {"ServiceBusAuthorization": tok})
-    check(ctl.status == 101, "listen: %d", ctl.status)
-    seen = []
-
-    def loop():
-        while True:
-            try:
-                op, data = ctl.recv()
-            except Exception:
-                return
-            if op == 8:
-                return
-            if op != 1:
-                continue
-            rq = json.loads(data).get("request")
-            if rq is None or "method" not in rq:
-                continue
-            body = b""
-            if rq.get("body"):
-                op, body = ctl.recv()
-            target = rq["requestTarget"]
-            prefix = "/" + hc
-            if target.startswith(prefix):
-                target = target[len(prefix):]
-            seen.append((rq["method"], target, rq.get("requestHeaders", {})))
-            c = _Unix(sock)
-            c.request(rq["method"], target, body=body, headers={"Content-Type": "application/json"})
-            r = c.getresponse()
-            out = r.read()
-            c.close()
-            ctl.send(1, json.dumps({"response": {
-                "requestId": rq["id"], "statusCode": r.status, "statusDescription": r.reason,
-                "responseHeaders": {"Content-Type": "application/json"}, "body": True}}))
-            ctl.send(2, out)
-    t = threading.Thread(target=loop, daemon=True)
-    t.start()
-    relay.proc.wait_log(r"event=listener\.connected hc=%s" % hc)
-    return ctl, seen
+def register(h, n, node_key):
+    """shirctl register-node with the node key; waits for the channel."""
+    h.run([h.bin("shirctl"), "--socket", n.sock, "--conf", n.conf, "register-node", "-",
+           "auth-node"], input=node_key + "\n", check=0)
+    n.p.wait_log(r"event=channel\.connected")
 
 
 @test
@@ -76,12 +25,13 @@ def test_author_through_relay(h):
     printed = [w for w in r.cli("ir", "create", "sales-ir").stdout.split() if w.startswith("IR@v1@")]
     keys = {decode_key(w)["keyName"]: decode_key(w) for w in printed}
     raw = [w for w in printed if decode_key(w)["keyName"] == "service-key"][0]
+    node_key = [w for w in printed if decode_key(w)["keyName"] == "node-key1"][0]
     r.start()
     demo = h.path("data")
     os.makedirs(demo)
     with open(os.path.join(demo, "a.csv"), "w") as f:
         f.write("id,name\n1,x\n2,y\n3,z\n")
-    n = Node(h, allowed=demo)
+    n = Node(h, allowed=demo, level="debug")
     k = keys["service-key"]
     svc = h.write("svc.key", raw + "\n", mode=0o600)
     ls = {"type": "FileSystem", "properties": {"root": demo}}
@@ -93,12 +43,13 @@ def test_author_through_relay(h):
     res = h.run(ctl + ["preview", "--service-key-file", svc, req])
     check(res.returncode == 1 and "502" in res.stderr, "no listener: %s", res.stderr)
 
-    lst, seen = bridge(r, "sales-ir", keys["node-key1"], n.sock)
+    register(h, n, node_key)
     res = h.run(ctl + ["preview", "--service-key-file", svc, req], check=0)
     check(res.stdout.splitlines()[0].split() == ["id", "name"] and "(2 rows, more available)" in res.stdout,
           "%s", res.stdout)
-    check(seen[-1][0] == "POST" and seen[-1][1] == "/v1/preview", "relayed: %r", seen)
-    check(not any(k.lower() == "servicebusauthorization" for k in seen[-1][2]), "token forwarded: %r", seen)
+    # shird got it on its relay channel (API_CH_RELAY = 1), with /{hc} stripped
+    n.p.wait_log(r"event=api\.request method=POST path=/v1/preview channel=1", after_mark=False)
+    check("SharedAccessSignature" not in n.p.log(), "a token reached the node's log")
     res = h.run(ctl + ["browse", "--json", "--service-key", raw, "--linked-service", req], check=0)
     check([i["name"] for i in json.loads(res.stdout)["items"]] == ["a.csv"], "%s", res.stdout)
     env = dict(os.environ, SHIR_SERVICE_KEY=raw)
@@ -116,7 +67,7 @@ def test_author_through_relay(h):
     check(res.returncode == 1 and "401" in res.stderr and "A" * 44 not in res.stderr, "%s", res.stderr)
     res = h.run(ctl + ["preview", "--service-key", "IR@v1@!!", req])
     check(res.returncode == 1 and "IR@v1@!!" not in res.stderr, "bad key: %s", res.stderr)
-    lst.close()
+    n.stop_clean()
 
 
 def make_ca(h):
