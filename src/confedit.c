@@ -149,12 +149,16 @@ confedit_set(const char *text, const struct confedit *ed, char **out, struct shi
 		cm = confedit_inline_comment(key_line, le);
 		if (confedit_add(&b, text, (size_t)(key_line - text)) != 0)
 			goto oom;
-		if (ed->value != NULL) {
-			snprintf(line, sizeof line, "%.*s%s = %s%.*s\n", indent, key_line, ed->key,
-			    ed->value, cm ? (int)(le - cm) : 0, cm ? cm : "");
-			if (confedit_add(&b, line, strlen(line)) != 0)
-				goto oom;
-		}
+		/* the pieces go in one by one: a fixed buffer would cut a long
+		 * inline comment and its line break */
+		if (ed->value != NULL &&
+		    (confedit_add(&b, key_line, (size_t)indent) != 0 ||
+		    confedit_add(&b, ed->key, strlen(ed->key)) != 0 ||
+		    confedit_add(&b, " = ", 3) != 0 ||
+		    confedit_add(&b, ed->value, strlen(ed->value)) != 0 ||
+		    (cm != NULL && confedit_add(&b, cm, (size_t)(le - cm)) != 0) ||
+		    confedit_add(&b, "\n", 1) != 0))
+			goto oom;
 		if (confedit_add(&b, next, (size_t)(end - next)) != 0)
 			goto oom;
 	} else if (ed->value == NULL) {

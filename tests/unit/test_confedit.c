@@ -56,6 +56,22 @@ test_replace_keeps_everything_else(void **state)
 	free(o);
 }
 
+/* A long inline comment on the key's line stays whole, line break included
+ * (found by libFuzzer: a fixed buffer cut it and merged two lines). */
+static void
+test_long_inline_comment_kept(void **state)
+{
+	char text[2048], want[2048], comment[1200], *o;
+
+	memset(comment, 'c', sizeof comment - 1);
+	comment[sizeof comment - 1] = '\0';
+	snprintf(text, sizeof text, "[node]\nname = a   ; %s\n[log]\nlevel = info\n", comment);
+	snprintf(want, sizeof want, "[node]\nname = bb   ; %s\n[log]\nlevel = info\n", comment);
+	o = edit(text, "node", "name", "bb");
+	assert_string_equal(o, want);
+	free(o);
+}
+
 static void
 test_add_to_section_after_last_key(void **state)
 {
@@ -173,6 +189,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_replace_keeps_everything_else),
+		cmocka_unit_test(test_long_inline_comment_kept),
 		cmocka_unit_test(test_add_to_section_after_last_key),
 		cmocka_unit_test(test_add_section),
 		cmocka_unit_test(test_remove),
