@@ -1,12 +1,18 @@
 /* authoring_load: the load generator of the authoring benchmarks
  * (bench/authoring_bench.py). It runs the same preview either directly
  * against the store (a connection per operation, as shird makes one) or as
- * requests to shird's control socket, and prints one JSON line of figures.
+ * requests to shird's control socket, or as an author's requests through
+ * shir-relay (HTTP POST /{hc}/v1/OP with a ServiceBusAuthorization SAS token
+ * made from a service key, on one keep-alive connection per client), and
+ * prints one JSON line of figures.
  *
  *   authoring_load direct-sqlite DB SQL THREADS SECONDS
  *   authoring_load direct-pg CONNINFO SQL THREADS SECONDS
  *   authoring_load shird SOCKET OP REQUEST_FILE THREADS SECONDS
+ *   authoring_load relay SERVICE_KEY_FILE OP REQUEST_FILE THREADS SECONDS
  *   authoring_load burst SOCKET OP REQUEST_FILE COUNT
+ *
+ * The service key (IR@v1@...) is read from a file, never from argv.
  */
 #include "config.h"
 
@@ -14,6 +20,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +30,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <http_parser.h>
 #include <libpq-fe.h>
 #include <sqlite3.h>
+
+#include "relay/irkey.h"
+#include "relay/sas.h"
 
 #define MAX_SAMPLES 2000000
 
@@ -35,11 +51,23 @@ struct worker {
 	double *lat;
 	size_t n, cap;
 	unsigned long errors;
+	unsigned long connections;	/* relay mode: connections opened */
 	unsigned long status[600];
 };
 
 static const char *g_body;
 static size_t g_body_len;
+
+/* relay mode: the relay's address and the request (head and body), built
+ * once from the service key */
+static struct addrinfo *g_relay_ai;
+/* shird mode: the request, built once */
+static char *g_shird_req;
+static size_t g_shird_req_len;
+static char *g_relay_req;
+static size_t g_relay_req_len;
+
+static char *slurp(const char *path, size_t *len);
 
 static double
 now(void)
@@ -130,17 +158,15 @@ request_text(const char *op, size_t *len)
 
 /* One request on a new connection; returns the HTTP status or -1. */
 static int
-op_shird(const char *sock, const char *op)
+op_shird(const char *sock)
 {
-	static __thread char *req;
-	static __thread size_t rlen;
+	const char *req = g_shird_req;
+	size_t rlen = g_shird_req_len;
 	char buf[65536];
 	size_t off = 0, got = 0;
 	ssize_t n;
 	int fd, status = -1;
 
-	if (req == NULL)
-		req = request_text(op, &rlen);
 	fd = unix_connect(sock, 0);
 	if (fd < 0)
 		return -1;
@@ -159,10 +185,163 @@ out:
 	return status;
 }
 
+struct resp {
+	int status;
+	bool done, keep_alive;
+};
+
+static int
+on_resp_complete(http_parser *p)
+{
+	struct resp *r = p->data;
+
+	r->status = (int)p->status_code;
+	r->keep_alive = http_should_keep_alive(p) != 0;
+	r->done = true;
+	return 0;
+}
+
+static int
+relay_connect(void)
+{
+	int fd = socket(g_relay_ai->ai_family, SOCK_STREAM, 0), one = 1;
+
+	if (fd < 0)
+		return -1;
+	if (connect(fd, g_relay_ai->ai_addr, g_relay_ai->ai_addrlen) != 0) {
+		close(fd);
+		return -1;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	return fd;
+}
+
+/* One request on the client's keep-alive connection to the relay (opened
+ * again when the relay closed it); returns the HTTP status or -1. */
+static int
+op_relay(int *fdp, unsigned long *reconnects)
+{
+	static const http_parser_settings settings = { .on_message_complete = on_resp_complete };
+	http_parser p;
+	struct resp r = { 0, false, false };
+	char buf[65536];
+	size_t off = 0;
+	ssize_t n;
+
+	if (*fdp < 0) {
+		if ((*fdp = relay_connect()) < 0)
+			return -1;
+		(*reconnects)++;
+	}
+	while (off < g_relay_req_len) {
+		n = write(*fdp, g_relay_req + off, g_relay_req_len - off);
+		if (n <= 0)
+			goto failed;
+		off += (size_t)n;
+	}
+	http_parser_init(&p, HTTP_RESPONSE);
+	p.data = &r;
+	while (!r.done) {
+		n = read(*fdp, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto failed;
+		if (http_parser_execute(&p, &settings, buf, (size_t)n) != (size_t)n ||
+		    HTTP_PARSER_ERRNO(&p) != HPE_OK)
+			goto failed;
+		if (n == 0)
+			break;	/* a body ended by the close was completed by the call above */
+	}
+	if (!r.done)
+		goto failed;
+	if (!r.keep_alive) {
+		close(*fdp);
+		*fdp = -1;
+	}
+	return r.status;
+failed:
+	close(*fdp);
+	*fdp = -1;
+	return -1;
+}
+
+/* Reads the service key, resolves the relay's address and builds the
+ * request: POST /{hc}/v1/OP, the SAS token for the hybrid connection (hyco
+ * audience, an hour of validity), keep-alive. */
+static int
+relay_setup(const char *keyfile, const char *op)
+{
+	struct irkey k;
+	struct shir_error e;
+	struct addrinfo hints;
+	char *key, *aud_uri = NULL, *aud = NULL, *tok = NULL, *hc = NULL, host[256], port[16];
+	const char *rest, *hp, *colon;
+	size_t keylen, l;
+	int n, rc = -1;
+
+	memset(&k, 0, sizeof k);
+	memset(&e, 0, sizeof e);
+	key = slurp(keyfile, &keylen);
+	key[strcspn(key, "\r\n")] = '\0';
+	if (irkey_decode(key, &k, &e) != 0) {
+		fprintf(stderr, "%s: %s\n", keyfile, e.msg);
+		goto out;
+	}
+	if (strncmp(k.endpoint, "ws://", 5) != 0) {
+		fprintf(stderr, "the relay benchmark speaks plain HTTP on loopback; the key's endpoint "
+		    "is not ws://\n");
+		goto out;
+	}
+	rest = k.endpoint + 5;
+	l = strcspn(rest, "/");
+	hp = rest;
+	colon = memchr(hp, ':', l);
+	if (colon == NULL || (size_t)(colon - hp) >= sizeof host || l - (size_t)(colon - hp) > sizeof port) {
+		fprintf(stderr, "the key's endpoint has no host:port\n");
+		goto out;
+	}
+	snprintf(host, sizeof host, "%.*s", (int)(colon - hp), hp);
+	snprintf(port, sizeof port, "%.*s", (int)(l - (size_t)(colon - hp) - 1), colon + 1);
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(host, port, &hints, &g_relay_ai) != 0) {
+		fprintf(stderr, "cannot resolve %s\n", host);
+		goto out;
+	}
+	hc = sas_url_encode(k.hc);
+	l = strlen(k.endpoint) + strlen(k.hc) + 8;
+	aud_uri = malloc(l);
+	snprintf(aud_uri, l, "ws://%s:%s/%s", host, port, k.hc);
+	if (hc == NULL || sas_audience_hyco(aud_uri, &aud) != 0 ||
+	    sas_token_build(aud, k.key_name, k.key, (int64_t)time(NULL) + 3600, &tok) != 0) {
+		fprintf(stderr, "cannot build the SAS token\n");
+		goto out;
+	}
+	l = strlen(tok) + strlen(hc) + strlen(op) + strlen(host) + g_body_len + 512;
+	g_relay_req = malloc(l);
+	n = snprintf(g_relay_req, l, "POST /%s/v1/%s HTTP/1.1\r\nHost: %s:%s\r\n"
+	    "Content-Type: application/json\r\nServiceBusAuthorization: %s\r\n"
+	    "Content-Length: %zu\r\n\r\n", hc, op, host, port, tok, g_body_len);
+	memcpy(g_relay_req + n, g_body, g_body_len);
+	g_relay_req_len = (size_t)n + g_body_len;
+	rc = 0;
+out:
+	free(aud_uri);
+	free(aud);
+	free(tok);
+	free(hc);
+	irkey_clear(&k);
+	memset(key, 0, keylen);
+	free(key);
+	return rc;
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
+	int fd = -1;
 
 	while (now() < w->until) {
 		double t0 = now();
@@ -172,8 +351,10 @@ worker_main(void *arg)
 			st = op_sqlite(w->target, w->arg) == 0 ? 200 : -1;
 		else if (strcmp(w->mode, "direct-pg") == 0)
 			st = op_pg(w->target, w->arg) == 0 ? 200 : -1;
+		else if (strcmp(w->mode, "relay") == 0)
+			st = op_relay(&fd, &w->connections);
 		else
-			st = op_shird(w->target, w->arg);
+			st = op_shird(w->target);
 		if (st != 200)
 			w->errors++;
 		if (st > 0 && st < 600)
@@ -181,6 +362,8 @@ worker_main(void *arg)
 		if (w->n < w->cap)
 			w->lat[w->n++] = (now() - t0) * 1000.0;
 	}
+	if (fd >= 0)
+		close(fd);
 	return NULL;
 }
 
@@ -301,6 +484,13 @@ failed:
 	    "\"seconds\":%.3f,", count, errors, left, now() - t0);
 	print_status(status);
 	printf("}\n");
+	for (i = 0; i < count; i++)
+		if (p[i].fd >= 0)
+			close(p[i].fd);
+	free(p);
+	free(off);
+	free(head);
+	free(req);
 	return 0;
 }
 
@@ -310,18 +500,27 @@ main(int argc, char **argv)
 	struct worker *w;
 	double *all, secs, t0;
 	size_t total = 0, i;
-	unsigned long errors = 0, status[600] = { 0 };
+	unsigned long errors = 0, conns = 0, status[600] = { 0 };
 	int threads, k, s;
 
 	if (argc == 6 && strcmp(argv[1], "burst") == 0) {
 		g_body = slurp(argv[4], &g_body_len);
-		return burst(argv[2], argv[3], atoi(argv[5]));
+		k = burst(argv[2], argv[3], atoi(argv[5]));
+		free((char *)g_body);
+		return k;
 	}
 	if (argc == 6 && strncmp(argv[1], "direct-", 7) == 0) {
 		threads = atoi(argv[4]);
 		secs = atof(argv[5]);
 	} else if (argc == 7 && strcmp(argv[1], "shird") == 0) {
 		g_body = slurp(argv[4], &g_body_len);
+		g_shird_req = request_text(argv[3], &g_shird_req_len);
+		threads = atoi(argv[5]);
+		secs = atof(argv[6]);
+	} else if (argc == 7 && strcmp(argv[1], "relay") == 0) {
+		g_body = slurp(argv[4], &g_body_len);
+		if (relay_setup(argv[2], argv[3]) != 0)
+			return 1;
 		threads = atoi(argv[5]);
 		secs = atof(argv[6]);
 	} else {
@@ -343,6 +542,7 @@ main(int argc, char **argv)
 		pthread_join(w[k].t, NULL);
 		total += w[k].n;
 		errors += w[k].errors;
+		conns += w[k].connections;
 		for (s = 0; s < 600; s++)
 			status[s] += w[k].status[s];
 	}
@@ -357,7 +557,18 @@ main(int argc, char **argv)
 	    "\"rps\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,", argv[1], threads, total, errors, secs,
 	    (double)total / secs, total ? all[total / 2] : 0.0,
 	    total ? all[(size_t)((double)total * 0.99)] : 0.0);
+	if (strcmp(argv[1], "relay") == 0)
+		printf("\"connections\":%lu,", conns);
 	print_status(status);
 	printf("}\n");
+	for (k = 0; k < threads; k++)
+		free(w[k].lat);
+	free(w);
+	free(all);
+	free(g_relay_req);
+	free(g_shird_req);
+	if (g_relay_ai != NULL)
+		freeaddrinfo(g_relay_ai);
+	free((char *)g_body);
 	return 0;
 }
