@@ -207,7 +207,7 @@ def test_password_file_mode(h):
 
 class Squid:
     def __init__(self, h, auth=None, user="svc", password="right-pw", deny_port=None,
-                 keytab=None, spn=None, env=None):
+                 keytab=None, spn=None, env=None, extra=()):
         self.h = h
         sq = h.require("squid", "squid")
         self.dir = h.path("squid")
@@ -228,6 +228,7 @@ class Squid:
             "shutdown_lifetime 0 seconds",
             "logfile_rotate 0",
         ]
+        lines += list(extra)
         if deny_port:
             lines += ["acl blocked port %d" % deny_port, "http_access deny blocked"]
         if auth == "basic":

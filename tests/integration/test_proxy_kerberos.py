@@ -4,6 +4,7 @@ that accepts only Negotiate (negotiate_kerberos_auth with the proxy's
 HTTP/localhost keytab), and the client's ticket from kinit: libcurl's
 GSS-API SPNEGO exchange is what runs, and the bytes are checked through a
 TLS echo server behind the tunnel."""
+import json
 import os
 import pwd
 import re
@@ -13,6 +14,7 @@ from shirtest import check, free_port, main, test, wait_until
 
 _before = len(shirtest._tests)
 import test_proxy as tp  # noqa: E402  (its Squid, echo server and dial helpers)
+import test_listener as tl  # noqa: E402  (its shir-relay and shird helpers)
 del shirtest._tests[_before:]  # run only this file's tests here
 
 REALM = "SHIR.TEST"
@@ -104,14 +106,14 @@ class Kdc:
                    check=0)
         return cc
 
-    def squid(self):
+    def squid(self, extra=()):
         """A squid that accepts only Negotiate, its helper reading the keytab as user proxy."""
         os.chown(self.keytab, pwd.getpwnam("proxy").pw_uid, -1)
         os.chmod(self.keytab, 0o600)
         os.chmod(self.dir, 0o755)
         return tp.Squid(self.h, auth="negotiate", keytab=self.keytab, spn=SPN,
                         env={"KRB5_CONFIG": self.conf, "KRB5_KTNAME": "FILE:" + self.keytab,
-                             "KRB5RCACHETYPE": "none"})
+                             "KRB5RCACHETYPE": "none"}, extra=extra)
 
 
 def client_env(kdc, cc):
@@ -174,6 +176,38 @@ def test_negotiate_without_ticket(h):
               "no ticket: %s %s", out, err)
     sq.wait_log(r"TCP_DENIED/407 ")
     check("TCP_TUNNEL" not in sq.log(), "nothing may tunnel without a ticket:\n%s", sq.log())
+
+
+@test
+def test_negotiate_relay_listener(h):
+    """shird's relay listener reaches shir-relay (wss) through the Kerberos-only squid with its
+    own ticket: channel Online, requests and a rendezvous; squid logs the tunnels as svc@SHIR.TEST"""
+    kdc = Kdc(h)
+    cc = kdc.kinit("ccache")
+    # squid resolves relay.test itself (the node never does; loopback would go direct)
+    sq = kdc.squid(extra=["hosts_file %s" % h.write("squid-hosts", "127.0.0.1 relay.test\n")])
+    ca_key, ca = tl.make_ca(h, "right", "Test Relay CA")
+    key, crt = tl.make_server_cert(h, ca_key, ca, san="DNS:relay.test")
+    relay = tl.Relay(h, tls=(crt, key), public_url="wss://relay.test:{tls_port}")
+    relay.create(endpoint="wss://relay.test:%d" % relay.tls_port)
+    relay.start()
+    ep = "wss://relay.test:%d" % relay.tls_port
+    k = relay.keys["myhc"]["node-key1"]
+    conf, sock = tl.shird_conf(h, endpoint=ep, key_file=tl.write_key(h, k["key"]),
+                               extra="ca_file = %s\ntest_routes = true" % ca,
+                               tail="[proxy]\nmode = custom\naddress = localhost\nport = %d\n"
+                               "auth = negotiate\n" % sq.port)
+    p = h.start("shird", [h.bin("shird"), "-f", conf], env=client_env(kdc, cc))
+    p.wait_log(r"event=channel.connected channel=relay", timeout=30)
+    code, body, err = tl.curl(h, relay, "/v1/node")
+    check(code == 200 and json.loads(body)["status"] == "Online", "%s %s", code, err)
+    code, body, err = tl.curl(h, relay, "/v1/test/blob?bytes=150000")
+    check(code == 200 and len(body) == 150000, "rendezvous through squid: %s %d", code, len(body))
+    tl.stop_clean(p)
+    # squid logs a tunnel when it ends: the channel's and the rendezvous'
+    wait_until(lambda: len(re.findall(r"TCP_TUNNEL/200 \d+ CONNECT relay.test:%d svc@SHIR\.TEST "
+                                      % relay.tls_port, sq.log())) >= 2, 20,
+               "squid to log both tunnels as svc@SHIR.TEST:\n" + sq.log())
 
 
 if __name__ == "__main__":
