@@ -28,7 +28,7 @@ shirctl_SOURCES += proxy/ctl_proxy.c
 # shird glue (in src/ so that proxy/ does not depend on the node)
 libshir_a_SOURCES += src/proxy_node.c src/proxy_node.h
 
-INTEGRATION_TESTS += tests/integration/test_proxy.py
+INTEGRATION_TESTS += tests/integration/test_proxy.py tests/integration/test_proxy_kerberos.py
 EXTRA_DIST += tests/integration/proxy_helpers.py
 
 # the test and benchmark client of proxy_dial()

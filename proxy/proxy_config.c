@@ -1071,6 +1071,11 @@ proxy_config_cred(const struct proxy_config *pc, const char *proxy_url, struct p
 		out->password = "";
 		out->auth = CURLAUTH_NEGOTIATE;
 		out->auth_name = "negotiate (useDefaultCredentials)";
+	} else if (out->auth == CURLAUTH_NEGOTIATE) {
+		/* auth = negotiate without a user: the same, the service's ticket
+		 * (libcurl sends no proxy authentication at all without a user) */
+		out->user = "";
+		out->password = "";
 	}
 }
 

@@ -316,9 +316,13 @@ dial_user(struct proxy_dial *d, char *buf, size_t len)
 		snprintf(buf, len, "no proxy user is configured (set proxy.user and "
 		    "proxy.password_file in shird.conf)");
 	else if (*cred.user == '\0')
-		snprintf(buf, len, "the service's own Kerberos identity (useDefaultCredentials, "
-		    "Negotiate) could not authenticate; give the service user a Kerberos ticket "
-		    "(KRB5CCNAME, kinit -k or gss-proxy), or set proxy.user and proxy.password_file");
+		snprintf(buf, len, "the service's own Kerberos identity (Negotiate, from "
+		    "useDefaultCredentials or proxy.auth = negotiate) could not authenticate: the "
+		    "service user has no valid ticket for the proxy's realm, or the proxy's "
+		    "HTTP/<proxy host> principal is unknown to the KDC; get a ticket as that user "
+		    "(kinit, or kinit -k -t KEYTAB for a keytab), point KRB5CCNAME at its cache in "
+		    "the service's environment and check it with klist; or set proxy.user and "
+		    "proxy.password_file for another scheme");
 	else
 		snprintf(buf, len, "the user '%s' was refused; check the proxy password "
 		    "(proxy.password_file) and proxy.auth", cred.user);
@@ -340,7 +344,7 @@ dial_describe(struct proxy_dial *d, struct shir_error *err)
 	else
 		snprintf(who, sizeof who, "%s:%d", d->host, d->port);
 	if (d->cur && code == 407) {
-		char u[300];
+		char u[640];
 
 		return shir_error_set(err, SHIR_EAUTH, "%s answered 407 Proxy Authentication "
 		    "Required to CONNECT %s:%d: %s (the proxy offers: %s)", who, d->host, d->port,

@@ -206,7 +206,8 @@ def test_password_file_mode(h):
 # --- tunnels through a real squid -------------------------------------------
 
 class Squid:
-    def __init__(self, h, auth=None, user="svc", password="right-pw", deny_port=None):
+    def __init__(self, h, auth=None, user="svc", password="right-pw", deny_port=None,
+                 keytab=None, spn=None, env=None, extra=()):
         self.h = h
         sq = h.require("squid", "squid")
         self.dir = h.path("squid")
@@ -227,6 +228,7 @@ class Squid:
             "shutdown_lifetime 0 seconds",
             "logfile_rotate 0",
         ]
+        lines += list(extra)
         if deny_port:
             lines += ["acl blocked port %d" % deny_port, "http_access deny blocked"]
         if auth == "basic":
@@ -244,6 +246,12 @@ class Squid:
         elif auth == "ntlm":
             lines += ["auth_param ntlm program %s/ntlm_fake_auth" % SQUID_LIBEXEC,
                       "auth_param ntlm children 2"]
+        elif auth == "negotiate":
+            # squid passes its environment (KRB5_CONFIG) to the helper
+            lines += ["auth_param negotiate program %s/negotiate_kerberos_auth -k %s -s %s"
+                      % (SQUID_LIBEXEC, keytab, spn),
+                      "auth_param negotiate children 2",
+                      "auth_param negotiate keep_alive on"]
         if auth:
             lines += ["acl authed proxy_auth REQUIRED", "http_access allow authed"]
         else:
@@ -259,7 +267,7 @@ class Squid:
             os.chown(root, uid, -1)
             for fn in files:
                 os.chown(os.path.join(root, fn), uid, -1)
-        self.proc = h.start("squid", [sq, "-N", "-f", conf])
+        self.proc = h.start("squid", [sq, "-N", "-f", conf], env=env)
         wait_until(lambda: os.path.exists(cache) and "Accepting HTTP Socket connections"
                    in open(cache, errors="replace").read(), 20, "squid to accept connections")
 
@@ -297,12 +305,12 @@ def echo_server(h):
 
 
 def dial(h, conf_text, port, cert, url=None, host="127.0.0.1", nbytes=100000, timeout=10,
-         extra=()):
+         extra=(), env=None):
     conf = h.write("dial.conf", conf_text)
     url = url or "https://echo.test:%d/" % port
     r = h.run([h.bin("proxy_dial_client"), "--conf", conf, "--url", url, "--host", host,
                "--port", str(port), "--ca", cert, "--sni", "localhost", "--bytes", str(nbytes),
-               "--timeout", str(timeout)] + list(extra), timeout=60)
+               "--timeout", str(timeout)] + list(extra), timeout=60, env=env)
     return r.returncode, r.stdout.strip(), r.stderr
 
 

@@ -15,9 +15,11 @@
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
+#include <curl/curl.h>
 
 #include "conf.h"
 #include "proxy/proxy.h"
+#include "proxy/proxy_int.h"
 #include "proxy/proxy_noproxy.h"
 #include "proxy/proxy_sysinfo.h"
 
@@ -625,6 +627,48 @@ test_mode_none_reads_nothing(void **state)
 	proxy_config_unref(pc);
 }
 
+/* Which credentials a tunnel uses: auth = negotiate without a user means the
+ * service's Kerberos ticket (user "" so that libcurl starts proxy auth at all),
+ * like useDefaultCredentials; other schemes without a user send nothing. */
+static void
+test_cred_negotiate_without_user(void **state)
+{
+	static const struct { const char *auth; int kerberos; } rows[] = {
+		{ "negotiate", 1 }, { "basic", 0 }, { "any", 0 }, { "ntlm", 0 },
+	};
+	char *pw = write_tmp("pw-cred", "s3cret\n", 0600), conf[1024];
+	struct proxy_config *pc = NULL;
+	struct proxy_cred cred;
+	struct shir_error err;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		snprintf(conf, sizeof conf, "[proxy]\nmode = custom\naddress = p.corp\n"
+		    "auth = %s\n", rows[i].auth);
+		assert_int_equal(load_conf(conf, &pc, &err), 0);
+		proxy_config_cred(pc, "http://p.corp:8080", &cred);
+		if (rows[i].kerberos) {
+			assert_non_null(cred.user);
+			assert_string_equal(cred.user, "");
+			assert_true(cred.auth == CURLAUTH_NEGOTIATE);
+		} else {
+			assert_null(cred.user);
+		}
+		proxy_config_unref(pc);
+	}
+	/* a configured user wins over the ticket */
+	snprintf(conf, sizeof conf, "[proxy]\nmode = custom\naddress = p.corp\nauth = negotiate\n"
+	    "user = svc\npassword_file = %s\n", pw);
+	assert_int_equal(load_conf(conf, &pc, &err), 0);
+	proxy_config_cred(pc, "http://p.corp:8080", &cred);
+	assert_string_equal(cred.user, "svc");
+	assert_string_equal(cred.password, "s3cret");
+	proxy_config_unref(pc);
+	unlink(pw);
+	free(pw);
+}
+
 static void
 test_password_file_modes(void **state)
 {
@@ -836,6 +880,7 @@ main(void)
 		cmocka_unit_test(test_bad_url),
 		cmocka_unit_test(test_mode_none_reads_nothing),
 		cmocka_unit_test(test_password_file_modes),
+		cmocka_unit_test(test_cred_negotiate_without_user),
 		cmocka_unit_test(test_two_files_disagree),
 		cmocka_unit_test(test_missing_files_warn),
 		cmocka_unit_test(test_pac_warnings),
