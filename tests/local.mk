@@ -56,3 +56,8 @@ INTEGRATION_TESTS = tests/integration/test_shird.py tests/integration/test_crede
 	tests/integration/test_demo.py tests/integration/test_service_hosts.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/shirtest.py
+
+# The integration tests install Microsoft's npm relay clients once into the
+# build tree (tests/npm) so reruns are fast; distclean removes them.
+distclean-local:
+	-rm -rf tests/npm
