@@ -216,6 +216,36 @@ class Harness:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def make_ca(h, name="test", cn="shir test CA"):
+    """A throwaway certificate authority in the test's temp dir: (key, cert)."""
+    openssl = h.require("openssl", "openssl")
+    ca_key, ca = h.path(name + "-ca.key"), h.path(name + "-ca.pem")
+    h.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key,
+           "-out", ca, "-days", "2", "-subj", "/CN=" + cn,
+           "-addext", "basicConstraints=critical,CA:TRUE",
+           "-addext", "keyUsage=critical,keyCertSign,cRLSign"], check=0)
+    return ca_key, ca
+
+
+def make_server_cert(h, ca_key, ca, san="IP:127.0.0.1,DNS:localhost", cn="localhost"):
+    """A server certificate signed by the CA of make_ca(): (key, cert)."""
+    openssl = h.require("openssl", "openssl")
+    key, csr, crt = h.path("srv.key"), h.path("srv.csr"), h.path("srv.pem")
+    ext = h.write("srv-ext.cnf", "subjectAltName=%s\nextendedKeyUsage=serverAuth\n" % san)
+    h.run([openssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+           "-subj", "/CN=" + cn], check=0)
+    h.run([openssl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+           "-CAcreateserial", "-out", crt, "-days", "2", "-extfile", ext], check=0)
+    return key, crt
+
+
+def make_test_pki(h):
+    """A CA and a certificate for localhost/127.0.0.1 it signed: (ca, cert, key)."""
+    ca_key, ca = make_ca(h)
+    key, crt = make_server_cert(h, ca_key, ca)
+    return ca, crt, key
+
+
 def check(cond, msg, *args):
     if not cond:
         raise TestFailure(msg % args if args else msg)

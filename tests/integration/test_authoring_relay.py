@@ -8,7 +8,7 @@ import os
 
 from authnode import Node
 from relaytest import Relay, decode_key
-from shirtest import check, main, test
+from shirtest import check, main, make_test_pki, test
 
 
 def register(h, n, node_key):
@@ -70,28 +70,10 @@ def test_author_through_relay(h):
     n.stop_clean()
 
 
-def make_ca(h):
-    """A test CA and a certificate for localhost/127.0.0.1 signed by it."""
-    openssl = h.require("openssl", "openssl")
-    d = h.path("pki")
-    os.makedirs(d, exist_ok=True)
-    p = lambda n: os.path.join(d, n)
-    h.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p("ca.key"), "-out", p("ca.pem"),
-           "-days", "2", "-subj", "/CN=shir authoring test CA", "-addext", "basicConstraints=critical,CA:TRUE",
-           "-addext", "keyUsage=critical,keyCertSign,cRLSign"], check=0)
-    h.run([openssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", p("srv.key"), "-out", p("srv.csr"),
-           "-subj", "/CN=localhost"], check=0)
-    with open(p("ext.cnf"), "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
-    h.run([openssl, "x509", "-req", "-in", p("srv.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"),
-           "-CAcreateserial", "-out", p("srv.pem"), "-days", "2", "-extfile", p("ext.cnf")], check=0)
-    return p("ca.pem"), p("srv.pem"), p("srv.key")
-
-
 @test
 def test_author_through_tls_relay(h):
     """--service-key over https: the relay's certificate is verified; --ca-file trusts a private CA"""
-    ca, cert, key = make_ca(h)
+    ca, cert, key = make_test_pki(h)
     r = Relay(h, tls=(cert, key))
     printed = [w for w in r.cli("ir", "create", "tls-ir").stdout.split() if w.startswith("IR@v1@")]
     raw = [w for w in printed if decode_key(w)["keyName"] == "service-key"][0]

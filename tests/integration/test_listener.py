@@ -11,7 +11,8 @@ import subprocess
 import time
 import urllib.parse
 
-from shirtest import check, free_port, main, test, TestFailure, wait_port, wait_until
+from shirtest import (check, free_port, main, make_ca, make_server_cert, test, TestFailure,
+                      wait_port, wait_until)
 
 BASE = """\
 [node]
@@ -127,25 +128,6 @@ def test_relay_down_is_offline_with_reason(h):
 
 # --- TLS (a real TLS server: openssl s_server) -------------------------------
 
-def make_ca(h, name, cn):
-    ca_key, ca = h.path(name + "-ca.key"), h.path(name + "-ca.pem")
-    h.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key,
-           "-out", ca, "-days", "2", "-subj", "/CN=" + cn,
-           "-addext", "basicConstraints=critical,CA:TRUE",
-           "-addext", "keyUsage=critical,keyCertSign,cRLSign"], check=0)
-    return ca_key, ca
-
-
-def make_server_cert(h, ca_key, ca, san="DNS:localhost"):
-    key, csr, crt = h.path("srv.key"), h.path("srv.csr"), h.path("srv.pem")
-    ext = h.write("ext.cnf", "subjectAltName=%s\nextendedKeyUsage=serverAuth\n" % san)
-    h.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
-           "-subj", "/CN=localhost"], check=0)
-    h.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
-           "-CAcreateserial", "-out", crt, "-days", "2", "-extfile", ext], check=0)
-    return key, crt
-
-
 def spki_pin(h, crt):
     pub = h.run(["openssl", "x509", "-in", crt, "-noout", "-pubkey"], check=0).stdout
     import base64
@@ -190,7 +172,7 @@ def test_tls_wrong_ca(h):
     """wss:// with a CA that did not sign the relay's certificate: a clear TLS error"""
     ca_key, ca = make_ca(h, "right", "Test Relay CA")
     _, wrong = make_ca(h, "wrong", "Some Other CA")
-    key, crt = make_server_cert(h, ca_key, ca)
+    key, crt = make_server_cert(h, ca_key, ca, san="DNS:localhost")
     port = tls_server(h, key, crt)
     st, sock = tls_status(h, "wss://localhost:%d" % port, ca=wrong,
                           want="certificate verify failed")

@@ -3,32 +3,15 @@ clients verify the certificate through NODE_EXTRA_CA_CERTS (spec §9.7), and
 fail without it."""
 import os
 
-from shirtest import check, main, test
+from shirtest import check, main, make_test_pki, test
 from relaytest import HYCO, Relay, http_result, node_env, npm_clients, run_node
-
-
-def make_ca(h):
-    openssl = h.require("openssl", "openssl")
-    d = h.path("pki")
-    os.makedirs(d, exist_ok=True)
-    p = lambda n: os.path.join(d, n)
-    h.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p("ca.key"), "-out", p("ca.pem"),
-           "-days", "2", "-subj", "/CN=shir test relay CA", "-addext", "basicConstraints=critical,CA:TRUE",
-           "-addext", "keyUsage=critical,keyCertSign,cRLSign"], check=0)
-    h.run([openssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", p("srv.key"), "-out", p("srv.csr"),
-           "-subj", "/CN=localhost"], check=0)
-    with open(p("ext.cnf"), "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
-    h.run([openssl, "x509", "-req", "-in", p("srv.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"),
-           "-CAcreateserial", "-out", p("srv.pem"), "-days", "2", "-extfile", p("ext.cnf")], check=0)
-    return p("ca.pem"), p("srv.pem"), p("srv.key")
 
 
 @test
 def test_tls_hyco(h):
     """wss:// listener (hyco-https and hyco-ws) and https/wss senders through a TLS relay with a test CA"""
     mods = npm_clients(h)
-    ca, cert, key = make_ca(h)
+    ca, cert, key = make_test_pki(h)
     r = Relay(h, tls=(cert, key))
     r.create()
     r.start()
