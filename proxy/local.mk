@@ -29,7 +29,7 @@ shirctl_SOURCES += proxy/ctl_proxy.c
 libshir_a_SOURCES += src/proxy_node.c src/proxy_node.h
 
 INTEGRATION_TESTS += tests/integration/test_proxy.py tests/integration/test_proxy_kerberos.py
-EXTRA_DIST += tests/integration/proxy_helpers.py
+EXTRA_DIST += tests/integration/proxy_helpers.py tests/integration/squid.py
 
 # the test and benchmark client of proxy_dial()
 check_PROGRAMS += tests/proxy_dial_client

@@ -9,7 +9,8 @@ import stat
 import subprocess
 import time
 
-from shirtest import check, main, test, TestFailure, wait_until
+from shirtest import check, main, test, TestFailure
+from squid import Squid
 
 CONF = """\
 ; a comment that must survive edits
@@ -708,51 +709,11 @@ def test_diagnose_tls_and_listen(h):
 
 
 def start_squid(h, user, password, hosts=None):
-    from shirtest import free_port, wait_port
-    squid = h.require("squid", "squid")
-    htpasswd = h.require("htpasswd", "apache2-utils")
-    helper = "/usr/lib/squid/basic_ncsa_auth"
-    if not os.path.exists(helper):
-        raise TestFailure("%s is missing: install the Debian package squid" % helper)
-    d = h.path("squid")
-    os.makedirs(d)
-    os.chmod(h.tmp, 0o755)
-    os.chmod(d, 0o777)
-    h.run([htpasswd, "-bc", os.path.join(d, "passwd"), user, password], check=0)
-    os.chmod(os.path.join(d, "passwd"), 0o644)
-    port = free_port()
-    cfg = h.write("squid/squid.conf", """\
-http_port 127.0.0.1:{port}
-pid_filename {d}/squid.pid
-cache_log {d}/cache.log
-access_log {d}/access.log
-cache deny all
-cache_mem 8 MB
-coredump_dir {d}
-auth_param basic program {helper} {d}/passwd
-auth_param basic realm shir-test
-acl authed proxy_auth REQUIRED
-http_access allow authed
-http_access deny all
-visible_hostname shir-test
-shutdown_lifetime 0 seconds
-hosts_file {d}/hosts
-""".format(port=port, d=d, helper=helper))
-    h.write("squid/hosts", "".join("%s %s\n" % (a, n) for n, a in (hosts or {}).items()))
-    h.start("squid", [squid, "-N", "-f", cfg])
-    wait_port(port)
-
-    def answers_407():
-        # squid answers 500 until its authentication helpers run: wait for a 407
-        import socket
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
-                c.sendall(b"CONNECT probe.invalid:443 HTTP/1.1\r\nHost: probe.invalid:443\r\n\r\n")
-                return c.recv(64).startswith(b"HTTP/1.1 407")
-        except OSError:
-            return False
-    wait_until(answers_407, 20, "squid to ask for proxy authentication")
-    return port
+    """squid with Basic proxy auth resolving hosts itself; returns its port once
+    it asks for proxy authentication"""
+    sq = Squid(h, auth="basic", user=user, password=password, hosts=hosts or {},
+               extra=["visible_hostname shir-test"], wait_auth=True)
+    return sq.port
 
 
 @test

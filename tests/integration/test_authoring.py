@@ -18,6 +18,7 @@ import shirtest
 
 from authnode import Node, expect_error, parse_http
 from shirtest import check, free_port, main, test, wait_until
+from squid import Squid
 
 
 def make_files(h):
@@ -354,52 +355,17 @@ def test_http_json(h):
     n.stop_clean()
 
 
-SQUID_CONF = """\
-http_port 127.0.0.1:{port}
-pid_filename {d}/squid.pid
-cache_log {d}/cache.log
-access_log stdio:{d}/access.log
-cache deny all
-cache_mem 1 MB
-coredump_dir {d}
-shutdown_lifetime 0 seconds
-auth_param basic program {ncsa} {d}/passwd
-auth_param basic realm shir-test
-acl authed proxy_auth REQUIRED
-acl localnet src 127.0.0.1
-http_access deny !localnet
-http_access allow authed
-http_access deny all
-hosts_file {d}/hosts
-"""
-
 # Loopback destinations never go through a proxy (the .NET rule every mode
 # follows), so the stores behind squid use a name only squid can resolve.
 STORE_HOST = "store.shir.test"
 
 
 def start_squid(h, user, password):
-    squid = h.require("squid", "squid")
-    htpasswd = h.require("htpasswd", "apache2-utils")
-    ncsa = "/usr/lib/squid/basic_ncsa_auth"
-    if not os.path.exists(ncsa):
-        raise shirtest.Missing("squid's basic_ncsa_auth is missing: install the Debian package squid")
-    d = h.path("squid")
-    os.makedirs(d)
-    os.chmod(h.tmp, 0o711)      # squid runs as its own user: let it reach d
-    os.chmod(d, 0o777)
-    h.run([htpasswd, "-b", "-c", os.path.join(d, "passwd"), user, password], check=0)
-    os.chmod(os.path.join(d, "passwd"), 0o644)
-    with open(os.path.join(d, "hosts"), "w") as f:
-        f.write("127.0.0.1 %s\n" % STORE_HOST)
-    os.chmod(os.path.join(d, "hosts"), 0o644)
-    port = free_port()
-    conf = os.path.join(d, "squid.conf")
-    with open(conf, "w") as f:
-        f.write(SQUID_CONF.format(port=port, d=d, ncsa=ncsa))
-    p = h.start("squid", [squid, "-N", "-f", conf])
-    shirtest.wait_port(port)
-    return port, os.path.join(d, "access.log")
+    """squid with Basic proxy auth, for clients from 127.0.0.1 only, resolving
+    STORE_HOST itself; returns its port and access log"""
+    sq = Squid(h, auth="basic", user=user, password=password, client="127.0.0.1",
+               hosts={STORE_HOST: "127.0.0.1"})
+    return sq.port, sq.access
 
 
 @test

@@ -4,7 +4,6 @@ import hashlib
 import hmac
 import json
 import os
-import pwd
 import re
 import signal
 import subprocess
@@ -13,6 +12,7 @@ import urllib.parse
 
 from shirtest import (check, free_port, main, make_ca, make_server_cert, test, TestFailure,
                       wait_port, wait_until)
+from squid import Squid
 
 BASE = """\
 [node]
@@ -206,52 +206,11 @@ def test_tls_right_ca_host_and_pin(h):
 
 # --- squid (the corporate proxy) -------------------------------------------
 
-class Squid:
-    """squid on a free loopback port, Basic auth with user svc."""
-
-    def __init__(self, h, password="right-pw"):
-        sq = h.require("squid", "squid")
-        h.require("htpasswd", "apache2-utils")
-        self.dir = h.path("squid")
-        os.makedirs(self.dir, exist_ok=True)
-        self.port = free_port()
-        self.access = os.path.join(self.dir, "access.log")
-        cache = os.path.join(self.dir, "cache.log")
-        pw = os.path.join(self.dir, "htpasswd")
-        h.run(["htpasswd", "-b", "-c", pw, "svc", password], check=0)
-        lines = [
-            "http_port 127.0.0.1:%d" % self.port, "pid_filename none",
-            "access_log stdio:%s" % self.access, "cache_log %s" % cache,
-            "cache_store_log none", "cache deny all", "cache_mem 8 MB",
-            "coredump_dir %s" % self.dir, "pinger_enable off", "shutdown_lifetime 0 seconds",
-            "logfile_rotate 0",
-            "auth_param basic program /usr/lib/squid/basic_ncsa_auth %s" % pw,
-            "auth_param basic realm shir-test",
-            "acl authed proxy_auth REQUIRED", "http_access allow authed",
-            # squid resolves relay.test itself (the node never does)
-            "hosts_file %s" % h.write("squid-hosts", "127.0.0.1 relay.test\n"),
-            "http_access deny all",
-        ]
-        conf = os.path.join(self.dir, "squid.conf")
-        with open(conf, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        uid = pwd.getpwnam("proxy").pw_uid
-        os.chmod(h.tmp, 0o755)
-        for root, dirs, files in os.walk(self.dir):
-            os.chown(root, uid, -1)
-            for fn in files:
-                os.chown(os.path.join(root, fn), uid, -1)
-        self.proc = h.start("squid", [sq, "-N", "-f", conf])
-        from shirtest import wait_until
-        wait_until(lambda: os.path.exists(cache) and "Accepting HTTP Socket connections"
-                   in open(cache, errors="replace").read(), 20, "squid to accept connections")
-
-    def log(self):
-        try:
-            with open(self.access, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+def start_squid(h):
+    """squid on a free loopback port, Basic auth with user svc (password right-pw);
+    squid resolves relay.test itself (the node never does)"""
+    return Squid(h, auth="basic", user="svc", password="right-pw",
+                 hosts={"relay.test": "127.0.0.1"})
 
 
 def proxy_section(h, port, password):
@@ -263,7 +222,7 @@ def proxy_section(h, port, password):
 @test
 def test_proxy_wrong_password_in_status(h):
     """through squid with a wrong password: Offline, and the status says the proxy answered 407"""
-    sq = Squid(h)
+    sq = start_squid(h)
     key = write_key(h, "c2VjcmV0")
     port = free_port()
     # a loopback relay would go direct (loopback never uses the proxy): use a name
@@ -694,7 +653,7 @@ def test_https_relay_with_test_ca(h):
 @test
 def test_through_squid_basic_auth(h):
     """shird reaches an https relay through squid with Basic auth: channel, requests, rendezvous"""
-    sq = Squid(h)
+    sq = start_squid(h)
     ca_key, ca = make_ca(h, "right", "Test Relay CA")
     key, crt = make_server_cert(h, ca_key, ca, san="DNS:relay.test")
     relay = Relay(h, tls=(crt, key), public_url="wss://relay.test:{tls_port}")

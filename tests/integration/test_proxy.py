@@ -4,17 +4,16 @@ through a real squid (plain, Basic, Digest), a test NTLM proxy, a dead proxy
 and a bypassed destination, checked byte for byte through a TLS echo server."""
 import json
 import os
-import pwd
 import re
 import signal
 import socket
 import subprocess
 import sys
 
-from shirtest import check, free_port, main, test, wait_until, TestFailure
+from shirtest import check, free_port, main, test, TestFailure
+from squid import Squid  # noqa: F401  (test_proxy_kerberos uses tp.Squid too)
 
 HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "proxy_helpers.py")
-SQUID_LIBEXEC = "/usr/lib/squid"
 
 NODE_CONF = """\
 [node]
@@ -204,85 +203,6 @@ def test_password_file_mode(h):
 
 
 # --- tunnels through a real squid -------------------------------------------
-
-class Squid:
-    def __init__(self, h, auth=None, user="svc", password="right-pw", deny_port=None,
-                 keytab=None, spn=None, env=None, extra=()):
-        self.h = h
-        sq = h.require("squid", "squid")
-        self.dir = h.path("squid")
-        os.makedirs(self.dir, exist_ok=True)
-        self.port = free_port()
-        self.access = os.path.join(self.dir, "access.log")
-        cache = os.path.join(self.dir, "cache.log")
-        lines = [
-            "http_port 127.0.0.1:%d" % self.port,
-            "pid_filename none",
-            "access_log stdio:%s" % self.access,
-            "cache_log %s" % cache,
-            "cache_store_log none",
-            "cache deny all",
-            "cache_mem 8 MB",
-            "coredump_dir %s" % self.dir,
-            "pinger_enable off",
-            "shutdown_lifetime 0 seconds",
-            "logfile_rotate 0",
-        ]
-        lines += list(extra)
-        if deny_port:
-            lines += ["acl blocked port %d" % deny_port, "http_access deny blocked"]
-        if auth == "basic":
-            h.require("htpasswd", "apache2-utils")
-            pw = os.path.join(self.dir, "htpasswd")
-            h.run(["htpasswd", "-b", "-c", pw, user, password], check=0)
-            lines += ["auth_param basic program %s/basic_ncsa_auth %s" % (SQUID_LIBEXEC, pw),
-                      "auth_param basic realm shir-test"]
-        elif auth == "digest":
-            pw = os.path.join(self.dir, "digest.pw")
-            with open(pw, "w") as f:
-                f.write("%s:%s\n" % (user, password))
-            lines += ["auth_param digest program %s/digest_file_auth %s" % (SQUID_LIBEXEC, pw),
-                      "auth_param digest realm shir-test"]
-        elif auth == "ntlm":
-            lines += ["auth_param ntlm program %s/ntlm_fake_auth" % SQUID_LIBEXEC,
-                      "auth_param ntlm children 2"]
-        elif auth == "negotiate":
-            # squid passes its environment (KRB5_CONFIG) to the helper
-            lines += ["auth_param negotiate program %s/negotiate_kerberos_auth -k %s -s %s"
-                      % (SQUID_LIBEXEC, keytab, spn),
-                      "auth_param negotiate children 2",
-                      "auth_param negotiate keep_alive on"]
-        if auth:
-            lines += ["acl authed proxy_auth REQUIRED", "http_access allow authed"]
-        else:
-            lines += ["http_access allow localhost"]
-        lines += ["http_access deny all"]
-        conf = os.path.join(self.dir, "squid.conf")
-        with open(conf, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        # squid drops to the "proxy" user: it must reach and write its dir
-        uid = pwd.getpwnam("proxy").pw_uid
-        os.chmod(h.tmp, 0o755)
-        for root, dirs, files in os.walk(self.dir):
-            os.chown(root, uid, -1)
-            for fn in files:
-                os.chown(os.path.join(root, fn), uid, -1)
-        self.proc = h.start("squid", [sq, "-N", "-f", conf], env=env)
-        wait_until(lambda: os.path.exists(cache) and "Accepting HTTP Socket connections"
-                   in open(cache, errors="replace").read(), 20, "squid to accept connections")
-
-    def log(self):
-        try:
-            with open(self.access, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
-    def wait_log(self, pattern, timeout=10):
-        rx = re.compile(pattern)
-        return wait_until(lambda: rx.search(self.log()), timeout,
-                          "squid's access log to show /%s/:\n%s" % (pattern, self.log()))
-
 
 def tls_material(h):
     h.require("openssl", "openssl")
