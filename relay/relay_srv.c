@@ -1865,8 +1865,18 @@ h_response(struct hconn *h, const struct hc_response *r, void **src)
 	if (!h->body_done)
 		h->keep_alive = false;	/* answered before the request body ended */
 	out = bufferevent_get_output(h->bev);
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", st,
-	    r->status_description && *r->status_description ? r->status_description : http1_reason(st));
+	{
+		/* the listener's statusDescription must not break the status line */
+		char reason[128];
+		size_t k;
+
+		snprintf(reason, sizeof reason, "%s", r->status_description && *r->status_description ?
+		    r->status_description : http1_reason(st));
+		for (k = 0; reason[k]; k++)
+			if ((unsigned char)reason[k] < 0x20 || reason[k] == 0x7f)
+				reason[k] = ' ';
+		evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", st, reason);
+	}
 	for (i = 0; i < r->headers.n; i++) {
 		const char *n = r->headers.v[i].name, *v = r->headers.v[i].value;
 

@@ -5,6 +5,7 @@ per-address limit on failed listen attempts (hyco-ws reconnect storm)."""
 import http.client
 import json
 import os
+import socket
 import time
 
 from shirtest import check, main, test, wait_until
@@ -241,6 +242,36 @@ def test_connection_limits(h):
     data = c.recv(4096)
     check(data.startswith(b"HTTP/1.1 431 "), "head over max_header_bytes: %r", data[:60])
     c.close()
+
+
+@test
+def test_response_status_line_injection(h):
+    """a listener's statusDescription with CR/LF cannot add headers or a second response on the sender's connection"""
+    r = Relay(h)
+    r.create()
+    r.start()
+    lst = raw_listener(r, "inj")
+    check(lst.status == 101, "listen: %d", lst.status)
+    tok = sas_token("http://127.0.0.1:%d/myhc" % r.port, "service-key", r.keys["myhc"]["service-key"]["key"])
+    c = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+    c.sendall(("GET /myhc/x HTTP/1.1\r\nHost: h\r\nServiceBusAuthorization: %s\r\n\r\n" % tok).encode())
+    op, msg = lst.recv()
+    req = json.loads(msg)["request"]
+    lst.send(1, json.dumps({"response": {"requestId": req["id"], "statusCode": 200, "body": False,
+                                         "statusDescription": "OK\r\nX-Injected: 1\r\nSet-Cookie: s=1"}}))
+    data = b""
+    while b"\r\n\r\n" not in data:
+        d = c.recv(4096)
+        if not d:
+            break
+        data += d
+    head = data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    check(head[0].startswith(b"HTTP/1.1 200 OK"), "status line: %r", head[0])
+    names = [l.split(b":", 1)[0].strip().lower() for l in head[1:]]
+    check(b"x-injected" not in names and b"set-cookie" not in names,
+          "the status description must not inject header lines: %r", head)
+    c.close()
+    lst.close()
 
 
 main()
