@@ -723,7 +723,7 @@ static void
 ctl_expiry_arm(struct ctl *c)
 {
 	struct timeval tv = { 0, 0 };
-	int64_t left = c->expiry + c->s->conf->token_skew - (int64_t)time(NULL);
+	int64_t left = c->expiry - (int64_t)time(NULL) + c->s->conf->token_skew;
 
 	tv.tv_sec = left > 0 ? (time_t)left : 0;
 	if (tv.tv_sec > 86400 * 365)
@@ -736,7 +736,7 @@ ctl_expired(evutil_socket_t fd, short w, void *arg)
 {
 	struct ctl *c = arg;
 
-	if ((int64_t)time(NULL) < c->expiry + c->s->conf->token_skew) {
+	if ((int64_t)time(NULL) - c->s->conf->token_skew < c->expiry) {
 		ctl_expiry_arm(c);
 		return;
 	}

@@ -274,4 +274,17 @@ def test_response_status_line_injection(h):
     lst.close()
 
 
+@test
+def test_far_expiry_listener(h):
+    """a listener token with the largest se (2^63-1) is accepted and does not overflow the expiry timer"""
+    r = Relay(h)
+    r.create()
+    r.start()
+    ws = raw_listener(r, "far", ttl=2 ** 63 - 1 - int(time.time()))
+    check(ws.status == 101, "listen: %d %s", ws.status, ws.reason)
+    ws.send(9, b"far")
+    check(ws.recv() == (10, b"far"), "the relay still answers on the control channel")
+    ws.close()
+
+
 main()
