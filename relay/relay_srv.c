@@ -120,6 +120,7 @@ struct hconn {
 	struct ws *rv;		/* request rendezvous */
 	char rv_id[ID_MAX];
 	struct pend *rv_pend;
+	struct ent *rv_ent;	/* the hybrid connection rv_id was issued for */
 	bool resp_started, resp_chunked, resp_nobody;
 	bool head_req;
 	bool keep_alive;
@@ -1656,6 +1657,18 @@ h_dispatch(struct hconn *h)
 		return;
 	}
 	h->auth_header_used = ua;
+	if (h->rv_id[0] != '\0' && h->rv_ent != h->ent) {
+		/* a rendezvous belongs to one hybrid connection's listener: a request
+		 * for another one on this connection must not reach it */
+		pend_del(s, h->rv_pend);
+		h->rv_pend = NULL;
+		if (h->rv != NULL) {
+			ws_close(h->rv, WS_CLOSE_NORMAL, "the sender moved to another hybrid connection");
+			ws_set_callbacks(h->rv, &(struct ws_callbacks){ .on_close = front_ws_close }, s);
+			h->rv = NULL;
+		}
+		h->rv_id[0] = '\0';
+	}
 	q = hc_strip_query(query ? query : "");
 	if (q != NULL && *q) {
 		size_t l = strlen(h->target);
@@ -1678,6 +1691,7 @@ h_dispatch(struct hconn *h)
 	h->ent->requests++;
 	if (h->rv_id[0] == '\0') {
 		make_uuid(h->rv_id);
+		h->rv_ent = h->ent;
 		h->rv_pend = pend_add(s, P_REQUEST, h->rv_id);
 		if (h->rv_pend == NULL) {
 			hconn_fail(h, 500, "out of memory");

@@ -287,4 +287,39 @@ def test_far_expiry_listener(h):
     ws.close()
 
 
+@test
+def test_rendezvous_stays_with_its_hc(h):
+    """after a request rendezvous with myhc's listener, a request for another hybrid connection on the same sender connection goes to that one's listener"""
+    r = Relay(h)
+    r.create()
+    r.create("other")
+    r.start()
+    a = raw_listener(r, "lst-a")
+    tok_b = sas_token("http://127.0.0.1:%d/other" % r.port, "node-key1", r.keys["other"]["node-key1"]["key"])
+    b = RawWS(r.port, "/$hc/other?sb-hc-action=listen&sb-hc-id=lst-b", {"ServiceBusAuthorization": tok_b})
+    check(a.status == 101 and b.status == 101, "two listeners: %d %d", a.status, b.status)
+    ta = sas_token("http://127.0.0.1:%d/myhc" % r.port, "service-key", r.keys["myhc"]["service-key"]["key"])
+    tb = sas_token("http://127.0.0.1:%d/other" % r.port, "service-key", r.keys["other"]["service-key"]["key"])
+    conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
+    conn.request("GET", "/myhc/one", headers={"ServiceBusAuthorization": ta})
+    op, msg = a.recv()
+    req = json.loads(msg)["request"]
+    rv = RawWS(r.port, req["address"].split(str(r.port), 1)[1])
+    check(rv.status == 101, "rendezvous: %d", rv.status)
+    rv.send(1, json.dumps({"response": {"requestId": req["id"], "statusCode": 200, "body": False}}))
+    resp = conn.getresponse()
+    resp.read()
+    check(resp.status == 200, "first response: %d", resp.status)
+    conn.request("GET", "/other/two", headers={"ServiceBusAuthorization": tb})
+    b.s.settimeout(10)
+    op, msg = b.recv()
+    req2 = json.loads(msg)["request"]
+    check(req2["requestTarget"] == "/other/two", "other's listener got the request: %r", req2)
+    b.send(1, json.dumps({"response": {"requestId": req2["id"], "statusCode": 203, "body": False}}))
+    resp = conn.getresponse()
+    resp.read()
+    check(resp.status == 203, "answered by other's listener: %d", resp.status)
+    conn.close()
+
+
 main()
