@@ -121,6 +121,7 @@ struct hconn {
 	char rv_id[ID_MAX];
 	struct pend *rv_pend;
 	struct ent *rv_ent;	/* the hybrid connection rv_id was issued for */
+	struct ws *resp_src;	/* response source paused while our output is above tunnel_buffer */
 	bool resp_started, resp_chunked, resp_nobody;
 	bool head_req;
 	bool keep_alive;
@@ -704,6 +705,8 @@ ctl_on_close(struct ws *ws, int code, const char *reason, bool remote, void *arg
 	/* requests waiting on this listener (and not on a rendezvous) fail now */
 	for (h = s->hconns; h != NULL; h = hn) {
 		hn = h->next;
+		if (h->resp_src == c->ws)
+			h->resp_src = NULL;
 		if (h->ctl == c) {
 			h->ctl = NULL;
 			if ((h->st == H_WAIT || h->st == H_BODY) && h->rv == NULL)
@@ -751,6 +754,31 @@ ctl_expired(evutil_socket_t fd, short w, void *arg)
 static void h_resp_body(struct hconn *h, const uint8_t *d, size_t n, bool fin);
 static void h_response(struct hconn *h, const struct hc_response *r, void **body_src);
 
+/* Backpressure on a response body: stop reading its source (control channel
+ * or rendezvous) while the sender's output is above tunnel_buffer; h_write
+ * resumes it below a quarter of that. */
+static void
+h_resp_unthrottle(struct hconn *h)
+{
+	if (h->resp_src != NULL) {
+		ws_pause_read(h->resp_src, false);
+		h->resp_src = NULL;
+	}
+}
+
+static void
+h_resp_throttle(struct hconn *h, struct ws *src)
+{
+	if (h->dead || h->bev == NULL ||
+	    evbuffer_get_length(bufferevent_get_output(h->bev)) <= (size_t)h->s->conf->tunnel_buffer)
+		return;
+	if (h->resp_src != src)
+		h_resp_unthrottle(h);
+	h->resp_src = src;
+	ws_pause_read(src, true);
+	bufferevent_setwatermark(h->bev, EV_WRITE, (size_t)h->s->conf->tunnel_buffer / 4, 0);
+}
+
 static int
 ctl_on_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, bool first, bool fin,
     void *arg)
@@ -765,6 +793,7 @@ ctl_on_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, bo
 		if (fin)
 			c->body_for = NULL;
 		h_resp_body(h, d, n, fin);
+		h_resp_throttle(h, ws);
 		return WS_STREAM;
 	}
 	if (c->discard_body) {
@@ -1341,6 +1370,7 @@ hconn_reap(evutil_socket_t fd, short w, void *arg)
 						c->discard_body = true;
 					}
 	}
+	h_resp_unthrottle(h);
 	pend_del(s, h->rv_pend);
 	if (h->rv != NULL) {
 		ws_close(h->rv, WS_CLOSE_GOING_AWAY, "the sender went away");
@@ -1662,6 +1692,8 @@ h_dispatch(struct hconn *h)
 		 * for another one on this connection must not reach it */
 		pend_del(s, h->rv_pend);
 		h->rv_pend = NULL;
+		if (h->resp_src == h->rv)
+			h_resp_unthrottle(h);
 		if (h->rv != NULL) {
 			ws_close(h->rv, WS_CLOSE_NORMAL, "the sender moved to another hybrid connection");
 			ws_set_callbacks(h->rv, &(struct ws_callbacks){ .on_close = front_ws_close }, s);
@@ -1840,6 +1872,9 @@ h_write(struct bufferevent *bev, void *arg)
 {
 	struct hconn *h = arg;
 
+	if (h->resp_src != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) <= (size_t)h->s->conf->tunnel_buffer / 4)
+		h_resp_unthrottle(h);
 	if (h->st == H_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		hconn_close(h);
 }
@@ -1994,8 +2029,10 @@ rv_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, bool f
 
 	if (op == WS_OP_TEXT)
 		return WS_ASSEMBLE;
-	if (h->st == H_RESP)
+	if (h->st == H_RESP) {
 		h_resp_body(h, d, n, fin);
+		h_resp_throttle(h, ws);
+	}
 	return WS_STREAM;
 }
 
@@ -2037,6 +2074,8 @@ rv_close(struct ws *ws, int code, const char *reason, bool remote, void *arg)
 
 	log_info("relay", "event=request.rendezvous_closed id=%s code=%d", log_q(h->rv_id), code);
 	h->rv = NULL;
+	if (h->resp_src == ws)
+		h->resp_src = NULL;
 	rs_ws_free(h->s, ws);
 	/* §3.7: the sender's connection goes with its rendezvous */
 	if (h->st == H_RESP || h->st == H_HEAD)

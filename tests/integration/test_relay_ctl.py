@@ -322,4 +322,64 @@ def test_rendezvous_stays_with_its_hc(h):
     conn.close()
 
 
+@test
+def test_response_backpressure(h):
+    """a sender that does not read a streamed response: the listener is held back and the relay's memory stays bounded"""
+    import threading
+    r = Relay(h, limits="tunnel_buffer = 65536")
+    r.create()
+    r.start()
+    lst = raw_listener(r, "big")
+    check(lst.status == 101, "listen: %d", lst.status)
+    tok = sas_token("http://127.0.0.1:%d/myhc" % r.port, "service-key", r.keys["myhc"]["service-key"]["key"])
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    c.settimeout(10)
+    c.connect(("127.0.0.1", r.port))
+    c.sendall(("GET /myhc/big HTTP/1.1\r\nHost: h\r\nServiceBusAuthorization: %s\r\n\r\n" % tok).encode())
+    op, msg = lst.recv()
+    req = json.loads(msg)["request"]
+    lst.send(1, json.dumps({"response": {"requestId": req["id"], "statusCode": 200, "body": True}}))
+    rss0 = rss_kb(r.proc.pid)
+    chunk = b"y" * 65536
+    total = 64 * 16 * 65536
+    sent = {"n": 0}
+    lst.s.settimeout(None)
+
+    def pump():
+        try:
+            while sent["n"] < total:
+                fin = sent["n"] + len(chunk) >= total
+                lst.send(2 if sent["n"] == 0 else 0, chunk, fin=fin)
+                sent["n"] += len(chunk)
+        except OSError:
+            pass
+    pt = threading.Thread(target=pump, daemon=True)
+    pt.start()
+    last = [-1, time.monotonic()]
+
+    def stalled():
+        if sent["n"] != last[0]:
+            last[0], last[1] = sent["n"], time.monotonic()
+            return False
+        return time.monotonic() - last[1] > 1.0 or sent["n"] >= total
+    wait_until(stalled, 60, "the listener to block")
+    grown = rss_kb(r.proc.pid) - rss0
+    check(sent["n"] < 48 * 1024 * 1024, "the listener must be held back, it pushed %d bytes", sent["n"])
+    check(grown < 16 * 1024, "relay memory grew by %d KiB with a slow sender" % grown)
+    # reading resumes the listener: the whole body arrives
+    got = 0
+    c.settimeout(20)
+    while True:
+        d = c.recv(1 << 20)
+        if not d:
+            break
+        got += len(d)
+        if d.endswith(b"0\r\n\r\n") and got > total:
+            break
+    pt.join(20)
+    check(sent["n"] == total and got > total, "sent %d, sender read %d" % (sent["n"], got))
+    c.close()
+
+
 main()
