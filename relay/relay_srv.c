@@ -120,6 +120,8 @@ struct hconn {
 	struct ws *rv;		/* request rendezvous */
 	char rv_id[ID_MAX];
 	struct pend *rv_pend;
+	struct ent *rv_ent;	/* the hybrid connection rv_id was issued for */
+	struct ws *resp_src;	/* response source paused while our output is above tunnel_buffer */
 	bool resp_started, resp_chunked, resp_nobody;
 	bool head_req;
 	bool keep_alive;
@@ -703,6 +705,8 @@ ctl_on_close(struct ws *ws, int code, const char *reason, bool remote, void *arg
 	/* requests waiting on this listener (and not on a rendezvous) fail now */
 	for (h = s->hconns; h != NULL; h = hn) {
 		hn = h->next;
+		if (h->resp_src == c->ws)
+			h->resp_src = NULL;
 		if (h->ctl == c) {
 			h->ctl = NULL;
 			if ((h->st == H_WAIT || h->st == H_BODY) && h->rv == NULL)
@@ -723,7 +727,7 @@ static void
 ctl_expiry_arm(struct ctl *c)
 {
 	struct timeval tv = { 0, 0 };
-	int64_t left = c->expiry + c->s->conf->token_skew - (int64_t)time(NULL);
+	int64_t left = c->expiry - (int64_t)time(NULL) + c->s->conf->token_skew;
 
 	tv.tv_sec = left > 0 ? (time_t)left : 0;
 	if (tv.tv_sec > 86400 * 365)
@@ -736,7 +740,7 @@ ctl_expired(evutil_socket_t fd, short w, void *arg)
 {
 	struct ctl *c = arg;
 
-	if ((int64_t)time(NULL) < c->expiry + c->s->conf->token_skew) {
+	if ((int64_t)time(NULL) - c->s->conf->token_skew < c->expiry) {
 		ctl_expiry_arm(c);
 		return;
 	}
@@ -749,6 +753,31 @@ ctl_expired(evutil_socket_t fd, short w, void *arg)
 /* Response body pieces from a control channel or a rendezvous. */
 static void h_resp_body(struct hconn *h, const uint8_t *d, size_t n, bool fin);
 static void h_response(struct hconn *h, const struct hc_response *r, void **body_src);
+
+/* Backpressure on a response body: stop reading its source (control channel
+ * or rendezvous) while the sender's output is above tunnel_buffer; h_write
+ * resumes it below a quarter of that. */
+static void
+h_resp_unthrottle(struct hconn *h)
+{
+	if (h->resp_src != NULL) {
+		ws_pause_read(h->resp_src, false);
+		h->resp_src = NULL;
+	}
+}
+
+static void
+h_resp_throttle(struct hconn *h, struct ws *src)
+{
+	if (h->dead || h->bev == NULL ||
+	    evbuffer_get_length(bufferevent_get_output(h->bev)) <= (size_t)h->s->conf->tunnel_buffer)
+		return;
+	if (h->resp_src != src)
+		h_resp_unthrottle(h);
+	h->resp_src = src;
+	ws_pause_read(src, true);
+	bufferevent_setwatermark(h->bev, EV_WRITE, (size_t)h->s->conf->tunnel_buffer / 4, 0);
+}
 
 static int
 ctl_on_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, bool first, bool fin,
@@ -764,6 +793,7 @@ ctl_on_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, bo
 		if (fin)
 			c->body_for = NULL;
 		h_resp_body(h, d, n, fin);
+		h_resp_throttle(h, ws);
 		return WS_STREAM;
 	}
 	if (c->discard_body) {
@@ -1340,6 +1370,7 @@ hconn_reap(evutil_socket_t fd, short w, void *arg)
 						c->discard_body = true;
 					}
 	}
+	h_resp_unthrottle(h);
 	pend_del(s, h->rv_pend);
 	if (h->rv != NULL) {
 		ws_close(h->rv, WS_CLOSE_GOING_AWAY, "the sender went away");
@@ -1656,6 +1687,20 @@ h_dispatch(struct hconn *h)
 		return;
 	}
 	h->auth_header_used = ua;
+	if (h->rv_id[0] != '\0' && h->rv_ent != h->ent) {
+		/* a rendezvous belongs to one hybrid connection's listener: a request
+		 * for another one on this connection must not reach it */
+		pend_del(s, h->rv_pend);
+		h->rv_pend = NULL;
+		if (h->resp_src == h->rv)
+			h_resp_unthrottle(h);
+		if (h->rv != NULL) {
+			ws_close(h->rv, WS_CLOSE_NORMAL, "the sender moved to another hybrid connection");
+			ws_set_callbacks(h->rv, &(struct ws_callbacks){ .on_close = front_ws_close }, s);
+			h->rv = NULL;
+		}
+		h->rv_id[0] = '\0';
+	}
 	q = hc_strip_query(query ? query : "");
 	if (q != NULL && *q) {
 		size_t l = strlen(h->target);
@@ -1678,6 +1723,7 @@ h_dispatch(struct hconn *h)
 	h->ent->requests++;
 	if (h->rv_id[0] == '\0') {
 		make_uuid(h->rv_id);
+		h->rv_ent = h->ent;
 		h->rv_pend = pend_add(s, P_REQUEST, h->rv_id);
 		if (h->rv_pend == NULL) {
 			hconn_fail(h, 500, "out of memory");
@@ -1826,6 +1872,9 @@ h_write(struct bufferevent *bev, void *arg)
 {
 	struct hconn *h = arg;
 
+	if (h->resp_src != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) <= (size_t)h->s->conf->tunnel_buffer / 4)
+		h_resp_unthrottle(h);
 	if (h->st == H_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		hconn_close(h);
 }
@@ -1865,8 +1914,18 @@ h_response(struct hconn *h, const struct hc_response *r, void **src)
 	if (!h->body_done)
 		h->keep_alive = false;	/* answered before the request body ended */
 	out = bufferevent_get_output(h->bev);
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", st,
-	    r->status_description && *r->status_description ? r->status_description : http1_reason(st));
+	{
+		/* the listener's statusDescription must not break the status line */
+		char reason[128];
+		size_t k;
+
+		snprintf(reason, sizeof reason, "%s", r->status_description && *r->status_description ?
+		    r->status_description : http1_reason(st));
+		for (k = 0; reason[k]; k++)
+			if ((unsigned char)reason[k] < 0x20 || reason[k] == 0x7f)
+				reason[k] = ' ';
+		evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", st, reason);
+	}
 	for (i = 0; i < r->headers.n; i++) {
 		const char *n = r->headers.v[i].name, *v = r->headers.v[i].value;
 
@@ -1970,8 +2029,10 @@ rv_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, bool f
 
 	if (op == WS_OP_TEXT)
 		return WS_ASSEMBLE;
-	if (h->st == H_RESP)
+	if (h->st == H_RESP) {
 		h_resp_body(h, d, n, fin);
+		h_resp_throttle(h, ws);
+	}
 	return WS_STREAM;
 }
 
@@ -2013,6 +2074,8 @@ rv_close(struct ws *ws, int code, const char *reason, bool remote, void *arg)
 
 	log_info("relay", "event=request.rendezvous_closed id=%s code=%d", log_q(h->rv_id), code);
 	h->rv = NULL;
+	if (h->resp_src == ws)
+		h->resp_src = NULL;
 	rs_ws_free(h->s, ws);
 	/* §3.7: the sender's connection goes with its rendezvous */
 	if (h->st == H_RESP || h->st == H_HEAD)

@@ -441,7 +441,7 @@ sas_verify(const char *token, const struct sas_rule *rules, size_t nrules,
 		rc = shir_error_set(e, SHIR_EAUTH, "the SAS token's signature is invalid");
 		goto out;
 	}
-	if (t.expiry + (skew > 0 ? skew : 0) <= now) {
+	if (t.expiry <= now - (skew > 0 ? skew : 0)) {
 		rc = shir_error_set(e, SHIR_EAUTH, "the SAS token expired at %lld",
 		    (long long)t.expiry);
 		goto out;

@@ -5,6 +5,7 @@ per-address limit on failed listen attempts (hyco-ws reconnect storm)."""
 import http.client
 import json
 import os
+import socket
 import time
 
 from shirtest import check, main, test, wait_until
@@ -240,6 +241,144 @@ def test_connection_limits(h):
     c.sendall(b"GET /myhc/x HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * 4000 + b"\r\n\r\n")
     data = c.recv(4096)
     check(data.startswith(b"HTTP/1.1 431 "), "head over max_header_bytes: %r", data[:60])
+    c.close()
+
+
+@test
+def test_response_status_line_injection(h):
+    """a listener's statusDescription with CR/LF cannot add headers or a second response on the sender's connection"""
+    r = Relay(h)
+    r.create()
+    r.start()
+    lst = raw_listener(r, "inj")
+    check(lst.status == 101, "listen: %d", lst.status)
+    tok = sas_token("http://127.0.0.1:%d/myhc" % r.port, "service-key", r.keys["myhc"]["service-key"]["key"])
+    c = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+    c.sendall(("GET /myhc/x HTTP/1.1\r\nHost: h\r\nServiceBusAuthorization: %s\r\n\r\n" % tok).encode())
+    op, msg = lst.recv()
+    req = json.loads(msg)["request"]
+    lst.send(1, json.dumps({"response": {"requestId": req["id"], "statusCode": 200, "body": False,
+                                         "statusDescription": "OK\r\nX-Injected: 1\r\nSet-Cookie: s=1"}}))
+    data = b""
+    while b"\r\n\r\n" not in data:
+        d = c.recv(4096)
+        if not d:
+            break
+        data += d
+    head = data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    check(head[0].startswith(b"HTTP/1.1 200 OK"), "status line: %r", head[0])
+    names = [l.split(b":", 1)[0].strip().lower() for l in head[1:]]
+    check(b"x-injected" not in names and b"set-cookie" not in names,
+          "the status description must not inject header lines: %r", head)
+    c.close()
+    lst.close()
+
+
+@test
+def test_far_expiry_listener(h):
+    """a listener token with the largest se (2^63-1) is accepted and does not overflow the expiry timer"""
+    r = Relay(h)
+    r.create()
+    r.start()
+    ws = raw_listener(r, "far", ttl=2 ** 63 - 1 - int(time.time()))
+    check(ws.status == 101, "listen: %d %s", ws.status, ws.reason)
+    ws.send(9, b"far")
+    check(ws.recv() == (10, b"far"), "the relay still answers on the control channel")
+    ws.close()
+
+
+@test
+def test_rendezvous_stays_with_its_hc(h):
+    """after a request rendezvous with myhc's listener, a request for another hybrid connection on the same sender connection goes to that one's listener"""
+    r = Relay(h)
+    r.create()
+    r.create("other")
+    r.start()
+    a = raw_listener(r, "lst-a")
+    tok_b = sas_token("http://127.0.0.1:%d/other" % r.port, "node-key1", r.keys["other"]["node-key1"]["key"])
+    b = RawWS(r.port, "/$hc/other?sb-hc-action=listen&sb-hc-id=lst-b", {"ServiceBusAuthorization": tok_b})
+    check(a.status == 101 and b.status == 101, "two listeners: %d %d", a.status, b.status)
+    ta = sas_token("http://127.0.0.1:%d/myhc" % r.port, "service-key", r.keys["myhc"]["service-key"]["key"])
+    tb = sas_token("http://127.0.0.1:%d/other" % r.port, "service-key", r.keys["other"]["service-key"]["key"])
+    conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
+    conn.request("GET", "/myhc/one", headers={"ServiceBusAuthorization": ta})
+    op, msg = a.recv()
+    req = json.loads(msg)["request"]
+    rv = RawWS(r.port, req["address"].split(str(r.port), 1)[1])
+    check(rv.status == 101, "rendezvous: %d", rv.status)
+    rv.send(1, json.dumps({"response": {"requestId": req["id"], "statusCode": 200, "body": False}}))
+    resp = conn.getresponse()
+    resp.read()
+    check(resp.status == 200, "first response: %d", resp.status)
+    conn.request("GET", "/other/two", headers={"ServiceBusAuthorization": tb})
+    b.s.settimeout(10)
+    op, msg = b.recv()
+    req2 = json.loads(msg)["request"]
+    check(req2["requestTarget"] == "/other/two", "other's listener got the request: %r", req2)
+    b.send(1, json.dumps({"response": {"requestId": req2["id"], "statusCode": 203, "body": False}}))
+    resp = conn.getresponse()
+    resp.read()
+    check(resp.status == 203, "answered by other's listener: %d", resp.status)
+    conn.close()
+
+
+@test
+def test_response_backpressure(h):
+    """a sender that does not read a streamed response: the listener is held back and the relay's memory stays bounded"""
+    import threading
+    r = Relay(h, limits="tunnel_buffer = 65536")
+    r.create()
+    r.start()
+    lst = raw_listener(r, "big")
+    check(lst.status == 101, "listen: %d", lst.status)
+    tok = sas_token("http://127.0.0.1:%d/myhc" % r.port, "service-key", r.keys["myhc"]["service-key"]["key"])
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    c.settimeout(10)
+    c.connect(("127.0.0.1", r.port))
+    c.sendall(("GET /myhc/big HTTP/1.1\r\nHost: h\r\nServiceBusAuthorization: %s\r\n\r\n" % tok).encode())
+    op, msg = lst.recv()
+    req = json.loads(msg)["request"]
+    lst.send(1, json.dumps({"response": {"requestId": req["id"], "statusCode": 200, "body": True}}))
+    rss0 = rss_kb(r.proc.pid)
+    chunk = b"y" * 65536
+    total = 64 * 16 * 65536
+    sent = {"n": 0}
+    lst.s.settimeout(None)
+
+    def pump():
+        try:
+            while sent["n"] < total:
+                fin = sent["n"] + len(chunk) >= total
+                lst.send(2 if sent["n"] == 0 else 0, chunk, fin=fin)
+                sent["n"] += len(chunk)
+        except OSError:
+            pass
+    pt = threading.Thread(target=pump, daemon=True)
+    pt.start()
+    last = [-1, time.monotonic()]
+
+    def stalled():
+        if sent["n"] != last[0]:
+            last[0], last[1] = sent["n"], time.monotonic()
+            return False
+        return time.monotonic() - last[1] > 1.0 or sent["n"] >= total
+    wait_until(stalled, 60, "the listener to block")
+    grown = rss_kb(r.proc.pid) - rss0
+    check(sent["n"] < 48 * 1024 * 1024, "the listener must be held back, it pushed %d bytes", sent["n"])
+    check(grown < 16 * 1024, "relay memory grew by %d KiB with a slow sender" % grown)
+    # reading resumes the listener: the whole body arrives
+    got = 0
+    c.settimeout(20)
+    while True:
+        d = c.recv(1 << 20)
+        if not d:
+            break
+        got += len(d)
+        if d.endswith(b"0\r\n\r\n") and got > total:
+            break
+    pt.join(20)
+    check(sent["n"] == total and got > total, "sent %d, sender read %d" % (sent["n"], got))
     c.close()
 
 

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +179,21 @@ test_audiences(void **state)
 	free(a);
 }
 
+static void
+test_far_expiry_no_overflow(void **state)
+{
+	char *t = NULL;
+	struct sas_verified v;
+	struct shir_error e;
+
+	/* a validly signed token with the largest se: se + skew must not overflow */
+	assert_int_equal(sas_token_build("http://contoso.servicebus.windows.net/myhc", "send", KEY,
+	    INT64_MAX, &t), 0);
+	assert_int_equal(sas_verify(t, RULES, 3, "myhc", NS, SAS_SEND, SE, 5, &v, &e), 0);
+	assert_true(v.expiry == INT64_MAX);
+	free(t);
+}
+
 int
 main(void)
 {
@@ -187,6 +203,7 @@ main(void)
 		cmocka_unit_test(test_lower_case_sr_verified_as_received),
 		cmocka_unit_test(test_query_form),
 		cmocka_unit_test(test_verify_outcomes),
+		cmocka_unit_test(test_far_expiry_no_overflow),
 		cmocka_unit_test(test_audiences),
 	};
 
