@@ -60,6 +60,16 @@ def pipe(a, b):
                 pass
 
 
+def splice(conn, up):
+    """Pipes both ways until either side closes, then closes both."""
+    t = threading.Thread(target=pipe, args=(up, conn), daemon=True)
+    t.start()
+    pipe(conn, up)
+    t.join(5)
+    conn.close()
+    up.close()
+
+
 def front(conn, upstream):
     try:
         up = socket.create_connection(("127.0.0.1", upstream))
@@ -67,12 +77,7 @@ def front(conn, upstream):
     except OSError:
         conn.close()
         return
-    t = threading.Thread(target=pipe, args=(up, conn), daemon=True)
-    t.start()
-    pipe(conn, up)
-    t.join(5)
-    conn.close()
-    up.close()
+    splice(conn, up)
 
 
 def serve(ctx, handler, *args):
@@ -149,12 +154,7 @@ def socks5(conn):
     except OSError:
         conn.close()
         return
-    t = threading.Thread(target=pipe, args=(up, conn), daemon=True)
-    t.start()
-    pipe(conn, up)
-    t.join(5)
-    conn.close()
-    up.close()
+    splice(conn, up)
 
 
 def serve_plain(handler, *args):

@@ -18,6 +18,19 @@ def raw_listener(r, lid, key="node-key1", ttl=3600):
     return ws
 
 
+
+def wait_stalled(sent, timeout, what, total=None):
+    """Waits until sent["n"] (bytes a pump thread has written) has not grown
+    for a second, i.e. the far side stopped reading, or total was reached."""
+    last = [-1, time.monotonic()]
+
+    def stalled():
+        if sent["n"] != last[0]:
+            last[0], last[1] = sent["n"], time.monotonic()
+            return False
+        return time.monotonic() - last[1] > 1.0 or (total is not None and sent["n"] >= total)
+    wait_until(stalled, timeout, what)
+
 @test
 def test_renew_and_keepalive(h):
     """hyco-https renews its token every second (shrunk timer) and sends unsolicited pongs; the channel stays up"""
@@ -187,14 +200,7 @@ def test_tunnel_backpressure(h):
             pass
     pt = threading.Thread(target=pump, daemon=True)
     pt.start()
-    last = [-1, time.monotonic()]
-
-    def stalled():
-        if sent["n"] != last[0]:
-            last[0], last[1] = sent["n"], time.monotonic()
-            return False
-        return time.monotonic() - last[1] > 1.0
-    wait_until(stalled, 30, "the sender to block")
+    wait_stalled(sent, 30, "the sender to block")
     stuck_at = sent["n"]
     grown = rss_kb(r.proc.pid) - rss0
     check(stuck_at < 48 * 1024 * 1024, "the sender must be held back, it pushed %d bytes", stuck_at)
@@ -356,14 +362,7 @@ def test_response_backpressure(h):
             pass
     pt = threading.Thread(target=pump, daemon=True)
     pt.start()
-    last = [-1, time.monotonic()]
-
-    def stalled():
-        if sent["n"] != last[0]:
-            last[0], last[1] = sent["n"], time.monotonic()
-            return False
-        return time.monotonic() - last[1] > 1.0 or sent["n"] >= total
-    wait_until(stalled, 60, "the listener to block")
+    wait_stalled(sent, 60, "the listener to block", total=total)
     grown = rss_kb(r.proc.pid) - rss0
     check(sent["n"] < 48 * 1024 * 1024, "the listener must be held back, it pushed %d bytes", sent["n"])
     check(grown < 16 * 1024, "relay memory grew by %d KiB with a slow sender" % grown)
