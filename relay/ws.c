@@ -57,6 +57,17 @@ struct ws {
 	bool frame_fin;
 	uint64_t frame_len, frame_got;
 	bool fin_delivered;
+	/* Binary messages skip wslay (see fast_recv): the frame being read */
+	bool fp_msg;		/* a binary message read by fast_recv is under way */
+	bool fp_frame;		/* inside one of its frames */
+	bool fp_fin;		/* that frame ends the message */
+	uint64_t fp_left;	/* its payload bytes still to read */
+	uint64_t fp_off;	/* its payload bytes read so far */
+	uint64_t fp_msg_len;	/* the message's payload so far */
+	uint8_t fp_mask[4];
+	bool fp_masked;
+	uint64_t feed_left;	/* bytes of the current frame wslay may still take */
+	bool feed_all;		/* wslay reads everything (after a bad header) */
 
 	/* send */
 	struct evbuffer *frag;
@@ -284,7 +295,9 @@ w_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *u
 	struct ws *ws = user;
 	int n;
 
-	if (ws->paused || ws->bev == NULL || ws->free_pending) {
+	if (!ws->feed_all && len > ws->feed_left)
+		len = (size_t)ws->feed_left;
+	if (ws->paused || ws->bev == NULL || ws->free_pending || len == 0) {
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
 	}
@@ -293,6 +306,8 @@ w_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *u
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
 	}
+	if (!ws->feed_all)
+		ws->feed_left -= (uint64_t)n;
 	ws->fed += (uint64_t)n;
 	ws->activity++;
 	return n;
@@ -500,6 +515,8 @@ start_wslay(struct ws *ws)
 	wslay_event_config_set_max_recv_msg_length(ws->wctx, ws->opt.max_frame);
 	ws->proto_started = true;
 	ws->fed = ws->parsed = 0;
+	ws->feed_left = 0;
+	ws->feed_all = false;
 	return 0;
 }
 
@@ -516,6 +533,7 @@ idle_now(struct ws *ws)
 	return ws->wctx != NULL && ws->busy == 0 && !ws->finished && !ws->free_pending &&
 	    ws->state == WS_S_OPEN && ws->bev != NULL && !ws->in_msg && !ws->frag_active &&
 	    !ws->close_pending && !ws->want_flush && !ws->open_pending && ws->fed == ws->parsed &&
+	    !ws->fp_msg && !ws->fp_frame && ws->feed_left == 0 && !ws->feed_all &&
 	    evbuffer_get_length(bufferevent_get_input(ws->bev)) == 0 &&
 	    wslay_event_get_queued_msg_count(ws->wctx) == 0 && !wslay_event_want_write(ws->wctx) &&
 	    wslay_event_get_read_enabled(ws->wctx) && wslay_event_get_write_enabled(ws->wctx) &&
@@ -637,6 +655,199 @@ finish_closed(struct ws *ws)
 		    "", false);
 }
 
+/* ---- receiving: binary data frames without wslay ---------------------------
+ * wslay reads a frame 4 KiB at a time into its own buffer and unmasks it a
+ * byte at a time; on a relay that is most of the work for large messages.
+ * So ws_process looks at each frame header at a frame boundary itself and
+ * - hands control frames, text messages (wslay checks their UTF-8) and any
+ *   header it does not accept as valid to wslay, exactly one frame at a time
+ *   (w_recv gives wslay no byte past that frame; after a bad header wslay
+ *   gets everything and reports the error as before);
+ * - reads the payload of binary messages (first frame and continuations)
+ *   straight from the input buffer, unmasking in place a word at a time, and
+ *   delivers each piece as it arrives (no copy, no reassembly).
+ * The caps and close codes are wslay's: a message over max_frame gets 1009,
+ * a frame out of sequence 1002. */
+
+/* XORs the mask into p[0..n), the mask's phase given by the payload offset. */
+static void
+unmask(uint8_t *p, size_t n, const uint8_t key[4], uint64_t off)
+{
+	uint8_t k[8];
+	uint64_t kw, w;
+	size_t i;
+
+	for (i = 0; i < 8; i++)
+		k[i] = key[(off + i) & 3];
+	memcpy(&kw, k, 8);
+	for (i = 0; i + 8 <= n; i += 8) {
+		memcpy(&w, p + i, 8);
+		w ^= kw;
+		memcpy(p + i, &w, 8);
+	}
+	for (; i < n; i++)
+		p[i] ^= k[i & 7];
+}
+
+static void
+fail_protocol(struct ws *ws)
+{
+	static const char r[] = "data frame out of sequence";
+
+	wslay_event_queue_close(ws->wctx, WS_CLOSE_PROTOCOL, (const uint8_t *)r, sizeof r - 1);
+	wslay_event_shutdown_read(ws->wctx);
+	ws->in_msg = false;
+	ws->fp_msg = false;
+	ws->fp_frame = false;
+}
+
+/* At a frame boundary: decides who reads the next frame. Returns false when
+ * the header is not complete yet. */
+static bool
+fast_header(struct ws *ws, struct evbuffer *in)
+{
+	uint8_t h[14];
+	size_t got = (size_t)evbuffer_copyout(in, h, sizeof h), hl;
+	unsigned op, l7;
+	bool fin, masked, valid = true;
+	uint64_t len;
+
+	if (got < 2 || got > sizeof h)
+		return false;
+	fin = (h[0] & 0x80) != 0;
+	op = h[0] & 0x0f;
+	masked = (h[1] & 0x80) != 0;
+	l7 = h[1] & 0x7f;
+	hl = 2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + (masked ? 4 : 0);
+	if (got < hl)
+		return false;
+	if (l7 == 126) {
+		len = ((uint64_t)h[2] << 8) | h[3];
+		valid = len >= 126;
+	} else if (l7 == 127) {
+		int i;
+
+		for (len = 0, i = 2; i < 10; i++)
+			len = (len << 8) | h[i];
+		valid = len >= 65536 && !(len >> 63);
+	} else {
+		len = l7;
+	}
+	if ((h[0] & 0x70) != 0 || masked != (ws->role == WS_ROLE_SERVER))
+		valid = false;
+	if (op >= 8 && (!fin || len > 125 || op > 10))
+		valid = false;
+	if ((op >= 3 && op <= 7) || op > 10)
+		valid = false;
+	if (valid && (op == WS_OP_BINARY || (op == WS_OP_CONT && ws->fp_msg))) {
+		if (op == WS_OP_BINARY && ws->in_msg) {
+			if (ws->fp_msg) {
+				fail_protocol(ws);
+				return false;
+			}
+			goto to_wslay;	/* wslay has a message open: it reports the error */
+		}
+		if (ws->fp_msg && op == WS_OP_BINARY) {
+			fail_protocol(ws);
+			return false;
+		}
+		if (op == WS_OP_BINARY) {
+			ws->fp_msg_len = 0;
+			ws->in_msg = true;
+			ws->msg_op = WS_OP_BINARY;
+			ws->first_pending = true;
+			ws->assemble = false;
+		}
+		if (ws->fp_msg_len + len > ws->opt.max_frame) {
+			ws->fp_msg = false;
+			fail_too_big(ws);
+			return false;
+		}
+		ws->fp_msg = !fin;
+		ws->fp_msg_len += len;
+		ws->fp_frame = true;
+		ws->fp_fin = fin;
+		ws->fp_left = len;
+		ws->fp_off = 0;
+		ws->fp_masked = masked;
+		if (masked)
+			memcpy(ws->fp_mask, h + hl - 4, 4);
+		evbuffer_drain(in, hl);
+		ws->activity++;
+		return true;
+	}
+	if (valid && ws->fp_msg && op != WS_OP_CONT && op < 8) {
+		fail_protocol(ws);
+		return false;
+	}
+to_wslay:
+	if (valid)
+		ws->feed_left = hl + len;
+	else
+		ws->feed_all = true;
+	return true;
+}
+
+/* Reads frames until the input is empty, the endpoint pauses or reading
+ * ends. Returns 0 or wslay's error. */
+static int
+fast_recv(struct ws *ws)
+{
+	struct evbuffer *in;
+	int rc;
+
+	for (;;) {
+		if (ws->paused || ws->bev == NULL || ws->free_pending || ws->finished ||
+		    ws->wctx == NULL)
+			return 0;
+		in = bufferevent_get_input(ws->bev);
+		if (ws->feed_all || ws->feed_left > 0) {
+			rc = wslay_event_recv(ws->wctx);
+			if (rc != 0 || ws->feed_all || ws->feed_left > 0)
+				return rc;	/* wslay waits for the rest of its frame */
+			continue;
+		}
+		if (!wslay_event_get_read_enabled(ws->wctx))
+			return 0;
+		if (!ws->fp_frame) {
+			if (!fast_header(ws, in))
+				return 0;
+			if (!ws->fp_frame)
+				continue;	/* wslay's frame */
+			if (ws->fp_left == 0) {
+				ws->fp_frame = false;
+				ws->busy++;
+				deliver(ws, (const uint8_t *)"", 0, ws->fp_fin);
+				ws->busy--;
+				continue;
+			}
+		}
+		while (ws->fp_left > 0 && !ws->paused && !ws->free_pending && !ws->finished &&
+		    ws->bev != NULL) {
+			struct evbuffer_iovec v;
+			size_t n;
+			bool fin;
+
+			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+				return 0;
+			n = v.iov_len < ws->fp_left ? v.iov_len : (size_t)ws->fp_left;
+			if (ws->fp_masked)
+				unmask(v.iov_base, n, ws->fp_mask, ws->fp_off);
+			ws->fp_off += n;
+			ws->fp_left -= n;
+			fin = ws->fp_fin && ws->fp_left == 0;
+			if (ws->fp_left == 0)
+				ws->fp_frame = false;
+			ws->activity++;
+			ws->busy++;
+			deliver(ws, v.iov_base, n, fin);
+			ws->busy--;
+			if (ws->bev != NULL)
+				evbuffer_drain(in, n);
+		}
+	}
+}
+
 /* Frames from the peer. */
 static void
 ws_process(struct ws *ws)
@@ -661,7 +872,7 @@ ws_process(struct ws *ws)
 			return;
 	}
 	ws->busy++;
-	rc = wslay_event_recv(ws->wctx);
+	rc = fast_recv(ws);
 	ws->busy--;
 	if (ws->free_pending || ws->finished)
 		return;

@@ -290,6 +290,119 @@ run_server_split(bool streaming)
 	}
 }
 
+/* Binary messages are read without wslay (relay/ws.c fast_recv): a binary
+ * message in two frames with a ping between them, lengths that shift the
+ * mask phase and a 16-bit length header, then a text message (wslay again),
+ * all fed split at every offset. */
+static void
+test_server_binary_split(void **state)
+{
+	uint8_t in[1024], payload[173], f2[16];
+	size_t len, k, i, pl;
+	uint8_t pong[16];
+
+	for (i = 0; i < sizeof payload; i++)
+		payload[i] = (uint8_t)(i * 7 + 3);
+	memcpy(in, REQ, strlen(REQ));
+	len = strlen(REQ);
+	len += frame(in + len, false, WS_OP_BINARY, true, payload, 23);
+	len += frame(in + len, true, WS_OP_PING, true, "pp", 2);
+	len += frame(in + len, true, WS_OP_CONT, true, payload + 23, 150);
+	len += frame(in + len, true, WS_OP_BINARY, true, "", 0);
+	len += frame(in + len, true, WS_OP_TEXT, true, "tx", 2);
+	pl = frame(pong, true, WS_OP_PONG, false, "pp", 2);
+	for (k = 0; k <= len; k++) {
+		struct event_base *base = event_base_new();
+		int sv[2];
+		struct rec r = { 0 };
+		char out[4096];
+		size_t on, cn;
+
+		r.streaming = true;
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		fcntl(sv[1], F_SETFL, O_NONBLOCK);
+		r.ws = ws_new_server(bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE), NULL,
+		    &CB, &r);
+		assert_non_null(r.ws);
+		write_all(sv[1], in, k);
+		spin(base, 4);
+		write_all(sv[1], in + k, len - k);
+		spin(base, 8);
+		on = drain_fd(sv[1], out, sizeof out);
+		assert_non_null(memmem(out, on, pong, pl));
+		assert_int_equal(r.stream_len, sizeof payload);
+		assert_memory_equal(r.stream, payload, sizeof payload);
+		assert_int_equal(r.stream_firsts, 2);
+		assert_int_equal(r.stream_fins, 2);
+		assert_int_equal(r.nmsgs, 1);
+		assert_string_equal(r.msgs[0], "tx");
+		assert_int_equal(r.closes, 0);
+		cn = frame(f2, true, WS_OP_CLOSE, true, "\x03\xe8", 2);
+		write_all(sv[1], f2, cn);
+		spin(base, 8);
+		assert_int_equal(r.closes, 1);
+		assert_int_equal(r.close_code, 1000);
+		ws_free(r.ws);
+		close(sv[1]);
+		event_base_free(base);
+	}
+}
+
+/* Out-of-sequence and oversized binary frames close with wslay's codes. */
+static void
+server_bad_frames(const uint8_t *frames, size_t n, size_t max_frame, int want_code,
+    const char *want_stream, size_t want_len)
+{
+	struct event_base *base = event_base_new();
+	struct ws_options o = { .max_frame = max_frame };
+	int sv[2];
+	struct rec r = { 0 };
+	char out[4096];
+
+	r.streaming = true;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fcntl(sv[1], F_SETFL, O_NONBLOCK);
+	r.ws = ws_new_server(bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE), &o, &CB, &r);
+	write_all(sv[1], REQ, strlen(REQ));
+	write_all(sv[1], frames, n);
+	spin(base, 10);
+	drain_fd(sv[1], out, sizeof out);
+	close(sv[1]);
+	spin(base, 10);
+	assert_int_equal(r.closes, 1);
+	assert_int_equal(r.close_code, want_code);
+	assert_int_equal(r.stream_len, want_len);
+	assert_memory_equal(r.stream, want_stream, want_len);
+	ws_free(r.ws);
+	event_base_free(base);
+}
+
+static void
+test_server_binary_errors(void **state)
+{
+	uint8_t f[256];
+	size_t n;
+
+	n = frame(f, false, WS_OP_BINARY, true, "ab", 2);
+	n += frame(f + n, true, WS_OP_TEXT, true, "x", 1);
+	server_bad_frames(f, n, 0, 1002, "ab", 2);
+	n = frame(f, false, WS_OP_BINARY, true, "ab", 2);
+	n += frame(f + n, true, WS_OP_BINARY, true, "x", 1);
+	server_bad_frames(f, n, 0, 1002, "ab", 2);
+	n = frame(f, true, WS_OP_CONT, true, "x", 1);
+	server_bad_frames(f, n, 0, 1002, "", 0);
+	n = frame(f, false, WS_OP_BINARY, true, "abc", 3);
+	n += frame(f + n, true, WS_OP_CONT, true, "de", 2);
+	server_bad_frames(f, n, 4, 1009, "abc", 3);
+	n = frame(f, true, WS_OP_BINARY, true, "abcde", 5);
+	server_bad_frames(f, n, 4, 1009, "", 0);
+	n = frame(f, true, WS_OP_BINARY, true, "ab", 2);
+	f[0] |= 0x40;	/* RSV1 without an extension */
+	server_bad_frames(f, n, 0, 1002, "", 0);
+	n = frame(f, true, WS_OP_BINARY, false, "ab", 2);	/* unmasked from a client */
+	server_bad_frames(f, n, 0, 1002, "", 0);
+}
+
 static void
 test_server_split_assembled(void **state)
 {
@@ -787,6 +900,8 @@ main(void)
 		cmocka_unit_test(test_accept_key),
 		cmocka_unit_test(test_server_split_assembled),
 		cmocka_unit_test(test_server_split_streamed),
+		cmocka_unit_test(test_server_binary_split),
+		cmocka_unit_test(test_server_binary_errors),
 		cmocka_unit_test(test_server_bad_requests),
 		cmocka_unit_test(test_client_split),
 		cmocka_unit_test(test_client_peer_closes),
