@@ -63,7 +63,6 @@ struct ws {
 	bool fp_fin;		/* that frame ends the message */
 	uint64_t fp_left;	/* its payload bytes still to read */
 	uint64_t fp_off;	/* its payload bytes read so far */
-	uint64_t fp_msg_len;	/* the message's payload so far */
 	uint8_t fp_mask[4];
 	bool fp_masked;
 	uint64_t feed_left;	/* bytes of the current frame wslay may still take */
@@ -666,8 +665,9 @@ finish_closed(struct ws *ws)
  * - reads the payload of binary messages (first frame and continuations)
  *   straight from the input buffer, unmasking in place a word at a time, and
  *   delivers each piece as it arrives (no copy, no reassembly).
- * The caps and close codes are wslay's: a message over max_frame gets 1009,
- * a frame out of sequence 1002. */
+ * The caps and close codes are wslay's: a frame over max_frame gets 1009
+ * (wslay without buffering caps each frame, not the message), a frame out of
+ * sequence 1002. */
 
 /* XORs the mask into p[0..n), the mask's phase given by the payload offset. */
 static void
@@ -752,19 +752,17 @@ fast_header(struct ws *ws, struct evbuffer *in)
 			return false;
 		}
 		if (op == WS_OP_BINARY) {
-			ws->fp_msg_len = 0;
 			ws->in_msg = true;
 			ws->msg_op = WS_OP_BINARY;
 			ws->first_pending = true;
 			ws->assemble = false;
 		}
-		if (ws->fp_msg_len + len > ws->opt.max_frame) {
+		if (len > ws->opt.max_frame) {	/* wslay's cap without buffering: per frame */
 			ws->fp_msg = false;
 			fail_too_big(ws);
 			return false;
 		}
 		ws->fp_msg = !fin;
-		ws->fp_msg_len += len;
 		ws->fp_frame = true;
 		ws->fp_fin = fin;
 		ws->fp_left = len;

@@ -348,7 +348,8 @@ test_server_binary_split(void **state)
 	}
 }
 
-/* Out-of-sequence and oversized binary frames close with wslay's codes. */
+/* Out-of-sequence and oversized binary frames close with wslay's codes;
+ * max_frame caps each frame, not the whole streamed message. */
 static void
 server_bad_frames(const uint8_t *frames, size_t n, size_t max_frame, int want_code,
     const char *want_stream, size_t want_len)
@@ -392,10 +393,36 @@ test_server_binary_errors(void **state)
 	n = frame(f, true, WS_OP_CONT, true, "x", 1);
 	server_bad_frames(f, n, 0, 1002, "", 0);
 	n = frame(f, false, WS_OP_BINARY, true, "abc", 3);
-	n += frame(f + n, true, WS_OP_CONT, true, "de", 2);
+	n += frame(f + n, true, WS_OP_CONT, true, "defgh", 5);
 	server_bad_frames(f, n, 4, 1009, "abc", 3);
 	n = frame(f, true, WS_OP_BINARY, true, "abcde", 5);
 	server_bad_frames(f, n, 4, 1009, "", 0);
+	{	/* frames within the cap, message over it: passes */
+		struct event_base *base = event_base_new();
+		struct ws_options o = { .max_frame = 4 };
+		int sv[2];
+		struct rec r = { 0 };
+		char out[512];
+
+		r.streaming = true;
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		fcntl(sv[1], F_SETFL, O_NONBLOCK);
+		r.ws = ws_new_server(bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE), &o,
+		    &CB, &r);
+		write_all(sv[1], REQ, strlen(REQ));
+		n = frame(f, false, WS_OP_BINARY, true, "abcd", 4);
+		n += frame(f + n, true, WS_OP_CONT, true, "efgh", 4);
+		write_all(sv[1], f, n);
+		spin(base, 10);
+		drain_fd(sv[1], out, sizeof out);
+		assert_int_equal(r.closes, 0);
+		assert_int_equal(r.stream_len, 8);
+		assert_memory_equal(r.stream, "abcdefgh", 8);
+		assert_int_equal(r.stream_fins, 1);
+		ws_free(r.ws);
+		close(sv[1]);
+		event_base_free(base);
+	}
 	n = frame(f, true, WS_OP_BINARY, true, "ab", 2);
 	f[0] |= 0x40;	/* RSV1 without an extension */
 	server_bad_frames(f, n, 0, 1002, "", 0);
