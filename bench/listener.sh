@@ -4,7 +4,10 @@
 # "Node listener (shird)".
 #
 #   1. relayed HTTP requests/s and p99 through one shir-relay: shird as the listener vs
-#      Microsoft's hyco-https listener (npm hyco-https 1.4.5), same relay, same wrk load
+#      Microsoft's hyco-https listener (npm hyco-https 1.4.5, bench/hyco_listener.js), same
+#      relay, same wrk load; and two ceilings of this machine for the same wrk load: nginx
+#      answering by itself (no relay, no listener), and the relay with a listener that does
+#      nothing but answer (bench/relay_wsbench hc-sink)
 #   2. TCP forward throughput: relay + shird (WebSocket tunnel to a [forward] echo target)
 #      vs the same echo target directly
 #   3. shird's memory with TUNNELS accepted tunnels held open (default 9000)
@@ -74,6 +77,7 @@ max_connections = 60000
 EOF
 "$B/shir-relay" -f "$T/relay.conf" ir create myhc > "$T/ir1.txt"
 "$B/shir-relay" -f "$T/relay.conf" ir create hycohc > "$T/ir2.txt"
+"$B/shir-relay" -f "$T/relay.conf" ir create nullhc > "$T/ir3.txt"
 "$B/shir-relay" -f "$T/relay.conf" > "$T/relay.log" 2>&1 & PIDS+=($!); RPID=$!
 for i in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$RP) 2>/dev/null && break; sleep 0.1; done
 K1=$(grep -o 'IR@v1@[^ ]*' "$T/ir1.txt" | sed -n 1p); S1=$(grep -o 'IR@v1@[^ ]*' "$T/ir1.txt" | sed -n 3p)
@@ -116,15 +120,35 @@ run_wrk() {
 run_wrk shird "$SPID" "http://127.0.0.1:$RP/myhc/v1/test/blob?bytes=64" "$TOK1"
 (cd "$B/bench-hyco" && NODE_PATH="$B/bench-hyco/node_modules" RELAY=ws://127.0.0.1:$RP HC=hycohc \
 	KEYNAME=node-key1 KEY="$(key_of "$K2" key)" \
-	exec node "$S/tests/integration/hyco/https_listener.js" > "$T/hyco.log" 2>&1) & PIDS+=($!); HPID0=$!
+	exec node "$S/bench/hyco_listener.js" > "$T/hyco.log" 2>&1) & PIDS+=($!); HPID0=$!
 wait_log "$T/hyco.log" "LISTENER listening"
-# the hyco listener prints a line per request (its own behaviour; stdout goes to a file)
 run_wrk hyco "$HPID0" "http://127.0.0.1:$RP/hycohc/x" "$TOK2"
+kill "$HPID0"
+# ceiling 1: the relay with a listener that costs (almost) nothing
+K3=$(grep -o 'IR@v1@[^ ]*' "$T/ir3.txt" | sed -n 1p); S3=$(grep -o 'IR@v1@[^ ]*' "$T/ir3.txt" | sed -n 3p)
+TOK3=$(token "http://127.0.0.1:$RP/nullhc" service-key "$(key_of "$S3" key)")
+"$B/bench/relay_wsbench" hc-sink "$RP" nullhc node-key1 "$(key_of "$K3" key)" > "$T/null.out" 2>&1 & PIDS+=($!); NPID=$!
+wait_log "$T/null.out" "READY"
+run_wrk null "$NPID" "http://127.0.0.1:$RP/nullhc/x" "$TOK3"
+kill "$NPID"
+# ceiling 2: nginx answering 64 bytes itself, one worker (no relay, no listener)
+NP=$(free_port); mkdir -p "$T/ngx/logs"
+cat > "$T/nginx.conf" <<NGX
+daemon off; worker_processes 1; pid $T/nginx.pid; error_log $T/ngx/error.log;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path $T/ngx; proxy_temp_path $T/ngx; fastcgi_temp_path $T/ngx;
+  uwsgi_temp_path $T/ngx; scgi_temp_path $T/ngx;
+  server { listen 127.0.0.1:$NP; location / { return 200 "$(printf 'a%.0s' $(seq 64))"; } } }
+NGX
+nginx -p "$T/ngx" -c "$T/nginx.conf" & PIDS+=($!); NGPID=$!
+for i in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$NP) 2>/dev/null && break; sleep 0.1; done
+run_wrk nginx "$NGPID" "http://127.0.0.1:$NP/x" "-"
+kill "$NGPID"
 python3 - "$T" "$(getconf CLK_TCK)" <<'EOF'
 import sys, re
 t, hz = sys.argv[1], int(sys.argv[2])
 r = {}
-for who in ("shird", "hyco"):
+for who in ("shird", "hyco", "null", "nginx"):
     w = open("%s/wrk-%s.txt" % (t, who)).read()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", w).group(1))
     n = int(re.search(r"(\d+) requests in", w).group(1))
@@ -132,10 +156,14 @@ for who in ("shird", "hyco"):
     bad = re.findall(r"(Non-2xx.*|Socket errors.*)", w)
     lc, rc = map(int, open("%s/cpu-%s.txt" % (t, who)).read().split())
     r[who] = (rps, lc * 1e6 / hz / n)
-    print("%-6s requests/s %9.0f  p99 %-8s listener CPU/request %6.1f us  relay CPU/request %6.1f us %s"
-          % (who, rps, p99, lc * 1e6 / hz / n, rc * 1e6 / hz / n, " ".join(bad)))
+    name = {"null": "relay + do-nothing listener", "nginx": "nginx alone (no relay)"}.get(who, who)
+    cpu = ("" if who == "nginx" else "listener CPU/request %6.1f us  relay CPU/request %6.1f us"
+           % (lc * 1e6 / hz / n, rc * 1e6 / hz / n))
+    print("%-28s requests/s %9.0f  p99 %-8s %s %s" % (name, rps, p99, cpu, " ".join(bad)))
 print("ratio shird/hyco-https: requests/s %.2f, listener CPU per request %.2f (lower is better)"
       % (r["shird"][0] / r["hyco"][0], r["shird"][1] / r["hyco"][1]))
+print("ceilings on this machine, as multiples of hyco-https's rate: relay + do-nothing listener %.2fx, "
+      "nginx alone %.2fx" % (r["null"][0] / r["hyco"][0], r["nginx"][0] / r["hyco"][0]))
 EOF
 
 echo "== 2. TCP forward: $MB MiB each way, one connection, SHA-256 checked"

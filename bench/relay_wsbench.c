@@ -25,6 +25,7 @@
 #include <event2/http.h>
 #include <event2/listener.h>
 
+#include "src/evread.h"
 #include "relay/hc_msg.h"
 #include "relay/sas.h"
 #include "relay/ws.h"
@@ -313,6 +314,7 @@ main(int argc, char **argv)
 	struct evhttp *http = NULL;
 
 	signal(SIGPIPE, SIG_IGN);
+	evread_tune_malloc();	/* as shir-relay and shird do */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);

@@ -18,6 +18,7 @@
 #include <openssl/crypto.h>
 #include <openssl/opensslv.h>
 
+#include "evread.h"
 #include "irkey.h"
 #include "log.h"
 #include "relay_conf.h"
@@ -94,6 +95,7 @@ run(const char *path, bool test_only)
 	}
 	log_info("main", "event=versions shir=%s libevent=%s openssl=%s cjson=%s", PACKAGE_VERSION,
 	    event_get_version(), OpenSSL_version(OPENSSL_VERSION_STRING), cJSON_Version());
+	evread_tune_malloc();
 	base = event_base_new();
 	if (base == NULL) {
 		relay_conf_free(c);

@@ -14,10 +14,13 @@
 #include <openssl/rand.h>
 #include <wslay/wslay.h>
 
+#include "evread.h"
 #include "log.h"
 #include "ws.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+/* most input held per endpoint: one recvmsg tops the socket's 4 KiB bufferevent read up to this */
+#define WS_READ_MAX (256 * 1024)
 #define WS_IDLE_MS 2000	/* quiet time before an idle endpoint frees its wslay context */
 
 enum ws_role { WS_ROLE_SERVER, WS_ROLE_CLIENT };
@@ -1038,8 +1041,11 @@ read_cb(struct bufferevent *bev, void *arg)
 	ws->busy++;
 	if (ws->state == WS_S_HANDSHAKE)
 		handshake_read(ws);
-	else if (ws->state == WS_S_OPEN || ws->state == WS_S_CLOSING)
+	else if (ws->state == WS_S_OPEN || ws->state == WS_S_CLOSING) {
+		if (!ws->paused)
+			evread_more(bev, WS_READ_MAX);
 		ws_process(ws);
+	}
 	else if (ws->state == WS_S_REJECTING || ws->state == WS_S_DECIDING)
 		bufferevent_disable(bev, EV_READ);
 	ws->busy--;

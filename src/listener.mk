@@ -30,4 +30,4 @@ EXTRA_DIST += tests/integration/listener_hyco_sender.js
 noinst_PROGRAMS += bench/listener_pump
 bench_listener_pump_SOURCES = bench/listener_pump.c
 bench_listener_pump_LDADD = $(SHIR_LIBS)
-EXTRA_DIST += bench/listener.sh
+EXTRA_DIST += bench/listener.sh bench/hyco_listener.js

@@ -7,7 +7,8 @@ libshir_a_SOURCES += \
 	src/node.c src/node.h \
 	src/ctlsock.c src/ctlsock.h \
 	src/ctl_client.c src/ctl_client.h \
-	src/jsonutil.c src/jsonutil.h
+	src/jsonutil.c src/jsonutil.h \
+	src/evread.c src/evread.h
 
 sbin_PROGRAMS += shird
 shird_SOURCES = src/shird.c src/shird.h src/shird_hooks.c

@@ -18,6 +18,7 @@
 #include <openssl/ssl.h>
 
 #include "conf.h"
+#include "evread.h"
 #include "lchan.h"
 #include "lctl.h"
 #include "ldial.h"
@@ -341,6 +342,7 @@ ltun_pump_tcp(struct ltun *t)
 static void
 ltun_tcp_read(struct bufferevent *bev, void *arg)
 {
+	evread_more(bev, LTUN_CHUNK * 4);	/* libevent read 4 KiB: take the rest in one recvmsg */
 	ltun_pump_tcp(arg);
 }
 

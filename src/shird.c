@@ -26,6 +26,7 @@
 #include "api.h"
 #include "conf.h"
 #include "ctlsock.h"
+#include "evread.h"
 #include "log.h"
 #include "node.h"
 #include "shird.h"
@@ -203,6 +204,7 @@ main(int argc, char **argv)
 	log_versions();
 
 	d.exit_code = 1;
+	evread_tune_malloc();
 	d.base = event_base_new();
 	if (d.base == NULL) {
 		log_error("main", "event=fatal reason=\"cannot create the event loop\"");

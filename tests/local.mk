@@ -17,7 +17,8 @@ UNIT_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 UNIT_LIBS = $(SHIR_LIBS) $(CMOCKA_LIBS)
 
 # --- unit tests --------------------------------------------------------------
-UNIT_TESTS = tests/unit/test_conf tests/unit/test_log tests/unit/test_api tests/unit/test_jsonutil
+UNIT_TESTS = tests/unit/test_conf tests/unit/test_log tests/unit/test_api tests/unit/test_jsonutil \
+	tests/unit/test_evread
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 tests_unit_test_conf_SOURCES = tests/unit/test_conf.c
@@ -32,6 +33,9 @@ tests_unit_test_api_LDADD = $(UNIT_LIBS)
 tests_unit_test_jsonutil_SOURCES = tests/unit/test_jsonutil.c
 tests_unit_test_jsonutil_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_jsonutil_LDADD = $(UNIT_LIBS)
+tests_unit_test_evread_SOURCES = tests/unit/test_evread.c
+tests_unit_test_evread_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_evread_LDADD = $(UNIT_LIBS)
 
 # --- fuzz targets ------------------------------------------------------------
 FUZZ_TARGETS = tests/fuzz/fuzz_conf

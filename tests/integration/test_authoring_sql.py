@@ -169,13 +169,19 @@ def test_postgresql_queue_and_deadline(h):
     cancelled in the server"""
     s = pg()
     n = Node(h, jobs=1, queue=1, timeout=4)
-    slow = {"linkedService": s.linked_service(), "dataset": query("SELECT pg_sleep(1) AS s")}
+    slow = {"linkedService": s.linked_service(), "dataset": query("SELECT pg_sleep(1.5) AS s")}
     procs = []
-    for _ in range(2):
+
+    def running():
+        return s.sql("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE "
+                     "'SELECT pg_sleep(1.5)%'").strip()
+    for i in range(2):
         p = subprocess.Popen(n.curl_argv("preview", "x"), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         p.stdin.write(json.dumps(slow).encode())
         p.stdin.close()
         procs.append(p)
+        if i == 0:	# the first runs on the one worker before the second takes the one queue slot
+            wait_until(lambda: running() == "1", 30, "the first query to run")
     try:
         wait_until(lambda: n.p.log().count("event=authoring.request") >= 2, 30, "two accepted requests")
     except Exception as e:
