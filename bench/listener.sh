@@ -179,9 +179,13 @@ mkfifo "$T/hold.in"
 HPID=$!; PIDS+=($HPID)
 exec 9> "$T/hold.in"
 wait_log "$T/hold.out" "HELD" 120
+busy=$(rss_kb "$SPID")
+# idle tunnels free their wslay contexts after 2 s; shird returns freed pages every 5 s
+sleep "${SETTLE:-8}"
 after=$(rss_kb "$SPID")
 tunnels=$("$B/shirctl" --socket "$T/shird.sock" status --json | python3 -c 'import sys,json;print(json.load(sys.stdin)["tunnels"])')
 echo "$(cat "$T/hold.out"); shird reports tunnels=$tunnels"
-echo "shird RSS: before ${before} KiB, with tunnels ${after} KiB, per tunnel $(( (after - before) * 1024 / (tunnels > 0 ? tunnels : 1) )) bytes"
+n=$(( tunnels > 0 ? tunnels : 1 ))
+echo "shird RSS: before ${before} KiB; just opened ${busy} KiB ($(( (busy - before) * 1024 / n )) bytes per tunnel); idle ${SETTLE:-8} s later ${after} KiB, per tunnel $(( (after - before) * 1024 / n )) bytes"
 exec 9>&-
 wait "$HPID" 2>/dev/null || true

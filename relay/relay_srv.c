@@ -180,7 +180,6 @@ struct rsrv {
 	struct event *state_poll;
 	struct stat state_st;
 	bool state_seen;
-	unsigned long trimmed_at;	/* ws_idle_releases() at the last malloc_trim */
 	struct failrec fails[FAIL_SLOTS];
 	long nconns;
 	long nctl_total;
@@ -2454,13 +2453,7 @@ state_poll(evutil_socket_t fd, short w, void *arg)
 	struct stat st;
 	struct shir_error e;
 
-#ifdef __GLIBC__
-	/* idle WebSockets free their wslay contexts: hand the pages back */
-	if (ws_idle_releases() - s->trimmed_at >= 64) {
-		s->trimmed_at = ws_idle_releases();
-		malloc_trim(0);
-	}
-#endif
+	ws_trim_idle();	/* idle WebSockets free their wslay contexts: hand the pages back */
 	if (stat(s->conf->state_file, &st) != 0)
 		memset(&st, 0, sizeof st);
 	if (s->state_seen && st.st_mtim.tv_sec == s->state_st.st_mtim.tv_sec &&

@@ -1,9 +1,13 @@
-/* ws: see ws.h. wslay does the framing; this file does the HTTP upgrade, the
+/* ws: see ws.h. wslay does the framing (binary payload is read without it:
+ * docs/relay.md says why); this file does the HTTP upgrade, the
  * bufferevent glue, message assembly, backpressure and the life cycle. */
 #include "config.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 #include <strings.h>
 
@@ -578,6 +582,19 @@ ws_idle_releases(void)
 	return idle_releases;
 }
 
+void
+ws_trim_idle(void)
+{
+#ifdef __GLIBC__
+	static unsigned long trimmed_at;	/* the event loop thread only */
+
+	if (idle_releases - trimmed_at >= 64) {
+		trimmed_at = idle_releases;
+		malloc_trim(0);
+	}
+#endif
+}
+
 /* The wslay context, made again after release_idle. */
 static int
 ensure_wslay(struct ws *ws)
@@ -595,8 +612,7 @@ ensure_wslay(struct ws *ws)
 static void
 update_congestion(struct ws *ws)
 {
-	if (ws->bev != NULL &&
-	    evbuffer_get_length(bufferevent_get_output(ws->bev)) > ws->opt.high_water)
+	if (ws->bev != NULL && ws_output_pending(ws) > ws->opt.high_water)
 		ws->congested = true;
 }
 
@@ -1586,10 +1602,17 @@ ws_abort(struct ws *ws)
 	finish_later(ws, WS_CLOSE_ABNORMAL, "aborted", false);
 }
 
+/* Bytes written but not yet sent: the output buffer, plus what wslay holds
+ * when the flush waits for a callback to return (a producer looping inside a
+ * callback must see those, or it queues without bound). */
 size_t
 ws_output_pending(const struct ws *ws)
 {
-	return ws->bev ? evbuffer_get_length(bufferevent_get_output(ws->bev)) : 0;
+	size_t n = ws->bev ? evbuffer_get_length(bufferevent_get_output(ws->bev)) : 0;
+
+	if (ws->wctx != NULL)
+		n += wslay_event_get_queued_msg_length(ws->wctx);
+	return n;
 }
 
 bool

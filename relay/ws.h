@@ -182,6 +182,10 @@ struct bufferevent *ws_bufferevent(const struct ws *ws);
 /* How many idle endpoints have freed their wslay context so far (process
  * wide; lets a daemon decide when to hand freed memory back, malloc_trim). */
 unsigned long ws_idle_releases(void);
+/* Called every few seconds by a program's loop: once 64 more endpoints have
+ * released their contexts (or a burst freed buffers), hands free heap pages
+ * back to the system (glibc malloc_trim). */
+void ws_trim_idle(void);
 
 /* Handshake helpers (exposed for tests and other modules). */
 /* Sec-WebSocket-Accept for a key; out must hold 29 bytes. */

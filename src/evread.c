@@ -16,6 +16,10 @@
 #include "evread.h"
 
 #define EVREAD_VECS 2
+#define EVREAD_LIBEVENT_MAX 4096	/* EVBUFFER_MAX_READ in libevent 2.1 */
+/* most reserved per call: a new chain of 64 KiB with libevent's chain header,
+ * so a burst does not leave quarter-megabyte holes in the heap */
+#define EVREAD_STEP (64 * 1024 - 256)
 
 size_t
 evread_more(struct bufferevent *bev, size_t limit)
@@ -29,11 +33,18 @@ evread_more(struct bufferevent *bev, size_t limit)
 	ssize_t n;
 	int i, nv;
 
+	/* libevent reads min(FIONREAD, 4 KiB): less than 4 KiB buffered means it
+	 * found the socket nearly empty, and a quiet endpoint should not get a
+	 * large buffer (nor a system call that finds nothing) */
+	if (have < EVREAD_LIBEVENT_MAX)
+		return 0;
 	if (fd < 0 || have >= limit || bufferevent_get_underlying(bev) != NULL ||
 	    bufferevent_openssl_get_ssl(bev) != NULL ||
 	    !(bufferevent_get_enabled(bev) & EV_READ))
 		return 0;
 	want = limit - have;
+	if (want > EVREAD_STEP)
+		want = EVREAD_STEP;
 	/* a socket bufferevent keeps the end of its input frozen except while it
 	 * reads itself (bufferevent_sock.c); thaw it for our read the same way */
 	evbuffer_unfreeze(in, 0);

@@ -18,13 +18,15 @@
 
 struct bufferevent;
 
-/* Reads until the input buffer holds `limit` bytes or the socket is empty
- * (one recvmsg with MSG_DONTWAIT). Returns the number of bytes added (0 when nothing was waiting
- * or the bufferevent is not a plain socket). */
+/* When the input holds at least libevent's 4 KiB (so the socket likely has
+ * more), reads up to 64 KiB more without passing `limit` bytes buffered:
+ * one recvmsg with MSG_DONTWAIT. Returns the bytes added: 0 when nothing was
+ * waiting, less than 4 KiB was buffered, reading is disabled or the
+ * bufferevent is not a plain socket. */
 size_t evread_more(struct bufferevent *bev, size_t limit);
 
 /* Called once at start by programs that stream: fixed malloc thresholds, so
- * the 64-256 KiB buffers a busy stream allocates and frees for every read are
+ * the 64 KiB buffers a busy stream allocates and frees for every read are
  * reused from the heap instead of being mapped, faulted in and unmapped each
  * time (glibc's sliding thresholds otherwise trim and regrow the heap: a
  * quarter of the relay's CPU went to page faults). Idle memory still goes

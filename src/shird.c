@@ -29,13 +29,14 @@
 #include "evread.h"
 #include "log.h"
 #include "node.h"
+#include "relay/ws.h"
 #include "shird.h"
 
 struct shird {
 	struct event_base *base;
 	struct node *node;
 	struct ctlsock *ctl;
-	struct event *ev_term, *ev_int, *ev_hup, *ev_drain;
+	struct event *ev_term, *ev_int, *ev_hup, *ev_drain, *ev_trim;
 	struct timeval drain_deadline;
 	int draining;
 	int exit_code;
@@ -125,6 +126,13 @@ shird_on_term(evutil_socket_t sig, short what, void *arg)
 	shird_drain_check(-1, 0, d);
 }
 
+/* Idle tunnels and channels give their buffers back: return the pages too. */
+static void
+shird_trim(evutil_socket_t fd, short what, void *arg)
+{
+	ws_trim_idle();
+}
+
 static void
 shird_on_hup(evutil_socket_t sig, short what, void *arg)
 {
@@ -148,6 +156,7 @@ main(int argc, char **argv)
 	struct shird d;
 	struct conf *conf = NULL;
 	struct shir_error err;
+	const struct timeval trim_every = { 5, 0 };
 	const char *path = SHIRD_CONF_DEFAULT, *level = NULL;
 	enum log_level lvl;
 	int test = 0, ch;
@@ -224,6 +233,11 @@ main(int argc, char **argv)
 		log_error("main", "event=fatal reason=\"cannot install signal handlers\"");
 		goto out;
 	}
+	d.ev_trim = event_new(d.base, -1, EV_PERSIST, shird_trim, &d);
+	if (d.ev_trim == NULL || event_add(d.ev_trim, &trim_every) != 0) {
+		log_error("main", "event=fatal reason=\"out of memory\"");
+		goto out;
+	}
 	if (ctlsock_open(d.node, node_conf(d.node)->control_socket, &d.ctl, &err) != 0) {
 		log_error("main", "event=fatal reason=%s", log_q(err.msg));
 		goto out;
@@ -239,6 +253,8 @@ out:
 	ctlsock_free(d.ctl);
 	if (d.ev_drain)
 		event_free(d.ev_drain);
+	if (d.ev_trim)
+		event_free(d.ev_trim);
 	if (d.ev_term)
 		event_free(d.ev_term);
 	if (d.ev_int)

@@ -129,6 +129,8 @@ test_stream_small_limit(void **state)
 	run_stream(16 * 1024, 0);	/* the limit caps what is buffered */
 }
 
+static void prefill(struct bufferevent *bev);
+
 /* Nothing waiting: returns 0 at once, even on a blocking socket. */
 static void
 test_nothing_waiting(void **state)
@@ -140,7 +142,9 @@ test_nothing_waiting(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	bev = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_enable(bev, EV_READ);
+	prefill(bev);
 	assert_int_equal(evread_more(bev, 65536), 0);
+	evbuffer_drain(bufferevent_get_input(bev), 4096);
 	/* the input buffer still takes libevent's own reads afterwards */
 	write_all(sv[1], (const uint8_t *)"abc", 3);
 	event_base_loop(base, EVLOOP_ONCE);
@@ -150,34 +154,52 @@ test_nothing_waiting(void **state)
 	event_base_free(base);
 }
 
-/* Reading disabled (backpressure), a limit already reached, or not a socket
- * (a bufferevent pair): nothing is read. */
+/* What libevent's own read leaves: 4 KiB in the input. */
+static void
+prefill(struct bufferevent *bev)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	char x[4096];
+
+	memset(x, 'x', sizeof x);
+	evbuffer_unfreeze(in, 0);
+	assert_int_equal(evbuffer_add(in, x, sizeof x), 0);
+	evbuffer_freeze(in, 0);
+}
+
+/* Less than 4 KiB buffered (libevent found the socket nearly empty), reading
+ * disabled (backpressure), a limit already reached, or not a socket (a
+ * bufferevent pair): nothing is read. */
 static void
 test_left_alone(void **state)
 {
 	struct event_base *base = event_base_new();
 	struct bufferevent *bev, *pair[2];
 	int sv[2];
-	char buf[8];
+	char buf[4096 + 8];
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	evutil_make_socket_nonblocking(sv[0]);
 	bev = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
 	write_all(sv[1], (const uint8_t *)"0123456789", 10);
+	bufferevent_enable(bev, EV_READ);
+	assert_int_equal(evread_more(bev, 65536), 0);	/* under 4 KiB buffered */
+	prefill(bev);
 	bufferevent_disable(bev, EV_READ);
 	assert_int_equal(evread_more(bev, 65536), 0);
 	bufferevent_enable(bev, EV_READ);
-	assert_int_equal(evread_more(bev, 4), 4);
-	assert_int_equal(evread_more(bev, 4), 0);	/* limit reached */
+	assert_int_equal(evread_more(bev, 4096 + 4), 4);
+	assert_int_equal(evread_more(bev, 4096 + 4), 0);	/* limit reached */
 	assert_int_equal(evread_more(bev, 65536), 6);
-	assert_int_equal(evbuffer_remove(bufferevent_get_input(bev), buf, sizeof buf), 8);
-	assert_memory_equal(buf, "01234567", 8);
+	assert_int_equal(evbuffer_remove(bufferevent_get_input(bev), buf, sizeof buf), (int)sizeof buf);
+	assert_memory_equal(buf + 4096, "01234567", 8);
 	close(sv[1]);
 	bufferevent_free(bev);
 
 	assert_int_equal(bufferevent_pair_new(base, 0, pair), 0);
 	bufferevent_enable(pair[1], EV_READ);
 	bufferevent_write(pair[0], "x", 1);
+	prefill(pair[1]);
 	assert_int_equal(evread_more(pair[1], 65536), 0);
 	bufferevent_free(pair[0]);
 	bufferevent_free(pair[1]);
