@@ -22,6 +22,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -201,15 +202,32 @@ static void h_send_request(struct hconn *h);
 static void
 make_uuid(char out[37])
 {
+	/* ids are capabilities (a rendezvous address): 122 random bits each,
+	 * drawn from a pool filled 64 ids at a time (RAND_bytes per id cost the
+	 * relay an eighth of its CPU per request). The loop thread only. */
+	static const char hex[] = "0123456789abcdef";
+	static unsigned char pool[16 * 64];
+	static size_t left;
 	unsigned char b[16];
+	size_t i, o = 0;
 
-	if (RAND_bytes(b, sizeof b) != 1)
-		abort();
+	if (left == 0) {
+		if (RAND_bytes(pool, sizeof pool) != 1)
+			abort();
+		left = sizeof pool;
+	}
+	left -= sizeof b;
+	memcpy(b, pool + left, sizeof b);
+	OPENSSL_cleanse(pool + left, sizeof b);
 	b[6] = (b[6] & 0x0f) | 0x40;
 	b[8] = (b[8] & 0x3f) | 0x80;
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-	    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-	    b[14], b[15]);
+	for (i = 0; i < sizeof b; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[b[i] >> 4];
+		out[o++] = hex[b[i] & 15];
+	}
+	out[o] = '\0';
 }
 
 static unsigned
@@ -217,7 +235,7 @@ rnd(unsigned n)
 {
 	unsigned r;
 
-	if (n == 0 || RAND_bytes((unsigned char *)&r, sizeof r) != 1)
+	if (n <= 1 || RAND_bytes((unsigned char *)&r, sizeof r) != 1)
 		return 0;
 	return r % n;
 }

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +11,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include "sas.h"
@@ -205,28 +206,87 @@ sas_audience_dotnet(const char *uri, char **out)
 	return audience(uri, true, out);
 }
 
+/* HMAC-SHA256 keyed contexts, kept per key: OpenSSL 3's one-shot HMAC()
+ * fetches the algorithm and parses parameters on every call, which cost the
+ * relay a quarter of its CPU per request (every HTTP request carries a token).
+ * A keyed template is made once per key and duplicated per signature. Few
+ * keys are live at a time (the rules of a relay's entities, a node's key), so
+ * a small table replaced round-robin does; keys are the owner's, never a
+ * peer's, and are compared in constant time. */
+#define HMAC_CACHE 16
+
+static struct hmac_ent {
+	unsigned char *key;
+	size_t klen;
+	EVP_MAC_CTX *tmpl;
+} hmac_cache[HMAC_CACHE];
+static unsigned hmac_next;
+static EVP_MAC *hmac_alg;
+static pthread_mutex_t hmac_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A context ready for update/final, or NULL. Holds hmac_lock while looking. */
+static EVP_MAC_CTX *
+hmac_ctx_for(const char *key)
+{
+	size_t kl = strlen(key);
+	struct hmac_ent *e = NULL;
+	EVP_MAC_CTX *ctx = NULL;
+	OSSL_PARAM params[2];
+	unsigned i;
+
+	pthread_mutex_lock(&hmac_lock);
+	for (i = 0; i < HMAC_CACHE; i++) {
+		if (hmac_cache[i].tmpl != NULL && hmac_cache[i].klen == kl &&
+		    CRYPTO_memcmp(hmac_cache[i].key, key, kl) == 0) {
+			e = &hmac_cache[i];
+			break;
+		}
+	}
+	if (e == NULL) {
+		if (hmac_alg == NULL && (hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL)
+			goto out;
+		e = &hmac_cache[hmac_next++ % HMAC_CACHE];
+		EVP_MAC_CTX_free(e->tmpl);
+		if (e->key != NULL)
+			OPENSSL_clear_free(e->key, e->klen);
+		e->tmpl = NULL;
+		e->key = OPENSSL_memdup(key, kl ? kl : 1);
+		e->klen = kl;
+		params[0] = OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0);
+		params[1] = OSSL_PARAM_construct_end();
+		if (e->key == NULL || (e->tmpl = EVP_MAC_CTX_new(hmac_alg)) == NULL ||
+		    EVP_MAC_init(e->tmpl, (const unsigned char *)key, kl, params) != 1) {
+			EVP_MAC_CTX_free(e->tmpl);
+			e->tmpl = NULL;
+			goto out;
+		}
+	}
+	ctx = EVP_MAC_CTX_dup(e->tmpl);
+out:
+	pthread_mutex_unlock(&hmac_lock);
+	return ctx;
+}
+
 static int
 hmac_b64(const char *key, const char *sr, const char *se, char out[45])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	size_t l1 = strlen(sr), l2 = strlen(se);
-	char *msg = malloc(l1 + 1 + l2 + 1);
+	size_t mdlen = 0;
+	EVP_MAC_CTX *ctx = hmac_ctx_for(key);
+	int rc = SHIR_ECRYPTO;
 
-	if (msg == NULL)
-		return SHIR_ENOMEM;
-	memcpy(msg, sr, l1);
-	msg[l1] = '\n';
-	memcpy(msg + l1 + 1, se, l2 + 1);
-	if (HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)msg, l1 + 1 + l2,
-	    md, &mdlen) == NULL || mdlen != 32) {
-		free(msg);
+	if (ctx == NULL)
 		return SHIR_ECRYPTO;
+	if (EVP_MAC_update(ctx, (const unsigned char *)sr, strlen(sr)) == 1 &&
+	    EVP_MAC_update(ctx, (const unsigned char *)"\n", 1) == 1 &&
+	    EVP_MAC_update(ctx, (const unsigned char *)se, strlen(se)) == 1 &&
+	    EVP_MAC_final(ctx, md, &mdlen, sizeof md) == 1 && mdlen == 32) {
+		EVP_EncodeBlock((unsigned char *)out, md, 32);
+		rc = 0;
 	}
-	free(msg);
-	EVP_EncodeBlock((unsigned char *)out, md, 32);
+	EVP_MAC_CTX_free(ctx);
 	OPENSSL_cleanse(md, sizeof md);
-	return 0;
+	return rc;
 }
 
 int

@@ -194,6 +194,43 @@ test_far_expiry_no_overflow(void **state)
 	free(t);
 }
 
+/* Keyed HMAC contexts are kept per key (relay/sas.c): a token signed with one
+ * key never verifies with another, whatever the table holds: more keys than
+ * the table has slots, keys that differ in the last byte, a key that is a
+ * prefix of another, and the empty key, in two rounds. */
+static void
+test_many_keys(void **state)
+{
+	char keys[40][48], *t[40];
+	struct sas_rule r[2];
+	struct shir_error e;
+	int i, round;
+
+	for (i = 0; i < 40; i++) {
+		if (i < 20)
+			snprintf(keys[i], sizeof keys[i], "key-number-%02d-abcdefghijklmnopqrstuv", i);
+		else if (i < 38)
+			snprintf(keys[i], sizeof keys[i], "%.*s", 10 + i - 20, "key-number-00-abcdefghijklmnopqrstuv");
+		else
+			snprintf(keys[i], sizeof keys[i], "%s", i == 38 ? "" : "k");
+	}
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < 40; i++)
+			assert_int_equal(sas_token_build("http://" NS "/myhc", "r", keys[i], SE, &t[i]), 0);
+		for (i = 0; i < 40; i++) {
+			int j = (i * 7 + 3) % 40;
+
+			r[0] = (struct sas_rule){ "r", keys[i], SAS_SEND };
+			assert_int_equal(sas_verify(t[i], r, 1, "myhc", NS, SAS_SEND, SE - 10, 5, NULL, &e), 0);
+			if (strcmp(keys[i], keys[j]) != 0)
+				assert_int_equal(sas_verify(t[j], r, 1, "myhc", NS, SAS_SEND, SE - 10, 5, NULL,
+				    &e), SHIR_EAUTH);
+		}
+		for (i = 0; i < 40; i++)
+			free(t[i]);
+	}
+}
+
 int
 main(void)
 {
@@ -205,6 +242,7 @@ main(void)
 		cmocka_unit_test(test_verify_outcomes),
 		cmocka_unit_test(test_far_expiry_no_overflow),
 		cmocka_unit_test(test_audiences),
+		cmocka_unit_test(test_many_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
