@@ -23,7 +23,7 @@
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static int log_fd = 2;
-static enum log_level log_lvl = LOG_LVL_INFO;
+_Atomic int log_threshold = LOG_LVL_INFO;	/* see log_wants() */
 static char *log_ring[LOG_RING_LINES];
 static size_t log_ring_next;
 
@@ -66,13 +66,13 @@ log_close(void)
 void
 log_set_level(enum log_level lvl)
 {
-	log_lvl = lvl;
+	atomic_store(&log_threshold, (int)lvl);
 }
 
 enum log_level
 log_get_level(void)
 {
-	return log_lvl;
+	return (enum log_level)atomic_load(&log_threshold);
 }
 
 int
@@ -237,7 +237,7 @@ log_write(enum log_level lvl, const char *sub, const char *fmt, ...)
 	size_t n;
 	int r;
 
-	if (lvl > log_lvl)
+	if (!log_wants(lvl))
 		return;
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);

@@ -285,4 +285,45 @@ def test_ir_cli(h):
     r.proc.wait_log(r"event=shutdown\.done", after_mark=False)
 
 
+@test
+def test_verified_token_reuse(h):
+    """a token verified once (kept in the relay's small table) stops working when it expires, when
+    its key is regenerated, for another hybrid connection and for a right it lacks"""
+    import http.client
+    import time
+    r = Relay(h, limits="token_skew = 0")
+    keys = r.create("one")
+    r.create("two")
+    r.start()
+
+    def get(hc, tok):
+        conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
+        conn.request("GET", "/%s/x" % hc, headers={"ServiceBusAuthorization": tok})
+        st = conn.getresponse().status
+        conn.close()
+        return st
+
+    send = keys["service-key"]
+    short = sas_token("http://127.0.0.1:%d/one" % r.port, "service-key", send["key"], ttl=2)
+    # authorized and no listener: 502, twice (the second from the table)
+    check(get("one", short) == 502 and get("one", short) == 502, "a valid token is accepted twice")
+    st = get("two", short)
+    check(st in (401, 403), "the same token for another hybrid connection (its own keys): %d", st)
+    exp = int(re.search(r"se=(\d+)", short).group(1))
+    wait_until(lambda: time.time() > exp + 0.2, 10, "the token to expire")
+    check(get("one", short) == 401, "an expired token is refused although it was verified before")
+
+    lkey = keys["node-key1"]["key"]
+    ltok = sas_token("http://127.0.0.1:%d/one" % r.port, "node-key1", lkey)
+    ctl = RawWS(r.port, "/$hc/one?sb-hc-action=listen", {"ServiceBusAuthorization": ltok})
+    check(ctl.status == 101, "listen: %d", ctl.status)
+    check(get("one", ltok) == 403, "a Listen token used to send: 403 (after it was verified for Listen)")
+    ctl.close()
+    r.proc.mark()
+    r.cli("ir", "regenerate-key", "one", "key1")
+    r.proc.wait_log(r"event=state\.reload status=done")
+    again = RawWS(r.port, "/$hc/one?sb-hc-action=listen", {"ServiceBusAuthorization": ltok})
+    check(again.status == 401, "the same token string after its key was regenerated: %d", again.status)
+
+
 main()
