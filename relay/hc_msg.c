@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "hc_msg.h"
+#include "jsonutil.h"
 #include "sas.h"
 
 /* ---- headers -------------------------------------------------------------- */
@@ -232,6 +233,7 @@ hc_msg_decode(const char *json, size_t len, struct hc_msg *m, struct shir_error 
 	int rc = 0;
 
 	memset(m, 0, sizeof *m);
+	json_arena_begin();	/* the tree dies here; strings are copied out */
 	root = cJSON_ParseWithLength(json, len);
 	if (root == NULL || !cJSON_IsObject(root)) {
 		rc = shir_error_set(e, SHIR_EPROTO, "the control message is not a JSON object");
@@ -306,6 +308,7 @@ hc_msg_decode(const char *json, size_t len, struct hc_msg *m, struct shir_error 
 	}
 out:
 	cJSON_Delete(root);
+	json_arena_end();
 	if (rc != 0)
 		hc_msg_clear(m);
 	return rc;
@@ -374,19 +377,33 @@ add_endpoint(cJSON *o, const struct hc_endpoint *ep)
 	    cJSON_AddNumberToObject(r, "port", ep->port);
 }
 
+/* Encoders build their tree in the scratch arena (begin_json) and copy the
+ * printed text out of it here. */
+static cJSON *
+begin_json(void)
+{
+	cJSON *root;
+
+	json_arena_begin();
+	if ((root = cJSON_CreateObject()) == NULL)
+		json_arena_end();
+	return root;
+}
+
 static char *
 finish_json(cJSON *root, bool ok)
 {
-	char *s = ok ? cJSON_PrintUnformatted(root) : NULL;
+	char *s = ok ? json_arena_strdup(cJSON_PrintUnformatted(root)) : NULL;
 
 	cJSON_Delete(root);
+	json_arena_end();
 	return s;
 }
 
 char *
 hc_msg_encode_accept(const struct hc_accept *a)
 {
-	cJSON *root = cJSON_CreateObject(), *o;
+	cJSON *root = begin_json(), *o;
 	bool ok;
 
 	if (root == NULL)
@@ -401,7 +418,7 @@ hc_msg_encode_accept(const struct hc_accept *a)
 char *
 hc_msg_encode_request(const struct hc_request *r)
 {
-	cJSON *root = cJSON_CreateObject(), *o;
+	cJSON *root = begin_json(), *o;
 	bool ok;
 
 	if (root == NULL)
@@ -425,7 +442,7 @@ hc_msg_encode_request(const struct hc_request *r)
 char *
 hc_msg_encode_response(const struct hc_response *r)
 {
-	cJSON *root = cJSON_CreateObject(), *o;
+	cJSON *root = begin_json(), *o;
 	bool ok;
 
 	if (root == NULL)
@@ -445,7 +462,7 @@ hc_msg_encode_response(const struct hc_response *r)
 char *
 hc_msg_encode_renew(const char *token)
 {
-	cJSON *root = cJSON_CreateObject(), *o;
+	cJSON *root = begin_json(), *o;
 	bool ok;
 
 	if (root == NULL)

@@ -20,6 +20,7 @@
 
 #include "evread.h"
 #include "irkey.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "relay_conf.h"
 #include "relay_srv.h"
@@ -96,6 +97,7 @@ run(const char *path, bool test_only)
 	log_info("main", "event=versions shir=%s libevent=%s openssl=%s cjson=%s", PACKAGE_VERSION,
 	    event_get_version(), OpenSSL_version(OPENSSL_VERSION_STRING), cJSON_Version());
 	evread_tune_malloc();
+	json_arena_install();
 	base = event_base_new();
 	if (base == NULL) {
 		relay_conf_free(c);

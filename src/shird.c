@@ -27,6 +27,7 @@
 #include "conf.h"
 #include "ctlsock.h"
 #include "evread.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "node.h"
 #include "relay/ws.h"
@@ -214,6 +215,7 @@ main(int argc, char **argv)
 
 	d.exit_code = 1;
 	evread_tune_malloc();
+	json_arena_install();
 	d.base = event_base_new();
 	if (d.base == NULL) {
 		log_error("main", "event=fatal reason=\"cannot create the event loop\"");

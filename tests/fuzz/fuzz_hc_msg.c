@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "relay/hc_msg.h"
+#include "src/jsonutil.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -15,7 +16,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct hc_msg m, m2;
 	struct shir_error e;
 	char *j = NULL, *q;
+	static int arena;
 
+	if (!arena) {	/* as shird and shir-relay run: cJSON trees in the scratch arena */
+		json_arena_install();
+		arena = 1;
+	}
 	if (hc_msg_decode((const char *)data, size, &m, &e) == 0) {
 		switch (m.type) {
 		case HC_MSG_ACCEPT: j = hc_msg_encode_accept(&m.accept); break;

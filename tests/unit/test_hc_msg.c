@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "relay/hc_msg.h"
+#include "src/jsonutil.h"
 
 static int
 dec(const char *j, struct hc_msg *m)
@@ -208,6 +209,43 @@ test_headers(void **state)
 	assert_false(hc_is_hop_header("Authorization"));
 }
 
+/* Messages larger than the scratch arena (64 KiB) spill to malloc and still
+ * round-trip; small ones after them reuse the arena. */
+static void
+test_arena_spill(void **state)
+{
+	struct hc_request r = { 0 };
+	struct hc_msg m;
+	struct shir_error e;
+	char name[32], value[64], *j;
+	int i, round;
+
+	for (round = 0; round < 3; round++) {
+		int n = round == 1 ? 2000 : 3;
+
+		memset(&r, 0, sizeof r);
+		r.id = (char *)"id-1";
+		r.method = (char *)"GET";
+		r.request_target = (char *)"/hc/x";
+		for (i = 0; i < n; i++) {
+			snprintf(name, sizeof name, "X-H%d", i);
+			snprintf(value, sizeof value, "value-%d-abcdefghijklmnopqrstuvwxyz", i);
+			assert_int_equal(hc_headers_add(&r.headers, name, value), 0);
+		}
+		j = hc_msg_encode_request(&r);
+		assert_non_null(j);
+		assert_true(round != 1 || strlen(j) > 64 * 1024);
+		assert_int_equal(hc_msg_decode(j, strlen(j), &m, &e), 0);
+		assert_int_equal(m.type, HC_MSG_REQUEST);
+		assert_int_equal(m.request.headers.n, (size_t)n);
+		assert_string_equal(hc_headers_get(&m.request.headers, "X-H2"),
+		    "value-2-abcdefghijklmnopqrstuvwxyz");
+		hc_msg_clear(&m);
+		free(j);
+		hc_headers_clear(&r.headers);
+	}
+}
+
 int
 main(void)
 {
@@ -219,7 +257,10 @@ main(void)
 		cmocka_unit_test(test_strip_query),
 		cmocka_unit_test(test_query_get),
 		cmocka_unit_test(test_headers),
+		cmocka_unit_test(test_arena_spill),
 	};
+
+	json_arena_install();	/* as shird and shir-relay run */
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
