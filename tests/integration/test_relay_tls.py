@@ -133,9 +133,14 @@ def test_tls_reload(h):
     check(listeners(r) == before, "the listener stayed: %r, before %r", listeners(r), before)
     check("event=listener.closed" not in r.proc.log(), "a listener closed:\n%s", r.proc.tail())
 
-    # a broken key file: the failure is logged, new connections still get B
+    # a broken key file: the failure is logged, new connections still get B,
+    # and the rest of the reload applies (a new public_url)
     with open(key, "w") as f:
         f.write("-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5IGF0IGFsbA==\n-----END PRIVATE KEY-----\n")
+    with open(r.conf) as f:
+        conf = f.read()
+    with open(r.conf, "w") as f:
+        f.write(conf.replace("public_url = wss://localhost:%d" % r.port, "public_url = wss://127.0.0.1:%d" % r.port))
     r.proc.signal(signal.SIGHUP)
     m = r.proc.wait_log(r"event=reload\.tls status=failed .*")
     line = m.group(0)
@@ -144,6 +149,8 @@ def test_tls_reload(h):
           "the failure carries OpenSSL's reason: %s", line)
     r.proc.wait_log(r"event=reload status=done")
     check(peer_cert(r.port, ca) == (serial_b, "shir relay B"), "after a failed reload B stays")
+    pub = json.loads(r.admin_get("/status"))["publicUrl"]
+    check(pub == "wss://127.0.0.1:%d" % r.port, "the rest of the reload applies: publicUrl %r", pub)
     # the certificate file missing (a wrong path in the rotation): refused, B stays
     os.rename(cert, cert + ".away")
     r.proc.signal(signal.SIGHUP)
@@ -167,27 +174,38 @@ def test_tls_reload(h):
     check(not any(l in relay_log for l in keylines) and "bm90IGEga2V5" not in relay_log,
           "key material in the log")
 
-    # listen and listen_tls changed: a warning each, the relay stays where it was
-    new_tls, new_plain = free_port(), free_port()
+    # listen, listen_tls, admin and state_file changed: a warning each, the
+    # relay stays where it was (and keeps its state file)
+    new_tls, new_plain, new_admin = free_port(), free_port(), free_port()
     with open(r.conf) as f:
         conf = f.read()
     conf = conf.replace("listen_tls = 127.0.0.1:%d" % r.port, "listen_tls = 127.0.0.1:%d" % new_tls)
     conf = conf.replace("listen = 127.0.0.1:%d" % plain, "listen = 127.0.0.1:%d" % new_plain)
+    conf = conf.replace("admin = 127.0.0.1:%d" % r.admin, "admin = 127.0.0.1:%d" % new_admin)
+    conf = conf.replace("state_file = " + r.state, "state_file = " + h.path("other.json"))
     with open(r.conf, "w") as f:
         f.write(conf)
     shutil.copy(b_key, key)
     r.proc.signal(signal.SIGHUP)
-    for name, old, new in (("listen", plain, new_plain), ("listen_tls", r.port, new_tls)):
-        m = r.proc.wait_log(r"event=reload\.restart_needed setting=%s running=127\.0\.0\.1:%d "
-                            r"configured=127\.0\.0\.1:%d .*restart shir-relay" % (name, old, new),
-                            after_mark=False)
+    for name, old, new in (("listen", plain, new_plain), ("listen_tls", r.port, new_tls),
+                           ("admin", r.admin, new_admin)):
+        r.proc.wait_log(r"event=reload\.restart_needed setting=%s running=127\.0\.0\.1:%d "
+                        r"configured=127\.0\.0\.1:%d .*restart shir-relay" % (name, old, new),
+                        after_mark=False)
+    r.proc.wait_log(r"event=reload\.restart_needed setting=state_file running=%s configured=%s "
+                    r".*restart shir-relay" % (re.escape(r.state), re.escape(h.path("other.json"))),
+                    after_mark=False)
+    m = r.proc.wait_log(r"event=state\.loaded .*file=(\S+)")
+    check(m.group(1) == r.state, "the reload must read the running state file, not %s", m.group(1))
     r.proc.wait_log(r"event=reload status=done")
-    check(refused(new_tls) and refused(new_plain), "the new addresses must not be bound before a restart")
+    check(refused(new_tls) and refused(new_plain) and refused(new_admin),
+          "the new addresses must not be bound before a restart")
     check(peer_cert(r.port, ca) == (serial_b, "shir relay B"), "TLS still served on the old port")
     socket.create_connection(("127.0.0.1", plain), timeout=5).close()
     check(listeners(r) == before, "the listener stayed: %r, before %r", listeners(r), before)
-    res = http_result(run_node(h, mods, "http_sender.js", senv, ["GET", "/myhc/three"]))
-    check(res["status"] == 201, "request on the old address: %r", res)
+    res = http_result(run_node(h, mods, "http_sender.js", senv, ["GET", "/myhc/big"]))
+    check(res["status"] == 200 and res["length"] == 100000, "100 KB on the old address: %r",
+          {k: res.get(k) for k in ("status", "length", "error")})
     lst.stop()
     # every context is released: the relay (built with ASan/LSan in CI) exits cleanly
     r.proc.signal(signal.SIGTERM)
