@@ -2591,6 +2591,89 @@ rsrv_new(struct event_base *base, struct relay_conf *conf, const char *conf_path
 	return s;
 }
 
+/* The server SSL_CTX from tls_cert (chain file) and tls_key: TLS 1.2 at
+ * least, key checked against the certificate. Used at start and on SIGHUP.
+ * An SSL made from a context holds a reference to it (SSL_new up-refs it,
+ * SSL_free drops it), so the caller may free a replaced context while
+ * connections made from it are still open. */
+static int
+tls_ctx_build(const struct relay_conf *c, SSL_CTX **out, struct shir_error *e)
+{
+	SSL_CTX *ctx = NULL;
+	char why[256] = "";
+	unsigned long err;
+	int rc = 0, n = 0;
+
+	*out = NULL;
+	ERR_clear_error();
+	if (!*c->tls_cert || !*c->tls_key) {
+		rc = shir_error_set(e, SHIR_ECONFIG, "TLS needs both tls_cert and tls_key in [relay]");
+		goto out;
+	}
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL ||
+	    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_use_certificate_chain_file(ctx, c->tls_cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, c->tls_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		/* OpenSSL's queue, oldest first ("DECODER routines: unsupported,
+		 * SSL routines: PEM lib"); reasons only, never key material */
+		const char *data;
+		int flags;
+
+		while ((err = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0 && n < 3) {
+			const char *lib = ERR_lib_error_string(err), *r = ERR_reason_error_string(err);
+			size_t l = strlen(why);
+
+			if (ERR_SYSTEM_ERROR(err)) {
+				/* "calling fopen(/etc/x.pem, r): No such file or directory" */
+				snprintf(why + l, sizeof why - l, "%s%s%s%s", n++ ? ", " : "",
+				    data && (flags & ERR_TXT_STRING) ? data : "",
+				    data && (flags & ERR_TXT_STRING) ? ": " : "", strerror(ERR_GET_REASON(err)));
+				continue;
+			}
+			if (r == NULL)
+				continue;
+			snprintf(why + l, sizeof why - l, "%s%s%s%s", n++ ? ", " : "", lib ? lib : "",
+			    lib ? ": " : "", r);
+		}
+		rc = shir_error_set(e, SHIR_ETLS, "cannot load the TLS certificate %s with the key %s (%s); "
+		    "check that both are PEM files readable by the relay and that the key belongs to the "
+		    "certificate", c->tls_cert, c->tls_key, n ? why : "unknown OpenSSL error");
+		goto out;
+	}
+	*out = ctx;
+	ctx = NULL;
+out:
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return rc;
+}
+
+/* Logs "<what> subject=... not_after=..." for the context's certificate. */
+static void
+tls_ctx_log(SSL_CTX *ctx, const char *what)
+{
+	X509 *x = SSL_CTX_get0_certificate(ctx);
+	BIO *b = BIO_new(BIO_s_mem());
+	char subj[512] = "?", na[32] = "?";
+	const ASN1_TIME *t;
+	struct tm tm;
+	int n;
+
+	if (x != NULL && b != NULL &&
+	    X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) >= 0 &&
+	    (n = BIO_read(b, subj, (int)sizeof subj - 1)) >= 0)
+		subj[n] = '\0';
+	if (x != NULL && (t = X509_get0_notAfter(x)) != NULL && ASN1_TIME_to_tm(t, &tm) == 1)
+		strftime(na, sizeof na, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	BIO_free(b);
+	ERR_clear_error();
+	if (x != NULL && X509_cmp_current_time(X509_get0_notAfter(x)) < 0)
+		log_warn("relay", "%s subject=%s not_after=%s expired=1", what, log_q(subj), na);
+	else
+		log_info("relay", "%s subject=%s not_after=%s", what, log_q(subj), na);
+}
+
 int
 rsrv_start(struct rsrv *s, struct shir_error *e)
 {
@@ -2601,17 +2684,9 @@ rsrv_start(struct rsrv *s, struct shir_error *e)
 		return rc;
 	state_poll(-1, 0, s);
 	if (*s->conf->listen_tls) {
-		s->ssl = SSL_CTX_new(TLS_server_method());
-		if (s->ssl == NULL ||
-		    SSL_CTX_use_certificate_chain_file(s->ssl, s->conf->tls_cert) != 1 ||
-		    SSL_CTX_use_PrivateKey_file(s->ssl, s->conf->tls_key, SSL_FILETYPE_PEM) != 1 ||
-		    SSL_CTX_check_private_key(s->ssl) != 1) {
-			unsigned long err = ERR_get_error();
-
-			return shir_error_set(e, SHIR_ETLS, "cannot load the TLS certificate %s / key %s: %s",
-			    s->conf->tls_cert, s->conf->tls_key, err ? ERR_reason_error_string(err) : "?");
-		}
-		SSL_CTX_set_min_proto_version(s->ssl, TLS1_2_VERSION);
+		if ((rc = tls_ctx_build(s->conf, &s->ssl, e)) != 0)
+			return rc;
+		tls_ctx_log(s->ssl, "event=tls.loaded");
 		if ((rc = bind_one(s, s->conf->listen_tls, true, e)) != 0)
 			return rc;
 	}
@@ -2657,6 +2732,56 @@ rsrv_connections(const struct rsrv *s)
 	return s->nconns;
 }
 
+/* Replaces a string of a relay_conf with a copy of v: 0 or SHIR_ENOMEM. */
+static int
+conf_str_set(char **slot, const char *v)
+{
+	char *d = strdup(v);
+
+	if (d == NULL)
+		return SHIR_ENOMEM;
+	free(*slot);
+	*slot = d;
+	return 0;
+}
+
+/* A setting read only at start: a changed value is logged and replaced by
+ * the running one. Returns 0 or SHIR_ENOMEM. */
+static int
+keep_running(char **slot, const char *running, const char *name)
+{
+	if (strcmp(*slot, running) == 0)
+		return 0;
+	log_warn("relay", "event=reload.restart_needed setting=%s running=%s configured=%s "
+	    "msg=\"%s changed in the configuration file; restart shir-relay to apply it (the running "
+	    "value stays)\"", name, log_q(running), log_q(*slot), name);
+	return conf_str_set(slot, running);
+}
+
+/* SIGHUP with TLS: a new SSL_CTX from the re-read tls_cert/tls_key for new
+ * connections; open ones keep theirs. On failure the old context and the
+ * running file names stay. Returns 0, or SHIR_ENOMEM when n cannot be set. */
+static int
+tls_reload(struct rsrv *s, struct relay_conf *n)
+{
+	struct shir_error e;
+	SSL_CTX *ctx = NULL;
+
+	if (tls_ctx_build(n, &ctx, &e) != 0) {
+		log_warn("relay", "event=reload.tls status=failed cert_file=%s key_file=%s error=%s "
+		    "msg=\"new connections keep getting the certificate loaded before\"",
+		    log_q(n->tls_cert), log_q(n->tls_key), log_q(e.msg));
+		if (conf_str_set(&n->tls_cert, s->conf->tls_cert) != 0 ||
+		    conf_str_set(&n->tls_key, s->conf->tls_key) != 0)
+			return SHIR_ENOMEM;
+		return 0;
+	}
+	SSL_CTX_free(s->ssl);	/* open connections hold their own reference */
+	s->ssl = ctx;
+	tls_ctx_log(s->ssl, "event=reload.tls status=done");
+	return 0;
+}
+
 void
 rsrv_reload(struct rsrv *s)
 {
@@ -2668,16 +2793,16 @@ rsrv_reload(struct rsrv *s)
 		log_warn("relay", "event=reload status=failed error=%s", log_q(e.msg));
 		return;
 	}
-	/* addresses, TLS files and the state file are not reloadable */
-	free(n->listen);
-	n->listen = strdup(s->conf->listen);
-	free(n->listen_tls);
-	n->listen_tls = strdup(s->conf->listen_tls);
-	free(n->admin);
-	n->admin = strdup(s->conf->admin);
-	free(n->state_file);
-	n->state_file = strdup(s->conf->state_file);
-	if (n->listen == NULL || n->listen_tls == NULL || n->admin == NULL || n->state_file == NULL) {
+	/* addresses and the state file need a restart: say so, keep the running ones */
+	if (keep_running(&n->listen, s->conf->listen, "listen") != 0 ||
+	    keep_running(&n->listen_tls, s->conf->listen_tls, "listen_tls") != 0 ||
+	    keep_running(&n->admin, s->conf->admin, "admin") != 0 ||
+	    keep_running(&n->state_file, s->conf->state_file, "state_file") != 0) {
+		relay_conf_free(n);
+		log_warn("relay", "event=reload status=failed error=\"out of memory\"");
+		return;
+	}
+	if (s->ssl != NULL && tls_reload(s, n) != 0) {
 		relay_conf_free(n);
 		log_warn("relay", "event=reload status=failed error=\"out of memory\"");
 		return;

@@ -17,9 +17,11 @@ struct rsrv *rsrv_new(struct event_base *base, struct relay_conf *conf, const ch
     struct shir_error *e);
 /* Loads the state file, binds the listening sockets. */
 int rsrv_start(struct rsrv *s, struct shir_error *e);
-/* SIGHUP: reloads the config file (log level, limits, namespace, public URL)
- * and the state file; connections stay up; deleted entities' listeners get
- * Close 1001; a regenerated key applies to new connections. */
+/* SIGHUP: reloads the config file (log level, limits, namespace, public URL,
+ * the TLS certificate and key for new connections) and the state file;
+ * connections stay up; deleted entities' listeners get Close 1001; a
+ * regenerated key applies to new connections. listen, listen_tls, admin and
+ * state_file need a restart (a changed value is logged, the running one kept). */
 void rsrv_reload(struct rsrv *s);
 /* Graceful shutdown: stops accepting, closes channels with 1001, then leaves
  * the loop when everything is closed (or after a few seconds). */
