@@ -97,11 +97,74 @@ hc_is_hop_header(const char *name)
 {
 	static const char *const hop[] = { "Connection", "Content-Length", "Host", "TE",
 		"Trailer", "Transfer-Encoding", "Upgrade", "Close", "Keep-Alive",
-		"Proxy-Connection", NULL };
+		"Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", NULL };
 	size_t i;
 
 	for (i = 0; hop[i] != NULL; i++)
 		if (strcasecmp(name, hop[i]) == 0)
+			return true;
+	return false;
+}
+
+bool
+hc_list_has_token(const char *list, const char *token)
+{
+	size_t tl = strlen(token);
+
+	if (list == NULL || tl == 0)
+		return false;
+	while (*list) {
+		const char *end;
+		size_t l;
+
+		while (*list == ' ' || *list == '\t' || *list == ',')
+			list++;
+		end = list;
+		while (*end && *end != ',')
+			end++;
+		l = (size_t)(end - list);
+		while (l > 0 && (list[l - 1] == ' ' || list[l - 1] == '\t'))
+			l--;
+		if (l == tl && strncasecmp(list, token, tl) == 0)
+			return true;
+		list = end;
+	}
+	return false;
+}
+
+bool
+hc_header_name_ok(const char *name)
+{
+	const unsigned char *p = (const unsigned char *)name;
+
+	if (*p == '\0')
+		return false;
+	for (; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("!#$%&'*+-.^_`|~", *p) != NULL))
+			return false;
+	return true;
+}
+
+bool
+hc_header_value_ok(const char *value)
+{
+	const unsigned char *p = (const unsigned char *)value;
+
+	for (; *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return false;
+	return true;
+}
+
+bool
+hc_header_is_connection_option(const struct hc_headers *h, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		if (strcasecmp(h->v[i].name, "Connection") == 0 &&
+		    hc_list_has_token(h->v[i].value, name))
 			return true;
 	return false;
 }

@@ -206,6 +206,44 @@ test_headers(void **state)
 	assert_true(hc_is_hop_header("Host"));
 	assert_false(hc_is_hop_header("Via"));
 	assert_false(hc_is_hop_header("Authorization"));
+	assert_true(hc_is_hop_header("proxy-authorization"));
+	assert_true(hc_is_hop_header("Proxy-Authenticate"));
+}
+
+/* Connection options (RFC 7230 §6.1) and field syntax (§3.2). */
+static void
+test_header_rules(void **state)
+{
+	struct hc_headers h = { 0 };
+
+	assert_true(hc_list_has_token("close, X-Secret", "x-secret"));
+	assert_true(hc_list_has_token(" ,X-A ,\tX-B\t", "X-B"));
+	assert_false(hc_list_has_token("X-Secrets", "X-Secret"));
+	assert_false(hc_list_has_token("", "X"));
+	assert_false(hc_list_has_token(NULL, "X"));
+	hc_headers_add(&h, "X-Private", "1");
+	hc_headers_add(&h, "connection", "keep-alive, X-Private");
+	hc_headers_add(&h, "Connection", "X-Other");
+	assert_true(hc_header_is_connection_option(&h, "x-private"));
+	assert_true(hc_header_is_connection_option(&h, "X-Other"));
+	assert_false(hc_header_is_connection_option(&h, "X-Public"));
+	hc_headers_clear(&h);
+	assert_false(hc_header_is_connection_option(&h, "X-Private"));
+
+	assert_true(hc_header_name_ok("X-Custom_1.a~!#$%&'*+^`|"));
+	assert_false(hc_header_name_ok(""));
+	assert_false(hc_header_name_ok("X Space"));
+	assert_false(hc_header_name_ok("X:Colon"));
+	assert_false(hc_header_name_ok("X\r\nInjected"));
+	assert_false(hc_header_name_ok("X(paren)"));
+	assert_false(hc_header_name_ok("X\xc3\xa9"));
+	assert_true(hc_header_value_ok(""));
+	assert_true(hc_header_value_ok("a b\tc \xc3\xa9 \"q\""));
+	assert_false(hc_header_value_ok("a\r\nX-Injected: 1"));
+	assert_false(hc_header_value_ok("a\nb"));
+	assert_false(hc_header_value_ok("a\rb"));
+	assert_false(hc_header_value_ok("a\x01"));
+	assert_false(hc_header_value_ok("a\x7f"));
 }
 
 int
@@ -219,6 +257,7 @@ main(void)
 		cmocka_unit_test(test_strip_query),
 		cmocka_unit_test(test_query_get),
 		cmocka_unit_test(test_headers),
+		cmocka_unit_test(test_header_rules),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
