@@ -66,6 +66,8 @@ struct ctl {
 	int64_t expiry;
 	time_t since;
 	struct event *expiry_timer;
+	struct event *probe;	/* another listen presented our id: a ping must come back */
+	bool probing;
 	struct hconn *body_for;	/* a response body is expected for it */
 	bool discard_body;	/* the body's sender went away: drop the rest */
 	bool closing;
@@ -722,8 +724,54 @@ ctl_on_close(struct ws *ws, int code, const char *reason, bool remote, void *arg
 		c->body_for = NULL;
 	if (c->expiry_timer)
 		event_free(c->expiry_timer);
+	if (c->probe)
+		event_free(c->probe);
 	rs_ws_free(s, c->ws);
 	free(c);
+}
+
+/* A listen presented the id of this channel: it is refused (409), and this
+ * channel must show it is alive. A half-open channel (its peer gone without
+ * a FIN) would otherwise keep the id, and its listener, locked out. */
+static void
+ctl_probe_expired(evutil_socket_t fd, short w, void *arg)
+{
+	struct ctl *c = arg;
+
+	c->probing = false;
+	log_info("relay", "event=listener.stale hc=%s id=%s peer=%s why=%s",
+	    log_q(c->ent ? c->ent->name : "-"), log_q(c->id), c->peer,
+	    log_q("no pong after another listen presented its id"));
+	c->closing = true;
+	ws_abort(c->ws);	/* on_close frees c */
+}
+
+static void
+ctl_probe(struct ctl *c)
+{
+	struct timeval tv = { c->s->conf->handshake_timeout, 0 };
+
+	if (c->probing)
+		return;
+	if (c->probe == NULL && (c->probe = evtimer_new(c->s->base, ctl_probe_expired, c)) == NULL)
+		return;
+	if (ws_ping(c->ws, "id-check", 8) != 0)
+		return;
+	c->probing = true;
+	evtimer_add(c->probe, &tv);
+}
+
+static void
+ctl_on_pong(struct ws *ws, const uint8_t *d, size_t n, void *arg)
+{
+	struct ctl *c = arg;
+
+	if (!c->probing)
+		return;	/* hyco-https keep-alive pongs */
+	c->probing = false;
+	evtimer_del(c->probe);
+	log_info("relay", "event=listener.alive hc=%s id=%s", log_q(c->ent ? c->ent->name : "-"),
+	    log_q(c->id));
 }
 
 static void
@@ -890,6 +938,7 @@ ctl_on_message(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, voi
 static const struct ws_callbacks CTL_CB = {
 	.on_message = ctl_on_message,
 	.on_fragment = ctl_on_fragment,
+	.on_pong = ctl_on_pong,
 	.on_close = ctl_on_close,
 };
 
@@ -1039,13 +1088,15 @@ route_listen(struct rsrv *s, struct ws *ws, const struct http1_msg *req, struct 
 	free(sid);
 	{
 		/* a listener id names one listener (pinning routes by it, §2.7): a
-		 * second channel with the id of a live one is refused */
+		 * second channel with the id of a live one is refused, and the live
+		 * one is pinged (no pong within handshake_timeout: it is dropped) */
 		struct ctl *o;
 
 		for (o = e->ctls; o != NULL; o = o->next)
 			if (!o->closing && strcasecmp(o->id, c->id) == 0)
 				break;
 		if (o != NULL) {
+			ctl_probe(o);
 			s->m.listen_fail++;
 			log_info("relay", "event=listen.refused status=409 hc=%s id=%s peer=%s why=%s",
 			    log_q(e->name), log_q(c->id), peer, log_q("a listener with this id is connected"));
@@ -2736,6 +2787,8 @@ rsrv_free(struct rsrv *s)
 			ctl_unlink(c);
 			if (c->expiry_timer)
 				event_free(c->expiry_timer);
+			if (c->probe)
+				event_free(c->probe);
 			ws_free(c->ws);
 			free(c);
 		}

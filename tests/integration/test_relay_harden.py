@@ -224,6 +224,11 @@ def test_duplicate_listener_id(h):
     check(second.status == 409, "a second listener with the same id: %d %s", second.status, second.reason)
     r.proc.wait_log(r"event=listen\.refused status=409 hc=myhc id=SAME-ID")
     second.close()
+    # the relay checks that the first is alive: it answers the ping and stays
+    op, payload = first.recv()
+    check(op == 9, "the live listener is pinged: opcode %d", op)
+    first.send(10, payload)
+    r.proc.wait_log(r"event=listener\.alive hc=myhc id=same-id")
     other = raw_listener(r, "other-id")
     check(other.status == 101, "a listener with another id: %d", other.status)
     # pinning by the id still reaches the first listener only
@@ -241,6 +246,32 @@ def test_duplicate_listener_id(h):
     check(third.status == 101, "the id is free again: %d", third.status)
     third.close()
     other.close()
+
+
+@test
+def test_duplicate_listener_id_stale(h):
+    """a listener whose id is presented again and that does not answer the relay's ping is dropped; the id is free"""
+    r = Relay(h, limits="handshake_timeout = 2")
+    r.create()
+    r.start()
+    stale = raw_listener(r, "stale-id")  # never reads: like a peer gone without a FIN
+    check(stale.status == 101, "first listener: %d", stale.status)
+    second = raw_listener(r, "stale-id")
+    check(second.status == 409, "while the first looks alive: %d", second.status)
+    second.close()
+    r.proc.wait_log(r"event=listener\.stale hc=myhc id=stale-id")
+    r.proc.wait_log(r"event=listener\.closed hc=myhc id=stale-id")
+    third = raw_listener(r, "stale-id")
+    check(third.status == 101, "after the stale one was dropped: %d %s", third.status, third.reason)
+    conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
+    conn.request("GET", "/myhc/x", headers={"ServiceBusAuthorization": send_token(r)})
+    req = next_request(third)
+    respond(third, req["id"], 200, b"new")
+    resp = conn.getresponse()
+    check(resp.status == 200 and resp.read() == b"new", "the new listener serves")
+    conn.close()
+    third.close()
+    stale.close()
 
 
 main()
