@@ -1996,7 +1996,8 @@ static void
 h_response(struct hconn *h, const struct hc_response *r, void **src)
 {
 	struct evbuffer *out;
-	size_t i;
+	size_t i, nbad = 0;
+	const char *bad = NULL;
 	int st = r->status;
 
 	if (h->dead || h->bev == NULL || (h->st != H_WAIT && h->st != H_BODY)) {
@@ -2024,10 +2025,8 @@ h_response(struct hconn *h, const struct hc_response *r, void **src)
 
 		if (!hc_header_name_ok(n) || !hc_header_value_ok(v)) {
 			/* never written: it could end the head or add lines */
-			log_info("relay", "event=http.bad_response_header hc=%s target=%s name=%s why=%s",
-			    log_q(h->ent ? h->ent->name : "-"), log_q(h->target), log_q(n),
-			    hc_header_name_ok(n) ? "control character in the value" :
-			    "the name is not an RFC 7230 token");
+			if (nbad++ == 0)
+				bad = n;
 			continue;
 		}
 		if (hc_is_hop_header(n) || strcasecmp(n, "Via") == 0 ||
@@ -2046,6 +2045,11 @@ h_response(struct hconn *h, const struct hc_response *r, void **src)
 		else
 			evbuffer_add_printf(out, "Via: 1.1 %s\r\n", via_host(h->s, h->req));
 	}
+	if (nbad > 0)
+		log_info("relay", "event=http.bad_response_header hc=%s target=%s dropped=%zu first=%s "
+		    "why=%s", log_q(h->ent ? h->ent->name : "-"), log_q(h->target), nbad, log_q(bad),
+		    hc_header_name_ok(bad) ? "control character in the value" :
+		    "the name is not an RFC 7230 token");
 	if (!h->keep_alive)
 		evbuffer_add_printf(out, "Connection: close\r\n");
 	h->resp_started = true;
