@@ -287,15 +287,57 @@ decode_status(const cJSON *v, int *out, struct shir_error *e)
 	return shir_error_set(e, SHIR_EPROTO, "response.statusCode is missing");
 }
 
+/* cJSON ends a C string at a decoded \u0000, silently cutting the value
+ * there. So that a NUL is seen (and refused) instead of cut, a copy of the
+ * text is given to cJSON with each \u0000 escape inside a string turned into
+ * \u0001 (a control character every later check rejects). *copy stays NULL
+ * when the text has none (use it as is), else it is a malloc'ed copy. */
+static int
+nul_escapes_marked(const char *json, size_t len, char **copy)
+{
+	char *c;
+	size_t i;
+	bool in_str = false;
+
+	*copy = NULL;
+	for (i = 0; i + 4 < len; i++)
+		if (memcmp(json + i, "u0000", 5) == 0)
+			break;
+	if (i + 4 >= len)
+		return 0;
+	if ((c = malloc(len ? len : 1)) == NULL)
+		return SHIR_ENOMEM;
+	memcpy(c, json, len);
+	for (i = 0; i < len; i++) {
+		if (!in_str) {
+			in_str = c[i] == '"';
+			continue;
+		}
+		if (c[i] == '"') {
+			in_str = false;
+		} else if (c[i] == '\\' && i + 1 < len) {
+			if (c[i + 1] == 'u' && i + 5 < len && memcmp(c + i + 2, "0000", 4) == 0)
+				c[i + 5] = '1';
+			i++;	/* the escaped character (the \u digits are plain) */
+		}
+	}
+	*copy = c;
+	return 0;
+}
+
 int
 hc_msg_decode(const char *json, size_t len, struct hc_msg *m, struct shir_error *e)
 {
 	cJSON *root = NULL;
 	const cJSON *o;
+	char *marked = NULL;
 	int rc = 0;
 
 	memset(m, 0, sizeof *m);
-	root = cJSON_ParseWithLength(json, len);
+	if (nul_escapes_marked(json, len, &marked) != 0)
+		return shir_error_set(e, SHIR_ENOMEM, "out of memory");
+	root = cJSON_ParseWithLength(marked ? marked : json, len);
+	free(marked);
 	if (root == NULL || !cJSON_IsObject(root)) {
 		rc = shir_error_set(e, SHIR_EPROTO, "the control message is not a JSON object");
 		goto out;

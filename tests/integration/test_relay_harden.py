@@ -134,6 +134,7 @@ def test_bad_response_headers_dropped(h):
         "X-Value": "a\r\nX-Injected-Value: 4",
         "X-Lf": "a\nX-Injected-Lf: 5",
         "X-Ctl": "a\u0001b",
+        "X-Nul": "ok\u0000X-Injected-Nul: 7",
         "Via": "1.1 evil\r\nX-Injected-Via: 6",
     })
     status, head = read_head(c)
@@ -141,11 +142,12 @@ def test_bad_response_headers_dropped(h):
     names = [l.split(b":", 1)[0].strip().lower() for l in head]
     check(b"x-good" in names and b"fine\tvalue" in b"\n".join(head), "the good header stays: %r", head)
     for bad in (b"x space", b"x-colon", b"", b"x-inj", b"x-injected-name", b"x-value",
-                b"x-injected-value", b"x-lf", b"x-injected-lf", b"x-ctl", b"x-injected-via"):
+                b"x-injected-value", b"x-lf", b"x-injected-lf", b"x-ctl", b"x-injected-via", b"x-nul",
+                b"x-injected-nul"):
         check(bad not in names, "header %r must be dropped: %r", bad, head)
-    check(all(b"\x01" not in l for l in head), "no control characters: %r", head)
+    check(all(b"\x01" not in l and b"\x00" not in l for l in head), "no control characters: %r", head)
     check(names.count(b"via") == 1, "one Via (the relay's own): %r", head)
-    r.proc.wait_log(r"event=http\.bad_response_header hc=myhc target=\S+ dropped=8 first=")
+    r.proc.wait_log(r"event=http\.bad_response_header hc=myhc target=\S+ dropped=9 first=")
     c.close()
 
 

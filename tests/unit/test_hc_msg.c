@@ -246,6 +246,35 @@ test_header_rules(void **state)
 	assert_false(hc_header_value_ok("a\x7f"));
 }
 
+/* A \u0000 in a JSON string is not cut silently (cJSON would end the C
+ * string there): it arrives as \x01, which the header rules refuse. An
+ * escaped backslash before "u0000" stays text. */
+static void
+test_decode_nul(void **state)
+{
+	static const char j[] = "{\"response\":{\"requestId\":\"r\\u0000x\",\"statusCode\":200,"
+	    "\"responseHeaders\":{\"X-Nul\":\"ok\\u0000\\r\\nX-Evil: 1\",\"X-Text\":\"a\\\\u0000\","
+	    "\"X-Nul\\u0000Name\":\"v\"},\"body\":false}}";
+	struct hc_msg m;
+	struct shir_error e;
+	const char *v;
+	size_t i;
+
+	assert_int_equal(hc_msg_decode(j, strlen(j), &m, &e), 0);
+	assert_string_equal(m.response.request_id, "r\x01x");
+	v = hc_headers_get(&m.response.headers, "X-Nul");
+	assert_non_null(v);
+	assert_string_equal(v, "ok\x01\r\nX-Evil: 1");
+	assert_false(hc_header_value_ok(v));
+	assert_string_equal(hc_headers_get(&m.response.headers, "X-Text"), "a\\u0000");
+	for (i = 0; i < m.response.headers.n; i++)
+		if (strncmp(m.response.headers.v[i].name, "X-Nul\x01", 6) == 0)
+			break;
+	assert_true(i < m.response.headers.n);
+	assert_false(hc_header_name_ok(m.response.headers.v[i].name));
+	hc_msg_clear(&m);
+}
+
 int
 main(void)
 {
@@ -258,6 +287,7 @@ main(void)
 		cmocka_unit_test(test_query_get),
 		cmocka_unit_test(test_headers),
 		cmocka_unit_test(test_header_rules),
+		cmocka_unit_test(test_decode_nul),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
