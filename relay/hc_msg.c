@@ -325,19 +325,15 @@ nul_escapes_marked(const char *json, size_t len, char **copy)
 	return 0;
 }
 
-int
-hc_msg_decode(const char *json, size_t len, struct hc_msg *m, struct shir_error *e)
+static int
+decode_text(const char *json, size_t len, struct hc_msg *m, struct shir_error *e)
 {
 	cJSON *root = NULL;
 	const cJSON *o;
-	char *marked = NULL;
 	int rc = 0;
 
 	memset(m, 0, sizeof *m);
-	if (nul_escapes_marked(json, len, &marked) != 0)
-		return shir_error_set(e, SHIR_ENOMEM, "out of memory");
-	root = cJSON_ParseWithLength(marked ? marked : json, len);
-	free(marked);
+	root = cJSON_ParseWithLength(json, len);
 	if (root == NULL || !cJSON_IsObject(root)) {
 		rc = shir_error_set(e, SHIR_EPROTO, "the control message is not a JSON object");
 		goto out;
@@ -413,6 +409,21 @@ out:
 	cJSON_Delete(root);
 	if (rc != 0)
 		hc_msg_clear(m);
+	return rc;
+}
+
+int
+hc_msg_decode(const char *json, size_t len, struct hc_msg *m, struct shir_error *e)
+{
+	char *marked = NULL;
+	int rc;
+
+	if (nul_escapes_marked(json, len, &marked) != 0) {
+		memset(m, 0, sizeof *m);
+		return shir_error_set(e, SHIR_ENOMEM, "out of memory");
+	}
+	rc = decode_text(marked ? marked : json, len, m, e);
+	free(marked);
 	return rc;
 }
 
