@@ -98,11 +98,74 @@ hc_is_hop_header(const char *name)
 {
 	static const char *const hop[] = { "Connection", "Content-Length", "Host", "TE",
 		"Trailer", "Transfer-Encoding", "Upgrade", "Close", "Keep-Alive",
-		"Proxy-Connection", NULL };
+		"Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", NULL };
 	size_t i;
 
 	for (i = 0; hop[i] != NULL; i++)
 		if (strcasecmp(name, hop[i]) == 0)
+			return true;
+	return false;
+}
+
+bool
+hc_list_has_token(const char *list, const char *token)
+{
+	size_t tl = strlen(token);
+
+	if (list == NULL || tl == 0)
+		return false;
+	while (*list) {
+		const char *end;
+		size_t l;
+
+		while (*list == ' ' || *list == '\t' || *list == ',')
+			list++;
+		end = list;
+		while (*end && *end != ',')
+			end++;
+		l = (size_t)(end - list);
+		while (l > 0 && (list[l - 1] == ' ' || list[l - 1] == '\t'))
+			l--;
+		if (l == tl && strncasecmp(list, token, tl) == 0)
+			return true;
+		list = end;
+	}
+	return false;
+}
+
+bool
+hc_header_name_ok(const char *name)
+{
+	const unsigned char *p = (const unsigned char *)name;
+
+	if (*p == '\0')
+		return false;
+	for (; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("!#$%&'*+-.^_`|~", *p) != NULL))
+			return false;
+	return true;
+}
+
+bool
+hc_header_value_ok(const char *value)
+{
+	const unsigned char *p = (const unsigned char *)value;
+
+	for (; *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return false;
+	return true;
+}
+
+bool
+hc_header_is_connection_option(const struct hc_headers *h, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		if (strcasecmp(h->v[i].name, "Connection") == 0 &&
+		    hc_list_has_token(h->v[i].value, name))
 			return true;
 	return false;
 }
@@ -225,8 +288,46 @@ decode_status(const cJSON *v, int *out, struct shir_error *e)
 	return shir_error_set(e, SHIR_EPROTO, "response.statusCode is missing");
 }
 
-int
-hc_msg_decode(const char *json, size_t len, struct hc_msg *m, struct shir_error *e)
+/* cJSON ends a C string at a decoded \u0000, silently cutting the value
+ * there. So that a NUL is seen (and refused) instead of cut, a copy of the
+ * text is given to cJSON with each \u0000 escape inside a string turned into
+ * \u0001 (a control character every later check rejects). *copy stays NULL
+ * when the text has none (use it as is), else it is a malloc'ed copy. */
+static int
+nul_escapes_marked(const char *json, size_t len, char **copy)
+{
+	char *c;
+	size_t i;
+	bool in_str = false;
+
+	*copy = NULL;
+	for (i = 0; i + 4 < len; i++)
+		if (memcmp(json + i, "u0000", 5) == 0)
+			break;
+	if (i + 4 >= len)
+		return 0;
+	if ((c = malloc(len ? len : 1)) == NULL)
+		return SHIR_ENOMEM;
+	memcpy(c, json, len);
+	for (i = 0; i < len; i++) {
+		if (!in_str) {
+			in_str = c[i] == '"';
+			continue;
+		}
+		if (c[i] == '"') {
+			in_str = false;
+		} else if (c[i] == '\\' && i + 1 < len) {
+			if (c[i + 1] == 'u' && i + 5 < len && memcmp(c + i + 2, "0000", 4) == 0)
+				c[i + 5] = '1';
+			i++;	/* the escaped character (the \u digits are plain) */
+		}
+	}
+	*copy = c;
+	return 0;
+}
+
+static int
+decode_text(const char *json, size_t len, struct hc_msg *m, struct shir_error *e)
 {
 	cJSON *root = NULL;
 	const cJSON *o;
@@ -311,6 +412,21 @@ out:
 	json_arena_end();
 	if (rc != 0)
 		hc_msg_clear(m);
+	return rc;
+}
+
+int
+hc_msg_decode(const char *json, size_t len, struct hc_msg *m, struct shir_error *e)
+{
+	char *marked = NULL;
+	int rc;
+
+	if (nul_escapes_marked(json, len, &marked) != 0) {
+		memset(m, 0, sizeof *m);
+		return shir_error_set(e, SHIR_ENOMEM, "out of memory");
+	}
+	rc = decode_text(marked ? marked : json, len, m, e);
+	free(marked);
 	return rc;
 }
 

@@ -35,8 +35,19 @@ void hc_headers_remove(struct hc_headers *h, const char *name);
 
 /* RFC 7230 connection-level headers the relay never forwards (§2.6):
  * Connection, Content-Length, Host, TE, Trailer, Transfer-Encoding, Upgrade,
- * Close, plus Keep-Alive and Proxy-Connection. */
+ * Close, plus Keep-Alive, Proxy-Connection, Proxy-Authenticate and
+ * Proxy-Authorization (RFC 2616 §13.5.1). Headers named in a Connection
+ * header are hop-by-hop too (RFC 7230 §6.1): hc_header_is_connection_option. */
 bool hc_is_hop_header(const char *name);
+/* True if the comma-separated list holds token (case-insensitive, blanks and
+ * empty elements ignored). */
+bool hc_list_has_token(const char *list, const char *token);
+/* True if a Connection header in h names `name` as a connection option. */
+bool hc_header_is_connection_option(const struct hc_headers *h, const char *name);
+/* RFC 7230 §3.2: a field name is a non-empty token; a value has no control
+ * characters but HTAB (so no CR, LF or NUL). */
+bool hc_header_name_ok(const char *name);
+bool hc_header_value_ok(const char *value);
 
 struct hc_endpoint {
 	bool set;

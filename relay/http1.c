@@ -20,6 +20,11 @@ struct http1 {
 	struct http1_limits lim;
 	struct http1_msg m;
 	size_t head_bytes;
+	/* the string being appended to (http-parser delivers one element at a
+	 * time, in pieces): its length and allocation, so that appending a piece
+	 * costs the piece, not the whole value again */
+	char **cur;
+	size_t cur_len, cur_cap;
 	bool last_was_value;
 	bool head_request;
 	bool too_big;
@@ -45,7 +50,7 @@ msg_clear(struct http1_msg *m)
 static int
 append(struct http1 *p, char **s, const char *at, size_t len)
 {
-	size_t old = *s ? strlen(*s) : 0;
+	size_t need;
 	char *n;
 
 	p->head_bytes += len;
@@ -53,12 +58,25 @@ append(struct http1 *p, char **s, const char *at, size_t len)
 		p->too_big = true;
 		return -1;
 	}
-	n = realloc(*s, old + len + 1);
-	if (n == NULL)
-		return -1;
-	memcpy(n + old, at, len);
-	n[old + len] = '\0';
-	*s = n;
+	if (p->cur != s) {
+		p->cur = s;
+		p->cur_len = *s ? strlen(*s) : 0;
+		p->cur_cap = *s ? p->cur_len + 1 : 0;
+	}
+	need = p->cur_len + len + 1;
+	if (need > p->cur_cap) {
+		size_t cap = p->cur_cap < 32 ? 32 : p->cur_cap;
+
+		while (cap < need)
+			cap *= 2;
+		if ((n = realloc(*s, cap)) == NULL)
+			return -1;
+		*s = n;
+		p->cur_cap = cap;
+	}
+	memcpy(*s + p->cur_len, at, len);
+	p->cur_len += len;
+	(*s)[p->cur_len] = '\0';
 	return 0;
 }
 
@@ -74,6 +92,7 @@ cb_begin(http_parser *hp)
 	struct http1 *p = P(hp);
 
 	msg_clear(&p->m);
+	p->cur = NULL;
 	p->head_bytes = 0;
 	p->last_was_value = false;
 	p->state = HTTP1_S_HEAD;
@@ -109,6 +128,7 @@ cb_field(http_parser *hp, const char *at, size_t len)
 		if (n == NULL)
 			return -1;
 		m->h = n;
+		p->cur = NULL;	/* the array may have moved */
 		m->h[m->nh].name = NULL;
 		m->h[m->nh].value = NULL;
 		m->nh++;

@@ -56,7 +56,8 @@ tests_fuzz_fuzz_sas_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
 
 # --- integration tests -------------------------------------------------------
 INTEGRATION_TESTS += tests/integration/test_relay.py tests/integration/test_relay_tls.py \
-	tests/integration/test_relay_ctl.py tests/integration/test_relay_stress.py
+	tests/integration/test_relay_ctl.py tests/integration/test_relay_stress.py \
+	tests/integration/test_relay_harden.py
 EXTRA_DIST += tests/integration/relaytest.py tests/integration/hyco
 
 # --- benchmarks (bench/relay_bench.py; not installed) -------------------------

@@ -36,6 +36,7 @@
 #include "ws.h"
 
 #define ID_MAX 160
+#define TARGET_MAX 8192	/* longer request targets get 414 */
 #define FAIL_SLOTS 256
 
 struct rsrv;
@@ -66,6 +67,8 @@ struct ctl {
 	int64_t expiry;
 	time_t since;
 	struct event *expiry_timer;
+	struct event *probe;	/* another listen presented our id: a ping must come back */
+	bool probing;
 	struct hconn *body_for;	/* a response body is expected for it */
 	bool discard_body;	/* the body's sender went away: drop the rest */
 	bool closing;
@@ -111,7 +114,7 @@ struct hconn {
 	struct ent *ent;
 	struct ctl *ctl;	/* listener chosen for the current request */
 	char req_id[ID_MAX];
-	char target[8192];
+	char target[TARGET_MAX + 1];
 	struct evbuffer *body;
 	bool body_done;
 	bool big;		/* too large or chunked-and-growing: use the rendezvous */
@@ -123,6 +126,7 @@ struct hconn {
 	struct pend *rv_pend;
 	struct ent *rv_ent;	/* the hybrid connection rv_id was issued for */
 	struct ws *resp_src;	/* response source paused while our output is above tunnel_buffer */
+	bool rv_discard;	/* drop the body of an ignored response on the rendezvous */
 	bool resp_started, resp_chunked, resp_nobody;
 	bool head_req;
 	bool keep_alive;
@@ -574,7 +578,9 @@ error_code(int status)
 	case 401: return "TokenMissingOrInvalid";
 	case 403: return "Forbidden";
 	case 404: return "EndpointNotFound";
+	case 409: return "Conflict";
 	case 410: return "Gone";
+	case 414: return "URITooLong";
 	case 429: return "TooManyRequests";
 	case 502: return "BadGateway";
 	case 503: return "ServiceUnavailable";
@@ -819,8 +825,54 @@ ctl_on_close(struct ws *ws, int code, const char *reason, bool remote, void *arg
 		c->body_for = NULL;
 	if (c->expiry_timer)
 		event_free(c->expiry_timer);
+	if (c->probe)
+		event_free(c->probe);
 	rs_ws_free(s, c->ws);
 	free(c);
+}
+
+/* A listen presented the id of this channel: it is refused (409), and this
+ * channel must show it is alive. A half-open channel (its peer gone without
+ * a FIN) would otherwise keep the id, and its listener, locked out. */
+static void
+ctl_probe_expired(evutil_socket_t fd, short w, void *arg)
+{
+	struct ctl *c = arg;
+
+	c->probing = false;
+	log_info("relay", "event=listener.stale hc=%s id=%s peer=%s why=%s",
+	    log_q(c->ent ? c->ent->name : "-"), log_q(c->id), c->peer,
+	    log_q("no pong after another listen presented its id"));
+	c->closing = true;
+	ws_abort(c->ws);	/* on_close frees c */
+}
+
+static void
+ctl_probe(struct ctl *c)
+{
+	struct timeval tv = { c->s->conf->handshake_timeout, 0 };
+
+	if (c->probing)
+		return;
+	if (c->probe == NULL && (c->probe = evtimer_new(c->s->base, ctl_probe_expired, c)) == NULL)
+		return;
+	if (ws_ping(c->ws, "id-check", 8) != 0)
+		return;
+	c->probing = true;
+	evtimer_add(c->probe, &tv);
+}
+
+static void
+ctl_on_pong(struct ws *ws, const uint8_t *d, size_t n, void *arg)
+{
+	struct ctl *c = arg;
+
+	if (!c->probing)
+		return;	/* hyco-https keep-alive pongs */
+	c->probing = false;
+	evtimer_del(c->probe);
+	log_info("relay", "event=listener.alive hc=%s id=%s", log_q(c->ent ? c->ent->name : "-"),
+	    log_q(c->id));
 }
 
 static void
@@ -908,13 +960,16 @@ ctl_on_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, bo
 	return WS_STREAM;
 }
 
+/* The request in flight with this id that was sent to control channel c
+ * (NULL: any channel). A listener may answer only what it was sent. */
 static struct hconn *
-find_inflight(struct rsrv *s, const char *req_id)
+find_inflight(struct rsrv *s, const char *req_id, const struct ctl *c)
 {
 	struct hconn *h;
 
 	for (h = s->hconns; h != NULL; h = h->next)
-		if (!h->dead && h->req_id[0] && strcmp(h->req_id, req_id) == 0)
+		if (!h->dead && h->req_id[0] && strcmp(h->req_id, req_id) == 0 &&
+		    (c == NULL || h->ctl == c))
 			return h;
 	return NULL;
 }
@@ -935,10 +990,17 @@ ctl_on_message(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, voi
 		return;
 	}
 	if (m.type == HC_MSG_RESPONSE) {
-		struct hconn *h = find_inflight(s, m.response.request_id);
+		struct hconn *h = find_inflight(s, m.response.request_id, c);
 
+		if (h != NULL && h->st != H_WAIT && h->st != H_BODY)
+			h = NULL;	/* answered already */
 		if (h == NULL) {
-			log_info("relay", "event=listener.unknown_response id=%s request=%s", log_q(c->id),
+			/* unknown, finished, or sent to another listener: ignored */
+			bool foreign = find_inflight(s, m.response.request_id, NULL) != NULL;
+
+			log_info("relay", "event=listener.%s hc=%s id=%s request=%s",
+			    foreign ? "foreign_response" : "unknown_response",
+			    log_q(c->ent ? c->ent->name : "-"), log_q(c->id),
 			    log_q(m.response.request_id));
 			if (m.response.body)
 				c->discard_body = true;
@@ -977,6 +1039,7 @@ ctl_on_message(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, voi
 static const struct ws_callbacks CTL_CB = {
 	.on_message = ctl_on_message,
 	.on_fragment = ctl_on_fragment,
+	.on_pong = ctl_on_pong,
 	.on_close = ctl_on_close,
 };
 
@@ -1009,12 +1072,17 @@ static void
 front_ws_request(struct ws *ws, const struct http1_msg *req, void *arg)
 {
 	struct rsrv *s = arg;
-	char path[8192], *dec = NULL, *action = NULL;
+	char path[TARGET_MAX + 1], *dec = NULL, *action = NULL;
 	const char *query, *suffix = "";
 	struct ent *e;
 
 	if (s->shutting_down) {
 		ws_fail(s, ws, 503, NULL, "the relay is shutting down");
+		return;
+	}
+	if (strlen(req->target) > TARGET_MAX) {
+		log_info("relay", "event=upgrade.refused status=414 target=%s", log_q(req->target));
+		ws_fail(s, ws, 414, NULL, "the request target is longer than 8192 bytes");
 		return;
 	}
 	split_target(req->target, path, sizeof path, &query);
@@ -1049,7 +1117,7 @@ front_ws_request(struct ws *ws, const struct http1_msg *req, void *arg)
 			ws_fail(s, ws, 404, "Endpoint does not exist", "no such hybrid connection");
 		else {
 			/* suffix points into dec; route_connect copies what it needs */
-			char raw_suffix[8192];
+			char raw_suffix[TARGET_MAX + 1];
 			const char *rs = path + 5 + strlen(e->name);
 
 			/* keep the suffix as sent (still encoded) when names have no escapes */
@@ -1119,6 +1187,27 @@ route_listen(struct rsrv *s, struct ws *ws, const struct http1_msg *req, struct 
 	else
 		make_uuid(c->id);
 	free(sid);
+	{
+		/* a listener id names one listener (pinning routes by it, §2.7): a
+		 * second channel with the id of a live one is refused, and the live
+		 * one is pinged (no pong within handshake_timeout: it is dropped) */
+		struct ctl *o;
+
+		for (o = e->ctls; o != NULL; o = o->next)
+			if (!o->closing && strcasecmp(o->id, c->id) == 0)
+				break;
+		if (o != NULL) {
+			ctl_probe(o);
+			s->m.listen_fail++;
+			log_info("relay", "event=listen.refused status=409 hc=%s id=%s peer=%s why=%s",
+			    log_q(e->name), log_q(c->id), peer, log_q("a listener with this id is connected"));
+			event_free(c->expiry_timer);
+			free(c);
+			ws_fail(s, ws, 409, "Listener id in use", "a listener with this sb-hc-id is already "
+			    "connected to this hybrid connection; use a unique id per listener");
+			return;
+		}
+	}
 	ws_set_callbacks(ws, &CTL_CB, c);
 	if (ws_accept(ws, NULL, NULL) != 0) {
 		event_free(c->expiry_timer);
@@ -1625,7 +1714,7 @@ h_request_json(struct hconn *h, bool with_address, bool body)
 		const char *n = h->req->h[i].name;
 
 		if (hc_is_hop_header(n) || strcasecmp(n, "ServiceBusAuthorization") == 0 ||
-		    strcasecmp(n, "Expect") == 0)
+		    strcasecmp(n, "Expect") == 0 || http1_msg_has_token(h->req, "Connection", n))
 			continue;
 		if (strcasecmp(n, "Authorization") == 0 && h->auth_header_used)
 			continue;
@@ -1747,7 +1836,7 @@ static void
 h_dispatch(struct hconn *h)
 {
 	struct rsrv *s = h->s;
-	char path[8192], *dec = NULL, why[512], *q = NULL;
+	char path[TARGET_MAX + 1], *dec = NULL, why[512], *q = NULL;
 	const char *query, *suffix;
 	struct sas_verified v;
 	bool ua, filtered;
@@ -1761,6 +1850,11 @@ h_dispatch(struct hconn *h)
 	h->keep_alive = h->req->keep_alive;
 	make_uuid(h->req_id);
 	bufferevent_set_timeouts(h->bev, NULL, NULL);
+	if (strlen(h->req->target) > TARGET_MAX) {
+		snprintf(h->target, sizeof h->target, "%.120s...", h->req->target);
+		hconn_fail(h, 414, "the request target is longer than 8192 bytes");
+		return;
+	}
 	split_target(h->req->target, path, sizeof path, &query);
 	snprintf(h->target, sizeof h->target, "%s", path);
 	if (path[0] != '/' || strcmp(h->req->method, "CONNECT") == 0) {
@@ -2003,7 +2097,8 @@ static void
 h_response(struct hconn *h, const struct hc_response *r, void **src)
 {
 	struct evbuffer *out;
-	size_t i;
+	size_t i, nbad = 0;
+	const char *bad = NULL;
 	int st = r->status;
 
 	if (h->dead || h->bev == NULL || (h->st != H_WAIT && h->st != H_BODY)) {
@@ -2029,8 +2124,14 @@ h_response(struct hconn *h, const struct hc_response *r, void **src)
 	for (i = 0; i < r->headers.n; i++) {
 		const char *n = r->headers.v[i].name, *v = r->headers.v[i].value;
 
-		if (hc_is_hop_header(n) || strcasecmp(n, "Via") == 0 || strpbrk(n, "\r\n:") ||
-		    strpbrk(v, "\r\n"))
+		if (!hc_header_name_ok(n) || !hc_header_value_ok(v)) {
+			/* never written: it could end the head or add lines */
+			if (nbad++ == 0)
+				bad = n;
+			continue;
+		}
+		if (hc_is_hop_header(n) || strcasecmp(n, "Via") == 0 ||
+		    hc_header_is_connection_option(&r->headers, n))
 			continue;
 		evbuffer_add_printf(out, "%s: %s\r\n", n, v);
 	}
@@ -2040,11 +2141,16 @@ h_response(struct hconn *h, const struct hc_response *r, void **src)
 		for (i = 0; i < r->headers.n; i++)
 			if (strcasecmp(r->headers.v[i].name, "Via") == 0)
 				via = r->headers.v[i].value;
-		if (via != NULL && !strpbrk(via, "\r\n"))
+		if (via != NULL && hc_header_value_ok(via))
 			evbuffer_add_printf(out, "Via: %s, 1.1 %s\r\n", via, via_host(h->s, h->req));
 		else
 			evbuffer_add_printf(out, "Via: 1.1 %s\r\n", via_host(h->s, h->req));
 	}
+	if (nbad > 0)
+		log_info("relay", "event=http.bad_response_header hc=%s target=%s dropped=%zu first=%s "
+		    "why=%s", log_q(h->ent ? h->ent->name : "-"), log_q(h->target), nbad, log_q(bad),
+		    hc_header_name_ok(bad) ? "control character in the value" :
+		    "the name is not an RFC 7230 token");
 	if (!h->keep_alive)
 		evbuffer_add_printf(out, "Connection: close\r\n");
 	h->resp_started = true;
@@ -2129,6 +2235,11 @@ rv_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, bool f
 
 	if (op == WS_OP_TEXT)
 		return WS_ASSEMBLE;
+	if (h->rv_discard) {
+		if (fin)
+			h->rv_discard = false;
+		return WS_STREAM;
+	}
 	if (h->st == H_RESP) {
 		h_resp_body(h, d, n, fin);
 		h_resp_throttle(h, ws);
@@ -2147,13 +2258,17 @@ rv_message(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, void *a
 		log_info("relay", "event=rendezvous.bad_message error=%s", log_q(err.msg));
 		return;
 	}
-	if (m.type == HC_MSG_RESPONSE && strcmp(m.response.request_id, h->req_id) == 0)
+	/* a rendezvous belongs to one sender connection: it answers that
+	 * connection's request and nothing else */
+	if (m.type == HC_MSG_RESPONSE && h->req_id[0] && !h->dead &&
+	    strcmp(m.response.request_id, h->req_id) == 0 && (h->st == H_WAIT || h->st == H_BODY)) {
 		h_response(h, &m.response, NULL);
-	else if (m.type == HC_MSG_RESPONSE) {
-		struct hconn *o = find_inflight(h->s, m.response.request_id);
-
-		if (o != NULL)
-			h_response(o, &m.response, NULL);
+	} else if (m.type == HC_MSG_RESPONSE) {
+		log_info("relay", "event=rendezvous.%s_response hc=%s rendezvous=%s request=%s",
+		    find_inflight(h->s, m.response.request_id, NULL) != NULL ? "foreign" : "unknown",
+		    log_q(h->ent ? h->ent->name : "-"), log_q(h->rv_id), log_q(m.response.request_id));
+		if (m.response.body)
+			h->rv_discard = true;
 	}
 	hc_msg_clear(&m);
 }
@@ -2903,6 +3018,8 @@ rsrv_free(struct rsrv *s)
 			ctl_unlink(c);
 			if (c->expiry_timer)
 				event_free(c->expiry_timer);
+			if (c->probe)
+				event_free(c->probe);
 			ws_free(c->ws);
 			free(c);
 		}

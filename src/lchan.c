@@ -117,6 +117,14 @@ lchan_down(struct lchan *ch, enum chstate_why why, int code, const char *detail)
 		lchan_check_drained(ch);
 		return;
 	}
+	if (why == CHSTATE_WHY_HANDSHAKE && code == 409) {
+		/* the relay has a live listener with our id (a stale channel of ours
+		 * it has not noticed yet, or someone squatting it): use a new one */
+		lchan_new_guid(ch->listener_id);
+		log_info("listener", "event=channel.new_id channel=%s listener_id=%s reason=%s",
+		    log_q(ch->cs.name), log_q(ch->listener_id),
+		    log_q("the relay answered 409: the old listener id is in use"));
+	}
 	delay = chstate_down(&ch->cs, lchan_now_ms(), why, code, detail, lchan_rand());
 	if (delay < 0) {
 		log_error("listener", "event=channel.stopped channel=%s reason=%s", log_q(ch->cs.name),

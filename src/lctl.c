@@ -64,6 +64,21 @@ lctl_reject_url(const char *address, int code, const char *desc, char *out, size
 	return n < 0 || (size_t)n >= len ? SHIR_ETOOBIG : 0;
 }
 
+/* An address the listener dials: no control characters and no spaces, so it
+ * can never add lines or words to the request line it becomes. */
+static bool
+lctl_address_ok(const char *address)
+{
+	const unsigned char *p = (const unsigned char *)address;
+
+	if (p == NULL || *p == '\0')
+		return false;
+	for (; *p; p++)
+		if (*p <= 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
 static void
 lctl_accept(const struct lctl_policy *p, struct lctl_msg *m)
 {
@@ -73,6 +88,15 @@ lctl_accept(const struct lctl_policy *p, struct lctl_msg *m)
 
 	m->address = a->address;
 	m->id = a->id;
+	proto = hc_headers_get(&a->connect_headers, "Sec-WebSocket-Protocol");
+	if (proto != NULL && !hc_header_value_ok(proto)) {
+		/* it would be copied into the rendezvous request: refuse it */
+		m->kind = LCTL_REJECT;
+		m->code = 400;
+		snprintf(m->desc, sizeof m->desc, "the Sec-WebSocket-Protocol header has a control "
+		    "character (CR, LF, ...); offer subprotocol names that are RFC 7230 tokens");
+		return;
+	}
 	if (lctl_suffix(a->address, p->hc, suffix, sizeof suffix) != 0 ||
 	    strncmp(suffix, "/tcp/", 5) != 0 || suffix[5] == '\0' ||
 	    strchr(suffix + 5, '/') != NULL || strlen(suffix + 5) >= sizeof m->forward) {
@@ -91,7 +115,6 @@ lctl_accept(const struct lctl_policy *p, struct lctl_msg *m)
 	}
 	m->kind = LCTL_TUNNEL;
 	snprintf(m->forward, sizeof m->forward, "%s", name);
-	proto = hc_headers_get(&a->connect_headers, "Sec-WebSocket-Protocol");
 	if (proto != NULL) {
 		size_t l;
 
@@ -101,6 +124,13 @@ lctl_accept(const struct lctl_policy *p, struct lctl_msg *m)
 			memcpy(m->proto_buf, proto, l);
 			m->proto_buf[l] = '\0';
 			m->protocol = m->proto_buf;
+		}
+		if (m->protocol != NULL && !hc_header_name_ok(m->protocol)) {
+			m->protocol = NULL;
+			m->kind = LCTL_REJECT;
+			m->code = 400;
+			snprintf(m->desc, sizeof m->desc, "the first offered subprotocol is not an "
+			    "RFC 7230 token");
 		}
 	}
 }
@@ -121,6 +151,12 @@ lctl_handle(const char *text, size_t len, const struct lctl_policy *p, struct lc
 	case HC_MSG_ACCEPT:
 		if (!p->control)
 			break;	/* accept belongs on the control channel only */
+		if (!lctl_address_ok(m->raw.accept.address)) {
+			/* cannot be opened, nor rejected (the reject goes there too) */
+			rc = shir_error_set(err, SHIR_EPROTO, "an accept address is missing or has a "
+			    "control character or a space");
+			goto fail;
+		}
 		lctl_accept(p, m);
 		return 0;
 	case HC_MSG_REQUEST:
@@ -136,6 +172,11 @@ lctl_handle(const char *text, size_t len, const struct lctl_policy *p, struct lc
 				rc = shir_error_set(err, SHIR_EPROTO,
 				    "an address-only request came %s", p->control ?
 				    "without an address" : "on a rendezvous");
+				goto fail;
+			}
+			if (!lctl_address_ok(r->address)) {
+				rc = shir_error_set(err, SHIR_EPROTO, "a request address has a control "
+				    "character or a space");
 				goto fail;
 			}
 			m->kind = LCTL_RENDEZVOUS;

@@ -765,5 +765,45 @@ def test_hyco_ws_sender_through_tunnel(h):
     stop_clean(p)
 
 
+@test
+def test_listener_id_in_use_gets_a_new_one(h):
+    """the relay refuses shird's listener id as in use (409): shird takes a new id and connects"""
+    from relaytest import RawWS
+    relay = Relay(h)
+    relay.create()
+    relay.start()
+    p, conf, sock = node_with_relay(h, relay)
+    m = re.search(r"event=channel\.connecting channel=relay url=\S*sb-hc-id=([0-9a-fA-F-]+)", p.log())
+    check(m is not None, "the listen URL with its id is logged:\n%s" % p.tail())
+    old_id = m.group(1)
+    # the node is frozen while the relay restarts and someone else takes its id
+    p.signal(signal.SIGSTOP)
+    try:
+        relay.proc.p.kill()
+        relay.proc.wait_exit(10)
+        relay.start()
+        k = relay.keys["myhc"]["node-key1"]
+        tok = sas_token("http://127.0.0.1:%d/myhc" % relay.port, k["keyName"], k["key"])
+        squat = RawWS(relay.port, "/$hc/myhc?sb-hc-action=listen&sb-hc-id=%s" % old_id,
+                      {"ServiceBusAuthorization": tok})
+        check(squat.status == 101, "the squatter got %d" % squat.status)
+    finally:
+        p.signal(signal.SIGCONT)
+    relay.proc.wait_log(r"event=listen\.refused status=409 hc=myhc id=%s" % old_id, timeout=30)
+    # the squatter is alive: it answers the relay's ping and keeps the id
+    squat.s.settimeout(10)
+    op, payload = squat.recv()
+    check(op == 9, "the relay pings the holder of the id: opcode %d" % op)
+    squat.send(10, payload)
+    m = p.wait_log(r"event=channel\.new_id channel=relay listener_id=([0-9a-fA-F-]+)")
+    new_id = m.group(1)
+    check(new_id != old_id, "a new id")
+    p.wait_log(r"event=channel\.connected channel=relay", timeout=20)
+    relay.proc.wait_log(r"event=listener\.connected hc=myhc id=%s" % new_id)
+    check("event=listener.stale" not in relay.proc.log(), "the live squatter must not be dropped")
+    squat.close()
+    stop_clean(p)
+
+
 if __name__ == "__main__":
     main()

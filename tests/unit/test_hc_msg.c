@@ -24,6 +24,73 @@ dec(const char *j, struct hc_msg *m)
 	return hc_msg_decode(j, strlen(j), m, &e);
 }
 
+/* Connection options (RFC 7230 §6.1) and field syntax (§3.2). */
+static void
+test_header_rules(void **state)
+{
+	struct hc_headers h = { 0 };
+
+	assert_true(hc_is_hop_header("proxy-authorization"));
+	assert_true(hc_is_hop_header("Proxy-Authenticate"));
+	assert_true(hc_list_has_token("close, X-Secret", "x-secret"));
+	assert_true(hc_list_has_token(" ,X-A ,\tX-B\t", "X-B"));
+	assert_false(hc_list_has_token("X-Secrets", "X-Secret"));
+	assert_false(hc_list_has_token("", "X"));
+	assert_false(hc_list_has_token(NULL, "X"));
+	hc_headers_add(&h, "X-Private", "1");
+	hc_headers_add(&h, "connection", "keep-alive, X-Private");
+	hc_headers_add(&h, "Connection", "X-Other");
+	assert_true(hc_header_is_connection_option(&h, "x-private"));
+	assert_true(hc_header_is_connection_option(&h, "X-Other"));
+	assert_false(hc_header_is_connection_option(&h, "X-Public"));
+	hc_headers_clear(&h);
+	assert_false(hc_header_is_connection_option(&h, "X-Private"));
+
+	assert_true(hc_header_name_ok("X-Custom_1.a~!#$%&'*+^`|"));
+	assert_false(hc_header_name_ok(""));
+	assert_false(hc_header_name_ok("X Space"));
+	assert_false(hc_header_name_ok("X:Colon"));
+	assert_false(hc_header_name_ok("X\r\nInjected"));
+	assert_false(hc_header_name_ok("X(paren)"));
+	assert_false(hc_header_name_ok("X\xc3\xa9"));
+	assert_true(hc_header_value_ok(""));
+	assert_true(hc_header_value_ok("a b\tc \xc3\xa9 \"q\""));
+	assert_false(hc_header_value_ok("a\r\nX-Injected: 1"));
+	assert_false(hc_header_value_ok("a\nb"));
+	assert_false(hc_header_value_ok("a\rb"));
+	assert_false(hc_header_value_ok("a\x01"));
+	assert_false(hc_header_value_ok("a\x7f"));
+}
+
+/* A \u0000 in a JSON string is not cut silently (cJSON would end the C
+ * string there): it arrives as \x01, which the header rules refuse. An
+ * escaped backslash before "u0000" stays text. */
+static void
+test_decode_nul(void **state)
+{
+	static const char j[] = "{\"response\":{\"requestId\":\"r\\u0000x\",\"statusCode\":200,"
+	    "\"responseHeaders\":{\"X-Nul\":\"ok\\u0000\\r\\nX-Evil: 1\",\"X-Text\":\"a\\\\u0000\","
+	    "\"X-Nul\\u0000Name\":\"v\"},\"body\":false}}";
+	struct hc_msg m;
+	struct shir_error e;
+	const char *v;
+	size_t i;
+
+	assert_int_equal(hc_msg_decode(j, strlen(j), &m, &e), 0);
+	assert_string_equal(m.response.request_id, "r\x01x");
+	v = hc_headers_get(&m.response.headers, "X-Nul");
+	assert_non_null(v);
+	assert_string_equal(v, "ok\x01\r\nX-Evil: 1");
+	assert_false(hc_header_value_ok(v));
+	assert_string_equal(hc_headers_get(&m.response.headers, "X-Text"), "a\\u0000");
+	for (i = 0; i < m.response.headers.n; i++)
+		if (strncmp(m.response.headers.v[i].name, "X-Nul\x01", 6) == 0)
+			break;
+	assert_true(i < m.response.headers.n);
+	assert_false(hc_header_name_ok(m.response.headers.v[i].name));
+	hc_msg_clear(&m);
+}
+
 static void
 test_decode_response(void **state)
 {
@@ -250,6 +317,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_header_rules),
+		cmocka_unit_test(test_decode_nul),
 		cmocka_unit_test(test_decode_response),
 		cmocka_unit_test(test_decode_renew_accept_request),
 		cmocka_unit_test(test_encode_request_rule),

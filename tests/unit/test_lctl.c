@@ -72,6 +72,47 @@ test_accept_decisions(void **state)
 	assert_int_equal(m.code, 403);
 	lctl_msg_clear(&m);
 
+	/* a subprotocol with CR/LF (or another control character) is refused with
+	 * 400 and never becomes a header of the rendezvous request */
+	handle_ok("{\"accept\":{\"address\":\"ws://127.0.0.1:9/$hc/myhc/tcp/echo?sb-hc-action=accept"
+	    "&sb-hc-id=abc\",\"id\":\"abc\",\"connectHeaders\":{\"Sec-WebSocket-Key\":\"k\","
+	    "\"Sec-WebSocket-Protocol\":\"p1\\r\\nX-Injected: 1\"}}}", &pol_ctl, &m);
+	assert_int_equal(m.kind, LCTL_REJECT);
+	assert_int_equal(m.code, 400);
+	assert_null(m.protocol);
+	assert_non_null(strstr(m.desc, "Sec-WebSocket-Protocol"));
+	assert_null(strpbrk(m.desc, "\r\n"));
+	lctl_msg_clear(&m);
+	handle_ok("{\"accept\":{\"address\":\"ws://127.0.0.1:9/$hc/myhc/tcp/echo\",\"id\":\"a\","
+	    "\"connectHeaders\":{\"Sec-WebSocket-Protocol\":\"p1\\n\"}}}", &pol_ctl, &m);
+	assert_int_equal(m.kind, LCTL_REJECT);
+	assert_int_equal(m.code, 400);
+	lctl_msg_clear(&m);
+	handle_ok("{\"accept\":{\"address\":\"ws://127.0.0.1:9/$hc/myhc/tcp/echo\",\"id\":\"a\","
+	    "\"connectHeaders\":{\"Sec-WebSocket-Protocol\":\"p(1), p2\"}}}", &pol_ctl, &m);
+	assert_int_equal(m.kind, LCTL_REJECT);
+	assert_int_equal(m.code, 400);
+	assert_null(m.protocol);
+	lctl_msg_clear(&m);
+	/* an address with CR/LF or a space cannot be dialled (nor rejected): an error */
+	{
+		struct shir_error err;
+		static const char *const bad[] = {
+			"{\"accept\":{\"address\":\"ws://127.0.0.1:9/$hc/myhc/tcp/echo?a\\r\\nX: 1\","
+			    "\"id\":\"a\",\"connectHeaders\":{}}}",
+			"{\"accept\":{\"address\":\"ws://127.0.0.1:9/$hc/myhc/tcp/echo HTTP/1.0\","
+			    "\"id\":\"a\",\"connectHeaders\":{}}}",
+			"{\"request\":{\"address\":\"ws://127.0.0.1:9/$hc/myhc?a\\nX: 1\",\"id\":\"r\"}}",
+		};
+		size_t i;
+
+		for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+			assert_int_equal(lctl_handle(bad[i], strlen(bad[i]), &pol_ctl, &m, &err),
+			    SHIR_EPROTO);
+			assert_int_equal(m.kind, LCTL_IGNORE);
+		}
+	}
+
 	/* accept on a rendezvous: ignored */
 	handle_ok("{\"accept\":{\"address\":\"ws://h/$hc/myhc/tcp/echo\",\"id\":\"x\"}}", &pol_rdv,
 	    &m);
