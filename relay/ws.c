@@ -26,6 +26,7 @@
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 /* most input held per endpoint: one recvmsg tops the socket's 4 KiB bufferevent read up to this */
 #define WS_READ_MAX (256 * 1024)
+#define WS_SMALL_FRAME 1024	/* ws_send_frame copies header and payload together up to this */
 #define WS_IDLE_MS 2000	/* quiet time before an idle endpoint frees its wslay context */
 
 enum ws_role { WS_ROLE_SERVER, WS_ROLE_CLIENT };
@@ -742,15 +743,15 @@ fail_protocol(struct ws *ws)
 /* At a frame boundary: decides who reads the next frame. Returns false when
  * the header is not complete yet. */
 static bool
-fast_header(struct ws *ws, struct evbuffer *in)
+fast_header(struct ws *ws, const uint8_t *h, size_t got, size_t *consumed)
 {
-	uint8_t h[14];
-	size_t got = (size_t)evbuffer_copyout(in, h, sizeof h), hl;
+	size_t hl;
 	unsigned op, l7;
 	bool fin, masked, valid = true;
 	uint64_t len;
 
-	if (got < 2 || got > sizeof h)
+	*consumed = 0;
+	if (got < 2)
 		return false;
 	fin = (h[0] & 0x80) != 0;
 	op = h[0] & 0x0f;
@@ -808,7 +809,7 @@ fast_header(struct ws *ws, struct evbuffer *in)
 		ws->fp_masked = masked;
 		if (masked)
 			memcpy(ws->fp_mask, h + hl - 4, 4);
-		evbuffer_drain(in, hl);
+		*consumed = hl;
 		ws->activity++;
 		return true;
 	}
@@ -826,28 +827,86 @@ to_wslay:
 
 /* Reads frames until the input is empty, the endpoint pauses or reading
  * ends. Returns 0 or wslay's error. */
+/* The contiguous bytes at offset off of in (the rest of one chain), or NULL
+ * at the end of the data. */
+static uint8_t *
+seg_at(struct evbuffer *in, size_t off, size_t *n)
+{
+	struct evbuffer_ptr p;
+	struct evbuffer_iovec v;
+
+	*n = 0;
+	if (off >= evbuffer_get_length(in) || evbuffer_ptr_set(in, &p, off, EVBUFFER_PTR_SET) != 0 ||
+	    evbuffer_peek(in, -1, &p, &v, 1) < 1 || v.iov_len == 0)
+		return NULL;
+	*n = v.iov_len;
+	return v.iov_base;
+}
+
+/* The bytes at offset off of in, contiguous: a pointer into the buffer when
+ * one chain holds `want` of them (or all there are), else a copy in tmp.
+ * *got: how many (at most want; 0 at the end of the data). */
+static const uint8_t *
+peek_at(struct evbuffer *in, size_t off, size_t want, uint8_t *tmp, size_t *got)
+{
+	size_t len = evbuffer_get_length(in), seg;
+	uint8_t *d = seg_at(in, off, &seg);
+	struct evbuffer_ptr p;
+
+	*got = 0;
+	if (d == NULL)
+		return NULL;
+	if (seg >= want || seg == len - off) {
+		*got = seg < want ? seg : want;
+		return d;
+	}
+	*got = len - off < want ? len - off : want;
+	if (evbuffer_ptr_set(in, &p, off, EVBUFFER_PTR_SET) != 0 ||
+	    evbuffer_copyout_from(in, &p, tmp, *got) != (ev_ssize_t)*got) {
+		*got = 0;
+		return NULL;
+	}
+	return tmp;
+}
+
+/* Reads frames until the input is empty, the endpoint pauses or reading
+ * ends. Bytes consumed are drained once per batch (done), not per frame:
+ * small messages were dominated by buffer bookkeeping. Returns 0 or wslay's
+ * error. */
 static int
 fast_recv(struct ws *ws)
 {
-	struct evbuffer *in;
-	int rc;
+	struct evbuffer *in = NULL;
+	size_t done = 0;
+	int rc = 0;
 
+#define FR_DRAIN() do {							\
+	if (done > 0 && ws->bev != NULL)				\
+		evbuffer_drain(bufferevent_get_input(ws->bev), done);	\
+	done = 0;							\
+} while (0)
 	for (;;) {
 		if (ws->paused || ws->bev == NULL || ws->free_pending || ws->finished ||
 		    ws->wctx == NULL)
-			return 0;
+			break;
 		in = bufferevent_get_input(ws->bev);
 		if (ws->feed_all || ws->feed_left > 0) {
+			FR_DRAIN();	/* wslay reads from the head of the buffer */
 			rc = wslay_event_recv(ws->wctx);
 			if (rc != 0 || ws->feed_all || ws->feed_left > 0)
 				return rc;	/* wslay waits for the rest of its frame */
 			continue;
 		}
 		if (!wslay_event_get_read_enabled(ws->wctx))
-			return 0;
+			break;
 		if (!ws->fp_frame) {
-			if (!fast_header(ws, in))
-				return 0;
+			uint8_t tmp[14];
+			size_t got, hl;
+			const uint8_t *h = peek_at(in, done, sizeof tmp, tmp, &got);
+
+			if (h == NULL || !fast_header(ws, h, got, &hl))
+				break;
+			done += hl;
 			if (!ws->fp_frame)
 				continue;	/* wslay's frame */
 			if (ws->fp_left == 0) {
@@ -860,15 +919,16 @@ fast_recv(struct ws *ws)
 		}
 		while (ws->fp_left > 0 && !ws->paused && !ws->free_pending && !ws->finished &&
 		    ws->bev != NULL) {
-			struct evbuffer_iovec v;
+			uint8_t *d;
 			size_t n;
 			bool fin;
 
-			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
-				return 0;
-			n = v.iov_len < ws->fp_left ? v.iov_len : (size_t)ws->fp_left;
+			if ((d = seg_at(in, done, &n)) == NULL)
+				goto out;
+			if (n > ws->fp_left)
+				n = (size_t)ws->fp_left;
 			if (ws->fp_masked)
-				unmask(v.iov_base, n, ws->fp_mask, ws->fp_off);
+				unmask(d, n, ws->fp_mask, ws->fp_off);
 			ws->fp_off += n;
 			ws->fp_left -= n;
 			fin = ws->fp_fin && ws->fp_left == 0;
@@ -876,12 +936,15 @@ fast_recv(struct ws *ws)
 				ws->fp_frame = false;
 			ws->activity++;
 			ws->busy++;
-			deliver(ws, v.iov_base, n, fin);
+			deliver(ws, d, n, fin);
 			ws->busy--;
-			if (ws->bev != NULL)
-				evbuffer_drain(in, n);
+			done += n;
 		}
 	}
+out:
+	FR_DRAIN();
+#undef FR_DRAIN
+	return rc;
 }
 
 /* Frames from the peer. */
@@ -1562,8 +1625,17 @@ ws_send_frame(struct ws *ws, enum ws_opcode op, const void *data, size_t len, bo
 			hdr[hl++] = (uint8_t)((uint64_t)len >> (8 * i));
 	}
 	out = bufferevent_get_output(ws->bev);
-	if (evbuffer_add(out, hdr, hl) != 0 || (len > 0 && evbuffer_add(out, data, len) != 0))
+	if (len <= WS_SMALL_FRAME) {	/* one append (one callback run) per small frame */
+		uint8_t f[10 + WS_SMALL_FRAME];
+
+		memcpy(f, hdr, hl);
+		if (len > 0)
+			memcpy(f + hl, data, len);
+		if (evbuffer_add(out, f, hl + len) != 0)
+			return SHIR_ENOMEM;
+	} else if (evbuffer_add(out, hdr, hl) != 0 || evbuffer_add(out, data, len) != 0) {
 		return SHIR_ENOMEM;
+	}
 	update_congestion(ws);
 	return 0;
 }
