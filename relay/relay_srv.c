@@ -1085,11 +1085,11 @@ route_listen(struct rsrv *s, struct ws *ws, const struct http1_msg *req, struct 
 		snprintf(c->id, sizeof c->id, "%s", sid);
 	else
 		make_uuid(c->id);
-	free(sid);
-	{
+	if (sid != NULL && *sid) {
 		/* a listener id names one listener (pinning routes by it, §2.7): a
 		 * second channel with the id of a live one is refused, and the live
-		 * one is pinged (no pong within handshake_timeout: it is dropped) */
+		 * one is pinged (no pong within handshake_timeout: it is dropped).
+		 * Ids the relay made up are random: no search for those. */
 		struct ctl *o;
 
 		for (o = e->ctls; o != NULL; o = o->next)
@@ -1104,9 +1104,11 @@ route_listen(struct rsrv *s, struct ws *ws, const struct http1_msg *req, struct 
 			free(c);
 			ws_fail(s, ws, 409, "Listener id in use", "a listener with this sb-hc-id is already "
 			    "connected to this hybrid connection; use a unique id per listener");
+			free(sid);
 			return;
 		}
 	}
+	free(sid);
 	ws_set_callbacks(ws, &CTL_CB, c);
 	if (ws_accept(ws, NULL, NULL) != 0) {
 		event_free(c->expiry_timer);
