@@ -2005,6 +2005,15 @@ h_response(struct hconn *h, const struct hc_response *r, void **src)
 	if (h->dead || h->bev == NULL || (h->st != H_WAIT && h->st != H_BODY)) {
 		return;
 	}
+	if (st < 200 || st > 599) {
+		/* a 1xx is interim (the sender would take the next response for
+		 * this one's) and 6xx..9xx are not HTTP: never written */
+		log_info("relay", "event=http.bad_response_status hc=%s target=%s status=%d",
+		    log_q(h->ent ? h->ent->name : "-"), log_q(h->target), st);
+		hconn_fail(h, 502, "the listener answered with a status that is not a final HTTP "
+		    "status (200-599)");
+		return;
+	}
 	if (h->deadline)
 		evtimer_del(h->deadline);
 	if (!h->body_done)
