@@ -123,7 +123,9 @@ struct hconn {
 	struct ws *rv;		/* request rendezvous */
 	char rv_id[ID_MAX];
 	struct pend *rv_pend;
-	struct ent *rv_ent;	/* the hybrid connection rv_id was issued for */
+	struct ent *rv_ent;	/* the hybrid connection rv_id was issued for (entities
+				   are freed only in rsrv_free, deleted ones wait in the
+				   graveyard: the address is never reused while running) */
 	struct ws *resp_src;	/* response source paused while our output is above tunnel_buffer */
 	bool rv_discard;	/* drop the body of an ignored response on the rendezvous */
 	bool resp_started, resp_chunked, resp_nobody;
