@@ -301,11 +301,8 @@ nul_escapes_marked(const char *json, size_t len, char **copy)
 	bool in_str = false;
 
 	*copy = NULL;
-	for (i = 0; i + 4 < len; i++)
-		if (memcmp(json + i, "u0000", 5) == 0)
-			break;
-	if (i + 4 >= len)
-		return 0;
+	if (memmem(json, len, "u0000", 5) == NULL)
+		return 0;	/* the usual case: one fast scan, no copy */
 	if ((c = malloc(len ? len : 1)) == NULL)
 		return SHIR_ENOMEM;
 	memcpy(c, json, len);

@@ -124,7 +124,9 @@ struct hconn {
 	struct ws *rv;		/* request rendezvous */
 	char rv_id[ID_MAX];
 	struct pend *rv_pend;
-	struct ent *rv_ent;	/* the hybrid connection rv_id was issued for */
+	struct ent *rv_ent;	/* the hybrid connection rv_id was issued for (entities
+				   are freed only in rsrv_free, deleted ones wait in the
+				   graveyard: the address is never reused while running) */
 	struct ws *resp_src;	/* response source paused while our output is above tunnel_buffer */
 	bool rv_discard;	/* drop the body of an ignored response on the rendezvous */
 	bool resp_started, resp_chunked, resp_nobody;
@@ -1186,11 +1188,11 @@ route_listen(struct rsrv *s, struct ws *ws, const struct http1_msg *req, struct 
 		snprintf(c->id, sizeof c->id, "%s", sid);
 	else
 		make_uuid(c->id);
-	free(sid);
-	{
+	if (sid != NULL && *sid) {
 		/* a listener id names one listener (pinning routes by it, §2.7): a
 		 * second channel with the id of a live one is refused, and the live
-		 * one is pinged (no pong within handshake_timeout: it is dropped) */
+		 * one is pinged (no pong within handshake_timeout: it is dropped).
+		 * Ids the relay made up are random: no search for those. */
 		struct ctl *o;
 
 		for (o = e->ctls; o != NULL; o = o->next)
@@ -1205,9 +1207,11 @@ route_listen(struct rsrv *s, struct ws *ws, const struct http1_msg *req, struct 
 			free(c);
 			ws_fail(s, ws, 409, "Listener id in use", "a listener with this sb-hc-id is already "
 			    "connected to this hybrid connection; use a unique id per listener");
+			free(sid);
 			return;
 		}
 	}
+	free(sid);
 	ws_set_callbacks(ws, &CTL_CB, c);
 	if (ws_accept(ws, NULL, NULL) != 0) {
 		event_free(c->expiry_timer);
@@ -2102,6 +2106,15 @@ h_response(struct hconn *h, const struct hc_response *r, void **src)
 	int st = r->status;
 
 	if (h->dead || h->bev == NULL || (h->st != H_WAIT && h->st != H_BODY)) {
+		return;
+	}
+	if (st < 200 || st > 599) {
+		/* a 1xx is interim (the sender would take the next response for
+		 * this one's) and 6xx..9xx are not HTTP: never written */
+		log_info("relay", "event=http.bad_response_status hc=%s target=%s status=%d",
+		    log_q(h->ent ? h->ent->name : "-"), log_q(h->target), st);
+		hconn_fail(h, 502, "the listener answered with a status that is not a final HTTP "
+		    "status (200-599)");
 		return;
 	}
 	if (h->deadline)

@@ -152,6 +152,34 @@ def test_bad_response_headers_dropped(h):
 
 
 @test
+def test_non_final_status_is_502(h):
+    """a listener answering 1xx (interim) or 6xx+ (not HTTP): the sender gets the relay's 502, never that status line"""
+    r = Relay(h)
+    r.create()
+    r.start()
+    lst = raw_listener(r, "st")
+    check(lst.status == 101, "listen: %d", lst.status)
+    for bad in (100, 101, 199, 600, 999):
+        c = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+        c.sendall(("GET /myhc/x HTTP/1.1\r\nHost: h\r\nServiceBusAuthorization: %s\r\n\r\n"
+                   % send_token(r)).encode())
+        req = next_request(lst)
+        respond(lst, req["id"], bad, b"body of a bad status")
+        status, head = read_head(c)
+        check(status.startswith(b"HTTP/1.1 502 "), "listener status %d reached the sender as %r", bad, status)
+        r.proc.wait_log(r"event=http\.bad_response_status hc=myhc target=/myhc/x status=%d" % bad)
+        c.close()
+    # the channel is still in step: its next (body) message was not taken for a response
+    conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
+    conn.request("GET", "/myhc/ok", headers={"ServiceBusAuthorization": send_token(r)})
+    req = next_request(lst)
+    respond(lst, req["id"], 200, b"fine")
+    resp = conn.getresponse()
+    check(resp.status == 200 and resp.read() == b"fine", "the listener still serves")
+    conn.close()
+
+
+@test
 def test_connection_named_headers(h):
     """headers named in Connection are removed from the request to the listener and from the response to the sender"""
     r = Relay(h)
