@@ -230,7 +230,8 @@ def test_proxy_wrong_password_in_status(h):
     conf, sock = shird_conf(h, endpoint="wss://relay.test:%d" % port, key_file=key,
                             tail=proxy_section(h, sq.port, "wrong-pw"))
     start_shird(h, conf)
-    st = wait_status(h, sock, lambda s: "407" in s["statusDetail"], "a 407 in the status")
+    # (not just "407": the random port number may contain it)
+    st = wait_status(h, sock, lambda s: "Proxy Authentication Required" in s["statusDetail"], "a 407 in the status")
     detail = st["statusDetail"]
     want = "relay wss://relay.test:%d unreachable through proxy http://127.0.0.1:%d" % (port, sq.port)
     check(want in detail and "Proxy Authentication Required" in detail, detail)
