@@ -8,8 +8,10 @@
  * socket holds, so a 64 KiB WebSocket message arrives in one or two wakeups.
  *
  * Only plain sockets: a TLS bufferevent (or a filter, or a pair) is left
- * alone. EOF and errors are left for the bufferevent to find: the socket stays
- * readable, so its own next read reports them through the event callback. */
+ * alone. End of file is left for the bufferevent to find: the socket stays
+ * readable, so its own next read reports it through the event callback. An
+ * error (a reset) that this read meets is consumed by it, so the bufferevent
+ * then reports end of file instead: the connection ends either way. */
 #ifndef SHIR_EVREAD_H
 #define SHIR_EVREAD_H
 
