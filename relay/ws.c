@@ -83,6 +83,7 @@ struct ws {
 	bool frag_fin;
 	enum ws_opcode raw_op;	/* opcode of the message ws_send_frame is writing */
 	bool raw_mode;		/* that message goes out as raw frames */
+	bool raw_open;		/* a raw message's last frame is not written yet */
 
 	bool close_pending;	/* ws_close called: queue Close after the data */
 	int close_code;
@@ -337,29 +338,34 @@ w_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, 
 /* Masking keys must be unpredictable (RFC 6455 §5.3), but RAND_bytes per
  * frame was a sixth of shird's CPU per relayed request: keys come from a
  * pool of random bytes refilled 4 KiB at a time, each used once. */
+/* n unpredictable bytes for masking keys; 0 or -1. */
 static int
-w_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user)
+mask_bytes(uint8_t *buf, size_t len)
 {
 	static __thread unsigned char pool[4096];
 	static __thread size_t left;
 
-	if (len > sizeof pool) {
-		if (RAND_bytes(buf, (int)len) != 1)
-			goto fail;
-		return 0;
-	}
+	if (len > sizeof pool)
+		return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
 	if (left < len) {
 		if (RAND_bytes(pool, sizeof pool) != 1)
-			goto fail;
+			return -1;
 		left = sizeof pool;
 	}
 	left -= len;
 	memcpy(buf, pool + left, len);
 	OPENSSL_cleanse(pool + left, len);
 	return 0;
-fail:
-	wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-	return -1;
+}
+
+static int
+w_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user)
+{
+	if (mask_bytes(buf, len) != 0) {
+		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -877,14 +883,17 @@ static int
 fast_recv(struct ws *ws)
 {
 	struct evbuffer *in = NULL;
-	size_t done = 0;
+	uint8_t *seg = NULL;	/* the input at offset done, seg_left bytes of one chain */
+	size_t done = 0, seg_left = 0;
 	int rc = 0;
 
 #define FR_DRAIN() do {							\
 	if (done > 0 && ws->bev != NULL)				\
 		evbuffer_drain(bufferevent_get_input(ws->bev), done);	\
 	done = 0;							\
+	seg_left = 0;							\
 } while (0)
+#define FR_TAKE(k) do { done += (k); seg += (k); seg_left -= (k); } while (0)
 	for (;;) {
 		if (ws->paused || ws->bev == NULL || ws->free_pending || ws->finished ||
 		    ws->wctx == NULL)
@@ -899,14 +908,26 @@ fast_recv(struct ws *ws)
 		}
 		if (!wslay_event_get_read_enabled(ws->wctx))
 			break;
+		if (seg_left == 0 && (seg = seg_at(in, done, &seg_left)) == NULL)
+			break;
 		if (!ws->fp_frame) {
 			uint8_t tmp[14];
-			size_t got, hl;
-			const uint8_t *h = peek_at(in, done, sizeof tmp, tmp, &got);
+			size_t got = seg_left, hl;
+			const uint8_t *h = seg;
 
-			if (h == NULL || !fast_header(ws, h, got, &hl))
+			if (seg_left < sizeof tmp &&
+			    (h = peek_at(in, done, sizeof tmp, tmp, &got)) == NULL)
 				break;
-			done += hl;
+			if (!fast_header(ws, h, got, &hl))
+				break;
+			if (hl > 0) {
+				if (h == seg) {
+					FR_TAKE(hl);
+				} else {	/* the header spanned chains */
+					done += hl;
+					seg_left = 0;
+				}
+			}
 			if (!ws->fp_frame)
 				continue;	/* wslay's frame */
 			if (ws->fp_left == 0) {
@@ -919,14 +940,14 @@ fast_recv(struct ws *ws)
 		}
 		while (ws->fp_left > 0 && !ws->paused && !ws->free_pending && !ws->finished &&
 		    ws->bev != NULL) {
-			uint8_t *d;
 			size_t n;
 			bool fin;
+			uint8_t *d;
 
-			if ((d = seg_at(in, done, &n)) == NULL)
+			if (seg_left == 0 && (seg = seg_at(in, done, &seg_left)) == NULL)
 				goto out;
-			if (n > ws->fp_left)
-				n = (size_t)ws->fp_left;
+			d = seg;
+			n = seg_left < ws->fp_left ? seg_left : (size_t)ws->fp_left;
 			if (ws->fp_masked)
 				unmask(d, n, ws->fp_mask, ws->fp_off);
 			ws->fp_off += n;
@@ -935,14 +956,15 @@ fast_recv(struct ws *ws)
 			if (ws->fp_left == 0)
 				ws->fp_frame = false;
 			ws->activity++;
+			FR_TAKE(n);
 			ws->busy++;
 			deliver(ws, d, n, fin);
 			ws->busy--;
-			done += n;
 		}
 	}
 out:
 	FR_DRAIN();
+#undef FR_TAKE
 #undef FR_DRAIN
 	return rc;
 }
@@ -1556,6 +1578,9 @@ can_send(struct ws *ws)
 	    wslay_event_get_write_enabled(ws->wctx) && !wslay_event_get_close_sent(ws->wctx);
 }
 
+static int raw_frame(struct ws *ws, enum ws_opcode op, const void *data, size_t len, bool fin);
+static bool raw_ok(struct ws *ws);
+
 int
 ws_send(struct ws *ws, enum ws_opcode op, const void *data, size_t len)
 {
@@ -1563,6 +1588,8 @@ ws_send(struct ws *ws, enum ws_opcode op, const void *data, size_t len)
 
 	if (!can_send(ws))
 		return SHIR_ECLOSED;
+	if (!ws->raw_open && raw_ok(ws))	/* one frame, no copy through wslay */
+		return raw_frame(ws, op, data, len, true);
 	if (wslay_event_queue_msg(ws->wctx, &m) != 0)
 		return SHIR_EINVAL;
 	ws_flush(ws);
@@ -1593,23 +1620,17 @@ ws_send_fragment(struct ws *ws, enum ws_opcode op, const void *data, size_t len,
 	return 0;
 }
 
-int
-ws_send_frame(struct ws *ws, enum ws_opcode op, const void *data, size_t len, bool fin)
+/* Writes one frame straight into the output buffer, masked in the client
+ * role (word at a time, while copying). Only when nothing wslay holds could
+ * go out before it (see raw_ok). */
+static int
+raw_frame(struct ws *ws, enum ws_opcode op, const void *data, size_t len, bool fin)
 {
-	struct evbuffer *out;
-	uint8_t hdr[10];
+	struct evbuffer *out = bufferevent_get_output(ws->bev);
+	uint8_t hdr[14], key[4];
 	size_t hl = 0;
+	bool mask = ws->role == WS_ROLE_CLIENT;
 
-	if (!can_send(ws))
-		return SHIR_ECLOSED;
-	if (op != WS_OP_CONT) {
-		/* decided per message: raw unless wslay has data queued (order) */
-		ws->raw_op = op;
-		ws->raw_mode = ws->role == WS_ROLE_SERVER && !ws->frag_active && !ws->want_flush &&
-		    wslay_event_get_queued_msg_count(ws->wctx) == 0;
-	}
-	if (!ws->raw_mode)
-		return ws_send_fragment(ws, ws->raw_op, data, len, fin);
 	hdr[hl++] = (uint8_t)((fin ? 0x80 : 0) | (op & 0x0f));
 	if (len < 126) {
 		hdr[hl++] = (uint8_t)len;
@@ -1624,20 +1645,63 @@ ws_send_frame(struct ws *ws, enum ws_opcode op, const void *data, size_t len, bo
 		for (i = 7; i >= 0; i--)
 			hdr[hl++] = (uint8_t)((uint64_t)len >> (8 * i));
 	}
-	out = bufferevent_get_output(ws->bev);
+	if (mask) {
+		if (mask_bytes(key, sizeof key) != 0)
+			return SHIR_ECRYPTO;
+		hdr[1] |= 0x80;
+		memcpy(hdr + hl, key, 4);
+		hl += 4;
+	}
 	if (len <= WS_SMALL_FRAME) {	/* one append (one callback run) per small frame */
-		uint8_t f[10 + WS_SMALL_FRAME];
+		uint8_t f[14 + WS_SMALL_FRAME];
 
 		memcpy(f, hdr, hl);
 		if (len > 0)
 			memcpy(f + hl, data, len);
+		if (mask)
+			unmask(f + hl, len, key, 0);
 		if (evbuffer_add(out, f, hl + len) != 0)
 			return SHIR_ENOMEM;
-	} else if (evbuffer_add(out, hdr, hl) != 0 || evbuffer_add(out, data, len) != 0) {
-		return SHIR_ENOMEM;
+	} else if (!mask) {
+		if (evbuffer_add(out, hdr, hl) != 0 || evbuffer_add(out, data, len) != 0)
+			return SHIR_ENOMEM;
+	} else {
+		struct evbuffer_iovec v;
+
+		if (evbuffer_add(out, hdr, hl) != 0 || evbuffer_reserve_space(out, (ev_ssize_t)len, &v, 1) != 1)
+			return SHIR_ENOMEM;
+		memcpy(v.iov_base, data, len);
+		unmask(v.iov_base, len, key, 0);	/* XOR: masking is the same operation */
+		v.iov_len = len;
+		if (evbuffer_commit_space(out, &v, 1) != 0)
+			return SHIR_ENOMEM;
 	}
+	ws->raw_open = !fin;
 	update_congestion(ws);
 	return 0;
+}
+
+/* A data frame may bypass wslay when wslay holds nothing that must go first. */
+static bool
+raw_ok(struct ws *ws)
+{
+	return !ws->frag_active && !ws->want_flush && !ws->close_pending &&
+	    wslay_event_get_queued_msg_count(ws->wctx) == 0 && !wslay_event_want_write(ws->wctx);
+}
+
+int
+ws_send_frame(struct ws *ws, enum ws_opcode op, const void *data, size_t len, bool fin)
+{
+	if (!can_send(ws))
+		return SHIR_ECLOSED;
+	if (op != WS_OP_CONT) {
+		/* decided per message: raw unless wslay has data queued (order) */
+		ws->raw_op = op;
+		ws->raw_mode = raw_ok(ws);
+	}
+	if (!ws->raw_mode)
+		return ws_send_fragment(ws, ws->raw_op, data, len, fin);
+	return raw_frame(ws, op, data, len, fin);
 }
 
 int

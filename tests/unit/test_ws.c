@@ -715,6 +715,71 @@ test_producer_in_callback(void **state)
 	pair_close(&p);
 }
 
+/* Whole messages of every length class, both ways: written as one raw frame
+ * (masked a word at a time by the client, as the key's phase requires) or
+ * through wslay when it holds something; a ping sent in between. The
+ * receiver streams and checks every byte. */
+static size_t sum_len;
+static uint32_t sum_hash;
+
+static int
+hash_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t len, bool first, bool fin,
+    void *arg)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		sum_hash = sum_hash * 31 + d[i];
+	sum_len += len;
+	return WS_STREAM;
+}
+
+static void
+test_raw_send_lengths(void **state)
+{
+	static const size_t lens[] = { 0, 1, 125, 126, 1024, 1025, 65535, 65536, 100003 };
+	static uint8_t buf[100003];
+	struct pair p;
+	int dir, k;
+	size_t i;
+
+	for (i = 0; i < sizeof buf; i++)
+		buf[i] = (uint8_t)(i * 131 + (i >> 7));
+	for (dir = 0; dir < 2; dir++) {
+		struct ws_callbacks cb = CB;
+		struct ws *tx, *rx;
+		uint32_t want_hash = 0;
+		size_t want_len = 0;
+
+		pair_open(&p, NULL);
+		tx = dir == 0 ? p.c.ws : p.s.ws;
+		rx = dir == 0 ? p.s.ws : p.c.ws;
+		cb.on_fragment = hash_fragment;
+		ws_set_callbacks(rx, &cb, dir == 0 ? (void *)&p.s : (void *)&p.c);
+		sum_len = 0;
+		sum_hash = 0;
+		for (k = 0; k < 3; k++) {
+			for (i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+				size_t j;
+
+				assert_int_equal(ws_send(tx, WS_OP_BINARY, buf, lens[i]), 0);
+				for (j = 0; j < lens[i]; j++)
+					want_hash = want_hash * 31 + buf[j];
+				want_len += lens[i];
+				if (i == 4)
+					assert_int_equal(ws_ping(tx, "p", 1), 0);
+				spin(p.base, 2);
+			}
+		}
+		for (i = 0; i < 200 && sum_len < want_len; i++)
+			spin(p.base, 1);
+		assert_int_equal(sum_len, want_len);
+		assert_int_equal(sum_hash, want_hash);
+		assert_int_equal(dir == 0 ? p.c.pongs : p.s.pongs, 3);
+		pair_close(&p);
+	}
+}
+
 /* ws_free from inside the endpoint's own callback. */
 static void
 free_in_msg(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t len, void *arg)
@@ -1033,6 +1098,7 @@ main(void)
 		cmocka_unit_test(test_message_cap),
 		cmocka_unit_test(test_backpressure_and_fragments),
 		cmocka_unit_test(test_producer_in_callback),
+		cmocka_unit_test(test_raw_send_lengths),
 		cmocka_unit_test(test_free_in_callback),
 		cmocka_unit_test(test_http1_split),
 		cmocka_unit_test(test_http1_caps),
