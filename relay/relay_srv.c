@@ -1247,6 +1247,10 @@ tunnel_reap(evutil_socket_t fd, short w, void *arg)
 	if (t->next)
 		t->next->prev = t->prev;
 	pend_del(s, t->p);
+	if (t->snd != NULL)
+		ws_forward(t->snd, NULL);
+	if (t->lst != NULL)
+		ws_forward(t->lst, NULL);
 	rs_ws_free(s, t->snd);
 	rs_ws_free(s, t->lst);
 	if (t->timer)
@@ -1286,6 +1290,22 @@ tun_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, bool 
 	return WS_STREAM;
 }
 
+/* ws_forward moved a batch of whole binary frames: count them and stop
+ * reading when the other side backs up, as tun_fragment does. */
+static void
+tun_forwarded(struct ws *ws, size_t n, void *arg)
+{
+	struct tunnel *t = arg;
+	struct ws *o = other(t, ws);
+
+	if (ws == t->snd)
+		t->s->m.bytes_to_listener += n;
+	else
+		t->s->m.bytes_to_sender += n;
+	if (o != NULL && ws_is_congested(o))
+		ws_pause_read(ws, true);
+}
+
 static void
 tun_writable(struct ws *ws, void *arg)
 {
@@ -1306,6 +1326,9 @@ tun_close(struct ws *ws, int code, const char *reason, bool remote, void *arg)
 		t->snd_closed = true;
 	else
 		t->lst_closed = true;
+	ws_forward(ws, NULL);	/* before either side can be freed */
+	if (o != NULL)
+		ws_forward(o, NULL);
 	if (o != NULL && t->open) {
 		if (code == WS_CLOSE_ABNORMAL || code == WS_CLOSE_NO_STATUS || code == 1015 || !remote)
 			ws_close(o, code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : WS_CLOSE_GOING_AWAY,
@@ -1326,6 +1349,7 @@ static const struct ws_callbacks TUN_CB = {
 	.on_fragment = tun_fragment,
 	.on_writable = tun_writable,
 	.on_close = tun_close,
+	.on_forwarded = tun_forwarded,
 };
 
 static void
@@ -1509,6 +1533,8 @@ route_rendezvous(struct rsrv *s, struct ws *ws, const struct http1_msg *req, con
 			ws_set_callbacks(ws, &TUN_CB, t);
 			ws_accept(ws, *pbuf ? pbuf : NULL, NULL);
 			ws_accept(t->snd, *pbuf ? pbuf : NULL, NULL);
+			ws_forward(t->snd, ws);	/* whole binary frames skip tun_fragment */
+			ws_forward(ws, t->snd);
 			t->open = true;
 			evtimer_del(t->timer);
 			log_info("relay", "event=tunnel.open hc=%s id=%s protocol=%s", log_q(t->ent->name),

@@ -84,6 +84,7 @@ struct ws {
 	enum ws_opcode raw_op;	/* opcode of the message ws_send_frame is writing */
 	bool raw_mode;		/* that message goes out as raw frames */
 	bool raw_open;		/* a raw message's last frame is not written yet */
+	struct ws *fwd;		/* ws_forward: binary frames go straight to this endpoint */
 
 	bool close_pending;	/* ws_close called: queue Close after the data */
 	int close_code;
@@ -831,6 +832,125 @@ to_wslay:
 	return true;
 }
 
+/* The size of the frame at p, if its header is complete: header and payload
+ * lengths (no validation: fast_header does that). */
+static bool
+frame_size(const uint8_t *p, size_t avail, size_t *hl, uint64_t *len)
+{
+	unsigned l7;
+	int i;
+
+	if (avail < 2)
+		return false;
+	l7 = p[1] & 0x7f;
+	*hl = 2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + ((p[1] & 0x80) ? 4 : 0);
+	if (avail < *hl)
+		return false;
+	if (l7 == 126)
+		*len = ((uint64_t)p[2] << 8) | p[3];
+	else if (l7 == 127)
+		for (*len = 0, i = 2; i < 10; i++)
+			*len = (*len << 8) | p[i];
+	else
+		*len = l7;
+	return true;
+}
+
+/* ws_forward's batch: the whole binary frames at p (avail contiguous bytes at
+ * a frame boundary) are re-framed straight into the forward endpoint's output
+ * (one reservation for the batch, unmasked while copied), instead of one
+ * callback and one append per frame. Stops at the first frame it cannot
+ * forward whole (incomplete, text, control, invalid, or the other side not
+ * ready for a raw frame); the caller reads that one as usual. Returns the
+ * bytes consumed from p. */
+static bool can_send(struct ws *ws);
+static bool raw_ok(struct ws *ws);
+
+static size_t
+fwd_batch(struct ws *ws, uint8_t *p, size_t avail)
+{
+	struct ws *to = ws->fwd;
+	struct evbuffer *out;
+	struct evbuffer_iovec v = { NULL, 0 };
+	size_t used = 0, o = 0, payload = 0;
+
+	if (to == NULL || to->role != WS_ROLE_SERVER || !can_send(to) || ws_is_congested(to))
+		return 0;
+	out = bufferevent_get_output(to->bev);
+	while (used < avail) {
+		uint8_t *f = p + used, *dst;
+		unsigned op = f[0] & 0x0f;
+		size_t hl, chl, oh = 0;
+		uint64_t len;
+		bool fin;
+
+		if (!frame_size(f, avail - used, &hl, &len) || len > avail - used - hl)
+			break;	/* not whole here */
+		if (op == WS_OP_BINARY ? (to->raw_open || !raw_ok(to)) :
+		    op == WS_OP_CONT ? (!to->raw_open || !to->raw_mode) : true)
+			break;
+		if (!fast_header(ws, f, avail - used, &chl) || !ws->fp_frame)
+			break;	/* an error (reported), or wslay's frame */
+		if (chl != hl || (v.iov_base == NULL &&
+		    evbuffer_reserve_space(out, (ev_ssize_t)avail, &v, 1) != 1)) {
+			v.iov_base = NULL;
+			used += chl;	/* the header is read: the payload goes the usual way */
+			break;
+		}
+		fin = ws->fp_fin;
+		dst = (uint8_t *)v.iov_base + o;
+		dst[oh++] = (uint8_t)((fin ? 0x80 : 0) | op);
+		if (len < 126) {
+			dst[oh++] = (uint8_t)len;
+		} else if (len <= 0xffff) {
+			dst[oh++] = 126;
+			dst[oh++] = (uint8_t)(len >> 8);
+			dst[oh++] = (uint8_t)len;
+		} else {
+			int i;
+
+			dst[oh++] = 127;
+			for (i = 7; i >= 0; i--)
+				dst[oh++] = (uint8_t)(len >> (8 * i));
+		}
+		memcpy(dst + oh, f + hl, (size_t)len);
+		if (ws->fp_masked)
+			unmask(dst + oh, (size_t)len, ws->fp_mask, 0);
+		/* the state deliver() leaves after a streamed piece */
+		ws->fp_frame = false;
+		ws->fp_left = 0;
+		ws->first_pending = false;
+		ws->assemble = false;
+		if (fin)
+			ws->in_msg = false;
+		to->raw_mode = true;
+		to->raw_op = WS_OP_BINARY;
+		to->raw_open = !fin;
+		used += hl + (size_t)len;
+		o += oh + (size_t)len;	/* never more than used: no mask on the way out */
+		payload += (size_t)len;
+		ws->activity++;
+	}
+	if (v.iov_base == NULL)
+		return used;
+	v.iov_len = o;
+	evbuffer_commit_space(out, &v, 1);
+	to->activity++;
+	update_congestion(to);
+	if (ws->cb.on_forwarded != NULL) {
+		ws->busy++;
+		ws->cb.on_forwarded(ws, payload, ws->arg);
+		ws->busy--;
+	}
+	return used;
+}
+
+void
+ws_forward(struct ws *ws, struct ws *to)
+{
+	ws->fwd = to;
+}
+
 /* Reads frames until the input is empty, the endpoint pauses or reading
  * ends. Returns 0 or wslay's error. */
 /* The contiguous bytes at offset off of in (the rest of one chain), or NULL
@@ -910,6 +1030,17 @@ fast_recv(struct ws *ws)
 			break;
 		if (seg_left == 0 && (seg = seg_at(in, done, &seg_left)) == NULL)
 			break;
+		if (!ws->fp_frame && ws->fwd != NULL) {
+			size_t k = fwd_batch(ws, seg, seg_left);
+
+			if (k > 0) {
+				FR_TAKE(k);
+				continue;
+			}
+			if (ws->feed_all || ws->feed_left > 0 || ws->fp_frame ||
+			    !wslay_event_get_read_enabled(ws->wctx))
+				continue;	/* fwd_batch read a header that is not its to forward */
+		}
 		if (!ws->fp_frame) {
 			uint8_t tmp[14];
 			size_t got = seg_left, hl;
@@ -1579,7 +1710,6 @@ can_send(struct ws *ws)
 }
 
 static int raw_frame(struct ws *ws, enum ws_opcode op, const void *data, size_t len, bool fin);
-static bool raw_ok(struct ws *ws);
 
 int
 ws_send(struct ws *ws, enum ws_opcode op, const void *data, size_t len)

@@ -100,6 +100,8 @@ struct ws_callbacks {
 	 * or 1006 when the connection was lost, or the code we sent on a
 	 * protocol error. remote tells whether the peer sent a Close. */
 	void (*on_close)(struct ws *ws, int code, const char *reason, bool remote, void *arg);
+	/* ws_forward moved `bytes` of payload to the other endpoint (optional). */
+	void (*on_forwarded)(struct ws *ws, size_t bytes, void *arg);
 };
 
 struct ws_options {
@@ -175,6 +177,14 @@ void ws_abort(struct ws *ws);
 size_t ws_output_pending(const struct ws *ws);
 bool ws_is_congested(const struct ws *ws);
 void ws_pause_read(struct ws *ws, bool pause);
+/* Relays (server role on both sides): whole binary frames read by ws are
+ * re-framed straight into to's output, a batch at a time, instead of going
+ * through on_fragment one piece each (on_forwarded says how much moved);
+ * everything else, and any frame that is not whole in the input, still goes
+ * through the callbacks. The caller's on_fragment must stream (never
+ * assemble) binary messages, and must clear both directions (NULL) before
+ * either endpoint is freed. */
+void ws_forward(struct ws *ws, struct ws *to);
 
 /* The bufferevent (for peer addresses, TLS details). */
 struct bufferevent *ws_bufferevent(const struct ws *ws);

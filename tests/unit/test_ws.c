@@ -78,10 +78,11 @@ on_message(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t len, void 
 {
 	struct rec *r = arg;
 
+	size_t keep = len < sizeof r->msgs[0] ? len : sizeof r->msgs[0] - 1;	/* the length is kept whole */
+
 	assert_true(r->nmsgs < 8);
-	assert_true(len < 256);
-	memcpy(r->msgs[r->nmsgs], d, len);
-	r->msgs[r->nmsgs][len] = '\0';
+	memcpy(r->msgs[r->nmsgs], d, keep);
+	r->msgs[r->nmsgs][keep] = '\0';
 	r->msg_lens[r->nmsgs] = len;
 	r->msg_ops[r->nmsgs++] = op;
 	if (r->produce) {
@@ -780,6 +781,113 @@ test_raw_send_lengths(void **state)
 	}
 }
 
+/* ws_forward (relays): whole binary frames go from server A's input straight
+ * to server B's output; pieces that are not whole, text and control frames go
+ * the usual way (the on_fragment below re-sends them, as the relay does). The
+ * input arrives split at many offsets; the client behind B must see every
+ * message whole and in order, with the same boundaries. */
+static struct ws *fwd_other;
+static size_t fwd_moved;
+
+static int
+fwd_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, bool first, bool fin,
+    void *arg)
+{
+	assert_int_equal(ws_send_frame(fwd_other, first ? op : WS_OP_CONT, d, n, fin), 0);
+	return WS_STREAM;
+}
+
+static void
+fwd_forwarded(struct ws *ws, size_t n, void *arg)
+{
+	fwd_moved += n;
+}
+
+static void
+test_forward(void **state)
+{
+	static uint8_t in[200000];
+	uint8_t big[3000];
+	size_t len = 0, splits[] = { 1, 7, 100, 4096, 65536 }, si, i;
+	int rounds;
+
+	for (i = 0; i < sizeof big; i++)
+		big[i] = (uint8_t)(i * 7 + 3);
+	len += frame(in + len, true, WS_OP_BINARY, true, "one", 3);
+	len += frame(in + len, true, WS_OP_BINARY, true, big, sizeof big);
+	len += frame(in + len, false, WS_OP_BINARY, true, "tw", 2);
+	len += frame(in + len, true, WS_OP_PING, true, "pp", 2);
+	len += frame(in + len, false, WS_OP_CONT, true, big, 200);
+	len += frame(in + len, true, WS_OP_CONT, true, "o", 1);
+	len += frame(in + len, true, WS_OP_TEXT, true, "text", 4);
+	len += frame(in + len, true, WS_OP_BINARY, true, "", 0);
+	len += frame(in + len, true, WS_OP_BINARY, true, big, 125);
+	for (si = 0; si < sizeof splits / sizeof splits[0]; si++) {
+		struct event_base *base = event_base_new();
+		struct ws_client_request cr = { "h", "/", NULL, NULL };
+		struct ws_callbacks acb = CB;
+		struct rec ra = { 0 }, rb = { 0 }, rc = { 0 };
+		struct ws *a, *b, *c;
+		int sa[2], sb[2];
+		size_t off;
+		char out[8192];
+
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sa), 0);
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sb), 0);
+		evutil_make_socket_nonblocking(sa[0]);
+		evutil_make_socket_nonblocking(sa[1]);	/* drain_fd reads until EAGAIN */
+		evutil_make_socket_nonblocking(sb[0]);
+		evutil_make_socket_nonblocking(sb[1]);
+		a = ws_new_server(bufferevent_socket_new(base, sa[0], BEV_OPT_CLOSE_ON_FREE), NULL, &CB, &ra);
+		b = ws_new_server(bufferevent_socket_new(base, sb[0], BEV_OPT_CLOSE_ON_FREE), NULL, &CB, &rb);
+		c = ws_new_client(bufferevent_socket_new(base, sb[1], BEV_OPT_CLOSE_ON_FREE), &cr, NULL, &CB,
+		    &rc);
+		write_all(sa[1], (const uint8_t *)REQ, strlen(REQ));
+		spin(base, 10);
+		assert_int_equal(ra.opens, 1);
+		assert_int_equal(rc.opens, 1);
+		(void)drain_fd(sa[1], out, sizeof out);	/* A's 101 */
+		acb.on_fragment = fwd_fragment;
+		acb.on_forwarded = fwd_forwarded;
+		ws_set_callbacks(a, &acb, &ra);
+		fwd_other = b;
+		fwd_moved = 0;
+		ws_forward(a, b);
+		for (off = 0; off < len; off += splits[si]) {
+			size_t n = len - off < splits[si] ? len - off : splits[si];
+
+			write_all(sa[1], in + off, n);
+			spin(base, 2);
+		}
+		for (rounds = 0; rounds < 100 && rc.nmsgs < 6; rounds++)
+			spin(base, 1);
+		assert_int_equal(rc.nmsgs, 6);
+		assert_int_equal(rc.msg_lens[0], 3);
+		assert_memory_equal(rc.msgs[0], "one", 3);
+		assert_int_equal(rc.msg_ops[0], WS_OP_BINARY);
+		/* msgs[] holds 255 bytes at most: big messages are checked by length */
+		assert_int_equal(rc.msg_lens[1], sizeof big);
+		assert_int_equal(rc.msg_lens[2], 203);
+		assert_memory_equal(rc.msgs[2], "tw", 2);
+		assert_memory_equal(rc.msgs[2] + 2, big, 200);	/* 202 of 203 kept, enough */
+		assert_int_equal(rc.msg_ops[3], WS_OP_TEXT);
+		assert_memory_equal(rc.msgs[3], "text", 4);
+		assert_int_equal(rc.msg_lens[4], 0);
+		assert_int_equal(rc.msg_lens[5], 125);
+		assert_memory_equal(rc.msgs[5], big, 125);
+		assert_int_equal(ra.pongs, 0);
+		/* with reads of 100 bytes and more, whole frames went the fast way */
+		if (splits[si] >= 4096)
+			assert_true(fwd_moved > 0);
+		ws_forward(a, NULL);
+		ws_free(a);
+		ws_free(b);
+		ws_free(c);
+		close(sa[1]);
+		event_base_free(base);
+	}
+}
+
 /* ws_free from inside the endpoint's own callback. */
 static void
 free_in_msg(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t len, void *arg)
@@ -1099,6 +1207,7 @@ main(void)
 		cmocka_unit_test(test_backpressure_and_fragments),
 		cmocka_unit_test(test_producer_in_callback),
 		cmocka_unit_test(test_raw_send_lengths),
+		cmocka_unit_test(test_forward),
 		cmocka_unit_test(test_free_in_callback),
 		cmocka_unit_test(test_http1_split),
 		cmocka_unit_test(test_http1_caps),
