@@ -227,23 +227,13 @@ static void h_send_request(struct hconn *h);
 static void
 make_uuid(char out[37])
 {
-	/* ids are capabilities (a rendezvous address): 122 random bits each,
-	 * drawn from a pool filled 64 ids at a time (RAND_bytes per id cost the
-	 * relay an eighth of its CPU per request). The loop thread only. */
+	/* ids are capabilities (a rendezvous address): 122 random bits each */
 	static const char hex[] = "0123456789abcdef";
-	static unsigned char pool[16 * 64];
-	static size_t left;
 	unsigned char b[16];
 	size_t i, o = 0;
 
-	if (left == 0) {
-		if (RAND_bytes(pool, sizeof pool) != 1)
-			abort();
-		left = sizeof pool;
-	}
-	left -= sizeof b;
-	memcpy(b, pool + left, sizeof b);
-	OPENSSL_cleanse(pool + left, sizeof b);
+	if (ws_random(b, sizeof b) != 0)
+		abort();
 	b[6] = (b[6] & 0x0f) | 0x40;
 	b[8] = (b[8] & 0x3f) | 0x80;
 	for (i = 0; i < sizeof b; i++) {
@@ -1272,6 +1262,19 @@ other(struct tunnel *t, struct ws *ws)
 	return ws == t->snd ? t->lst : t->snd;
 }
 
+/* n bytes went from ws to o: count them, and stop reading ws while o backs up
+ * (tun_writable resumes it). */
+static void
+tun_moved(struct tunnel *t, struct ws *ws, struct ws *o, size_t n)
+{
+	if (ws == t->snd)
+		t->s->m.bytes_to_listener += n;
+	else
+		t->s->m.bytes_to_sender += n;
+	if (ws_is_congested(o))
+		ws_pause_read(ws, true);
+}
+
 static int
 tun_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, bool first, bool fin,
     void *arg)
@@ -1281,29 +1284,19 @@ tun_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, bool 
 
 	if (o == NULL || ws_send_frame(o, first ? op : WS_OP_CONT, d, n, fin) != 0)
 		return WS_STREAM;
-	if (ws == t->snd)
-		t->s->m.bytes_to_listener += n;
-	else
-		t->s->m.bytes_to_sender += n;
-	if (ws_is_congested(o))
-		ws_pause_read(ws, true);
+	tun_moved(t, ws, o, n);
 	return WS_STREAM;
 }
 
-/* ws_forward moved a batch of whole binary frames: count them and stop
- * reading when the other side backs up, as tun_fragment does. */
+/* ws_forward moved a batch of whole binary frames to the other side. */
 static void
 tun_forwarded(struct ws *ws, size_t n, void *arg)
 {
 	struct tunnel *t = arg;
 	struct ws *o = other(t, ws);
 
-	if (ws == t->snd)
-		t->s->m.bytes_to_listener += n;
-	else
-		t->s->m.bytes_to_sender += n;
-	if (o != NULL && ws_is_congested(o))
-		ws_pause_read(ws, true);
+	if (o != NULL)
+		tun_moved(t, ws, o, n);
 }
 
 static void

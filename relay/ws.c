@@ -336,12 +336,9 @@ w_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, 
 	return (ssize_t)len;
 }
 
-/* Masking keys must be unpredictable (RFC 6455 §5.3), but RAND_bytes per
- * frame was a sixth of shird's CPU per relayed request: keys come from a
- * pool of random bytes refilled 4 KiB at a time, each used once. */
-/* n unpredictable bytes for masking keys; 0 or -1. */
-static int
-mask_bytes(uint8_t *buf, size_t len)
+/* See ws.h. Masking keys must be unpredictable (RFC 6455 §5.3). */
+int
+ws_random(uint8_t *buf, size_t len)
 {
 	static __thread unsigned char pool[4096];
 	static __thread size_t left;
@@ -362,7 +359,7 @@ mask_bytes(uint8_t *buf, size_t len)
 static int
 w_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user)
 {
-	if (mask_bytes(buf, len) != 0) {
+	if (ws_random(buf, len) != 0) {
 		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
 		return -1;
 	}
@@ -747,6 +744,53 @@ fail_protocol(struct ws *ws)
 	ws->fp_frame = false;
 }
 
+/* The size of the frame at p, if its header is complete: header and payload
+ * lengths (no validation: fast_header does that). */
+static bool
+frame_size(const uint8_t *p, size_t avail, size_t *hl, uint64_t *len)
+{
+	unsigned l7;
+	int i;
+
+	if (avail < 2)
+		return false;
+	l7 = p[1] & 0x7f;
+	*hl = 2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + ((p[1] & 0x80) ? 4 : 0);
+	if (avail < *hl)
+		return false;
+	if (l7 == 126)
+		*len = ((uint64_t)p[2] << 8) | p[3];
+	else if (l7 == 127)
+		for (*len = 0, i = 2; i < 10; i++)
+			*len = (*len << 8) | p[i];
+	else
+		*len = l7;
+	return true;
+}
+
+/* Writes a frame header without the mask bit and key: returns its length
+ * (2, 4 or 10 bytes). */
+static size_t
+put_header(uint8_t *out, bool fin, unsigned op, uint64_t len)
+{
+	size_t n = 0;
+	int i;
+
+	out[n++] = (uint8_t)((fin ? 0x80 : 0) | (op & 0x0f));
+	if (len < 126) {
+		out[n++] = (uint8_t)len;
+	} else if (len <= 0xffff) {
+		out[n++] = 126;
+		out[n++] = (uint8_t)(len >> 8);
+		out[n++] = (uint8_t)len;
+	} else {
+		out[n++] = 127;
+		for (i = 7; i >= 0; i--)
+			out[n++] = (uint8_t)(len >> (8 * i));
+	}
+	return n;
+}
+
 /* At a frame boundary: decides who reads the next frame. Returns false when
  * the header is not complete yet. */
 static bool
@@ -758,27 +802,16 @@ fast_header(struct ws *ws, const uint8_t *h, size_t got, size_t *consumed)
 	uint64_t len;
 
 	*consumed = 0;
-	if (got < 2)
+	if (!frame_size(h, got, &hl, &len))
 		return false;
 	fin = (h[0] & 0x80) != 0;
 	op = h[0] & 0x0f;
 	masked = (h[1] & 0x80) != 0;
 	l7 = h[1] & 0x7f;
-	hl = 2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + (masked ? 4 : 0);
-	if (got < hl)
-		return false;
-	if (l7 == 126) {
-		len = ((uint64_t)h[2] << 8) | h[3];
+	if (l7 == 126)	/* the shortest length encoding only */
 		valid = len >= 126;
-	} else if (l7 == 127) {
-		int i;
-
-		for (len = 0, i = 2; i < 10; i++)
-			len = (len << 8) | h[i];
+	else if (l7 == 127)
 		valid = len >= 65536 && !(len >> 63);
-	} else {
-		len = l7;
-	}
 	if ((h[0] & 0x70) != 0 || masked != (ws->role == WS_ROLE_SERVER))
 		valid = false;
 	if (op >= 8 && (!fin || len > 125 || op > 10))
@@ -832,29 +865,6 @@ to_wslay:
 	return true;
 }
 
-/* The size of the frame at p, if its header is complete: header and payload
- * lengths (no validation: fast_header does that). */
-static bool
-frame_size(const uint8_t *p, size_t avail, size_t *hl, uint64_t *len)
-{
-	unsigned l7;
-	int i;
-
-	if (avail < 2)
-		return false;
-	l7 = p[1] & 0x7f;
-	*hl = 2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + ((p[1] & 0x80) ? 4 : 0);
-	if (avail < *hl)
-		return false;
-	if (l7 == 126)
-		*len = ((uint64_t)p[2] << 8) | p[3];
-	else if (l7 == 127)
-		for (*len = 0, i = 2; i < 10; i++)
-			*len = (*len << 8) | p[i];
-	else
-		*len = l7;
-	return true;
-}
 
 /* ws_forward's batch: the whole binary frames at p (avail contiguous bytes at
  * a frame boundary) are re-framed straight into the forward endpoint's output
@@ -880,7 +890,7 @@ fwd_batch(struct ws *ws, uint8_t *p, size_t avail)
 	while (used < avail) {
 		uint8_t *f = p + used, *dst;
 		unsigned op = f[0] & 0x0f;
-		size_t hl, chl, oh = 0;
+		size_t hl, chl, oh;
 		uint64_t len;
 		bool fin;
 
@@ -899,20 +909,7 @@ fwd_batch(struct ws *ws, uint8_t *p, size_t avail)
 		}
 		fin = ws->fp_fin;
 		dst = (uint8_t *)v.iov_base + o;
-		dst[oh++] = (uint8_t)((fin ? 0x80 : 0) | op);
-		if (len < 126) {
-			dst[oh++] = (uint8_t)len;
-		} else if (len <= 0xffff) {
-			dst[oh++] = 126;
-			dst[oh++] = (uint8_t)(len >> 8);
-			dst[oh++] = (uint8_t)len;
-		} else {
-			int i;
-
-			dst[oh++] = 127;
-			for (i = 7; i >= 0; i--)
-				dst[oh++] = (uint8_t)(len >> (8 * i));
-		}
+		oh = put_header(dst, fin, op, len);
 		memcpy(dst + oh, f + hl, (size_t)len);
 		if (ws->fp_masked)
 			unmask(dst + oh, (size_t)len, ws->fp_mask, 0);
@@ -1583,14 +1580,7 @@ ws_free(struct ws *ws)
 		return;
 	if (ws->busy > 0) {
 		ws->free_pending = true;
-		ws->cb.on_close = NULL;
-		ws->cb.on_message = NULL;
-		ws->cb.on_fragment = NULL;
-		ws->cb.on_pong = NULL;
-		ws->cb.on_writable = NULL;
-		ws->cb.on_open = NULL;
-		ws->cb.on_request = NULL;
-		ws->cb.on_handshake_failed = NULL;
+		memset(&ws->cb, 0, sizeof ws->cb);	/* no callback after ws_free, whichever */
 		if (ws->bev != NULL)
 			bufferevent_disable(ws->bev, EV_READ | EV_WRITE);
 		return;
@@ -1758,25 +1748,11 @@ raw_frame(struct ws *ws, enum ws_opcode op, const void *data, size_t len, bool f
 {
 	struct evbuffer *out = bufferevent_get_output(ws->bev);
 	uint8_t hdr[14], key[4];
-	size_t hl = 0;
 	bool mask = ws->role == WS_ROLE_CLIENT;
+	size_t hl = put_header(hdr, fin, op, len);
 
-	hdr[hl++] = (uint8_t)((fin ? 0x80 : 0) | (op & 0x0f));
-	if (len < 126) {
-		hdr[hl++] = (uint8_t)len;
-	} else if (len <= 0xffff) {
-		hdr[hl++] = 126;
-		hdr[hl++] = (uint8_t)(len >> 8);
-		hdr[hl++] = (uint8_t)len;
-	} else {
-		int i;
-
-		hdr[hl++] = 127;
-		for (i = 7; i >= 0; i--)
-			hdr[hl++] = (uint8_t)((uint64_t)len >> (8 * i));
-	}
 	if (mask) {
-		if (mask_bytes(key, sizeof key) != 0)
+		if (ws_random(key, sizeof key) != 0)
 			return SHIR_ECRYPTO;
 		hdr[1] |= 0x80;
 		memcpy(hdr + hl, key, 4);
