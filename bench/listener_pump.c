@@ -28,14 +28,14 @@
 #include <event2/listener.h>
 #include <openssl/evp.h>
 
-#include "ldial.h"
+#include "relay/hcdial.h"
 #include "relay/ws.h"
 
 #define CHUNK (64 * 1024)
 
 struct pump {
 	struct event_base *base;
-	struct ldial_url u;
+	struct hcdial_url u;
 	const char *token;
 	int mode;		/* 0 ws throughput, 1 tcp throughput, 2 hold */
 	size_t total, sent, got;
@@ -393,7 +393,7 @@ main(int argc, char **argv)
 		bufferevent_free(p.tcp);
 		goto out;
 	}
-	if (ldial_parse_url(argv[2], 0, &p.u, &err) != 0) {
+	if (hcdial_parse_url(argv[2], 0, &p.u, &err) != 0) {
 		fprintf(stderr, "listener_pump: %s\n", err.msg);
 		goto out;
 	}

@@ -25,7 +25,7 @@
 #include <event2/http.h>
 #include <event2/listener.h>
 
-#include "src/evread.h"
+#include "common/evread.h"
 #include "relay/hc_msg.h"
 #include "relay/sas.h"
 #include "relay/ws.h"

@@ -12,7 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "atomicfile.h"
+#include "common/atomicfile.h"
 
 int
 atomicfile_fsync_dir(const char *path, struct shir_error *err)

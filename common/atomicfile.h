@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 /* Replaces path with data (len bytes) with the given mode. */
 int atomicfile_write(const char *path, const void *data, size_t len, mode_t mode,

@@ -13,7 +13,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 
-#include "evread.h"
+#include "common/evread.h"
 
 #define EVREAD_VECS 2
 #define EVREAD_LIBEVENT_MAX 4096	/* EVBUFFER_MAX_READ in libevent 2.1 */

@@ -7,7 +7,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "jsonutil.h"
+#include "common/jsonutil.h"
 
 int
 json_whole(const cJSON *v, long long min, long long max, long long *out)

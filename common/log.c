@@ -13,8 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "shir_err.h"
+#include "common/log.h"
+#include "common/shir_err.h"
 
 #define LOG_LINE_MAX 4096
 #define LOG_RING_LINES 512

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 static const char *const shir_err_names[] = {
 	[0] = "success",

@@ -14,16 +14,16 @@
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 
-#include "atomicfile.h"
-#include "backup.h"
-#include "conf.h"
-#include "confedit.h"
-#include "credstore.h"
-#include "ctl_admin.h"
-#include "ctl_client.h"
-#include "registration.h"
-#include "seal.h"
-#include "shirctl.h"
+#include "common/atomicfile.h"
+#include "node/admin/backup.h"
+#include "node/conf.h"
+#include "node/admin/confedit.h"
+#include "node/admin/credstore.h"
+#include "ctl/ctl_admin.h"
+#include "ctl/ctl_client.h"
+#include "node/admin/registration.h"
+#include "node/admin/seal.h"
+#include "ctl/shirctl.h"
 
 #define CTL_SECRET_MAX (64 * 1024)
 

@@ -3,8 +3,8 @@
 #ifndef SHIR_CTL_ADMIN_H
 #define SHIR_CTL_ADMIN_H
 
-#include "conf.h"
-#include "shir_err.h"
+#include "node/conf.h"
+#include "common/shir_err.h"
 
 struct ctl_ctx;
 struct ctl_response;

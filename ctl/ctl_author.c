@@ -14,10 +14,10 @@
 #include "relay/irkey.h"
 #include "relay/sas.h"
 
-#include "auth_rows.h"
-#include "ctl_author.h"
-#include "ctl_client.h"
-#include "shirctl.h"
+#include "node/authoring/auth_rows.h"
+#include "ctl/ctl_author.h"
+#include "ctl/ctl_client.h"
+#include "ctl/shirctl.h"
 
 #define AUTHOR_USAGE \
 	"author testConnection|browse|schema|preview [--local | --service-key KEY |\n" \

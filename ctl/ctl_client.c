@@ -9,8 +9,8 @@
 
 #include <curl/curl.h>
 
-#include "conf.h"
-#include "ctl_client.h"
+#include "node/conf.h"
+#include "ctl/ctl_client.h"
 
 
 const char *

@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 struct ctl_response {
 	long status;

@@ -22,14 +22,14 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "atomicfile.h"
-#include "conf.h"
-#include "confedit.h"
-#include "credstore.h"
-#include "ctl_admin.h"
-#include "ctl_client.h"
-#include "shirctl.h"
-#include "jsonutil.h"
+#include "common/atomicfile.h"
+#include "node/conf.h"
+#include "node/admin/confedit.h"
+#include "node/admin/credstore.h"
+#include "ctl/ctl_admin.h"
+#include "ctl/ctl_client.h"
+#include "ctl/shirctl.h"
+#include "common/jsonutil.h"
 
 /* Edits shird.conf, then reloads a running shird. */
 static int
@@ -588,12 +588,12 @@ ctl_cmd_proxy_set(struct ctl_ctx *ctx, int argc, char **argv)
 		 * (state_dir/proxy.password when unset), never into shird.conf. */
 		if ((c = ctl_admin_conf(ctx)) == NULL)
 			return 1;
-		if (c->proxy_password_file && *c->proxy_password_file)
-			snprintf(pwpath, sizeof pwpath, "%s", c->proxy_password_file);
+		if (c->proxy.password_file && *c->proxy.password_file)
+			snprintf(pwpath, sizeof pwpath, "%s", c->proxy.password_file);
 		else
 			snprintf(pwpath, sizeof pwpath, "%s/proxy.password", c->state_dir);
 		if (ctl_read_secret("Proxy password: ", 1, &pw, &err) != 0 ||
-		    (c->proxy_password_file == NULL && atomicfile_mkdir(c->state_dir, &err) != 0) ||
+		    (c->proxy.password_file == NULL && atomicfile_mkdir(c->state_dir, &err) != 0) ||
 		    atomicfile_write(pwpath, pw, strlen(pw), 0600, &err) != 0) {
 			fprintf(stderr, "shirctl: %s\n", err.msg);
 			credstore_secret_free(pw);

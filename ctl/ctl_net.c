@@ -14,12 +14,12 @@
 
 #include <cjson/cJSON.h>
 
-#include "conf.h"
-#include "ctl_admin.h"
+#include "node/conf.h"
+#include "ctl/ctl_admin.h"
 #include "proxy/proxy.h"
-#include "registration.h"
-#include "servicehosts.h"
-#include "shirctl.h"
+#include "node/admin/registration.h"
+#include "node/admin/servicehosts.h"
+#include "ctl/shirctl.h"
 
 #define SVC_MAX (SERVICEHOSTS_MAX + 8)
 #define SVC_ADDRS 16
@@ -277,7 +277,7 @@ ctl_cmd_service_urls(struct ctl_ctx *ctx, int argc, char **argv)
 	l = calloc(1, sizeof *l);
 	if (l == NULL)
 		goto out;
-	if (proxy_config_load(c, &pc, &err) != 0) {
+	if (proxy_config_load(&c->proxy, &pc, &err) != 0) {
 		fprintf(stderr, "shirctl: the proxy configuration does not load, so the hosts "
 		    "cannot be listed: %s\n", err.msg);
 		goto out;
@@ -298,17 +298,17 @@ ctl_cmd_service_urls(struct ctl_ctx *ctx, int argc, char **argv)
 			svc_add_dest(l, pc, url, sh[k].purpose[0] ? sh[k].purpose : "rendezvous");
 		}
 	}
-	if (c->proxy_mode == CONF_PROXY_CUSTOM && c->proxy_address != NULL) {
+	if (c->proxy.mode == PROXY_MODE_CUSTOM && c->proxy.address != NULL) {
 		char url[600];
 
-		snprintf(url, sizeof url, "%s%s:%d", strstr(c->proxy_address, "://") ? "" : "http://",
-		    c->proxy_address, c->proxy_port);
+		snprintf(url, sizeof url, "%s%s:%d", strstr(c->proxy.address, "://") ? "" : "http://",
+		    c->proxy.address, c->proxy.port);
 		{
 			char h[256];
 			int p, t;
 
 			if (registration_endpoint_hostport(url, h, sizeof h, &p, &t) == 0)
-				svc_add(l, h, c->proxy_port, "proxy", NULL);
+				svc_add(l, h, c->proxy.port, "proxy", NULL);
 		}
 	}
 	if (!node[0])

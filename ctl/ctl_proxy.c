@@ -8,9 +8,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "conf.h"
+#include "node/conf.h"
 #include "proxy/proxy.h"
-#include "shirctl.h"
+#include "ctl/shirctl.h"
 
 #define CTL_PROXY_USAGE "proxy explain URL [--config FILE] [--json] | proxy show [--json]"
 
@@ -32,7 +32,7 @@ ctl_proxy_load(struct ctl_ctx *ctx, const char *dotnet, struct proxy_config **pc
 				    "a .NET config file with --config FILE\n");
 			return 1;
 		}
-		rc = proxy_config_load(c, pc, &err);
+		rc = proxy_config_load(&c->proxy, pc, &err);
 		conf_free(c);
 	}
 	if (rc != 0) {

@@ -14,16 +14,16 @@
 
 #include <cjson/cJSON.h>
 
-#include "atomicfile.h"
-#include "conf.h"
-#include "credstore.h"
-#include "ctl_admin.h"
+#include "common/atomicfile.h"
+#include "node/conf.h"
+#include "node/admin/credstore.h"
+#include "ctl/ctl_admin.h"
 #include "proxy/proxy.h"
-#include "registration.h"
+#include "node/admin/registration.h"
 #include "relay/irkey.h"
-#include "relaycheck.h"
-#include "servicehosts.h"
-#include "shirctl.h"
+#include "ctl/relaycheck.h"
+#include "node/admin/servicehosts.h"
+#include "ctl/shirctl.h"
 
 /* Loads the node's proxy configuration; on failure *why holds the reason. */
 static struct proxy_config *
@@ -32,7 +32,7 @@ ctl_reg_proxy(const struct conf *c, char *why, size_t len)
 	struct proxy_config *pc = NULL;
 	struct shir_error err;
 
-	if (proxy_config_load(c, &pc, &err) != 0) {
+	if (proxy_config_load(&c->proxy, &pc, &err) != 0) {
 		snprintf(why, len, "%.1000s", err.msg);
 		return NULL;
 	}
@@ -89,7 +89,7 @@ ctl_reg_target(const struct conf *c, const struct registration *r, struct relayc
 	t->key = r->key;
 	t->tls_pin = r->tls_pin;
 	t->ca_file = c->relay_ca_file;
-	t->timeout_s = c->proxy_connect_timeout;
+	t->timeout_s = c->proxy.connect_timeout;
 }
 
 static int
@@ -326,7 +326,7 @@ ctl_cmd_diagnose(struct ctl_ctx *ctx, int argc, char **argv)
 		if (t[i].ca_file == NULL)
 			t[i].ca_file = c->relay_ca_file;
 		if (t[i].timeout_s == 0)
-			t[i].timeout_s = c->proxy_connect_timeout;
+			t[i].timeout_s = c->proxy.connect_timeout;
 		relaycheck_run(pc, why, &t[i], &rep);
 		if (json)
 			cJSON_AddItemToArray(arr, ctl_reg_json(&rep, t[i].endpoint, what[i]));

@@ -18,9 +18,8 @@
 
 #include "relay/http1.h"
 #include "proxy/proxy.h"
-#include "proxy/proxy_int.h"
-#include "registration.h"
-#include "relaycheck.h"
+#include "node/admin/registration.h"
+#include "ctl/relaycheck.h"
 #include "relay/sas.h"
 #include "relay/ws.h"
 
@@ -325,9 +324,8 @@ relaycheck_run(const struct proxy_config *pc, const char *proxy_err,
     const struct relaycheck_target *t, struct relaycheck_report *rep)
 {
 	struct proxy_decision d;
-	struct proxy_cred cred;
 	struct addrinfo *res = NULL;
-	char host[256], phost[256], addrs[256], why[400], url[600], pin[128], userpwd[1024];
+	char host[256], phost[256], addrs[256], why[400], url[600], pin[128];
 	int port, pport = 0, tls, i, proxied = 0;
 	CURL *c = NULL;
 	CURLcode cc;
@@ -389,15 +387,8 @@ relaycheck_run(const struct proxy_config *pc, const char *proxy_err,
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)t->timeout_s);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	if (proxied) {
-		curl_easy_setopt(c, CURLOPT_PROXY, d.proxies[0]);
+		proxy_curl_setup(pc, c, d.proxies[0]);
 		curl_easy_setopt(c, CURLOPT_HTTPPROXYTUNNEL, 1L);
-		proxy_config_cred(pc, d.proxies[0], &cred);
-		if (cred.user != NULL) {
-			snprintf(userpwd, sizeof userpwd, "%s:%s", cred.user,
-			    cred.password ? cred.password : "");
-			curl_easy_setopt(c, CURLOPT_PROXYUSERPWD, userpwd);
-			curl_easy_setopt(c, CURLOPT_PROXYAUTH, cred.auth);
-		}
 	} else {
 		curl_easy_setopt(c, CURLOPT_PROXY, "");
 	}
@@ -412,7 +403,6 @@ relaycheck_run(const struct proxy_config *pc, const char *proxy_err,
 		}
 	}
 	cc = curl_easy_perform(c);
-	memset(userpwd, 0, sizeof userpwd);
 	curl_easy_getinfo(c, CURLINFO_HTTP_CONNECTCODE, &connect_code);
 	if (proxied) {
 		if (cc != CURLE_OK && connect_code != 200) {
@@ -420,7 +410,7 @@ relaycheck_run(const struct proxy_config *pc, const char *proxy_err,
 				rc_set(rep, RELAYCHECK_CONNECT, RELAYCHECK_FAILED, "the proxy %s answered "
 				    "407 Proxy Authentication Required: %s; check the proxy user and "
 				    "password (`shirctl proxy set custom ... --user USER`)", d.proxies[0],
-				    cred.user ? "it refused the user" : "it wants credentials");
+				    proxy_config_user(pc, d.proxies[0]) ? "it refused the user" : "it wants credentials");
 			else if (connect_code != 0)
 				rc_set(rep, RELAYCHECK_CONNECT, RELAYCHECK_FAILED, "the proxy %s refused "
 				    "CONNECT %s:%d with %ld %s", d.proxies[0], host, port, connect_code,

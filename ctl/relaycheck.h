@@ -7,7 +7,7 @@
 #ifndef SHIR_RELAYCHECK_H
 #define SHIR_RELAYCHECK_H
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 struct proxy_config;
 

@@ -9,10 +9,10 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
-#include "conf.h"
-#include "ctl_client.h"
-#include "log.h"
-#include "shirctl.h"
+#include "node/conf.h"
+#include "ctl/ctl_client.h"
+#include "common/log.h"
+#include "ctl/shirctl.h"
 
 struct ctl_cmd {
 	const char *name;
@@ -36,12 +36,12 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "proxy", { NULL }, ctl_cmd_proxy, "proxy show [--json]",
 	  "the effective proxy settings from shird.conf (no secrets)" },
 
-	/* authoring (src/ctl_author.c) */
+	/* authoring (ctl_author.c) */
 	{ "author", { NULL }, ctl_cmd_author,
 	  "author OP [--local|--service-key KEY] [--json] [REQUEST|-]",
 	  "send an authoring request (testConnection, browse, schema, preview) to a node" },
 
-	/* registration, credentials, backups, dmgcmd actions (src/ctl_admin*.c) */
+	/* registration, credentials, backups, dmgcmd actions (ctl_admin.c, ctl_dmg.c, ctl_net.c, ctl_register.c) */
 	{ "register-node", { "-rn", "-RegisterNewNode" }, ctl_cmd_register_node,
 	  "register-node [--skip-test] KEY|- [NODENAME]", "validate a node key, test the "
 	  "connection to its relay, and register (KEY - reads it from stdin)" },

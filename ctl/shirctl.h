@@ -18,7 +18,7 @@ int ctl_cmd_reload(struct ctl_ctx *ctx, int argc, char **argv);
 /* proxy (proxy/ctl_proxy.c) */
 int ctl_cmd_proxy(struct ctl_ctx *ctx, int argc, char **argv);
 
-/* admin (src/ctl_admin.c, src/ctl_dmg.c, src/ctl_net.c) */
+/* admin (ctl_admin.c, ctl_dmg.c, ctl_net.c) */
 int ctl_cmd_register_node(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_switch_key(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_diagnose(struct ctl_ctx *ctx, int argc, char **argv);
@@ -34,7 +34,7 @@ int ctl_cmd_service_account(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_auto_update(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_proxy_set(struct ctl_ctx *ctx, int argc, char **argv);
 
-/* authoring (src/ctl_author.c) */
+/* authoring (ctl_author.c) */
 int ctl_cmd_author(struct ctl_ctx *ctx, int argc, char **argv);
 
 /* Helpers for commands. */

@@ -7,9 +7,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "api.h"
-#include "log.h"
-#include "shir_err.h"
+#include "node/api.h"
+#include "common/log.h"
+#include "common/shir_err.h"
 
 #define API_MAX_ROUTES 64
 #define API_MAX_HEADERS 1024

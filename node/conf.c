@@ -10,8 +10,8 @@
 
 #include <ini.h>
 
-#include "conf.h"
-#include "log.h"
+#include "node/conf.h"
+#include "common/log.h"
 
 #ifndef LOCALSTATEDIR
 #define LOCALSTATEDIR "/var"
@@ -53,23 +53,23 @@ static const struct conf_key conf_table[] = {
 	  "colon-separated absolute folders that file stores may use" },
 	{ "security", "local_machine_access", CONF_T_BOOL, 0, 0, NULL, "false", true,
 	  O(local_machine_access), "allow stores on this machine (loopback, own addresses)" },
-	{ "proxy", "mode", CONF_T_ENUM, 0, 0, "none|system|custom", "none", true, O(proxy_mode),
+	{ "proxy", "mode", CONF_T_ENUM, 0, 0, "none|system|custom", "none", true, O(proxy.mode),
 	  "none, system (.NET config files and environment) or custom" },
 	{ "proxy", "dotnet_config", CONF_T_PATH, 0, 0, NULL, SYSCONFDIR "/shir/diahost.exe.config", true,
-	  O(proxy_dotnet_config), "diahost.exe.config read in system mode" },
+	  O(proxy.dotnet_config), "diahost.exe.config read in system mode" },
 	{ "proxy", "dotnet_config_worker", CONF_T_PATH, 0, 0, NULL, SYSCONFDIR "/shir/diawp.exe.config",
-	  true, O(proxy_dotnet_config_worker), "diawp.exe.config read in system mode" },
-	{ "proxy", "address", CONF_T_STR, 0, 0, NULL, NULL, true, O(proxy_address),
+	  true, O(proxy.dotnet_config_worker), "diawp.exe.config read in system mode" },
+	{ "proxy", "address", CONF_T_STR, 0, 0, NULL, NULL, true, O(proxy.address),
 	  "custom proxy host (or http://host, https://host)" },
-	{ "proxy", "port", CONF_T_INT, 1, 65535, NULL, "8080", true, O(proxy_port), "custom proxy port" },
-	{ "proxy", "user", CONF_T_STR, 0, 0, NULL, NULL, true, O(proxy_user), "custom proxy user" },
-	{ "proxy", "password_file", CONF_T_PATH, 0, 0, NULL, NULL, true, O(proxy_password_file),
+	{ "proxy", "port", CONF_T_INT, 1, 65535, NULL, "8080", true, O(proxy.port), "custom proxy port" },
+	{ "proxy", "user", CONF_T_STR, 0, 0, NULL, NULL, true, O(proxy.user), "custom proxy user" },
+	{ "proxy", "password_file", CONF_T_PATH, 0, 0, NULL, NULL, true, O(proxy.password_file),
 	  "0600 file holding the proxy password" },
 	{ "proxy", "auth", CONF_T_ENUM, 0, 0, "any|basic|digest|ntlm|negotiate", "any", true,
-	  O(proxy_auth), "proxy authentication scheme" },
-	{ "proxy", "connect_timeout", CONF_T_INT, 1, 120, NULL, "15", true, O(proxy_connect_timeout),
+	  O(proxy.auth), "proxy authentication scheme" },
+	{ "proxy", "connect_timeout", CONF_T_INT, 1, 120, NULL, "15", true, O(proxy.connect_timeout),
 	  "seconds to set up a connection or tunnel" },
-	{ "proxy", "ca_file", CONF_T_PATH, 0, 0, NULL, NULL, true, O(proxy_ca_file),
+	{ "proxy", "ca_file", CONF_T_PATH, 0, 0, NULL, NULL, true, O(proxy.ca_file),
 	  "CA bundle to verify an https:// proxy (default: the system's)" },
 	{ "relay", "endpoint", CONF_T_STR, 0, 0, NULL, NULL, true, O(relay_endpoint),
 	  "relay URL, wss://host:port or ws://127.0.0.1:port" },
@@ -101,17 +101,6 @@ conf_keys(size_t *n)
 {
 	*n = CONF_NKEYS;
 	return conf_table;
-}
-
-const char *
-conf_proxy_mode_name(int mode)
-{
-	switch (mode) {
-	case CONF_PROXY_NONE: return "none";
-	case CONF_PROXY_SYSTEM: return "system";
-	case CONF_PROXY_CUSTOM: return "custom";
-	}
-	return "?";
 }
 
 static int
@@ -420,7 +409,7 @@ conf_validate(struct conf_parse *p)
 {
 	struct conf *c = p->c;
 
-	if (c->proxy_mode == CONF_PROXY_CUSTOM && (c->proxy_address == NULL || !*c->proxy_address)) {
+	if (c->proxy.mode == PROXY_MODE_CUSTOM && (c->proxy.address == NULL || !*c->proxy.address)) {
 		shir_error_append(p->err, SHIR_ECONFIG,
 		    "%s: proxy.mode is custom but proxy.address is not set", p->name);
 		p->nerr++;
@@ -485,6 +474,7 @@ conf_load_buffer(const char *name, const char *buf, size_t len, struct conf **ou
 		rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
 		goto out;
 	}
+	p->c->proxy.source = p->c->path;
 	*out = p->c;
 	p->c = NULL;
 out:

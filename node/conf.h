@@ -9,14 +9,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "shir_err.h"
+#include "common/shir_err.h"
+#include "proxy/proxy.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
 #endif
 #define SHIRD_CONF_DEFAULT SYSCONFDIR "/shir/shird.conf"
-
-enum conf_proxy_mode { CONF_PROXY_NONE = 0, CONF_PROXY_SYSTEM, CONF_PROXY_CUSTOM };
 
 struct conf_forward {
 	char *name;
@@ -45,16 +44,7 @@ struct conf {
 	char *allowed_folders;	/* colon-separated absolute paths */
 	bool local_machine_access;
 	/* [proxy] */
-	int proxy_mode;		/* enum conf_proxy_mode */
-	char *proxy_dotnet_config;
-	char *proxy_dotnet_config_worker;
-	char *proxy_address;
-	int proxy_port;
-	char *proxy_user;
-	char *proxy_password_file;
-	int proxy_auth;		/* index into "any|basic|digest|ntlm|negotiate" */
-	int proxy_connect_timeout;
-	char *proxy_ca_file;
+	struct proxy_settings proxy;
 	/* [relay] (a channel named directly, until registration stores keys) */
 	char *relay_endpoint;
 	char *relay_path;
@@ -101,6 +91,5 @@ int conf_load_buffer(const char *name, const char *buf, size_t len, struct conf 
  * such change is described in warn (one line each). Returns how many. */
 int conf_keep_unreloadable(struct conf *newc, const struct conf *old, struct shir_error *warn);
 
-const char *conf_proxy_mode_name(int mode);
 
 #endif

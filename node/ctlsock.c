@@ -14,10 +14,10 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
-#include "api.h"
-#include "ctlsock.h"
-#include "log.h"
-#include "node.h"
+#include "node/api.h"
+#include "node/ctlsock.h"
+#include "common/log.h"
+#include "node/node.h"
 
 struct ctlsock {
 	struct node *node;

@@ -3,7 +3,7 @@
 #ifndef SHIR_CTLSOCK_H
 #define SHIR_CTLSOCK_H
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 struct node;
 struct ctlsock;

@@ -1,19 +1,16 @@
-# src/: shird and shirctl, and the node-side parts of libshir.a
+# node/: shird's core (docs/layout.md): main and hooks, node state, the node API
+# and its control socket, shird.conf, the worker pool, the proxy glue.
 libshir_a_SOURCES += \
-	src/shir_err.c src/shir_err.h \
-	src/log.c src/log.h \
-	src/conf.c src/conf.h \
-	src/api.c src/api.h \
-	src/node.c src/node.h \
-	src/ctlsock.c src/ctlsock.h \
-	src/ctl_client.c src/ctl_client.h \
-	src/jsonutil.c src/jsonutil.h \
-	src/evread.c src/evread.h
+	node/conf.c node/conf.h \
+	node/api.c node/api.h \
+	node/node.c node/node.h \
+	node/ctlsock.c node/ctlsock.h \
+	node/workpool.c node/workpool.h \
+	node/proxy_node.c node/proxy_node.h
 
 sbin_PROGRAMS += shird
-shird_SOURCES = src/shird.c src/shird.h src/shird_hooks.c
-shird_LDADD = $(SHIR_LIBS)
+shird_SOURCES = node/shird.c node/shird.h node/shird_hooks.c
 
-bin_PROGRAMS += shirctl
-shirctl_SOURCES = src/shirctl.c src/shirctl.h
-shirctl_LDADD = $(SHIR_LIBS)
+UNIT_TESTS += tests/unit/test_conf tests/unit/test_api tests/unit/test_workpool
+FUZZ_TARGETS += tests/fuzz/fuzz_conf
+tests_fuzz_fuzz_conf_LDFLAGS = $(FUZZ_LDFLAGS)

@@ -8,9 +8,9 @@
 #include <cjson/cJSON.h>
 #include <event2/event.h>
 
-#include "api.h"
-#include "log.h"
-#include "node.h"
+#include "node/api.h"
+#include "common/log.h"
+#include "node/node.h"
 
 #define NODE_MAX_HOOKS 16
 
@@ -209,7 +209,7 @@ node_status_json(struct node *n)
 	cJSON_AddNumberToObject(o, "pid", (double)getpid());
 	cJSON_AddStringToObject(o, "configFile", n->conf->path ? n->conf->path : "");
 	cJSON_AddNumberToObject(o, "reloads", n->reloads);
-	cJSON_AddStringToObject(o, "proxyMode", conf_proxy_mode_name(n->conf->proxy_mode));
+	cJSON_AddStringToObject(o, "proxyMode", proxy_mode_name(n->conf->proxy.mode));
 	for (i = 0; i < n->nhooks; i++)
 		if (n->hooks[i].status != NULL)
 			n->hooks[i].status(n->hooks[i].arg, o);

@@ -7,8 +7,8 @@
 
 #include <time.h>
 
-#include "conf.h"
-#include "shir_err.h"
+#include "node/conf.h"
+#include "common/shir_err.h"
 
 struct event_base;
 struct cJSON;

@@ -6,10 +6,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "log.h"
-#include "node.h"
+#include "common/log.h"
+#include "node/node.h"
 #include "proxy/proxy.h"
-#include "proxy_node.h"
+#include "node/proxy_node.h"
 
 struct proxy_node {
 	struct node *node;
@@ -43,7 +43,7 @@ int
 proxy_node_validate(const struct conf *c, struct shir_error *err)
 {
 	struct proxy_config *pc = NULL;
-	int rc = proxy_config_load(c, &pc, err);
+	int rc = proxy_config_load(&c->proxy, &pc, err);
 
 	if (rc != 0) {
 		char msg[SHIR_ERROR_MSG_MAX];
@@ -73,7 +73,7 @@ proxy_node_hook_validate(void *arg, const struct conf *newc, struct shir_error *
 
 	proxy_config_unref(pn->pending);
 	pn->pending = NULL;
-	rc = proxy_config_load(newc, &pn->pending, err);
+	rc = proxy_config_load(&newc->proxy, &pn->pending, err);
 	if (rc != 0) {
 		char msg[SHIR_ERROR_MSG_MAX];
 
@@ -118,7 +118,7 @@ proxy_node_start(struct node *n, struct shir_error *err)
 	struct proxy_node *pn;
 	int rc;
 
-	if ((rc = proxy_config_load(node_conf(n), &pc, err)) != 0) {
+	if ((rc = proxy_config_load(&node_conf(n)->proxy, &pc, err)) != 0) {
 		char msg[SHIR_ERROR_MSG_MAX];
 
 		snprintf(msg, sizeof msg, "%s", err->msg);

@@ -6,8 +6,8 @@
 #ifndef SHIR_PROXY_NODE_H
 #define SHIR_PROXY_NODE_H
 
-#include "conf.h"
-#include "shir_err.h"
+#include "node/conf.h"
+#include "common/shir_err.h"
 
 struct node;
 struct proxy_config;

@@ -23,15 +23,15 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include "api.h"
-#include "conf.h"
-#include "ctlsock.h"
-#include "evread.h"
-#include "jsonutil.h"
-#include "log.h"
-#include "node.h"
+#include "node/api.h"
+#include "node/conf.h"
+#include "node/ctlsock.h"
+#include "common/evread.h"
+#include "common/jsonutil.h"
+#include "common/log.h"
+#include "node/node.h"
 #include "relay/ws.h"
-#include "shird.h"
+#include "node/shird.h"
 
 struct shird {
 	struct event_base *base;

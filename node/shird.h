@@ -4,8 +4,8 @@
 #ifndef SHIR_SHIRD_H
 #define SHIR_SHIRD_H
 
-#include "conf.h"
-#include "shir_err.h"
+#include "node/conf.h"
+#include "common/shir_err.h"
 
 struct node;
 

@@ -2,16 +2,16 @@
 
 #include <string.h>
 
-#include "admin_node.h"
-#include "authoring.h"
-#include "credstore.h"
-#include "listener.h"
-#include "lspec.h"
-#include "registration.h"
-#include "log.h"
-#include "node.h"
-#include "proxy_node.h"
-#include "shird.h"
+#include "node/admin/admin_node.h"
+#include "node/authoring/authoring.h"
+#include "node/admin/credstore.h"
+#include "node/listener/listener.h"
+#include "node/listener/lspec.h"
+#include "node/admin/registration.h"
+#include "common/log.h"
+#include "node/node.h"
+#include "node/proxy_node.h"
+#include "node/shird.h"
 
 static int registration_source_added;
 

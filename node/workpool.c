@@ -7,8 +7,8 @@
 
 #include <event2/event.h>
 
-#include "log.h"
-#include "workpool.h"
+#include "common/log.h"
+#include "node/workpool.h"
 
 struct wp_item {
 	struct wp_item *next;

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 struct event_base;
 struct workpool;

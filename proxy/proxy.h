@@ -13,10 +13,28 @@
 
 #include <stddef.h>
 
-#include "conf.h"
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 struct proxy_config;
+
+enum proxy_mode { PROXY_MODE_NONE = 0, PROXY_MODE_SYSTEM, PROXY_MODE_CUSTOM };
+const char *proxy_mode_name(int mode);	/* "none", "system", "custom" */
+
+/* What the node's configuration says about proxies (shird.conf's [proxy]
+ * section; node/conf.c owns the strings). */
+struct proxy_settings {
+	int mode;			/* enum proxy_mode */
+	char *dotnet_config;		/* diahost.exe.config, read in system mode */
+	char *dotnet_config_worker;	/* diawp.exe.config */
+	char *address;			/* custom mode */
+	int port;
+	char *user;
+	char *password_file;
+	int auth;			/* index into "any|basic|digest|ntlm|negotiate" */
+	int connect_timeout;		/* seconds */
+	char *ca_file;
+	const char *source;		/* the file they came from, for messages */
+};
 struct event_base;
 struct bufferevent;
 struct cJSON;
@@ -25,7 +43,7 @@ struct cJSON;
  * nothing; system reads both .NET files (diahost's wins when they differ)
  * plus the environment where the .NET rules lead there; custom reads the
  * password file (it must not be readable by group or others). */
-int proxy_config_load(const struct conf *c, struct proxy_config **out, struct shir_error *err);
+int proxy_config_load(const struct proxy_settings *c, struct proxy_config **out, struct shir_error *err);
 /* Mode system from one .NET config file (for `shirctl proxy explain --config`). */
 int proxy_config_load_dotnet(const char *file, struct proxy_config **out, struct shir_error *err);
 
@@ -38,7 +56,7 @@ struct proxy_sysinfo {
 	const char *const *addrs;	/* the machine's own addresses, as text */
 	size_t naddrs;
 };
-int proxy_config_load_with(const struct conf *c, const struct proxy_sysinfo *si,
+int proxy_config_load_with(const struct proxy_settings *c, const struct proxy_sysinfo *si,
     struct proxy_config **out, struct shir_error *err);
 int proxy_config_load_dotnet_with(const char *file, const struct proxy_sysinfo *si,
     struct proxy_config **out, struct shir_error *err);
@@ -65,6 +83,14 @@ struct proxy_decision {
 /* Decides for a destination URL (scheme://host[:port][/...]). Returns 0, or
  * SHIR_EINVAL for a URL it cannot parse (d->reason then says why). */
 int proxy_decide(const struct proxy_config *pc, const char *url, struct proxy_decision *d);
+
+/* Points a libcurl easy handle at proxy_url (one of a decision's proxies): the
+ * proxy, its user and password or Negotiate, its CA file. The credentials stay
+ * inside proxy/: callers never see them. */
+void proxy_curl_setup(const struct proxy_config *pc, void *curl_easy, const char *proxy_url);
+/* The user configured for proxy_url: NULL for none, "" for the service's own
+ * Kerberos identity (Negotiate). Never the password. */
+const char *proxy_config_user(const struct proxy_config *pc, const char *proxy_url);
 
 /* --- tunnels ----------------------------------------------------------------
  * bev: a connected bufferevent carrying the raw stream to host:port (the

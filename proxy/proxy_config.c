@@ -20,12 +20,12 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include "log.h"
-#include "proxy.h"
-#include "proxy_dotnet.h"
-#include "proxy_int.h"
-#include "proxy_noproxy.h"
-#include "proxy_sysinfo.h"
+#include "common/log.h"
+#include "proxy/proxy.h"
+#include "proxy/proxy_dotnet.h"
+#include "proxy/proxy_int.h"
+#include "proxy/proxy_noproxy.h"
+#include "proxy/proxy_sysinfo.h"
 
 extern char **environ;
 
@@ -55,7 +55,7 @@ enum pc_kind {
 
 struct proxy_config {
 	int refs;
-	int mode;		/* enum conf_proxy_mode */
+	int mode;		/* enum proxy_mode */
 	enum pc_kind kind;
 	char kind_reason[512];	/* why, for the DIRECT-for-everything kinds */
 	char source[1024];	/* where the settings came from */
@@ -86,6 +86,17 @@ struct proxy_config {
 	char *ca_file;		/* to verify https:// proxies; NULL: the system's */
 	char warnings[4096];
 };
+
+const char *
+proxy_mode_name(int mode)
+{
+	switch (mode) {
+	case PROXY_MODE_NONE: return "none";
+	case PROXY_MODE_SYSTEM: return "system";
+	case PROXY_MODE_CUSTOM: return "custom";
+	}
+	return "?";
+}
 
 static const char *const pc_auth_names[] = { "any", "basic", "digest", "ntlm", "negotiate" };
 
@@ -341,19 +352,19 @@ pc_load_sysinfo(struct proxy_config *pc, const struct proxy_sysinfo *si, struct 
 }
 
 static struct proxy_config *
-pc_new(const struct conf *c)
+pc_new(const struct proxy_settings *c)
 {
 	struct proxy_config *pc = calloc(1, sizeof *pc);
 
 	if (pc == NULL)
 		return NULL;
 	pc->refs = 1;
-	pc->connect_timeout = c && c->proxy_connect_timeout > 0 ? c->proxy_connect_timeout : 15;
-	pc->auth = c ? c->proxy_auth : 0;
+	pc->connect_timeout = c && c->connect_timeout > 0 ? c->connect_timeout : 15;
+	pc->auth = c ? c->auth : 0;
 	if (pc->auth < 0 || pc->auth > 4)
 		pc->auth = 0;
-	if (c && c->proxy_ca_file && *c->proxy_ca_file &&
-	    (pc->ca_file = strdup(c->proxy_ca_file)) == NULL) {
+	if (c && c->ca_file && *c->ca_file &&
+	    (pc->ca_file = strdup(c->ca_file)) == NULL) {
 		free(pc);
 		return NULL;
 	}
@@ -471,15 +482,15 @@ out:
 }
 
 static int
-pc_load_conf_creds(struct proxy_config *pc, const struct conf *c, struct shir_error *err)
+pc_load_conf_creds(struct proxy_config *pc, const struct proxy_settings *c, struct shir_error *err)
 {
 	int rc;
 
-	if (c->proxy_user != NULL && *c->proxy_user &&
-	    (pc->user = strdup(c->proxy_user)) == NULL)
+	if (c->user != NULL && *c->user &&
+	    (pc->user = strdup(c->user)) == NULL)
 		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
-	if (c->proxy_password_file != NULL && *c->proxy_password_file) {
-		if ((rc = pc_read_password(pc, c->proxy_password_file, err)) != 0)
+	if (c->password_file != NULL && *c->password_file) {
+		if ((rc = pc_read_password(pc, c->password_file, err)) != 0)
 			return rc;
 		if (pc->user == NULL)
 			pc_warn(pc, "proxy.password_file is set but proxy.user is not: the password "
@@ -494,11 +505,11 @@ pc_load_conf_creds(struct proxy_config *pc, const struct conf *c, struct shir_er
 /* --- custom ----------------------------------------------------------------- */
 
 static int
-pc_load_custom(struct proxy_config *pc, const struct conf *c, struct shir_error *err)
+pc_load_custom(struct proxy_config *pc, const struct proxy_settings *c, struct shir_error *err)
 {
-	const char *a = c->proxy_address, *sep;
+	const char *a = c->address, *sep;
 	char scheme[8] = "http", host[300];
-	long port = c->proxy_port;
+	long port = c->port;
 	size_t hl;
 
 	if (a == NULL || *a == '\0')
@@ -540,13 +551,13 @@ pc_load_custom(struct proxy_config *pc, const struct conf *c, struct shir_error 
 	snprintf(pc->fixed.url, sizeof pc->fixed.url, "%s://%s:%ld", scheme, host, port);
 	pc->have_fixed = 1;
 	snprintf(pc->fixed_src, sizeof pc->fixed_src, "proxy.address in %s",
-	    c->path ? c->path : "shird.conf");
-	snprintf(pc->source, sizeof pc->source, "%s [proxy]", c->path ? c->path : "shird.conf");
+	    c->source ? c->source : "shird.conf");
+	snprintf(pc->source, sizeof pc->source, "%s [proxy]", c->source ? c->source : "shird.conf");
 	pc->kind = PC_CUSTOM;
 	return pc_load_conf_creds(pc, c, err);
 bad:
 	return shir_error_set(err, SHIR_ECONFIG, "proxy.address %s is not a host name, "
-	    "[IPv6] or host:port", log_q(c->proxy_address));
+	    "[IPv6] or host:port", log_q(c->address));
 }
 
 /* --- system (.NET) -------------------------------------------------------- */
@@ -647,10 +658,10 @@ pc_from_dotnet(struct proxy_config *pc, struct proxy_dotnet *d, const char *file
 }
 
 static int
-pc_load_system(struct proxy_config *pc, const struct conf *c, const struct proxy_sysinfo *si,
+pc_load_system(struct proxy_config *pc, const struct proxy_settings *c, const struct proxy_sysinfo *si,
     struct shir_error *err)
 {
-	const char *paths[2] = { c->proxy_dotnet_config, c->proxy_dotnet_config_worker };
+	const char *paths[2] = { c->dotnet_config, c->dotnet_config_worker };
 	struct proxy_dotnet *d[2] = { NULL, NULL };
 	int present[2] = { 0, 0 }, i, rc;
 	char diff[2048];
@@ -700,7 +711,7 @@ out:
 }
 
 int
-proxy_config_load_with(const struct conf *c, const struct proxy_sysinfo *si,
+proxy_config_load_with(const struct proxy_settings *c, const struct proxy_sysinfo *si,
     struct proxy_config **out, struct shir_error *err)
 {
 	struct proxy_config *pc = pc_new(c);
@@ -710,26 +721,26 @@ proxy_config_load_with(const struct conf *c, const struct proxy_sysinfo *si,
 	shir_error_clear(err);
 	if (pc == NULL)
 		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
-	pc->mode = c->proxy_mode;
-	switch (c->proxy_mode) {
-	case CONF_PROXY_NONE:
+	pc->mode = c->mode;
+	switch (c->mode) {
+	case PROXY_MODE_NONE:
 		pc->kind = PC_NONE;
 		snprintf(pc->kind_reason, sizeof pc->kind_reason, "proxy.mode is none");
 		snprintf(pc->source, sizeof pc->source, "%s [proxy]",
-		    c->path ? c->path : "shird.conf");
+		    c->source ? c->source : "shird.conf");
 		break;
-	case CONF_PROXY_CUSTOM:
+	case PROXY_MODE_CUSTOM:
 		rc = pc_load_custom(pc, c, err);
 		break;
-	case CONF_PROXY_SYSTEM:
+	case PROXY_MODE_SYSTEM:
 		rc = pc_load_sysinfo(pc, si, err);
 		if (rc == 0)
 			rc = pc_load_system(pc, c, si, err);
 		break;
 	default:
-		rc = shir_error_set(err, SHIR_ECONFIG, "proxy.mode %d is unknown", c->proxy_mode);
+		rc = shir_error_set(err, SHIR_ECONFIG, "proxy.mode %d is unknown", c->mode);
 	}
-	if (rc == 0 && c->proxy_mode == CONF_PROXY_CUSTOM)
+	if (rc == 0 && c->mode == PROXY_MODE_CUSTOM)
 		rc = pc_load_sysinfo(pc, si, err);
 	if (rc != 0) {
 		pc_free(pc);
@@ -740,7 +751,7 @@ proxy_config_load_with(const struct conf *c, const struct proxy_sysinfo *si,
 }
 
 int
-proxy_config_load(const struct conf *c, struct proxy_config **out, struct shir_error *err)
+proxy_config_load(const struct proxy_settings *c, struct proxy_config **out, struct shir_error *err)
 {
 	return proxy_config_load_with(c, NULL, out, err);
 }
@@ -757,7 +768,7 @@ proxy_config_load_dotnet_with(const char *file, const struct proxy_sysinfo *si,
 	shir_error_clear(err);
 	if (pc == NULL)
 		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
-	pc->mode = CONF_PROXY_SYSTEM;
+	pc->mode = PROXY_MODE_SYSTEM;
 	if ((rc = pc_load_sysinfo(pc, si, err)) != 0 ||
 	    (rc = proxy_dotnet_load_file(file, &d, err)) != 0)
 		goto out;
@@ -1104,7 +1115,7 @@ proxy_config_describe(const struct proxy_config *pc, cJSON *o)
 	cJSON *a;
 	size_t i;
 
-	cJSON_AddStringToObject(o, "mode", conf_proxy_mode_name(pc->mode));
+	cJSON_AddStringToObject(o, "mode", proxy_mode_name(pc->mode));
 	cJSON_AddStringToObject(o, "kind", pc_kind_name(pc->kind));
 	cJSON_AddStringToObject(o, "source", pc->source);
 	a = cJSON_AddArrayToObject(o, "files");

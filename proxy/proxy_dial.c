@@ -32,9 +32,9 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "log.h"
-#include "proxy.h"
-#include "proxy_int.h"
+#include "common/log.h"
+#include "proxy/proxy.h"
+#include "proxy/proxy_int.h"
 
 #define DIAL_CHUNK (16 * 1024)
 #define DIAL_HIGH (256 * 1024)	/* stop reading the proxy above this much unread */
@@ -260,11 +260,9 @@ dial_end_attempt(struct proxy_dial *d)
 static int
 dial_start_attempt(struct proxy_dial *d, struct shir_error *err)
 {
-	struct proxy_cred cred;
 	char url[400];
 	uint64_t now = dial_now_ms();
 	long left = d->deadline_ms > now ? (long)(d->deadline_ms - now) : 1;
-	const char *ca;
 
 	d->easy = curl_easy_init();
 	if (d->easy == NULL)
@@ -282,19 +280,8 @@ dial_start_attempt(struct proxy_dial *d, struct shir_error *err)
 	if (d->cur == NULL) {
 		curl_easy_setopt(d->easy, CURLOPT_PROXY, "");
 	} else {
-		curl_easy_setopt(d->easy, CURLOPT_PROXY, d->cur);
+		proxy_curl_setup(d->pc, d->easy, d->cur);
 		curl_easy_setopt(d->easy, CURLOPT_HTTPPROXYTUNNEL, 1L);
-		proxy_config_cred(d->pc, d->cur, &cred);
-		curl_easy_setopt(d->easy, CURLOPT_PROXYAUTH, cred.auth);
-		if (cred.user != NULL && *cred.user == '\0') {
-			curl_easy_setopt(d->easy, CURLOPT_PROXYUSERPWD, ":");	/* GSS-API ccache */
-		} else if (cred.user != NULL) {
-			curl_easy_setopt(d->easy, CURLOPT_PROXYUSERNAME, cred.user);
-			curl_easy_setopt(d->easy, CURLOPT_PROXYPASSWORD,
-			    cred.password ? cred.password : "");
-		}
-		if ((ca = proxy_config_ca_file(d->pc)) != NULL)
-			curl_easy_setopt(d->easy, CURLOPT_PROXY_CAINFO, ca);
 	}
 	if (curl_multi_add_handle(d->multi, d->easy) != CURLM_OK) {
 		curl_easy_cleanup(d->easy);
@@ -304,6 +291,35 @@ dial_start_attempt(struct proxy_dial *d, struct shir_error *err)
 	log_debug("proxy", "event=dial.attempt dest=%s port=%d via=%s", log_q(d->host), d->port,
 	    log_q(d->cur ? d->cur : "DIRECT"));
 	return 0;
+}
+
+void
+proxy_curl_setup(const struct proxy_config *pc, void *curl_easy, const char *proxy_url)
+{
+	CURL *h = curl_easy;
+	struct proxy_cred cred;
+	const char *ca;
+
+	curl_easy_setopt(h, CURLOPT_PROXY, proxy_url);
+	proxy_config_cred(pc, proxy_url, &cred);
+	curl_easy_setopt(h, CURLOPT_PROXYAUTH, cred.auth);
+	if (cred.user != NULL && *cred.user == '\0') {
+		curl_easy_setopt(h, CURLOPT_PROXYUSERPWD, ":");	/* GSS-API credentials cache */
+	} else if (cred.user != NULL) {
+		curl_easy_setopt(h, CURLOPT_PROXYUSERNAME, cred.user);
+		curl_easy_setopt(h, CURLOPT_PROXYPASSWORD, cred.password ? cred.password : "");
+	}
+	if ((ca = proxy_config_ca_file(pc)) != NULL)
+		curl_easy_setopt(h, CURLOPT_PROXY_CAINFO, ca);
+}
+
+const char *
+proxy_config_user(const struct proxy_config *pc, const char *proxy_url)
+{
+	struct proxy_cred cred;
+
+	proxy_config_cred(pc, proxy_url, &cred);
+	return cred.user;
 }
 
 static const char *

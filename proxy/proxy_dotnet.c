@@ -13,8 +13,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include "log.h"
-#include "proxy_dotnet.h"
+#include "common/log.h"
+#include "proxy/proxy_dotnet.h"
 
 #define DOTNET_MAX_FILE (4 * 1024 * 1024)
 #define DOTNET_MAX_BYPASS 10000

@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 enum proxy_tri { PROXY_TRI_UNSPEC = 0, PROXY_TRI_TRUE, PROXY_TRI_FALSE };
 

@@ -3,7 +3,7 @@
 #ifndef SHIR_PROXY_INT_H
 #define SHIR_PROXY_INT_H
 
-#include "proxy.h"
+#include "proxy/proxy.h"
 
 struct proxy_cred {
 	const char *user;	/* NULL: none */

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "proxy_noproxy.h"
+#include "proxy/proxy_noproxy.h"
 
 #define NOPROXY_MAX_TOKENS 4096
 #define NOPROXY_MAX_TEXT (64 * 1024)

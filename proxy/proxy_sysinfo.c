@@ -9,8 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "proxy_sysinfo.h"
-#include "shir_err.h"
+#include "proxy/proxy_sysinfo.h"
+#include "common/shir_err.h"
 
 int
 proxy_addr_parse(const char *s, struct proxy_addr *out)

@@ -9,9 +9,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "hc_msg.h"
-#include "jsonutil.h"
-#include "sas.h"
+#include "relay/hc_msg.h"
+#include "common/jsonutil.h"
+#include "relay/sas.h"
 
 /* ---- headers -------------------------------------------------------------- */
 

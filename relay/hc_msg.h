@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 #define HC_INLINE_MAX (64 * 1024)	/* control-channel message limit */
 

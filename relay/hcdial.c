@@ -17,15 +17,15 @@
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
-#include "ldial.h"
-#include "log.h"
+#include "relay/hcdial.h"
+#include "common/log.h"
 #include "proxy/proxy.h"
 
-struct ldial {
+struct hcdial {
 	struct event_base *base;
 	struct evdns_base *dns;
 	char url[2048];
-	struct ldial_url u;
+	struct hcdial_url u;
 	SSL_CTX *ssl_ctx;
 	char pin[128];
 	int timeout_s;
@@ -37,14 +37,14 @@ struct ldial {
 	struct shir_error err;
 	int failed;
 	int finished;
-	ldial_cb cb;
+	hcdial_cb cb;
 	void *arg;
 };
 
 /* --- URLs ------------------------------------------------------------------- */
 
 int
-ldial_host_is_loopback(const char *host)
+hcdial_host_is_loopback(const char *host)
 {
 	struct in_addr a4;
 	struct in6_addr a6;
@@ -59,7 +59,7 @@ ldial_host_is_loopback(const char *host)
 }
 
 int
-ldial_parse_url(const char *url, int allow_plain, struct ldial_url *out, struct shir_error *err)
+hcdial_parse_url(const char *url, int allow_plain, struct hcdial_url *out, struct shir_error *err)
 {
 	struct http_parser_url pu;
 	size_t len = strlen(url);
@@ -108,7 +108,7 @@ ldial_parse_url(const char *url, int allow_plain, struct ldial_url *out, struct 
 	} else {
 		strcpy(out->target, "/");
 	}
-	if (!out->tls && !allow_plain && !ldial_host_is_loopback(out->host))
+	if (!out->tls && !allow_plain && !hcdial_host_is_loopback(out->host))
 		return shir_error_set(err, SHIR_EPERM,
 		    "%s: ws:// (no TLS) is allowed only for a relay on this machine; use wss://",
 		    log_q(url));
@@ -118,7 +118,7 @@ ldial_parse_url(const char *url, int allow_plain, struct ldial_url *out, struct 
 /* --- TLS contexts and pins ---------------------------------------------------- */
 
 int
-ldial_tls_ctx_new(const char *ca_file, SSL_CTX **out, struct shir_error *err)
+hcdial_tls_ctx_new(const char *ca_file, SSL_CTX **out, struct shir_error *err)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	int rc = 0;
@@ -150,7 +150,7 @@ out:
 }
 
 int
-ldial_pin_check(const char *pin, struct shir_error *err)
+hcdial_pin_check(const char *pin, struct shir_error *err)
 {
 	unsigned char raw[64];
 	size_t bl;
@@ -171,7 +171,7 @@ bad:
 }
 
 int
-ldial_spki_pin(X509 *cert, char *out, size_t len)
+hcdial_spki_pin(X509 *cert, char *out, size_t len)
 {
 	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
@@ -195,7 +195,7 @@ ldial_spki_pin(X509 *cert, char *out, size_t len)
 /* --- the dial ------------------------------------------------------------------ */
 
 static void
-ldial_free(struct ldial *d)
+hcdial_free(struct hcdial *d)
 {
 	if (d == NULL)
 		return;
@@ -211,9 +211,9 @@ ldial_free(struct ldial *d)
 }
 
 static void
-ldial_done_cb(evutil_socket_t fd, short what, void *arg)
+hcdial_done_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct ldial *d = arg;
+	struct hcdial *d = arg;
 	struct bufferevent *bev = d->failed ? NULL : d->bev;
 
 	if (!d->failed) {
@@ -221,12 +221,12 @@ ldial_done_cb(evutil_socket_t fd, short what, void *arg)
 		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 	}
 	d->cb(d->arg, bev, d->failed ? &d->err : NULL);
-	ldial_free(d);
+	hcdial_free(d);
 }
 
 /* Ends the dial: the callback runs from a zero-delay event. */
 static void
-ldial_finish(struct ldial *d, int failed)
+hcdial_finish(struct hcdial *d, int failed)
 {
 	if (d->finished)
 		return;
@@ -239,11 +239,11 @@ ldial_finish(struct ldial *d, int failed)
 }
 
 static void
-ldial_fail(struct ldial *d, int code, const char *fmt, ...)
+hcdial_fail(struct hcdial *d, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
-ldial_fail(struct ldial *d, int code, const char *fmt, ...)
+hcdial_fail(struct hcdial *d, int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -253,42 +253,42 @@ ldial_fail(struct ldial *d, int code, const char *fmt, ...)
 	vsnprintf(d->err.msg, sizeof d->err.msg, fmt, ap);
 	va_end(ap);
 	d->err.code = code;
-	ldial_finish(d, 1);
+	hcdial_finish(d, 1);
 }
 
 static void
-ldial_timeout_cb(evutil_socket_t fd, short what, void *arg)
+hcdial_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct ldial *d = arg;
+	struct hcdial *d = arg;
 
-	ldial_fail(d, SHIR_ETIMEDOUT, "no connection to %s:%d within %d s", d->u.host, d->u.port,
+	hcdial_fail(d, SHIR_ETIMEDOUT, "no connection to %s:%d within %d s", d->u.host, d->u.port,
 	    d->timeout_s);
 }
 
 static void
-ldial_tls_event_cb(struct bufferevent *bev, short what, void *arg)
+hcdial_tls_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	struct ldial *d = arg;
+	struct hcdial *d = arg;
 	SSL *ssl = bufferevent_openssl_get_ssl(bev);
 
 	if (what & BEV_EVENT_CONNECTED) {
 		if (d->pin[0]) {
 			X509 *cert = SSL_get1_peer_certificate(ssl);
 			char got[128];
-			int ok = cert != NULL && ldial_spki_pin(cert, got, sizeof got) == 0 &&
+			int ok = cert != NULL && hcdial_spki_pin(cert, got, sizeof got) == 0 &&
 			    strlen(got) == strlen(d->pin) &&
 			    CRYPTO_memcmp(got, d->pin, strlen(got)) == 0;
 
 			X509_free(cert);
 			if (!ok) {
-				ldial_fail(d, SHIR_ETLS,
+				hcdial_fail(d, SHIR_ETLS,
 				    "the certificate of %s verifies but its key does not match the pin "
 				    "%s; the relay's key changed or someone is in between (fix "
 				    "relay.tls_pin or the key)", d->u.host, d->pin);
 				return;
 			}
 		}
-		ldial_finish(d, 0);
+		hcdial_finish(d, 0);
 		return;
 	}
 	if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
@@ -299,17 +299,17 @@ ldial_tls_event_cb(struct bufferevent *bev, short what, void *arg)
 		if (e)
 			ERR_error_string_n(e, es, sizeof es);
 		if (vr == X509_V_ERR_HOSTNAME_MISMATCH || vr == X509_V_ERR_IP_ADDRESS_MISMATCH)
-			ldial_fail(d, SHIR_ETLS,
+			hcdial_fail(d, SHIR_ETLS,
 			    "certificate verify failed: the certificate of %s:%d is not for the name "
 			    "%s; use the host name the certificate names in the relay URL", d->u.host,
 			    d->u.port, d->u.host);
 		else if (vr != X509_V_OK)
-			ldial_fail(d, SHIR_ETLS,
+			hcdial_fail(d, SHIR_ETLS,
 			    "certificate verify failed: %s (the certificate of %s:%d is not signed by a "
 			    "CA this node trusts; set relay.ca_file to the CA that signed it)",
 			    X509_verify_cert_error_string(vr), d->u.host, d->u.port);
 		else
-			ldial_fail(d, SHIR_ETLS, "TLS handshake with %s:%d failed: %s", d->u.host,
+			hcdial_fail(d, SHIR_ETLS, "TLS handshake with %s:%d failed: %s", d->u.host,
 			    d->u.port, es[0] ? es : (what & BEV_EVENT_EOF) ?
 			    "the peer closed the connection (is it a TLS server?)" : "I/O error");
 		ERR_clear_error();
@@ -318,7 +318,7 @@ ldial_tls_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* The raw stream is up: start TLS on it, or finish. */
 static void
-ldial_raw_done(struct ldial *d, struct bufferevent *raw)
+hcdial_raw_done(struct hcdial *d, struct bufferevent *raw)
 {
 	struct bufferevent *tls;
 	SSL *ssl;
@@ -329,12 +329,12 @@ ldial_raw_done(struct ldial *d, struct bufferevent *raw)
 
 	d->bev = raw;
 	if (!d->u.tls) {
-		ldial_finish(d, 0);
+		hcdial_finish(d, 0);
 		return;
 	}
 	ssl = SSL_new(d->ssl_ctx);
 	if (ssl == NULL) {
-		ldial_fail(d, SHIR_ENOMEM, "cannot create a TLS session");
+		hcdial_fail(d, SHIR_ENOMEM, "cannot create a TLS session");
 		return;
 	}
 	is_ip = inet_pton(AF_INET, d->u.host, &a4) == 1 || inet_pton(AF_INET6, d->u.host, &a6) == 1;
@@ -343,7 +343,7 @@ ldial_raw_done(struct ldial *d, struct bufferevent *raw)
 	if (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, d->u.host) != 1 :
 	    (SSL_set_tlsext_host_name(ssl, d->u.host) != 1 || SSL_set1_host(ssl, d->u.host) != 1)) {
 		SSL_free(ssl);
-		ldial_fail(d, SHIR_ETLS, "cannot set the TLS host name %s", d->u.host);
+		hcdial_fail(d, SHIR_ETLS, "cannot set the TLS host name %s", d->u.host);
 		return;
 	}
 	bufferevent_setcb(raw, NULL, NULL, NULL, NULL);
@@ -351,25 +351,25 @@ ldial_raw_done(struct ldial *d, struct bufferevent *raw)
 	    BEV_OPT_CLOSE_ON_FREE);
 	if (tls == NULL) {
 		SSL_free(ssl);
-		ldial_fail(d, SHIR_ENOMEM, "cannot start TLS");
+		hcdial_fail(d, SHIR_ENOMEM, "cannot start TLS");
 		return;
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
 	d->bev = tls;
-	bufferevent_setcb(tls, NULL, NULL, ldial_tls_event_cb, d);
+	bufferevent_setcb(tls, NULL, NULL, hcdial_tls_event_cb, d);
 	bufferevent_enable(tls, EV_READ | EV_WRITE);
 }
 
 /* --- raw stage: direct TCP (the seam for proxy_dial) -------------------------- */
 
 static void
-ldial_direct_event_cb(struct bufferevent *bev, short what, void *arg)
+hcdial_direct_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	struct ldial *d = arg;
+	struct hcdial *d = arg;
 
 	if (what & BEV_EVENT_CONNECTED) {
 		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-		ldial_raw_done(d, bev);
+		hcdial_raw_done(d, bev);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
@@ -377,13 +377,13 @@ ldial_direct_event_cb(struct bufferevent *bev, short what, void *arg)
 		int e = EVUTIL_SOCKET_ERROR();
 
 		if (dnserr)
-			ldial_fail(d, SHIR_EDNS, "cannot resolve %s: %s", d->u.host,
+			hcdial_fail(d, SHIR_EDNS, "cannot resolve %s: %s", d->u.host,
 			    evutil_gai_strerror(dnserr));
 		else if (e == ECONNREFUSED)
-			ldial_fail(d, SHIR_ECONNREFUSED, "%s:%d refused the connection", d->u.host,
+			hcdial_fail(d, SHIR_ECONNREFUSED, "%s:%d refused the connection", d->u.host,
 			    d->u.port);
 		else
-			ldial_fail(d, SHIR_EIO, "cannot connect to %s:%d: %s", d->u.host, d->u.port,
+			hcdial_fail(d, SHIR_EIO, "cannot connect to %s:%d: %s", d->u.host, d->u.port,
 			    e ? evutil_socket_error_to_string(e) : "connection failed");
 	}
 }
@@ -391,14 +391,14 @@ ldial_direct_event_cb(struct bufferevent *bev, short what, void *arg)
 /* The raw stream through proxy/: direct or through the proxies the decision
  * names for this URL. */
 static void
-ldial_proxy_cb(void *arg, struct bufferevent *bev, const struct shir_error *err)
+hcdial_proxy_cb(void *arg, struct bufferevent *bev, const struct shir_error *err)
 {
-	struct ldial *d = arg;
+	struct hcdial *d = arg;
 	int code;
 
 	d->pd = NULL;
 	if (bev != NULL) {
-		ldial_raw_done(d, bev);
+		hcdial_raw_done(d, bev);
 		return;
 	}
 	/* before TLS to the relay, a TLS or authentication failure can only be
@@ -406,11 +406,11 @@ ldial_proxy_cb(void *arg, struct bufferevent *bev, const struct shir_error *err)
 	code = err->code;
 	if (code == SHIR_ETLS || code == SHIR_EAUTH || strncmp(err->msg, "proxy ", 6) == 0)
 		code = SHIR_EPROXY;
-	ldial_fail(d, code, "%s", err->msg);
+	hcdial_fail(d, code, "%s", err->msg);
 }
 
 static int
-ldial_raw_start(struct ldial *d)
+hcdial_raw_start(struct hcdial *d)
 {
 	struct bufferevent *bev;
 
@@ -422,7 +422,7 @@ ldial_raw_start(struct ldial *d)
 		    strchr(d->u.host, ':') ? "[" : "", d->u.host, strchr(d->u.host, ':') ? "]" : "",
 		    d->u.port, d->u.target);
 		d->pd = proxy_dial(d->base, d->proxy, url, d->u.host, d->u.port, d->timeout_s,
-		    ldial_proxy_cb, d);
+		    hcdial_proxy_cb, d);
 		return d->pd != NULL ? 0 : SHIR_ENOMEM;
 	}
 	/* no proxy configuration at all (tools, tests): a direct connection */
@@ -430,19 +430,19 @@ ldial_raw_start(struct ldial *d)
 	if (bev == NULL)
 		return SHIR_ENOMEM;
 	d->bev = bev;
-	bufferevent_setcb(bev, NULL, NULL, ldial_direct_event_cb, d);
+	bufferevent_setcb(bev, NULL, NULL, hcdial_direct_event_cb, d);
 	if (bufferevent_socket_connect_hostname(bev, d->dns, AF_UNSPEC, d->u.host, d->u.port) != 0) {
 		/* the error callback may already have run; if not, fail now */
-		ldial_fail(d, SHIR_EIO, "cannot connect to %s:%d", d->u.host, d->u.port);
+		hcdial_fail(d, SHIR_EIO, "cannot connect to %s:%d", d->u.host, d->u.port);
 	}
 	return 0;
 }
 
-struct ldial *
-ldial_start(struct event_base *base, struct evdns_base *dns, const struct ldial_opts *o,
-    ldial_cb cb, void *arg)
+struct hcdial *
+hcdial_start(struct event_base *base, struct evdns_base *dns, const struct hcdial_opts *o,
+    hcdial_cb cb, void *arg)
 {
-	struct ldial *d = calloc(1, sizeof *d);
+	struct hcdial *d = calloc(1, sizeof *d);
 	struct timeval tv = { o->timeout_s > 0 ? o->timeout_s : 20, 0 };
 
 	if (d == NULL)
@@ -457,22 +457,22 @@ ldial_start(struct event_base *base, struct evdns_base *dns, const struct ldial_
 	d->proxy = o->proxy;
 	d->cb = cb;
 	d->arg = arg;
-	d->ev_timeout = evtimer_new(base, ldial_timeout_cb, d);
-	d->ev_done = event_new(base, -1, 0, ldial_done_cb, d);
+	d->ev_timeout = evtimer_new(base, hcdial_timeout_cb, d);
+	d->ev_done = event_new(base, -1, 0, hcdial_done_cb, d);
 	if (d->ev_timeout == NULL || d->ev_done == NULL || (d->u.tls && d->ssl_ctx == NULL)) {
-		ldial_free(d);
+		hcdial_free(d);
 		return NULL;
 	}
 	evtimer_add(d->ev_timeout, &tv);
-	if (ldial_raw_start(d) != 0) {
-		ldial_free(d);
+	if (hcdial_raw_start(d) != 0) {
+		hcdial_free(d);
 		return NULL;
 	}
 	return d;
 }
 
 void
-ldial_cancel(struct ldial *d)
+hcdial_cancel(struct hcdial *d)
 {
-	ldial_free(d);
+	hcdial_free(d);
 }

@@ -1,25 +1,25 @@
-/* ldial: how the listener reaches the relay. One asynchronous dial: a raw
+/* hcdial: how the listener reaches the relay. One asynchronous dial: a raw
  * stream (directly, or through the proxy layer when the proxy decision says
  * so), then TLS for wss:// with verification on (system CAs or relay.ca_file),
  * the host name checked, and the optional SPKI pin. The result is a connected
  * bufferevent ready for the WebSocket upgrade.
  *
- * The raw stage is one function (ldial_raw_start): proxy_dial() from proxy/
+ * The raw stage is one function (hcdial_raw_start): proxy_dial() from proxy/
  * when the node has a proxy configuration, else a direct connection. */
 #ifndef SHIR_LDIAL_H
 #define SHIR_LDIAL_H
 
 #include <openssl/ssl.h>
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 struct event_base;
 struct evdns_base;
 struct bufferevent;
-struct ldial;
+struct hcdial;
 
 /* A relay URL taken apart (ws:// or wss://). */
-struct ldial_url {
+struct hcdial_url {
 	int tls;		/* wss */
 	char host[256];		/* without brackets for IPv6 */
 	int port;
@@ -28,19 +28,19 @@ struct ldial_url {
 
 /* Parses url; ws:// is accepted only for loopback hosts (127.0.0.0/8, ::1,
  * localhost) unless allow_plain. */
-int ldial_parse_url(const char *url, int allow_plain, struct ldial_url *out,
+int hcdial_parse_url(const char *url, int allow_plain, struct hcdial_url *out,
     struct shir_error *err);
-int ldial_host_is_loopback(const char *host);
+int hcdial_host_is_loopback(const char *host);
 
 /* A TLS client context: peer verification on, TLS 1.2 at least, ca_file or
  * the system's CAs. */
-int ldial_tls_ctx_new(const char *ca_file, SSL_CTX **out, struct shir_error *err);
+int hcdial_tls_ctx_new(const char *ca_file, SSL_CTX **out, struct shir_error *err);
 /* Checks a pin's form: "sha256/" + base64 of 32 bytes. */
-int ldial_pin_check(const char *pin, struct shir_error *err);
+int hcdial_pin_check(const char *pin, struct shir_error *err);
 
-struct ldial_opts {
+struct hcdial_opts {
 	const char *url;	/* the full URL (for the proxy decision and words) */
-	const struct ldial_url *u;
+	const struct hcdial_url *u;
 	SSL_CTX *ssl_ctx;	/* for wss; not owned */
 	const char *tls_pin;	/* NULL or "sha256/..." */
 	int timeout_s;
@@ -49,15 +49,15 @@ struct ldial_opts {
 
 /* err->code: SHIR_EDNS, SHIR_ECONNREFUSED, SHIR_ETIMEDOUT, SHIR_EIO,
  * SHIR_ETLS or SHIR_EPROXY; err->msg says what happened in words. */
-typedef void (*ldial_cb)(void *arg, struct bufferevent *bev, const struct shir_error *err);
+typedef void (*hcdial_cb)(void *arg, struct bufferevent *bev, const struct shir_error *err);
 
 /* Starts a dial. cb runs exactly once, later (never from inside this call),
- * unless ldial_cancel() came first. The ldial is freed after cb. */
-struct ldial *ldial_start(struct event_base *base, struct evdns_base *dns,
-    const struct ldial_opts *o, ldial_cb cb, void *arg);
-void ldial_cancel(struct ldial *d);
+ * unless hcdial_cancel() came first. The hcdial is freed after cb. */
+struct hcdial *hcdial_start(struct event_base *base, struct evdns_base *dns,
+    const struct hcdial_opts *o, hcdial_cb cb, void *arg);
+void hcdial_cancel(struct hcdial *d);
 
 /* "sha256/<base64>" of the certificate's SubjectPublicKeyInfo. */
-int ldial_spki_pin(X509 *cert, char *out, size_t len);
+int hcdial_spki_pin(X509 *cert, char *out, size_t len);
 
 #endif

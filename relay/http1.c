@@ -8,7 +8,7 @@
 
 #include <http_parser.h>
 
-#include "http1.h"
+#include "relay/http1.h"
 
 struct http1 {
 	http_parser hp;

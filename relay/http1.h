@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 enum http1_kind { HTTP1_REQUEST, HTTP1_RESPONSE };
 

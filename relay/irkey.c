@@ -10,7 +10,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "irkey.h"
+#include "relay/irkey.h"
 
 void
 irkey_clear(struct irkey *k)

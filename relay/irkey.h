@@ -12,7 +12,7 @@
 #ifndef SHIR_IRKEY_H
 #define SHIR_IRKEY_H
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 #define IRKEY_PREFIX "IR@v1@"
 #define IRKEY_MAX 8192

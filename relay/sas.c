@@ -14,7 +14,7 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
-#include "sas.h"
+#include "relay/sas.h"
 
 #define SAS_PREFIX "SharedAccessSignature "
 #define SAS_MAX_TOKEN 4096

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 /* Rights (claims) of a rule. Manage implies Listen and Send. */
 #define SAS_LISTEN 0x1u

@@ -19,9 +19,9 @@
 #include <openssl/rand.h>
 #include <wslay/wslay.h>
 
-#include "evread.h"
-#include "log.h"
-#include "ws.h"
+#include "common/evread.h"
+#include "common/log.h"
+#include "relay/ws.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 /* most input held per endpoint: one recvmsg tops the socket's 4 KiB bufferevent read up to this */

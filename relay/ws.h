@@ -39,8 +39,8 @@
 
 #include <event2/bufferevent.h>
 
-#include "http1.h"
-#include "shir_err.h"
+#include "relay/http1.h"
+#include "common/shir_err.h"
 
 struct ws;
 

@@ -2,8 +2,10 @@
 # on loopback), fuzz (libFuzzer; without --enable-fuzzing the same targets run
 # over their seed corpus and random mutations of it). Every test speaks TAP.
 LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
-TEST_EXTENSIONS = .py
+TEST_EXTENSIONS = .py .sh
 PY_LOG_DRIVER = $(LOG_DRIVER)
+SH_LOG_DRIVER = $(LOG_DRIVER)
+SH_LOG_COMPILER = $(SHELL)
 PY_LOG_COMPILER = $(PYTHON3)
 AM_TESTS_ENVIRONMENT = \
 	CMOCKA_MESSAGE_OUTPUT=TAP; export CMOCKA_MESSAGE_OUTPUT; \
@@ -13,47 +15,35 @@ AM_TESTS_ENVIRONMENT = \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1; export ASAN_OPTIONS; \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1; export UBSAN_OPTIONS;
 
-UNIT_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-UNIT_LIBS = $(SHIR_LIBS) $(CMOCKA_LIBS)
-
-# --- unit tests --------------------------------------------------------------
-UNIT_TESTS = tests/unit/test_conf tests/unit/test_log tests/unit/test_api tests/unit/test_jsonutil \
-	tests/unit/test_evread
+# Programs link $(LDADD) (Makefile.am) and take their source from their name
+# (tests/unit/test_x.c); a folder's local.mk only lists its tests.
+UNIT_TESTS =
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
-tests_unit_test_conf_SOURCES = tests/unit/test_conf.c
-tests_unit_test_conf_CFLAGS = $(UNIT_CFLAGS)
-tests_unit_test_conf_LDADD = $(UNIT_LIBS)
-tests_unit_test_log_SOURCES = tests/unit/test_log.c
-tests_unit_test_log_CFLAGS = $(UNIT_CFLAGS)
-tests_unit_test_log_LDADD = $(UNIT_LIBS)
-tests_unit_test_api_SOURCES = tests/unit/test_api.c
-tests_unit_test_api_CFLAGS = $(UNIT_CFLAGS)
-tests_unit_test_api_LDADD = $(UNIT_LIBS)
-tests_unit_test_jsonutil_SOURCES = tests/unit/test_jsonutil.c
-tests_unit_test_jsonutil_CFLAGS = $(UNIT_CFLAGS)
-tests_unit_test_jsonutil_LDADD = $(UNIT_LIBS)
-tests_unit_test_evread_SOURCES = tests/unit/test_evread.c
-tests_unit_test_evread_CFLAGS = $(UNIT_CFLAGS)
-tests_unit_test_evread_LDADD = $(UNIT_LIBS)
+
+# the layout's dependency rule (docs/layout.md)
+TESTS += tests/layout_deps.sh
+EXTRA_DIST += tests/layout_deps.sh
 
 # --- fuzz targets ------------------------------------------------------------
-FUZZ_TARGETS = tests/fuzz/fuzz_conf
+# Without --enable-fuzzing the targets link tests/fuzz/standalone.c (seed corpus
+# and mutations of it); with it, libFuzzer's own main.
+FUZZ_TARGETS =
 check_PROGRAMS += $(FUZZ_TARGETS)
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/run-libfuzzer
+# Each target's one line in its folder's local.mk: tests_fuzz_X_LDFLAGS = $(FUZZ_LDFLAGS)
+# (libFuzzer's main may be linked into fuzz targets only).
 if FUZZING
-FUZZ_MAIN =
-FUZZ_LINK = $(FUZZ_CFLAGS)
 TESTS += tests/fuzz/run-libfuzzer
+FUZZ_MAIN_LIB =
+FUZZ_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
 else
-FUZZ_MAIN = tests/fuzz/standalone.c
-FUZZ_LINK =
 TESTS += $(FUZZ_TARGETS)
+noinst_LIBRARIES += tests/fuzz/libfuzzmain.a
+tests_fuzz_libfuzzmain_a_SOURCES = tests/fuzz/standalone.c
+FUZZ_MAIN_LIB = tests/fuzz/libfuzzmain.a
+FUZZ_LDFLAGS = $(AM_LDFLAGS)
 endif
-tests_fuzz_fuzz_conf_SOURCES = tests/fuzz/fuzz_conf.c $(FUZZ_MAIN)
-tests_fuzz_fuzz_conf_LDADD = $(SHIR_LIBS)
-tests_fuzz_fuzz_conf_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
-EXTRA_DIST += tests/fuzz/standalone.c
 
 # --- integration tests -------------------------------------------------------
 INTEGRATION_TESTS = tests/integration/test_shird.py tests/integration/test_credentials_authoring.py \

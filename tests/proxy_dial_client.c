@@ -23,8 +23,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "conf.h"
-#include "log.h"
+#include "node/conf.h"
+#include "common/log.h"
 #include "proxy/proxy.h"
 
 struct client {
@@ -244,7 +244,7 @@ main(int argc, char **argv)
 	} else {
 		rc = conf_load_file(conf_path, &conf, &err);
 		if (rc == 0)
-			rc = proxy_config_load(conf, &c.pc, &err);
+			rc = proxy_config_load(&conf->proxy, &c.pc, &err);
 		conf_free(conf);
 	}
 	if (rc != 0) {

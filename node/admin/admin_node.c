@@ -7,12 +7,12 @@
 
 #include <cjson/cJSON.h>
 
-#include "admin_node.h"
-#include "api.h"
-#include "credstore.h"
-#include "log.h"
-#include "node.h"
-#include "registration.h"
+#include "node/admin/admin_node.h"
+#include "node/api.h"
+#include "node/admin/credstore.h"
+#include "common/log.h"
+#include "node/node.h"
+#include "node/admin/registration.h"
 
 struct admin_node {
 	struct node *node;

@@ -13,7 +13,7 @@
 #ifndef SHIR_ADMIN_NODE_H
 #define SHIR_ADMIN_NODE_H
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 struct node;
 

@@ -10,14 +10,14 @@
 
 #include <cjson/cJSON.h>
 
-#include "atomicfile.h"
-#include "backup.h"
-#include "conf.h"
-#include "confedit.h"
-#include "credstore.h"
-#include "log.h"
-#include "registration.h"
-#include "seal.h"
+#include "common/atomicfile.h"
+#include "node/admin/backup.h"
+#include "node/conf.h"
+#include "node/admin/confedit.h"
+#include "node/admin/credstore.h"
+#include "common/log.h"
+#include "node/admin/registration.h"
+#include "node/admin/seal.h"
 
 #define BACKUP_FILE_MAX (32u * 1024 * 1024)
 
@@ -81,11 +81,11 @@ backup_create(const char *conf_path, const char *state_dir, const char *password
 		sum->settings = 1;
 		/* the custom proxy's password lives in its own 0600 file */
 		if (conf_load_buffer(conf_path, settings, strlen(settings), &c, err) == 0 &&
-		    c->proxy_password_file != NULL && *c->proxy_password_file) {
+		    c->proxy.password_file != NULL && *c->proxy.password_file) {
 			char *pw = NULL;
 			size_t pwlen = 0;
 
-			if (atomicfile_read(c->proxy_password_file, 64 * 1024, &pw, &pwlen, err) == 0) {
+			if (atomicfile_read(c->proxy.password_file, 64 * 1024, &pw, &pwlen, err) == 0) {
 				cJSON_AddStringToObject(st, "proxyPassword", pw);
 				atomicfile_secret_free(pw, pwlen);
 			}
@@ -183,8 +183,8 @@ backup_import(const char *conf_path, const char *state_dir, const char *password
 
 		if ((rc = conf_load_buffer(conf_path, settings, strlen(settings), &nc, err)) != 0)
 			goto out;
-		if (nc->proxy_password_file != NULL && *nc->proxy_password_file)
-			pwpath = strdup(nc->proxy_password_file);
+		if (nc->proxy.password_file != NULL && *nc->proxy.password_file)
+			pwpath = strdup(nc->proxy.password_file);
 		conf_free(nc);
 		if (pwpath != NULL) {
 			char *slash = strrchr(pwpath, '/');

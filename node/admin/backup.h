@@ -14,7 +14,7 @@
 #ifndef SHIR_BACKUP_H
 #define SHIR_BACKUP_H
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 struct backup_summary {
 	int registered;

@@ -6,10 +6,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "atomicfile.h"
-#include "conf.h"
-#include "confedit.h"
-#include "log.h"
+#include "common/atomicfile.h"
+#include "node/conf.h"
+#include "node/admin/confedit.h"
+#include "common/log.h"
 
 #define CONFEDIT_LINE_MAX 198	/* the loader's longest line */
 #define CONFEDIT_FILE_MAX (1024 * 1024)

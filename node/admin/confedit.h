@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 struct confedit {
 	const char *section;

@@ -13,12 +13,12 @@
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 
-#include "atomicfile.h"
-#include "credstore.h"
-#include "log.h"
-#include "machinekey.h"
-#include "seal.h"
-#include "jsonutil.h"
+#include "common/atomicfile.h"
+#include "node/admin/credstore.h"
+#include "common/log.h"
+#include "node/admin/machinekey.h"
+#include "node/admin/seal.h"
+#include "common/jsonutil.h"
 
 #define CREDSTORE_FILE_MAX (16u * 1024 * 1024)
 

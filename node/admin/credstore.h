@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 #define CREDSTORE_FILE "credentials"
 #define CREDSTORE_NAME_MAX 128

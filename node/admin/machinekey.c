@@ -11,9 +11,9 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "atomicfile.h"
-#include "log.h"
-#include "machinekey.h"
+#include "common/atomicfile.h"
+#include "common/log.h"
+#include "node/admin/machinekey.h"
 
 static int
 machinekey_read(const char *path, uint8_t key[MACHINEKEY_LEN], struct shir_error *err)

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 #define MACHINEKEY_LEN 32
 #define MACHINEKEY_FILE "machine.key"

@@ -9,11 +9,11 @@
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 
-#include "atomicfile.h"
-#include "credstore.h"
-#include "log.h"
-#include "registration.h"
-#include "jsonutil.h"
+#include "common/atomicfile.h"
+#include "node/admin/credstore.h"
+#include "common/log.h"
+#include "node/admin/registration.h"
+#include "common/jsonutil.h"
 
 #define REGISTRATION_FILE_MAX (64 * 1024)
 

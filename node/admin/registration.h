@@ -11,7 +11,7 @@
 
 #include <time.h>
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 struct credstore;
 

@@ -10,7 +10,7 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
-#include "seal.h"
+#include "node/admin/seal.h"
 
 #define SEAL_MAGIC "SHIRSEAL"
 #define SEAL_VERSION 1

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 #define SEAL_KEY_LEN 32
 #define SEAL_PURPOSE_CREDENTIALS 'C'

@@ -7,9 +7,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "atomicfile.h"
-#include "servicehosts.h"
-#include "jsonutil.h"
+#include "common/atomicfile.h"
+#include "node/admin/servicehosts.h"
+#include "common/jsonutil.h"
 
 static int
 servicehosts_cmp(const void *a, const void *b)

@@ -8,7 +8,7 @@
 
 #include <time.h>
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 #define SERVICEHOSTS_FILE "service-hosts.json"
 #define SERVICEHOSTS_MAX 32

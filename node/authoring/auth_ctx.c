@@ -17,12 +17,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "auth_ctx.h"
+#include "node/authoring/auth_ctx.h"
 #include "proxy/proxy.h"
-#include "proxy/proxy_int.h"
-#include "conf.h"
-#include "log.h"
-#include "jsonutil.h"
+#include "node/conf.h"
+#include "common/log.h"
+#include "common/jsonutil.h"
 
 static const struct {
 	const char *name;
@@ -435,9 +434,7 @@ int
 auth_proxy_setup(struct auth_ctx *c, void *curl_handle, const char *url)
 {
 	struct proxy_decision d;
-	struct proxy_cred cred;
 	CURL *h = curl_handle;
-	const char *ca;
 
 	if (c->policy.proxy == NULL) {
 		curl_easy_setopt(h, CURLOPT_PROXY, "");
@@ -451,16 +448,6 @@ auth_proxy_setup(struct auth_ctx *c, void *curl_handle, const char *url)
 	}
 	/* curl tries one proxy; the first of the decided list, like .NET's
 	 * WebProxy for a static configuration. */
-	curl_easy_setopt(h, CURLOPT_PROXY, d.proxies[0]);
-	proxy_config_cred(c->policy.proxy, d.proxies[0], &cred);
-	curl_easy_setopt(h, CURLOPT_PROXYAUTH, cred.auth);
-	if (cred.user != NULL && *cred.user == '\0') {
-		curl_easy_setopt(h, CURLOPT_PROXYUSERPWD, ":");	/* GSS-API credentials cache */
-	} else if (cred.user != NULL) {
-		curl_easy_setopt(h, CURLOPT_PROXYUSERNAME, cred.user);
-		curl_easy_setopt(h, CURLOPT_PROXYPASSWORD, cred.password ? cred.password : "");
-	}
-	if ((ca = proxy_config_ca_file(c->policy.proxy)) != NULL)
-		curl_easy_setopt(h, CURLOPT_PROXY_CAINFO, ca);
+	proxy_curl_setup(c->policy.proxy, h, d.proxies[0]);
 	return 0;
 }

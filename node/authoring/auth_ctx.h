@@ -3,7 +3,7 @@
  * snapshot (security rules of the spec, section 6), the deadline and stop
  * flag, the error it reports, and the result it builds.
  *
- * Connectors (src/connectors/ (one file per store)) implement struct auth_store. They never
+ * Connectors (connectors/, one file per store) implement struct auth_store. They never
  * touch libevent or the node; everything they need is in here. */
 #ifndef SHIR_AUTH_CTX_H
 #define SHIR_AUTH_CTX_H
@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 struct cJSON;
 struct auth_rows;

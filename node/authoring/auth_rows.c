@@ -9,8 +9,8 @@
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
 
-#include "auth_ctx.h"
-#include "auth_rows.h"
+#include "node/authoring/auth_ctx.h"
+#include "node/authoring/auth_rows.h"
 
 struct auth_col {
 	char *name;

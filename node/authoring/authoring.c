@@ -14,16 +14,16 @@
 #include <event2/event.h>
 #include <mysql.h>
 
-#include "api.h"
-#include "auth_ctx.h"
-#include "auth_rows.h"
-#include "authoring.h"
-#include "log.h"
-#include "node.h"
+#include "node/api.h"
+#include "node/authoring/auth_ctx.h"
+#include "node/authoring/auth_rows.h"
+#include "node/authoring/authoring.h"
+#include "common/log.h"
+#include "node/node.h"
 #include "proxy/proxy.h"
-#include "proxy_node.h"
-#include "workpool.h"
-#include "jsonutil.h"
+#include "node/proxy_node.h"
+#include "node/workpool.h"
+#include "common/jsonutil.h"
 
 #define AUTH_LOG_LINES_MAX 5000
 
@@ -93,7 +93,7 @@ auth_policy_snapshot(struct auth_policy *p, const struct conf *c, struct node *n
 	p->allowed_folders = DUP(c->allowed_folders);
 	p->local_machine_access = c->local_machine_access;
 	p->proxy = proxy_node_current(n);	/* NULL only before proxy/ started */
-	p->proxy_connect_timeout = c->proxy_connect_timeout;
+	p->proxy_connect_timeout = c->proxy.connect_timeout;
 #undef DUP
 	return (c->allowed_folders && !p->allowed_folders) ? SHIR_ENOMEM : 0;
 }

@@ -7,7 +7,7 @@
 #ifndef SHIR_AUTHORING_H
 #define SHIR_AUTHORING_H
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 struct node;
 

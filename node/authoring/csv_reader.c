@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "csv_reader.h"
+#include "node/authoring/csv_reader.h"
 
 enum csv_state {
 	CS_FIELD_START = 0,	/* at the start of a field */

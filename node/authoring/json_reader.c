@@ -6,7 +6,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "json_reader.h"
+#include "node/authoring/json_reader.h"
 
 enum json_state {
 	JS_START = 0,		/* before '[' (array) or in a line (lines) */

@@ -1,6 +1,6 @@
 #include "config.h"
 
-#include "backoff.h"
+#include "node/listener/backoff.h"
 
 static const int backoff_ladder_s[] = { 0, 1, 2, 5, 10, 30 };
 #define BACKOFF_RUNGS (sizeof backoff_ladder_s / sizeof backoff_ladder_s[0])

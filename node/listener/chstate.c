@@ -6,9 +6,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "chstate.h"
-#include "log.h"
-#include "node.h"
+#include "node/listener/chstate.h"
+#include "common/log.h"
+#include "node/node.h"
 
 static const char *const chstate_names[] = {
 	[CHSTATE_CONNECTING] = "Connecting",

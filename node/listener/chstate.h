@@ -14,7 +14,7 @@
 
 #include <stdint.h>
 
-#include "backoff.h"
+#include "node/listener/backoff.h"
 
 struct cJSON;
 

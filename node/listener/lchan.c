@@ -14,14 +14,14 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "api.h"
-#include "lchan_int.h"
-#include "log.h"
-#include "ltun.h"
-#include "node.h"
+#include "node/api.h"
+#include "node/listener/lchan_int.h"
+#include "common/log.h"
+#include "node/listener/ltun.h"
+#include "node/node.h"
 #include "relay/sas.h"
 #include "relay/ws.h"
-#include "servicehosts.h"
+#include "node/admin/servicehosts.h"
 
 static void lchan_connect(struct lchan *ch);
 
@@ -77,7 +77,7 @@ lchan_token(struct lchan *ch, char **out)
 
 /* Host header value: host[:port], IPv6 in brackets. */
 void
-lchan_host_header(const struct ldial_url *u, char *out, size_t len)
+lchan_host_header(const struct hcdial_url *u, char *out, size_t len)
 {
 	int v6 = strchr(u->host, ':') != NULL;
 	int dflt = (u->tls && u->port == 443) || (!u->tls && u->port == 80);
@@ -143,17 +143,17 @@ static void
 lchan_reap_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct lchan *ch = arg;
-	struct lsock *s;
+	struct lchan_ws *s;
 
-	struct lreq *q, *nq;
+	struct lchan_req *q, *nq;
 
 	while ((s = TAILQ_FIRST(&ch->dead)) != NULL) {
 		TAILQ_REMOVE(&ch->dead, s, link);
-		lsock_free(s);
+		lchan_ws_free(s);
 	}
 	TAILQ_FOREACH_SAFE(q, &ch->reqs, link, nq)
 		if (q->abandoned)
-			lreq_finish(q);
+			lchan_req_finish(q);
 }
 
 bool
@@ -191,7 +191,7 @@ lchan_connect(struct lchan *ch)
 	free(hc);
 	log_info("listener", "event=channel.connecting channel=%s url=%s", log_q(ch->cs.name),
 	    log_q(url));
-	ch->ctl = lsock_new(ch, LSOCK_CONTROL, url);
+	ch->ctl = lchan_ws_new(ch, LCHAN_WS_CONTROL, url);
 	if (ch->ctl == NULL)
 		lchan_down(ch, CHSTATE_WHY_NETWORK, 0, "cannot start a connection (out of memory)");
 }
@@ -212,7 +212,7 @@ lchan_ping_cb(evutil_socket_t fd, short what, void *arg)
 	if (ch->ctl == NULL || !ch->ctl->open)
 		return;
 	if (now - ch->last_pong_ms >= (int64_t)ch->spec.ping_interval * 2000 - 200) {
-		struct lsock *s = ch->ctl;
+		struct lchan_ws *s = ch->ctl;
 
 		log_warn("listener", "event=channel.dead channel=%s silent_ms=%lld", log_q(ch->cs.name),
 		    (long long)(now - ch->last_pong_ms));
@@ -238,12 +238,12 @@ lchan_renew_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (lchan_token(ch, &token) != 0)
 		return;
-	json = lctl_renew_json(token);
+	json = lmsg_renew_json(token);
 	OPENSSL_cleanse(token, strlen(token));
 	free(token);
 	if (json == NULL)
 		return;
-	lsock_queue(ch->ctl, json, NULL, 0, 0);
+	lchan_ws_queue(ch->ctl, json, NULL, 0, 0);
 	log_info("listener", "event=channel.renewed channel=%s expires_in_s=%d", log_q(ch->cs.name),
 	    ch->spec.token_lifetime);
 	event_add(ch->ev_renew, &rt);
@@ -261,7 +261,7 @@ lchan_finish_cb(evutil_socket_t fd, short what, void *arg)
 void
 lchan_check_drained(struct lchan *ch)
 {
-	struct lsock *s, *t;
+	struct lchan_ws *s, *t;
 
 	if (!ch->retired || ch->finished || ch->nreqs > 0)
 		return;
@@ -277,7 +277,7 @@ lchan_check_drained(struct lchan *ch)
 			continue;
 		}
 		if (s->ws == NULL)
-			lsock_kill(s);
+			lchan_ws_kill(s);
 	}
 	if (ch->nsocks > 0)
 		return;	/* on_close of each brings us back here */
@@ -290,11 +290,11 @@ static void
 lchan_drain_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct lchan *ch = arg;
-	struct lreq *q;
+	struct lchan_req *q;
 
 	/* drain deadline: answer what is left with 503 and close */
 	while ((q = TAILQ_FIRST(&ch->reqs)) != NULL)
-		lreq_expire(q);
+		lchan_req_expire(q);
 	lchan_check_drained(ch);
 }
 
@@ -313,7 +313,7 @@ lchan_retire(struct lchan *ch, int drain_s)
 	if (ch->ctl == NULL || !ch->ctl->open) {
 		/* not connected: nothing to wait for on the relay */
 		if (ch->ctl)
-			lsock_kill(ch->ctl);
+			lchan_ws_kill(ch->ctl);
 	}
 	lchan_check_drained(ch);
 }
@@ -335,9 +335,9 @@ lchan_new(struct lctx *ctx, const struct lspec *spec, struct shir_error *err)
 		shir_error_set(err, SHIR_ENOMEM, "out of memory");
 		goto fail;
 	}
-	if (ldial_parse_url(spec->endpoint, 0, &ch->u, err) != 0)
+	if (hcdial_parse_url(spec->endpoint, 0, &ch->u, err) != 0)
 		goto fail;
-	if (ch->u.tls && ldial_tls_ctx_new(spec->ca_file, &ch->ssl, err) != 0)
+	if (ch->u.tls && hcdial_tls_ctx_new(spec->ca_file, &ch->ssl, err) != 0)
 		goto fail;
 	chstate_init(&ch->cs, spec->name, spec->endpoint, spec->path);
 	lchan_new_guid(ch->listener_id);
@@ -367,22 +367,22 @@ lchan_start(struct lchan *ch)
 void
 lchan_free(struct lchan *ch)
 {
-	struct lsock *s;
-	struct lreq *q;
+	struct lchan_ws *s;
+	struct lchan_req *q;
 
 	if (ch == NULL)
 		return;
 	while ((q = TAILQ_FIRST(&ch->reqs)) != NULL) {
 		TAILQ_REMOVE(&ch->reqs, q, link);
-		lreq_free(q);
+		lchan_req_free(q);
 	}
 	while ((s = TAILQ_FIRST(&ch->socks)) != NULL) {
 		TAILQ_REMOVE(&ch->socks, s, link);
-		lsock_free(s);
+		lchan_ws_free(s);
 	}
 	while ((s = TAILQ_FIRST(&ch->dead)) != NULL) {
 		TAILQ_REMOVE(&ch->dead, s, link);
-		lsock_free(s);
+		lchan_ws_free(s);
 	}
 	if (ch->ev_retry) event_free(ch->ev_retry);
 	if (ch->ev_ping) event_free(ch->ev_ping);
@@ -412,7 +412,7 @@ lchan_spec(const struct lchan *ch)
  * rules can allow it. The file is touched only for a host this channel has
  * not recorded yet. */
 static void
-lchan_note_host(struct lchan *ch, const struct ldial_url *u)
+lchan_note_host(struct lchan *ch, const struct hcdial_url *u)
 {
 	struct shir_error err;
 	char hp[264];
@@ -432,8 +432,8 @@ lchan_note_host(struct lchan *ch, const struct ldial_url *u)
 }
 
 void
-lchan_dial_opts(struct lchan *ch, const char *url, const struct ldial_url *u,
-    struct ldial_opts *o)
+lchan_dial_opts(struct lchan *ch, const char *url, const struct hcdial_url *u,
+    struct hcdial_opts *o)
 {
 	if (u != &ch->u)
 		lchan_note_host(ch, u);
@@ -443,7 +443,7 @@ lchan_dial_opts(struct lchan *ch, const char *url, const struct ldial_url *u,
 	if (u->tls && ch->ssl == NULL) {
 		struct shir_error err;
 
-		if (ldial_tls_ctx_new(ch->spec.ca_file, &ch->ssl, &err) != 0)
+		if (hcdial_tls_ctx_new(ch->spec.ca_file, &ch->ssl, &err) != 0)
 			log_warn("listener", "event=tls.context channel=%s reason=%s", log_q(ch->cs.name),
 			    log_q(err.msg));
 	}

@@ -15,9 +15,9 @@
 #include <stdint.h>
 #include <openssl/ssl.h>
 
-#include "chstate.h"
-#include "ldial.h"
-#include "lspec.h"
+#include "node/listener/chstate.h"
+#include "relay/hcdial.h"
+#include "node/listener/lspec.h"
 
 struct event_base;
 struct evdns_base;
@@ -59,7 +59,7 @@ void lchan_set_pending(struct lchan *ch, int pending);
 void lchan_status_json(const struct lchan *ch, struct cJSON *arr);
 
 /* For ltun: the dial settings of this channel. */
-void lchan_dial_opts(struct lchan *ch, const char *url, const struct ldial_url *u,
-    struct ldial_opts *o);
+void lchan_dial_opts(struct lchan *ch, const char *url, const struct hcdial_url *u,
+    struct hcdial_opts *o);
 
 #endif

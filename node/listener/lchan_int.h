@@ -1,5 +1,5 @@
-/* lchan_int: what lchan.c (the channel), lsock.c (its WebSockets) and
- * lreq.c (its requests) share. Internal to the listener; see lchan.h. */
+/* lchan_int: what lchan.c (the channel), lchan_ws.c (its WebSockets) and
+ * lchan_req.c (its requests) share. Internal to the listener; see lchan.h. */
 #ifndef SHIR_LCHAN_INT_H
 #define SHIR_LCHAN_INT_H
 
@@ -13,11 +13,11 @@
 
 #include <event2/util.h>
 
-#include "chstate.h"
-#include "lchan.h"
-#include "lctl.h"
-#include "ldial.h"
-#include "lspec.h"
+#include "node/listener/chstate.h"
+#include "node/listener/lchan.h"
+#include "node/listener/lmsg.h"
+#include "relay/hcdial.h"
+#include "node/listener/lspec.h"
 
 struct bufferevent;
 struct evbuffer;
@@ -34,7 +34,7 @@ struct ws;
 #define LCHAN_QUEUE_LOW (2 * 1024 * 1024)	/* ... and read again below this */
 #define LCHAN_QUEUE_MAX (64 * 1024 * 1024)	/* never queue more than this per socket */
 
-enum lsock_kind { LSOCK_CONTROL = 0, LSOCK_RDV };
+enum lchan_ws_kind { LCHAN_WS_CONTROL = 0, LCHAN_WS_RDV };
 
 struct lresp {
 	char *json;		/* a text message */
@@ -44,27 +44,27 @@ struct lresp {
 	TAILQ_ENTRY(lresp) link;
 };
 
-struct lreq;
+struct lchan_req;
 
-struct lsock {
+struct lchan_ws {
 	struct lchan *ch;
-	enum lsock_kind kind;
+	enum lchan_ws_kind kind;
 	struct ws *ws;
-	struct ldial *dial;
+	struct hcdial *dial;
 	char *url;
-	struct ldial_url u;
+	struct hcdial_url u;
 	int open, dead;
-	struct lreq *body_for;	/* the request whose body message comes next */
+	struct lchan_req *body_for;	/* the request whose body message comes next */
 	int reported;		/* the channel already recorded why this socket went down */
 	size_t queued;		/* bytes in outq not yet handed to the WebSocket */
 	int paused;		/* reading paused because queued is above the high mark */
 	TAILQ_HEAD(, lresp) outq;
-	TAILQ_ENTRY(lsock) link;
+	TAILQ_ENTRY(lchan_ws) link;
 };
 
-struct lreq {
+struct lchan_req {
 	struct lchan *ch;
-	struct lsock *sock;	/* where it came in; NULL once that socket is gone */
+	struct lchan_ws *sock;	/* where it came in; NULL once that socket is gone */
 	char *id, *address, *method, *target;
 	struct evbuffer *body;
 	int too_big;
@@ -73,21 +73,21 @@ struct lreq {
 	struct api_reply *handle;
 	struct event *ev_deadline;
 	int64_t start_ms;
-	TAILQ_ENTRY(lreq) link;
+	TAILQ_ENTRY(lchan_req) link;
 };
 
 struct lchan {
 	struct lctx *ctx;
 	struct lspec spec;
-	struct ldial_url u;
+	struct hcdial_url u;
 	SSL_CTX *ssl;
 	struct chstate cs;
 	char listener_id[40];
 	char sr[600];		/* the SAS resource, encoded */
-	struct lsock *ctl;
-	TAILQ_HEAD(, lsock) socks;	/* every socket, control included */
-	TAILQ_HEAD(, lsock) dead;	/* to free from ev_reap */
-	TAILQ_HEAD(, lreq) reqs;
+	struct lchan_ws *ctl;
+	TAILQ_HEAD(, lchan_ws) socks;	/* every socket, control included */
+	TAILQ_HEAD(, lchan_ws) dead;	/* to free from ev_reap */
+	TAILQ_HEAD(, lchan_req) reqs;
 	unsigned nsocks, nreqs;
 	struct event *ev_retry, *ev_ping, *ev_renew, *ev_reap, *ev_finish, *ev_drain;
 	int64_t last_pong_ms, token_expiry;
@@ -102,7 +102,7 @@ int64_t lchan_now_ms(void);
 uint32_t lchan_rand(void);
 /* A fresh SAS token for the channel's control channel (*out malloc'ed). */
 int lchan_token(struct lchan *ch, char **out);
-void lchan_host_header(const struct ldial_url *u, char *out, size_t len);
+void lchan_host_header(const struct hcdial_url *u, char *out, size_t len);
 void lchan_notify(struct lchan *ch);
 /* The control channel went down or an attempt failed: record why, plan the retry. */
 void lchan_down(struct lchan *ch, enum chstate_why why, int code, const char *detail);
@@ -110,27 +110,27 @@ void lchan_down(struct lchan *ch, enum chstate_why why, int code, const char *de
 void lchan_check_drained(struct lchan *ch);
 bool lchan_has_forward(void *arg, const char *name);
 
-/* lsock.c: one WebSocket to the relay (control channel or rendezvous) */
-struct lsock *lsock_new(struct lchan *ch, enum lsock_kind kind, const char *url);
+/* lchan_ws.c: one WebSocket to the relay (control channel or rendezvous) */
+struct lchan_ws *lchan_ws_new(struct lchan *ch, enum lchan_ws_kind kind, const char *url);
 /* Opens a request rendezvous at address; first (if any) is sent once it is open. */
-void lsock_open_rdv(struct lchan *ch, const char *address, struct lresp *first);
+void lchan_ws_open_rdv(struct lchan *ch, const char *address, struct lresp *first);
 /* Queues a text message (and a body) on s; takes json and body. */
-int lsock_queue(struct lsock *s, char *json, char *body, size_t len, int has_body);
-void lsock_flush(struct lsock *s);
+int lchan_ws_queue(struct lchan_ws *s, char *json, char *body, size_t len, int has_body);
+void lchan_ws_flush(struct lchan_ws *s);
 /* Unlinks s, detaches its requests, frees it from a zero-delay event. */
-void lsock_kill(struct lsock *s);
-void lsock_free(struct lsock *s);
-void lsock_resp_free(struct lresp *r);
-void lsock_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err);
+void lchan_ws_kill(struct lchan_ws *s);
+void lchan_ws_free(struct lchan_ws *s);
+void lchan_ws_resp_free(struct lresp *r);
+void lchan_ws_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err);
 
-/* lreq.c: one relayed request */
+/* lchan_req.c: one relayed request */
 /* A request (full form) arrived on s. */
-void lreq_start(struct lsock *s, const struct lctl_msg *m);
+void lchan_req_start(struct lchan_ws *s, const struct lmsg_msg *m);
 /* Its body is complete (or it had none): hand it to the node API. */
-void lreq_dispatch(struct lreq *q);
+void lchan_req_dispatch(struct lchan_req *q);
 /* Out of time: answer 503 Timeout now. */
-void lreq_expire(struct lreq *q);
-void lreq_finish(struct lreq *q);
-void lreq_free(struct lreq *q);
+void lchan_req_expire(struct lchan_req *q);
+void lchan_req_finish(struct lchan_req *q);
+void lchan_req_free(struct lchan_req *q);
 
 #endif

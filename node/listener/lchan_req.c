@@ -1,4 +1,4 @@
-/* lreq: one relayed HTTP request: its body, its deadline, its dispatch to the
+/* lchan_req: one relayed HTTP request: its body, its deadline, its dispatch to the
  * node API and its answer (inline, or on the rendezvous). */
 #include "config.h"
 
@@ -15,24 +15,24 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "api.h"
-#include "lchan_int.h"
-#include "log.h"
-#include "ltun.h"
-#include "node.h"
+#include "node/api.h"
+#include "node/listener/lchan_int.h"
+#include "common/log.h"
+#include "node/listener/ltun.h"
+#include "node/node.h"
 #include "relay/sas.h"
 #include "relay/ws.h"
 
-static void lreq_deadline_cb(evutil_socket_t fd, short what, void *arg);
+static void lchan_req_deadline_cb(evutil_socket_t fd, short what, void *arg);
 
 static char *
-lreq_strdup0(const char *s)
+lchan_req_strdup0(const char *s)
 {
 	return s ? strdup(s) : NULL;
 }
 
 void
-lreq_free(struct lreq *q)
+lchan_req_free(struct lchan_req *q)
 {
 	if (q == NULL)
 		return;
@@ -47,7 +47,7 @@ lreq_free(struct lreq *q)
 }
 
 void
-lreq_finish(struct lreq *q)
+lchan_req_finish(struct lchan_req *q)
 {
 	struct lchan *ch = q->ch;
 
@@ -56,18 +56,18 @@ lreq_finish(struct lreq *q)
 	TAILQ_REMOVE(&ch->reqs, q, link);
 	ch->nreqs--;
 	ch->cs.inflight = ch->nreqs;
-	lreq_free(q);
+	lchan_req_free(q);
 	lchan_check_drained(ch);
 }
 
 /* A request (full form) arrived on s. */
 void
-lreq_start(struct lsock *s, const struct lctl_msg *m)
+lchan_req_start(struct lchan_ws *s, const struct lmsg_msg *m)
 {
 	struct lchan *ch = s->ch;
 	struct timeval deadline = { ch->spec.request_timeout > 0 ? ch->spec.request_timeout :
 	    LCHAN_DEADLINE_S, 0 };
-	struct lreq *q;
+	struct lchan_req *q;
 
 	if (s->body_for != NULL) {
 		/* a new command where a body message was due: the relay broke the
@@ -82,7 +82,7 @@ lreq_start(struct lsock *s, const struct lctl_msg *m)
 	if (ch->nreqs >= LCHAN_MAX_REQS) {
 		log_warn("listener", "event=request.refused channel=%s reason=\"too many in flight\"",
 		    log_q(ch->cs.name));
-		lsock_queue(s, lctl_response_json(m->id, 503, "Retry-After: 1\r\n", NULL, false),
+		lchan_ws_queue(s, lmsg_response_json(m->id, 503, "Retry-After: 1\r\n", NULL, false),
 		    NULL, 0, 0);
 		return;
 	}
@@ -93,18 +93,18 @@ lreq_start(struct lsock *s, const struct lctl_msg *m)
 	q->sock = s;
 	q->start_ms = lchan_now_ms();
 	q->refuse = m->code;
-	q->id = lreq_strdup0(m->id);
-	q->address = lreq_strdup0(m->address);
-	q->method = lreq_strdup0(m->method);
-	q->target = lreq_strdup0(m->target);
+	q->id = lchan_req_strdup0(m->id);
+	q->address = lchan_req_strdup0(m->address);
+	q->method = lchan_req_strdup0(m->method);
+	q->target = lchan_req_strdup0(m->target);
 	q->body = evbuffer_new();
-	q->ev_deadline = evtimer_new(ch->ctx->base, lreq_deadline_cb, q);
+	q->ev_deadline = evtimer_new(ch->ctx->base, lchan_req_deadline_cb, q);
 	TAILQ_INSERT_TAIL(&ch->reqs, q, link);
 	ch->nreqs++;
 	ch->cs.inflight = ch->nreqs;
 	if (q->body == NULL || q->ev_deadline == NULL || q->id == NULL || q->method == NULL ||
 	    q->target == NULL || (m->address != NULL && q->address == NULL)) {
-		lreq_finish(q);
+		lchan_req_finish(q);
 		return;
 	}
 	evtimer_add(q->ev_deadline, &deadline);
@@ -113,15 +113,15 @@ lreq_start(struct lsock *s, const struct lctl_msg *m)
 	if (m->body)
 		s->body_for = q;
 	else
-		lreq_dispatch(q);
+		lchan_req_dispatch(q);
 }
 
 static void
-lreq_respond(struct lreq *q, int status, const char *headers, const char *ctype,
+lchan_req_respond(struct lchan_req *q, int status, const char *headers, const char *ctype,
     const char *body, size_t len)
 {
 	struct lchan *ch = q->ch;
-	char *json = lctl_response_json(q->id, status, headers, ctype, true);
+	char *json = lmsg_response_json(q->id, status, headers, ctype, true);
 	char *copy = NULL;
 	struct lresp *r;
 
@@ -134,9 +134,9 @@ lreq_respond(struct lreq *q, int status, const char *headers, const char *ctype,
 	}
 	if (len > 0)
 		memcpy(copy, body, len);
-	if (q->sock != NULL && (q->sock->kind == LSOCK_RDV ||
+	if (q->sock != NULL && (q->sock->kind == LCHAN_WS_RDV ||
 	    strlen(json) + len <= LCHAN_INLINE_MAX)) {
-		lsock_queue(q->sock, json, copy, len, 1);
+		lchan_ws_queue(q->sock, json, copy, len, 1);
 		return;
 	}
 	if (q->sock == NULL && q->address == NULL) {
@@ -156,24 +156,24 @@ lreq_respond(struct lreq *q, int status, const char *headers, const char *ctype,
 		return;
 	}
 	r->json = json, r->body = copy, r->len = len, r->has_body = 1;
-	lsock_open_rdv(ch, q->address, r);
+	lchan_ws_open_rdv(ch, q->address, r);
 }
 
 static void
-lreq_api_done(void *arg, int status, const char *headers, const char *ctype, const char *body,
+lchan_req_api_done(void *arg, int status, const char *headers, const char *ctype, const char *body,
     size_t len)
 {
-	struct lreq *q = arg;
+	struct lchan_req *q = arg;
 
 	q->handle = NULL;
-	lreq_respond(q, status, headers, ctype, body, len);
-	lreq_finish(q);
+	lchan_req_respond(q, status, headers, ctype, body, len);
+	lchan_req_finish(q);
 }
 
 static void
-lreq_deadline_cb(evutil_socket_t fd, short what, void *arg)
+lchan_req_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct lreq *q = arg;
+	struct lchan_req *q = arg;
 	static const char msg[] = "{\"status\":\"Failed\",\"error\":{\"code\":\"Timeout\","
 	    "\"message\":\"the node did not finish the request in time for the relay's 60 s "
 	    "limit (relay.request_timeout)\"}}";
@@ -185,12 +185,12 @@ lreq_deadline_cb(evutil_socket_t fd, short what, void *arg)
 		api_reply_cancel(q->handle);
 		q->handle = NULL;
 	}
-	lreq_respond(q, 503, "", "application/json", msg, sizeof msg - 1);
-	lreq_finish(q);
+	lchan_req_respond(q, 503, "", "application/json", msg, sizeof msg - 1);
+	lchan_req_finish(q);
 }
 
 void
-lreq_dispatch(struct lreq *q)
+lchan_req_dispatch(struct lchan_req *q)
 {
 	struct lchan *ch = q->ch;
 	struct api_request rq;
@@ -201,16 +201,16 @@ lreq_dispatch(struct lreq *q)
 		static const char msg[] = "{\"status\":\"Failed\",\"error\":{\"code\":\"InvalidRequest\","
 		    "\"message\":\"the request body is too large\"}}";
 
-		lreq_respond(q, 413, "", "application/json", msg, sizeof msg - 1);
-		lreq_finish(q);
+		lchan_req_respond(q, 413, "", "application/json", msg, sizeof msg - 1);
+		lchan_req_finish(q);
 		return;
 	}
 	if (q->refuse) {
 		static const char msg[] = "{\"status\":\"Failed\",\"error\":{\"code\":\"InvalidRequest\","
 		    "\"message\":\"the request target is too long\"}}";
 
-		lreq_respond(q, q->refuse, "", "application/json", msg, sizeof msg - 1);
-		lreq_finish(q);
+		lchan_req_respond(q, q->refuse, "", "application/json", msg, sizeof msg - 1);
+		lchan_req_finish(q);
 		return;
 	}
 	evbuffer_add(q->body, "", 1);	/* NUL-terminated for the API */
@@ -221,11 +221,11 @@ lreq_dispatch(struct lreq *q)
 	rq.body = body ? body : "";
 	rq.body_len = blen;
 	rq.channel = API_CH_RELAY;
-	api_dispatch(node_api(ch->ctx->node), &rq, lreq_api_done, q, &q->handle);
+	api_dispatch(node_api(ch->ctx->node), &rq, lchan_req_api_done, q, &q->handle);
 }
 
 void
-lreq_expire(struct lreq *q)
+lchan_req_expire(struct lchan_req *q)
 {
-	lreq_deadline_cb(-1, 0, q);
+	lchan_req_deadline_cb(-1, 0, q);
 }

@@ -1,4 +1,4 @@
-/* lsock: one WebSocket of a relay channel: the control channel or a request
+/* lchan_ws: one WebSocket of a relay channel: the control channel or a request
  * rendezvous. Its send queue keeps a response's JSON and body together. */
 #include "config.h"
 
@@ -15,16 +15,16 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "api.h"
-#include "lchan_int.h"
-#include "log.h"
-#include "ltun.h"
-#include "node.h"
+#include "node/api.h"
+#include "node/listener/lchan_int.h"
+#include "common/log.h"
+#include "node/listener/ltun.h"
+#include "node/node.h"
 #include "relay/sas.h"
 #include "relay/ws.h"
 
 void
-lsock_resp_free(struct lresp *r)
+lchan_ws_resp_free(struct lresp *r)
 {
 	if (r == NULL)
 		return;
@@ -33,7 +33,7 @@ lsock_resp_free(struct lresp *r)
 
 /* Queues a text message (and a body) on s. Takes json and body. */
 int
-lsock_queue(struct lsock *s, char *json, char *body, size_t len, int has_body)
+lchan_ws_queue(struct lchan_ws *s, char *json, char *body, size_t len, int has_body)
 {
 	struct lresp *r;
 	size_t add = (json ? strlen(json) : 0) + len;
@@ -57,7 +57,7 @@ lsock_queue(struct lsock *s, char *json, char *body, size_t len, int has_body)
 	r->has_body = has_body;
 	TAILQ_INSERT_TAIL(&s->outq, r, link);
 	s->queued += add;
-	lsock_flush(s);
+	lchan_ws_flush(s);
 	if (!s->paused && s->queued > LCHAN_QUEUE_HIGH && s->ws != NULL) {
 		/* backpressure: no new requests from this socket until it drains */
 		s->paused = 1;
@@ -70,7 +70,7 @@ lsock_queue(struct lsock *s, char *json, char *body, size_t len, int has_body)
  * JSON and its body are one unit: nothing else is sent on this socket until
  * the body's last fragment is out. */
 void
-lsock_flush(struct lsock *s)
+lchan_ws_flush(struct lchan_ws *s)
 {
 	struct lresp *r;
 
@@ -105,7 +105,7 @@ lsock_flush(struct lsock *s)
 			s->queued -= n;
 		}
 		TAILQ_REMOVE(&s->outq, r, link);
-		lsock_resp_free(r);
+		lchan_ws_resp_free(r);
 	}
 	if (s->paused && s->queued < LCHAN_QUEUE_LOW && s->ws != NULL) {
 		s->paused = 0;
@@ -114,19 +114,19 @@ lsock_flush(struct lsock *s)
 }
 
 void
-lsock_free(struct lsock *s)
+lchan_ws_free(struct lchan_ws *s)
 {
 	struct lresp *r;
 
 	if (s == NULL)
 		return;
 	if (s->dial)
-		ldial_cancel(s->dial);
+		hcdial_cancel(s->dial);
 	if (s->ws)
 		ws_free(s->ws);
 	while ((r = TAILQ_FIRST(&s->outq)) != NULL) {
 		TAILQ_REMOVE(&s->outq, r, link);
-		lsock_resp_free(r);
+		lchan_ws_resp_free(r);
 	}
 	free(s->url);
 	free(s);
@@ -134,10 +134,10 @@ lsock_free(struct lsock *s)
 
 /* Unlinks s, detaches its requests, and frees it from a zero-delay event. */
 void
-lsock_kill(struct lsock *s)
+lchan_ws_kill(struct lchan_ws *s)
 {
 	struct lchan *ch = s->ch;
-	struct lreq *q;
+	struct lchan_req *q;
 
 	if (s->dead)
 		return;
@@ -164,56 +164,56 @@ lsock_kill(struct lsock *s)
 }
 
 static void
-lsock_on_text(struct lsock *s, const uint8_t *data, size_t len)
+lchan_ws_on_text(struct lchan_ws *s, const uint8_t *data, size_t len)
 {
 	struct lchan *ch = s->ch;
-	struct lctl_policy pol;
-	struct lctl_msg m;
+	struct lmsg_policy pol;
+	struct lmsg_msg m;
 	struct shir_error err;
 
 	memset(&pol, 0, sizeof pol);
 	pol.hc = ch->spec.path;
-	pol.control = s->kind == LSOCK_CONTROL;
+	pol.control = s->kind == LCHAN_WS_CONTROL;
 	pol.has_forward = lchan_has_forward;
 	pol.arg = ch;
-	if (lctl_handle((const char *)data, len, &pol, &m, &err) != 0) {
+	if (lmsg_handle((const char *)data, len, &pol, &m, &err) != 0) {
 		log_warn("listener", "event=control.bad channel=%s reason=%s", log_q(ch->cs.name),
 		    log_q(err.msg));
 		return;
 	}
 	switch (m.kind) {
-	case LCTL_TUNNEL:
+	case LMSG_TUNNEL:
 		if (ch->retired || ch->ctx->shutting_down)
 			ltun_reject(ch->ctx, ch, &m, 503, "the node is shutting down");
 		else
 			ltun_accept(ch->ctx, ch, &m);
 		break;
-	case LCTL_REJECT:
+	case LMSG_REJECT:
 		ltun_reject(ch->ctx, ch, &m, m.code, m.desc);
 		break;
-	case LCTL_RENDEZVOUS:
+	case LMSG_RENDEZVOUS:
 		log_debug("listener", "event=request.rendezvous channel=%s id=%s", log_q(ch->cs.name),
 		    log_q(m.id));
-		lsock_open_rdv(ch, m.address, NULL);
+		lchan_ws_open_rdv(ch, m.address, NULL);
 		break;
-	case LCTL_REQUEST:
-		lreq_start(s, &m);
+	case LMSG_REQUEST:
+		lchan_req_start(s, &m);
 		break;
-	case LCTL_IGNORE:
+	case LMSG_IGNORE:
 		log_debug("listener", "event=control.ignored channel=%s", log_q(ch->cs.name));
 		break;
 	}
-	lctl_msg_clear(&m);
+	lmsg_msg_clear(&m);
 }
 
 static void
-lsock_ws_open(struct ws *ws, void *arg)
+lchan_ws_ws_open(struct ws *ws, void *arg)
 {
-	struct lsock *s = arg;
+	struct lchan_ws *s = arg;
 	struct lchan *ch = s->ch;
 
 	s->open = 1;
-	if (s->kind == LSOCK_CONTROL) {
+	if (s->kind == LCHAN_WS_CONTROL) {
 		struct timeval tv = { ch->spec.ping_interval, 0 };
 		int64_t renew_s = (int64_t)ch->spec.token_lifetime * 2 / 3;
 		struct timeval rt = { (time_t)(renew_s > 1 ? renew_s : 1), 0 };
@@ -229,17 +229,17 @@ lsock_ws_open(struct ws *ws, void *arg)
 	} else {
 		log_debug("listener", "event=rendezvous.open channel=%s", log_q(ch->cs.name));
 	}
-	lsock_flush(s);
+	lchan_ws_flush(s);
 }
 
 static void
-lsock_ws_failed(struct ws *ws, int status, const char *reason, const struct shir_error *err,
+lchan_ws_ws_failed(struct ws *ws, int status, const char *reason, const struct shir_error *err,
     void *arg)
 {
-	struct lsock *s = arg;
+	struct lchan_ws *s = arg;
 	struct lchan *ch = s->ch;
 
-	if (s->kind != LSOCK_CONTROL) {
+	if (s->kind != LCHAN_WS_CONTROL) {
 		log_warn("listener", "event=rendezvous.failed channel=%s status=%d reason=%s",
 		    log_q(ch->cs.name), status, log_q(status ? reason : err ? err->msg : "?"));
 		return;
@@ -254,21 +254,21 @@ lsock_ws_failed(struct ws *ws, int status, const char *reason, const struct shir
 }
 
 static void
-lsock_ws_message(struct ws *ws, enum ws_opcode op, const uint8_t *data, size_t len, void *arg)
+lchan_ws_ws_message(struct ws *ws, enum ws_opcode op, const uint8_t *data, size_t len, void *arg)
 {
-	struct lsock *s = arg;
+	struct lchan_ws *s = arg;
 
 	s->ch->cs.bytes_in += len;
 	if (op == WS_OP_TEXT)
-		lsock_on_text(s, data, len);
+		lchan_ws_on_text(s, data, len);
 }
 
 static int
-lsock_ws_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *data, size_t len, bool first,
+lchan_ws_ws_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *data, size_t len, bool first,
     bool fin, void *arg)
 {
-	struct lsock *s = arg;
-	struct lreq *q = s->body_for;
+	struct lchan_ws *s = arg;
+	struct lchan_req *q = s->body_for;
 
 	if (op == WS_OP_TEXT)
 		return WS_ASSEMBLE;
@@ -286,36 +286,36 @@ lsock_ws_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *data, size_t 
 	}
 	if (fin) {
 		s->body_for = NULL;
-		lreq_dispatch(q);
+		lchan_req_dispatch(q);
 	}
 	return WS_STREAM;
 }
 
 static void
-lsock_ws_pong(struct ws *ws, const uint8_t *data, size_t len, void *arg)
+lchan_ws_ws_pong(struct ws *ws, const uint8_t *data, size_t len, void *arg)
 {
-	struct lsock *s = arg;
+	struct lchan_ws *s = arg;
 
 	s->ch->last_pong_ms = lchan_now_ms();
 }
 
 static void
-lsock_ws_writable(struct ws *ws, void *arg)
+lchan_ws_ws_writable(struct ws *ws, void *arg)
 {
-	lsock_flush(arg);
+	lchan_ws_flush(arg);
 }
 
 static void
-lsock_ws_close(struct ws *ws, int code, const char *reason, bool remote, void *arg)
+lchan_ws_ws_close(struct ws *ws, int code, const char *reason, bool remote, void *arg)
 {
-	struct lsock *s = arg;
+	struct lchan_ws *s = arg;
 	struct lchan *ch = s->ch;
-	int was_ctl = s->kind == LSOCK_CONTROL && ch->ctl == s && !s->reported;
+	int was_ctl = s->kind == LCHAN_WS_CONTROL && ch->ctl == s && !s->reported;
 	int was_open = s->open;
 
 	s->ws = NULL;
 	ws_free(ws);	/* released after this callback returns */
-	lsock_kill(s);
+	lchan_ws_kill(s);
 	if (!was_ctl)
 		log_debug("listener", "event=rendezvous.closed channel=%s code=%d", log_q(ch->cs.name),
 		    code);
@@ -327,20 +327,20 @@ lsock_ws_close(struct ws *ws, int code, const char *reason, bool remote, void *a
 		lchan_check_drained(ch);
 }
 
-static const struct ws_callbacks lsock_ws_cbs = {
-	.on_open = lsock_ws_open,
-	.on_handshake_failed = lsock_ws_failed,
-	.on_message = lsock_ws_message,
-	.on_fragment = lsock_ws_fragment,
-	.on_pong = lsock_ws_pong,
-	.on_writable = lsock_ws_writable,
-	.on_close = lsock_ws_close,
+static const struct ws_callbacks lchan_ws_ws_cbs = {
+	.on_open = lchan_ws_ws_open,
+	.on_handshake_failed = lchan_ws_ws_failed,
+	.on_message = lchan_ws_ws_message,
+	.on_fragment = lchan_ws_ws_fragment,
+	.on_pong = lchan_ws_ws_pong,
+	.on_writable = lchan_ws_ws_writable,
+	.on_close = lchan_ws_ws_close,
 };
 
 void
-lsock_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err)
+lchan_ws_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err)
 {
-	struct lsock *s = arg;
+	struct lchan_ws *s = arg;
 	struct lchan *ch = s->ch;
 	struct ws_options opt;
 	struct ws_client_request rq;
@@ -349,16 +349,16 @@ lsock_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err)
 
 	s->dial = NULL;
 	if (bev == NULL) {
-		if (s->kind == LSOCK_CONTROL) {
+		if (s->kind == LCHAN_WS_CONTROL) {
 			enum chstate_why why = err->code == SHIR_ETLS ? CHSTATE_WHY_TLS :
 			    err->code == SHIR_EPROXY ? CHSTATE_WHY_PROXY : CHSTATE_WHY_NETWORK;
 
-			lsock_kill(s);
+			lchan_ws_kill(s);
 			lchan_down(ch, why, 0, err->msg);
 		} else {
 			log_warn("listener", "event=rendezvous.failed channel=%s reason=%s",
 			    log_q(ch->cs.name), log_q(err->msg));
-			lsock_kill(s);
+			lchan_ws_kill(s);
 		}
 		return;
 	}
@@ -370,10 +370,10 @@ lsock_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err)
 	lchan_host_header(&s->u, host, sizeof host);
 	rq.host = host;
 	rq.target = s->u.target;
-	if (s->kind == LSOCK_CONTROL) {
+	if (s->kind == LCHAN_WS_CONTROL) {
 		if (lchan_token(ch, &token) != 0) {
 			bufferevent_free(bev);
-			lsock_kill(s);
+			lchan_ws_kill(s);
 			lchan_down(ch, CHSTATE_WHY_CONFIG, 0, "cannot make a SAS token from the key");
 			return;
 		}
@@ -383,22 +383,22 @@ lsock_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err)
 		hdrs[0] = auth;
 		rq.headers = hdrs;
 	}
-	s->ws = ws_new_client(bev, &rq, &opt, &lsock_ws_cbs, s);
+	s->ws = ws_new_client(bev, &rq, &opt, &lchan_ws_ws_cbs, s);
 	OPENSSL_cleanse(auth, sizeof auth);
 	if (s->ws == NULL) {
 		bufferevent_free(bev);
-		lsock_kill(s);
-		if (s->kind == LSOCK_CONTROL)
+		lchan_ws_kill(s);
+		if (s->kind == LCHAN_WS_CONTROL)
 			lchan_down(ch, CHSTATE_WHY_NETWORK, 0, "out of memory");
 	}
 }
 
-struct lsock *
-lsock_new(struct lchan *ch, enum lsock_kind kind, const char *url)
+struct lchan_ws *
+lchan_ws_new(struct lchan *ch, enum lchan_ws_kind kind, const char *url)
 {
-	struct lsock *s = calloc(1, sizeof *s);
+	struct lchan_ws *s = calloc(1, sizeof *s);
 	struct shir_error err;
-	struct ldial_opts o;
+	struct hcdial_opts o;
 
 	if (s == NULL)
 		return NULL;
@@ -406,18 +406,18 @@ lsock_new(struct lchan *ch, enum lsock_kind kind, const char *url)
 	s->kind = kind;
 	TAILQ_INIT(&s->outq);
 	if ((s->url = strdup(url)) == NULL ||
-	    ldial_parse_url(url, kind == LSOCK_RDV && ch->u.tls == 0, &s->u, &err) != 0) {
+	    hcdial_parse_url(url, kind == LCHAN_WS_RDV && ch->u.tls == 0, &s->u, &err) != 0) {
 		log_warn("listener", "event=rendezvous.failed channel=%s reason=%s",
 		    log_q(ch->cs.name), log_q(s->url ? err.msg : "out of memory"));
-		lsock_free(s);
+		lchan_ws_free(s);
 		return NULL;
 	}
 	TAILQ_INSERT_TAIL(&ch->socks, s, link);
 	ch->nsocks++;
 	lchan_dial_opts(ch, url, &s->u, &o);
-	s->dial = ldial_start(ch->ctx->base, ch->ctx->dns, &o, lsock_dialed, s);
+	s->dial = hcdial_start(ch->ctx->base, ch->ctx->dns, &o, lchan_ws_dialed, s);
 	if (s->dial == NULL) {
-		lsock_kill(s);
+		lchan_ws_kill(s);
 		return NULL;
 	}
 	return s;
@@ -426,19 +426,19 @@ lsock_new(struct lchan *ch, enum lsock_kind kind, const char *url)
 /* Opens a request rendezvous at address; first (if any) is sent on it once
  * it is open. */
 void
-lsock_open_rdv(struct lchan *ch, const char *address, struct lresp *first)
+lchan_ws_open_rdv(struct lchan *ch, const char *address, struct lresp *first)
 {
-	struct lsock *s;
+	struct lchan_ws *s;
 
 	if (ch->nsocks >= LCHAN_MAX_SOCKS) {
 		log_warn("listener", "event=rendezvous.refused channel=%s reason=\"too many sockets\"",
 		    log_q(ch->cs.name));
-		lsock_resp_free(first);
+		lchan_ws_resp_free(first);
 		return;
 	}
-	s = lsock_new(ch, LSOCK_RDV, address);
+	s = lchan_ws_new(ch, LCHAN_WS_RDV, address);
 	if (s == NULL) {
-		lsock_resp_free(first);
+		lchan_ws_resp_free(first);
 		return;
 	}
 	if (first != NULL) {

@@ -8,15 +8,15 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 
-#include "api.h"
-#include "chstate.h"
-#include "lchan.h"
-#include "ldial.h"
-#include "listener.h"
-#include "log.h"
-#include "lspec.h"
-#include "ltun.h"
-#include "node.h"
+#include "node/api.h"
+#include "node/listener/chstate.h"
+#include "node/listener/lchan.h"
+#include "relay/hcdial.h"
+#include "node/listener/listener.h"
+#include "common/log.h"
+#include "node/listener/lspec.h"
+#include "node/listener/ltun.h"
+#include "node/node.h"
 
 #define LISTENER_MAX_SLOTS 64
 #define LISTENER_DRAIN_S 60	/* an old channel's requests get this long */
@@ -58,13 +58,13 @@ listener_str_eq(const char *a, const char *b)
 static int
 listener_proxy_changed(const struct conf *a, const struct conf *b)
 {
-	return a->proxy_mode != b->proxy_mode || a->proxy_port != b->proxy_port ||
-	    a->proxy_auth != b->proxy_auth || a->proxy_connect_timeout != b->proxy_connect_timeout ||
-	    !listener_str_eq(a->proxy_address, b->proxy_address) ||
-	    !listener_str_eq(a->proxy_user, b->proxy_user) ||
-	    !listener_str_eq(a->proxy_password_file, b->proxy_password_file) ||
-	    !listener_str_eq(a->proxy_dotnet_config, b->proxy_dotnet_config) ||
-	    !listener_str_eq(a->proxy_dotnet_config_worker, b->proxy_dotnet_config_worker);
+	return a->proxy.mode != b->proxy.mode || a->proxy.port != b->proxy.port ||
+	    a->proxy.auth != b->proxy.auth || a->proxy.connect_timeout != b->proxy.connect_timeout ||
+	    !listener_str_eq(a->proxy.address, b->proxy.address) ||
+	    !listener_str_eq(a->proxy.user, b->proxy.user) ||
+	    !listener_str_eq(a->proxy.password_file, b->proxy.password_file) ||
+	    !listener_str_eq(a->proxy.dotnet_config, b->proxy.dotnet_config) ||
+	    !listener_str_eq(a->proxy.dotnet_config_worker, b->proxy.dotnet_config_worker);
 }
 
 /* --- status ---------------------------------------------------------------- */
@@ -380,13 +380,13 @@ listener_validate(const struct conf *c, struct shir_error *err)
 		return rc;
 	for (i = 0; i < specs.n; i++) {
 		SSL_CTX *ctx = NULL;
-		struct ldial_url u;
+		struct hcdial_url u;
 
-		if (ldial_parse_url(specs.v[i].endpoint, 0, &u, err) != 0) {
+		if (hcdial_parse_url(specs.v[i].endpoint, 0, &u, err) != 0) {
 			rc = err->code;
 			break;
 		}
-		if (specs.v[i].ca_file && (rc = ldial_tls_ctx_new(specs.v[i].ca_file, &ctx, err)) != 0)
+		if (specs.v[i].ca_file && (rc = hcdial_tls_ctx_new(specs.v[i].ca_file, &ctx, err)) != 0)
 			break;
 		SSL_CTX_free(ctx);
 	}

@@ -6,8 +6,8 @@
 #ifndef SHIR_LISTENER_H
 #define SHIR_LISTENER_H
 
-#include "conf.h"
-#include "shir_err.h"
+#include "node/conf.h"
+#include "common/shir_err.h"
 
 struct node;
 

@@ -5,19 +5,19 @@
 #include <string.h>
 #include <strings.h>
 
-#include "lctl.h"
-#include "log.h"
+#include "node/listener/lmsg.h"
+#include "common/log.h"
 #include "relay/sas.h"
 
 void
-lctl_msg_clear(struct lctl_msg *m)
+lmsg_msg_clear(struct lmsg_msg *m)
 {
 	hc_msg_clear(&m->raw);
 	memset(m, 0, sizeof *m);
 }
 
 int
-lctl_strip_hc(const char *target, const char *hc, char *out, size_t len)
+lmsg_strip_hc(const char *target, const char *hc, char *out, size_t len)
 {
 	size_t hl = strlen(hc);
 	const char *rest = target;
@@ -31,7 +31,7 @@ lctl_strip_hc(const char *target, const char *hc, char *out, size_t len)
 }
 
 int
-lctl_suffix(const char *address, const char *hc, char *out, size_t len)
+lmsg_suffix(const char *address, const char *hc, char *out, size_t len)
 {
 	const char *p = strstr(address, "/$hc/");
 	size_t hl = strlen(hc), n;
@@ -51,7 +51,7 @@ lctl_suffix(const char *address, const char *hc, char *out, size_t len)
 }
 
 int
-lctl_reject_url(const char *address, int code, const char *desc, char *out, size_t len)
+lmsg_reject_url(const char *address, int code, const char *desc, char *out, size_t len)
 {
 	char *enc = sas_url_encode(desc);
 	int n;
@@ -67,7 +67,7 @@ lctl_reject_url(const char *address, int code, const char *desc, char *out, size
 /* An address the listener dials: no control characters and no spaces, so it
  * can never add lines or words to the request line it becomes. */
 static bool
-lctl_address_ok(const char *address)
+lmsg_address_ok(const char *address)
 {
 	const unsigned char *p = (const unsigned char *)address;
 
@@ -80,7 +80,7 @@ lctl_address_ok(const char *address)
 }
 
 static void
-lctl_accept(const struct lctl_policy *p, struct lctl_msg *m)
+lmsg_accept(const struct lmsg_policy *p, struct lmsg_msg *m)
 {
 	const struct hc_accept *a = &m->raw.accept;
 	char suffix[1024];
@@ -91,16 +91,16 @@ lctl_accept(const struct lctl_policy *p, struct lctl_msg *m)
 	proto = hc_headers_get(&a->connect_headers, "Sec-WebSocket-Protocol");
 	if (proto != NULL && !hc_header_value_ok(proto)) {
 		/* it would be copied into the rendezvous request: refuse it */
-		m->kind = LCTL_REJECT;
+		m->kind = LMSG_REJECT;
 		m->code = 400;
 		snprintf(m->desc, sizeof m->desc, "the Sec-WebSocket-Protocol header has a control "
 		    "character (CR, LF, ...); offer subprotocol names that are RFC 7230 tokens");
 		return;
 	}
-	if (lctl_suffix(a->address, p->hc, suffix, sizeof suffix) != 0 ||
+	if (lmsg_suffix(a->address, p->hc, suffix, sizeof suffix) != 0 ||
 	    strncmp(suffix, "/tcp/", 5) != 0 || suffix[5] == '\0' ||
 	    strchr(suffix + 5, '/') != NULL || strlen(suffix + 5) >= sizeof m->forward) {
-		m->kind = LCTL_REJECT;
+		m->kind = LMSG_REJECT;
 		m->code = 403;
 		snprintf(m->desc, sizeof m->desc, "this node accepts WebSocket connections only on "
 		    "/%.200s/tcp/NAME, where NAME is a forward in its [forward] list", p->hc);
@@ -108,12 +108,12 @@ lctl_accept(const struct lctl_policy *p, struct lctl_msg *m)
 	}
 	name = suffix + 5;
 	if (p->has_forward == NULL || !p->has_forward(p->arg, name)) {
-		m->kind = LCTL_REJECT;
+		m->kind = LMSG_REJECT;
 		m->code = 404;
 		snprintf(m->desc, sizeof m->desc, "this node has no forward named %.200s", name);
 		return;
 	}
-	m->kind = LCTL_TUNNEL;
+	m->kind = LMSG_TUNNEL;
 	snprintf(m->forward, sizeof m->forward, "%s", name);
 	if (proto != NULL) {
 		size_t l;
@@ -127,7 +127,7 @@ lctl_accept(const struct lctl_policy *p, struct lctl_msg *m)
 		}
 		if (m->protocol != NULL && !hc_header_name_ok(m->protocol)) {
 			m->protocol = NULL;
-			m->kind = LCTL_REJECT;
+			m->kind = LMSG_REJECT;
 			m->code = 400;
 			snprintf(m->desc, sizeof m->desc, "the first offered subprotocol is not an "
 			    "RFC 7230 token");
@@ -136,7 +136,7 @@ lctl_accept(const struct lctl_policy *p, struct lctl_msg *m)
 }
 
 int
-lctl_handle(const char *text, size_t len, const struct lctl_policy *p, struct lctl_msg *m,
+lmsg_handle(const char *text, size_t len, const struct lmsg_policy *p, struct lmsg_msg *m,
     struct shir_error *err)
 {
 	const struct hc_request *r;
@@ -151,13 +151,13 @@ lctl_handle(const char *text, size_t len, const struct lctl_policy *p, struct lc
 	case HC_MSG_ACCEPT:
 		if (!p->control)
 			break;	/* accept belongs on the control channel only */
-		if (!lctl_address_ok(m->raw.accept.address)) {
+		if (!lmsg_address_ok(m->raw.accept.address)) {
 			/* cannot be opened, nor rejected (the reject goes there too) */
 			rc = shir_error_set(err, SHIR_EPROTO, "an accept address is missing or has a "
 			    "control character or a space");
 			goto fail;
 		}
-		lctl_accept(p, m);
+		lmsg_accept(p, m);
 		return 0;
 	case HC_MSG_REQUEST:
 		r = &m->raw.request;
@@ -174,18 +174,18 @@ lctl_handle(const char *text, size_t len, const struct lctl_policy *p, struct lc
 				    "without an address" : "on a rendezvous");
 				goto fail;
 			}
-			if (!lctl_address_ok(r->address)) {
+			if (!lmsg_address_ok(r->address)) {
 				rc = shir_error_set(err, SHIR_EPROTO, "a request address has a control "
 				    "character or a space");
 				goto fail;
 			}
-			m->kind = LCTL_RENDEZVOUS;
+			m->kind = LMSG_RENDEZVOUS;
 			return 0;
 		}
-		m->kind = LCTL_REQUEST;
+		m->kind = LMSG_REQUEST;
 		m->method = r->method;
 		m->body = r->has_body && r->body;
-		if (lctl_strip_hc(r->request_target ? r->request_target : "/", p->hc, m->target,
+		if (lmsg_strip_hc(r->request_target ? r->request_target : "/", p->hc, m->target,
 		    sizeof m->target) != 0) {
 			m->code = 414;
 			snprintf(m->desc, sizeof m->desc, "the request target is too long");
@@ -195,15 +195,15 @@ lctl_handle(const char *text, size_t len, const struct lctl_policy *p, struct lc
 	default:
 		break;
 	}
-	m->kind = LCTL_IGNORE;
+	m->kind = LMSG_IGNORE;
 	return 0;
 fail:
-	lctl_msg_clear(m);
+	lmsg_msg_clear(m);
 	return rc;
 }
 
 static const char *
-lctl_reason(int status)
+lmsg_reason(int status)
 {
 	switch (status) {
 	case 200: return "OK";
@@ -226,7 +226,7 @@ lctl_reason(int status)
 }
 
 char *
-lctl_response_json(const char *request_id, int status, const char *headers, const char *ctype,
+lmsg_response_json(const char *request_id, int status, const char *headers, const char *ctype,
     bool body)
 {
 	struct hc_response r;
@@ -236,7 +236,7 @@ lctl_response_json(const char *request_id, int status, const char *headers, cons
 	memset(&r, 0, sizeof r);
 	r.request_id = (char *)request_id;
 	r.status = status;
-	r.status_description = (char *)lctl_reason(status);
+	r.status_description = (char *)lmsg_reason(status);
 	r.body = body;
 	if (ctype != NULL && *ctype && hc_headers_add(&r.headers, "Content-Type", ctype) != 0)
 		goto out;
@@ -270,7 +270,7 @@ out:
 }
 
 char *
-lctl_renew_json(const char *token)
+lmsg_renew_json(const char *token)
 {
 	return hc_msg_encode_renew(token);
 }

@@ -1,14 +1,14 @@
-/* lctl: the listener's handling of one control message (pure: text in, a
+/* lmsg: the listener's handling of one control message (pure: text in, a
  * decision out; no I/O). It decodes with relay/hc_msg and then decides what
  * the listener does, following spec §8:
  *
- *   accept            -> bridge to a forward (LCTL_TUNNEL name) or reject
- *                        (LCTL_REJECT with 403/404 and a description)
- *   request (inline)  -> LCTL_REQUEST: dispatch target (without /{hc}),
+ *   accept            -> bridge to a forward (LMSG_TUNNEL name) or reject
+ *                        (LMSG_REJECT with 403/404 and a description)
+ *   request (inline)  -> LMSG_REQUEST: dispatch target (without /{hc}),
  *                        read one binary message first if body is true
- *   request (address) -> LCTL_RENDEZVOUS: open the address, the full request
+ *   request (address) -> LMSG_RENDEZVOUS: open the address, the full request
  *                        comes there
- *   anything else     -> LCTL_IGNORE (as .NET does); bad JSON -> error
+ *   anything else     -> LMSG_IGNORE (as .NET does); bad JSON -> error
  *
  * Also builds the messages the listener sends (response, renewToken). */
 #ifndef SHIR_LCTL_H
@@ -18,34 +18,34 @@
 #include <stddef.h>
 
 #include "relay/hc_msg.h"
-#include "shir_err.h"
+#include "common/shir_err.h"
 
-enum lctl_kind {
-	LCTL_IGNORE = 0,
-	LCTL_TUNNEL,		/* accept: bridge to forward `forward` */
-	LCTL_REJECT,		/* accept: reject with code and desc */
-	LCTL_REQUEST,		/* full request */
-	LCTL_RENDEZVOUS,	/* address-only request */
+enum lmsg_kind {
+	LMSG_IGNORE = 0,
+	LMSG_TUNNEL,		/* accept: bridge to forward `forward` */
+	LMSG_REJECT,		/* accept: reject with code and desc */
+	LMSG_REQUEST,		/* full request */
+	LMSG_RENDEZVOUS,	/* address-only request */
 };
 
-struct lctl_msg {
-	enum lctl_kind kind;
+struct lmsg_msg {
+	enum lmsg_kind kind;
 	const char *address;	/* accept / request address (NULL for a request on a
 				   rendezvous that carries none) */
 	const char *id;
-	const char *method;	/* LCTL_REQUEST */
-	char target[4096];	/* LCTL_REQUEST: the API target, /{hc} removed */
-	bool body;		/* LCTL_REQUEST: a binary message follows */
-	char forward[128];	/* LCTL_TUNNEL */
-	const char *protocol;	/* LCTL_TUNNEL: the chosen subprotocol or NULL */
+	const char *method;	/* LMSG_REQUEST */
+	char target[4096];	/* LMSG_REQUEST: the API target, /{hc} removed */
+	bool body;		/* LMSG_REQUEST: a binary message follows */
+	char forward[128];	/* LMSG_TUNNEL */
+	const char *protocol;	/* LMSG_TUNNEL: the chosen subprotocol or NULL */
 	char proto_buf[128];
-	int code;		/* LCTL_REJECT, or a request refused at once (414) */
+	int code;		/* LMSG_REJECT, or a request refused at once (414) */
 	char desc[512];
 	struct hc_msg raw;
 };
 
 /* What the decision needs to know about the node. */
-struct lctl_policy {
+struct lmsg_policy {
 	const char *hc;		/* the hybrid connection (path) of the channel */
 	bool control;		/* the message came on the control channel */
 	/* is there a forward with this name? */
@@ -53,26 +53,26 @@ struct lctl_policy {
 	void *arg;
 };
 
-/* Decodes and decides. Returns 0 (m filled; free with lctl_msg_clear) or
+/* Decodes and decides. Returns 0 (m filled; free with lmsg_msg_clear) or
  * SHIR_EPROTO with err saying what was wrong. */
-int lctl_handle(const char *text, size_t len, const struct lctl_policy *p, struct lctl_msg *m,
+int lmsg_handle(const char *text, size_t len, const struct lmsg_policy *p, struct lmsg_msg *m,
     struct shir_error *err);
-void lctl_msg_clear(struct lctl_msg *m);
+void lmsg_msg_clear(struct lmsg_msg *m);
 
 /* {"response":{...}} for an API answer: headers as "Name: value\r\n" lines
  * (may be NULL); the caller frees the string with free(). */
-char *lctl_response_json(const char *request_id, int status, const char *headers,
+char *lmsg_response_json(const char *request_id, int status, const char *headers,
     const char *ctype, bool body);
 /* {"renewToken":{"token":...}}; the caller frees it. */
-char *lctl_renew_json(const char *token);
+char *lmsg_renew_json(const char *token);
 
 /* The path and query an application sees: requestTarget without its leading
  * /{hc} (case-insensitive), always starting with '/'. */
-int lctl_strip_hc(const char *target, const char *hc, char *out, size_t len);
+int lmsg_strip_hc(const char *target, const char *hc, char *out, size_t len);
 /* The part of an accept address after /$hc/{hc}, without the query:
  * "/tcp/echo" for ".../$hc/myhc/tcp/echo?sb-hc-action=accept...". */
-int lctl_suffix(const char *address, const char *hc, char *out, size_t len);
+int lmsg_suffix(const char *address, const char *hc, char *out, size_t len);
 /* Appends &sb-hc-statusCode=..&sb-hc-statusDescription=.. to address. */
-int lctl_reject_url(const char *address, int code, const char *desc, char *out, size_t len);
+int lmsg_reject_url(const char *address, int code, const char *desc, char *out, size_t len);
 
 #endif

@@ -1,33 +1,21 @@
-# src/listener.mk: the relay listener in shird (see docs/listener.md)
+# node/listener/: the node's outbound Hybrid Connections channels (docs/listener.md):
+# channel state and back-off, the channel and its WebSockets, requests, control
+# messages, tunnels, the listener spec, the set of channels.
 libshir_a_SOURCES += \
-	src/backoff.c src/backoff.h \
-	src/chstate.c src/chstate.h \
-	src/ldial.c src/ldial.h \
-	src/lctl.c src/lctl.h \
-	src/lspec.c src/lspec.h \
-	src/lchan.c src/lchan.h src/lchan_int.h \
-	src/lsock.c src/lreq.c \
-	src/ltun.c src/ltun.h \
-	src/listener.c src/listener.h
+	node/listener/backoff.c node/listener/backoff.h \
+	node/listener/chstate.c node/listener/chstate.h \
+	node/listener/lmsg.c node/listener/lmsg.h \
+	node/listener/lspec.c node/listener/lspec.h \
+	node/listener/lchan.c node/listener/lchan.h node/listener/lchan_int.h \
+	node/listener/lchan_ws.c node/listener/lchan_req.c \
+	node/listener/ltun.c node/listener/ltun.h \
+	node/listener/listener.c node/listener/listener.h
 
-UNIT_TESTS += tests/unit/test_chstate tests/unit/test_lctl
-tests_unit_test_chstate_SOURCES = tests/unit/test_chstate.c
-tests_unit_test_chstate_CFLAGS = $(UNIT_CFLAGS)
-tests_unit_test_chstate_LDADD = $(UNIT_LIBS)
-tests_unit_test_lctl_SOURCES = tests/unit/test_lctl.c
-tests_unit_test_lctl_CFLAGS = $(UNIT_CFLAGS)
-tests_unit_test_lctl_LDADD = $(UNIT_LIBS)
-
-FUZZ_TARGETS += tests/fuzz/fuzz_lctl
-tests_fuzz_fuzz_lctl_SOURCES = tests/fuzz/fuzz_lctl.c $(FUZZ_MAIN)
-tests_fuzz_fuzz_lctl_LDADD = $(SHIR_LIBS)
-tests_fuzz_fuzz_lctl_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
-
+UNIT_TESTS += tests/unit/test_chstate tests/unit/test_lmsg
+FUZZ_TARGETS += tests/fuzz/fuzz_lmsg
+tests_fuzz_fuzz_lmsg_LDFLAGS = $(FUZZ_LDFLAGS)
 INTEGRATION_TESTS += tests/integration/test_listener.py
 EXTRA_DIST += tests/integration/listener_hyco_sender.js
 
-# benchmark helper (not installed): bench/listener.sh uses it
 noinst_PROGRAMS += bench/listener_pump
-bench_listener_pump_SOURCES = bench/listener_pump.c
-bench_listener_pump_LDADD = $(SHIR_LIBS)
 EXTRA_DIST += bench/listener.sh bench/hyco_listener.js

@@ -10,9 +10,9 @@
 
 #include <openssl/crypto.h>
 
-#include "ldial.h"
-#include "log.h"
-#include "lspec.h"
+#include "relay/hcdial.h"
+#include "common/log.h"
+#include "node/listener/lspec.h"
 
 #define LSPEC_MAX_SOURCES 8
 
@@ -206,12 +206,12 @@ lspec_from_conf(const struct conf *c, struct lspec_list *out, struct shir_error 
 static int
 lspec_check(const struct lspec *s, struct shir_error *err)
 {
-	struct ldial_url u;
+	struct hcdial_url u;
 	struct shir_error e;
 	size_t i;
 	int rc;
 
-	if ((rc = ldial_parse_url(s->endpoint, 0, &u, &e)) != 0)
+	if ((rc = hcdial_parse_url(s->endpoint, 0, &u, &e)) != 0)
 		return shir_error_set(err, rc, "channel %s: %s", s->name, e.msg);
 	if (strcmp(u.target, "/") != 0)
 		return shir_error_set(err, SHIR_ECONFIG,
@@ -232,7 +232,7 @@ lspec_check(const struct lspec *s, struct shir_error *err)
 		return shir_error_set(err, SHIR_ECONFIG,
 		    "channel %s: write the hybrid connection name without leading or trailing '/'",
 		    s->name);
-	if (s->tls_pin && (rc = ldial_pin_check(s->tls_pin, &e)) != 0)
+	if (s->tls_pin && (rc = hcdial_pin_check(s->tls_pin, &e)) != 0)
 		return shir_error_set(err, rc, "channel %s: %s", s->name, e.msg);
 	if (s->key == NULL || !*s->key || s->key_name == NULL || !*s->key_name)
 		return shir_error_set(err, SHIR_ECONFIG, "channel %s has no key", s->name);

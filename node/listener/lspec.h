@@ -9,8 +9,8 @@
 
 #include <stddef.h>
 
-#include "conf.h"
-#include "shir_err.h"
+#include "node/conf.h"
+#include "common/shir_err.h"
 
 struct lspec {
 	char *name;		/* unique among channels; shown in status */

@@ -17,14 +17,14 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
-#include "conf.h"
-#include "evread.h"
-#include "lchan.h"
-#include "lctl.h"
-#include "ldial.h"
-#include "log.h"
-#include "ltun.h"
-#include "node.h"
+#include "node/conf.h"
+#include "common/evread.h"
+#include "node/listener/lchan.h"
+#include "node/listener/lmsg.h"
+#include "relay/hcdial.h"
+#include "common/log.h"
+#include "node/listener/ltun.h"
+#include "node/node.h"
 #include "relay/ws.h"
 
 #define LTUN_HIGH (256 * 1024)	/* TCP output above this: pause the WebSocket */
@@ -44,11 +44,11 @@ struct ltun {
 	int port;
 	char protocol[128];	/* chosen subprotocol, or "" */
 	int reject_code;
-	struct ldial_url u;
+	struct hcdial_url u;
 	SSL_CTX *ssl;		/* a reference */
 	char pin[128];
 	int timeout_s;
-	struct ldial *dial;
+	struct hcdial *dial;
 	struct ws *ws;
 	struct bufferevent *tcp;
 	int ws_open, tcp_open, dead, tcp_eof, ws_closed, tcp_paused;
@@ -75,7 +75,7 @@ ltun_free(struct ltun *t)
 	if (t == NULL)
 		return;
 	if (t->dial)
-		ldial_cancel(t->dial);
+		hcdial_cancel(t->dial);
 	if (t->ws)
 		ws_free(t->ws);
 	if (t->tcp)
@@ -189,7 +189,7 @@ static struct ltun *
 ltun_new(struct ltun_set *ts, struct lchan *ch, enum ltun_kind kind, const char *url)
 {
 	struct ltun *t = calloc(1, sizeof *t);
-	struct ldial_opts o;
+	struct hcdial_opts o;
 	struct shir_error err;
 
 	if (t == NULL)
@@ -198,7 +198,7 @@ ltun_new(struct ltun_set *ts, struct lchan *ch, enum ltun_kind kind, const char 
 	t->kind = kind;
 	t->id = ++ts->next_id;
 	if ((t->address = strdup(url)) == NULL ||
-	    ldial_parse_url(url, strncmp(lchan_spec(ch)->endpoint, "ws:", 3) == 0, &t->u, &err) != 0) {
+	    hcdial_parse_url(url, strncmp(lchan_spec(ch)->endpoint, "ws:", 3) == 0, &t->u, &err) != 0) {
 		if (t->address)
 			log_warn("listener", "event=accept.failed reason=%s", log_q(err.msg));
 		free(t->address);
@@ -274,7 +274,7 @@ static void ltun_ws_dialed(void *arg, struct bufferevent *bev, const struct shir
 static void
 ltun_dial_ws(struct ltun *t)
 {
-	struct ldial_opts o;
+	struct hcdial_opts o;
 
 	memset(&o, 0, sizeof o);
 	o.url = t->address;
@@ -283,13 +283,13 @@ ltun_dial_ws(struct ltun *t)
 	o.tls_pin = t->pin[0] ? t->pin : NULL;
 	o.timeout_s = t->timeout_s;
 	o.proxy = node_ext(t->set->ctx->node, NODE_EXT_PROXY);
-	t->dial = ldial_start(t->set->ctx->base, t->set->ctx->dns, &o, ltun_ws_dialed, t);
+	t->dial = hcdial_start(t->set->ctx->base, t->set->ctx->dns, &o, ltun_ws_dialed, t);
 	if (t->dial == NULL)
 		ltun_kill(t, "out of memory");
 }
 
 void
-ltun_reject(struct lctx *ctx, struct lchan *ch, const struct lctl_msg *m, int code,
+ltun_reject(struct lctx *ctx, struct lchan *ch, const struct lmsg_msg *m, int code,
     const char *desc)
 {
 	char url[4096];
@@ -297,7 +297,7 @@ ltun_reject(struct lctx *ctx, struct lchan *ch, const struct lctl_msg *m, int co
 
 	log_info("listener", "event=accept.reject id=%s code=%d reason=%s", log_q(m->id), code,
 	    log_q(desc));
-	if (lctl_reject_url(m->address, code, desc, url, sizeof url) != 0)
+	if (lmsg_reject_url(m->address, code, desc, url, sizeof url) != 0)
 		return;
 	t = ltun_new(ctx->tuns, ch, LTUN_REJECT, url);
 	if (t == NULL)
@@ -367,11 +367,11 @@ static int
 ltun_become_reject(struct ltun *t, int code, const char *why)
 {
 	char url[4096], *dup;
-	struct ldial_url u;
+	struct hcdial_url u;
 	struct shir_error err;
 
-	if (lctl_reject_url(t->address, code, why, url, sizeof url) != 0 ||
-	    ldial_parse_url(url, 1, &u, &err) != 0 || (dup = strdup(url)) == NULL)
+	if (lmsg_reject_url(t->address, code, why, url, sizeof url) != 0 ||
+	    hcdial_parse_url(url, 1, &u, &err) != 0 || (dup = strdup(url)) == NULL)
 		return -1;
 	free(t->address);
 	t->address = dup;
@@ -525,7 +525,7 @@ ltun_start_ws(struct ltun *t)
 }
 
 void
-ltun_accept(struct lctx *ctx, struct lchan *ch, const struct lctl_msg *m)
+ltun_accept(struct lctx *ctx, struct lchan *ch, const struct lmsg_msg *m)
 {
 	const struct conf *c = node_conf(ctx->node);
 	const struct conf_forward *fw = NULL;

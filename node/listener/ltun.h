@@ -16,7 +16,7 @@
 
 struct lctx;
 struct lchan;
-struct lctl_msg;
+struct lmsg_msg;
 struct ltun_set;
 struct cJSON;
 
@@ -32,9 +32,9 @@ unsigned ltun_set_count(const struct ltun_set *ts);
 void ltun_set_status(const struct ltun_set *ts, struct cJSON *obj);
 
 /* An accept for forward m->forward arrived on ch's control channel. */
-void ltun_accept(struct lctx *ctx, struct lchan *ch, const struct lctl_msg *m);
+void ltun_accept(struct lctx *ctx, struct lchan *ch, const struct lmsg_msg *m);
 /* Rejects it with code and the description desc. */
-void ltun_reject(struct lctx *ctx, struct lchan *ch, const struct lctl_msg *m, int code,
+void ltun_reject(struct lctx *ctx, struct lchan *ch, const struct lmsg_msg *m, int code,
     const char *desc);
 
 #endif

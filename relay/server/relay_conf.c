@@ -9,8 +9,8 @@
 
 #include <ini.h>
 
-#include "log.h"
-#include "relay_conf.h"
+#include "common/log.h"
+#include "relay/server/relay_conf.h"
 
 #ifndef LOCALSTATEDIR
 #define LOCALSTATEDIR "/var"

@@ -1,12 +1,12 @@
 /* relay_conf: shir-relay.conf (INI, libinih), one table of keys like
- * src/conf.c. See man/shir-relay.8 for every key. */
+ * node/conf.c. See man/shir-relay.8 for every key. */
 #ifndef SHIR_RELAY_CONF_H
 #define SHIR_RELAY_CONF_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "shir_err.h"
+#include "common/shir_err.h"
 
 struct relay_conf {
 	char *listen;		/* plain HTTP/WebSocket: "127.0.0.1:9300" (loopback only) */

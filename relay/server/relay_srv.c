@@ -27,13 +27,13 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
-#include "hc_msg.h"
-#include "http1.h"
-#include "log.h"
-#include "relay_srv.h"
-#include "relay_state.h"
-#include "sas.h"
-#include "ws.h"
+#include "relay/hc_msg.h"
+#include "relay/http1.h"
+#include "common/log.h"
+#include "relay/server/relay_srv.h"
+#include "relay/server/relay_state.h"
+#include "relay/sas.h"
+#include "relay/ws.h"
 
 #define ID_MAX 160
 #define TARGET_MAX 8192	/* longer request targets get 414 */
@@ -147,8 +147,8 @@ struct failrec {
 	int count;
 };
 
-struct lsock {
-	struct lsock *next;
+struct lchan_ws {
+	struct lchan_ws *next;
 	struct evconnlistener *l;
 	void *ctx;
 	bool tls;
@@ -199,7 +199,7 @@ struct rsrv {
 	size_t npend;
 	struct tunnel *tunnels;
 	struct hconn *hconns;
-	struct lsock *lsocks;
+	struct lchan_ws *lsocks;
 	SSL_CTX *ssl;
 	struct evhttp *admin;
 	struct event *state_poll;
@@ -2629,7 +2629,7 @@ bind_one(struct rsrv *s, const char *spec, bool tls, struct shir_error *e)
 	int port;
 	struct evutil_addrinfo hints = { 0 }, *ai = NULL;
 	char ps[16];
-	struct lsock *ls;
+	struct lchan_ws *ls;
 	struct lctx *c;
 
 	if (parse_hostport(spec, host, sizeof host, &port) != 0)
@@ -2978,7 +2978,7 @@ shutdown_timeout(evutil_socket_t fd, short w, void *arg)
 void
 rsrv_shutdown(struct rsrv *s)
 {
-	struct lsock *ls;
+	struct lchan_ws *ls;
 	struct ent *e;
 	struct tunnel *t;
 	struct hconn *h, *hn;
@@ -3017,7 +3017,7 @@ rsrv_shutdown(struct rsrv *s)
 void
 rsrv_free(struct rsrv *s)
 {
-	struct lsock *ls;
+	struct lchan_ws *ls;
 	struct ent *e;
 
 	if (s == NULL)

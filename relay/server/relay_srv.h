@@ -7,8 +7,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "relay_conf.h"
-#include "shir_err.h"
+#include "relay/server/relay_conf.h"
+#include "common/shir_err.h"
 
 struct rsrv;
 

@@ -16,7 +16,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 
-#include "relay_state.h"
+#include "relay/server/relay_state.h"
 
 #define STATE_MAX (16 * 1024 * 1024)
 

@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sas.h"
-#include "shir_err.h"
+#include "relay/sas.h"
+#include "common/shir_err.h"
 
 struct rstate_rule {
 	char *name;

@@ -18,14 +18,14 @@
 #include <openssl/crypto.h>
 #include <openssl/opensslv.h>
 
-#include "evread.h"
-#include "irkey.h"
-#include "jsonutil.h"
-#include "log.h"
-#include "relay_conf.h"
-#include "relay_srv.h"
-#include "relay_state.h"
-#include "sas.h"
+#include "common/evread.h"
+#include "relay/irkey.h"
+#include "common/jsonutil.h"
+#include "common/log.h"
+#include "relay/server/relay_conf.h"
+#include "relay/server/relay_srv.h"
+#include "relay/server/relay_state.h"
+#include "relay/sas.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"

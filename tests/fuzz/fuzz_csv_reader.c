@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "csv_reader.h"
+#include "node/authoring/csv_reader.h"
 
 static int
 count(void *arg, const struct csv_field *f, size_t n)

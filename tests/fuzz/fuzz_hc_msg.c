@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "relay/hc_msg.h"
-#include "src/jsonutil.h"
+#include "common/jsonutil.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -8,7 +8,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "json_reader.h"
+#include "node/authoring/json_reader.h"
 
 static int
 count(void *arg, const cJSON *v)

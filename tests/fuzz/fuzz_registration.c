@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "registration.h"
+#include "node/admin/registration.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

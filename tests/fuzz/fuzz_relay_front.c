@@ -17,9 +17,9 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "log.h"
-#include "relay/relay_conf.h"
-#include "relay/relay_srv.h"
+#include "common/log.h"
+#include "relay/server/relay_conf.h"
+#include "relay/server/relay_srv.h"
 
 static struct event_base *base;
 static struct rsrv *srv;

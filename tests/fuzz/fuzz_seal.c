@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "seal.h"
+#include "node/admin/seal.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

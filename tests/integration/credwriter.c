@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "credstore.h"
+#include "node/admin/credstore.h"
 
 int
 main(int argc, char **argv)

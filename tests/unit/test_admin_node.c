@@ -13,12 +13,12 @@
 #include <cjson/cJSON.h>
 #include <event2/event.h>
 
-#include "admin_node.h"
-#include "api.h"
-#include "conf.h"
-#include "credstore.h"
-#include "node.h"
-#include "registration.h"
+#include "node/admin/admin_node.h"
+#include "node/api.h"
+#include "node/conf.h"
+#include "node/admin/credstore.h"
+#include "node/node.h"
+#include "node/admin/registration.h"
 
 struct got {
 	int status;

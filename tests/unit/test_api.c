@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "api.h"
+#include "node/api.h"
 
 struct got {
 	int calls, status;

@@ -14,10 +14,10 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include "api.h"
-#include "authoring.h"
-#include "conf.h"
-#include "node.h"
+#include "node/api.h"
+#include "node/authoring/authoring.h"
+#include "node/conf.h"
+#include "node/node.h"
 
 static struct event_base *g_base;
 

@@ -12,9 +12,9 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
-#include "backoff.h"
-#include "chstate.h"
-#include "node.h"
+#include "node/listener/backoff.h"
+#include "node/listener/chstate.h"
+#include "node/node.h"
 
 static void
 test_ladder_without_jitter(void **state)

@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "conf.h"
-#include "log.h"
+#include "node/conf.h"
+#include "common/log.h"
 
 static int
 load(const char *text, struct conf **c, struct shir_error *err)
@@ -48,7 +48,7 @@ test_defaults(void **state)
 	assert_int_equal(c->log_level, LOG_LVL_INFO);
 	assert_true(c->local_folder_path_validation);
 	assert_false(c->local_machine_access);
-	assert_int_equal(c->proxy_mode, CONF_PROXY_NONE);
+	assert_int_equal(c->proxy.mode, PROXY_MODE_NONE);
 	assert_int_equal(c->relay_ping_interval, 30);
 	assert_null(c->relay_endpoint);
 	assert_string_equal(c->path, "t.conf");

@@ -12,9 +12,9 @@
 
 #include <cmocka.h>
 
-#include "atomicfile.h"
-#include "conf.h"
-#include "confedit.h"
+#include "common/atomicfile.h"
+#include "node/conf.h"
+#include "node/admin/confedit.h"
 
 static const char sample[] =
     "; shird.conf: a comment at the top\n"

@@ -13,11 +13,11 @@
 
 #include <cmocka.h>
 
-#include "atomicfile.h"
-#include "credstore.h"
-#include "machinekey.h"
-#include "registration.h"
-#include "servicehosts.h"
+#include "common/atomicfile.h"
+#include "node/admin/credstore.h"
+#include "node/admin/machinekey.h"
+#include "node/admin/registration.h"
+#include "node/admin/servicehosts.h"
 
 static char dir[256];
 

@@ -19,7 +19,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "evread.h"
+#include "common/evread.h"
 
 #define BIG (200 * 1024)
 

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "relay/hc_msg.h"
-#include "src/jsonutil.h"
+#include "common/jsonutil.h"
 
 static int
 dec(const char *j, struct hc_msg *m)

@@ -8,7 +8,7 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
-#include "jsonutil.h"
+#include "common/jsonutil.h"
 
 static int
 whole(const char *json, long long min, long long max, long long *out)

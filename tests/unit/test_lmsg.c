@@ -1,4 +1,4 @@
-/* Unit tests for the listener's control-message handling (lctl), channel
+/* Unit tests for the listener's control-message handling (lmsg), channel
  * specs (lspec: key files, URLs) and the dialer's URL and pin checks. */
 #include "config.h"
 
@@ -13,10 +13,10 @@
 
 #include <cmocka.h>
 
-#include "conf.h"
-#include "lctl.h"
-#include "ldial.h"
-#include "lspec.h"
+#include "node/conf.h"
+#include "node/listener/lmsg.h"
+#include "relay/hcdial.h"
+#include "node/listener/lspec.h"
 #include "relay/hc_msg.h"
 
 static bool
@@ -25,75 +25,75 @@ has_fw(void *arg, const char *name)
 	return strcmp(name, "echo") == 0;
 }
 
-static const struct lctl_policy pol_ctl = { "myhc", true, has_fw, NULL };
-static const struct lctl_policy pol_rdv = { "myhc", false, has_fw, NULL };
+static const struct lmsg_policy pol_ctl = { "myhc", true, has_fw, NULL };
+static const struct lmsg_policy pol_rdv = { "myhc", false, has_fw, NULL };
 
 static void
-handle_ok(const char *text, const struct lctl_policy *p, struct lctl_msg *m)
+handle_ok(const char *text, const struct lmsg_policy *p, struct lmsg_msg *m)
 {
 	struct shir_error err;
 
-	if (lctl_handle(text, strlen(text), p, m, &err) != 0)
+	if (lmsg_handle(text, strlen(text), p, m, &err) != 0)
 		fail_msg("%s: %s", text, err.msg);
 }
 
 static void
 test_accept_decisions(void **state)
 {
-	struct lctl_msg m;
+	struct lmsg_msg m;
 
 	handle_ok("{\"accept\":{\"address\":\"ws://127.0.0.1:9/$hc/myhc/tcp/echo?sb-hc-action=accept"
 	    "&sb-hc-id=abc\",\"id\":\"abc\",\"connectHeaders\":{\"Sec-WebSocket-Key\":\"k\","
 	    "\"Sec-WebSocket-Protocol\":\"p1, p2\"}}}", &pol_ctl, &m);
-	assert_int_equal(m.kind, LCTL_TUNNEL);
+	assert_int_equal(m.kind, LMSG_TUNNEL);
 	assert_string_equal(m.forward, "echo");
 	assert_string_equal(m.protocol, "p1");
 	assert_string_equal(m.id, "abc");
-	lctl_msg_clear(&m);
+	lmsg_msg_clear(&m);
 
 	handle_ok("{\"accept\":{\"address\":\"ws://h/$hc/MyHc/tcp/nope?sb-hc-action=accept\","
 	    "\"id\":\"x\",\"connectHeaders\":{}}}", &pol_ctl, &m);
-	assert_int_equal(m.kind, LCTL_REJECT);
+	assert_int_equal(m.kind, LMSG_REJECT);
 	assert_int_equal(m.code, 404);
 	assert_non_null(strstr(m.desc, "no forward named nope"));
 	assert_null(m.protocol);
-	lctl_msg_clear(&m);
+	lmsg_msg_clear(&m);
 
 	handle_ok("{\"accept\":{\"address\":\"ws://h/$hc/myhc/chat?sb-hc-action=accept\","
 	    "\"id\":\"x\",\"connectHeaders\":{}}}", &pol_ctl, &m);
-	assert_int_equal(m.kind, LCTL_REJECT);
+	assert_int_equal(m.kind, LMSG_REJECT);
 	assert_int_equal(m.code, 403);
 	assert_non_null(strstr(m.desc, "/myhc/tcp/NAME"));
-	lctl_msg_clear(&m);
+	lmsg_msg_clear(&m);
 
 	handle_ok("{\"accept\":{\"address\":\"ws://h/$hc/myhc/tcp/echo/more\",\"id\":\"x\"}}",
 	    &pol_ctl, &m);
-	assert_int_equal(m.kind, LCTL_REJECT);
+	assert_int_equal(m.kind, LMSG_REJECT);
 	assert_int_equal(m.code, 403);
-	lctl_msg_clear(&m);
+	lmsg_msg_clear(&m);
 
 	/* a subprotocol with CR/LF (or another control character) is refused with
 	 * 400 and never becomes a header of the rendezvous request */
 	handle_ok("{\"accept\":{\"address\":\"ws://127.0.0.1:9/$hc/myhc/tcp/echo?sb-hc-action=accept"
 	    "&sb-hc-id=abc\",\"id\":\"abc\",\"connectHeaders\":{\"Sec-WebSocket-Key\":\"k\","
 	    "\"Sec-WebSocket-Protocol\":\"p1\\r\\nX-Injected: 1\"}}}", &pol_ctl, &m);
-	assert_int_equal(m.kind, LCTL_REJECT);
+	assert_int_equal(m.kind, LMSG_REJECT);
 	assert_int_equal(m.code, 400);
 	assert_null(m.protocol);
 	assert_non_null(strstr(m.desc, "Sec-WebSocket-Protocol"));
 	assert_null(strpbrk(m.desc, "\r\n"));
-	lctl_msg_clear(&m);
+	lmsg_msg_clear(&m);
 	handle_ok("{\"accept\":{\"address\":\"ws://127.0.0.1:9/$hc/myhc/tcp/echo\",\"id\":\"a\","
 	    "\"connectHeaders\":{\"Sec-WebSocket-Protocol\":\"p1\\n\"}}}", &pol_ctl, &m);
-	assert_int_equal(m.kind, LCTL_REJECT);
+	assert_int_equal(m.kind, LMSG_REJECT);
 	assert_int_equal(m.code, 400);
-	lctl_msg_clear(&m);
+	lmsg_msg_clear(&m);
 	handle_ok("{\"accept\":{\"address\":\"ws://127.0.0.1:9/$hc/myhc/tcp/echo\",\"id\":\"a\","
 	    "\"connectHeaders\":{\"Sec-WebSocket-Protocol\":\"p(1), p2\"}}}", &pol_ctl, &m);
-	assert_int_equal(m.kind, LCTL_REJECT);
+	assert_int_equal(m.kind, LMSG_REJECT);
 	assert_int_equal(m.code, 400);
 	assert_null(m.protocol);
-	lctl_msg_clear(&m);
+	lmsg_msg_clear(&m);
 	/* an address with CR/LF or a space cannot be dialled (nor rejected): an error */
 	{
 		struct shir_error err;
@@ -107,23 +107,23 @@ test_accept_decisions(void **state)
 		size_t i;
 
 		for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-			assert_int_equal(lctl_handle(bad[i], strlen(bad[i]), &pol_ctl, &m, &err),
+			assert_int_equal(lmsg_handle(bad[i], strlen(bad[i]), &pol_ctl, &m, &err),
 			    SHIR_EPROTO);
-			assert_int_equal(m.kind, LCTL_IGNORE);
+			assert_int_equal(m.kind, LMSG_IGNORE);
 		}
 	}
 
 	/* accept on a rendezvous: ignored */
 	handle_ok("{\"accept\":{\"address\":\"ws://h/$hc/myhc/tcp/echo\",\"id\":\"x\"}}", &pol_rdv,
 	    &m);
-	assert_int_equal(m.kind, LCTL_IGNORE);
-	lctl_msg_clear(&m);
+	assert_int_equal(m.kind, LMSG_IGNORE);
+	lmsg_msg_clear(&m);
 }
 
 static void
 test_request_decisions(void **state)
 {
-	struct lctl_msg m;
+	struct lmsg_msg m;
 	struct shir_error err;
 	const char *addr_only = "{\"request\":{\"address\":\"ws://h/$hc/myhc?sb-hc-action=request"
 	    "&sb-hc-id=1\",\"id\":\"1\"}}";
@@ -131,37 +131,37 @@ test_request_decisions(void **state)
 	handle_ok("{\"request\":{\"address\":\"ws://h/$hc/myhc?sb-hc-action=request\",\"id\":\"r1\","
 	    "\"requestTarget\":\"/myhc/v1/node?x=1\",\"method\":\"GET\",\"requestHeaders\":{},"
 	    "\"body\":false}}", &pol_ctl, &m);
-	assert_int_equal(m.kind, LCTL_REQUEST);
+	assert_int_equal(m.kind, LMSG_REQUEST);
 	assert_string_equal(m.target, "/v1/node?x=1");
 	assert_string_equal(m.method, "GET");
 	assert_string_equal(m.id, "r1");
 	assert_false(m.body);
-	lctl_msg_clear(&m);
+	lmsg_msg_clear(&m);
 
 	handle_ok("{\"request\":{\"id\":\"r2\",\"requestTarget\":\"/MYHC\",\"method\":\"POST\","
 	    "\"body\":true}}", &pol_rdv, &m);
-	assert_int_equal(m.kind, LCTL_REQUEST);
+	assert_int_equal(m.kind, LMSG_REQUEST);
 	assert_string_equal(m.target, "/");
 	assert_true(m.body);
 	assert_null(m.address);
-	lctl_msg_clear(&m);
+	lmsg_msg_clear(&m);
 
 	handle_ok(addr_only, &pol_ctl, &m);
-	assert_int_equal(m.kind, LCTL_RENDEZVOUS);
+	assert_int_equal(m.kind, LMSG_RENDEZVOUS);
 	assert_non_null(strstr(m.address, "sb-hc-action=request"));
-	lctl_msg_clear(&m);
+	lmsg_msg_clear(&m);
 
 	/* address-only on a rendezvous makes no sense */
-	assert_int_not_equal(lctl_handle(addr_only, strlen(addr_only), &pol_rdv, &m, &err), 0);
+	assert_int_not_equal(lmsg_handle(addr_only, strlen(addr_only), &pol_rdv, &m, &err), 0);
 
 	handle_ok("{\"renewToken\":{\"token\":\"x\"}}", &pol_ctl, &m);
-	assert_int_equal(m.kind, LCTL_IGNORE);
-	lctl_msg_clear(&m);
+	assert_int_equal(m.kind, LMSG_IGNORE);
+	lmsg_msg_clear(&m);
 	handle_ok("{\"somethingNew\":{}}", &pol_ctl, &m);
-	assert_int_equal(m.kind, LCTL_IGNORE);
-	lctl_msg_clear(&m);
-	assert_int_not_equal(lctl_handle("{\"request\":", 11, &pol_ctl, &m, &err), 0);
-	assert_int_not_equal(lctl_handle("[1,2]", 5, &pol_ctl, &m, &err), 0);
+	assert_int_equal(m.kind, LMSG_IGNORE);
+	lmsg_msg_clear(&m);
+	assert_int_not_equal(lmsg_handle("{\"request\":", 11, &pol_ctl, &m, &err), 0);
+	assert_int_not_equal(lmsg_handle("[1,2]", 5, &pol_ctl, &m, &err), 0);
 }
 
 /* Every prefix of a valid message is handled without crashing, and only the
@@ -183,20 +183,20 @@ test_every_split(void **state)
 		size_t len = strlen(msgs[i]);
 
 		for (k = 0; k <= len; k++) {
-			struct lctl_msg m;
+			struct lmsg_msg m;
 			struct shir_error err;
 			char *copy = malloc(k + 1);
 			int rc;
 
 			memcpy(copy, msgs[i], k);
 			copy[k] = '\0';
-			rc = lctl_handle(copy, k, &pol_ctl, &m, &err);
+			rc = lmsg_handle(copy, k, &pol_ctl, &m, &err);
 			if (k < len)
 				assert_int_not_equal(rc, 0);
 			else
 				assert_int_equal(rc, 0);
 			if (rc == 0)
-				lctl_msg_clear(&m);
+				lmsg_msg_clear(&m);
 			free(copy);
 		}
 	}
@@ -205,7 +205,7 @@ test_every_split(void **state)
 static void
 test_response_json(void **state)
 {
-	char *s = lctl_response_json("r1", 201, "Location: /x\r\nConnection: close\r\nX-A: b\r\n",
+	char *s = lmsg_response_json("r1", 201, "Location: /x\r\nConnection: close\r\nX-A: b\r\n",
 	    "application/json", true);
 	struct hc_msg m;
 	struct shir_error err;
@@ -223,7 +223,7 @@ test_response_json(void **state)
 	assert_null(hc_headers_get(&m.response.headers, "Connection"));
 	hc_msg_clear(&m);
 	free(s);
-	s = lctl_renew_json("SharedAccessSignature sr=a&sig=b&se=1&skn=k");
+	s = lmsg_renew_json("SharedAccessSignature sr=a&sig=b&se=1&skn=k");
 	assert_int_equal(hc_msg_decode(s, strlen(s), &m, &err), 0);
 	assert_int_equal(m.type, HC_MSG_RENEW);
 	assert_string_equal(m.renew_token, "SharedAccessSignature sr=a&sig=b&se=1&skn=k");
@@ -236,20 +236,20 @@ test_paths(void **state)
 {
 	char out[256];
 
-	assert_int_equal(lctl_strip_hc("/myhc/v1/node", "myhc", out, sizeof out), 0);
+	assert_int_equal(lmsg_strip_hc("/myhc/v1/node", "myhc", out, sizeof out), 0);
 	assert_string_equal(out, "/v1/node");
-	assert_int_equal(lctl_strip_hc("/myhc?x=1", "myhc", out, sizeof out), 0);
+	assert_int_equal(lmsg_strip_hc("/myhc?x=1", "myhc", out, sizeof out), 0);
 	assert_string_equal(out, "/?x=1");
-	assert_int_equal(lctl_strip_hc("/myhcx/v1", "myhc", out, sizeof out), 0);
+	assert_int_equal(lmsg_strip_hc("/myhcx/v1", "myhc", out, sizeof out), 0);
 	assert_string_equal(out, "/myhcx/v1");
-	assert_int_equal(lctl_strip_hc("/a/b/v1/node", "a/b", out, sizeof out), 0);
+	assert_int_equal(lmsg_strip_hc("/a/b/v1/node", "a/b", out, sizeof out), 0);
 	assert_string_equal(out, "/v1/node");
-	assert_int_equal(lctl_strip_hc("/myhc/v1", "myhc", out, 3), SHIR_ETOOBIG);
-	assert_int_equal(lctl_suffix("wss://r:443/$hc/myhc/tcp/db?sb-hc-action=accept", "myhc", out,
+	assert_int_equal(lmsg_strip_hc("/myhc/v1", "myhc", out, 3), SHIR_ETOOBIG);
+	assert_int_equal(lmsg_suffix("wss://r:443/$hc/myhc/tcp/db?sb-hc-action=accept", "myhc", out,
 	    sizeof out), 0);
 	assert_string_equal(out, "/tcp/db");
-	assert_int_not_equal(lctl_suffix("wss://r/$hc/other/tcp/db", "myhc", out, sizeof out), 0);
-	assert_int_equal(lctl_reject_url("ws://r/$hc/h?sb-hc-action=accept&sb-hc-id=1", 404,
+	assert_int_not_equal(lmsg_suffix("wss://r/$hc/other/tcp/db", "myhc", out, sizeof out), 0);
+	assert_int_equal(lmsg_reject_url("ws://r/$hc/h?sb-hc-action=accept&sb-hc-id=1", 404,
 	    "no forward named x", out, sizeof out), 0);
 	assert_string_equal(out, "ws://r/$hc/h?sb-hc-action=accept&sb-hc-id=1&sb-hc-statusCode=404"
 	    "&sb-hc-statusDescription=no%20forward%20named%20x");
@@ -258,32 +258,32 @@ test_paths(void **state)
 static void
 test_urls(void **state)
 {
-	struct ldial_url u;
+	struct hcdial_url u;
 	struct shir_error err;
 
-	assert_int_equal(ldial_parse_url("ws://127.0.0.1:9300", 0, &u, &err), 0);
+	assert_int_equal(hcdial_parse_url("ws://127.0.0.1:9300", 0, &u, &err), 0);
 	assert_false(u.tls);
 	assert_string_equal(u.host, "127.0.0.1");
 	assert_int_equal(u.port, 9300);
 	assert_string_equal(u.target, "/");
-	assert_int_equal(ldial_parse_url("wss://relay.example/$hc/x?sb-hc-action=accept&a=1", 0,
+	assert_int_equal(hcdial_parse_url("wss://relay.example/$hc/x?sb-hc-action=accept&a=1", 0,
 	    &u, &err), 0);
 	assert_true(u.tls);
 	assert_int_equal(u.port, 443);
 	assert_string_equal(u.target, "/$hc/x?sb-hc-action=accept&a=1");
-	assert_int_equal(ldial_parse_url("ws://[::1]:80/a", 0, &u, &err), 0);
+	assert_int_equal(hcdial_parse_url("ws://[::1]:80/a", 0, &u, &err), 0);
 	assert_string_equal(u.host, "::1");
-	assert_int_equal(ldial_parse_url("ws://localhost:1", 0, &u, &err), 0);
-	assert_int_equal(ldial_parse_url("ws://relay.example:80", 0, &u, &err), SHIR_EPERM);
+	assert_int_equal(hcdial_parse_url("ws://localhost:1", 0, &u, &err), 0);
+	assert_int_equal(hcdial_parse_url("ws://relay.example:80", 0, &u, &err), SHIR_EPERM);
 	assert_non_null(strstr(err.msg, "only for a relay on this machine"));
-	assert_int_equal(ldial_parse_url("ws://relay.example:80", 1, &u, &err), 0);
-	assert_int_not_equal(ldial_parse_url("http://relay.example", 0, &u, &err), 0);
-	assert_int_not_equal(ldial_parse_url("wss://u:p@relay.example", 0, &u, &err), 0);
-	assert_int_not_equal(ldial_parse_url("", 0, &u, &err), 0);
-	assert_int_equal(ldial_pin_check("sha256/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", &err),
+	assert_int_equal(hcdial_parse_url("ws://relay.example:80", 1, &u, &err), 0);
+	assert_int_not_equal(hcdial_parse_url("http://relay.example", 0, &u, &err), 0);
+	assert_int_not_equal(hcdial_parse_url("wss://u:p@relay.example", 0, &u, &err), 0);
+	assert_int_not_equal(hcdial_parse_url("", 0, &u, &err), 0);
+	assert_int_equal(hcdial_pin_check("sha256/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", &err),
 	    0);
-	assert_int_not_equal(ldial_pin_check("sha1/abc", &err), 0);
-	assert_int_not_equal(ldial_pin_check("sha256/short", &err), 0);
+	assert_int_not_equal(hcdial_pin_check("sha1/abc", &err), 0);
+	assert_int_not_equal(hcdial_pin_check("sha256/short", &err), 0);
 }
 
 static void

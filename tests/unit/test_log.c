@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "log.h"
+#include "common/log.h"
 
 static void
 test_quote(void **state)

@@ -17,7 +17,7 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
-#include "conf.h"
+#include "node/conf.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
 #include "proxy/proxy_noproxy.h"
@@ -349,7 +349,7 @@ test_decision(void **state)
 
 		if (conf_load_buffer("t.conf", c->conf, strlen(c->conf), &conf, &err) != 0)
 			fail_msg("%s: conf: %s", c->name, err.msg);
-		if (proxy_config_load_with(conf, &si, &pc, &err) != 0)
+		if (proxy_config_load_with(&conf->proxy, &si, &pc, &err) != 0)
 			fail_msg("%s: load failed: %s", c->name, err.msg);
 		conf_free(conf);
 	}
@@ -590,7 +590,7 @@ test_bad_url(void **state)
 	struct shir_error err;
 	struct conf *c = conf_new_defaults();
 
-	assert_int_equal(proxy_config_load(c, &pc, &err), 0);
+	assert_int_equal(proxy_config_load(&c->proxy, &pc, &err), 0);
 	assert_int_equal(proxy_decide(pc, "contoso.com", &d), SHIR_EINVAL);
 	assert_non_null(strstr(d.reason, "scheme"));
 	proxy_config_unref(pc);
@@ -609,7 +609,7 @@ load_conf(const char *text, struct proxy_config **pc, struct shir_error *err)
 
 	if (conf_load_buffer("t.conf", text, strlen(text), &c, err) != 0)
 		fail_msg("conf: %s", err->msg);
-	rc = proxy_config_load_with(c, &si, pc, err);
+	rc = proxy_config_load_with(&c->proxy, &si, pc, err);
 	conf_free(c);
 	return rc;
 }

@@ -23,7 +23,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "conf.h"
+#include "node/conf.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
 
@@ -87,7 +87,7 @@ custom_config(int proxy_port)
 	else
 		snprintf(text, sizeof text, "[proxy]\nmode = none\n");
 	assert_int_equal(conf_load_buffer("t.conf", text, strlen(text), &c, &err), 0);
-	assert_int_equal(proxy_config_load(c, &pc, &err), 0);
+	assert_int_equal(proxy_config_load(&c->proxy, &pc, &err), 0);
 	conf_free(c);
 	return pc;
 }

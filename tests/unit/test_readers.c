@@ -13,10 +13,10 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
-#include "auth_ctx.h"
-#include "auth_rows.h"
-#include "csv_reader.h"
-#include "json_reader.h"
+#include "node/authoring/auth_ctx.h"
+#include "node/authoring/auth_rows.h"
+#include "node/authoring/csv_reader.h"
+#include "node/authoring/json_reader.h"
 
 /* Records rendered as text: fields joined by '|', records by '\n'. */
 struct out {

@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "relay/relay_conf.h"
-#include "relay/relay_state.h"
+#include "relay/server/relay_conf.h"
+#include "relay/server/relay_state.h"
 
 static char dir[256];
 

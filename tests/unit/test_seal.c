@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "seal.h"
+#include "node/admin/seal.h"
 
 static const uint8_t key1[SEAL_KEY_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
 static const uint8_t key2[SEAL_KEY_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 11 };

@@ -14,7 +14,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include "workpool.h"
+#include "node/workpool.h"
 
 static pthread_mutex_t gate = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t loop_thread;

@@ -18,10 +18,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "auth_ctx.h"
-#include "auth_rows.h"
-#include "csv_reader.h"
-#include "json_reader.h"
+#include "node/authoring/auth_ctx.h"
+#include "node/authoring/auth_rows.h"
+#include "node/authoring/csv_reader.h"
+#include "node/authoring/json_reader.h"
 
 #define FS_CHUNK (64 * 1024)
 #define FS_BROWSE_SCAN_MAX 100000

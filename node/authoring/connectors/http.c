@@ -11,8 +11,8 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
-#include "auth_ctx.h"
-#include "auth_rows.h"
+#include "node/authoring/auth_ctx.h"
+#include "node/authoring/auth_rows.h"
 
 struct ht {
 	struct auth_ctx *c;

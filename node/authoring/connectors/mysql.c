@@ -16,8 +16,8 @@
 #include <mysqld_error.h>
 #include <errmsg.h>
 
-#include "auth_ctx.h"
-#include "auth_rows.h"
+#include "node/authoring/auth_ctx.h"
+#include "node/authoring/auth_rows.h"
 
 #ifndef ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
 #define ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION 1792

@@ -15,8 +15,8 @@
 #include <sql.h>
 #include <sqlext.h>
 
-#include "auth_ctx.h"
-#include "auth_rows.h"
+#include "node/authoring/auth_ctx.h"
+#include "node/authoring/auth_rows.h"
 
 struct od {
 	SQLHENV env;

@@ -15,8 +15,8 @@
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
 
-#include "auth_ctx.h"
-#include "auth_rows.h"
+#include "node/authoring/auth_ctx.h"
+#include "node/authoring/auth_rows.h"
 
 /* type OIDs from pg_type.dat (stable across versions) */
 #define PG_BOOL 16

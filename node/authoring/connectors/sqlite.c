@@ -10,8 +10,8 @@
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
 
-#include "auth_ctx.h"
-#include "auth_rows.h"
+#include "node/authoring/auth_ctx.h"
+#include "node/authoring/auth_rows.h"
 
 static int
 sq_progress(void *arg)

@@ -1,0 +1,23 @@
+# relay/server/: shir-relay, the self-hostable relay (docs/relay.md, shir-relay(8)).
+libshir_a_SOURCES += \
+	relay/server/relay_conf.c relay/server/relay_conf.h \
+	relay/server/relay_state.c relay/server/relay_state.h \
+	relay/server/relay_srv.c relay/server/relay_srv.h
+
+sbin_PROGRAMS += shir-relay
+shir_relay_SOURCES = relay/server/shir_relay.c
+
+UNIT_TESTS += tests/unit/test_relay_state
+FUZZ_TARGETS += tests/fuzz/fuzz_relay_front
+tests_fuzz_fuzz_relay_front_LDFLAGS = $(FUZZ_LDFLAGS)
+INTEGRATION_TESTS += tests/integration/test_relay.py tests/integration/test_relay_tls.py \
+	tests/integration/test_relay_ctl.py tests/integration/test_relay_stress.py \
+	tests/integration/test_relay_harden.py
+EXTRA_DIST += tests/integration/relaytest.py tests/integration/hyco
+
+# benchmarks (bench/relay_bench.py; not installed)
+noinst_PROGRAMS += bench/relay_wsbench
+EXTRA_DIST += bench/relay_bench.py
+
+dist_man_MANS += man/shir-relay.8
+EXTRA_DIST += conf/shir-relay.conf
