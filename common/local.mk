@@ -5,6 +5,7 @@ libshir_a_SOURCES += \
 	common/log.c common/log.h \
 	common/jsonutil.c common/jsonutil.h \
 	common/evread.c common/evread.h \
-	common/atomicfile.c common/atomicfile.h
+	common/atomicfile.c common/atomicfile.h \
+	common/random.c common/random.h
 
-UNIT_TESTS += tests/unit/test_log tests/unit/test_jsonutil tests/unit/test_evread
+UNIT_TESTS += tests/unit/test_log tests/unit/test_jsonutil tests/unit/test_evread tests/unit/test_random

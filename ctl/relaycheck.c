@@ -14,11 +14,11 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <openssl/rand.h>
 
 #include "relay/http1.h"
 #include "proxy/proxy.h"
 #include "node/admin/registration.h"
+#include "common/random.h"
 #include "ctl/relaycheck.h"
 #include "relay/sas.h"
 #include "relay/ws.h"
@@ -201,7 +201,7 @@ rc_listen(CURL *c, const char *host, int port, int tls, const struct relaycheck_
 
 	memset(&head, 0, sizeof head);
 	snprintf(uri, sizeof uri, "%s://%s:%d/%s", tls ? "wss" : "ws", host, port, t->hc);
-	if (RAND_bytes(rnd, sizeof rnd) != 1 || ws_make_key(key) != 0 ||
+	if (random_uuid(id) != 0 || random_bytes(rnd, sizeof rnd) != 0 || ws_make_key(key) != 0 ||
 	    ws_accept_key(key, want) != 0 || sas_audience_hyco(uri, &aud) != 0 ||
 	    sas_token_build(aud, t->key_name, t->key, (int64_t)time(NULL) + 300, &token) != 0 ||
 	    (enc_hc = sas_url_encode(t->hc)) == NULL) {
@@ -209,9 +209,6 @@ rc_listen(CURL *c, const char *host, int port, int tls, const struct relaycheck_
 		    "cannot build the listen request (the key's name or key is malformed)");
 		goto out;
 	}
-	snprintf(id, sizeof id, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-	    rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8], rnd[9], rnd[10],
-	    rnd[11], rnd[12], rnd[13], rnd[14], rnd[15]);
 	if (asprintf(&req, "GET /$hc/%s?sb-hc-action=listen&sb-hc-id=shirctl-check-%s HTTP/1.1\r\n"
 	    "Host: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
 	    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"

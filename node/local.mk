@@ -13,4 +13,4 @@ shird_SOURCES = node/shird.c node/shird.h node/shird_hooks.c
 
 UNIT_TESTS += tests/unit/test_conf tests/unit/test_api tests/unit/test_workpool
 FUZZ_TARGETS += tests/fuzz/fuzz_conf
-tests_fuzz_fuzz_conf_LDFLAGS = $(FUZZ_LDFLAGS)
+tests_fuzz_fuzz_conf_LDFLAGS = $(FUZZ_LINKFLAGS)

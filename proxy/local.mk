@@ -9,8 +9,8 @@ libshir_a_SOURCES += \
 
 UNIT_TESTS += tests/unit/test_proxy tests/unit/test_proxy_dial
 FUZZ_TARGETS += tests/fuzz/fuzz_proxy_dotnet tests/fuzz/fuzz_proxy_noproxy
-tests_fuzz_fuzz_proxy_dotnet_LDFLAGS = $(FUZZ_LDFLAGS)
-tests_fuzz_fuzz_proxy_noproxy_LDFLAGS = $(FUZZ_LDFLAGS)
+tests_fuzz_fuzz_proxy_dotnet_LDFLAGS = $(FUZZ_LINKFLAGS)
+tests_fuzz_fuzz_proxy_noproxy_LDFLAGS = $(FUZZ_LINKFLAGS)
 INTEGRATION_TESTS += tests/integration/test_proxy.py tests/integration/test_proxy_kerberos.py
 EXTRA_DIST += tests/integration/proxy_helpers.py tests/integration/squid.py
 

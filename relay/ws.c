@@ -16,11 +16,11 @@
 #include <event2/event.h>
 #include <openssl/evp.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <wslay/wslay.h>
 
 #include "common/evread.h"
 #include "common/log.h"
+#include "common/random.h"
 #include "relay/ws.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -178,7 +178,7 @@ ws_make_key(char out[25])
 {
 	unsigned char r[16];
 
-	if (RAND_bytes(r, sizeof r) != 1)
+	if (random_bytes(r, sizeof r) != 0)
 		return SHIR_ECRYPTO;
 	EVP_EncodeBlock((unsigned char *)out, r, sizeof r);
 	return 0;
@@ -337,29 +337,10 @@ w_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, 
 }
 
 /* See ws.h. Masking keys must be unpredictable (RFC 6455 §5.3). */
-int
-ws_random(uint8_t *buf, size_t len)
-{
-	static __thread unsigned char pool[4096];
-	static __thread size_t left;
-
-	if (len > sizeof pool)
-		return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
-	if (left < len) {
-		if (RAND_bytes(pool, sizeof pool) != 1)
-			return -1;
-		left = sizeof pool;
-	}
-	left -= len;
-	memcpy(buf, pool + left, len);
-	OPENSSL_cleanse(pool + left, len);
-	return 0;
-}
-
 static int
 w_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user)
 {
-	if (ws_random(buf, len) != 0) {
+	if (random_bytes(buf, len) != 0) {
 		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
 		return -1;
 	}
@@ -1752,7 +1733,7 @@ raw_frame(struct ws *ws, enum ws_opcode op, const void *data, size_t len, bool f
 	size_t hl = put_header(hdr, fin, op, len);
 
 	if (mask) {
-		if (ws_random(key, sizeof key) != 0)
+		if (random_bytes(key, sizeof key) != 0)
 			return SHIR_ECRYPTO;
 		hdr[1] |= 0x80;
 		memcpy(hdr + hl, key, 4);

@@ -191,11 +191,6 @@ struct bufferevent *ws_bufferevent(const struct ws *ws);
 
 /* How many idle endpoints have freed their wslay context so far (process
  * wide; lets a daemon decide when to hand freed memory back, malloc_trim). */
-/* len unpredictable bytes (masking keys, rendezvous ids) from a per-thread
- * pool refilled with RAND_bytes 4 KiB at a time, each byte used once and
- * wiped (RAND_bytes per key or id was a sixth of the CPU per request).
- * Returns 0, or -1 when OpenSSL's generator fails. */
-int ws_random(uint8_t *buf, size_t len);
 unsigned long ws_idle_releases(void);
 /* Called every few seconds by a program's loop: once 64 more endpoints have
  * released their contexts (or a burst freed buffers), hands free heap pages

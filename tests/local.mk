@@ -31,18 +31,18 @@ EXTRA_DIST += tests/layout_deps.sh
 FUZZ_TARGETS =
 check_PROGRAMS += $(FUZZ_TARGETS)
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/run-libfuzzer
-# Each target's one line in its folder's local.mk: tests_fuzz_X_LDFLAGS = $(FUZZ_LDFLAGS)
+# Each target's one line in its folder's local.mk: tests_fuzz_X_LDFLAGS = $(FUZZ_LINKFLAGS)
 # (libFuzzer's main may be linked into fuzz targets only).
 if FUZZING
 TESTS += tests/fuzz/run-libfuzzer
 FUZZ_MAIN_LIB =
-FUZZ_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+FUZZ_LINKFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
 else
 TESTS += $(FUZZ_TARGETS)
 noinst_LIBRARIES += tests/fuzz/libfuzzmain.a
 tests_fuzz_libfuzzmain_a_SOURCES = tests/fuzz/standalone.c
 FUZZ_MAIN_LIB = tests/fuzz/libfuzzmain.a
-FUZZ_LDFLAGS = $(AM_LDFLAGS)
+FUZZ_LINKFLAGS = $(AM_LDFLAGS)
 endif
 
 # --- integration tests -------------------------------------------------------

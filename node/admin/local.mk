@@ -13,9 +13,9 @@ libshir_a_SOURCES += \
 UNIT_TESTS += tests/unit/test_seal tests/unit/test_credstore tests/unit/test_confedit \
 	tests/unit/test_admin_node
 FUZZ_TARGETS += tests/fuzz/fuzz_confedit tests/fuzz/fuzz_seal tests/fuzz/fuzz_registration
-tests_fuzz_fuzz_confedit_LDFLAGS = $(FUZZ_LDFLAGS)
-tests_fuzz_fuzz_seal_LDFLAGS = $(FUZZ_LDFLAGS)
-tests_fuzz_fuzz_registration_LDFLAGS = $(FUZZ_LDFLAGS)
+tests_fuzz_fuzz_confedit_LDFLAGS = $(FUZZ_LINKFLAGS)
+tests_fuzz_fuzz_seal_LDFLAGS = $(FUZZ_LINKFLAGS)
+tests_fuzz_fuzz_registration_LDFLAGS = $(FUZZ_LINKFLAGS)
 INTEGRATION_TESTS += tests/integration/test_admin.py
 
 check_PROGRAMS += tests/credwriter

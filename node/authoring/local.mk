@@ -15,8 +15,8 @@ libshir_a_SOURCES += \
 
 UNIT_TESTS += tests/unit/test_readers tests/unit/test_authoring_api
 FUZZ_TARGETS += tests/fuzz/fuzz_csv_reader tests/fuzz/fuzz_json_reader
-tests_fuzz_fuzz_csv_reader_LDFLAGS = $(FUZZ_LDFLAGS)
-tests_fuzz_fuzz_json_reader_LDFLAGS = $(FUZZ_LDFLAGS)
+tests_fuzz_fuzz_csv_reader_LDFLAGS = $(FUZZ_LINKFLAGS)
+tests_fuzz_fuzz_json_reader_LDFLAGS = $(FUZZ_LINKFLAGS)
 INTEGRATION_TESTS += tests/integration/test_authoring.py tests/integration/test_authoring_sql.py \
 	tests/integration/test_authoring_relay.py
 EXTRA_DIST += tests/integration/stores.py tests/integration/authnode.py

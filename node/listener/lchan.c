@@ -12,11 +12,11 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include "node/api.h"
 #include "node/listener/lchan_int.h"
 #include "common/log.h"
+#include "common/random.h"
 #include "node/listener/ltun.h"
 #include "node/node.h"
 #include "relay/sas.h"
@@ -39,22 +39,8 @@ lchan_rand(void)
 {
 	uint32_t r = 0;
 
-	(void)RAND_bytes((unsigned char *)&r, sizeof r);
+	(void)random_bytes(&r, sizeof r);	/* jitter: 0 will do on failure */
 	return r;
-}
-
-static void
-lchan_new_guid(char out[40])
-{
-	unsigned char b[16];
-
-	if (RAND_bytes(b, sizeof b) != 1)
-		memset(b, 0x5a, sizeof b);
-	b[6] = (b[6] & 0x0f) | 0x40;
-	b[8] = (b[8] & 0x3f) | 0x80;
-	snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-	    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-	    b[14], b[15]);
 }
 
 int
@@ -120,10 +106,17 @@ lchan_down(struct lchan *ch, enum chstate_why why, int code, const char *detail)
 	if (why == CHSTATE_WHY_HANDSHAKE && code == 409) {
 		/* the relay has a live listener with our id (a stale channel of ours
 		 * it has not noticed yet, or someone squatting it): use a new one */
-		lchan_new_guid(ch->listener_id);
-		log_info("listener", "event=channel.new_id channel=%s listener_id=%s reason=%s",
-		    log_q(ch->cs.name), log_q(ch->listener_id),
-		    log_q("the relay answered 409: the old listener id is in use"));
+		char id[RANDOM_UUID_LEN + 1];
+
+		if (random_uuid(id) == 0) {
+			snprintf(ch->listener_id, sizeof ch->listener_id, "%s", id);
+			log_info("listener", "event=channel.new_id channel=%s listener_id=%s reason=%s",
+			    log_q(ch->cs.name), log_q(ch->listener_id),
+			    log_q("the relay answered 409: the old listener id is in use"));
+		} else {
+			log_error("listener", "event=channel.new_id channel=%s reason=%s",
+			    log_q(ch->cs.name), log_q("OpenSSL's random generator failed; keeping the old id"));
+		}
 	}
 	delay = chstate_down(&ch->cs, lchan_now_ms(), why, code, detail, lchan_rand());
 	if (delay < 0) {
@@ -340,7 +333,8 @@ lchan_new(struct lctx *ctx, const struct lspec *spec, struct shir_error *err)
 	if (ch->u.tls && hcdial_tls_ctx_new(spec->ca_file, &ch->ssl, err) != 0)
 		goto fail;
 	chstate_init(&ch->cs, spec->name, spec->endpoint, spec->path);
-	lchan_new_guid(ch->listener_id);
+	if (random_uuid(ch->listener_id) != 0)
+		goto fail;
 	ch->ev_retry = evtimer_new(ctx->base, lchan_retry_cb, ch);
 	ch->ev_ping = evtimer_new(ctx->base, lchan_ping_cb, ch);
 	ch->ev_renew = evtimer_new(ctx->base, lchan_renew_cb, ch);

@@ -9,7 +9,7 @@ shir_relay_SOURCES = relay/server/shir_relay.c
 
 UNIT_TESTS += tests/unit/test_relay_state
 FUZZ_TARGETS += tests/fuzz/fuzz_relay_front
-tests_fuzz_fuzz_relay_front_LDFLAGS = $(FUZZ_LDFLAGS)
+tests_fuzz_fuzz_relay_front_LDFLAGS = $(FUZZ_LINKFLAGS)
 INTEGRATION_TESTS += tests/integration/test_relay.py tests/integration/test_relay_tls.py \
 	tests/integration/test_relay_ctl.py tests/integration/test_relay_stress.py \
 	tests/integration/test_relay_harden.py

@@ -24,12 +24,12 @@
 #include <event2/listener.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include "relay/hc_msg.h"
 #include "relay/http1.h"
 #include "common/log.h"
+#include "common/random.h"
 #include "relay/server/relay_srv.h"
 #include "relay/server/relay_state.h"
 #include "relay/sas.h"
@@ -227,22 +227,12 @@ static void h_send_request(struct hconn *h);
 static void
 make_uuid(char out[37])
 {
-	/* ids are capabilities (a rendezvous address): 122 random bits each */
-	static const char hex[] = "0123456789abcdef";
-	unsigned char b[16];
-	size_t i, o = 0;
-
-	if (ws_random(b, sizeof b) != 0)
+	/* ids are capabilities (a rendezvous address): the relay cannot run
+	 * without them, so a failing CSPRNG is fatal here (random.h) */
+	if (random_uuid(out) != 0) {
+		log_error("relay", "event=fatal reason=%s", log_q("OpenSSL's random generator failed"));
 		abort();
-	b[6] = (b[6] & 0x0f) | 0x40;
-	b[8] = (b[8] & 0x3f) | 0x80;
-	for (i = 0; i < sizeof b; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			out[o++] = '-';
-		out[o++] = hex[b[i] >> 4];
-		out[o++] = hex[b[i] & 15];
 	}
-	out[o] = '\0';
 }
 
 static unsigned
@@ -250,7 +240,7 @@ rnd(unsigned n)
 {
 	unsigned r;
 
-	if (n <= 1 || RAND_bytes((unsigned char *)&r, sizeof r) != 1)
+	if (n <= 1 || random_bytes(&r, sizeof r) != 0)
 		return 0;
 	return r % n;
 }
