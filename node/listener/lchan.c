@@ -448,6 +448,23 @@ lchan_dial_opts(struct lchan *ch, const char *url, const struct hcdial_url *u,
 }
 
 void
+lchan_tun_dial(struct lchan *ch, const char *url, struct ltun_dial *d)
+{
+	struct hcdial_url u;
+	struct hcdial_opts o;
+	struct shir_error err;
+
+	memset(d, 0, sizeof *d);
+	d->allow_plain = strncmp(ch->spec.endpoint, "ws:", 3) == 0;
+	if (hcdial_parse_url(url, d->allow_plain, &u, &err) != 0)
+		return;	/* the tunnel parses it again and says why */
+	lchan_dial_opts(ch, url, &u, &o);
+	d->ssl_ctx = o.ssl_ctx;
+	d->tls_pin = o.tls_pin;
+	d->timeout_s = o.timeout_s;
+}
+
+void
 lchan_status_json(const struct lchan *ch, cJSON *arr)
 {
 	cJSON *o = cJSON_CreateObject();

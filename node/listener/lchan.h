@@ -18,6 +18,7 @@
 #include "node/listener/chstate.h"
 #include "relay/hcdial.h"
 #include "node/listener/lspec.h"
+#include "node/listener/ltun.h"
 
 struct event_base;
 struct evdns_base;
@@ -58,8 +59,8 @@ void lchan_set_pending(struct lchan *ch, int pending);
 /* Adds the channel's status object to arr. */
 void lchan_status_json(const struct lchan *ch, struct cJSON *arr);
 
-/* For ltun: the dial settings of this channel. */
-void lchan_dial_opts(struct lchan *ch, const char *url, const struct hcdial_url *u,
-    struct hcdial_opts *o);
+/* The dial settings of this channel for a tunnel whose rendezvous is url (a
+ * new rendezvous host is noted for service-urls). */
+void lchan_tun_dial(struct lchan *ch, const char *url, struct ltun_dial *d);
 
 #endif

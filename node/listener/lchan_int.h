@@ -133,4 +133,9 @@ void lchan_req_expire(struct lchan_req *q);
 void lchan_req_finish(struct lchan_req *q);
 void lchan_req_free(struct lchan_req *q);
 
+/* The dial settings of this channel for one of its sockets at url/u (a rendezvous
+ * on a new host is noted for service-urls). */
+void lchan_dial_opts(struct lchan *ch, const char *url, const struct hcdial_url *u,
+    struct hcdial_opts *o);
+
 #endif

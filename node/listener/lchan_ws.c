@@ -169,6 +169,7 @@ lchan_ws_on_text(struct lchan_ws *s, const uint8_t *data, size_t len)
 	struct lchan *ch = s->ch;
 	struct lmsg_policy pol;
 	struct lmsg_msg m;
+	struct ltun_dial d;
 	struct shir_error err;
 
 	memset(&pol, 0, sizeof pol);
@@ -181,15 +182,17 @@ lchan_ws_on_text(struct lchan_ws *s, const uint8_t *data, size_t len)
 		    log_q(err.msg));
 		return;
 	}
+	if (m.kind == LMSG_TUNNEL || m.kind == LMSG_REJECT)
+		lchan_tun_dial(ch, m.address, &d);
 	switch (m.kind) {
 	case LMSG_TUNNEL:
 		if (ch->retired || ch->ctx->shutting_down)
-			ltun_reject(ch->ctx, ch, &m, 503, "the node is shutting down");
+			ltun_reject(ch->ctx, &d, &m, 503, "the node is shutting down");
 		else
-			ltun_accept(ch->ctx, ch, &m);
+			ltun_accept(ch->ctx, &d, &m);
 		break;
 	case LMSG_REJECT:
-		ltun_reject(ch->ctx, ch, &m, m.code, m.desc);
+		ltun_reject(ch->ctx, &d, &m, m.code, m.desc);
 		break;
 	case LMSG_RENDEZVOUS:
 		log_debug("listener", "event=request.rendezvous channel=%s id=%s", log_q(ch->cs.name),

@@ -19,7 +19,7 @@
 
 #include "node/conf.h"
 #include "common/evread.h"
-#include "node/listener/lchan.h"
+#include "node/listener/lchan.h"	/* struct lctx, the listener's shared context */
 #include "node/listener/lmsg.h"
 #include "relay/hcdial.h"
 #include "common/log.h"
@@ -186,10 +186,9 @@ ltun_kill(struct ltun *t, const char *why)
 /* --- helpers ------------------------------------------------------------------- */
 
 static struct ltun *
-ltun_new(struct ltun_set *ts, struct lchan *ch, enum ltun_kind kind, const char *url)
+ltun_new(struct ltun_set *ts, const struct ltun_dial *d, enum ltun_kind kind, const char *url)
 {
 	struct ltun *t = calloc(1, sizeof *t);
-	struct hcdial_opts o;
 	struct shir_error err;
 
 	if (t == NULL)
@@ -198,20 +197,19 @@ ltun_new(struct ltun_set *ts, struct lchan *ch, enum ltun_kind kind, const char 
 	t->kind = kind;
 	t->id = ++ts->next_id;
 	if ((t->address = strdup(url)) == NULL ||
-	    hcdial_parse_url(url, strncmp(lchan_spec(ch)->endpoint, "ws:", 3) == 0, &t->u, &err) != 0) {
+	    hcdial_parse_url(url, d->allow_plain, &t->u, &err) != 0) {
 		if (t->address)
 			log_warn("listener", "event=accept.failed reason=%s", log_q(err.msg));
 		free(t->address);
 		free(t);
 		return NULL;
 	}
-	lchan_dial_opts(ch, url, &t->u, &o);
-	if (o.ssl_ctx) {
-		SSL_CTX_up_ref(o.ssl_ctx);
-		t->ssl = o.ssl_ctx;
+	if (d->ssl_ctx) {
+		SSL_CTX_up_ref(d->ssl_ctx);
+		t->ssl = d->ssl_ctx;
 	}
-	snprintf(t->pin, sizeof t->pin, "%s", o.tls_pin ? o.tls_pin : "");
-	t->timeout_s = o.timeout_s;
+	snprintf(t->pin, sizeof t->pin, "%s", d->tls_pin ? d->tls_pin : "");
+	t->timeout_s = d->timeout_s;
 	TAILQ_INSERT_TAIL(&ts->live, t, link);
 	ts->n++;
 	return t;
@@ -289,7 +287,7 @@ ltun_dial_ws(struct ltun *t)
 }
 
 void
-ltun_reject(struct lctx *ctx, struct lchan *ch, const struct lmsg_msg *m, int code,
+ltun_reject(struct lctx *ctx, const struct ltun_dial *d, const struct lmsg_msg *m, int code,
     const char *desc)
 {
 	char url[4096];
@@ -299,7 +297,7 @@ ltun_reject(struct lctx *ctx, struct lchan *ch, const struct lmsg_msg *m, int co
 	    log_q(desc));
 	if (lmsg_reject_url(m->address, code, desc, url, sizeof url) != 0)
 		return;
-	t = ltun_new(ctx->tuns, ch, LTUN_REJECT, url);
+	t = ltun_new(ctx->tuns, d, LTUN_REJECT, url);
 	if (t == NULL)
 		return;
 	t->reject_code = code;
@@ -525,7 +523,7 @@ ltun_start_ws(struct ltun *t)
 }
 
 void
-ltun_accept(struct lctx *ctx, struct lchan *ch, const struct lmsg_msg *m)
+ltun_accept(struct lctx *ctx, const struct ltun_dial *d, const struct lmsg_msg *m)
 {
 	const struct conf *c = node_conf(ctx->node);
 	const struct conf_forward *fw = NULL;
@@ -539,14 +537,14 @@ ltun_accept(struct lctx *ctx, struct lchan *ch, const struct lmsg_msg *m)
 		char desc[300];
 
 		snprintf(desc, sizeof desc, "this node has no forward named %.200s", m->forward);
-		ltun_reject(ctx, ch, m, 404, desc);
+		ltun_reject(ctx, d, m, 404, desc);
 		return;
 	}
 	if (ctx->tuns->n >= LTUN_MAX) {
-		ltun_reject(ctx, ch, m, 503, "this node has too many open tunnels; try again later");
+		ltun_reject(ctx, d, m, 503, "this node has too many open tunnels; try again later");
 		return;
 	}
-	t = ltun_new(ctx->tuns, ch, LTUN_BRIDGE, m->address);
+	t = ltun_new(ctx->tuns, d, LTUN_BRIDGE, m->address);
 	if (t == NULL)
 		return;
 	snprintf(t->name, sizeof t->name, "%s", fw->name);

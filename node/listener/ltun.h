@@ -15,7 +15,6 @@
 #include <stdint.h>
 
 struct lctx;
-struct lchan;
 struct lmsg_msg;
 struct ltun_set;
 struct cJSON;
@@ -31,10 +30,20 @@ unsigned ltun_set_count(const struct ltun_set *ts);
 /* Adds tunnels, tunnelsOpened, tunnelBytesIn, tunnelBytesOut to obj. */
 void ltun_set_status(const struct ltun_set *ts, struct cJSON *obj);
 
-/* An accept for forward m->forward arrived on ch's control channel. */
-void ltun_accept(struct lctx *ctx, struct lchan *ch, const struct lmsg_msg *m);
+/* How a tunnel dials its rendezvous: the settings of the channel that took the
+ * accept, given by value (the channel may be replaced while the tunnel runs;
+ * ssl_ctx is referenced by the tunnel). */
+struct ltun_dial {
+	struct ssl_ctx_st *ssl_ctx;	/* SSL_CTX for wss; NULL for ws */
+	const char *tls_pin;		/* NULL or "sha256/..." */
+	int timeout_s;
+	int allow_plain;		/* ws:// to a non-loopback host (test relays) */
+};
+
+/* An accept for forward m->forward arrived on a control channel. */
+void ltun_accept(struct lctx *ctx, const struct ltun_dial *d, const struct lmsg_msg *m);
 /* Rejects it with code and the description desc. */
-void ltun_reject(struct lctx *ctx, struct lchan *ch, const struct lmsg_msg *m, int code,
+void ltun_reject(struct lctx *ctx, const struct ltun_dial *d, const struct lmsg_msg *m, int code,
     const char *desc);
 
 #endif
