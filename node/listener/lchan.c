@@ -19,6 +19,7 @@
 #include "common/random.h"
 #include "node/listener/ltun.h"
 #include "node/node.h"
+#include "node/workpool.h"
 #include "relay/sas.h"
 #include "relay/ws.h"
 #include "node/admin/servicehosts.h"
@@ -403,12 +404,43 @@ lchan_spec(const struct lchan *ch)
 
 /* A rendezvous on another host than the endpoint (Azure hands out gateway
  * hosts): record it in state_dir for `shirctl service-urls`, so firewall
- * rules can allow it. The file is touched only for a host this channel has
- * not recorded yet. */
+ * rules can allow it. The file is written (and fsynced) on the listener's
+ * file thread, never on the loop, and only for a host this channel has not
+ * recorded yet. */
+struct note_job {
+	char *state_dir;
+	char host[256];
+	int port;
+	char channel[128];
+	int rc;
+	struct shir_error err;
+};
+
+static void
+note_run(void *arg)
+{
+	struct note_job *j = arg;
+
+	j->rc = servicehosts_note(j->state_dir, j->host, j->port, "rendezvous", &j->err);
+}
+
+static void
+note_done(void *arg, int ran)
+{
+	struct note_job *j = arg;
+
+	if (ran && j->rc != 0)
+		log_warn("listener", "event=servicehosts.failed channel=%s host=%s port=%d reason=%s",
+		    log_q(j->channel), log_q(j->host), j->port, log_q(j->err.msg));
+	free(j->state_dir);
+	free(j);
+}
+
 static void
 lchan_note_host(struct lchan *ch, const struct hcdial_url *u)
 {
 	struct shir_error err;
+	struct note_job *j;
 	char hp[264];
 	unsigned i, n = ch->nnoted < 8 ? ch->nnoted : 8;
 
@@ -419,10 +451,28 @@ lchan_note_host(struct lchan *ch, const struct hcdial_url *u)
 		if (strcmp(ch->noted[i], hp) == 0)
 			return;
 	snprintf(ch->noted[ch->nnoted++ % 8], sizeof ch->noted[0], "%s", hp);
-	if (servicehosts_note(node_conf(ch->ctx->node)->state_dir, u->host, u->port, "rendezvous",
-	    &err) != 0)
-		log_warn("listener", "event=servicehosts.failed channel=%s host=%s reason=%s",
-		    log_q(ch->cs.name), log_q(hp), log_q(err.msg));
+	if (ch->ctx->files == NULL &&
+	    (ch->ctx->files = workpool_new(ch->ctx->base, 1, 16, &err)) == NULL)
+		goto fail;
+	if ((j = calloc(1, sizeof *j)) == NULL ||
+	    (j->state_dir = strdup(node_conf(ch->ctx->node)->state_dir)) == NULL) {
+		if (j != NULL)
+			free(j);
+		shir_error_set(&err, SHIR_ENOMEM, "out of memory");
+		goto fail;
+	}
+	snprintf(j->host, sizeof j->host, "%s", u->host);
+	j->port = u->port;
+	snprintf(j->channel, sizeof j->channel, "%s", ch->cs.name);
+	if (workpool_submit(ch->ctx->files, j, note_run, note_done) != 0) {
+		note_done(j, 0);
+		shir_error_set(&err, SHIR_EBUSY, "too many notes are waiting to be written");
+		goto fail;
+	}
+	return;
+fail:
+	log_warn("listener", "event=servicehosts.failed channel=%s host=%s reason=%s",
+	    log_q(ch->cs.name), log_q(hp), log_q(err.msg));
 }
 
 void

@@ -29,6 +29,8 @@ struct ltun_set;
 struct cJSON;
 
 /* What the channels share, owned by the listener. */
+struct workpool;
+
 struct lctx {
 	struct node *node;
 	struct event_base *base;
@@ -40,6 +42,9 @@ struct lctx {
 	void (*on_finished)(void *arg, struct lchan *ch);
 	void *arg;
 	struct ltun_set *tuns;	/* accepted tunnels (they outlive their channel) */
+	/* one thread for file writes the loop must not wait for (the
+	 * service-hosts note, which fsyncs); made at the first write */
+	struct workpool *files;
 	int shutting_down;
 };
 

@@ -17,6 +17,7 @@
 #include "node/listener/lspec.h"
 #include "node/listener/ltun.h"
 #include "node/node.h"
+#include "node/workpool.h"
 
 #define LISTENER_MAX_SLOTS 64
 #define LISTENER_DRAIN_S 60	/* an old channel's requests get this long */
@@ -478,6 +479,7 @@ listener_stop(struct node *n)
 	for (i = 0; i < l->nfinished; i++)
 		lchan_free(l->finished[i]);
 	ltun_set_free(l->ctx.tuns);
+	workpool_free(l->ctx.files);	/* finishes a note being written */
 	if (l->ev_free)
 		event_free(l->ev_free);
 	if (l->ctx.dns)

@@ -7,7 +7,7 @@ import os
 import subprocess
 
 from relaytest import Relay, sas_token
-from shirtest import check, main, test
+from shirtest import wait_until, check, main, test
 
 NODE_CONF = """\
 [node]
@@ -51,9 +51,12 @@ def test_rendezvous_host_listed(h):
                        capture_output=True, text=True, timeout=60)
     # POST /v1/node is not allowed: the answer comes from the node, over the rendezvous
     check(r.stdout == "405", "curl: %s %s", r.stdout, r.stderr)
-    out = h.run(ctl + ["service-urls", "--format", "json"], check=0).stdout
-    rows = {(s["host"], s["port"]): s for s in json.loads(out)["services"]}
-    check(("localhost", relay.port) in rows, "service-urls lacks the rendezvous host: %s", out)
+    # the note is written on the listener's file thread, off the event loop
+    def listed():
+        out = h.run(ctl + ["service-urls", "--format", "json"], check=0).stdout
+        rows = {(s["host"], s["port"]): s for s in json.loads(out)["services"]}
+        return (out, rows) if ("localhost", relay.port) in rows else None
+    out, rows = wait_until(listed, 10, "service-urls to list the rendezvous host localhost")
     check(("127.0.0.1", relay.port) in rows, "service-urls lacks the endpoint: %s", out)
 
 
