@@ -13,9 +13,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
 
-#include "relay/http1.h"
+#include "relay/hcdial.h"
 #include "proxy/proxy.h"
 #include "node/admin/registration.h"
 #include "common/random.h"
@@ -100,44 +104,6 @@ rc_resolve(const char *host, int port, struct addrinfo **res, char *out, size_t 
 	return 0;
 }
 
-/* A TCP connect with a deadline to the first address that answers. */
-static int
-rc_tcp(struct addrinfo *res, int timeout_s, char *why, size_t whylen)
-{
-	struct addrinfo *ai;
-	int last = ETIMEDOUT;
-
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		struct pollfd pfd;
-		socklen_t sl = sizeof last;
-
-		if (fd < 0)
-			continue;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-			close(fd);
-			return 0;
-		}
-		if (errno != EINPROGRESS) {
-			last = errno;
-			close(fd);
-			continue;
-		}
-		pfd.fd = fd;
-		pfd.events = POLLOUT;
-		if (poll(&pfd, 1, timeout_s * 1000) == 1 &&
-		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &last, &sl) == 0 && last == 0) {
-			close(fd);
-			return 0;
-		}
-		if (last == 0)
-			last = ETIMEDOUT;
-		close(fd);
-	}
-	snprintf(why, whylen, "%s", strerror(last));
-	return -1;
-}
-
 /* Splits "http://host:port" of a proxy decision. */
 static int
 rc_proxy_hostport(const char *url, char *host, size_t hl, int *port)
@@ -149,171 +115,273 @@ rc_proxy_hostport(const char *url, char *host, size_t hl, int *port)
 	return 0;
 }
 
-struct rc_head {
+/* --- the walk: the node's own dialer and WebSocket client on a private loop --- */
+
+struct rc_walk {
+	struct event_base *base;
+	const struct relaycheck_target *t;
+	struct relaycheck_report *rep;
+	const char *host, *phost, *proxy_url;
+	int port, pport, proxied, tls;
+	int raw_up;		/* TCP (and CONNECT) done */
 	int done;
-	int status;
-	char reason[128];
-	char accept[64];
-	char server_msg[256];
+	char want_hc[300];
+	struct ws *ws;
 };
 
-static int
-rc_on_head(const struct http1_msg *m, void *arg)
+static void
+rc_walk_end(struct rc_walk *w)
 {
-	struct rc_head *h = arg;
-	const char *a = http1_msg_get(m, "Sec-WebSocket-Accept");
-
-	h->done = 1;
-	h->status = m->status;
-	snprintf(h->reason, sizeof h->reason, "%s", m->reason ? m->reason : "");
-	snprintf(h->accept, sizeof h->accept, "%s", a ? a : "");
-	return 0;
+	w->done = 1;
+	event_base_loopbreak(w->base);
 }
 
-/* Waits until the curl connection's socket is readable or writable. */
-static int
-rc_wait(CURL *c, int for_recv, int timeout_ms)
+/* hcdial: the raw stream is up, TLS comes next */
+static void
+rc_on_raw(void *arg)
 {
-	curl_socket_t fd;
-	struct pollfd pfd;
+	struct rc_walk *w = arg;
 
-	if (curl_easy_getinfo(c, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK || fd == CURL_SOCKET_BAD)
-		return -1;
-	pfd.fd = fd;
-	pfd.events = for_recv ? POLLIN : POLLOUT;
-	return poll(&pfd, 1, timeout_ms) == 1 ? 0 : -1;
+	w->raw_up = 1;
+	rc_set(w->rep, RELAYCHECK_TCP, RELAYCHECK_OK, "connected to %s %s:%d",
+	    w->proxied ? "the proxy" : "the relay", w->proxied ? w->phost : w->host,
+	    w->proxied ? w->pport : w->port);
+	if (w->proxied)
+		rc_set(w->rep, RELAYCHECK_CONNECT, RELAYCHECK_OK, "the proxy opened a tunnel to %s:%d "
+		    "(200)", w->host, w->port);
+	else
+		rc_set(w->rep, RELAYCHECK_CONNECT, RELAYCHECK_SKIPPED, "direct: no proxy tunnel");
+}
+
+/* A failed dial, in the dialer's own words, under the step it broke. */
+static void
+rc_dial_failed(struct rc_walk *w, const struct shir_error *err)
+{
+	struct relaycheck_report *rep = w->rep;
+	int step;
+
+	switch (err->code) {
+	case SHIR_EDNS:
+		step = RELAYCHECK_DNS;
+		break;
+	case SHIR_ETLS:
+		step = w->raw_up ? RELAYCHECK_TLS : w->proxied ? RELAYCHECK_CONNECT : RELAYCHECK_TCP;
+		break;
+	case SHIR_EPROXY:	/* the proxy answered CONNECT and refused */
+	case SHIR_EAUTH:
+		step = RELAYCHECK_CONNECT;
+		break;
+	default:	/* refused, timed out, I/O: before the stream was up */
+		step = w->raw_up ? (w->tls ? RELAYCHECK_TLS : RELAYCHECK_LISTEN) : RELAYCHECK_TCP;
+		break;
+	}
+	if (step == RELAYCHECK_CONNECT && rep->res[RELAYCHECK_TCP] == RELAYCHECK_NOT_RUN)
+		/* the proxy answered CONNECT: TCP to it worked */
+		rc_set(rep, RELAYCHECK_TCP, RELAYCHECK_OK, "connected to the proxy %s:%d", w->phost,
+		    w->pport);
+	if (step == RELAYCHECK_TCP)
+		rc_set(rep, step, RELAYCHECK_FAILED, "cannot connect to %s %s:%d: %s",
+		    w->proxied ? "the proxy" : "the relay", w->proxied ? w->phost : w->host,
+		    w->proxied ? w->pport : w->port, err->msg);
+	else
+		rc_set(rep, step, RELAYCHECK_FAILED, "%s", err->msg);
 }
 
 static void
-rc_listen(CURL *c, const char *host, int port, int tls, const struct relaycheck_target *t,
-    struct relaycheck_report *rep)
+rc_ws_open(struct ws *ws, void *arg)
 {
-	struct http1_callbacks cb = { rc_on_head, NULL, NULL };
-	struct http1 *parser = NULL;
-	struct rc_head head;
-	struct shir_error e;
-	char *aud = NULL, *token = NULL, *enc_hc = NULL, *req = NULL, uri[1024];
-	char key[25], want[29], id[40], buf[4096];
-	unsigned char rnd[16];
-	size_t sent = 0, reqlen, got;
-	time_t deadline = time(NULL) + t->timeout_s;
-	int rc;
+	struct rc_walk *w = arg;
 
-	memset(&head, 0, sizeof head);
-	snprintf(uri, sizeof uri, "%s://%s:%d/%s", tls ? "wss" : "ws", host, port, t->hc);
-	if (random_uuid(id) != 0 || random_bytes(rnd, sizeof rnd) != 0 || ws_make_key(key) != 0 ||
-	    ws_accept_key(key, want) != 0 || sas_audience_hyco(uri, &aud) != 0 ||
-	    sas_token_build(aud, t->key_name, t->key, (int64_t)time(NULL) + 300, &token) != 0 ||
-	    (enc_hc = sas_url_encode(t->hc)) == NULL) {
-		rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED,
-		    "cannot build the listen request (the key's name or key is malformed)");
-		goto out;
-	}
-	if (asprintf(&req, "GET /$hc/%s?sb-hc-action=listen&sb-hc-id=shirctl-check-%s HTTP/1.1\r\n"
-	    "Host: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-	    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-	    "ServiceBusAuthorization: %s\r\nUser-Agent: shirctl/%s\r\n\r\n", enc_hc, id, host,
-	    port, key, token, PACKAGE_VERSION) < 0) {
-		req = NULL;
-		rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED, "out of memory");
-		goto out;
-	}
-	reqlen = strlen(req);
-	while (sent < reqlen) {
-		size_t n = 0;
-		CURLcode cc = curl_easy_send(c, req + sent, reqlen - sent, &n);
+	rc_set(w->rep, RELAYCHECK_LISTEN, RELAYCHECK_OK, "the relay accepted the node key (%s) as "
+	    "a listener on %s (101 Switching Protocols)", w->t->key_name, w->t->hc);
+	ws_close(ws, 1000, "shirctl check done");	/* leave politely */
+}
 
-		if (cc == CURLE_AGAIN) {
-			if (time(NULL) > deadline) {
-				rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED, "the relay did not take the "
-				    "listen request within %d s", t->timeout_s);
-				goto out;
-			}
-			rc_wait(c, 0, 500);
-			continue;
-		}
-		if (cc != CURLE_OK) {
-			rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED, "sending the listen request "
-			    "failed: %s", curl_easy_strerror(cc));
-			goto out;
-		}
-		sent += n;
-	}
-	parser = http1_new(HTTP1_RESPONSE, NULL, &cb, &head);
-	if (parser == NULL) {
-		rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED, "out of memory");
-		goto out;
-	}
-	for (got = 0; !head.done && got < RELAYCHECK_HEAD_MAX;) {
-		size_t n = 0, used = 0;
-		CURLcode cc = curl_easy_recv(c, buf, sizeof buf, &n);
+static void
+rc_ws_failed(struct ws *ws, int status, const char *reason, const struct shir_error *err,
+    void *arg)
+{
+	struct rc_walk *w = arg;
+	struct relaycheck_report *rep = w->rep;
+	const struct relaycheck_target *t = w->t;
 
-		if (cc == CURLE_AGAIN) {
-			if (time(NULL) > deadline) {
-				rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED, "the relay did not answer "
-				    "the listen request within %d s", t->timeout_s);
-				goto out;
-			}
-			rc_wait(c, 1, 500);
-			continue;
-		}
-		if (cc != CURLE_OK || n == 0) {
-			rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED, "the relay closed the "
-			    "connection without answering the listen request%s%s",
-			    cc != CURLE_OK ? ": " : "", cc != CURLE_OK ? curl_easy_strerror(cc) : "");
-			goto out;
-		}
-		got += n;
-		rc = http1_feed(parser, (const uint8_t *)buf, n, &used, &e);
-		if (rc != 0 && !head.done) {
-			rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED, "the endpoint does not answer "
-			    "like a relay (not HTTP: %s)", e.msg);
-			goto out;
-		}
-	}
-	if (!head.done) {
-		rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED, "the answer's head is over %d bytes",
-		    RELAYCHECK_HEAD_MAX);
-		goto out;
-	}
-	if (head.status == 101 && strcmp(head.accept, want) == 0) {
-		/* leave politely: a masked Close 1000, so the relay logs a normal close */
-		uint8_t close_frame[8] = { 0x88, 0x82, rnd[0], rnd[1], rnd[2], rnd[3] };
-		size_t n = 0;
-
-		close_frame[6] = 0x03 ^ rnd[0];
-		close_frame[7] = 0xe8 ^ rnd[1];
-		(void)curl_easy_send(c, close_frame, sizeof close_frame, &n);
-		rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_OK, "the relay accepted the node key "
-		    "(%s) as a listener on %s (101 Switching Protocols)", t->key_name, t->hc);
-	} else if (head.status == 101) {
-		rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED, "101 with a wrong "
-		    "Sec-WebSocket-Accept: something between here and the relay rewrites the "
-		    "handshake");
-	} else if (head.status == 401) {
+	reason = reason ? reason : "";
+	if (status == 401)
 		rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED, "the relay refused the node key: "
 		    "401 %s (the key %s is wrong, was rotated, or is not a Listen key; get a current "
-		    "key and run `shirctl register-node -k KEY`)", head.reason, t->key_name);
-	} else if (head.status == 403) {
+		    "key and run `shirctl register-node KEY`)", reason, t->key_name);
+	else if (status == 403)
 		rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED, "the relay refused the node key: "
 		    "403 %s (the key %s may not listen on %s: a service (Send) key is not a node key)",
-		    head.reason, t->key_name, t->hc);
-	} else if (head.status == 404) {
+		    reason, t->key_name, t->hc);
+	else if (status == 404)
 		rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED, "the relay does not know the hybrid "
 		    "connection %s: 404 %s (the IR was deleted, or the key is for another relay)",
-		    t->hc, head.reason);
-	} else {
+		    t->hc, reason);
+	else if (status == 101)
+		rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED, "101 with a bad handshake (%s): "
+		    "something between here and the relay rewrites it", err ? err->msg : reason);
+	else if (status != 0)
 		rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED, "the relay answered %d %s instead "
-		    "of 101 Switching Protocols", head.status, head.reason);
+		    "of 101 Switching Protocols", status, reason);
+	else
+		rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED, "the endpoint does not answer the "
+		    "listen request like a relay: %s", err ? err->msg : "no answer");
+}
+
+static void
+rc_ws_close(struct ws *ws, int code, const char *reason, bool remote, void *arg)
+{
+	struct rc_walk *w = arg;
+
+	if (w->rep->res[RELAYCHECK_LISTEN] == RELAYCHECK_NOT_RUN)
+		rc_set(w->rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED, "the relay closed the "
+		    "connection without answering the listen request");
+	rc_walk_end(w);
+}
+
+static const struct ws_callbacks rc_ws_cbs = {
+	.on_open = rc_ws_open,
+	.on_handshake_failed = rc_ws_failed,
+	.on_close = rc_ws_close,
+};
+
+/* hcdial is done: TLS verified (or plain ws://); the listen handshake next,
+ * over the node's own WebSocket client, with the node's URL and token. */
+static void
+rc_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err)
+{
+	struct rc_walk *w = arg;
+	const struct relaycheck_target *t = w->t;
+	struct ws_options opt;
+	struct ws_client_request rq;
+	struct hcdial_url u;
+	struct shir_error e;
+	char uuid[RANDOM_UUID_LEN + 1], id[64], url[2400], hosth[300], auth[1400], *token = NULL;
+	const char *hdrs[2] = { auth, NULL };
+
+	if (bev == NULL) {
+		rc_dial_failed(w, err);
+		rc_walk_end(w);
+		return;
 	}
-out:
-	http1_free(parser);
-	if (token != NULL)
-		memset(token, 0, strlen(token));
+	if (w->tls)
+		rc_set(w->rep, RELAYCHECK_TLS, RELAYCHECK_OK, "certificate of %s verified%s", w->host,
+		    t->tls_pin ? " and matches the key's pin" : "");
+	else
+		rc_set(w->rep, RELAYCHECK_TLS, RELAYCHECK_SKIPPED, "ws:// endpoint: no TLS (loopback "
+		    "test relays only)");
+	if (t->hc == NULL || t->key == NULL) {
+		rc_set(w->rep, RELAYCHECK_LISTEN, RELAYCHECK_SKIPPED, "no node key to try");
+		bufferevent_free(bev);
+		rc_walk_end(w);
+		return;
+	}
+	/* a listener id of its own, so the relay's log tells the check apart */
+	if (random_uuid(uuid) != 0 || snprintf(id, sizeof id, "shirctl-check-%s", uuid) < 0 ||
+	    hcdial_listen_url(t->endpoint, t->hc, id, url, sizeof url) != 0 ||
+	    hcdial_parse_url(url, 1, &u, &e) != 0 ||
+	    hcdial_listen_token(t->endpoint, t->hc, t->key_name, t->key,
+	    (int64_t)time(NULL) + 300, &token) != 0) {
+		rc_set(w->rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED,
+		    "cannot build the listen request (the key's name or key is malformed)");
+		bufferevent_free(bev);
+		rc_walk_end(w);
+		return;
+	}
+	snprintf(auth, sizeof auth, "ServiceBusAuthorization: %s", token);
+	OPENSSL_cleanse(token, strlen(token));
 	free(token);
-	free(aud);
-	free(enc_hc);
-	free(req);
+	hcdial_host_header(&u, hosth, sizeof hosth);
+	memset(&opt, 0, sizeof opt);
+	opt.max_message = 128 * 1024;
+	opt.handshake_timeout_ms = t->timeout_s * 1000;
+	opt.close_timeout_ms = 2000;
+	memset(&rq, 0, sizeof rq);
+	rq.host = hosth;
+	rq.target = u.target;
+	rq.headers = hdrs;
+	w->ws = ws_new_client(bev, &rq, &opt, &rc_ws_cbs, w);
+	OPENSSL_cleanse(auth, sizeof auth);
+	if (w->ws == NULL) {
+		bufferevent_free(bev);
+		rc_set(w->rep, RELAYCHECK_LISTEN, RELAYCHECK_FAILED, "out of memory");
+		rc_walk_end(w);
+	}
+}
+
+static void
+rc_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct rc_walk *w = arg;
+	int i;
+
+	for (i = RELAYCHECK_TCP; i < RELAYCHECK_NSTEPS; i++)
+		if (w->rep->res[i] == RELAYCHECK_NOT_RUN) {
+			rc_set(w->rep, i, RELAYCHECK_FAILED, "no answer within %d s", w->t->timeout_s);
+			break;
+		}
+	rc_walk_end(w);
+}
+
+/* TCP, CONNECT, TLS and the listen handshake, exactly as shird makes them:
+ * hcdial (proxy_dial through the proxy, TLS with verification and the pin)
+ * and the WebSocket client, on a loop of our own. */
+static void
+rc_connect(struct rc_walk *w, const struct proxy_config *pc)
+{
+	const struct relaycheck_target *t = w->t;
+	struct evdns_base *dns = NULL;
+	struct event *deadline = NULL;
+	struct hcdial_url u;
+	struct hcdial_opts o;
+	struct hcdial *d;
+	struct shir_error err;
+	SSL_CTX *ssl = NULL;
+	struct timeval tv = { t->timeout_s + 5, 0 };
+
+	if (hcdial_parse_url(t->endpoint, 1, &u, &err) != 0) {
+		rc_set(w->rep, RELAYCHECK_TCP, RELAYCHECK_FAILED, "%s", err.msg);
+		return;
+	}
+	if (u.tls && hcdial_tls_ctx_new(t->ca_file, &ssl, &err) != 0) {
+		rc_set(w->rep, RELAYCHECK_TLS, RELAYCHECK_FAILED, "%s", err.msg);
+		return;
+	}
+	w->base = event_base_new();
+	if (w->base != NULL)
+		dns = evdns_base_new(w->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	if (w->base != NULL)
+		deadline = evtimer_new(w->base, rc_deadline, w);
+	if (w->base == NULL || dns == NULL || deadline == NULL) {
+		rc_set(w->rep, RELAYCHECK_TCP, RELAYCHECK_FAILED, "cannot start an event loop");
+		goto out;
+	}
+	memset(&o, 0, sizeof o);
+	o.url = t->endpoint;
+	o.u = &u;
+	o.ssl_ctx = ssl;
+	o.tls_pin = t->tls_pin;
+	o.timeout_s = t->timeout_s;
+	o.proxy = (void *)pc;	/* hcdial only reads it */
+	o.on_raw = rc_on_raw;
+	if ((d = hcdial_start(w->base, dns, &o, rc_dialed, w)) == NULL) {
+		rc_set(w->rep, RELAYCHECK_TCP, RELAYCHECK_FAILED, "out of memory");
+		goto out;
+	}
+	evtimer_add(deadline, &tv);
+	while (!w->done && event_base_loop(w->base, EVLOOP_ONCE) == 0)
+		;
+	if (w->ws != NULL)
+		ws_free(w->ws);
+out:
+	if (deadline != NULL)
+		event_free(deadline);
+	if (dns != NULL)
+		evdns_base_free(dns, 0);
+	if (w->base != NULL)
+		event_base_free(w->base);
+	SSL_CTX_free(ssl);
 }
 
 void
@@ -322,13 +390,12 @@ relaycheck_run(const struct proxy_config *pc, const char *proxy_err,
 {
 	struct proxy_decision d;
 	struct addrinfo *res = NULL;
-	char host[256], phost[256], addrs[256], why[400], url[600], pin[128];
+	struct rc_walk w;
+	char host[256], phost[256] = "", addrs[256], why[400], url[600];
 	int port, pport = 0, tls, i, proxied = 0;
-	CURL *c = NULL;
-	CURLcode cc;
-	long connect_code = 0;
 
 	memset(rep, 0, sizeof *rep);
+	memset(&w, 0, sizeof w);
 	rep->broken = -1;
 	if (registration_endpoint_hostport(t->endpoint, host, sizeof host, &port, &tls) != 0) {
 		rc_set(rep, RELAYCHECK_DNS, RELAYCHECK_FAILED, "%s is not a wss:// URL", t->endpoint);
@@ -363,97 +430,19 @@ relaycheck_run(const struct proxy_config *pc, const char *proxy_err,
 	}
 	rc_set(rep, RELAYCHECK_DNS, RELAYCHECK_OK, "%s resolves to %s%s%s", proxied ? phost : host,
 	    addrs, proxied ? "; the proxy resolves " : "", proxied ? host : "");
-	if (rc_tcp(res, t->timeout_s, why, sizeof why) != 0) {
-		rc_set(rep, RELAYCHECK_TCP, RELAYCHECK_FAILED, "cannot connect to %s %s:%d: %s",
-		    proxied ? "the proxy" : "the relay", proxied ? phost : host,
-		    proxied ? pport : port, why);
-		goto rest;
-	}
-	rc_set(rep, RELAYCHECK_TCP, RELAYCHECK_OK, "connected to %s %s:%d",
-	    proxied ? "the proxy" : "the relay", proxied ? phost : host, proxied ? pport : port);
-	/* CONNECT and TLS through libcurl (connect-only), then the listen
-	 * handshake over the same connection. */
-	c = curl_easy_init();
-	if (c == NULL) {
-		rc_set(rep, RELAYCHECK_CONNECT, RELAYCHECK_FAILED, "out of memory");
-		goto rest;
-	}
-	snprintf(url, sizeof url, "%s://%s:%d/", tls ? "https" : "http", host, port);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CONNECT_ONLY, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)t->timeout_s);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	if (proxied) {
-		proxy_curl_setup(pc, c, d.proxies[0]);
-		curl_easy_setopt(c, CURLOPT_HTTPPROXYTUNNEL, 1L);
-	} else {
-		curl_easy_setopt(c, CURLOPT_PROXY, "");
-	}
-	if (tls) {
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-		if (t->ca_file != NULL)
-			curl_easy_setopt(c, CURLOPT_CAINFO, t->ca_file);
-		if (t->tls_pin != NULL && strncmp(t->tls_pin, "sha256/", 7) == 0) {
-			snprintf(pin, sizeof pin, "sha256//%s", t->tls_pin + 7);
-			curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, pin);
-		}
-	}
-	cc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_HTTP_CONNECTCODE, &connect_code);
-	if (proxied) {
-		if (cc != CURLE_OK && connect_code != 200) {
-			if (connect_code == 407)
-				rc_set(rep, RELAYCHECK_CONNECT, RELAYCHECK_FAILED, "the proxy %s answered "
-				    "407 Proxy Authentication Required: %s; check the proxy user and "
-				    "password (`shirctl proxy set custom ... --user USER`)", d.proxies[0],
-				    proxy_config_user(pc, d.proxies[0]) ? "it refused the user" : "it wants credentials");
-			else if (connect_code != 0)
-				rc_set(rep, RELAYCHECK_CONNECT, RELAYCHECK_FAILED, "the proxy %s refused "
-				    "CONNECT %s:%d with %ld %s", d.proxies[0], host, port, connect_code,
-				    http1_reason((int)connect_code));
-			else
-				rc_set(rep, RELAYCHECK_CONNECT, RELAYCHECK_FAILED, "CONNECT %s:%d through "
-				    "%s failed: %s", host, port, d.proxies[0], curl_easy_strerror(cc));
-			goto rest;
-		}
-		rc_set(rep, RELAYCHECK_CONNECT, RELAYCHECK_OK, "the proxy opened a tunnel to %s:%d "
-		    "(200)", host, port);
-	} else {
-		rc_set(rep, RELAYCHECK_CONNECT, RELAYCHECK_SKIPPED, "direct: no proxy tunnel");
-	}
-	if (cc != CURLE_OK) {
-		int step = tls ? RELAYCHECK_TLS : RELAYCHECK_TCP;
-
-		if (cc == CURLE_SSL_PINNEDPUBKEYNOTMATCH)
-			rc_set(rep, step, RELAYCHECK_FAILED, "the relay's certificate does not match the "
-			    "key's pin %s (someone intercepts TLS, or the relay's key changed)",
-			    t->tls_pin);
-		else if (cc == CURLE_PEER_FAILED_VERIFICATION)
-			rc_set(rep, step, RELAYCHECK_FAILED, "the relay's certificate is not trusted: %s "
-			    "(set relay.ca_file, or install the CA that issued it)",
-			    curl_easy_strerror(cc));
-		else
-			rc_set(rep, step, RELAYCHECK_FAILED, "%s", curl_easy_strerror(cc));
-		goto rest;
-	}
-	if (tls)
-		rc_set(rep, RELAYCHECK_TLS, RELAYCHECK_OK, "certificate of %s verified%s", host,
-		    t->tls_pin ? " and matches the key's pin" : "");
-	else
-		rc_set(rep, RELAYCHECK_TLS, RELAYCHECK_SKIPPED, "ws:// endpoint: no TLS (loopback "
-		    "test relays only)");
-	if (t->hc == NULL || t->key == NULL) {
-		rc_set(rep, RELAYCHECK_LISTEN, RELAYCHECK_SKIPPED, "no node key to try");
-		goto rest;
-	}
-	rc_listen(c, host, port, tls, t, rep);
+	w.t = t;
+	w.rep = rep;
+	w.host = host;
+	w.port = port;
+	w.tls = tls;
+	w.proxied = proxied;
+	w.phost = phost;
+	w.pport = pport;
+	rc_connect(&w, pc);
 rest:
 	for (i = 0; i < RELAYCHECK_NSTEPS; i++)
 		if (rep->res[i] == RELAYCHECK_NOT_RUN)
 			rc_set(rep, i, RELAYCHECK_NOT_RUN, "%s", rep->broken >= 0 ? "not reached" : "");
-	if (c != NULL)
-		curl_easy_cleanup(c);
 	if (res != NULL)
 		freeaddrinfo(res);
 }

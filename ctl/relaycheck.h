@@ -2,8 +2,13 @@
  * step, and says where it breaks and why: DNS, the proxy decision, TCP,
  * the proxy's CONNECT, TLS (verification and the key's pin), and the relay's
  * listen handshake (a WebSocket upgrade with the node key's SAS token).
- * Blocking (libcurl easy interface): for shirctl only (register-node's
- * connection test and `shirctl diagnose`), never for shird's loop. */
+ * The connection is made by shird's own code, so diagnose tests what the
+ * node runs: relay/hcdial (proxy_dial through the proxy, TLS verification,
+ * the pin) and the WebSocket client of relay/ws, with the listen URL and SAS
+ * audience the node's channels use. The proxy decision and the DNS step come
+ * first, to name whose name is resolved and where. Blocking (it runs a loop
+ * of its own): for shirctl only (register-node's connection test and
+ * `shirctl diagnose`), never for shird's loop. */
 #ifndef SHIR_RELAYCHECK_H
 #define SHIR_RELAYCHECK_H
 

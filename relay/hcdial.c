@@ -20,6 +20,7 @@
 #include "relay/hcdial.h"
 #include "common/log.h"
 #include "proxy/proxy.h"
+#include "relay/sas.h"
 
 struct hcdial {
 	struct event_base *base;
@@ -38,6 +39,7 @@ struct hcdial {
 	int failed;
 	int finished;
 	hcdial_cb cb;
+	void (*on_raw)(void *arg);
 	void *arg;
 };
 
@@ -192,6 +194,55 @@ hcdial_spki_pin(X509 *cert, char *out, size_t len)
 	return 0;
 }
 
+/* --- the listen handshake ------------------------------------------------------ */
+
+int
+hcdial_listen_url(const char *endpoint, const char *hc, const char *listener_id, char *out,
+    size_t len)
+{
+	char *enc = sas_url_encode(hc);
+	size_t el = strlen(endpoint);
+	int n;
+
+	if (enc == NULL)
+		return SHIR_ENOMEM;
+	/* keep '/' in hybrid connection names that have it */
+	for (char *p = strstr(enc, "%2F"); p; p = strstr(p, "%2F"))
+		*p = '/', memmove(p + 1, p + 3, strlen(p + 3) + 1);
+	n = snprintf(out, len, "%s%s$hc/%s?sb-hc-action=listen&sb-hc-id=%s", endpoint,
+	    el > 0 && endpoint[el - 1] == '/' ? "" : "/", enc, listener_id);
+	free(enc);
+	return n < 0 || (size_t)n >= len ? SHIR_ETOOBIG : 0;
+}
+
+int
+hcdial_listen_token(const char *endpoint, const char *hc, const char *key_name, const char *key,
+    int64_t expiry, char **out)
+{
+	char uri[1024], *aud = NULL;
+	int rc;
+
+	*out = NULL;
+	snprintf(uri, sizeof uri, "%s/$hc/%s", endpoint, hc);
+	if ((rc = sas_audience_dotnet(uri, &aud)) != 0)
+		return rc;
+	rc = sas_token_build(aud, key_name, key, expiry, out);
+	free(aud);
+	return rc;
+}
+
+void
+hcdial_host_header(const struct hcdial_url *u, char *out, size_t len)
+{
+	int v6 = strchr(u->host, ':') != NULL;
+	int dflt = (u->tls && u->port == 443) || (!u->tls && u->port == 80);
+
+	if (dflt)
+		snprintf(out, len, v6 ? "[%s]" : "%s", u->host);
+	else
+		snprintf(out, len, v6 ? "[%s]:%d" : "%s:%d", u->host, u->port);
+}
+
 /* --- the dial ------------------------------------------------------------------ */
 
 static void
@@ -328,6 +379,8 @@ hcdial_raw_done(struct hcdial *d, struct bufferevent *raw)
 	int is_ip;
 
 	d->bev = raw;
+	if (d->on_raw != NULL)
+		d->on_raw(d->arg);
 	if (!d->u.tls) {
 		hcdial_finish(d, 0);
 		return;
@@ -402,11 +455,18 @@ hcdial_proxy_cb(void *arg, struct bufferevent *bev, const struct shir_error *err
 		return;
 	}
 	/* before TLS to the relay, a TLS or authentication failure can only be
-	 * the proxy's */
+	 * the proxy's; the others (refused, timed out, DNS) keep their code, and
+	 * their words start with "proxy " (the proxy could not be reached) */
 	code = err->code;
-	if (code == SHIR_ETLS || code == SHIR_EAUTH || strncmp(err->msg, "proxy ", 6) == 0)
+	if (code == SHIR_ETLS || code == SHIR_EAUTH)
 		code = SHIR_EPROXY;
 	hcdial_fail(d, code, "%s", err->msg);
+}
+
+int
+hcdial_via_proxy(const struct shir_error *err)
+{
+	return err->code == SHIR_EPROXY || strncmp(err->msg, "proxy ", 6) == 0;
 }
 
 static int
@@ -456,6 +516,7 @@ hcdial_start(struct event_base *base, struct evdns_base *dns, const struct hcdia
 	d->timeout_s = (int)tv.tv_sec;
 	d->proxy = o->proxy;
 	d->cb = cb;
+	d->on_raw = o->on_raw;
 	d->arg = arg;
 	d->ev_timeout = evtimer_new(base, hcdial_timeout_cb, d);
 	d->ev_done = event_new(base, -1, 0, hcdial_done_cb, d);

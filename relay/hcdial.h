@@ -9,6 +9,9 @@
 #ifndef SHIR_LDIAL_H
 #define SHIR_LDIAL_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include <openssl/ssl.h>
 
 #include "common/shir_err.h"
@@ -45,17 +48,40 @@ struct hcdial_opts {
 	const char *tls_pin;	/* NULL or "sha256/..." */
 	int timeout_s;
 	void *proxy;		/* struct proxy_config * or NULL (direct) */
+	/* optional: the raw stream is up (TCP, or the proxy's CONNECT tunnel),
+	 * TLS comes next; called with the dial's arg (shirctl diagnose reports
+	 * the steps one by one) */
+	void (*on_raw)(void *arg);
 };
 
 /* err->code: SHIR_EDNS, SHIR_ECONNREFUSED, SHIR_ETIMEDOUT, SHIR_EIO,
- * SHIR_ETLS or SHIR_EPROXY; err->msg says what happened in words. */
+ * SHIR_ETLS or SHIR_EPROXY; err->msg says what happened in words. EPROXY: the
+ * proxy answered and refused (CONNECT status, authentication, TLS to an https
+ * proxy). A proxy that could not be reached keeps the network code, and its
+ * words start with "proxy " (hcdial_via_proxy()). */
 typedef void (*hcdial_cb)(void *arg, struct bufferevent *bev, const struct shir_error *err);
+
+/* Whether a failure is about the proxy (answered or unreachable). */
+int hcdial_via_proxy(const struct shir_error *err);
 
 /* Starts a dial. cb runs exactly once, later (never from inside this call),
  * unless hcdial_cancel() came first. The hcdial is freed after cb. */
 struct hcdial *hcdial_start(struct event_base *base, struct evdns_base *dns,
     const struct hcdial_opts *o, hcdial_cb cb, void *arg);
 void hcdial_cancel(struct hcdial *d);
+
+/* --- the listen handshake, as the node makes it ------------------------------
+ * The control channel's URL: endpoint + "/$hc/" + hc (URL-encoded, '/' kept)
+ * + "?sb-hc-action=listen&sb-hc-id=" + listener_id. 0 or SHIR_ETOOBIG/ENOMEM. */
+int hcdial_listen_url(const char *endpoint, const char *hc, const char *listener_id,
+    char *out, size_t len);
+/* Its SAS token (ServiceBusAuthorization), for the audience .NET's listener
+ * uses (endpoint/$hc/hc); *out is the caller's to wipe and free. */
+int hcdial_listen_token(const char *endpoint, const char *hc, const char *key_name,
+    const char *key, int64_t expiry, char **out);
+/* Host header value: host[:port] (port left out when it is the scheme's),
+ * IPv6 in brackets. */
+void hcdial_host_header(const struct hcdial_url *u, char *out, size_t len);
 
 /* "sha256/<base64>" of the certificate's SubjectPublicKeyInfo. */
 int hcdial_spki_pin(X509 *cert, char *out, size_t len);

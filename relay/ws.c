@@ -1314,9 +1314,13 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	ws->busy++;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-		/* Frames still buffered before EOF are processed first. */
+		/* Frames still buffered before EOF are processed first, and so is
+		 * an answer head that came with the close (a refusal, a non-relay) */
 		if ((ws->state == WS_S_OPEN || ws->state == WS_S_CLOSING) && !ws->paused)
 			ws_process(ws);
+		else if (ws->state == WS_S_HANDSHAKE && ws->role == WS_ROLE_CLIENT &&
+		    evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+			handshake_read(ws);
 		if (!ws->finished && !ws->free_pending) {
 			if (ws->state == WS_S_HANDSHAKE && ws->role == WS_ROLE_CLIENT) {
 				struct shir_error e;

@@ -48,31 +48,13 @@ int
 lchan_token(struct lchan *ch, char **out)
 {
 	int64_t exp = lchan_now_ms() / 1000 + ch->spec.token_lifetime;
-	char uri[1024], *aud = NULL;
 	int rc;
 
-	*out = NULL;
-	snprintf(uri, sizeof uri, "%s/$hc/%s", ch->spec.endpoint, ch->spec.path);
-	if ((rc = sas_audience_dotnet(uri, &aud)) != 0)
-		return rc;
-	rc = sas_token_build(aud, ch->spec.key_name, ch->spec.key, exp, out);
-	free(aud);
+	rc = hcdial_listen_token(ch->spec.endpoint, ch->spec.path, ch->spec.key_name, ch->spec.key,
+	    exp, out);
 	if (rc == 0)
 		ch->token_expiry = exp;
 	return rc;
-}
-
-/* Host header value: host[:port], IPv6 in brackets. */
-void
-lchan_host_header(const struct hcdial_url *u, char *out, size_t len)
-{
-	int v6 = strchr(u->host, ':') != NULL;
-	int dflt = (u->tls && u->port == 443) || (!u->tls && u->port == 80);
-
-	if (dflt)
-		snprintf(out, len, v6 ? "[%s]" : "%s", u->host);
-	else
-		snprintf(out, len, v6 ? "[%s]:%d" : "%s:%d", u->host, u->port);
 }
 
 void
@@ -165,24 +147,17 @@ lchan_has_forward(void *arg, const char *name)
 static void
 lchan_connect(struct lchan *ch)
 {
-	char url[2048], *hc;
+	char url[2048];
 
 	if (ch->retired || ch->finished)
 		return;
 	chstate_connecting(&ch->cs, lchan_now_ms());
 	lchan_notify(ch);
-	hc = sas_url_encode(ch->spec.path);
-	if (hc == NULL) {
-		lchan_down(ch, CHSTATE_WHY_CONFIG, 0, "out of memory");
+	if (hcdial_listen_url(ch->spec.endpoint, ch->spec.path, ch->listener_id, url,
+	    sizeof url) != 0) {
+		lchan_down(ch, CHSTATE_WHY_CONFIG, 0, "cannot build the listen URL (too long, or out of memory)");
 		return;
 	}
-	/* keep '/' in hybrid connection names that have it */
-	for (char *p = strstr(hc, "%2F"); p; p = strstr(p, "%2F"))
-		*p = '/', memmove(p + 1, p + 3, strlen(p + 3) + 1);
-	snprintf(url, sizeof url, "%s%s$hc/%s?sb-hc-action=listen&sb-hc-id=%s", ch->spec.endpoint,
-	    ch->spec.endpoint[strlen(ch->spec.endpoint) - 1] == '/' ? "" : "/", hc,
-	    ch->listener_id);
-	free(hc);
 	log_info("listener", "event=channel.connecting channel=%s url=%s", log_q(ch->cs.name),
 	    log_q(url));
 	ch->ctl = lchan_ws_new(ch, LCHAN_WS_CONTROL, url);

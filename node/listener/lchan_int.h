@@ -102,7 +102,6 @@ int64_t lchan_now_ms(void);
 uint32_t lchan_rand(void);
 /* A fresh SAS token for the channel's control channel (*out malloc'ed). */
 int lchan_token(struct lchan *ch, char **out);
-void lchan_host_header(const struct hcdial_url *u, char *out, size_t len);
 void lchan_notify(struct lchan *ch);
 /* The control channel went down or an attempt failed: record why, plan the retry. */
 void lchan_down(struct lchan *ch, enum chstate_why why, int code, const char *detail);

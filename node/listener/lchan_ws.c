@@ -354,7 +354,7 @@ lchan_ws_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err
 	if (bev == NULL) {
 		if (s->kind == LCHAN_WS_CONTROL) {
 			enum chstate_why why = err->code == SHIR_ETLS ? CHSTATE_WHY_TLS :
-			    err->code == SHIR_EPROXY ? CHSTATE_WHY_PROXY : CHSTATE_WHY_NETWORK;
+			    hcdial_via_proxy(err) ? CHSTATE_WHY_PROXY : CHSTATE_WHY_NETWORK;
 
 			lchan_ws_kill(s);
 			lchan_down(ch, why, 0, err->msg);
@@ -370,7 +370,7 @@ lchan_ws_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err
 	opt.max_frame = 64 * 1024 * 1024;
 	opt.handshake_timeout_ms = ch->spec.connect_timeout * 1000;
 	memset(&rq, 0, sizeof rq);
-	lchan_host_header(&s->u, host, sizeof host);
+	hcdial_host_header(&s->u, host, sizeof host);
 	rq.host = host;
 	rq.target = s->u.target;
 	if (s->kind == LCHAN_WS_CONTROL) {

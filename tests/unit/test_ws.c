@@ -552,6 +552,48 @@ run_client(const char *status_line, bool good_accept, struct rec *out_rec, size_
 	event_base_free(base);
 }
 
+/* A refusal followed at once by the close: the client reports the status,
+ * not "closed before the handshake completed". Over a socketpair libevent
+ * delivers the head before the EOF; over TLS the two can come in one event,
+ * which test_admin.py's test_diagnose_tls_and_listen (openssl s_server)
+ * covers and which failed before event_cb read the head first. */
+static void
+test_client_refused_then_closed(void **state)
+{
+	static const char *const answers[] = {
+		"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.0 200 ok\r\nContent-type: text/html\r\n\r\n<pre>not a relay</pre>",
+	};
+	static const int want[] = { 401, 200 };
+	struct ws_client_request cr = { "relay:1", "/$hc/a?sb-hc-action=listen", NULL, NULL };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		struct event_base *base = event_base_new();
+		struct rec r;
+		char req[4096];
+		int sv[2];
+
+		memset(&r, 0, sizeof r);
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		fcntl(sv[1], F_SETFL, O_NONBLOCK);
+		r.ws = ws_new_client(bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE), &cr,
+		    NULL, &CB, &r);
+		assert_non_null(r.ws);
+		spin(base, 3);
+		drain_fd(sv[1], req, sizeof req);
+		write_all(sv[1], answers[i], strlen(answers[i]));
+		close(sv[1]);	/* head and EOF reach the client in one go */
+		spin(base, 6);
+		assert_true(r.failed);
+		assert_int_equal(r.failed_status, want[i]);
+		assert_int_equal(r.opens, 0);
+		ws_free(r.ws);
+		event_base_free(base);
+	}
+}
+
 static void
 test_client_split(void **state)
 {
@@ -1200,6 +1242,7 @@ main(void)
 		cmocka_unit_test(test_server_binary_errors),
 		cmocka_unit_test(test_server_bad_requests),
 		cmocka_unit_test(test_client_split),
+		cmocka_unit_test(test_client_refused_then_closed),
 		cmocka_unit_test(test_client_peer_closes),
 		cmocka_unit_test(test_idle_release),
 		cmocka_unit_test(test_idle_release_both_roles),
