@@ -3,7 +3,8 @@
 # (proxy + TLS + SPKI pin) the node's channels use.
 libshir_a_SOURCES += \
 	relay/http1.c relay/http1.h \
-	relay/ws.c relay/ws.h \
+	relay/ws.c relay/ws.h relay/ws_frame.h \
+	relay/ws_handshake.c relay/ws_handshake.h \
 	relay/sas.c relay/sas.h \
 	relay/hc_msg.c relay/hc_msg.h \
 	relay/irkey.c relay/irkey.h \

@@ -1,6 +1,8 @@
-/* ws: see ws.h. wslay does the framing (binary payload is read without it:
- * docs/relay.md says why); this file does the HTTP upgrade, the
- * bufferevent glue, message assembly, backpressure and the life cycle. */
+/* ws: the endpoint (see ws.h): the bufferevent glue, wslay for text and
+ * control frames, the fast path for binary payload (docs/relay.md says why),
+ * forwarding between endpoints, message assembly, backpressure and the life
+ * cycle. The frame codec is ws_frame.h (pure, inline), the handshake's keys
+ * and checks ws_handshake.c (pure). */
 #include "config.h"
 
 #include <stdio.h>
@@ -14,7 +16,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <openssl/evp.h>
 #include <openssl/crypto.h>
 #include <wslay/wslay.h>
 
@@ -22,8 +23,9 @@
 #include "common/log.h"
 #include "common/random.h"
 #include "relay/ws.h"
+#include "relay/ws_frame.h"
+#include "relay/ws_handshake.h"
 
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 /* most input held per endpoint: one recvmsg tops the socket's 4 KiB bufferevent read up to this */
 #define WS_READ_MAX (256 * 1024)
 #define WS_SMALL_FRAME 1024	/* ws_send_frame copies header and payload together up to this */
@@ -31,14 +33,27 @@
 
 enum ws_role { WS_ROLE_SERVER, WS_ROLE_CLIENT };
 
+/* One endpoint. The fields come in groups; what must hold between them is
+ * written at each group (the code keeps it; idle_now() reads most of it).
+ *
+ * Life cycle: state goes HANDSHAKE -> (server: DECIDING -> OPEN or REJECTING)
+ * (client: OPEN) -> CLOSING -> CLOSED, through set_state() only. finished is
+ * set once, by finish(), which also calls on_close exactly once (after
+ * on_handshake_failed when the handshake failed); nothing is delivered after
+ * it. A callback runs with busy > 0; ws_free() inside one only sets
+ * free_pending, and leave() frees when busy is back to 0 (STYLE: never free
+ * in your own callback). */
 struct ws {
-	struct bufferevent *bev;
+	struct bufferevent *bev;	/* NULL once dropped (finish); owned */
 	struct event_base *base;
 	enum ws_role role;
 	enum ws_state state;
-	wslay_event_context_ptr wctx;	/* NULL while idle (see release_idle) */
+	/* wslay: NULL before the 101 and while idle (release_idle). Non-NULL
+	 * whenever wslay holds anything: a partial frame (fed > parsed), a queued
+	 * or fragmented message, a Close sent or received. */
+	wslay_event_context_ptr wctx;
 	bool proto_started;	/* the WebSocket protocol runs (after the 101) */
-	uint64_t fed;		/* bytes handed to wslay */
+	uint64_t fed;		/* bytes handed to wslay; fed >= parsed */
 	uint64_t parsed;	/* bytes of the frames wslay completed */
 	uint64_t cur_frame;	/* header + payload of the frame being received */
 	uint64_t activity;	/* bumped by every receive and send */
@@ -48,25 +63,33 @@ struct ws {
 	void *arg;
 	struct ws_options opt;
 
+	/* handshake: hp parses the peer's head; head is set once it is complete
+	 * and stays valid until the endpoint is freed (ws_request) */
 	struct http1 *hp;
 	struct http1_msg *head;	/* server: request; client: response */
-	char *protocol;
-	char key[25];
+	char *protocol;		/* the agreed subprotocol, or NULL */
+	char key[25];		/* client: our Sec-WebSocket-Key */
 	char *offered;		/* client: offered protocols */
 	bool head_delivered;	/* server: on_request called */
 	bool open_pending;	/* on_open to be called from the loop */
 
-	/* receive */
+	/* receive. A data message is open while in_msg; msg_op is its opcode.
+	 * assemble: its bytes go to asm_buf and one on_message delivers them;
+	 * else each piece goes to on_fragment (first_pending: the next piece is
+	 * its first). frame_*: the wslay frame being received. */
 	bool in_msg;
 	enum ws_opcode msg_op;
 	bool assemble;
 	bool first_pending;
-	struct evbuffer *asm_buf;
+	struct evbuffer *asm_buf;	/* only while assemble; capped by max_message */
 	bool frame_data;	/* the current frame is a data frame */
 	bool frame_fin;
-	uint64_t frame_len, frame_got;
+	uint64_t frame_len, frame_got;	/* frame_got <= frame_len */
 	bool fin_delivered;
-	/* Binary messages skip wslay (see fast_recv): the frame being read */
+	/* Binary messages skip wslay (see fast_recv). fp_msg implies in_msg with
+	 * msg_op binary, and that wslay has no message open; fp_frame: inside one
+	 * of its frames, fp_off + fp_left = that frame's payload length. While
+	 * fp_frame no byte goes to wslay. */
 	bool fp_msg;		/* a binary message read by fast_recv is under way */
 	bool fp_frame;		/* inside one of its frames */
 	bool fp_fin;		/* that frame ends the message */
@@ -74,42 +97,55 @@ struct ws {
 	uint64_t fp_off;	/* its payload bytes read so far */
 	uint8_t fp_mask[4];
 	bool fp_masked;
+	/* What wslay may read: feed_left bytes (one whole frame, set at a frame
+	 * boundary by fast_header), or everything once a header was invalid
+	 * (feed_all, for the rest of the connection: wslay reports the error). */
 	uint64_t feed_left;	/* bytes of the current frame wslay may still take */
 	bool feed_all;		/* wslay reads everything (after a bad header) */
 
-	/* send */
+	/* send. A message goes out either through wslay (frag_active: a
+	 * fragmented one is queued there) or as raw frames written straight to
+	 * the output (raw_mode; raw_open until its final frame): never both at
+	 * once, and raw frames only when wslay holds nothing that must go first
+	 * (raw_ok). */
 	struct evbuffer *frag;
 	bool frag_active;	/* a fragmented message is queued in wslay */
 	bool frag_fin;
 	enum ws_opcode raw_op;	/* opcode of the message ws_send_frame is writing */
 	bool raw_mode;		/* that message goes out as raw frames */
 	bool raw_open;		/* a raw message's last frame is not written yet */
-	struct ws *fwd;		/* ws_forward: binary frames go straight to this endpoint */
+	struct ws *fwd;		/* ws_forward: binary frames go straight to this endpoint;
+				 * both directions cleared before either is freed */
 
 	bool close_pending;	/* ws_close called: queue Close after the data */
 	int close_code;
 	char close_reason[124];
 
+	/* flow: paused: reading stopped by ws_pause_read (the caller's backpressure);
+	 * congested: the output is above high_water until it drains below
+	 * low_water (then on_writable); want_flush: wslay has output to write
+	 * once the current handler returns (leave) */
 	bool paused;
 	bool congested;
 	bool want_flush;
 
-	int busy;
-	bool free_pending;
-	bool finished;
-	bool finish_pending;
+	/* end */
+	int busy;		/* callbacks on the stack */
+	bool free_pending;	/* ws_free called while busy */
+	bool finished;		/* on_close delivered; terminal */
+	bool finish_pending;	/* finish from the loop (kick) with fin_* */
 	int fin_code;
 	char fin_reason[128];
 	bool fin_remote;
 	bool closing_after_flush;	/* finish once the output is empty */
-	int peer_code;
+	int peer_code;		/* the peer's Close, once peer_closed */
 	char peer_reason[128];
 	bool peer_closed;
-	int hs_status;
+	int hs_status;		/* client: the status of a refused handshake */
 	char hs_reason[128];
 
-	struct event *kick;
-	struct event *timer;
+	struct event *kick;	/* zero-delay: deferred work out of API calls */
+	struct event *timer;	/* handshake deadline, then the Close wait */
 };
 
 static void ws_process(struct ws *ws);
@@ -147,78 +183,6 @@ kick(struct ws *ws)
 {
 	if (ws->kick != NULL)
 		event_active(ws->kick, 0, 0);
-}
-
-/* ---- handshake helpers -------------------------------------------------- */
-
-int
-ws_accept_key(const char *key, char out[29])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	int rc = SHIR_ECRYPTO;
-
-	if (c == NULL)
-		return SHIR_ENOMEM;
-	if (EVP_DigestInit_ex(c, EVP_sha1(), NULL) != 1 ||
-	    EVP_DigestUpdate(c, key, strlen(key)) != 1 ||
-	    EVP_DigestUpdate(c, WS_GUID, strlen(WS_GUID)) != 1 ||
-	    EVP_DigestFinal_ex(c, md, &mdlen) != 1 || mdlen != 20)
-		goto out;
-	EVP_EncodeBlock((unsigned char *)out, md, 20);
-	rc = 0;
-out:
-	EVP_MD_CTX_free(c);
-	return rc;
-}
-
-int
-ws_make_key(char out[25])
-{
-	unsigned char r[16];
-
-	if (random_bytes(r, sizeof r) != 0)
-		return SHIR_ECRYPTO;
-	EVP_EncodeBlock((unsigned char *)out, r, sizeof r);
-	return 0;
-}
-
-/* A valid Sec-WebSocket-Key is base64 of 16 bytes: 24 characters. */
-static bool
-key_valid(const char *k)
-{
-	unsigned char buf[32];
-	int n;
-
-	if (k == NULL || strlen(k) != 24 || k[22] != '=' || k[23] != '=')
-		return false;
-	n = EVP_DecodeBlock(buf, (const unsigned char *)k, 24);
-	return n == 18;	/* 16 bytes + 2 padding bytes counted by OpenSSL */
-}
-
-static int
-validate_request(const struct http1_msg *m, struct shir_error *e)
-{
-	const char *v;
-
-	if (strcmp(m->method, "GET") != 0)
-		return shir_error_set(e, SHIR_EPROTO, "a WebSocket upgrade must use GET, not %s",
-		    m->method);
-	if (m->http_major != 1 || m->http_minor < 1)
-		return shir_error_set(e, SHIR_EPROTO, "a WebSocket upgrade needs HTTP/1.1");
-	if (!http1_msg_has_token(m, "Upgrade", "websocket") ||
-	    !http1_msg_has_token(m, "Connection", "upgrade"))
-		return shir_error_set(e, SHIR_EPROTO,
-		    "the request lacks Upgrade: websocket and Connection: Upgrade");
-	v = http1_msg_get(m, "Sec-WebSocket-Version");
-	if (v == NULL || strcmp(v, "13") != 0)
-		return shir_error_set(e, SHIR_EUNSUPPORTED,
-		    "Sec-WebSocket-Version must be 13");
-	if (!key_valid(http1_msg_get(m, "Sec-WebSocket-Key")))
-		return shir_error_set(e, SHIR_EPROTO,
-		    "Sec-WebSocket-Key is missing or not base64 of 16 bytes");
-	return 0;
 }
 
 /* ---- finishing and freeing ---------------------------------------------- */
@@ -693,26 +657,6 @@ finish_closed(struct ws *ws)
  * (wslay without buffering caps each frame, not the message), a frame out of
  * sequence 1002. */
 
-/* XORs the mask into p[0..n), the mask's phase given by the payload offset. */
-static void
-unmask(uint8_t *p, size_t n, const uint8_t key[4], uint64_t off)
-{
-	uint8_t k[8];
-	uint64_t kw, w;
-	size_t i;
-
-	for (i = 0; i < 8; i++)
-		k[i] = key[(off + i) & 3];
-	memcpy(&kw, k, 8);
-	for (i = 0; i + 8 <= n; i += 8) {
-		memcpy(&w, p + i, 8);
-		w ^= kw;
-		memcpy(p + i, &w, 8);
-	}
-	for (; i < n; i++)
-		p[i] ^= k[i & 7];
-}
-
 static void
 fail_protocol(struct ws *ws)
 {
@@ -725,122 +669,61 @@ fail_protocol(struct ws *ws)
 	ws->fp_frame = false;
 }
 
-/* The size of the frame at p, if its header is complete: header and payload
- * lengths (no validation: fast_header does that). */
+/* At a frame boundary: decides who reads the next frame (the header itself
+ * is ws_frame_decode's; what follows from it is this endpoint's state).
+ * Returns false when the header is not complete yet. */
 static bool
-frame_size(const uint8_t *p, size_t avail, size_t *hl, uint64_t *len)
+fast_header(struct ws *ws, const uint8_t *p, size_t got, size_t *consumed)
 {
-	unsigned l7;
-	int i;
-
-	if (avail < 2)
-		return false;
-	l7 = p[1] & 0x7f;
-	*hl = 2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + ((p[1] & 0x80) ? 4 : 0);
-	if (avail < *hl)
-		return false;
-	if (l7 == 126)
-		*len = ((uint64_t)p[2] << 8) | p[3];
-	else if (l7 == 127)
-		for (*len = 0, i = 2; i < 10; i++)
-			*len = (*len << 8) | p[i];
-	else
-		*len = l7;
-	return true;
-}
-
-/* Writes a frame header without the mask bit and key: returns its length
- * (2, 4 or 10 bytes). */
-static size_t
-put_header(uint8_t *out, bool fin, unsigned op, uint64_t len)
-{
-	size_t n = 0;
-	int i;
-
-	out[n++] = (uint8_t)((fin ? 0x80 : 0) | (op & 0x0f));
-	if (len < 126) {
-		out[n++] = (uint8_t)len;
-	} else if (len <= 0xffff) {
-		out[n++] = 126;
-		out[n++] = (uint8_t)(len >> 8);
-		out[n++] = (uint8_t)len;
-	} else {
-		out[n++] = 127;
-		for (i = 7; i >= 0; i--)
-			out[n++] = (uint8_t)(len >> (8 * i));
-	}
-	return n;
-}
-
-/* At a frame boundary: decides who reads the next frame. Returns false when
- * the header is not complete yet. */
-static bool
-fast_header(struct ws *ws, const uint8_t *h, size_t got, size_t *consumed)
-{
-	size_t hl;
-	unsigned op, l7;
-	bool fin, masked, valid = true;
-	uint64_t len;
+	struct ws_frame_hdr h;
+	enum ws_frame_verdict v;
 
 	*consumed = 0;
-	if (!frame_size(h, got, &hl, &len))
+	v = ws_frame_decode(p, got, ws->role == WS_ROLE_SERVER, &h);
+	if (v == WS_FRAME_NEED_MORE)
 		return false;
-	fin = (h[0] & 0x80) != 0;
-	op = h[0] & 0x0f;
-	masked = (h[1] & 0x80) != 0;
-	l7 = h[1] & 0x7f;
-	if (l7 == 126)	/* the shortest length encoding only */
-		valid = len >= 126;
-	else if (l7 == 127)
-		valid = len >= 65536 && !(len >> 63);
-	if ((h[0] & 0x70) != 0 || masked != (ws->role == WS_ROLE_SERVER))
-		valid = false;
-	if (op >= 8 && (!fin || len > 125 || op > 10))
-		valid = false;
-	if ((op >= 3 && op <= 7) || op > 10)
-		valid = false;
-	if (valid && (op == WS_OP_BINARY || (op == WS_OP_CONT && ws->fp_msg))) {
-		if (op == WS_OP_BINARY && ws->in_msg) {
+	if (v == WS_FRAME_DATA && (h.op == WS_OP_BINARY || ws->fp_msg)) {
+		if (h.op == WS_OP_BINARY && ws->in_msg) {
 			if (ws->fp_msg) {
 				fail_protocol(ws);
 				return false;
 			}
 			goto to_wslay;	/* wslay has a message open: it reports the error */
 		}
-		if (ws->fp_msg && op == WS_OP_BINARY) {
+		if (ws->fp_msg && h.op == WS_OP_BINARY) {
 			fail_protocol(ws);
 			return false;
 		}
-		if (op == WS_OP_BINARY) {
+		if (h.op == WS_OP_BINARY) {
 			ws->in_msg = true;
 			ws->msg_op = WS_OP_BINARY;
 			ws->first_pending = true;
 			ws->assemble = false;
 		}
-		if (len > ws->opt.max_frame) {	/* wslay's cap without buffering: per frame */
+		if (h.len > ws->opt.max_frame) {	/* wslay's cap without buffering: per frame */
 			ws->fp_msg = false;
 			fail_too_big(ws);
 			return false;
 		}
-		ws->fp_msg = !fin;
+		ws->fp_msg = !h.fin;
 		ws->fp_frame = true;
-		ws->fp_fin = fin;
-		ws->fp_left = len;
+		ws->fp_fin = h.fin;
+		ws->fp_left = h.len;
 		ws->fp_off = 0;
-		ws->fp_masked = masked;
-		if (masked)
-			memcpy(ws->fp_mask, h + hl - 4, 4);
-		*consumed = hl;
+		ws->fp_masked = h.masked;
+		if (h.masked)
+			memcpy(ws->fp_mask, h.mask, 4);
+		*consumed = h.hl;
 		ws->activity++;
 		return true;
 	}
-	if (valid && ws->fp_msg && op != WS_OP_CONT && op < 8) {
+	if (v != WS_FRAME_BAD && ws->fp_msg && h.op != WS_OP_CONT && h.op < 8) {
 		fail_protocol(ws);
 		return false;
 	}
 to_wslay:
-	if (valid)
-		ws->feed_left = hl + len;
+	if (v != WS_FRAME_BAD)
+		ws->feed_left = h.hl + h.len;
 	else
 		ws->feed_all = true;
 	return true;
@@ -875,7 +758,7 @@ fwd_batch(struct ws *ws, uint8_t *p, size_t avail)
 		uint64_t len;
 		bool fin;
 
-		if (!frame_size(f, avail - used, &hl, &len) || len > avail - used - hl)
+		if (!ws_frame_size(f, avail - used, &hl, &len) || len > avail - used - hl)
 			break;	/* not whole here */
 		if (op == WS_OP_BINARY ? (to->raw_open || !raw_ok(to)) :
 		    op == WS_OP_CONT ? (!to->raw_open || !to->raw_mode) : true)
@@ -890,10 +773,10 @@ fwd_batch(struct ws *ws, uint8_t *p, size_t avail)
 		}
 		fin = ws->fp_fin;
 		dst = (uint8_t *)v.iov_base + o;
-		oh = put_header(dst, fin, op, len);
+		oh = ws_frame_put_header(dst, fin, op, len);
 		memcpy(dst + oh, f + hl, (size_t)len);
 		if (ws->fp_masked)
-			unmask(dst + oh, (size_t)len, ws->fp_mask, 0);
+			ws_frame_unmask(dst + oh, (size_t)len, ws->fp_mask, 0);
 		/* the state deliver() leaves after a streamed piece */
 		ws->fp_frame = false;
 		ws->fp_left = 0;
@@ -1058,7 +941,7 @@ fast_recv(struct ws *ws)
 			d = seg;
 			n = seg_left < ws->fp_left ? seg_left : (size_t)ws->fp_left;
 			if (ws->fp_masked)
-				unmask(d, n, ws->fp_mask, ws->fp_off);
+				ws_frame_unmask(d, n, ws->fp_mask, ws->fp_off);
 			ws->fp_off += n;
 			ws->fp_left -= n;
 			fin = ws->fp_fin && ws->fp_left == 0;
@@ -1129,38 +1012,6 @@ deliver_open(struct ws *ws)
 	}
 }
 
-static int
-client_check_101(struct ws *ws, const struct http1_msg *m, struct shir_error *e)
-{
-	char want[29];
-	const char *acc = http1_msg_get(m, "Sec-WebSocket-Accept");
-	const char *proto = http1_msg_get(m, "Sec-WebSocket-Protocol");
-
-	if (!http1_msg_has_token(m, "Upgrade", "websocket") ||
-	    !http1_msg_has_token(m, "Connection", "upgrade"))
-		return shir_error_set(e, SHIR_EPROTO,
-		    "the server answered 101 without Upgrade: websocket / Connection: Upgrade");
-	if (ws_accept_key(ws->key, want) != 0 || acc == NULL || strcmp(acc, want) != 0)
-		return shir_error_set(e, SHIR_EPROTO,
-		    "the server's Sec-WebSocket-Accept does not match our key");
-	if (http1_msg_get(m, "Sec-WebSocket-Extensions") != NULL)
-		return shir_error_set(e, SHIR_EPROTO,
-		    "the server negotiated an extension we did not offer");
-	if (proto != NULL) {
-		struct http1_msg off = { 0 };
-		struct http1_header h = { (char *)"P", ws->offered };
-
-		off.h = &h;
-		off.nh = 1;
-		if (ws->offered == NULL || !http1_msg_has_token(&off, "P", proto))
-			return shir_error_set(e, SHIR_EPROTO,
-			    "the server chose subprotocol %s, which we did not offer", log_q(proto));
-		if ((ws->protocol = strdup(proto)) == NULL)
-			return shir_error_set(e, SHIR_ENOMEM, "out of memory");
-	}
-	return 0;
-}
-
 static void
 handshake_read(struct ws *ws)
 {
@@ -1206,7 +1057,7 @@ handshake_read(struct ws *ws)
 				    "this endpoint expects a WebSocket upgrade", NULL);
 			return;	/* wait for the end of a non-upgrade request */
 		}
-		if (validate_request(ws->head, &err) != 0) {
+		if (ws_handshake_check_request(ws->head, &err) != 0) {
 			const char *ver13[] = { "Sec-WebSocket-Version: 13", NULL };
 
 			ws_reject(ws, err.code == SHIR_EUNSUPPORTED ? 426 : 400, NULL, "text/plain",
@@ -1228,7 +1079,7 @@ handshake_read(struct ws *ws)
 		handshake_failed(ws, ws->head->status, ws->head->reason, NULL);
 		return;
 	}
-	if (client_check_101(ws, ws->head, &err) != 0 || start_wslay(ws) != 0) {
+	if (ws_handshake_check_101(ws->head, ws->key, ws->offered, &ws->protocol, &err) != 0 || start_wslay(ws) != 0) {
 		if (err.code == 0)
 			shir_error_set(&err, SHIR_ENOMEM, "out of memory");
 		handshake_failed(ws, 0, err.msg, &err);
@@ -1478,7 +1329,7 @@ ws_new_server_with_request(struct bufferevent *bev, const struct http1_msg *req,
 {
 	struct ws *ws;
 
-	if (validate_request(req, e) != 0)
+	if (ws_handshake_check_request(req, e) != 0)
 		return NULL;
 	ws = ws_alloc(bev, WS_ROLE_SERVER, opt, cb, arg);
 	if (ws == NULL) {
@@ -1514,7 +1365,7 @@ ws_new_client(struct bufferevent *bev, const struct ws_client_request *req,
 		return NULL;
 	lim.max_head = ws->opt.max_head;
 	ws->hp = http1_new(HTTP1_RESPONSE, &lim, &hc, ws);
-	if (ws->hp == NULL || ws_make_key(ws->key) != 0 ||
+	if (ws->hp == NULL || ws_handshake_make_key(ws->key) != 0 ||
 	    (req->protocols != NULL && (ws->offered = strdup(req->protocols)) == NULL)) {
 		ws->bev = NULL;
 		really_free(ws);
@@ -1597,7 +1448,7 @@ ws_accept(struct ws *ws, const char *protocol, const char *const *extra_headers)
 
 	if (ws->role != WS_ROLE_SERVER || ws->state != WS_S_DECIDING || ws->bev == NULL)
 		return SHIR_EINVAL;
-	if (ws_accept_key(http1_msg_get(ws->head, "Sec-WebSocket-Key"), acc) != 0)
+	if (ws_handshake_accept_key(http1_msg_get(ws->head, "Sec-WebSocket-Key"), acc) != 0)
 		return SHIR_ECRYPTO;
 	if (protocol != NULL && (ws->protocol = strdup(protocol)) == NULL)
 		return SHIR_ENOMEM;
@@ -1734,7 +1585,7 @@ raw_frame(struct ws *ws, enum ws_opcode op, const void *data, size_t len, bool f
 	struct evbuffer *out = bufferevent_get_output(ws->bev);
 	uint8_t hdr[14], key[4];
 	bool mask = ws->role == WS_ROLE_CLIENT;
-	size_t hl = put_header(hdr, fin, op, len);
+	size_t hl = ws_frame_put_header(hdr, fin, op, len);
 
 	if (mask) {
 		if (random_bytes(key, sizeof key) != 0)
@@ -1750,7 +1601,7 @@ raw_frame(struct ws *ws, enum ws_opcode op, const void *data, size_t len, bool f
 		if (len > 0)
 			memcpy(f + hl, data, len);
 		if (mask)
-			unmask(f + hl, len, key, 0);
+			ws_frame_unmask(f + hl, len, key, 0);
 		if (evbuffer_add(out, f, hl + len) != 0)
 			return SHIR_ENOMEM;
 	} else if (!mask) {
@@ -1762,7 +1613,7 @@ raw_frame(struct ws *ws, enum ws_opcode op, const void *data, size_t len, bool f
 		if (evbuffer_add(out, hdr, hl) != 0 || evbuffer_reserve_space(out, (ev_ssize_t)len, &v, 1) != 1)
 			return SHIR_ENOMEM;
 		memcpy(v.iov_base, data, len);
-		unmask(v.iov_base, len, key, 0);	/* XOR: masking is the same operation */
+		ws_frame_unmask(v.iov_base, len, key, 0);	/* XOR: masking is the same operation */
 		v.iov_len = len;
 		if (evbuffer_commit_space(out, &v, 1) != 0)
 			return SHIR_ENOMEM;

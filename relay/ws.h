@@ -197,10 +197,4 @@ unsigned long ws_idle_releases(void);
  * back to the system (glibc malloc_trim). */
 void ws_trim_idle(void);
 
-/* Handshake helpers (exposed for tests and other modules). */
-/* Sec-WebSocket-Accept for a key; out must hold 29 bytes. */
-int ws_accept_key(const char *key, char out[29]);
-/* A fresh random Sec-WebSocket-Key; out must hold 25 bytes. */
-int ws_make_key(char out[25]);
-
 #endif

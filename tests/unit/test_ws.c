@@ -24,6 +24,8 @@
 
 #include "relay/http1.h"
 #include "relay/ws.h"
+#include "relay/ws_frame.h"
+#include "relay/ws_handshake.h"
 
 struct rec {
 	int requests, opens, closes, failed_status, pongs, writable;
@@ -197,15 +199,101 @@ write_all(int fd, const void *p, size_t n)
 	}
 }
 
+/* ws_frame_decode on every header shape, cut at every offset: short of the
+ * whole header it asks for more, then it gives what the whole frame gives;
+ * put_header and decode agree; unmask at any phase equals byte-wise XOR. */
+static void
+test_frame_decode_split(void **state)
+{
+	static const struct {
+		unsigned op;
+		bool fin, masked, expect_masked;
+		uint64_t len;
+		enum ws_frame_verdict want;
+	} cases[] = {
+		{ 2, true, true, true, 0, WS_FRAME_DATA },
+		{ 2, false, true, true, 125, WS_FRAME_DATA },
+		{ 0, true, true, true, 126, WS_FRAME_DATA },
+		{ 0, false, false, false, 65535, WS_FRAME_DATA },
+		{ 2, true, false, false, 65536, WS_FRAME_DATA },
+		{ 2, true, true, true, (uint64_t)1 << 40, WS_FRAME_DATA },
+		{ 1, true, true, true, 10, WS_FRAME_OTHER },
+		{ 9, true, true, true, 125, WS_FRAME_OTHER },
+		{ 8, true, false, false, 2, WS_FRAME_OTHER },
+		{ 2, true, false, true, 5, WS_FRAME_BAD },	/* a client's frame unmasked */
+		{ 2, true, true, false, 5, WS_FRAME_BAD },	/* a server's frame masked */
+		{ 9, false, true, true, 1, WS_FRAME_BAD },	/* a fragmented control frame */
+		{ 10, true, true, true, 126, WS_FRAME_BAD },	/* a control frame over 125 */
+		{ 3, true, true, true, 1, WS_FRAME_BAD },	/* reserved opcode */
+		{ 11, true, true, true, 1, WS_FRAME_BAD },
+	};
+	size_t i, cut;
+
+	(void)state;
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		uint8_t f[WS_FRAME_HEADER_MAX];
+		struct ws_frame_hdr whole, part;
+		size_t hl = ws_frame_put_header(f, cases[i].fin, cases[i].op, cases[i].len);
+		enum ws_frame_verdict v;
+
+		if (cases[i].masked) {
+			f[1] |= 0x80;
+			memcpy(f + hl, "\x01\x02\x03\x04", 4);
+			hl += 4;
+		}
+		v = ws_frame_decode(f, hl, cases[i].expect_masked, &whole);
+		assert_int_equal(v, cases[i].want);
+		assert_int_equal(whole.hl, hl);
+		assert_true(whole.len == cases[i].len);
+		if (v != WS_FRAME_BAD) {
+			assert_int_equal(whole.op, cases[i].op);
+			assert_int_equal(whole.fin, cases[i].fin);
+		}
+		for (cut = 0; cut <= hl; cut++) {
+			v = ws_frame_decode(f, cut, cases[i].expect_masked, &part);
+			if (cut < hl) {
+				assert_int_equal(v, WS_FRAME_NEED_MORE);
+			} else {
+				assert_int_equal(v, cases[i].want);
+				assert_memory_equal(&part.len, &whole.len, sizeof part.len);
+			}
+		}
+	}
+	{	/* lengths not in their shortest form, and the 64-bit top bit */
+		static const uint8_t l16[] = { 0x82, 126, 0, 5 }, l64[] = { 0x82, 127, 0, 0, 0, 0, 0,
+			0, 0xff, 0xff }, top[] = { 0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 1 };
+		struct ws_frame_hdr h;
+
+		assert_int_equal(ws_frame_decode(l16, sizeof l16, false, &h), WS_FRAME_BAD);
+		assert_int_equal(ws_frame_decode(l64, sizeof l64, false, &h), WS_FRAME_BAD);
+		assert_int_equal(ws_frame_decode(top, sizeof top, false, &h), WS_FRAME_BAD);
+	}
+	{	/* unmask: word-wise at any phase and length = byte-wise */
+		static const uint8_t key[4] = { 0xa1, 0xb2, 0xc3, 0xd4 };
+		uint8_t a[67], b[67];
+		size_t n, off, k;
+
+		for (off = 0; off < 4; off++)
+			for (n = 0; n <= sizeof a; n++) {
+				for (k = 0; k < n; k++)
+					a[k] = b[k] = (uint8_t)(k * 7 + off);
+				ws_frame_unmask(a, n, key, off);
+				for (k = 0; k < n; k++)
+					b[k] ^= key[(off + k) & 3];
+				assert_memory_equal(a, b, n);
+			}
+	}
+}
+
 static void
 test_accept_key(void **state)
 {
 	char out[29];
 
 	/* RFC 6455 section 1.3 */
-	assert_int_equal(ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", out), 0);
+	assert_int_equal(ws_handshake_accept_key("dGhlIHNhbXBsZSBub25jZQ==", out), 0);
 	assert_string_equal(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-	assert_int_equal(ws_make_key(out), 0);
+	assert_int_equal(ws_handshake_make_key(out), 0);
 	assert_int_equal(strlen(out), 24);
 }
 
@@ -521,7 +609,7 @@ run_client(const char *status_line, bool good_accept, struct rec *out_rec, size_
 
 		memcpy(key, k + 19, 24);
 		key[24] = '\0';
-		ws_accept_key(key, acc);
+		ws_handshake_accept_key(key, acc);
 	}
 	if (!good_accept)
 		acc[3] ^= 1;
@@ -1241,6 +1329,7 @@ main(void)
 		cmocka_unit_test(test_server_binary_split),
 		cmocka_unit_test(test_server_binary_errors),
 		cmocka_unit_test(test_server_bad_requests),
+		cmocka_unit_test(test_frame_decode_split),
 		cmocka_unit_test(test_client_split),
 		cmocka_unit_test(test_client_refused_then_closed),
 		cmocka_unit_test(test_client_peer_closes),
