@@ -773,12 +773,17 @@ authoring_start(struct node *n, struct shir_error *err)
 	}
 	h.arg = a;
 	node_set_ext(n, NODE_EXT_AUTHORING, a);
-	if ((rc = api_route(api, "POST", "/v1/testConnection", auth_api_test, a)) != 0 ||
-	    (rc = api_route(api, "POST", "/v1/browse", auth_api_browse, a)) != 0 ||
-	    (rc = api_route(api, "POST", "/v1/schema", auth_api_schema, a)) != 0 ||
-	    (rc = api_route(api, "POST", "/v1/preview", auth_api_preview, a)) != 0 ||
-	    (rc = api_route(api, "GET", "/v1/node/ip", auth_api_ip, a)) != 0 ||
-	    (rc = api_route(api, "POST", "/v1/node/logs", auth_api_logs, a)) != 0 ||
+	/* Authoring is what the service (Send) key is for: every channel. Get IP
+	 * and Send log are the spec's operations of the service too (the Windows
+	 * runtime serves them to it): host name, addresses and the node's own
+	 * recent log lines, redacted, never a file the request names; the
+	 * self-contained channel gets 501 from the handlers. */
+	if ((rc = api_route(api, "POST", "/v1/testConnection", API_FROM_ANY, auth_api_test, a)) != 0 ||
+	    (rc = api_route(api, "POST", "/v1/browse", API_FROM_ANY, auth_api_browse, a)) != 0 ||
+	    (rc = api_route(api, "POST", "/v1/schema", API_FROM_ANY, auth_api_schema, a)) != 0 ||
+	    (rc = api_route(api, "POST", "/v1/preview", API_FROM_ANY, auth_api_preview, a)) != 0 ||
+	    (rc = api_route(api, "GET", "/v1/node/ip", API_FROM_ANY, auth_api_ip, a)) != 0 ||
+	    (rc = api_route(api, "POST", "/v1/node/logs", API_FROM_ANY, auth_api_logs, a)) != 0 ||
 	    (rc = node_add_hooks(n, &h)) != 0)
 		return shir_error_set(err, rc, "cannot add the authoring routes: %s", shir_strerror(rc));
 	auth_log_security(c, NULL);

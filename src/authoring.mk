@@ -17,7 +17,7 @@ libshir_a_SOURCES += \
 	src/ctl_author.c src/ctl_author.h
 
 INTEGRATION_TESTS += tests/integration/test_authoring.py tests/integration/test_authoring_sql.py \
-	tests/integration/test_authoring_relay.py
+	tests/integration/test_authoring_relay.py tests/integration/test_security_limits.py
 EXTRA_DIST += tests/integration/stores.py tests/integration/authnode.py
 
 UNIT_TESTS += tests/unit/test_readers tests/unit/test_workpool tests/unit/test_authoring_api
