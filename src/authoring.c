@@ -94,6 +94,7 @@ auth_policy_snapshot(struct auth_policy *p, const struct conf *c, struct node *n
 	p->local_machine_access = c->local_machine_access;
 	p->proxy = proxy_node_current(n);	/* NULL only before proxy/ started */
 	p->proxy_connect_timeout = c->proxy_connect_timeout;
+	p->mem_limit = (size_t)c->request_memory_limit << 20;
 #undef DUP
 	return (c->allowed_folders && !p->allowed_folders) ? SHIR_ENOMEM : 0;
 }
@@ -764,6 +765,8 @@ authoring_start(struct node *n, struct shir_error *err)
 		free(a);
 		return shir_error_set(err, SHIR_EINTERNAL, "cannot initialise the MariaDB client library");
 	}
+	/* SQLite's allocator counts each request's heap (node.request_memory_limit) */
+	conn_sqlite_global_init();
 	a->nthreads = c->concurrent_jobs > 0 ? c->concurrent_jobs : workpool_default_threads();
 	a->pool = workpool_new(node_base(n), a->nthreads, c->queue_size, err);
 	if (a->pool == NULL) {

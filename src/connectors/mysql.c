@@ -73,9 +73,16 @@ my_fail(struct auth_ctx *c, MYSQL *m, const char *what)
 	case CR_CONN_HOST_ERROR: case CR_CONNECTION_ERROR: case CR_UNKNOWN_HOST:
 	case CR_SERVER_GONE_ERROR:
 		return auth_fail(c, AUTH_E_UNREACHABLE, "%s", msg);
+	case CR_NET_PACKET_TOO_LARGE: case ER_NET_PACKET_TOO_LARGE:
+		return auth_fail_budget(c, "one row of the MySQL answer");
 	case CR_SERVER_LOST:
 		if (auth_should_stop(c))
 			return auth_fail_timeout(c, what);
+		/* libmariadb reports a packet over MYSQL_OPT_MAX_ALLOWED_PACKET
+		 * as a lost connection; its net layer says why (error 1: the
+		 * packet did not fit, 2: the socket failed) */
+		if (c->policy.mem_limit > 0 && m->net.error == 1)
+			return auth_fail_budget(c, "one row of the MySQL answer");
 		return auth_fail(c, AUTH_E_UNREACHABLE, "%s", msg);
 	case ER_QUERY_INTERRUPTED:
 		if (auth_should_stop(c))
@@ -105,6 +112,14 @@ my_open(struct auth_ctx *c, struct my_conn *mc, bool with_db)
 	mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &to);
 	mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &to);
 	mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	/* one packet (a row of mysql_use_result) may not pass the request's
+	 * memory budget: libmariadb would otherwise take up to 1 GiB from
+	 * whatever server the linked service names */
+	if (c->policy.mem_limit > 0) {
+		unsigned long maxp = c->policy.mem_limit;
+
+		mysql_optionsv(m, MYSQL_OPT_MAX_ALLOWED_PACKET, &maxp);
+	}
 	if (mc->ssl) {
 		mysql_options(m, MYSQL_OPT_SSL_ENFORCE, &on);
 		mysql_options(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on);

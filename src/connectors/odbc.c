@@ -439,6 +439,9 @@ od_run(struct auth_ctx *c, bool preview)
 		goto out;
 	}
 	SQLSetStmtAttr(o.st, SQL_ATTR_MAX_ROWS, (SQLPOINTER)(SQLULEN)(preview ? c->limit + 1 : 1), 0);
+	/* values are cut at AUTH_VALUE_MAX and read through a buffer of that
+	 * size; drivers that honour it need not hold more of a long value */
+	SQLSetStmtAttr(o.st, SQL_ATTR_MAX_LENGTH, (SQLPOINTER)(SQLULEN)(AUTH_VALUE_MAX + 1), 0);
 	r = SQLExecDirect(o.st, (SQLCHAR *)q, SQL_NTS);
 	if (!SQL_SUCCEEDED(r) && r != SQL_NO_DATA) {
 		od_fail(c, SQL_HANDLE_STMT, o.st, "the query");

@@ -3,6 +3,7 @@ which routes each channel may call, symbolic links in browse and reads, and the
 per-request memory budget with the deadline. Real shird, shir-relay, SQLite,
 PostgreSQL and MariaDB; only hostile peers (an HTTP server that never ends its
 body) are simulated."""
+import http.server
 import json
 import os
 import re
@@ -214,6 +215,168 @@ def test_link_swapped_during_reads_is_never_followed(h):
         t.join()
     check(not leaked, "the outside folder was read through the swapped link: %r", leaked[:3])
     check(kinds.get(200, 0) > 0 and kinds.get(403, 0) > 0, "both outcomes expected: %r", kinds)
+    n.stop_clean()
+
+
+# ---- item 4: the per-request memory budget and the deadline -------------------
+
+# ASan keeps freed memory in a quarantine (256 MB by default), which would show in
+# VmHWM as if the node held it; a small one makes VmHWM what the node really uses.
+SMALL_QUARANTINE = {"ASAN_OPTIONS": ":".join(
+    x for x in (os.environ.get("ASAN_OPTIONS", ""), "quarantine_size_mb=8") if x)}
+
+
+def grew_mib(n, before_kb):
+    return (n.vmhwm_kb() - before_kb) / 1024.0
+
+
+def sqlite_db(h):
+    import sqlite3
+    d = h.path("dbs")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "small.db")
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE t (id INTEGER, name TEXT)")
+    db.execute("INSERT INTO t VALUES (1, 'one'), (2, 'two')")
+    db.commit()
+    db.close()
+    return d, path
+
+
+@test
+def test_sqlite_request_memory_budget(h):
+    """SQLite: one huge value or a heap past the budget is 413 ResultTooLarge, fast; shird stays small"""
+    d, path = sqlite_db(h)
+    n = Node(h, allowed=d, timeout=20, env=SMALL_QUARANTINE)
+    ls = {"type": "Sqlite", "properties": {"path": path}}
+    ok = {"linkedService": ls, "dataset": {"type": "Table", "table": "t"}}
+    check(n.author("preview", ok)["rows"] == [[1, "one"], [2, "two"]], "the node works")
+    before = n.vmhwm_kb()
+    # every value under the length limit, the row over the heap budget (3 x 30 MB):
+    # the allocator's per-connection count refuses it
+    t0 = time.monotonic()
+    q = "SELECT randomblob(30000000) AS a, randomblob(30000000) AS b, randomblob(30000000) AS c"
+    msg = expect_error(n.curl("preview", {"linkedService": ls, "dataset": {
+        "type": "Query", "query": q}}), 413, "ResultTooLarge", "node.request_memory_limit",
+        "64 MiB")
+    # the issue's query: ~3 GB before; refused by SQLITE_LIMIT_LENGTH at the first value
+    q = "SELECT length(replace(hex(randomblob(400000000)),'A','BB'))"
+    for op in ("preview", "schema"):
+        expect_error(n.curl(op, {"linkedService": ls, "dataset": {"type": "Query", "query": q}}),
+                     413, "ResultTooLarge", "node.request_memory_limit")
+    took = time.monotonic() - t0
+    check(took < 15, "the refusals took %.1f s (the deadline is 20 s)", took)
+    grew = grew_mib(n, before)
+    print("# shird's VmHWM grew by %.0f MiB" % grew)
+    check(grew < 160, "shird grew by %.0f MiB (budget 64 MiB)", grew)
+    # the node goes on serving, the same connection type included
+    check(n.author("preview", ok)["rows"] == [[1, "one"], [2, "two"]], "after the refusals")
+    check("event=authoring.done" in n.p.log() and "status=413 code=ResultTooLarge" in n.p.log(),
+          "the log names the outcome:\n%s", n.p.tail(10))
+    n.stop_clean()
+    # the budget is the admin's: a larger one lets the 90 MB row through (values cut)
+    n = Node(h, allowed=d, timeout=20, extra="[node]\nrequest_memory_limit = 256\n")
+    q = "SELECT randomblob(30000000) AS a, randomblob(30000000) AS b, randomblob(30000000) AS c"
+    r = n.author("preview", {"linkedService": ls, "dataset": {"type": "Query", "query": q}})
+    check(len(r["rows"]) == 1 and len(r["rows"][0]) == 3, "%r", r)
+    n.stop_clean()
+
+
+@test
+def test_postgresql_request_memory_budget(h):
+    """PostgreSQL: a 100 MB row is cancelled at the budget (413); many rows stop at the limit"""
+    from stores import shared_pg
+    pg = shared_pg()
+    n = Node(h, timeout=20, env=SMALL_QUARANTINE)
+    ls = pg.linked_service()
+    check(n.author("preview", {"linkedService": ls, "dataset": {
+        "type": "Query", "query": "SELECT 1 AS one"}})["rows"] == [[1]], "the node works")
+    before = n.vmhwm_kb()
+    t0 = time.monotonic()
+    expect_error(n.curl("preview", {"linkedService": ls, "dataset": {
+        "type": "Query", "query": "SELECT repeat('x', 100000000) AS big"}}), 413,
+        "ResultTooLarge", "PostgreSQL", "node.request_memory_limit")
+    check(time.monotonic() - t0 < 15, "took %.1f s", time.monotonic() - t0)
+    grew = grew_mib(n, before)
+    print("# shird's VmHWM grew by %.0f MiB" % grew)
+    check(grew < 160, "shird grew by %.0f MiB (budget 64 MiB)", grew)
+    # ten million rows: single-row mode reads one more than the limit and cancels
+    t0 = time.monotonic()
+    r = n.author("preview", {"linkedService": ls, "limit": 5, "dataset": {
+        "type": "Query", "query": "SELECT g, repeat('y', 1000) AS pad FROM "
+        "generate_series(1, 10000000) g"}})
+    check(len(r["rows"]) == 5 and r["truncated"] is True, "%r", r)
+    check(time.monotonic() - t0 < 15, "took %.1f s", time.monotonic() - t0)
+    check(n.author("preview", {"linkedService": ls, "dataset": {
+        "type": "Query", "query": "SELECT 2 AS two"}})["rows"] == [[2]], "after the refusal")
+    # the server is not left running it
+    active = pg.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%%repeat(''x''%%' "
+                    "AND state = 'active' AND pid <> pg_backend_pid()").strip()
+    check(active == "0", "the big query still runs in the server: %s", active)
+    n.stop_clean()
+
+
+@test
+def test_mariadb_request_memory_budget(h):
+    """MariaDB: a row (packet) over the budget is 413, even when the server would send 100 MB"""
+    from stores import shared_mariadb
+    my = shared_mariadb()
+    # a server that sends what it is asked for (a hostile one would send more)
+    my.sql("SET GLOBAL max_allowed_packet = 1073741824", db="")
+    try:
+        n = Node(h, timeout=20, env=SMALL_QUARANTINE)
+        ls = my.linked_service()
+        check(n.author("preview", {"linkedService": ls, "dataset": {
+            "type": "Query", "query": "SELECT 1 AS one"}})["rows"] == [[1]], "the node works")
+        before = n.vmhwm_kb()
+        t0 = time.monotonic()
+        expect_error(n.curl("preview", {"linkedService": ls, "dataset": {
+            "type": "Query", "query": "SELECT REPEAT('x', 100000000) AS big"}}), 413,
+            "ResultTooLarge", "MySQL", "node.request_memory_limit")
+        check(time.monotonic() - t0 < 15, "took %.1f s", time.monotonic() - t0)
+        grew = grew_mib(n, before)
+        print("# shird's VmHWM grew by %.0f MiB" % grew)
+        check(grew < 160, "shird grew by %.0f MiB (budget 64 MiB)", grew)
+        check(n.author("preview", {"linkedService": ls, "dataset": {
+            "type": "Query", "query": "SELECT 2 AS two"}})["rows"] == [[2]], "after the refusal")
+        n.stop_clean()
+    finally:
+        my.sql("SET GLOBAL max_allowed_packet = 16777216", db="")
+
+
+class _Endless(http.server.BaseHTTPRequestHandler):
+    """A hostile HttpServer: a JSON array that never gets a row (bounded: 256 MiB)."""
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        chunk = b" " * (1024 * 1024)
+        try:
+            self.wfile.write(b"[")
+            for _ in range(256):
+                self.wfile.write(chunk)
+        except OSError:
+            pass
+
+
+@test
+def test_http_request_memory_budget(h):
+    """HttpServer: an answer that goes on without rows stops at the budget (413), not the deadline"""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Endless)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    h.on_cleanup(srv.shutdown)
+    n = Node(h, timeout=30)
+    ls = {"type": "HttpServer", "properties": {"url": "http://127.0.0.1:%d/" % srv.server_port}}
+    t0 = time.monotonic()
+    expect_error(n.curl("preview", {"linkedService": ls, "dataset": {
+        "type": "Json", "relativeUrl": "rows"}}), 413, "ResultTooLarge", "HttpServer",
+        "node.request_memory_limit")
+    check(time.monotonic() - t0 < 20, "took %.1f s", time.monotonic() - t0)
     n.stop_clean()
 
 
