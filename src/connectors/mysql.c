@@ -247,6 +247,39 @@ my_ident(const char *s)
 	return q;
 }
 
+#define MY_BROWSE_ROWS_MAX 100000
+
+/* The next row of a catalog listing read with mysql_use_result (a row at a
+ * time: the server names how many rows there are, a hostile one without
+ * end). NULL at the end, after MY_BROWSE_ROWS_MAX rows (*truncated set), or
+ * past the request's memory budget (failed). */
+static MYSQL_ROW
+my_browse_row(struct auth_ctx *c, MYSQL *m, MYSQL_RES *res, int *n, size_t *bytes,
+    bool *truncated)
+{
+	MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
+	unsigned long *lens;
+	unsigned i;
+
+	if (row == NULL) {
+		if (mysql_errno(m))
+			my_fail(c, m, "listing");
+		return NULL;
+	}
+	if (++*n > MY_BROWSE_ROWS_MAX) {
+		*truncated = true;
+		return NULL;
+	}
+	lens = mysql_fetch_lengths(res);
+	for (i = 0; lens && i < mysql_num_fields(res); i++)
+		*bytes += lens[i] + 64;	/* and what a browse item costs */
+	if (c->policy.mem_limit > 0 && *bytes > c->policy.mem_limit) {
+		auth_fail_budget(c, "the MySQL listing");
+		return NULL;
+	}
+	return row;
+}
+
 static int
 my_browse(struct auth_ctx *c, cJSON *items, bool *truncated)
 {
@@ -255,7 +288,8 @@ my_browse(struct auth_ctx *c, cJSON *items, bool *truncated)
 	MYSQL_ROW row;
 	char *lit = NULL, sql[1024];
 	const char *schema;
-	int rc = -1;
+	size_t bytes = 0;
+	int rc = -1, n = 0;
 
 	if (my_connect(c, &mc, true) != 0)
 		goto out;
@@ -265,10 +299,10 @@ my_browse(struct auth_ctx *c, cJSON *items, bool *truncated)
 		    "schema_name NOT IN ('information_schema','mysql','performance_schema','sys') "
 		    "ORDER BY 1", "listing the databases") != 0)
 			goto out;
-		res = mysql_store_result(mc.m);
-		while (res && (row = mysql_fetch_row(res)) != NULL)
+		res = mysql_use_result(mc.m);
+		while ((row = my_browse_row(c, mc.m, res, &n, &bytes, truncated)) != NULL)
 			auth_item(items, row[0], "schema");
-		rc = 0;
+		rc = c->code == AUTH_OK ? 0 : -1;
 		goto out;
 	}
 	lit = my_literal(mc.m, schema);
@@ -278,8 +312,12 @@ my_browse(struct auth_ctx *c, cJSON *items, bool *truncated)
 	    lit);
 	if (my_query(c, &mc, sql, "looking up the database") != 0)
 		goto out;
-	res = mysql_store_result(mc.m);
-	if (res == NULL || mysql_num_rows(res) == 0) {
+	res = mysql_use_result(mc.m);
+	if (res == NULL || mysql_fetch_row(res) == NULL) {
+		if (mysql_errno(mc.m)) {
+			my_fail(c, mc.m, "looking up the database");
+			goto out;
+		}
 		auth_fail(c, AUTH_E_NOTFOUND, "database (schema) \"%s\" does not exist or is not "
 		    "visible to this user", schema);
 		goto out;
@@ -291,16 +329,14 @@ my_browse(struct auth_ctx *c, cJSON *items, bool *truncated)
 		res = NULL;
 		goto out;
 	}
-	res = mysql_store_result(mc.m);
-	while (res && (row = mysql_fetch_row(res)) != NULL) {
+	res = mysql_use_result(mc.m);
+	while ((row = my_browse_row(c, mc.m, res, &n, &bytes, truncated)) != NULL) {
 		cJSON *it = auth_item(items, row[0], row[1] && strstr(row[1], "VIEW") ? "view" : "table");
 
 		if (it)
 			cJSON_AddStringToObject(it, "schema", schema);
 	}
-	if (res && mysql_num_rows(res) > 100000)
-		*truncated = true;
-	rc = 0;
+	rc = c->code == AUTH_OK ? 0 : -1;
 out:
 	if (res)
 		mysql_free_result(res);

@@ -220,6 +220,8 @@ def test_link_swapped_during_reads_is_never_followed(h):
 
 # ---- item 4: the per-request memory budget and the deadline -------------------
 
+MIB = 1024 * 1024
+
 # ASan keeps freed memory in a quarantine (256 MB by default), which would show in
 # VmHWM as if the node held it; a small one makes VmHWM what the node really uses.
 SMALL_QUARANTINE = {"ASAN_OPTIONS": ":".join(
@@ -342,6 +344,129 @@ def test_mariadb_request_memory_budget(h):
         n.stop_clean()
     finally:
         my.sql("SET GLOBAL max_allowed_packet = 16777216", db="")
+
+
+class RogueMySQL:
+    """The attacker's side: a MySQL server (protocol 10, any password) that answers
+    every statement with OK and the database listing with rows of name_len bytes
+    until total bytes were sent (bounded), in a thread on a loopback port."""
+
+    def __init__(self, h, total, name_len=1000):
+        import socket
+        self.total, self.name_len = total, name_len
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.port = self.srv.getsockname()[1]
+        self.queries = []
+        threading.Thread(target=self._serve, daemon=True).start()
+        h.on_cleanup(self.srv.close)
+
+    @staticmethod
+    def _pkt(seq, payload):
+        return len(payload).to_bytes(3, "little") + bytes([seq & 0xff]) + payload
+
+    @staticmethod
+    def _lenenc(b):
+        n = len(b)
+        if n < 251:
+            return bytes([n]) + b
+        if n < 1 << 16:
+            return b"\xfc" + n.to_bytes(2, "little") + b
+        return b"\xfd" + n.to_bytes(3, "little") + b
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._conn, args=(c,), daemon=True).start()
+
+    def _read(self, c):
+        head = b""
+        while len(head) < 4:
+            d = c.recv(4 - len(head))
+            if not d:
+                return None, None
+            head += d
+        n = int.from_bytes(head[:3], "little")
+        body = b""
+        while len(body) < n:
+            d = c.recv(n - len(body))
+            if not d:
+                return None, None
+            body += d
+        return head[3], body
+
+    def _conn(self, c):
+        ok = b"\x00\x00\x00\x02\x00\x00\x00"
+        eof = b"\xfe\x00\x00\x02\x00"
+        caps = 0x1 | 0x8 | 0x200 | 0x2000 | 0x8000 | 0x80000
+        greet = (b"\x0a" + b"8.0.0-rogue\x00" + (7).to_bytes(4, "little") + b"abcdefgh\x00" +
+                 (caps & 0xffff).to_bytes(2, "little") + b"\x21" + b"\x02\x00" +
+                 (caps >> 16).to_bytes(2, "little") + b"\x15" + b"\x00" * 10 +
+                 b"ijklmnopqrst\x00" + b"mysql_native_password\x00")
+        try:
+            c.sendall(self._pkt(0, greet))
+            seq, _ = self._read(c)
+            if seq is None:
+                return
+            c.sendall(self._pkt(seq + 1, ok))
+            while True:
+                seq, body = self._read(c)
+                if body is None or body[:1] == b"\x01":
+                    return
+                q = body[1:].decode(errors="replace")
+                self.queries.append(q)
+                if "schemata" not in q or "schema_name =" in q:
+                    c.sendall(self._pkt(1, ok))
+                    continue
+                col = (self._lenenc(b"def") + self._lenenc(b"information_schema") +
+                       self._lenenc(b"schemata") + self._lenenc(b"schemata") +
+                       self._lenenc(b"schema_name") + self._lenenc(b"schema_name") +
+                       b"\x0c" + (33).to_bytes(2, "little") + (256).to_bytes(4, "little") +
+                       b"\xfd" + b"\x00\x00" + b"\x00" + b"\x00\x00")
+                out = [self._pkt(1, b"\x01"), self._pkt(2, col), self._pkt(3, eof)]
+                s, sent, i = 4, 0, 0
+                while sent < self.total:
+                    name = (b"db%08d" % i).ljust(self.name_len, b"x")
+                    out.append(self._pkt(s, self._lenenc(name)))
+                    s, sent, i = s + 1, sent + len(name), i + 1
+                    if len(out) >= 256:
+                        c.sendall(b"".join(out))
+                        out = []
+                out.append(self._pkt(s, eof))
+                c.sendall(b"".join(out))
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+
+@test
+def test_mysql_listing_from_a_hostile_server(h):
+    """MySQL browse reads a row at a time: a server's endless listing stops at the budget (413)"""
+    rogue = RogueMySQL(h, total=40 * MIB)
+    n = Node(h, timeout=20, env=SMALL_QUARANTINE,
+             extra="[node]\nrequest_memory_limit = 8\n")
+    ls = {"type": "MySql", "properties": {"host": "127.0.0.1", "port": rogue.port,
+                                          "username": "u", "password": "p"}}
+    before = n.vmhwm_kb()
+    expect_error(n.curl("browse", {"linkedService": ls}), 413, "ResultTooLarge", "MySQL listing",
+                 "8 MiB", "node.request_memory_limit")
+    check(any("schemata" in q for q in rogue.queries), "the listing was not asked: %r",
+          rogue.queries)
+    grew = grew_mib(n, before)
+    print("# shird's VmHWM grew by %.0f MiB" % grew)
+    check(grew < 40, "shird grew by %.0f MiB for an 8 MiB budget", grew)
+    # a listing of many small names stops at 100,000 entries, truncated
+    rogue2 = RogueMySQL(h, total=150000 * 10, name_len=10)
+    ls["properties"]["port"] = rogue2.port
+    r = n.author("browse", {"linkedService": ls, "limit": 10})
+    check(len(r["items"]) == 10 and r["truncated"] is True, "%r", r)
+    n.stop_clean()
 
 
 class _Endless(http.server.BaseHTTPRequestHandler):
