@@ -285,6 +285,24 @@ def test_sqlite_request_memory_budget(h):
 
 
 @test
+def test_sqlite_deadline_interrupts_the_statement(h):
+    """SQLite: an endless statement is interrupted at the deadline and its worker freed"""
+    d, path = sqlite_db(h)
+    n = Node(h, allowed=d, timeout=2, jobs=1)
+    ls = {"type": "Sqlite", "properties": {"path": path}}
+    q = ("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c) "
+         "SELECT count(*) FROM c")
+    t0 = time.monotonic()
+    expect_error(n.curl("preview", {"linkedService": ls, "dataset": {
+        "type": "Query", "query": q}}), 422, "StoreUnreachable", "timed out after 2 s")
+    # the only worker is free again: the statement was stopped, not left running
+    r = n.author("preview", {"linkedService": ls, "dataset": {"type": "Table", "table": "t"}})
+    took = time.monotonic() - t0
+    check(r["rows"] == [[1, "one"], [2, "two"]] and took < 5, "%r after %.1f s", r, took)
+    n.stop_clean()
+
+
+@test
 def test_postgresql_request_memory_budget(h):
     """PostgreSQL: a 100 MB row is cancelled at the budget (413); many rows stop at the limit"""
     from stores import shared_pg
