@@ -337,6 +337,33 @@ def test_postgresql_request_memory_budget(h):
 
 
 @test
+def test_odbc_request_memory_budget(h):
+    """ODBC (psqlODBC buffers whole answers): the driver's socket is cut at the budget (413)"""
+    from stores import shared_pg, odbcinst_dir
+    pg = shared_pg()
+    n = Node(h, timeout=20, env=dict(SMALL_QUARANTINE, ODBCSYSINI=odbcinst_dir(h),
+                                     ODBCINI=h.path("odbc", "odbc.ini")))
+    ls = pg.odbc_linked_service()
+    check(n.author("preview", {"linkedService": ls, "dataset": {
+        "type": "Query", "query": "SELECT 1 AS one"}})["rows"] == [[1]], "the node works")
+    for q in ("SELECT g, repeat('y', 1000) AS pad FROM generate_series(1, 150000) g",
+              "SELECT repeat('x', 100000000) AS big"):
+        before = n.vmhwm_kb()
+        t0 = time.monotonic()
+        expect_error(n.curl("preview", {"linkedService": ls, "limit": 5, "dataset": {
+            "type": "Query", "query": q}}), 413, "ResultTooLarge", "ODBC",
+            "node.request_memory_limit")
+        check(time.monotonic() - t0 < 15, "took %.1f s", time.monotonic() - t0)
+        grew = grew_mib(n, before)
+        print("# shird's VmHWM grew by %.0f MiB (%s)" % (grew, q[:30]))
+        # the driver copies what it receives (libpq's buffer, then its rows)
+        check(grew < 200, "shird grew by %.0f MiB (budget 64 MiB)", grew)
+    check(n.author("preview", {"linkedService": ls, "dataset": {
+        "type": "Query", "query": "SELECT 2 AS two"}})["rows"] == [[2]], "after the refusals")
+    n.stop_clean()
+
+
+@test
 def test_mariadb_request_memory_budget(h):
     """MariaDB: a row (packet) over the budget is 413, even when the server would send 100 MB"""
     from stores import shared_mariadb
