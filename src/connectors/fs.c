@@ -457,9 +457,22 @@ fs_stream(struct auth_ctx *c, const char *path, const char *encoding, fs_feed_fn
 		    "UTF-8, UTF-16, UTF-16LE, UTF-16BE, ISO-8859-1 (Latin-1) or Windows-1252", encoding);
 	if (*ic && (cd = iconv_open("UTF-8", ic)) == (iconv_t)-1)
 		return auth_fail(c, AUTH_E_INTERNAL, "this system's iconv cannot decode %s", ic);
-	fd = fs_open_checked(c, path, O_RDONLY, "the file");	/* path is resolved and checked */
+	/* path is resolved and checked; O_NONBLOCK so that opening a FIFO does
+	 * not wait for a writer, and only a regular file is read (a FIFO or a
+	 * device would hold the worker past the deadline) */
+	fd = fs_open_checked(c, path, O_RDONLY | O_NONBLOCK, "the file");
 	if (fd < 0)
 		goto out;
+	{
+		struct stat st;
+
+		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+			auth_fail(c, AUTH_E_INVALID, "%s is not a regular file (a folder, FIFO, socket "
+			    "or device): only files are read", path);
+			goto out;
+		}
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	}
 	in = malloc(FS_CHUNK + 8);
 	out = malloc(FS_CHUNK * 4 + 16);
 	if (in == NULL || out == NULL) {

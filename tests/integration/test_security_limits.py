@@ -218,6 +218,24 @@ def test_link_swapped_during_reads_is_never_followed(h):
     n.stop_clean()
 
 
+@test
+def test_only_regular_files_are_read(h):
+    """a FIFO or a folder named as a dataset is refused at once (400), not waited on"""
+    allowed, root, outside = symlink_tree(h)
+    os.mkfifo(os.path.join(root, "pipe.csv"))
+    n = Node(h, allowed=allowed, timeout=10, jobs=1)
+    t0 = time.monotonic()
+    for path in ("pipe.csv", "sub"):
+        expect_error(n.curl("preview", {"linkedService": fs(root), "dataset": {
+            "type": "DelimitedText", "path": path}}), 400, "InvalidRequest", "not a regular file")
+    check(time.monotonic() - t0 < 5, "took %.1f s", time.monotonic() - t0)
+    # the only worker is free: nothing waits on the FIFO
+    r = n.author("preview", {"linkedService": fs(root), "dataset": {
+        "type": "DelimitedText", "path": "ok.csv"}})
+    check(r["rows"] == [[1, 2]], "%r", r)
+    n.stop_clean()
+
+
 # ---- item 4: the per-request memory budget and the deadline -------------------
 
 MIB = 1024 * 1024
