@@ -11,8 +11,12 @@
  * would be one limit for the whole process. */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -149,6 +153,22 @@ sq_fail(struct auth_ctx *c, sqlite3 *db, int rc, const char *what)
 	return auth_fail(c, AUTH_E_STORE, "%s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
+/* A FIFO or a device would hold the worker in SQLite's open(); missing
+ * files are left to SQLite's own error. */
+static bool
+sq_regular(const char *path)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	bool ok;
+
+	if (fd < 0)
+		return errno == ENOENT;
+	ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	close(fd);
+	return ok;
+}
+
 static void
 sq_close(sqlite3 *db)
 {
@@ -167,6 +187,12 @@ sq_open(struct auth_ctx *c, sqlite3 **dbp)
 	*dbp = NULL;
 	if (path == NULL || auth_check_local_path(c, "the Sqlite database", path, &real) != 0)
 		return -1;
+	if (!sq_regular(real)) {
+		auth_fail(c, AUTH_E_INVALID, "the Sqlite database %s is not a regular file (a "
+		    "folder, FIFO, socket or device)", path);
+		free(real);
+		return -1;
+	}
 	sq_budget(c->policy.mem_limit);
 	rc = sqlite3_open_v2(real, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
 	    NULL);

@@ -229,6 +229,9 @@ def test_only_regular_files_are_read(h):
         expect_error(n.curl("preview", {"linkedService": fs(root), "dataset": {
             "type": "DelimitedText", "path": path}}), 400, "InvalidRequest", "not a regular file")
     check(time.monotonic() - t0 < 5, "took %.1f s", time.monotonic() - t0)
+    expect_error(n.curl("testConnection", {"linkedService": {"type": "Sqlite", "properties": {
+        "path": os.path.join(root, "pipe.csv")}}}), 400, "InvalidRequest", "not a regular file")
+    check(time.monotonic() - t0 < 5, "took %.1f s", time.monotonic() - t0)
     # the only worker is free: nothing waits on the FIFO
     r = n.author("preview", {"linkedService": fs(root), "dataset": {
         "type": "DelimitedText", "path": "ok.csv"}})
