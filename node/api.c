@@ -19,6 +19,7 @@ struct api_route {
 	char *pattern;
 	size_t plen;
 	int prefix;
+	unsigned channels;	/* API_FROM_* */
 	api_handler_fn h;
 	void *ud;
 };
@@ -59,12 +60,26 @@ api_free(struct api *api)
 	free(api);
 }
 
+const char *
+api_channel_name(enum api_channel ch)
+{
+	switch (ch) {
+	case API_CH_LOCAL: return "control-socket";
+	case API_CH_RELAY: return "relay";
+	case API_CH_SELF_CONTAINED: return "self-contained";
+	}
+	return "?";
+}
+
 int
-api_route(struct api *api, const char *method, const char *pattern, api_handler_fn h, void *ud)
+api_route(struct api *api, const char *method, const char *pattern, unsigned channels,
+    api_handler_fn h, void *ud)
 {
 	struct api_route *rt;
 	size_t l = strlen(pattern);
 
+	if ((channels & API_FROM_ANY) == 0 || (channels & ~API_FROM_ANY) != 0)
+		return SHIR_EINVAL;
 	if (api->nroutes == API_MAX_ROUTES)
 		return SHIR_ETOOBIG;
 	rt = &api->routes[api->nroutes];
@@ -76,9 +91,41 @@ api_route(struct api *api, const char *method, const char *pattern, api_handler_
 	}
 	rt->prefix = l > 0 && pattern[l - 1] == '*';
 	rt->plen = rt->prefix ? l - 1 : l;
+	rt->channels = channels;
 	rt->h = h;
 	rt->ud = ud;
 	api->nroutes++;
+	return 0;
+}
+
+void
+api_log_routes(const struct api *api)
+{
+	size_t i;
+
+	for (i = 0; i < api->nroutes; i++) {
+		const struct api_route *rt = &api->routes[i];
+		char chs[64] = "";
+		int ch;
+
+		for (ch = API_CH_LOCAL; ch <= API_CH_SELF_CONTAINED; ch++)
+			if (rt->channels & API_FROM(ch))
+				snprintf(chs + strlen(chs), sizeof chs - strlen(chs), "%s%s",
+				    chs[0] ? "," : "", api_channel_name((enum api_channel)ch));
+		log_info("api", "event=api.route method=%s path=%s channels=%s",
+		    rt->method ? rt->method : "*", log_q(rt->pattern), chs);
+	}
+}
+
+int
+api_route_info(const struct api *api, size_t i, const char **method, const char **pattern,
+    unsigned *channels)
+{
+	if (i >= api->nroutes)
+		return -1;
+	*method = api->routes[i].method;
+	*pattern = api->routes[i].pattern;
+	*channels = api->routes[i].channels;
 	return 0;
 }
 
@@ -281,6 +328,19 @@ api_dispatch(struct api *api, const struct api_request *rq, api_done_fn done, vo
 			    r->path);
 		else
 			api_reply_error(r, 404, "NotFound", "no such API path: %s", r->path);
+		return;
+	}
+	if ((rt->channels & API_FROM(rq->channel)) == 0) {
+		log_warn("api", "event=api.forbidden method=%s path=%s channel=%s reason=\"route not "
+		    "open to this channel\"", log_q(r->method), log_q(r->path),
+		    api_channel_name(rq->channel));
+		if (rt->channels == API_FROM_LOCAL)
+			api_reply_error(r, 403, "Forbidden", "%s %s administers the node and is accepted "
+			    "on its control socket only (shirctl on the node), not over the %s channel",
+			    r->method, r->path, api_channel_name(rq->channel));
+		else
+			api_reply_error(r, 403, "Forbidden", "%s %s is not accepted over the %s channel",
+			    r->method, r->path, api_channel_name(rq->channel));
 		return;
 	}
 	/* The handler owns r from here; it may answer at once or later. */

@@ -15,6 +15,18 @@ struct api_reply;
 
 enum api_channel { API_CH_LOCAL = 0, API_CH_RELAY, API_CH_SELF_CONTAINED };
 
+/* Which channels may call a route (a bit set of enum api_channel). Every
+ * route declares it; a request from another channel is answered 403
+ * Forbidden before its handler runs. The control socket is the node's
+ * admin (local, file permissions); the relay carries whoever holds the
+ * service (Send) key, who may only author (docs/security-limits.md). */
+#define API_FROM(ch) (1u << (ch))
+#define API_FROM_LOCAL API_FROM(API_CH_LOCAL)
+#define API_FROM_RELAY API_FROM(API_CH_RELAY)
+#define API_FROM_SELF_CONTAINED API_FROM(API_CH_SELF_CONTAINED)
+#define API_FROM_ANY (API_FROM_LOCAL | API_FROM_RELAY | API_FROM_SELF_CONTAINED)
+const char *api_channel_name(enum api_channel ch);
+
 #define API_MAX_BODY (1024 * 1024)	/* request bodies above this: 413 */
 
 struct api_request {
@@ -35,9 +47,16 @@ struct api *api_new(void);
 void api_free(struct api *api);
 
 /* Adds a route. pattern is an exact path ("/v1/node") or a prefix ending in
- * '*' ("/v1/credentials/\*"). method NULL matches any method. */
-int api_route(struct api *api, const char *method, const char *pattern, api_handler_fn h,
-    void *ud);
+ * '*' ("/v1/credentials/\*"). method NULL matches any method. channels: the
+ * API_FROM_* bits of the channels that may call it (0 is refused). */
+int api_route(struct api *api, const char *method, const char *pattern, unsigned channels,
+    api_handler_fn h, void *ud);
+/* Logs every route with the channels it accepts (event=api.route), once
+ * at startup: what the admin (and the channel test) can check. */
+void api_log_routes(const struct api *api);
+/* For tests and docs: route i (0..), or -1 past the last. */
+int api_route_info(const struct api *api, size_t i, const char **method, const char **pattern,
+    unsigned *channels);
 
 /* Starts a request. If handle is not NULL, *handle holds the pending reply
  * until done has run (then the api sets it to NULL), so the channel can cancel. */

@@ -35,6 +35,9 @@ static const struct conf_key conf_table[] = {
 	  "requests waiting for a worker before 429 Busy" },
 	{ "node", "operation_timeout", CONF_T_INT, 1, 55, NULL, "45", true, O(operation_timeout),
 	  "seconds an authoring operation may take" },
+	{ "node", "request_memory_limit", CONF_T_INT, 8, 4096, NULL, "64", true,
+	  O(request_memory_limit), "MiB one authoring request may hold of a store's answer "
+	  "(over it: 413 ResultTooLarge)" },
 	{ "node", "shutdown_timeout", CONF_T_INT, 1, 300, NULL, "10", true, O(shutdown_timeout),
 	  "seconds to drain on SIGTERM before exiting" },
 	{ "node", "remote_access", CONF_T_BOOL, 0, 0, NULL, "false", true, O(remote_access),

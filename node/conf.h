@@ -32,6 +32,7 @@ struct conf {
 	int concurrent_jobs;	/* 0 = derived from cores and memory */
 	int queue_size;
 	int operation_timeout;	/* seconds */
+	int request_memory_limit;	/* MiB per authoring request */
 	int shutdown_timeout;	/* seconds */
 	bool remote_access;	/* node-to-node (high availability: stored, not used yet) */
 	int remote_access_port;

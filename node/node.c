@@ -54,8 +54,10 @@ node_new(struct event_base *base, struct conf *conf)
 		strcpy(n->hostname, "localhost");
 	n->api = api_new();
 	if (n->api == NULL ||
-	    api_route(n->api, "GET", "/v1/node", node_api_get, n) != 0 ||
-	    api_route(n->api, "POST", "/v1/node/reload", node_api_reload, n) != 0) {
+	    /* the node's status shows its pid, config path and state; reload
+	     * is the admin's: the control socket only */
+	    api_route(n->api, "GET", "/v1/node", API_FROM_LOCAL, node_api_get, n) != 0 ||
+	    api_route(n->api, "POST", "/v1/node/reload", API_FROM_LOCAL, node_api_reload, n) != 0) {
 		node_free(n);
 		return NULL;
 	}

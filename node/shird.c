@@ -248,6 +248,7 @@ main(int argc, char **argv)
 		log_error("main", "event=fatal reason=%s", log_q(err.msg));
 		goto out;
 	}
+	api_log_routes(node_api(d.node));
 	event_base_dispatch(d.base);
 	d.exit_code = 0;
 out:

@@ -309,11 +309,11 @@ admin_node_start(struct node *n, struct shir_error *err)
 		shir_error_clear(err);
 		a->reg = NULL;
 	}
-	if ((rc = api_route(api, "GET", "/v1/credentials", admin_api_creds_list, a)) != 0 ||
-	    (rc = api_route(api, "PUT", "/v1/credentials/*", admin_api_creds_change, a)) != 0 ||
-	    (rc = api_route(api, "DELETE", "/v1/credentials/*", admin_api_creds_change, a)) != 0 ||
-	    (rc = api_route(api, "GET", "/v1/node/registration", admin_api_reg_get, a)) != 0 ||
-	    (rc = api_route(api, "POST", "/v1/node/registration", admin_api_reg_post, a)) != 0 ||
+	if ((rc = api_route(api, "GET", "/v1/credentials", API_FROM_LOCAL, admin_api_creds_list, a)) != 0 ||
+	    (rc = api_route(api, "PUT", "/v1/credentials/*", API_FROM_LOCAL, admin_api_creds_change, a)) != 0 ||
+	    (rc = api_route(api, "DELETE", "/v1/credentials/*", API_FROM_LOCAL, admin_api_creds_change, a)) != 0 ||
+	    (rc = api_route(api, "GET", "/v1/node/registration", API_FROM_LOCAL, admin_api_reg_get, a)) != 0 ||
+	    (rc = api_route(api, "POST", "/v1/node/registration", API_FROM_LOCAL, admin_api_reg_post, a)) != 0 ||
 	    (rc = node_add_hooks(n, &h)) != 0) {
 		shir_error_set(err, rc, "cannot add the credentials routes");
 		goto fail;

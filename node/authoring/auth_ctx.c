@@ -35,6 +35,7 @@ static const struct {
 	[AUTH_E_LOCAL] = { "LocalMachineAccessDenied", 403 },
 	[AUTH_E_READONLY] = { "ReadOnlyViolation", 403 },
 	[AUTH_E_NOTFOUND] = { "NotFound", 404 },
+	[AUTH_E_TOOLARGE] = { "ResultTooLarge", 413 },
 	[AUTH_E_AUTH] = { "AuthenticationFailed", 422 },
 	[AUTH_E_UNREACHABLE] = { "StoreUnreachable", 422 },
 	[AUTH_E_STORE] = { "StoreError", 422 },
@@ -110,6 +111,14 @@ auth_fail_timeout(struct auth_ctx *c, const char *what)
 {
 	return auth_fail(c, AUTH_E_UNREACHABLE, "%s timed out after %d s (node.operation_timeout); "
 	    "check that the store answers, or raise the timeout", what, c->timeout_s);
+}
+
+int
+auth_fail_budget(struct auth_ctx *c, const char *what)
+{
+	return auth_fail(c, AUTH_E_TOOLARGE, "%s needs more than the %zu MiB one request may hold "
+	    "(node.request_memory_limit); narrow the query (fewer or shorter values), or ask the "
+	    "node's admin to raise the limit", what, c->policy.mem_limit >> 20);
 }
 
 static const cJSON *

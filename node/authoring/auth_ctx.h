@@ -30,6 +30,7 @@ enum auth_code {
 	AUTH_E_LOCAL,		/* 403 LocalMachineAccessDenied */
 	AUTH_E_READONLY,	/* 403 ReadOnlyViolation */
 	AUTH_E_NOTFOUND,	/* 404 NotFound */
+	AUTH_E_TOOLARGE,	/* 413 ResultTooLarge */
 	AUTH_E_AUTH,		/* 422 AuthenticationFailed */
 	AUTH_E_UNREACHABLE,	/* 422 StoreUnreachable */
 	AUTH_E_STORE,		/* 422 StoreError */
@@ -60,6 +61,7 @@ struct auth_policy {
 	bool local_machine_access;
 	struct proxy_config *proxy;	/* a reference to the node's proxy settings */
 	int proxy_connect_timeout;
+	size_t mem_limit;	/* bytes: node.request_memory_limit */
 };
 
 struct auth_ctx {
@@ -96,6 +98,10 @@ bool auth_should_stop(const struct auth_ctx *c);
 int auth_secs_for(const struct auth_ctx *c, int want);
 /* The standard deadline failure: 422 StoreUnreachable "... timed out ...". */
 int auth_fail_timeout(struct auth_ctx *c, const char *what);
+
+/* The memory budget failure: 413 ResultTooLarge naming
+ * node.request_memory_limit. what: "a value of the answer", ... */
+int auth_fail_budget(struct auth_ctx *c, const char *what);
 
 /* Dataset and property helpers (missing or wrongly typed: 400 naming the field). */
 const char *auth_prop_str(struct auth_ctx *c, const char *name, bool required, const char *def);
@@ -140,6 +146,10 @@ extern const struct auth_store conn_pg_store;
 extern const struct auth_store conn_mysql_store;
 extern const struct auth_store conn_odbc_store;
 extern const struct auth_store conn_http_store;
+/* Wraps SQLite's allocator for the per-request heap budget; call once before
+ * any SQLite use. -1 when SQLite was already initialised (then only
+ * SQLITE_LIMIT_LENGTH bounds a request). */
+int conn_sqlite_global_init(void);
 
 /* Json records from any byte source (files, HTTP): pull calls feed with
  * chunks of UTF-8 (last = true on the final one) until feed returns non-zero

@@ -18,7 +18,7 @@ FUZZ_TARGETS += tests/fuzz/fuzz_csv_reader tests/fuzz/fuzz_json_reader
 tests_fuzz_fuzz_csv_reader_LDFLAGS = $(FUZZ_LINKFLAGS)
 tests_fuzz_fuzz_json_reader_LDFLAGS = $(FUZZ_LINKFLAGS)
 INTEGRATION_TESTS += tests/integration/test_authoring.py tests/integration/test_authoring_sql.py \
-	tests/integration/test_authoring_relay.py
+	tests/integration/test_authoring_relay.py tests/integration/test_security_limits.py
 EXTRA_DIST += tests/integration/stores.py tests/integration/authnode.py
 
 noinst_PROGRAMS += bench/authoring_load

@@ -425,7 +425,7 @@ listener_start(struct node *n, struct shir_error *err)
 	if (c->relay_test_routes) {
 		log_warn("listener", "event=test_routes enabled=true reason=\"relay.test_routes is on: "
 		    "GET /v1/test/blob is served; never use this in production\"");
-		if ((rc = api_route(node_api(n), "GET", "/v1/test/blob", listener_blob, l)) != 0)
+		if ((rc = api_route(node_api(n), "GET", "/v1/test/blob", API_FROM_ANY, listener_blob, l)) != 0)
 			return shir_error_set(err, rc, "cannot add the test route");
 	}
 	memset(&h, 0, sizeof h);

@@ -331,13 +331,15 @@ def test_http_through_relay(h):
     relay.create()
     relay.start()
     p, conf, sock = node_with_relay(h, relay)
-    code, body, err = curl(h, relay, "/v1/node")
+    # GET /v1/node is the admin's (403 over the relay, tests/integration/
+    # test_security_limits.py); Get IP is an authoring route the sender may call
+    code, body, err = curl(h, relay, "/v1/node/ip")
     check(code == 200, "status %s: %s %s" % (code, body[:300], err))
-    st = json.loads(body)
+    check(json.loads(body)["nodeName"] == "node-a", "%r" % body)
+    st = status(h, sock)
     check(st["name"] == "node-a" and st["status"] == "Online", "%r" % st)
     ch = st["channels"][0]
     check(ch["state"] == "Connected" and ch["connectedSince"] and ch["lastError"] == "", "%r" % ch)
-    check(ch["requestsInFlight"] == 1, "the request itself is in flight: %r" % ch)
     # a body travels too (POST is not allowed on /v1/node: the API says so)
     code, body, _ = curl(h, relay, "/v1/node", extra=["--data-binary", "x" * 5000])
     check(code == 405 and b"not allowed" in body, "POST: %s %s" % (code, body[:200]))
@@ -356,7 +358,7 @@ def test_http_through_relay(h):
     check("Status:   Online" in out and "Connected" in out, out)
     st = status(h, sock)
     check(st["channels"][0]["bytesIn"] > 0 and st["channels"][0]["bytesOut"] > 0, "%r" % st)
-    check(re.search(r"event=request.done channel=relay .*target=/v1/node status=200", p.log()),
+    check(re.search(r"event=request.done channel=relay .*target=/v1/node/ip status=200", p.log()),
           "no request.done for the GET")
     stop_clean(p)
 
@@ -449,8 +451,8 @@ def test_relay_restart_reconnects(h):
           st["channels"][0]["state"] == "Connecting", "%r" % st["channels"][0])
     relay.start()
     p.wait_log(r"event=channel.connected channel=relay", timeout=40)
-    code, body, err = curl(h, relay, "/v1/node")
-    check(code == 200 and json.loads(body)["status"] == "Online", "%s %s %s" % (code, body[:200],
+    code, body, err = curl(h, relay, "/v1/node/ip")
+    check(code == 200 and json.loads(body)["status"] == "Succeeded", "%s %s %s" % (code, body[:200],
                                                                                  err))
     check(status(h, sock)["channels"][0]["connects"] == 2, "two connects")
 
@@ -467,7 +469,7 @@ def test_token_renewed_in_time(h):
     p.wait_log(r"event=channel.renewed channel=relay")
     check("event=channel.disconnected" not in p.log(), "the channel dropped:\n%s" % p.tail())
     check("token_expired" not in relay.proc.log(), "the relay saw an expired token")
-    code, _, _ = curl(h, relay, "/v1/node")
+    code, _, _ = curl(h, relay, "/v1/node/ip")
     check(code == 200, "request after renewals: %s" % code)
     # the control: a node that cannot renew (stopped) is closed with 1008 at expiry,
     # says so, and comes back with a fresh token
@@ -530,9 +532,9 @@ def test_two_nodes_share_and_fail_over(h):
     pb, _, _ = node_with_relay(h, relay, name="node-b", keyname="node-key2")
     seen = {}
     for i in range(40):
-        code, body, err = curl(h, relay, "/v1/node")
+        code, body, err = curl(h, relay, "/v1/node/ip")
         check(code == 200, "request %d: %s %s" % (i, code, err))
-        n = json.loads(body)["name"]
+        n = json.loads(body)["nodeName"]
         seen[n] = seen.get(n, 0) + 1
     check(set(seen) == {"node-a", "node-b"}, "both nodes must answer: %r" % seen)
     relay.proc.mark()
@@ -540,8 +542,8 @@ def test_two_nodes_share_and_fail_over(h):
     pb.wait_exit(10)
     relay.proc.wait_log(r"event=listener.closed hc=myhc")
     for i in range(20):
-        code, body, err = curl(h, relay, "/v1/node")
-        check(code == 200 and json.loads(body)["name"] == "node-a",
+        code, body, err = curl(h, relay, "/v1/node/ip")
+        check(code == 200 and json.loads(body)["nodeName"] == "node-a",
               "request %d after the kill: %s %s" % (i, code, err))
 
 
@@ -588,7 +590,7 @@ def test_reload_make_before_break(h):
     st = status(h, sock)
     check(len(st["channels"]) == 1 and st["channels"][0]["listenerId"] != old_id and
           st["channels"][0]["state"] == "Connected", "%r" % st["channels"])
-    code, _, _ = curl(h, relay, "/v1/node")
+    code, _, _ = curl(h, relay, "/v1/node/ip")
     check(code == 200, "after the switch: %s" % code)
     # a changed proxy setting reconnects too (the relay is on loopback, so the dial
     # itself stays direct), again make-before-break
@@ -597,7 +599,7 @@ def test_reload_make_before_break(h):
     p.signal(signal.SIGHUP)
     p.wait_log(r"event=channel.changing channel=relay reason=proxy")
     p.wait_log(r"event=channel.replaced channel=relay")
-    code, _, _ = curl(h, relay, "/v1/node")
+    code, _, _ = curl(h, relay, "/v1/node/ip")
     check(code == 200, "after the proxy change: %s" % code)
     stop_clean(p)
 
@@ -664,8 +666,8 @@ def test_through_squid_basic_auth(h):
     p, conf, sock = node_with_relay(h, relay, endpoint=ep,
                                     extra="ca_file = %s\ntest_routes = true" % ca,
                                     tail=proxy_section(h, sq.port, "right-pw"))
-    code, body, err = curl(h, relay, "/v1/node")
-    check(code == 200 and json.loads(body)["status"] == "Online", "%s %s" % (code, err))
+    code, body, err = curl(h, relay, "/v1/node/ip")
+    check(code == 200 and json.loads(body)["status"] == "Succeeded", "%s %s" % (code, err))
     code, body, err = curl(h, relay, "/v1/test/blob?bytes=150000")
     check(code == 200 and len(body) == 150000, "rendezvous through squid: %s %d" % (code,
                                                                                     len(body)))
@@ -698,7 +700,7 @@ def test_dead_relay_detected_by_pings(h):
     finally:
         relay.proc.signal(signal.SIGCONT)
     p.wait_log(r"event=channel.connected channel=relay", timeout=30)
-    code, _, _ = curl(h, relay, "/v1/node")
+    code, _, _ = curl(h, relay, "/v1/node/ip")
     check(code == 200, "after the relay came back: %s" % code)
 
 
@@ -719,7 +721,7 @@ def test_request_timeout_answers_503(h):
     p.wait_log(r"event=request.timeout channel=relay")
     # the late answer of the API is dropped quietly, and the node goes on serving
     p.wait_log(r"event=api.done method=GET path=/v1/test/blob status=200 cancelled=1", timeout=10)
-    code, _, _ = curl(h, relay, "/v1/node")
+    code, _, _ = curl(h, relay, "/v1/node/ip")
     check(code == 200, "after the timeout: %s" % code)
 
 
@@ -739,7 +741,7 @@ def test_limited_when_new_key_fails(h):
           st["statusDetail"])
     states = sorted((c["state"], bool(c.get("replacing"))) for c in st["channels"])
     check(states[0] == ("Connected", False) and states[1][1] is True, "%r" % st["channels"])
-    code, _, _ = curl(h, relay, "/v1/node")
+    code, _, _ = curl(h, relay, "/v1/node/ip")
     check(code == 200, "the old channel must still serve: %s" % code)
 
 

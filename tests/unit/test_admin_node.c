@@ -92,7 +92,12 @@ test_credentials_routes(void **state)
 	struct got g;
 	char *sec = NULL;
 
+	/* the credential store is the admin's: the relay (a Send key) may not
+	 * set, list or delete credentials (docs/security-limits.md) */
 	call(n, API_CH_RELAY, "PUT", "/v1/credentials/db", "{\"value\":\"pw-1\"}", &g);
+	assert_int_equal(g.status, 403);
+	assert_int_equal(credstore_get(node_ext(n, NODE_EXT_CREDS), "db", &sec, NULL), SHIR_ENOENT);
+	call(n, API_CH_LOCAL, "PUT", "/v1/credentials/db", "{\"value\":\"pw-1\"}", &g);
 	assert_int_equal(g.status, 200);
 	assert_non_null(strstr(g.body, "\"version\":1"));
 	assert_int_equal(credstore_get(node_ext(n, NODE_EXT_CREDS), "db", &sec, NULL), 0);
@@ -110,7 +115,11 @@ test_credentials_routes(void **state)
 	assert_int_equal(g.status, 400);
 	call(n, API_CH_LOCAL, "GET", "/v1/credentials/db", "", &g);
 	assert_int_equal(g.status, 405);	/* values are never read back */
+	call(n, API_CH_RELAY, "GET", "/v1/credentials", "", &g);
+	assert_int_equal(g.status, 403);
 	call(n, API_CH_SELF_CONTAINED, "DELETE", "/v1/credentials/db", "", &g);
+	assert_int_equal(g.status, 403);
+	call(n, API_CH_LOCAL, "DELETE", "/v1/credentials/db", "", &g);
 	assert_int_equal(g.status, 200);
 	call(n, API_CH_LOCAL, "DELETE", "/v1/credentials/db", "", &g);
 	assert_int_equal(g.status, 404);
@@ -145,6 +154,8 @@ test_registration_routes(void **state)
 	assert_string_equal(cur->key, "k3y");
 	assert_ptr_equal(admin_node_registration(n), cur);
 	call(n, API_CH_RELAY, "GET", "/v1/node/registration", "", &g);
+	assert_int_equal(g.status, 403);
+	call(n, API_CH_LOCAL, "GET", "/v1/node/registration", "", &g);
 	o = cJSON_Parse(g.body);
 	assert_string_equal(cJSON_GetObjectItem(o, "ir")->valuestring, "sales-ir");
 	assert_null(strstr(g.body, "k3y"));

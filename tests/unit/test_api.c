@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "node/api.h"
+#include "common/shir_err.h"
 
 struct got {
 	int calls, status;
@@ -59,8 +60,8 @@ test_routes(void **state)
 	struct api *api = api_new();
 	struct got g;
 
-	assert_int_equal(api_route(api, "POST", "/v1/echo", h_echo, NULL), 0);
-	assert_int_equal(api_route(api, NULL, "/v1/creds/*", h_echo, NULL), 0);
+	assert_int_equal(api_route(api, "POST", "/v1/echo", API_FROM_ANY, h_echo, NULL), 0);
+	assert_int_equal(api_route(api, NULL, "/v1/creds/*", API_FROM_LOCAL, h_echo, NULL), 0);
 	dispatch(api, "POST", "/v1/echo?x=1", "hello", &g, NULL);
 	assert_int_equal(g.calls, 1);
 	assert_int_equal(g.status, 200);
@@ -78,13 +79,66 @@ test_routes(void **state)
 }
 
 static void
+dispatch_ch(struct api *api, enum api_channel ch, const char *m, const char *t, struct got *g)
+{
+	struct api_request rq = { m, t, "", 0, ch };
+
+	memset(g, 0, sizeof *g);
+	api_dispatch(api, &rq, done, g, NULL);
+}
+
+/* Each route answers only the channels it declares; the others get 403
+ * before the handler runs, and the handler never sees them. */
+static void
+test_channels(void **state)
+{
+	struct api *api = api_new();
+	const char *m, *p;
+	unsigned chs;
+	struct got g;
+
+	assert_int_equal(api_route(api, "GET", "/v1/admin", 0, h_echo, NULL), SHIR_EINVAL);
+	assert_int_equal(api_route(api, "GET", "/v1/admin", 1u << 7, h_echo, NULL), SHIR_EINVAL);
+	assert_int_equal(api_route(api, "GET", "/v1/admin", API_FROM_LOCAL, h_echo, NULL), 0);
+	assert_int_equal(api_route(api, "GET", "/v1/author", API_FROM_LOCAL | API_FROM_RELAY, h_echo,
+	    NULL), 0);
+	assert_int_equal(api_route_info(api, 0, &m, &p, &chs), 0);
+	assert_string_equal(p, "/v1/admin");
+	assert_int_equal(chs, API_FROM_LOCAL);
+	assert_int_equal(api_route_info(api, 2, &m, &p, &chs), -1);
+
+	dispatch_ch(api, API_CH_LOCAL, "GET", "/v1/admin", &g);
+	assert_int_equal(g.status, 200);
+	dispatch_ch(api, API_CH_RELAY, "GET", "/v1/admin?x", &g);
+	assert_int_equal(g.status, 403);
+	assert_null(strstr(g.headers, "X-Path"));	/* the handler did not run */
+	assert_non_null(strstr(g.body, "\"code\":\"Forbidden\""));
+	assert_non_null(strstr(g.body, "control socket only"));
+	assert_non_null(strstr(g.body, "relay"));
+	dispatch_ch(api, API_CH_SELF_CONTAINED, "GET", "/v1/admin", &g);
+	assert_int_equal(g.status, 403);
+	dispatch_ch(api, API_CH_RELAY, "GET", "/v1/author", &g);
+	assert_int_equal(g.status, 200);
+	dispatch_ch(api, API_CH_SELF_CONTAINED, "GET", "/v1/author", &g);
+	assert_int_equal(g.status, 403);
+	assert_non_null(strstr(g.body, "self-contained"));
+	/* a wrong method is still 405, an unknown path 404, from any channel */
+	dispatch_ch(api, API_CH_RELAY, "POST", "/v1/admin", &g);
+	assert_int_equal(g.status, 405);
+	dispatch_ch(api, API_CH_RELAY, "GET", "/v1/none", &g);
+	assert_int_equal(g.status, 404);
+	assert_int_equal(api_inflight(api), 0);
+	api_free(api);
+}
+
+static void
 test_async_cancel_and_drain(void **state)
 {
 	struct api *api = api_new();
 	struct api_reply *h = NULL;
 	struct got g;
 
-	api_route(api, "GET", "/v1/slow", h_hold, NULL);
+	api_route(api, "GET", "/v1/slow", API_FROM_ANY, h_hold, NULL);
 	dispatch(api, "GET", "/v1/slow", "", &g, &h);
 	assert_non_null(h);
 	assert_int_equal(g.calls, 0);
@@ -111,6 +165,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_routes),
+		cmocka_unit_test(test_channels),
 		cmocka_unit_test(test_async_cancel_and_drain),
 	};
 

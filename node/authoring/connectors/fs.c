@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <limits.h>
+
 #include <cjson/cJSON.h>
 
 #include "node/authoring/auth_ctx.h"
@@ -66,6 +68,80 @@ fs_resolve(struct auth_ctx *c, const char *root, const char *rel, const char *wh
 	free(joined);
 	*out = real;
 	return rc;
+}
+
+/* Where an open descriptor really is (Linux: the /proc/self/fd link is the
+ * kernel's own path of the open file, whatever links led to it). */
+static bool
+fs_fd_path(int fd, char *buf, size_t n)
+{
+	char link[64];
+	ssize_t l;
+
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	l = readlink(link, buf, n - 1);
+	if (l <= 0 || (size_t)l >= n - 1)
+		return false;
+	buf[l] = '\0';
+	return true;
+}
+
+/* Opens a path that fs_resolve checked, without following a final link,
+ * and makes sure the descriptor is that very path: a link swapped into the
+ * path between the check and the open (a race) is refused, not read. */
+static int
+fs_open_checked(struct auth_ctx *c, const char *path, int flags, const char *what)
+{
+	char real[PATH_MAX];
+	int fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			auth_fail(c, AUTH_E_NOTFOUND, "%s %s does not exist", what, path);
+		else if (errno == ELOOP)
+			auth_fail(c, AUTH_E_PATH, "%s %s became a symbolic link after it was checked; "
+			    "it is not read", what, path);
+		else
+			auth_fail(c, AUTH_E_STORE, "cannot open %s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	if (c->policy.path_validation && (!fs_fd_path(fd, real, sizeof real) ||
+	    strcmp(real, path) != 0)) {
+		close(fd);
+		auth_fail(c, AUTH_E_PATH, "%s %s changed (a symbolic link on its way) after it was "
+		    "checked; it is not read", what, path);
+		return -1;
+	}
+	return fd;
+}
+
+/* The metadata browse may show for entry name of the folder dirfd. A
+ * symbolic link shows its target's metadata only when the target lies
+ * inside the linked service's root (so inside the allowed folders):
+ * otherwise the entry is left out, as a dangling link is, and nothing of
+ * what lies behind it (type, size, time) leaves the node. The target is
+ * opened (O_PATH) and checked by the path of that descriptor, and the
+ * metadata comes from the same descriptor: no race between the two. */
+static bool
+fs_entry_stat(struct auth_ctx *c, int dirfd, const char *name, const char *root,
+    struct stat *st)
+{
+	char real[PATH_MAX];
+	bool ok;
+	int fd;
+
+	if (fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW) != 0)
+		return false;
+	if (!S_ISLNK(st->st_mode))
+		return true;
+	if (!c->policy.path_validation)
+		return fstatat(dirfd, name, st, 0) == 0;
+	fd = openat(dirfd, name, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return false;	/* a dangling link */
+	ok = fs_fd_path(fd, real, sizeof real) && auth_path_inside(real, root) && fstat(fd, st) == 0;
+	close(fd);
+	return ok;
 }
 
 static void
@@ -131,14 +207,17 @@ fs_browse(struct auth_ctx *c, cJSON *items, bool *truncated)
 	struct dirent *e;
 	struct stat st;
 	DIR *d = NULL;
-	int n = 0, rc = -1;
+	int n = 0, rc = -1, fd = -1;
 
 	if (fs_root(c, &root) != 0)
 		goto out;
 	if (fs_resolve(c, root, c->path, "the path", &dir) != 0)
 		goto out;
-	if (stat(dir, &st) != 0) {
-		auth_fail(c, AUTH_E_NOTFOUND, "the path %s does not exist", c->path);
+	/* metadata from the descriptor that was checked, never from a path */
+	if ((fd = fs_open_checked(c, dir, O_PATH, "the path")) < 0)
+		goto out;
+	if (fstat(fd, &st) != 0) {
+		auth_fail(c, AUTH_E_STORE, "cannot read %s: %s", c->path, strerror(errno));
 		goto out;
 	}
 	if (!S_ISDIR(st.st_mode)) {
@@ -148,17 +227,22 @@ fs_browse(struct auth_ctx *c, cJSON *items, bool *truncated)
 		rc = 0;
 		goto out;
 	}
-	d = opendir(dir);
+	close(fd);
+	fd = fs_open_checked(c, dir, O_RDONLY | O_DIRECTORY, "the folder");
+	if (fd < 0)
+		goto out;
+	d = fdopendir(fd);
 	if (d == NULL) {
 		auth_fail(c, AUTH_E_STORE, "cannot list %s: %s", c->path[0] ? c->path : "the root",
 		    strerror(errno));
 		goto out;
 	}
+	fd = -1;	/* the DIR owns it */
 	while ((e = readdir(d)) != NULL) {
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
-		if (fstatat(dirfd(d), e->d_name, &st, 0) != 0)
-			continue;	/* a dangling link */
+		if (!fs_entry_stat(c, dirfd(d), e->d_name, root, &st))
+			continue;	/* a dangling link, or one that leaves the root */
 		if (++n > FS_BROWSE_SCAN_MAX) {
 			*truncated = true;
 			break;
@@ -173,6 +257,8 @@ fs_browse(struct auth_ctx *c, cJSON *items, bool *truncated)
 out:
 	if (d)
 		closedir(d);
+	if (fd >= 0)
+		close(fd);
 	free(root);
 	free(dir);
 	return rc;
@@ -371,13 +457,21 @@ fs_stream(struct auth_ctx *c, const char *path, const char *encoding, fs_feed_fn
 		    "UTF-8, UTF-16, UTF-16LE, UTF-16BE, ISO-8859-1 (Latin-1) or Windows-1252", encoding);
 	if (*ic && (cd = iconv_open("UTF-8", ic)) == (iconv_t)-1)
 		return auth_fail(c, AUTH_E_INTERNAL, "this system's iconv cannot decode %s", ic);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);	/* path is resolved: no link may appear since */
-	if (fd < 0) {
-		if (errno == ENOENT)
-			auth_fail(c, AUTH_E_NOTFOUND, "the file %s does not exist", path);
-		else
-			auth_fail(c, AUTH_E_STORE, "cannot open %s: %s", path, strerror(errno));
+	/* path is resolved and checked; O_NONBLOCK so that opening a FIFO does
+	 * not wait for a writer, and only a regular file is read (a FIFO or a
+	 * device would hold the worker past the deadline) */
+	fd = fs_open_checked(c, path, O_RDONLY | O_NONBLOCK, "the file");
+	if (fd < 0)
 		goto out;
+	{
+		struct stat st;
+
+		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+			auth_fail(c, AUTH_E_INVALID, "%s is not a regular file (a folder, FIFO, socket "
+			    "or device): only files are read", path);
+			goto out;
+		}
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	}
 	in = malloc(FS_CHUNK + 8);
 	out = malloc(FS_CHUNK * 4 + 16);

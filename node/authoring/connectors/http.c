@@ -23,6 +23,7 @@ struct ht {
 	void *feeder;
 	auth_feed_fn feed;
 	int feed_rc;		/* 1 enough rows, -1 reader error */
+	size_t body_bytes;	/* read so far; at most the request's memory budget */
 	long status;
 	char errbody[512];
 	size_t errlen;
@@ -67,6 +68,12 @@ ht_write(char *p, size_t sz, size_t n, void *arg)
 		t->errbody[t->errlen] = '\0';
 		/* test: the status is known, the body is not needed */
 		return t->feed == NULL && t->status < 400 ? 0 : len;
+	}
+	t->body_bytes += len;
+	if (t->c->policy.mem_limit > 0 && t->body_bytes > t->c->policy.mem_limit) {
+		/* an answer that goes on without giving the rows asked for */
+		auth_fail_budget(t->c, "the HttpServer answer (read without finding enough rows)");
+		return 0;
 	}
 	t->feed_rc = t->feed(t->feeder, p, len, false);
 	return t->feed_rc == 0 ? len : 0;	/* 0 stops the transfer */

@@ -73,9 +73,16 @@ my_fail(struct auth_ctx *c, MYSQL *m, const char *what)
 	case CR_CONN_HOST_ERROR: case CR_CONNECTION_ERROR: case CR_UNKNOWN_HOST:
 	case CR_SERVER_GONE_ERROR:
 		return auth_fail(c, AUTH_E_UNREACHABLE, "%s", msg);
+	case CR_NET_PACKET_TOO_LARGE: case ER_NET_PACKET_TOO_LARGE:
+		return auth_fail_budget(c, "one row of the MySQL answer");
 	case CR_SERVER_LOST:
 		if (auth_should_stop(c))
 			return auth_fail_timeout(c, what);
+		/* libmariadb reports a packet over MYSQL_OPT_MAX_ALLOWED_PACKET
+		 * as a lost connection; its net layer says why (error 1: the
+		 * packet did not fit, 2: the socket failed) */
+		if (c->policy.mem_limit > 0 && m->net.error == 1)
+			return auth_fail_budget(c, "one row of the MySQL answer");
 		return auth_fail(c, AUTH_E_UNREACHABLE, "%s", msg);
 	case ER_QUERY_INTERRUPTED:
 		if (auth_should_stop(c))
@@ -105,6 +112,14 @@ my_open(struct auth_ctx *c, struct my_conn *mc, bool with_db)
 	mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &to);
 	mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &to);
 	mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	/* one packet (a row of mysql_use_result) may not pass the request's
+	 * memory budget: libmariadb would otherwise take up to 1 GiB from
+	 * whatever server the linked service names */
+	if (c->policy.mem_limit > 0) {
+		unsigned long maxp = c->policy.mem_limit;
+
+		mysql_optionsv(m, MYSQL_OPT_MAX_ALLOWED_PACKET, &maxp);
+	}
 	if (mc->ssl) {
 		mysql_options(m, MYSQL_OPT_SSL_ENFORCE, &on);
 		mysql_options(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on);
@@ -232,6 +247,39 @@ my_ident(const char *s)
 	return q;
 }
 
+#define MY_BROWSE_ROWS_MAX 100000
+
+/* The next row of a catalog listing read with mysql_use_result (a row at a
+ * time: the server names how many rows there are, a hostile one without
+ * end). NULL at the end, after MY_BROWSE_ROWS_MAX rows (*truncated set), or
+ * past the request's memory budget (failed). */
+static MYSQL_ROW
+my_browse_row(struct auth_ctx *c, MYSQL *m, MYSQL_RES *res, int *n, size_t *bytes,
+    bool *truncated)
+{
+	MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
+	unsigned long *lens;
+	unsigned i;
+
+	if (row == NULL) {
+		if (mysql_errno(m))
+			my_fail(c, m, "listing");
+		return NULL;
+	}
+	if (++*n > MY_BROWSE_ROWS_MAX) {
+		*truncated = true;
+		return NULL;
+	}
+	lens = mysql_fetch_lengths(res);
+	for (i = 0; lens && i < mysql_num_fields(res); i++)
+		*bytes += lens[i] + 64;	/* and what a browse item costs */
+	if (c->policy.mem_limit > 0 && *bytes > c->policy.mem_limit) {
+		auth_fail_budget(c, "the MySQL listing");
+		return NULL;
+	}
+	return row;
+}
+
 static int
 my_browse(struct auth_ctx *c, cJSON *items, bool *truncated)
 {
@@ -240,7 +288,8 @@ my_browse(struct auth_ctx *c, cJSON *items, bool *truncated)
 	MYSQL_ROW row;
 	char *lit = NULL, sql[1024];
 	const char *schema;
-	int rc = -1;
+	size_t bytes = 0;
+	int rc = -1, n = 0;
 
 	if (my_connect(c, &mc, true) != 0)
 		goto out;
@@ -250,10 +299,10 @@ my_browse(struct auth_ctx *c, cJSON *items, bool *truncated)
 		    "schema_name NOT IN ('information_schema','mysql','performance_schema','sys') "
 		    "ORDER BY 1", "listing the databases") != 0)
 			goto out;
-		res = mysql_store_result(mc.m);
-		while (res && (row = mysql_fetch_row(res)) != NULL)
+		res = mysql_use_result(mc.m);
+		while ((row = my_browse_row(c, mc.m, res, &n, &bytes, truncated)) != NULL)
 			auth_item(items, row[0], "schema");
-		rc = 0;
+		rc = c->code == AUTH_OK ? 0 : -1;
 		goto out;
 	}
 	lit = my_literal(mc.m, schema);
@@ -263,8 +312,12 @@ my_browse(struct auth_ctx *c, cJSON *items, bool *truncated)
 	    lit);
 	if (my_query(c, &mc, sql, "looking up the database") != 0)
 		goto out;
-	res = mysql_store_result(mc.m);
-	if (res == NULL || mysql_num_rows(res) == 0) {
+	res = mysql_use_result(mc.m);
+	if (res == NULL || mysql_fetch_row(res) == NULL) {
+		if (mysql_errno(mc.m)) {
+			my_fail(c, mc.m, "looking up the database");
+			goto out;
+		}
 		auth_fail(c, AUTH_E_NOTFOUND, "database (schema) \"%s\" does not exist or is not "
 		    "visible to this user", schema);
 		goto out;
@@ -276,16 +329,14 @@ my_browse(struct auth_ctx *c, cJSON *items, bool *truncated)
 		res = NULL;
 		goto out;
 	}
-	res = mysql_store_result(mc.m);
-	while (res && (row = mysql_fetch_row(res)) != NULL) {
+	res = mysql_use_result(mc.m);
+	while ((row = my_browse_row(c, mc.m, res, &n, &bytes, truncated)) != NULL) {
 		cJSON *it = auth_item(items, row[0], row[1] && strstr(row[1], "VIEW") ? "view" : "table");
 
 		if (it)
 			cJSON_AddStringToObject(it, "schema", schema);
 	}
-	if (res && mysql_num_rows(res) > 100000)
-		*truncated = true;
-	rc = 0;
+	rc = c->code == AUTH_OK ? 0 : -1;
 out:
 	if (res)
 		mysql_free_result(res);

@@ -6,10 +6,20 @@
  * SQL_ATTR_QUERY_TIMEOUT at the deadline and SQL_ATTR_MAX_ROWS. */
 #include "config.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <sql.h>
@@ -400,10 +410,191 @@ od_table_schema(struct auth_ctx *c, struct od *o)
 	return 0;
 }
 
+/* ---- the guard: memory budget and deadline inside the driver ---------------
+ *
+ * A driver reads a statement's answer itself, and many (psqlODBC by default)
+ * buffer all of it before SQLExecDirect returns, whatever SQL_ATTR_MAX_ROWS
+ * says. So while a statement runs, a guard thread watches the driver's own
+ * socket, found exactly by asking the server for the connection's client and
+ * server ports (PostgreSQL and MySQL/MariaDB) and matching them against this
+ * process's sockets. Past the request's memory budget of bytes received, or
+ * 2 s after the deadline's SQLCancel, it shuts the socket down: the driver's
+ * read fails, the statement ends, and od_close frees what it held. The guard
+ * works on a dup() of the socket, so the descriptor it acts on can never be
+ * another one that reused the number. Other DBMSs, or a connection through a
+ * Unix socket: no guard (the query timeout and SQLCancel still apply). */
+
+struct od_guard {
+	struct auth_ctx *c;
+	SQLHSTMT st;
+	int fd;			/* our dup of the driver's socket; -1: no guard */
+	unsigned long long base;
+	pthread_t th;
+	atomic_int done;
+	atomic_int tripped;	/* 1: budget, 2: deadline */
+};
+
+static bool
+od_sock_rx(int fd, unsigned long long *rx)
+{
+	struct tcp_info ti;
+	socklen_t l = sizeof ti;
+
+	memset(&ti, 0, sizeof ti);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) != 0 ||
+	    l < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+		return false;
+	*rx = ti.tcpi_bytes_received;
+	return true;
+}
+
+static int
+od_sock_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return -1;
+}
+
+/* This process's one TCP socket with these local and peer ports, dup'ed;
+ * -1 when there is none or more than one. */
+static int
+od_find_socket(int lport, int pport)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int found = -1, n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		struct sockaddr_storage a, b;
+		socklen_t al = sizeof a, bl = sizeof b;
+		struct stat st;
+		int fd = atoi(e->d_name);
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9' || fd == dirfd(d))
+			continue;
+		if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+			continue;
+		if (getsockname(fd, (struct sockaddr *)&a, &al) != 0 ||
+		    getpeername(fd, (struct sockaddr *)&b, &bl) != 0)
+			continue;
+		if (od_sock_port(&a) == lport && od_sock_port(&b) == pport) {
+			found = fd;
+			n++;
+		}
+	}
+	closedir(d);
+	return n == 1 ? fcntl(found, F_DUPFD_CLOEXEC, 0) : -1;
+}
+
+/* The driver's socket, when the DBMS can name the connection's ports. */
+static int
+od_driver_socket(struct od *o)
+{
+	SQLCHAR name[128] = "", lp[32] = "", pp[32] = "";
+	SQLSMALLINT l = 0;
+	SQLLEN i1 = 0, i2 = 0;
+	const char *sql = NULL;
+	int fd = -1;
+
+	SQLGetInfo(o->dbc, SQL_DBMS_NAME, name, sizeof name, &l);
+	if (strstr((const char *)name, "PostgreSQL"))
+		sql = "SELECT inet_client_port(), inet_server_port()";
+	else if (strstr((const char *)name, "MySQL") || strstr((const char *)name, "MariaDB"))
+		sql = "SELECT SUBSTRING_INDEX(host, ':', -1), @@port FROM "
+		    "information_schema.processlist WHERE id = CONNECTION_ID()";
+	if (sql == NULL)
+		return -1;
+	if (SQL_SUCCEEDED(SQLExecDirect(o->st, (SQLCHAR *)sql, SQL_NTS)) &&
+	    SQL_SUCCEEDED(SQLFetch(o->st)) &&
+	    SQL_SUCCEEDED(SQLGetData(o->st, 1, SQL_C_CHAR, lp, sizeof lp, &i1)) &&
+	    SQL_SUCCEEDED(SQLGetData(o->st, 2, SQL_C_CHAR, pp, sizeof pp, &i2)) &&
+	    i1 != SQL_NULL_DATA && i2 != SQL_NULL_DATA && atoi((char *)lp) > 0)
+		fd = od_find_socket(atoi((char *)lp), atoi((char *)pp));
+	SQLFreeStmt(o->st, SQL_CLOSE);
+	return fd;
+}
+
+static void *
+od_guard_run(void *arg)
+{
+	struct od_guard *g = arg;
+	struct timespec tick = { 0, 5 * 1000 * 1000 };
+	int stopped_ticks = -1;
+
+	while (!atomic_load(&g->done)) {
+		unsigned long long rx;
+
+		nanosleep(&tick, NULL);
+		if (g->c->policy.mem_limit > 0 && od_sock_rx(g->fd, &rx) &&
+		    rx - g->base > g->c->policy.mem_limit) {
+			atomic_store(&g->tripped, 1);
+			shutdown(g->fd, SHUT_RDWR);
+			break;
+		}
+		if (auth_should_stop(g->c)) {
+			if (stopped_ticks < 0) {
+				SQLCancel(g->st);	/* allowed from another thread */
+				stopped_ticks = 0;
+			} else if (++stopped_ticks >= 400) {	/* 2 s later */
+				atomic_store(&g->tripped, 2);
+				shutdown(g->fd, SHUT_RDWR);
+				break;
+			}
+		}
+	}
+	return NULL;
+}
+
+static void
+od_guard_start(struct od_guard *g, struct auth_ctx *c, struct od *o)
+{
+	memset(g, 0, sizeof *g);
+	g->c = c;
+	g->st = o->st;
+	g->fd = od_driver_socket(o);
+	if (g->fd >= 0 && (!od_sock_rx(g->fd, &g->base) ||
+	    pthread_create(&g->th, NULL, od_guard_run, g) != 0)) {
+		close(g->fd);
+		g->fd = -1;
+	}
+}
+
+/* Stops the guard; returns what it did (0 nothing, 1 budget, 2 deadline). */
+static int
+od_guard_stop(struct od_guard *g)
+{
+	if (g->fd < 0)
+		return 0;
+	atomic_store(&g->done, 1);
+	pthread_join(g->th, NULL);
+	close(g->fd);
+	g->fd = -1;
+	return atomic_load(&g->tripped);
+}
+
+/* The failure of a statement the guard may have stopped. */
+static int
+od_stmt_fail(struct auth_ctx *c, struct od_guard *g, struct od *o, const char *what)
+{
+	int t = od_guard_stop(g);
+
+	if (t == 1)
+		return auth_fail_budget(c, "the ODBC answer");
+	if (t == 2)
+		return auth_fail_timeout(c, what);
+	return od_fail(c, SQL_HANDLE_STMT, o->st, what);
+}
+
 static int
 od_run(struct auth_ctx *c, bool preview)
 {
 	struct od o;
+	struct od_guard g = { .fd = -1 };
 	char *sql = NULL, *buf = NULL;
 	const char *q;
 	SQLSMALLINT ncols = 0, i;
@@ -439,9 +630,13 @@ od_run(struct auth_ctx *c, bool preview)
 		goto out;
 	}
 	SQLSetStmtAttr(o.st, SQL_ATTR_MAX_ROWS, (SQLPOINTER)(SQLULEN)(preview ? c->limit + 1 : 1), 0);
+	/* values are cut at AUTH_VALUE_MAX and read through a buffer of that
+	 * size; drivers that honour it need not hold more of a long value */
+	SQLSetStmtAttr(o.st, SQL_ATTR_MAX_LENGTH, (SQLPOINTER)(SQLULEN)(AUTH_VALUE_MAX + 1), 0);
+	od_guard_start(&g, c, &o);
 	r = SQLExecDirect(o.st, (SQLCHAR *)q, SQL_NTS);
 	if (!SQL_SUCCEEDED(r) && r != SQL_NO_DATA) {
-		od_fail(c, SQL_HANDLE_STMT, o.st, "the query");
+		od_stmt_fail(c, &g, &o, "the query");
 		goto out;
 	}
 	SQLNumResultCols(o.st, &ncols);
@@ -471,7 +666,7 @@ od_run(struct auth_ctx *c, bool preview)
 		goto out;
 	while ((r = SQLFetch(o.st)) != SQL_NO_DATA) {
 		if (!SQL_SUCCEEDED(r)) {
-			od_fail(c, SQL_HANDLE_STMT, o.st, "reading the rows");
+			od_stmt_fail(c, &g, &o, "reading the rows");
 			goto out;
 		}
 		if (!auth_rows_want(c->rows)) {
@@ -507,6 +702,7 @@ od_run(struct auth_ctx *c, bool preview)
 	}
 	rc = 0;
 out:
+	od_guard_stop(&g);
 	free(buf);
 	free(sql);
 	od_close(&o);

@@ -6,7 +6,12 @@
  * running at the deadline is cancelled with PQcancel. */
 #include "config.h"
 
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,11 +219,38 @@ pg_connect(struct auth_ctx *c, PGconn **out)
 	return 0;
 }
 
+/* Bytes received on the connection so far: the kernel's count for TCP
+ * (tcpi_bytes_received: at least what libpq has read), else the sum of
+ * what was waiting before each read (a Unix socket). */
+static unsigned long long
+pg_rx(PGconn *conn, unsigned long long *acc, bool before_read)
+{
+	struct tcp_info ti;
+	socklen_t l = sizeof ti;
+	int avail = 0;
+
+	memset(&ti, 0, sizeof ti);
+	if (getsockopt(PQsocket(conn), IPPROTO_TCP, TCP_INFO, &ti, &l) == 0 &&
+	    l >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+		return ti.tcpi_bytes_received;
+	if (before_read && ioctl(PQsocket(conn), FIONREAD, &avail) == 0 && avail > 0)
+		*acc += (unsigned)avail;
+	return *acc;
+}
+
 /* Waits for the next result of a sent query; NULL when the query is
- * finished. On the deadline, cancels it and fails. *timed_out tells. */
+ * finished. On the deadline, cancels it and fails. *failed tells.
+ *
+ * libpq buffers a whole result (in single-row mode, a whole row) before it
+ * hands it over, however large the server makes it. So the bytes received
+ * while one result is read are counted, and past the request's memory
+ * budget the query is cancelled and the request fails 413 (PQfinish then
+ * frees what libpq had buffered). */
 static PGresult *
 pg_next(struct auth_ctx *c, PGconn *conn, bool *failed)
 {
+	unsigned long long acc = 0, mark = pg_rx(conn, &acc, false);
+
 	*failed = false;
 	while (PQisBusy(conn)) {
 		if (pg_wait_sock(c, conn, POLLIN, -1) != 0) {
@@ -227,8 +259,15 @@ pg_next(struct auth_ctx *c, PGconn *conn, bool *failed)
 			*failed = true;
 			return NULL;
 		}
+		pg_rx(conn, &acc, true);
 		if (!PQconsumeInput(conn)) {
 			pg_fail_msg(c, NULL, PQerrorMessage(conn), "reading from PostgreSQL");
+			*failed = true;
+			return NULL;
+		}
+		if (c->policy.mem_limit > 0 && pg_rx(conn, &acc, false) - mark > c->policy.mem_limit) {
+			pg_cancel(conn);
+			auth_fail_budget(c, "one row of the PostgreSQL answer");
 			*failed = true;
 			return NULL;
 		}

@@ -1,8 +1,22 @@
 /* Sqlite connector: read-only connections (SQLITE_OPEN_READONLY), statements
  * checked with sqlite3_stmt_readonly, and a progress handler that interrupts
- * a statement when the deadline passes. */
+ * a statement when the deadline passes.
+ *
+ * Memory: SQLITE_LIMIT_LENGTH caps one string or blob at the request's
+ * budget, and SQLite's allocator is wrapped so that each worker thread counts
+ * what its own connection holds: past the budget an allocation fails
+ * (SQLITE_NOMEM) and the request is answered 413 ResultTooLarge. A
+ * connection is opened, used and closed on one worker (SQLITE_OPEN_NOMUTEX),
+ * so the thread's count is the connection's; sqlite3_hard_heap_limit64()
+ * would be one limit for the whole process. */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -12,6 +26,111 @@
 
 #include "node/authoring/auth_ctx.h"
 #include "node/authoring/auth_rows.h"
+#include "common/log.h"
+
+/* ---- the per-connection heap budget --------------------------------------- */
+
+static sqlite3_mem_methods sq_base;
+static bool sq_counting;		/* the wrapper is installed */
+static _Thread_local long long sq_used;	/* bytes this thread holds from SQLite */
+static _Thread_local long long sq_limit;	/* 0: no budget; else sq_used may not pass it */
+static _Thread_local bool sq_over;	/* an allocation was refused for the budget */
+
+static void *
+sq_malloc(int n)
+{
+	void *p;
+
+	if (sq_limit && sq_used + n > sq_limit) {
+		sq_over = true;
+		return NULL;
+	}
+	p = sq_base.xMalloc(n);
+	if (p != NULL)
+		sq_used += sq_base.xSize(p);
+	return p;
+}
+
+static void
+sq_free(void *p)
+{
+	if (p != NULL)
+		sq_used -= sq_base.xSize(p);
+	sq_base.xFree(p);
+}
+
+static void *
+sq_realloc(void *p, int n)
+{
+	int old = p ? sq_base.xSize(p) : 0;
+	void *q;
+
+	if (sq_limit && n > old && sq_used - old + n > sq_limit) {
+		sq_over = true;
+		return NULL;
+	}
+	q = sq_base.xRealloc(p, n);
+	if (q != NULL)
+		sq_used += sq_base.xSize(q) - old;
+	return q;
+}
+
+static int
+sq_size(void *p)
+{
+	return sq_base.xSize(p);
+}
+
+static int
+sq_roundup(int n)
+{
+	return sq_base.xRoundup(n);
+}
+
+static int
+sq_init(void *arg)
+{
+	return sq_base.xInit(sq_base.pAppData);
+}
+
+static void
+sq_shutdown(void *arg)
+{
+	sq_base.xShutdown(sq_base.pAppData);
+}
+
+static void
+sq_install(void)
+{
+	static sqlite3_mem_methods m = { sq_malloc, sq_free, sq_realloc, sq_size, sq_roundup,
+		sq_init, sq_shutdown, NULL };
+
+	if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &sq_base) != SQLITE_OK ||
+	    sqlite3_config(SQLITE_CONFIG_MALLOC, &m) != SQLITE_OK) {
+		log_warn("authoring", "event=sqlite.budget status=off reason=\"SQLite was initialised "
+		    "before its allocator could be wrapped; only SQLITE_LIMIT_LENGTH bounds a request\"");
+		return;
+	}
+	sq_counting = true;
+}
+
+int
+conn_sqlite_global_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, sq_install);
+	return sq_counting ? 0 : -1;
+}
+
+/* From here on this thread's SQLite allocations may hold at most budget more
+ * bytes; 0 ends the budget. */
+static void
+sq_budget(size_t budget)
+{
+	sq_over = false;
+	sq_limit = budget && sq_counting ? sq_used + (long long)budget : 0;
+}
 
 static int
 sq_progress(void *arg)
@@ -24,12 +143,37 @@ sq_fail(struct auth_ctx *c, sqlite3 *db, int rc, const char *what)
 {
 	if (rc == SQLITE_INTERRUPT)
 		return auth_fail_timeout(c, what);
+	if (rc == SQLITE_TOOBIG || (rc == SQLITE_NOMEM && sq_over))
+		return auth_fail_budget(c, what);
 	if (rc == SQLITE_READONLY)
 		return auth_fail(c, AUTH_E_READONLY, "%s would write to the database, and authoring "
 		    "is read-only: %s", what, sqlite3_errmsg(db));
 	if (rc == SQLITE_AUTH || rc == SQLITE_PERM)
 		return auth_fail(c, AUTH_E_AUTH, "%s: %s", what, sqlite3_errmsg(db));
 	return auth_fail(c, AUTH_E_STORE, "%s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+}
+
+/* A FIFO or a device would hold the worker in SQLite's open(); missing
+ * files are left to SQLite's own error. */
+static bool
+sq_regular(const char *path)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	bool ok;
+
+	if (fd < 0)
+		return errno == ENOENT;
+	ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	close(fd);
+	return ok;
+}
+
+static void
+sq_close(sqlite3 *db)
+{
+	sqlite3_close(db);
+	sq_budget(0);
 }
 
 static int
@@ -43,16 +187,27 @@ sq_open(struct auth_ctx *c, sqlite3 **dbp)
 	*dbp = NULL;
 	if (path == NULL || auth_check_local_path(c, "the Sqlite database", path, &real) != 0)
 		return -1;
+	if (!sq_regular(real)) {
+		auth_fail(c, AUTH_E_INVALID, "the Sqlite database %s is not a regular file (a "
+		    "folder, FIFO, socket or device)", path);
+		free(real);
+		return -1;
+	}
+	sq_budget(c->policy.mem_limit);
 	rc = sqlite3_open_v2(real, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
 	    NULL);
 	free(real);
 	if (rc != SQLITE_OK) {
 		sq_fail(c, db, rc, "opening the database");
-		sqlite3_close(db);
+		sq_close(db);
 		return -1;
 	}
 	/* ATTACH would reach files outside the allowed folders */
 	sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
+	/* no string or blob (a value, a row, an SQL text) above the budget */
+	if (c->policy.mem_limit > 0)
+		sqlite3_limit(db, SQLITE_LIMIT_LENGTH, c->policy.mem_limit < INT_MAX ?
+		    (int)c->policy.mem_limit : INT_MAX);
 	sqlite3_progress_handler(db, 1000, sq_progress, c);
 	sqlite3_busy_timeout(db, auth_secs_for(c, 5) * 1000);
 	*dbp = db;
@@ -79,7 +234,7 @@ sq_test(struct auth_ctx *c)
 	rc = 0;
 out:
 	sqlite3_finalize(st);
-	sqlite3_close(db);
+	sq_close(db);
 	return rc;
 }
 
@@ -112,7 +267,7 @@ sq_browse(struct auth_ctx *c, cJSON *items, bool *truncated)
 	rc = 0;
 out:
 	sqlite3_finalize(st);
-	sqlite3_close(db);
+	sq_close(db);
 	return rc;
 }
 
@@ -325,7 +480,7 @@ sq_run(struct auth_ctx *c, bool preview)
 	rc = 0;
 out:
 	sqlite3_finalize(st);
-	sqlite3_close(db);
+	sq_close(db);
 	return rc;
 }
 
