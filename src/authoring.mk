@@ -5,6 +5,7 @@ libshir_a_SOURCES += \
 	src/authoring.c src/authoring.h \
 	src/workpool.c src/workpool.h \
 	src/auth_ctx.c src/auth_ctx.h \
+	src/auth_guard.c src/auth_guard.h \
 	src/auth_rows.c src/auth_rows.h \
 	src/csv_reader.c src/csv_reader.h \
 	src/json_reader.c src/json_reader.h \
@@ -17,7 +18,7 @@ libshir_a_SOURCES += \
 	src/ctl_author.c src/ctl_author.h
 
 INTEGRATION_TESTS += tests/integration/test_authoring.py tests/integration/test_authoring_sql.py \
-	tests/integration/test_authoring_relay.py
+	tests/integration/test_authoring_relay.py tests/integration/test_authoring_security.py
 EXTRA_DIST += tests/integration/stores.py tests/integration/authnode.py
 
 UNIT_TESTS += tests/unit/test_readers tests/unit/test_workpool tests/unit/test_authoring_api

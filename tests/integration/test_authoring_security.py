@@ -1,0 +1,192 @@
+"""Integration: the Send key's trust boundary in the connectors
+(docs/security-connectors.md). A request may run read-only authoring within
+the node's policy and nothing else: no store client feature may let the
+request or the remote server reach the node's files, processes or network.
+
+The attacker's side (a rogue MySQL server) is simulated here; everything
+else is real: shird, MariaDB, PostgreSQL, unixODBC with psqlODBC, SQLite,
+a local HTTP server."""
+import json
+import os
+import socket
+import sqlite3
+import struct
+import threading
+import time
+
+from authnode import Node, expect_error
+from shirtest import check, free_port, main, test, wait_until
+from stores import odbcinst_dir, shared_mariadb, shared_pg
+
+SECRET = "machine-key-7f3a9c-TOPSECRET"
+
+
+def query(q):
+    return {"type": "Query", "query": q}
+
+
+# ---- a rogue MySQL server ---------------------------------------------------
+
+CLIENT_LOCAL_FILES = 0x80
+
+
+class RogueMySQL:
+    """Speaks enough of the MySQL protocol to greet, accept any login and
+    answer every query that is not a SET/START with a LOCAL INFILE request
+    (0xFB) naming `steal`; records every byte it receives. Bounded: at most
+    1 MiB per connection, 5 s of silence ends a connection."""
+
+    def __init__(self, steal):
+        self.steal = steal
+        self.received = b""
+        self.client_caps = []
+        self.queries = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+
+    def _accept(self):
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _recv_packet(self, c):
+        head = self._recvn(c, 4)
+        ln = head[0] | head[1] << 8 | head[2] << 16
+        body = self._recvn(c, ln)
+        with self.lock:
+            self.received += head + body
+        return head[3], body
+
+    def _recvn(self, c, n):
+        b = b""
+        while len(b) < n:
+            d = c.recv(n - len(b))
+            if not d:
+                raise EOFError()
+            b += d
+            if len(self.received) > 1 << 20:
+                raise EOFError()
+        return b
+
+    @staticmethod
+    def _send(c, seq, body):
+        c.sendall(struct.pack("<I", len(body))[:3] + bytes([seq & 0xFF]) + body)
+
+    @staticmethod
+    def _ok():
+        return b"\x00\x00\x00\x02\x00\x00\x00"
+
+    def _serve(self, c):
+        c.settimeout(5)
+        try:
+            caps = 0x0001 | 0x0004 | 0x0008 | CLIENT_LOCAL_FILES | 0x0200 | 0x2000 | 0x8000 | \
+                0x10000 | 0x20000 | 0x80000
+            salt = b"abcdefghijklmnopqrst"
+            greet = (b"\x0a" + b"8.0.99-rogue\x00" + struct.pack("<I", 7) + salt[:8] + b"\x00" +
+                     struct.pack("<H", caps & 0xFFFF) + b"\x21" + struct.pack("<H", 2) +
+                     struct.pack("<H", caps >> 16) + bytes([21]) + b"\x00" * 10 + salt[8:] + b"\x00" +
+                     b"mysql_native_password\x00")
+            self._send(c, 0, greet)
+            seq, resp = self._recv_packet(c)
+            with self.lock:
+                self.client_caps.append(struct.unpack("<I", resp[:4])[0])
+            self._send(c, seq + 1, self._ok())
+            while True:
+                seq, pkt = self._recv_packet(c)
+                if not pkt or pkt[0] == 0x01:      # COM_QUIT
+                    return
+                if pkt[0] != 0x03:
+                    self._send(c, seq + 1, self._ok())
+                    continue
+                q = pkt[1:].decode("utf-8", "replace")
+                with self.lock:
+                    self.queries.append(q)
+                if q.upper().startswith(("SET ", "START ")):
+                    self._send(c, seq + 1, self._ok())
+                    continue
+                # any other query: "send me this file"
+                self._send(c, seq + 1, b"\xfb" + self.steal.encode())
+                nseq = seq + 2
+                while True:
+                    s2, data = self._recv_packet(c)
+                    nseq = s2 + 1
+                    if not data:
+                        break
+                self._send(c, nseq, self._ok())
+        except (EOFError, OSError):
+            pass
+        finally:
+            c.close()
+
+
+@test
+def test_mysql_local_infile_never_sends_a_file(h):
+    """MySql: neither the request (LOAD DATA LOCAL) nor the server (0xFB) gets a node file"""
+    secret = h.write("machine.key", SECRET + "\n", mode=0o600)
+    rogue = RogueMySQL(secret)
+    h.on_cleanup(rogue.close)
+    n = Node(h, timeout=8)
+    ls = {"type": "MySql", "properties": {"host": "127.0.0.1", "port": rogue.port,
+                                          "database": "shop", "username": "u", "password": "p"}}
+    # the request asks for it: refused before the server hears of it
+    for q in ("LOAD DATA LOCAL INFILE '%s' INTO TABLE t" % secret,
+              "load data local infile '%s' into table t" % secret,
+              "/* hi */ LOAD DATA LOCAL INFILE '%s' INTO TABLE t" % secret,
+              "SELECT 1 INTO OUTFILE '/tmp/x'",
+              "/*!LOAD DATA LOCAL INFILE '%s' INTO TABLE t*/" % secret,
+              "SELECT '\\' INTO DUMPFILE '/tmp/y' -- '"):
+        expect_error(n.curl("preview", {"linkedService": ls, "dataset": query(q)}),
+                     403, "ReadOnlyViolation")
+    check(not any("INFILE" in q.upper() or "OUTFILE" in q.upper() or "DUMPFILE" in q.upper()
+                  for q in rogue.queries), "the server saw %r", rogue.queries)
+    # the server asks for it on an ordinary SELECT: the client sends nothing
+    st, _, js = n.curl("preview", {"linkedService": ls, "dataset": query("SELECT 1")})
+    check(st != 200, "a LOCAL INFILE answer was taken as rows: %r", js)
+    check(rogue.client_caps and all(not (cap & CLIENT_LOCAL_FILES) for cap in rogue.client_caps),
+          "the client offered CLIENT_LOCAL_FILES: %r", [hex(x) for x in rogue.client_caps])
+    check(SECRET.encode() not in rogue.received, "the node sent the file to the server")
+    # and the node keeps serving
+    r = n.author("testConnection", {"linkedService": ls})
+    check(r["store"]["product"] == "MySQL", "%r", r)
+    n.stop_clean()
+
+
+@test
+def test_mysql_real_server_refuses_file_statements(h):
+    """MySql (MariaDB): LOAD DATA LOCAL, INTO OUTFILE and non-reading statements refused by the node"""
+    s = shared_mariadb()
+    s.sql("CREATE TABLE IF NOT EXISTS loaded (a TEXT)")
+    s.sql("CREATE USER IF NOT EXISTS 'loader'@'127.0.0.1' IDENTIFIED BY 'l0ader-pw'; "
+          "GRANT ALL ON *.* TO 'loader'@'127.0.0.1'", db="")
+    secret = h.write("secret.txt", SECRET + "\n")
+    os.chmod(h.path(), 0o755)
+    n = Node(h)
+    ls = s.linked_service(username="loader", password="l0ader-pw")
+    for q in ("LOAD DATA LOCAL INFILE '%s' INTO TABLE loaded" % secret,
+              "SELECT 'x' INTO OUTFILE '/tmp/shir-outfile-%d'" % os.getpid(),
+              "SET GLOBAL local_infile = 1", "DO SLEEP(0)", "HANDLER loaded OPEN"):
+        m = expect_error(n.curl("preview", {"linkedService": ls, "dataset": query(q)}),
+                         403, "ReadOnlyViolation")
+    check("read-only" in m or "reads" in m, m)
+    check(s.sql("SELECT count(*) FROM loaded").strip() == "0", "a file was loaded")
+    check(not os.path.exists("/tmp/shir-outfile-%d" % os.getpid()), "OUTFILE written")
+    r = n.author("preview", {"linkedService": ls, "dataset": query(
+        "-- a comment\n(SELECT 'INFILE is only a string' AS a)")})
+    check(r["rows"] == [["INFILE is only a string"]], "%r", r)
+    n.stop_clean()
+
+
+if __name__ == "__main__":
+    main()
