@@ -14,8 +14,10 @@
 #include <cjson/cJSON.h>
 #include <sql.h>
 #include <sqlext.h>
+#include <odbcinst.h>
 
 #include "auth_ctx.h"
+#include "auth_guard.h"
 #include "auth_rows.h"
 
 struct od {
@@ -134,49 +136,269 @@ od_close(struct od *o)
 	memset(o, 0, sizeof *o);
 }
 
-/* The host a connection string names (Server=, Servername=, Host=), for
- * the local machine access rule; "" when it names none (a DSN). */
-static void
-od_host(const char *cs, char *host, size_t n)
+/* ---- what a connection string may say ---------------------------------
+ *
+ * Every keyword is either one the driver manager or the drivers we support
+ * (psqlODBC, MariaDB Connector/ODBC, FreeTDS, Microsoft's) read without
+ * touching the node's files, or refused: SAVEFILE writes a .dsn file,
+ * FILEDSN reads one, a DRIVER given as a path loads any library, psqlODBC's
+ * pqopt hands libpq its own keywords (service, passfile, ssl key paths,
+ * host lists), ConnSettings/INITSTMT run SQL before the session is
+ * read-only, MariaDB's PLUGIN_DIR/SOCKET/NAMEDPIPE/SSLKEY load or open
+ * local files. Each keyword may appear once (drivers take the last of two,
+ * the check would see the first), and aliases of one setting (Server,
+ * Servername, Host, Address ...) count as the same keyword. */
+
+enum od_kind { OD_PLAIN, OD_DRIVER, OD_DSN, OD_HOST, OD_USER, OD_PASSWORD };
+
+static const struct od_key {
+	const char *name;
+	const char *setting;	/* aliases share it */
+	enum od_kind kind;
+} od_keys[] = {
+	{ "DRIVER", "DRIVER", OD_DRIVER },
+	{ "DSN", "DSN", OD_DSN },
+	{ "SERVER", "SERVER", OD_HOST },
+	{ "SERVERNAME", "SERVER", OD_HOST },
+	{ "HOST", "SERVER", OD_HOST },
+	{ "HOSTNAME", "SERVER", OD_HOST },
+	{ "ADDRESS", "SERVER", OD_HOST },
+	{ "ADDR", "SERVER", OD_HOST },
+	{ "NETWORK ADDRESS", "SERVER", OD_HOST },
+	{ "DATA SOURCE", "SERVER", OD_HOST },
+	{ "PORT", "PORT", OD_PLAIN },
+	{ "DATABASE", "DATABASE", OD_PLAIN },
+	{ "DB", "DATABASE", OD_PLAIN },
+	{ "INITIAL CATALOG", "DATABASE", OD_PLAIN },
+	{ "UID", "UID", OD_USER },
+	{ "USER", "UID", OD_USER },
+	{ "USERNAME", "UID", OD_USER },
+	{ "USER ID", "UID", OD_USER },
+	{ "PWD", "PWD", OD_PASSWORD },
+	{ "PASSWORD", "PWD", OD_PASSWORD },
+	{ "SSLMODE", "SSLMODE", OD_PLAIN },
+	{ "SSLVERIFY", "SSLVERIFY", OD_PLAIN },
+	{ "FORCETLS", "FORCETLS", OD_PLAIN },
+	{ "ENCRYPT", "ENCRYPT", OD_PLAIN },
+	{ "TRUSTSERVERCERTIFICATE", "TRUSTSERVERCERTIFICATE", OD_PLAIN },
+	{ "READONLY", "READONLY", OD_PLAIN },
+	{ "DESCRIPTION", "DESCRIPTION", OD_PLAIN },
+	{ "CHARSET", "CHARSET", OD_PLAIN },
+	{ "CLIENTCHARSET", "CHARSET", OD_PLAIN },
+	{ "TDS_VERSION", "TDS_VERSION", OD_PLAIN },
+	{ "APP", "APP", OD_PLAIN },
+	{ "APPLICATIONINTENT", "APPLICATIONINTENT", OD_PLAIN },
+	{ "TIMEOUT", "TIMEOUT", OD_PLAIN },
+	{ "CONNECTTIMEOUT", "TIMEOUT", OD_PLAIN },
+	{ "LOGINTIMEOUT", "TIMEOUT", OD_PLAIN },
+	{ "USEDECLAREFETCH", "USEDECLAREFETCH", OD_PLAIN },
+	{ "FETCH", "FETCH", OD_PLAIN },
+	{ "MAXVARCHARSIZE", "MAXVARCHARSIZE", OD_PLAIN },
+	{ "MAXLONGVARCHARSIZE", "MAXLONGVARCHARSIZE", OD_PLAIN },
+	{ "TEXTASLONGVARCHAR", "TEXTASLONGVARCHAR", OD_PLAIN },
+	{ "UNKNOWNSASLONGVARCHAR", "UNKNOWNSASLONGVARCHAR", OD_PLAIN },
+	{ "BOOLSASCHAR", "BOOLSASCHAR", OD_PLAIN },
+	{ "BYTEAASLONGVARBINARY", "BYTEAASLONGVARBINARY", OD_PLAIN },
+};
+
+#define OD_NKEYS (sizeof od_keys / sizeof od_keys[0])
+
+struct od_cs {
+	struct auth_ctx *c;
+	bool seen[OD_NKEYS];
+	const char *seen_as[OD_NKEYS];	/* the keyword that set a setting */
+	char dsn[256];
+	bool has_driver, has_user, has_password;
+	/* the host values, checked once the whole string was read */
+	char hosts[4][256];
+	int nhosts;
+};
+
+static const struct od_key *
+od_key_find(const char *key)
 {
-	static const char *const keys[] = { "server", "servername", "host", "hostname" };
-	const char *p = cs;
+	size_t i;
 
-	host[0] = '\0';
+	for (i = 0; i < OD_NKEYS; i++)
+		if (strcmp(od_keys[i].name, key) == 0)
+			return &od_keys[i];
+	return NULL;
+}
+
+/* The index of the first keyword of a setting (where seen[] is kept). */
+static size_t
+od_setting_slot(const struct od_key *k)
+{
+	size_t i;
+
+	for (i = 0; i < OD_NKEYS; i++)
+		if (strcmp(od_keys[i].setting, k->setting) == 0)
+			return i;
+	return 0;
+}
+
+static int
+od_cs_pair(void *arg, const char *key, const char *val, size_t vlen)
+{
+	struct od_cs *o = arg;
+	struct auth_ctx *c = o->c;
+	const struct od_key *k = od_key_find(key);
+	char v[256], reg[512];
+	size_t slot;
+
+	if (strcmp(key, "SAVEFILE") == 0 || strcmp(key, "FILEDSN") == 0)
+		return auth_fail(c, AUTH_E_INVALID, "the connection string keyword %s is not allowed: "
+		    "it makes the driver manager %s a file on the node; name a driver "
+		    "(Driver={name}) or a data source the node's admin registered (DSN=name)", key,
+		    key[0] == 'S' ? "write" : "read");
+	if (k == NULL)
+		return auth_fail(c, AUTH_E_INVALID, "the connection string keyword %s is not allowed "
+		    "in authoring (keywords that name files, load code or run statements are refused; "
+		    "docs/security-connectors.md lists the allowed ones)", key);
+	slot = od_setting_slot(k);
+	if (o->seen[slot])
+		return auth_fail(c, AUTH_E_INVALID, "the connection string sets %s twice (%s and %s): "
+		    "give each setting once", k->setting, o->seen_as[slot], k->name);
+	o->seen[slot] = true;
+	o->seen_as[slot] = k->name;
+	if (vlen >= sizeof v)
+		return auth_fail(c, AUTH_E_INVALID, "the connection string value of %s is too long",
+		    key);
+	memcpy(v, val, vlen);
+	v[vlen] = '\0';
+	switch (k->kind) {
+	case OD_DRIVER:
+		/* only a driver registered by name in odbcinst.ini: given as a
+		 * path, unixODBC would load that library */
+		if (strchr(v, '/') != NULL || SQLGetPrivateProfileString(v, "Driver", "", reg,
+		    sizeof reg, "ODBCINST.INI") <= 0 || reg[0] == '\0')
+			return auth_fail(c, AUTH_E_UNSUPPORTED, "the ODBC driver \"%s\" is not registered "
+			    "on this node: Driver= takes the name of a driver in the node's odbcinst.ini, "
+			    "never a path", v);
+		o->has_driver = true;
+		break;
+	case OD_DSN:
+		if (strchr(v, '/') != NULL || SQLGetPrivateProfileString(v, "Driver", "", reg,
+		    sizeof reg, "ODBC.INI") <= 0 || reg[0] == '\0')
+			return auth_fail(c, AUTH_E_INVALID, "the data source \"%s\" is not registered on "
+			    "this node: DSN= takes the name of a data source in the node's odbc.ini", v);
+		snprintf(o->dsn, sizeof o->dsn, "%s", v);
+		break;
+	case OD_HOST:
+		if (o->nhosts < 4)
+			snprintf(o->hosts[o->nhosts++], sizeof o->hosts[0], "%s", v);
+		break;
+	case OD_USER:
+		o->has_user = true;
+		break;
+	case OD_PASSWORD:
+		o->has_password = true;
+		break;
+	case OD_PLAIN:
+		break;
+	}
+	return 0;
+}
+
+/* The local machine access rule for one host value. Every form a driver
+ * reads is checked: lists (libpq under psqlODBC takes "a,b"), "tcp:host",
+ * "host\instance", "host,port", "[v6]", and socket paths or named pipes,
+ * which are this machine. */
+static int
+od_check_host_value(struct auth_ctx *c, const char *key, const char *v)
+{
+	char one[256];
+	const char *p = v;
+	bool first = true;
+
+	if (c->policy.local_machine_access)
+		return 0;
 	while (*p) {
-		const char *eq = strchr(p, '='), *end;
-		size_t kl, i;
+		size_t l = strcspn(p, ",");
+		char *h = one;
 
-		if (eq == NULL)
-			return;
-		while (*p == ' ' || *p == ';')
+		snprintf(one, sizeof one, "%.*s", (int)l, p);
+		p += l;
+		if (*p == ',')
 			p++;
-		kl = (size_t)(eq - p);
-		end = eq + 1;
-		if (*end == '{') {
-			end = strchr(end, '}');
-			if (end == NULL)
-				return;
-			end++;
+		while (*h == ' ')
+			h++;
+		h[strcspn(h, " ")] = '\0';
+		if (!first && *h && strspn(h, "0123456789") == strlen(h))
+			continue;	/* "host,port" */
+		first = false;
+		if (strncasecmp(h, "tcp:", 4) == 0)
+			h += 4;
+		if (*h == '/' || *h == '@' || *h == '.' || strncasecmp(h, "np:", 3) == 0 ||
+		    strncasecmp(h, "lpc:", 4) == 0 || strcasecmp(h, "(local)") == 0 || *h == '\\')
+			return auth_fail(c, AUTH_E_LOCAL, "the connection string's %s names a socket, pipe "
+			    "or path on this node (%s) and local machine access is off; the node's admin "
+			    "can allow it with `shirctl local-machine-access enable` "
+			    "(security.local_machine_access)", key, h);
+		h[strcspn(h, "\\")] = '\0';
+		if (*h == '[') {
+			h++;
+			h[strcspn(h, "]")] = '\0';
 		}
-		end += strcspn(end, ";");
-		for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-			if (kl == strlen(keys[i]) && strncasecmp(p, keys[i], kl) == 0) {
-				const char *v = eq + 1;
-				size_t vl = (size_t)(end - v);
+		if (*h == '\0')
+			continue;
+		if (auth_check_host(c, h) != 0)
+			return -1;
+	}
+	return 0;
+}
 
-				if (vl && *v == '{')
-					v++, vl -= 2;
-				/* "host,port" and "tcp:host" forms of some drivers */
-				if (vl > 4 && strncasecmp(v, "tcp:", 4) == 0)
-					v += 4, vl -= 4;
-				vl = strcspn(v, ",\\") < vl ? strcspn(v, ",\\") : vl;
-				snprintf(host, n, "%.*s", (int)vl, v);
-				return;
+/* Checks the request's connection string before any driver sees it. */
+static int
+od_check_cs(struct auth_ctx *c, const char *cs, bool user, bool password)
+{
+	static const char *const dsn_host_keys[] = { "Server", "Servername", "Host", "Hostname",
+	    "Address", "Addr", "Network Address", "Data Source", "Socket", "NamedPipe", "pqopt",
+	    NULL };
+	struct od_cs o;
+	char why[256];
+	int rc, i;
+
+	memset(&o, 0, sizeof o);
+	o.c = c;
+	rc = auth_guard_odbc_pairs(cs, od_cs_pair, &o, why, sizeof why);
+	if (rc != 0)
+		return rc < 0 && c->code == AUTH_OK ? auth_fail(c, AUTH_E_INVALID, "%s", why) : -1;
+	if (o.has_driver && o.dsn[0])
+		return auth_fail(c, AUTH_E_INVALID, "the connection string names both a driver and a "
+		    "data source: give one");
+	if (!o.has_driver && !o.dsn[0])
+		return auth_fail(c, AUTH_E_INVALID, "the connection string names no driver: give "
+		    "Driver={name} (a driver registered on the node) or DSN=name");
+	if ((user && o.has_user) || (password && o.has_password))
+		return auth_fail(c, AUTH_E_INVALID, "the connection string has %s and the linked "
+		    "service has %s: give it once", user && o.has_user ? "UID" : "PWD",
+		    user && o.has_user ? "username" : "password");
+	for (i = 0; i < o.nhosts; i++)
+		if (od_check_host_value(c, "Server", o.hosts[i]) != 0)
+			return -1;
+	/* a data source the admin registered: check where it points too */
+	for (i = 0; o.dsn[0] && dsn_host_keys[i] != NULL; i++) {
+		char v[256] = "";
+
+		if (SQLGetPrivateProfileString(o.dsn, dsn_host_keys[i], "", v, sizeof v,
+		    "ODBC.INI") > 0 && v[0]) {
+			if (strcmp(dsn_host_keys[i], "Socket") == 0 ||
+			    strcmp(dsn_host_keys[i], "NamedPipe") == 0) {
+				if (!c->policy.local_machine_access)
+					return auth_fail(c, AUTH_E_LOCAL, "the data source %s connects through "
+					    "a local socket and local machine access is off", o.dsn);
+			} else if (strcmp(dsn_host_keys[i], "pqopt") == 0) {
+				if (!c->policy.local_machine_access && strstr(v, "host"))
+					return auth_fail(c, AUTH_E_LOCAL, "the data source %s sets libpq "
+					    "hosts (pqopt) that cannot be checked, and local machine access is "
+					    "off", o.dsn);
+			} else if (od_check_host_value(c, dsn_host_keys[i], v) != 0) {
+				return -1;
 			}
 		}
-		p = *end ? end + 1 : end;
 	}
+	return 0;
 }
 
 /* A read-only session in the DBMSs that have one. */
@@ -207,7 +429,6 @@ od_session_read_only(struct auth_ctx *c, struct od *o)
 static int
 od_connect(struct auth_ctx *c, struct od *o)
 {
-	char host[256];
 	const char *user = auth_prop_str(c, "username", false, NULL);
 	char cs[4096];
 	SQLRETURN r;
@@ -222,8 +443,7 @@ od_connect(struct auth_ctx *c, struct od *o)
 	if (strlen(c->connection_string) >= sizeof cs - 512)
 		return auth_fail(c, AUTH_E_INVALID, "linkedService.properties.connectionString is too "
 		    "long");
-	od_host(c->connection_string, host, sizeof host);
-	if (host[0] && auth_check_host(c, host) != 0)
+	if (od_check_cs(c, c->connection_string, user != NULL, c->password != NULL) != 0)
 		return -1;
 	snprintf(cs, sizeof cs, "%s", c->connection_string);
 	if ((user && od_append(cs, sizeof cs, "UID", user) != 0) ||

@@ -188,5 +188,96 @@ def test_mysql_real_server_refuses_file_statements(h):
     n.stop_clean()
 
 
+# ---- ODBC --------------------------------------------------------------------
+
+def odbc_env(h):
+    return {"ODBCSYSINI": odbcinst_dir(h), "ODBCINI": h.path("odbc", "odbc.ini")}
+
+
+def odbc_ls(cs, user=True):
+    props = {"connectionString": cs}
+    if user:
+        props.update(username="reader", password="r3ader-Secret")
+    return {"type": "Odbc", "properties": props}
+
+
+@test
+def test_odbc_host_rule_on_every_host_keyword(h):
+    """Odbc: local machine access checked on every host a driver may use; no port-state oracle"""
+    s = shared_pg()
+    env = odbc_env(h)
+    with open(env["ODBCINI"], "w") as f:
+        f.write("[shopdsn]\nDriver=PostgreSQL Unicode\nServername=127.0.0.1\nPort=%d\n"
+                "Database=shop\nSSLMode=disable\n" % s.port)
+    n = Node(h, lma=False, env=env)
+    closed = free_port()
+    cases = [
+        ("Servername twice", "Server=192.0.2.10;Server=127.0.0.1", 400, "InvalidRequest"),
+        ("aliases", "Server=192.0.2.10;Servername=127.0.0.1", 400, "InvalidRequest"),
+        ("case and spaces", "Server=192.0.2.10; sErVeR =127.0.0.1", 400, "InvalidRequest"),
+        ("a host list", "Server=192.0.2.10,127.0.0.1", 403, "LocalMachineAccessDenied"),
+        ("a socket path", "Server=/var/run/postgresql", 403, "LocalMachineAccessDenied"),
+        ("braced", "Server={127.0.0.1}", 403, "LocalMachineAccessDenied"),
+        ("libpq options", "Server=192.0.2.10;pqopt={host=127.0.0.1}", 400, "InvalidRequest"),
+        ("brace tricks", "Server={192.0.2.10}}};Server=127.0.0.1}", 400, "InvalidRequest"),
+    ]
+    for what, hosts, status, code in cases:
+        msgs = set()
+        for port in (s.port, closed):
+            cs = "Driver={PostgreSQL Unicode};%s;Port=%d;Database=shop;SSLMode=disable" % (hosts, port)
+            t0 = time.monotonic()
+            msgs.add(expect_error(n.curl("testConnection", {"linkedService": odbc_ls(cs)}),
+                                  status, code))
+            check(time.monotonic() - t0 < 3, "%s: %.1fs (a connection was tried)", what,
+                  time.monotonic() - t0)
+        check(len(msgs) == 1, "%s: the answer depends on the port's state: %r", what, msgs)
+    # a data source the admin registered is checked where it points
+    expect_error(n.curl("testConnection", {"linkedService": odbc_ls("DSN=shopdsn")}), 403,
+                 "LocalMachineAccessDenied", "127.0.0.1")
+    check(s.sql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'reader'").strip() == "0",
+          "a connection reached the store")
+    n.stop_clean()
+
+
+@test
+def test_odbc_no_file_keywords(h):
+    """Odbc: SAVEFILE, FILEDSN, Driver= as a path, unregistered DSN, file-reading keywords refused"""
+    s = shared_pg()
+    env = odbc_env(h)
+    n = Node(h, lma=True, env=env)
+    base = "Server=127.0.0.1;Port=%d;Database=shop;SSLMode=disable" % s.port
+    good = "Driver={PostgreSQL Unicode};" + base
+    n.author("testConnection", {"linkedService": odbc_ls(good)})
+    saved = h.path("stolen.dsn")
+    m = expect_error(n.curl("testConnection", {"linkedService": odbc_ls(good + ";SAVEFILE=" + saved)}),
+                     400, "InvalidRequest", "SAVEFILE")
+    check(not os.path.exists(saved), "SAVEFILE wrote %s", saved)
+    dsnfile = h.write("x.dsn", "[ODBC]\nDriver=PostgreSQL Unicode\nServername=127.0.0.1\nPort=%d\n"
+                      "Database=shop\n" % s.port)
+    expect_error(n.curl("testConnection", {"linkedService": odbc_ls("FILEDSN=%s;%s" % (dsnfile, base))}),
+                 400, "InvalidRequest", "FILEDSN")
+    lib = None
+    with open(os.path.join(env["ODBCSYSINI"], "odbcinst.ini")) as f:
+        for line in f:
+            if line.startswith("Driver="):
+                lib = line.strip().split("=", 1)[1]
+    m = expect_error(n.curl("testConnection", {"linkedService": odbc_ls("Driver=%s;%s" % (lib, base))}),
+                     400, "UnsupportedStoreType", "never a path")
+    expect_error(n.curl("testConnection", {"linkedService": odbc_ls("Driver={%s};%s" % (lib, base))}),
+                 400, "UnsupportedStoreType")
+    expect_error(n.curl("testConnection", {"linkedService": odbc_ls("DSN=%s;%s" % (dsnfile, base))}),
+                 400, "InvalidRequest", "not registered")
+    for kw in ("ConnSettings={CREATE TABLE x (a int)}", "pqopt={passfile=/etc/shadow}",
+               "SSLKey=/etc/ssl/private/node.key", "Plugin_Dir=/tmp", "Socket=/run/mysqld.sock",
+               "InitStmt={SET GLOBAL x=1}", "Driver={PostgreSQL Unicode}"):
+        expect_error(n.curl("testConnection", {"linkedService": odbc_ls(good + ";" + kw)}),
+                     400, "InvalidRequest")
+    # UID/PWD given twice (in the string and as username/password)
+    expect_error(n.curl("testConnection", {"linkedService": odbc_ls(good + ";UID=postgres")}),
+                 400, "InvalidRequest", "UID")
+    n.author("testConnection", {"linkedService": odbc_ls(good)})
+    n.stop_clean()
+
+
 if __name__ == "__main__":
     main()
