@@ -279,5 +279,57 @@ def test_odbc_no_file_keywords(h):
     n.stop_clean()
 
 
+# ---- SQLite ------------------------------------------------------------------
+
+@test
+def test_sqlite_reads_and_nothing_else(h):
+    """Sqlite: no pointer from fts3_tokenizer, no ATTACH, no pragma that writes or reveals"""
+    d = h.path("data")
+    os.makedirs(d)
+    path = os.path.join(d, "shop.db")
+    db = sqlite3.connect(path)
+    db.executescript("CREATE TABLE t (a INTEGER, b TEXT); INSERT INTO t VALUES (1, 'x'), (2, 'y');"
+                     "CREATE VIEW leak AS SELECT fts3_tokenizer('simple') AS p;")
+    db.commit()
+    db.close()
+    n = Node(h, allowed=d)
+    ls = {"type": "Sqlite", "properties": {"path": path}}
+
+    def refused(q, *words):
+        st, _, js = n.curl("preview", {"linkedService": ls, "dataset": query(q)})
+        check(st == 403 and js["error"]["code"] == "ReadOnlyViolation",
+              "%s: HTTP %s %r", q, st, js)
+        for w in words:
+            check(w in js["error"]["message"], "%s: %r lacks %r", q, js["error"]["message"], w)
+
+    refused("SELECT fts3_tokenizer('simple') AS p", "fts3_tokenizer")
+    refused("SELECT fts3_tokenizer('evil', x'4141414141414141')", "fts3_tokenizer")
+    refused("SELECT hex(fts3_tokenizer('porter'))")
+    refused("SELECT load_extension('/tmp/x.so')", "load_extension")
+    refused("ATTACH DATABASE '/etc/passwd' AS x", "ATTACH")
+    refused("ATTACH DATABASE 'file:%s?mode=rwc' AS x" % os.path.join(d, "new.db"), "ATTACH")
+    refused("PRAGMA writable_schema = 1", "PRAGMA")
+    refused("PRAGMA compile_options", "PRAGMA")
+    refused("PRAGMA database_list", "PRAGMA")
+    refused("SELECT * FROM pragma_compile_options")
+    refused("BEGIN IMMEDIATE")
+    check(not os.path.exists(os.path.join(d, "new.db")), "ATTACH created a file")
+    # a view in the file cannot do it either (trusted_schema off, the authorizer)
+    st, _, js = n.curl("preview", {"linkedService": ls, "dataset": {"type": "Table", "table": "leak"}})
+    check(st != 200, "the view handed out a pointer: %r", js)
+    # paths are files in the allowed folders, never URIs
+    for p in ("file:%s?vfs=unix-none" % path, "file://%s" % path, path + "?mode=rw"):
+        st, _, js = n.curl("testConnection", {"linkedService": {"type": "Sqlite", "properties": {"path": p}}})
+        check(st in (400, 403, 404), "%s: HTTP %s %r", p, st, js)
+    # reading still works: queries, recursion, schema of a table
+    r = n.author("preview", {"linkedService": ls, "dataset": query(
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 3) "
+        "SELECT t.b, c.i FROM t JOIN c ON c.i = t.a ORDER BY 2")})
+    check(r["rows"] == [["x", 1], ["y", 2]], "%r", r)
+    r = n.author("schema", {"linkedService": ls, "dataset": {"type": "Table", "table": "t"}})
+    check([c["name"] for c in r["columns"]] == ["a", "b"], "%r", r)
+    n.stop_clean()
+
+
 if __name__ == "__main__":
     main()
