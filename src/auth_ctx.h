@@ -101,6 +101,10 @@ int auth_fail_timeout(struct auth_ctx *c, const char *what);
 const char *auth_prop_str(struct auth_ctx *c, const char *name, bool required, const char *def);
 int auth_prop_int(struct auth_ctx *c, const char *name, int def, int min, int max, int *out);
 int auth_prop_bool(struct auth_ctx *c, const char *name, bool def, bool *out);
+/* Refuses (400, listing allowed) a linked service property not in allowed
+ * (NULL-terminated): settings a store does not document are never passed
+ * on, and saying so beats ignoring them. */
+int auth_props_only(struct auth_ctx *c, const char *const *allowed);
 const char *auth_ds_str(struct auth_ctx *c, const char *name, bool required, const char *def);
 int auth_ds_bool(struct auth_ctx *c, const char *name, bool def, bool *out);
 
@@ -115,6 +119,12 @@ int auth_check_host(struct auth_ctx *c, const char *host);
  * checked address in addr ("" otherwise), so the caller can connect to
  * exactly that address and a second DNS answer cannot differ. */
 int auth_check_host_addr(struct auth_ctx *c, const char *host, char *addr, size_t addrlen);
+/* Removes from the environment what store client libraries read besides
+ * the settings a request gives: every PG* variable (libpq: PGSERVICEFILE,
+ * PGPASSFILE, PGSYSCONFDIR, PGSSLKEY, PGHOST ...) and libmariadb's MYSQL_PWD,
+ * MYSQL_HOST, MYSQL_TCP_PORT, MYSQL_UNIX_PORT. Logs the names removed. Call
+ * once at startup, before threads. */
+void auth_env_neutralise(void);
 /* Is real (a resolved path) equal to or below dir (also resolved)? */
 bool auth_path_inside(const char *real, const char *dir);
 

@@ -279,6 +279,43 @@ def test_odbc_no_file_keywords(h):
     n.stop_clean()
 
 
+# ---- PostgreSQL -------------------------------------------------------------
+
+@test
+def test_pg_no_ambient_settings(h):
+    """PostgreSql: shird's PGPASSFILE/PGSERVICE, host lists, sockets and unknown settings never reach libpq"""
+    s = shared_pg()
+    passfile = h.write("pgpass", "*:*:*:reader:r3ader-Secret\n", mode=0o600)
+    svcfile = h.write("pg_service.conf", "[shop]\nhost=127.0.0.1\nport=%d\ndbname=shop\n"
+                      "user=reader\npassword=r3ader-Secret\n" % s.port)
+    env = {"PGPASSFILE": passfile, "PGSERVICEFILE": svcfile, "PGSERVICE": "shop",
+           "PGSYSCONFDIR": h.path(), "PGSSLKEY": passfile, "PGPASSWORD": "r3ader-Secret"}
+    n = Node(h, env=env)
+    # no password in the request: the node's own files must not supply one
+    ls = {"type": "PostgreSql", "properties": {"host": "127.0.0.1", "port": s.port,
+                                               "database": "shop", "username": "reader",
+                                               "sslMode": "disable"}}
+    m = expect_error(n.curl("testConnection", {"linkedService": ls}), 422, "AuthenticationFailed")
+    check("r3ader-Secret" not in m, m)
+    n.p.wait_log(r"event=authoring.environment_cleared names=.*PGPASSFILE", after_mark=False)
+    ok = dict(ls["properties"], password="r3ader-Secret")
+    n.author("testConnection", {"linkedService": {"type": "PostgreSql", "properties": ok}})
+    # settings libpq has but the API does not: refused, never passed on
+    for extra in ({"sslkey": "/etc/ssl/private/node.key"}, {"service": "shop"},
+                  {"passfile": passfile}, {"options": "-c default_transaction_read_only=off"}):
+        m = expect_error(n.curl("testConnection", {"linkedService": {
+            "type": "PostgreSql", "properties": dict(ok, **extra)}}), 400, "InvalidRequest",
+            list(extra)[0], "sslMode")
+    expect_error(n.curl("testConnection", {"linkedService": {"type": "PostgreSql", "properties": dict(
+        ok, host="192.0.2.10,127.0.0.1")}}), 400, "InvalidRequest", "one host")
+    n.stop_clean()
+    n = Node(h, lma=False)
+    for host in ("/var/run/postgresql", "@abstract", "/tmp"):
+        expect_error(n.curl("testConnection", {"linkedService": {"type": "PostgreSql", "properties": dict(
+            ok, host=host)}}), 403, "LocalMachineAccessDenied", "Unix socket")
+    n.stop_clean()
+
+
 # ---- SQLite ------------------------------------------------------------------
 
 @test
