@@ -494,13 +494,14 @@ auth_item(cJSON *items, const char *name, const char *type)
 /* ---- proxy seam ------------------------------------------------------- */
 
 int
-auth_proxy_setup(struct auth_ctx *c, void *curl_handle, const char *url)
+auth_proxy_setup(struct auth_ctx *c, void *curl_handle, const char *url, bool *proxied)
 {
 	struct proxy_decision d;
 	struct proxy_cred cred;
 	CURL *h = curl_handle;
 	const char *ca;
 
+	*proxied = false;
 	if (c->policy.proxy == NULL) {
 		curl_easy_setopt(h, CURLOPT_PROXY, "");
 		return 0;
@@ -514,6 +515,7 @@ auth_proxy_setup(struct auth_ctx *c, void *curl_handle, const char *url)
 	/* curl tries one proxy; the first of the decided list, like .NET's
 	 * WebProxy for a static configuration. */
 	curl_easy_setopt(h, CURLOPT_PROXY, d.proxies[0]);
+	*proxied = true;
 	proxy_config_cred(c->policy.proxy, d.proxies[0], &cred);
 	curl_easy_setopt(h, CURLOPT_PROXYAUTH, cred.auth);
 	if (cred.user != NULL && *cred.user == '\0') {

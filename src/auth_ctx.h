@@ -167,7 +167,8 @@ struct cJSON *auth_item(struct cJSON *items, const char *name, const char *type)
 /* HttpServer's proxy: decides for url with the node's proxy settings (the
  * same decision as every other outbound connection: .NET rules, environment,
  * custom) and sets it on the curl handle, with the proxy's credentials, auth
- * scheme and CA. Returns -1 (after auth_fail) when url cannot be decided. */
-int auth_proxy_setup(struct auth_ctx *c, void *curl_handle, const char *url);
+ * scheme and CA. *proxied tells whether a proxy was set. Returns -1 (after
+ * auth_fail) when url cannot be decided. */
+int auth_proxy_setup(struct auth_ctx *c, void *curl_handle, const char *url, bool *proxied);
 
 #endif

@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
@@ -24,6 +28,7 @@ struct ht {
 	auth_feed_fn feed;
 	int feed_rc;		/* 1 enough rows, -1 reader error */
 	long status;
+	bool proxied;		/* through the node's proxy */
 	char errbody[512];
 	size_t errlen;
 	char errbuf[CURL_ERROR_SIZE];
@@ -37,17 +42,66 @@ ht_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t u
 	return auth_should_stop(t->c) ? 1 : 0;
 }
 
-/* Every connection curl makes (redirects too) is checked against the local
- * machine access rule with the address it actually connected to, so neither
- * a redirect nor a DNS answer that changed can reach the node itself. */
+/* Every socket curl opens (redirects too) is checked against the local
+ * machine access rule with the address it is about to connect to, before
+ * the connection: neither a redirect nor a DNS answer that changed can
+ * reach the node itself, and a refused address fails the same way whether
+ * or not something listens there (no port scanner). Through a proxy the
+ * socket goes to the admin's proxy; the destination is checked by name in
+ * ht_prereq before any request is sent. */
+static curl_socket_t
+ht_opensocket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct ht *t = arg;
+	char ip[INET6_ADDRSTRLEN] = "";
+
+	(void)purpose;
+	if (!t->c->policy.local_machine_access && !t->proxied) {
+		if (getnameinfo(&a->addr, a->addrlen, ip, sizeof ip, NULL, 0, NI_NUMERICHOST) != 0) {
+			auth_fail(t->c, AUTH_E_LOCAL, "a connection to an address that cannot be "
+			    "checked against local machine access was refused");
+			return CURL_SOCKET_BAD;
+		}
+		if (auth_check_host(t->c, ip) != 0)
+			return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype, a->protocol);
+}
+
+/* Once connected, before the request: the address again (direct), or the
+ * destination's name (through a proxy, which resolves it). */
 static int
 ht_prereq(void *arg, char *ip, char *local_ip, int remote_port, int local_port)
 {
 	struct ht *t = arg;
+	char *url = NULL, *host = NULL;
+	CURLU *u = NULL;
+	int rc = CURL_PREREQFUNC_ABORT;
 
+	(void)local_ip;
+	(void)remote_port;
+	(void)local_port;
 	if (t->c->policy.local_machine_access)
 		return CURL_PREREQFUNC_OK;
-	return auth_check_host(t->c, ip) == 0 ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
+	if (!t->proxied)
+		return auth_check_host(t->c, ip) == 0 ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
+	if (curl_easy_getinfo(t->h, CURLINFO_EFFECTIVE_URL, &url) != CURLE_OK || url == NULL ||
+	    (u = curl_url()) == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		auth_fail(t->c, AUTH_E_LOCAL, "the destination of a redirect could not be checked "
+		    "against local machine access");
+		goto out;
+	}
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		host[strlen(host) - 1] = '\0';
+		memmove(host, host + 1, strlen(host));
+	}
+	if (auth_check_host(t->c, host) == 0)
+		rc = CURL_PREREQFUNC_OK;
+out:
+	curl_free(host);
+	curl_url_cleanup(u);
+	return rc;
 }
 
 static size_t
@@ -160,6 +214,8 @@ ht_setup(struct auth_ctx *c, struct ht *t, const char *rel)
 	curl_easy_setopt(t->h, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(t->h, CURLOPT_XFERINFOFUNCTION, ht_progress);
 	curl_easy_setopt(t->h, CURLOPT_XFERINFODATA, t);
+	curl_easy_setopt(t->h, CURLOPT_OPENSOCKETFUNCTION, ht_opensocket);
+	curl_easy_setopt(t->h, CURLOPT_OPENSOCKETDATA, t);
 	curl_easy_setopt(t->h, CURLOPT_PREREQFUNCTION, ht_prereq);
 	curl_easy_setopt(t->h, CURLOPT_PREREQDATA, t);
 	curl_easy_setopt(t->h, CURLOPT_WRITEFUNCTION, ht_write);
@@ -167,7 +223,7 @@ ht_setup(struct auth_ctx *c, struct ht *t, const char *rel)
 	curl_easy_setopt(t->h, CURLOPT_ERRORBUFFER, t->errbuf);
 	curl_easy_setopt(t->h, CURLOPT_USERAGENT, "shir-authoring/" PACKAGE_VERSION);
 	curl_easy_setopt(t->h, CURLOPT_ACCEPT_ENCODING, "");
-	if (auth_proxy_setup(c, t->h, t->url) != 0)
+	if (auth_proxy_setup(c, t->h, t->url, &t->proxied) != 0)
 		goto out;
 	if (strcmp(auth, "Basic") == 0) {
 		l = strlen(user) + (c->password ? strlen(c->password) : 0) + 2;

@@ -6,6 +6,7 @@ request or the remote server reach the node's files, processes or network.
 The attacker's side (a rogue MySQL server) is simulated here; everything
 else is real: shird, MariaDB, PostgreSQL, unixODBC with psqlODBC, SQLite,
 a local HTTP server."""
+import http.server
 import json
 import os
 import socket
@@ -365,6 +366,145 @@ def test_sqlite_reads_and_nothing_else(h):
     check(r["rows"] == [["x", 1], ["y", 2]], "%r", r)
     r = n.author("schema", {"linkedService": ls, "dataset": {"type": "Table", "table": "t"}})
     check([c["name"] for c in r["columns"]] == ["a", "b"], "%r", r)
+    n.stop_clean()
+
+
+# ---- HttpServer --------------------------------------------------------------
+
+class _Redirector(http.server.BaseHTTPRequestHandler):
+    seen = []
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        _Redirector.seen.append((self.path, self.headers.get("Authorization")))
+        if self.path.startswith("/to/"):
+            target = self.path[len("/to/"):].replace("%3A", ":")
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path.startswith("/loop/"):
+            k = int(self.path.split("/")[2])
+            self.send_response(302)
+            self.send_header("Location", "/loop/%d" % (k + 1))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = json.dumps([{"path": self.path}]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def redirector(h):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirector)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+
+    def stop():
+        srv.shutdown()
+        srv.server_close()
+    h.on_cleanup(stop)
+    return srv.server_address[1]
+
+
+@test
+def test_http_redirects_stay_within_policy(h):
+    """HttpServer: redirects only to http(s), at most 5, no credentials to another origin, no port oracle"""
+    port = redirector(h)
+    base = "http://127.0.0.1:%d" % port
+    secret = h.write("secret.json", json.dumps([{"s": SECRET}]))
+    n = Node(h, lma=True)
+
+    def preview(url, **props):
+        p = {"url": url}
+        p.update(props)
+        return n.curl("preview", {"linkedService": {"type": "HttpServer", "properties": p},
+                                  "dataset": {"type": "Json"}})
+    for target in ("file://" + secret, "ftp://127.0.0.1:%d/x" % port, "gopher://127.0.0.1:%d/" % port,
+                   "dict://127.0.0.1:%d/" % port, "scp://127.0.0.1/etc/passwd"):
+        st, _, js = preview(base + "/to/" + target)
+        check(st != 200 and SECRET not in json.dumps(js), "%s: HTTP %s %r", target, st, js)
+    st, _, js = preview(base + "/loop/0")
+    check(st == 422 and "redirect" in js["error"]["message"].lower(), "redirect loop: %s %r", st, js)
+    check(not any(p == "/loop/7" for p, _ in _Redirector.seen), "followed more than 5 redirects")
+    # Basic credentials stay with the origin they were given for
+    del _Redirector.seen[:]
+    other = "http://localhost:%d/landing" % port
+    st, _, js = preview(base + "/to/" + other, authenticationType="Basic", username="api",
+                        password="s3cret-pw")
+    check(st == 200, "%s %r", st, js)
+    check(_Redirector.seen[0][1] is not None and _Redirector.seen[-1] == ("/landing", None),
+          "credentials went to another origin: %r", _Redirector.seen)
+    n.stop_clean()
+    # local machine access off: the same answer whether or not the port is open
+    n = Node(h, lma=False)
+    msgs = set()
+    for p in (port, free_port()):
+        msgs.add(expect_error(n.curl("testConnection", {"linkedService": {"type": "HttpServer",
+                 "properties": {"url": "http://127.0.0.1:%d/" % p}}}), 403, "LocalMachineAccessDenied"))
+    check(len(msgs) == 1, "the answer depends on the port's state: %r", msgs)
+    n.stop_clean()
+
+
+class _ProxyAndRemote(http.server.BaseHTTPRequestHandler):
+    """A forward proxy on this machine (as a node's cntlm or squid often is)
+    in front of an attacker's web server at 192.0.2.10: requests for that
+    host are answered here (the attacker redirects to the node's loopback),
+    requests for 127.0.0.1 are forwarded to it."""
+    local_port = 0
+    seen = []
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        _ProxyAndRemote.seen.append(self.path)
+        if self.path.startswith("http://192.0.2.10/"):
+            if self.path.endswith("/redirect"):
+                self.send_response(302)
+                self.send_header("Location", "http://127.0.0.1:%d/secret" % self.local_port)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body = b'[{"remote": 1}]'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_response(502)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@test
+def test_http_redirect_through_proxy_to_loopback(h):
+    """HttpServer through the node's proxy: a redirect to the node's loopback is refused by name"""
+    local = redirector(h)
+    _ProxyAndRemote.local_port = local
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ProxyAndRemote)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    h.on_cleanup(lambda: (srv.shutdown(), srv.server_close()))
+    n = Node(h, lma=False, extra="[proxy]\nmode = custom\naddress = 127.0.0.1\nport = %d\n"
+             % srv.server_address[1])
+    # the admin's proxy on this machine is not a store: allowed with the rule off
+    r = n.author("preview", {"linkedService": {"type": "HttpServer", "properties": {
+        "url": "http://192.0.2.10/data"}}, "dataset": {"type": "Json"}})
+    check(r["rows"] == [[1]], "%r", r)
+    del _Redirector.seen[:]
+    expect_error(n.curl("preview", {"linkedService": {"type": "HttpServer", "properties": {
+        "url": "http://192.0.2.10/redirect"}}, "dataset": {"type": "Json"}}),
+        403, "LocalMachineAccessDenied", "127.0.0.1")
+    check(not any("/secret" in p for p in _ProxyAndRemote.seen), "the redirect was requested: %r",
+          _ProxyAndRemote.seen)
     n.stop_clean()
 
 
