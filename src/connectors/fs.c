@@ -371,13 +371,27 @@ fs_stream(struct auth_ctx *c, const char *path, const char *encoding, fs_feed_fn
 		    "UTF-8, UTF-16, UTF-16LE, UTF-16BE, ISO-8859-1 (Latin-1) or Windows-1252", encoding);
 	if (*ic && (cd = iconv_open("UTF-8", ic)) == (iconv_t)-1)
 		return auth_fail(c, AUTH_E_INTERNAL, "this system's iconv cannot decode %s", ic);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);	/* path is resolved: no link may appear since */
+	/* path is resolved: no link may appear since. O_NONBLOCK: opening a
+	 * FIFO must not wait for a writer (a worker stuck beyond any deadline,
+	 * or a process on the node feeding the answer); only regular files are
+	 * read (no FIFO, socket or device) */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			auth_fail(c, AUTH_E_NOTFOUND, "the file %s does not exist", path);
 		else
 			auth_fail(c, AUTH_E_STORE, "cannot open %s: %s", path, strerror(errno));
 		goto out;
+	}
+	{
+		struct stat st;
+
+		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+			auth_fail(c, AUTH_E_INVALID, "%s is not a regular file (a FIFO, socket or device "
+			    "is never read in authoring)", path);
+			goto out;
+		}
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	}
 	in = malloc(FS_CHUNK + 8);
 	out = malloc(FS_CHUNK * 4 + 16);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
@@ -148,6 +149,16 @@ sq_open(struct auth_ctx *c, sqlite3 **dbp)
 	*dbp = NULL;
 	if (path == NULL || auth_check_local_path(c, "the Sqlite database", path, &real) != 0)
 		return -1;
+	{
+		struct stat st;
+
+		/* a FIFO would block the open, a device is not a database */
+		if (stat(real, &st) == 0 && !S_ISREG(st.st_mode)) {
+			auth_fail(c, AUTH_E_INVALID, "the Sqlite database %s is not a regular file", real);
+			free(real);
+			return -1;
+		}
+	}
 	/* real is absolute: never read as a file: URI (no SQLITE_OPEN_URI) */
 	rc = sqlite3_open_v2(real, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
 	    NULL);

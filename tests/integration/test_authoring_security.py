@@ -369,6 +369,30 @@ def test_sqlite_reads_and_nothing_else(h):
     n.stop_clean()
 
 
+# ---- FileSystem -----------------------------------------------------------------
+
+@test
+def test_files_only_regular_files(h):
+    """FileSystem, Sqlite: a FIFO in an allowed folder is refused at once, never waited on"""
+    d = h.path("files")
+    os.makedirs(d)
+    fifo = os.path.join(d, "pipe.csv")
+    os.mkfifo(fifo)
+    h.write("files/ok.csv", "a,b\n1,2\n")
+    n = Node(h, allowed=d, timeout=5)
+    t0 = time.monotonic()
+    expect_error(n.curl("preview", {"linkedService": {"type": "FileSystem", "properties": {"root": d}},
+                                    "dataset": {"type": "DelimitedText", "path": "pipe.csv"}}),
+                 400, "InvalidRequest", "not a regular file")
+    expect_error(n.curl("testConnection", {"linkedService": {"type": "Sqlite", "properties": {
+        "path": fifo}}}), 400, "InvalidRequest", "not a regular file")
+    check(time.monotonic() - t0 < 4, "waited %.1fs on a FIFO", time.monotonic() - t0)
+    r = n.author("preview", {"linkedService": {"type": "FileSystem", "properties": {"root": d}},
+                             "dataset": {"type": "DelimitedText", "path": "ok.csv", "firstRowAsHeader": True}})
+    check(r["rows"] == [[1, 2]], "%r", r)
+    n.stop_clean()
+
+
 # ---- HttpServer --------------------------------------------------------------
 
 class _Redirector(http.server.BaseHTTPRequestHandler):
