@@ -45,3 +45,13 @@ noinst_PROGRAMS += bench/authoring_load
 bench_authoring_load_SOURCES = bench/authoring_load.c
 bench_authoring_load_LDADD = $(SHIR_LIBS)
 EXTRA_DIST += bench/authoring_bench.py
+
+# auth_guard: the MySQL statement check and the ODBC connection string reader
+UNIT_TESTS += tests/unit/test_auth_guard
+tests_unit_test_auth_guard_SOURCES = tests/unit/test_auth_guard.c
+tests_unit_test_auth_guard_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_auth_guard_LDADD = $(UNIT_LIBS)
+FUZZ_TARGETS += tests/fuzz/fuzz_auth_guard
+tests_fuzz_fuzz_auth_guard_SOURCES = tests/fuzz/fuzz_auth_guard.c $(FUZZ_MAIN)
+tests_fuzz_fuzz_auth_guard_LDADD = $(SHIR_LIBS)
+tests_fuzz_fuzz_auth_guard_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
