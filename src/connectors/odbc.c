@@ -24,6 +24,7 @@ struct od {
 	SQLHENV env;
 	SQLHDBC dbc;
 	SQLHSTMT st;
+	bool mysql;		/* MySQL or MariaDB: Queries pass auth_guard_sql */
 };
 
 static const char *
@@ -412,8 +413,10 @@ od_session_read_only(struct auth_ctx *c, struct od *o)
 	SQLGetInfo(o->dbc, SQL_DBMS_NAME, name, sizeof name, &l);
 	if (strstr((const char *)name, "PostgreSQL"))
 		sql = "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY";
-	else if (strstr((const char *)name, "MySQL") || strstr((const char *)name, "MariaDB"))
+	else if (strstr((const char *)name, "MySQL") || strstr((const char *)name, "MariaDB")) {
 		sql = "SET SESSION TRANSACTION READ ONLY";
+		o->mysql = true;
+	}
 	if (sql == NULL)
 		return 0;
 	if (!SQL_SUCCEEDED(SQLExecDirect(o->st, (SQLCHAR *)sql, SQL_NTS)))
@@ -657,6 +660,15 @@ od_run(struct auth_ctx *c, bool preview)
 		q = sql;
 	} else if ((q = auth_ds_str(c, "query", true, NULL)) == NULL) {
 		goto out;
+	} else if (o.mysql) {
+		/* the driver is libmariadb underneath: the same statement check as
+		 * the MySql store (no LOAD DATA LOCAL, no file words) */
+		char why[256];
+
+		if (auth_guard_sql(q, why, sizeof why) != 0) {
+			auth_fail(c, AUTH_E_READONLY, "%s", why);
+			goto out;
+		}
 	}
 	SQLSetStmtAttr(o.st, SQL_ATTR_MAX_ROWS, (SQLPOINTER)(SQLULEN)(preview ? c->limit + 1 : 1), 0);
 	r = SQLExecDirect(o.st, (SQLCHAR *)q, SQL_NTS);

@@ -195,6 +195,10 @@ def odbcinst_dir(h):
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "odbcinst.ini"), "w") as f:
         f.write("[PostgreSQL Unicode]\nDescription=PostgreSQL ODBC driver\nDriver=%s\n" % lib)
+        # MariaDB Connector/ODBC when installed (odbc-mariadb)
+        for ma in glob.glob("/usr/lib/*/odbc/libmaodbc.so"):
+            f.write("[MariaDB Unicode]\nDescription=MariaDB Connector/ODBC\nDriver=%s\n" % ma)
+            break
     with open(os.path.join(d, "odbc.ini"), "w") as f:
         f.write("")
     return d

@@ -280,6 +280,36 @@ def test_odbc_no_file_keywords(h):
     n.stop_clean()
 
 
+@test
+def test_odbc_mariadb_no_file(h):
+    """Odbc (MariaDB Connector/ODBC): LOAD DATA LOCAL refused; a rogue server gets no file"""
+    secret = h.write("machine.key", SECRET + "\n", mode=0o644)
+    os.chmod(h.path(), 0o755)
+    rogue = RogueMySQL(secret)
+    h.on_cleanup(rogue.close)
+    n = Node(h, lma=True, timeout=8, env=odbc_env(h))
+    ls = odbc_ls("Driver={MariaDB Unicode};Server=127.0.0.1;Port=%d;Database=shop" % rogue.port)
+    for q in ("SELECT 1", "LOAD DATA LOCAL INFILE '%s' INTO TABLE t" % secret):
+        st, _, js = n.curl("preview", {"linkedService": ls, "dataset": query(q)})
+        check(st != 200, "%s: %r", q, js)
+    check(SECRET.encode() not in rogue.received, "the node sent the file to the server")
+    s = shared_mariadb()
+    s.sql("CREATE TABLE IF NOT EXISTS loaded (a TEXT)")
+    s.sql("CREATE USER IF NOT EXISTS 'loader'@'127.0.0.1' IDENTIFIED BY 'l0ader-pw'; "
+          "GRANT ALL ON *.* TO 'loader'@'127.0.0.1'", db="")
+    real = {"type": "Odbc", "properties": {
+        "connectionString": "Driver={MariaDB Unicode};Server=127.0.0.1;Port=%d;Database=shop" % s.port,
+        "username": "loader", "password": "l0ader-pw"}}
+    r = n.author("preview", {"linkedService": real, "dataset": query("SELECT 1 AS one")})
+    check(r["rows"] == [[1]], "%r", r)
+    for q in ("LOAD DATA LOCAL INFILE '%s' INTO TABLE loaded" % secret,
+              "SELECT 'x' INTO OUTFILE '/tmp/shir-odbc-outfile-%d'" % os.getpid()):
+        expect_error(n.curl("preview", {"linkedService": real, "dataset": query(q)}), 403,
+                     "ReadOnlyViolation", "dataset.query")
+    check(s.sql("SELECT count(*) FROM loaded").strip() == "0", "a file was loaded")
+    n.stop_clean()
+
+
 # ---- PostgreSQL -------------------------------------------------------------
 
 @test
