@@ -80,6 +80,7 @@ od_fail(struct auth_ctx *c, SQLSMALLINT type, SQLHANDLE h, const char *what)
 	if (strncmp(s, "08", 2) == 0) {
 		/* the PostgreSQL driver reports a refused password as 08001 */
 		if (strstr((const char *)msg, "password authentication failed") ||
+		    strstr((const char *)msg, "no password supplied") ||
 		    strstr((const char *)msg, "Access denied"))
 			return auth_fail(c, AUTH_E_AUTH, "%s", msg);
 		return auth_fail(c, AUTH_E_UNREACHABLE, "%s", msg);
@@ -210,6 +211,7 @@ struct od_cs {
 	const char *seen_as[OD_NKEYS];	/* the keyword that set a setting */
 	char dsn[256];
 	bool has_driver, has_user, has_password;
+	char lib[512];		/* the driver's library, as registered */
 	/* the host values, checked once the whole string was read */
 	char hosts[4][256];
 	int nhosts;
@@ -277,6 +279,7 @@ od_cs_pair(void *arg, const char *key, const char *val, size_t vlen)
 			    "on this node: Driver= takes the name of a driver in the node's odbcinst.ini, "
 			    "never a path", v);
 		o->has_driver = true;
+		snprintf(o->lib, sizeof o->lib, "%s", reg);
 		break;
 	case OD_DSN:
 		if (strchr(v, '/') != NULL || SQLGetPrivateProfileString(v, "Driver", "", reg,
@@ -284,6 +287,16 @@ od_cs_pair(void *arg, const char *key, const char *val, size_t vlen)
 			return auth_fail(c, AUTH_E_INVALID, "the data source \"%s\" is not registered on "
 			    "this node: DSN= takes the name of a data source in the node's odbc.ini", v);
 		snprintf(o->dsn, sizeof o->dsn, "%s", v);
+		/* a DSN's Driver is a registered name or the admin's path */
+		if (strchr(reg, '/') == NULL) {
+			char name[sizeof reg];
+
+			snprintf(name, sizeof name, "%s", reg);
+			if (SQLGetPrivateProfileString(name, "Driver", "", reg, sizeof reg,
+			    "ODBCINST.INI") <= 0)
+				reg[0] = '\0';
+		}
+		snprintf(o->lib, sizeof o->lib, "%s", reg);
 		break;
 	case OD_HOST:
 		if (o->nhosts < 4)
@@ -351,7 +364,7 @@ od_check_host_value(struct auth_ctx *c, const char *key, const char *v)
 
 /* Checks the request's connection string before any driver sees it. */
 static int
-od_check_cs(struct auth_ctx *c, const char *cs, bool user, bool password)
+od_check_cs(struct auth_ctx *c, const char *cs, bool user, bool password, bool *psql)
 {
 	static const char *const dsn_host_keys[] = { "Server", "Servername", "Host", "Hostname",
 	    "Address", "Addr", "Network Address", "Data Source", "Socket", "NamedPipe", "pqopt",
@@ -378,6 +391,9 @@ od_check_cs(struct auth_ctx *c, const char *cs, bool user, bool password)
 	for (i = 0; i < o.nhosts; i++)
 		if (od_check_host_value(c, "Server", o.hosts[i]) != 0)
 			return -1;
+	/* psqlODBC hands its connection to libpq, which would read the node
+	 * user's ~/.pgpass when the request gives no password */
+	*psql = strstr(o.lib, "psqlodbc") != NULL;
 	/* a data source the admin registered: check where it points too */
 	for (i = 0; o.dsn[0] && dsn_host_keys[i] != NULL; i++) {
 		char v[256] = "";
@@ -433,6 +449,7 @@ static int
 od_connect(struct auth_ctx *c, struct od *o)
 {
 	const char *user = auth_prop_str(c, "username", false, NULL);
+	bool psql = false;
 	char cs[4096];
 	SQLRETURN r;
 	int rc = -1;
@@ -446,11 +463,13 @@ od_connect(struct auth_ctx *c, struct od *o)
 	if (strlen(c->connection_string) >= sizeof cs - 512)
 		return auth_fail(c, AUTH_E_INVALID, "linkedService.properties.connectionString is too "
 		    "long");
-	if (od_check_cs(c, c->connection_string, user != NULL, c->password != NULL) != 0)
+	if (od_check_cs(c, c->connection_string, user != NULL, c->password != NULL, &psql) != 0)
 		return -1;
 	snprintf(cs, sizeof cs, "%s", c->connection_string);
 	if ((user && od_append(cs, sizeof cs, "UID", user) != 0) ||
-	    (c->password && od_append(cs, sizeof cs, "PWD", c->password) != 0)) {
+	    (c->password && od_append(cs, sizeof cs, "PWD", c->password) != 0) ||
+	    (psql && od_append(cs, sizeof cs, "pqopt", "passfile=/dev/null/shir-no-passfile "
+	    "gssencmode=disable") != 0)) {
 		explicit_bzero(cs, sizeof cs);
 		return auth_fail(c, AUTH_E_INVALID, "the connection string is too long");
 	}

@@ -310,6 +310,25 @@ def test_odbc_mariadb_no_file(h):
     n.stop_clean()
 
 
+@test
+def test_odbc_psqlodbc_no_node_pgpass(h):
+    """Odbc (psqlODBC): libpq under the driver never reads the node user's ~/.pgpass"""
+    s = shared_pg()
+    home = h.path("home")
+    os.makedirs(home)
+    with open(os.path.join(home, ".pgpass"), "w") as f:
+        f.write("*:*:*:reader:r3ader-Secret\n")
+    os.chmod(os.path.join(home, ".pgpass"), 0o600)
+    env = odbc_env(h)
+    env["HOME"] = home
+    n = Node(h, env=env)
+    cs = "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=%d;Database=shop;SSLMode=disable;UID=reader" % s.port
+    expect_error(n.curl("testConnection", {"linkedService": odbc_ls(cs, user=False)}), 422,
+                 "AuthenticationFailed")
+    n.author("testConnection", {"linkedService": odbc_ls(cs.replace(";UID=reader", ""), user=True)})
+    n.stop_clean()
+
+
 # ---- PostgreSQL -------------------------------------------------------------
 
 @test
@@ -319,8 +338,14 @@ def test_pg_no_ambient_settings(h):
     passfile = h.write("pgpass", "*:*:*:reader:r3ader-Secret\n", mode=0o600)
     svcfile = h.write("pg_service.conf", "[shop]\nhost=127.0.0.1\nport=%d\ndbname=shop\n"
                       "user=reader\npassword=r3ader-Secret\n" % s.port)
+    home = h.path("home")
+    os.makedirs(home)
+    with open(os.path.join(home, ".pgpass"), "w") as f:
+        f.write("*:*:*:reader:r3ader-Secret\n")
+    os.chmod(os.path.join(home, ".pgpass"), 0o600)
     env = {"PGPASSFILE": passfile, "PGSERVICEFILE": svcfile, "PGSERVICE": "shop",
-           "PGSYSCONFDIR": h.path(), "PGSSLKEY": passfile, "PGPASSWORD": "r3ader-Secret"}
+           "PGSYSCONFDIR": h.path(), "PGSSLKEY": passfile, "PGPASSWORD": "r3ader-Secret",
+           "HOME": home}
     n = Node(h, env=env)
     # no password in the request: the node's own files must not supply one
     ls = {"type": "PostgreSql", "properties": {"host": "127.0.0.1", "port": s.port,
