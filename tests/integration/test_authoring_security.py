@@ -37,8 +37,9 @@ class RogueMySQL:
     (0xFB) naming `steal`; records every byte it receives. Bounded: at most
     1 MiB per connection, 5 s of silence ends a connection."""
 
-    def __init__(self, steal):
+    def __init__(self, steal, switch_to=None):
         self.steal = steal
+        self.switch_to = switch_to
         self.received = b""
         self.client_caps = []
         self.queries = []
@@ -103,6 +104,11 @@ class RogueMySQL:
             seq, resp = self._recv_packet(c)
             with self.lock:
                 self.client_caps.append(struct.unpack("<I", resp[:4])[0])
+            if self.switch_to:
+                # "use this plugin instead": mysql_clear_password would send
+                # the password itself
+                self._send(c, seq + 1, b"\xfe" + self.switch_to.encode() + b"\x00" + salt + b"\x00")
+                seq, _ = self._recv_packet(c)
             self._send(c, seq + 1, self._ok())
             while True:
                 seq, pkt = self._recv_packet(c)
@@ -162,6 +168,22 @@ def test_mysql_local_infile_never_sends_a_file(h):
     r = n.author("testConnection", {"linkedService": ls})
     check(r["store"]["product"] == "MySQL", "%r", r)
     n.stop_clean()
+
+
+@test
+def test_mysql_server_cannot_ask_for_the_password(h):
+    """MySql: a server that switches to mysql_clear_password or dialog never gets the password"""
+    for plugin in ("mysql_clear_password", "dialog"):
+        rogue = RogueMySQL("/nonexistent", switch_to=plugin)
+        n = Node(h, timeout=8)
+        ls = {"type": "MySql", "properties": {"host": "127.0.0.1", "port": rogue.port,
+                                              "database": "shop", "username": "u",
+                                              "password": "Cl3ar-Stored-Secret"}}
+        st, _, js = n.curl("testConnection", {"linkedService": ls})
+        check(st != 200, "%s: %r", plugin, js)
+        check(b"Cl3ar-Stored-Secret" not in rogue.received, "%s: the password went in clear", plugin)
+        n.stop_clean()
+        rogue.close()
 
 
 @test
