@@ -337,7 +337,9 @@ od_check_host_value(struct auth_ctx *c, const char *key, const char *v)
 			p++;
 		while (*h == ' ')
 			h++;
-		h[strcspn(h, " ")] = '\0';
+		/* trailing spaces only: "a b" stays whole and fails to resolve */
+		while (*h && h[strlen(h) - 1] == ' ')
+			h[strlen(h) - 1] = '\0';
 		if (!first && *h && strspn(h, "0123456789") == strlen(h))
 			continue;	/* "host,port" */
 		first = false;
