@@ -64,7 +64,6 @@ sq_authorize(void *arg, int action, const char *a1, const char *a2, const char *
 	struct sq_guard *g = arg;
 	const char *what;
 
-	(void)db;
 	switch (action) {
 	case SQLITE_SELECT:
 	case SQLITE_READ:
@@ -81,7 +80,8 @@ sq_authorize(void *arg, int action, const char *a1, const char *a2, const char *
 		 * sqlite_master cannot succeed: read-only connection, DEFENSIVE,
 		 * PRAGMA writable_schema refused */
 		if (a1 != NULL && (strcmp(a1, "sqlite_master") == 0 ||
-		    strcmp(a1, "sqlite_schema") == 0) && trigger == NULL)
+		    strcmp(a1, "sqlite_schema") == 0) && trigger == NULL && db != NULL &&
+		    strcmp(db, "main") == 0)
 			return SQLITE_OK;
 		what = "a write";
 		break;
