@@ -373,7 +373,7 @@ od_check_cs(struct auth_ctx *c, const char *cs, bool user, bool password, bool *
 	    NULL };
 	struct od_cs o;
 	char why[256];
-	int rc, i;
+	int rc, i, nhosts;
 
 	memset(&o, 0, sizeof o);
 	o.c = c;
@@ -393,6 +393,7 @@ od_check_cs(struct auth_ctx *c, const char *cs, bool user, bool password, bool *
 	for (i = 0; i < o.nhosts; i++)
 		if (od_check_host_value(c, "Server", o.hosts[i]) != 0)
 			return -1;
+	nhosts = o.nhosts;
 	/* psqlODBC hands its connection to libpq, which would read the node
 	 * user's ~/.pgpass when the request gives no password */
 	*psql = strstr(o.lib, "psqlodbc") != NULL;
@@ -415,8 +416,15 @@ od_check_cs(struct auth_ctx *c, const char *cs, bool user, bool password, bool *
 			} else if (od_check_host_value(c, dsn_host_keys[i], v) != 0) {
 				return -1;
 			}
+			nhosts++;
 		}
 	}
+	/* no host at all: drivers then use this machine (libpq's Unix socket,
+	 * libmariadb's localhost) */
+	if (nhosts == 0 && !c->policy.local_machine_access)
+		return auth_fail(c, AUTH_E_LOCAL, "the connection string names no server, so the "
+		    "driver would connect to this node itself, and local machine access is off; give "
+		    "Server=");
 	return 0;
 }
 

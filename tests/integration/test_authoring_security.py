@@ -243,6 +243,8 @@ def test_odbc_host_rule_on_every_host_keyword(h):
         ("braced", "Server={127.0.0.1}", 403, "LocalMachineAccessDenied"),
         ("libpq options", "Server=192.0.2.10;pqopt={host=127.0.0.1}", 400, "InvalidRequest"),
         ("brace tricks", "Server={192.0.2.10}}};Server=127.0.0.1}", 400, "InvalidRequest"),
+        ("no server (the driver's default is this machine)", "Description=x", 403,
+         "LocalMachineAccessDenied"),
     ]
     for what, hosts, status, code in cases:
         msgs = set()
