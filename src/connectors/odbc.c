@@ -478,7 +478,8 @@ od_connect(struct auth_ctx *c, struct od *o)
 	snprintf(cs, sizeof cs, "%s", c->connection_string);
 	if ((user && od_append(cs, sizeof cs, "UID", user) != 0) ||
 	    (c->password && od_append(cs, sizeof cs, "PWD", c->password) != 0) ||
-	    (psql && od_append(cs, sizeof cs, "pqopt", "passfile=/dev/null/shir-no-passfile "
+	    (psql && od_append(cs, sizeof cs, "pqopt", "passfile=/nonexistent/shir-no-file "
+	    "sslcert=/nonexistent/shir-no-file sslkey=/nonexistent/shir-no-file "
 	    "gssencmode=disable") != 0)) {
 		explicit_bzero(cs, sizeof cs);
 		return auth_fail(c, AUTH_E_INVALID, "the connection string is too long");

@@ -7,7 +7,8 @@
  *
  * Only the settings of the linked service reach libpq, as explicit keywords
  * (never a conninfo string, so no value can add a keyword): no service file,
- * no password file (passfile is set to a path that cannot exist), no GSSAPI
+ * no password file and no client certificate (passfile, sslcert and sslkey
+ * name a path that cannot exist), no GSSAPI
  * encryption with the node's Kerberos credentials, one network host; shird
  * clears every PG* variable at startup (auth_env_neutralise). */
 #include "config.h"
@@ -23,6 +24,9 @@
 
 #include "auth_ctx.h"
 #include "auth_rows.h"
+
+/* what libpq gets for the files of the node user it must not read */
+#define PG_NO_FILE "/nonexistent/shir-no-file"
 
 /* type OIDs from pg_type.dat (stable across versions) */
 #define PG_BOOL 16
@@ -156,7 +160,7 @@ pg_connect(struct auth_ctx *c, PGconn **out)
 	const char *host, *db, *user, *ssl;
 	int port, cto;
 	char sport[16], scto[16], addr[64];
-	const char *kw[18], *val[18];
+	const char *kw[20], *val[20];
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	PGconn *conn = NULL;
 	int k = 0;
@@ -203,9 +207,13 @@ pg_connect(struct auth_ctx *c, PGconn **out)
 	kw[k] = "sslmode", val[k++] = ssl;
 	kw[k] = "connect_timeout", val[k++] = scto;
 	kw[k] = "application_name", val[k++] = "shir-authoring";
-	/* never shird's own ~/.pgpass: a request must not borrow the node
-	 * user's stored passwords (a path that cannot exist is ignored) */
-	kw[k] = "passfile", val[k++] = "/dev/null/shir-no-passfile";
+	/* never shird's own ~/.pgpass nor its ~/.postgresql client
+	 * certificate: a request must not borrow the node user's stored
+	 * password or identity. /nonexistent never exists (Debian policy), and
+	 * libpq goes on without a file that is not there */
+	kw[k] = "passfile", val[k++] = PG_NO_FILE;
+	kw[k] = "sslcert", val[k++] = PG_NO_FILE;
+	kw[k] = "sslkey", val[k++] = PG_NO_FILE;
 	kw[k] = "gssencmode", val[k++] = "disable";
 	kw[k] = "options", val[k++] = "-c default_transaction_read_only=on -c TimeZone=UTC "
 	    "-c DateStyle=ISO -c IntervalStyle=iso_8601";

@@ -16,8 +16,8 @@ import threading
 import time
 
 from authnode import Node, expect_error
-from shirtest import check, free_port, main, test, wait_until
-from stores import odbcinst_dir, shared_mariadb, shared_pg
+from shirtest import check, free_port, main, make_test_pki, test, wait_until
+from stores import Postgres, odbcinst_dir, shared_mariadb, shared_pg
 
 SECRET = "machine-key-7f3a9c-TOPSECRET"
 
@@ -393,6 +393,32 @@ def test_pg_no_ambient_settings(h):
     for host in ("/var/run/postgresql", "@abstract", "/tmp"):
         expect_error(n.curl("testConnection", {"linkedService": {"type": "PostgreSql", "properties": dict(
             ok, host=host)}}), 403, "LocalMachineAccessDenied", "Unix socket")
+    n.stop_clean()
+
+
+@test
+def test_pg_no_node_client_certificate(h):
+    """PostgreSql over TLS: libpq never presents (or reads) the node user's ~/.postgresql client key"""
+    ca, crt, key = make_test_pki(h)
+    s = Postgres(tls=(crt, key))
+    h.on_cleanup(s.close)
+    home = h.path("home")
+    os.makedirs(os.path.join(home, ".postgresql"))
+    # the node user's client certificate: unreadable garbage, so that any
+    # attempt to load it fails the connection
+    for name in ("postgresql.crt", "postgresql.key"):
+        with open(os.path.join(home, ".postgresql", name), "w") as f:
+            f.write("not a certificate\n")
+        os.chmod(os.path.join(home, ".postgresql", name), 0o600)
+    env = odbc_env(h)
+    env["HOME"] = home
+    n = Node(h, env=env)
+    r = n.author("testConnection", {"linkedService": s.linked_service(sslMode="require")})
+    check(r["store"]["product"] == "PostgreSQL", "%r", r)
+    # and libpq under psqlODBC
+    r = n.author("testConnection", {"linkedService": odbc_ls(
+        "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=%d;Database=shop;SSLMode=require" % s.port)})
+    check(r["store"]["product"] == "PostgreSQL", "%r", r)
     n.stop_clean()
 
 
