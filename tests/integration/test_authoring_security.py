@@ -598,9 +598,10 @@ class _ProxyAndRemote(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         _ProxyAndRemote.seen.append(self.path)
         if self.path.startswith("http://192.0.2.10/"):
-            if self.path.endswith("/redirect"):
+            if "/redirect" in self.path:
+                scheme = "https" if self.path.endswith("/redirect-tls") else "http"
                 self.send_response(302)
-                self.send_header("Location", "http://127.0.0.1:%d/secret" % self.local_port)
+                self.send_header("Location", "%s://127.0.0.1:%d/secret" % (scheme, self.local_port))
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
@@ -611,6 +612,13 @@ class _ProxyAndRemote(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
             return
+        self.send_response(502)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_CONNECT(self):
+        # a tunnel to the node's own port: the proxy would open it
+        _ProxyAndRemote.seen.append("CONNECT " + self.path)
         self.send_response(502)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -635,8 +643,14 @@ def test_http_redirect_through_proxy_to_loopback(h):
     expect_error(n.curl("preview", {"linkedService": {"type": "HttpServer", "properties": {
         "url": "http://192.0.2.10/redirect"}}, "dataset": {"type": "Json"}}),
         403, "LocalMachineAccessDenied", "127.0.0.1")
-    check(not any("/secret" in p for p in _ProxyAndRemote.seen), "the redirect was requested: %r",
-          _ProxyAndRemote.seen)
+    # https: curl would ask the proxy for a tunnel (CONNECT) to the node's
+    # port before any request, and the proxy's answer would tell whether the
+    # port is open: refused before the proxy hears of it
+    expect_error(n.curl("preview", {"linkedService": {"type": "HttpServer", "properties": {
+        "url": "http://192.0.2.10/redirect-tls"}}, "dataset": {"type": "Json"}}),
+        403, "LocalMachineAccessDenied", "127.0.0.1")
+    check(not any("/secret" in p or "CONNECT" in p for p in _ProxyAndRemote.seen),
+          "the redirect was requested: %r", _ProxyAndRemote.seen)
     n.stop_clean()
 
 
