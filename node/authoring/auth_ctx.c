@@ -157,6 +157,29 @@ auth_prop_str(struct auth_ctx *c, const char *name, bool required, const char *d
 	return auth_str(c, c->props, "linkedService.properties", name, required, def);
 }
 
+int
+auth_props_only(struct auth_ctx *c, const char *const *allowed)
+{
+	const cJSON *e;
+	const char *const *a;
+
+	cJSON_ArrayForEach(e, c->props) {
+		for (a = allowed; *a && strcmp(*a, e->string ? e->string : "") != 0; a++)
+			;
+		if (*a == NULL) {
+			char list[512] = "";
+
+			for (a = allowed; *a; a++)
+				snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+				    a == allowed ? "" : ", ", *a);
+			return auth_fail(c, AUTH_E_INVALID, "linkedService.properties.%.64s is not a "
+			    "setting of a %s store (it takes %s)", e->string ? e->string : "",
+			    c->store_type, list);
+		}
+	}
+	return 0;
+}
+
 const char *
 auth_ds_str(struct auth_ctx *c, const char *name, bool required, const char *def)
 {
@@ -411,6 +434,45 @@ auth_check_host_addr(struct auth_ctx *c, const char *host, char *addr, size_t ad
 	return rc;
 }
 
+/* ---- the environment -------------------------------------------------- */
+
+extern char **environ;
+
+void
+auth_env_neutralise(void)
+{
+	static const char *const my[] = { "MYSQL_PWD", "MYSQL_HOST", "MYSQL_TCP_PORT",
+	    "MYSQL_UNIX_PORT", NULL };
+	char names[512] = "", name[128];
+	bool again = true;
+	size_t i;
+
+	while (again) {
+		again = false;
+		for (i = 0; environ != NULL && environ[i] != NULL; i++) {
+			const char *e = environ[i];
+			size_t l = strcspn(e, "=");
+			bool drop = strncmp(e, "PG", 2) == 0;
+			const char *const *m;
+
+			for (m = my; !drop && *m; m++)
+				drop = strlen(*m) == l && strncmp(e, *m, l) == 0;
+			if (!drop || l >= sizeof name)
+				continue;
+			snprintf(name, sizeof name, "%.*s", (int)l, e);
+			if (strlen(names) + l + 2 < sizeof names)
+				snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+				    names[0] ? "," : "", name);
+			unsetenv(name);
+			again = true;	/* environ changed under us */
+			break;
+		}
+	}
+	if (names[0])
+		log_info("authoring", "event=authoring.environment_cleared names=%s reason=\"store "
+		    "connections take their settings from the request only\"", names);
+}
+
 /* ---- results ---------------------------------------------------------- */
 
 void
@@ -440,11 +502,12 @@ auth_item(cJSON *items, const char *name, const char *type)
 /* ---- proxy seam ------------------------------------------------------- */
 
 int
-auth_proxy_setup(struct auth_ctx *c, void *curl_handle, const char *url)
+auth_proxy_setup(struct auth_ctx *c, void *curl_handle, const char *url, bool *proxied)
 {
 	struct proxy_decision d;
 	CURL *h = curl_handle;
 
+	*proxied = false;
 	if (c->policy.proxy == NULL) {
 		curl_easy_setopt(h, CURLOPT_PROXY, "");
 		return 0;
@@ -457,6 +520,7 @@ auth_proxy_setup(struct auth_ctx *c, void *curl_handle, const char *url)
 	}
 	/* curl tries one proxy; the first of the decided list, like .NET's
 	 * WebProxy for a static configuration. */
+	*proxied = true;
 	proxy_curl_setup(c->policy.proxy, h, d.proxies[0]);
 	return 0;
 }

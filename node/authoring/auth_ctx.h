@@ -107,6 +107,10 @@ int auth_fail_budget(struct auth_ctx *c, const char *what);
 const char *auth_prop_str(struct auth_ctx *c, const char *name, bool required, const char *def);
 int auth_prop_int(struct auth_ctx *c, const char *name, int def, int min, int max, int *out);
 int auth_prop_bool(struct auth_ctx *c, const char *name, bool def, bool *out);
+/* Refuses (400, listing allowed) a linked service property not in allowed
+ * (NULL-terminated): settings a store does not document are never passed
+ * on, and saying so beats ignoring them. */
+int auth_props_only(struct auth_ctx *c, const char *const *allowed);
 const char *auth_ds_str(struct auth_ctx *c, const char *name, bool required, const char *def);
 int auth_ds_bool(struct auth_ctx *c, const char *name, bool def, bool *out);
 
@@ -121,6 +125,12 @@ int auth_check_host(struct auth_ctx *c, const char *host);
  * checked address in addr ("" otherwise), so the caller can connect to
  * exactly that address and a second DNS answer cannot differ. */
 int auth_check_host_addr(struct auth_ctx *c, const char *host, char *addr, size_t addrlen);
+/* Removes from the environment what store client libraries read besides
+ * the settings a request gives: every PG* variable (libpq: PGSERVICEFILE,
+ * PGPASSFILE, PGSYSCONFDIR, PGSSLKEY, PGHOST ...) and libmariadb's MYSQL_PWD,
+ * MYSQL_HOST, MYSQL_TCP_PORT, MYSQL_UNIX_PORT. Logs the names removed. Call
+ * once at startup, before threads. */
+void auth_env_neutralise(void);
 /* Is real (a resolved path) equal to or below dir (also resolved)? */
 bool auth_path_inside(const char *real, const char *dir);
 
@@ -167,7 +177,8 @@ struct cJSON *auth_item(struct cJSON *items, const char *name, const char *type)
 /* HttpServer's proxy: decides for url with the node's proxy settings (the
  * same decision as every other outbound connection: .NET rules, environment,
  * custom) and sets it on the curl handle, with the proxy's credentials, auth
- * scheme and CA. Returns -1 (after auth_fail) when url cannot be decided. */
-int auth_proxy_setup(struct auth_ctx *c, void *curl_handle, const char *url);
+ * scheme and CA. *proxied tells whether a proxy was set. Returns -1 (after
+ * auth_fail) when url cannot be decided. */
+int auth_proxy_setup(struct auth_ctx *c, void *curl_handle, const char *url, bool *proxied);
 
 #endif

@@ -769,6 +769,10 @@ authoring_start(struct node *n, struct shir_error *err)
 	if (a == NULL)
 		return shir_error_set(err, SHIR_ENOMEM, "out of memory starting authoring");
 	a->node = n;
+	/* before any thread exists: store clients must not pick up ambient
+	 * settings (service files, password files, key paths) from shird's
+	 * environment */
+	auth_env_neutralise();
 	/* libmariadb initialises itself lazily, which is not thread safe: do
 	 * it once before the workers exist */
 	if (mysql_library_init(0, NULL, NULL) != 0) {

@@ -57,7 +57,8 @@ def _pg_bin(name):
 class Postgres:
     """A PostgreSQL server with scram-sha-256 passwords on 127.0.0.1."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        """tls: (certificate, key) files to serve TLS with (ssl=on)."""
         self.h = Harness("pg")
         self.dir = _tmpdir("shir-pg-", "postgres")
         self.h.on_cleanup(lambda: shutil.rmtree(self.dir, ignore_errors=True))
@@ -74,10 +75,19 @@ class Postgres:
             capture_output=True, text=True)
         if r.returncode != 0:
             raise TestFailure("initdb failed:\n%s%s" % (r.stdout, r.stderr))
+        extra = []
+        if tls:
+            for src, name in zip(tls, ("server.crt", "server.key")):
+                dst = os.path.join(self.dir, name)
+                shutil.copyfile(src, dst)
+                os.chmod(dst, 0o600)
+                _own(dst, "postgres")
+            extra = ["-c", "ssl=on", "-c", "ssl_cert_file=" + os.path.join(self.dir, "server.crt"),
+                     "-c", "ssl_key_file=" + os.path.join(self.dir, "server.key")]
         self.proc = self.h.start("postgres", _as_user("postgres", [
             _pg_bin("postgres"), "-D", data, "-p", str(self.port), "-k", self.dir,
             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200",
-            "-c", "shared_buffers=16MB"]))
+            "-c", "shared_buffers=16MB"] + extra))
         self.proc.wait_log(r"database system is ready to accept connections", timeout=60)
         self.sql("CREATE DATABASE shop", db="postgres")
         self.sql("CREATE ROLE %s LOGIN PASSWORD '%s'" % (READER, READER_PASSWORD), db="postgres")
@@ -195,6 +205,10 @@ def odbcinst_dir(h):
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "odbcinst.ini"), "w") as f:
         f.write("[PostgreSQL Unicode]\nDescription=PostgreSQL ODBC driver\nDriver=%s\n" % lib)
+        # MariaDB Connector/ODBC when installed (odbc-mariadb)
+        for ma in glob.glob("/usr/lib/*/odbc/libmaodbc.so"):
+            f.write("[MariaDB Unicode]\nDescription=MariaDB Connector/ODBC\nDriver=%s\n" % ma)
+            break
     with open(os.path.join(d, "odbc.ini"), "w") as f:
         f.write("")
     return d

@@ -181,7 +181,7 @@ def test_sqlite_operations(h):
                  404, "NotFound", "nope")
     # ATTACH would reach a database outside the allowed folders
     expect_error(n.curl("preview", {"linkedService": ls, "dataset": {"type": "Query",
-                 "query": "ATTACH DATABASE '/etc/x.db' AS x"}}), 422, "StoreError", "attached")
+                 "query": "ATTACH DATABASE '/etc/x.db' AS x"}}), 403, "ReadOnlyViolation", "ATTACH")
     db = sqlite3.connect(os.path.join(d, "shop.db"))
     check(db.execute("SELECT count(*) FROM products").fetchone()[0] == 1199, "rows were deleted")
     db.close()

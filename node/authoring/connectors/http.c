@@ -8,11 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
 #include "node/authoring/auth_ctx.h"
 #include "node/authoring/auth_rows.h"
+
+#define HT_MAX_REDIRECTS 5
 
 struct ht {
 	struct auth_ctx *c;
@@ -25,6 +31,8 @@ struct ht {
 	int feed_rc;		/* 1 enough rows, -1 reader error */
 	size_t body_bytes;	/* read so far; at most the request's memory budget */
 	long status;
+	bool proxied;		/* through the node's proxy */
+	char origin[512];	/* scheme://host:port the credentials belong to */
 	char errbody[512];
 	size_t errlen;
 	char errbuf[CURL_ERROR_SIZE];
@@ -38,17 +46,92 @@ ht_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t u
 	return auth_should_stop(t->c) ? 1 : 0;
 }
 
-/* Every connection curl makes (redirects too) is checked against the local
- * machine access rule with the address it actually connected to, so neither
- * a redirect nor a DNS answer that changed can reach the node itself. */
+/* Every socket curl opens (redirects too) is checked against the local
+ * machine access rule with the address it is about to connect to, before
+ * the connection: neither a redirect nor a DNS answer that changed can
+ * reach the node itself, and a refused address fails the same way whether
+ * or not something listens there (no port scanner). Through a proxy the
+ * socket goes to the admin's proxy; the destination is checked by name in
+ * ht_prereq before any request is sent. */
+static curl_socket_t
+ht_opensocket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct ht *t = arg;
+	char ip[INET6_ADDRSTRLEN] = "";
+
+	(void)purpose;
+	if (!t->c->policy.local_machine_access && !t->proxied) {
+		if (getnameinfo(&a->addr, a->addrlen, ip, sizeof ip, NULL, 0, NI_NUMERICHOST) != 0) {
+			auth_fail(t->c, AUTH_E_LOCAL, "a connection to an address that cannot be "
+			    "checked against local machine access was refused");
+			return CURL_SOCKET_BAD;
+		}
+		if (auth_check_host(t->c, ip) != 0)
+			return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+/* Once connected, before the request: the address again (belt and braces:
+ * ht_opensocket checked it). Through a proxy the destination was checked by
+ * name before the transfer (ht_check_url). */
 static int
 ht_prereq(void *arg, char *ip, char *local_ip, int remote_port, int local_port)
 {
 	struct ht *t = arg;
 
-	if (t->c->policy.local_machine_access)
+	(void)local_ip;
+	(void)remote_port;
+	(void)local_port;
+	if (t->c->policy.local_machine_access || t->proxied)
 		return CURL_PREREQFUNC_OK;
 	return auth_check_host(t->c, ip) == 0 ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
+}
+
+/* A URL the connector is about to fetch (the linked service's, or a
+ * redirect's Location): http or https, and a host that passes the local
+ * machine access rule, checked by name before any connection so that
+ * neither a redirect nor the proxy can reach the node, whatever listens
+ * there. origin (scheme://host:port) is filled for the credential rule. */
+static int
+ht_check_url(struct auth_ctx *c, const char *url, const char *what, char *origin, size_t olen)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL;
+	int rc = -1;
+
+	if (u == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+		auth_fail(c, AUTH_E_INVALID, "%s is not a valid URL", what);
+		goto out;
+	}
+	if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+		auth_fail(c, AUTH_E_INVALID, "%s must be http:// or https://, not %.16s://", what,
+		    scheme);
+		goto out;
+	}
+	snprintf(origin, olen, "%s://%s:%s", scheme, host, port);
+	{
+		/* [::1] comes back with its brackets */
+		char *h = host;
+		size_t hl = strlen(h);
+
+		if (hl > 2 && h[0] == '[' && h[hl - 1] == ']') {
+			h[hl - 1] = '\0';
+			h++;
+		}
+		if (auth_check_host(c, h) != 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return rc;
 }
 
 static size_t
@@ -59,6 +142,8 @@ ht_write(char *p, size_t sz, size_t n, void *arg)
 
 	if (t->status == 0)
 		curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &t->status);
+	if (t->status >= 300 && t->status < 400)
+		return len;	/* a redirect's body: ht_perform follows it */
 	if (t->status >= 400 || t->feed == NULL) {
 		size_t k = len < sizeof t->errbody - 1 - t->errlen ? len :
 		    sizeof t->errbody - 1 - t->errlen;
@@ -98,8 +183,6 @@ ht_setup(struct auth_ctx *c, struct ht *t, const char *rel)
 	const char *base = auth_prop_str(c, "url", true, NULL);
 	const char *auth = auth_prop_str(c, "authenticationType", false, "Anonymous");
 	const char *user = auth_prop_str(c, "username", false, NULL);
-	CURLU *u = NULL;
-	char *host = NULL;
 	size_t l;
 	int rc = -1;
 
@@ -125,29 +208,9 @@ ht_setup(struct auth_ctx *c, struct ht *t, const char *rel)
 	} else {
 		snprintf(t->url, l, "%s", base);
 	}
-	u = curl_url();
-	if (u == NULL || curl_url_set(u, CURLUPART_URL, t->url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-		auth_fail(c, AUTH_E_INVALID, "linkedService.properties.url is not a valid URL");
+	if (ht_check_url(c, t->url, "linkedService.properties.url", t->origin,
+	    sizeof t->origin) != 0)
 		goto out;
-	}
-	if (strncmp(t->url, "http://", 7) != 0 && strncmp(t->url, "https://", 8) != 0) {
-		auth_fail(c, AUTH_E_INVALID, "linkedService.properties.url must start with http:// or "
-		    "https://");
-		goto out;
-	}
-	{
-		/* [::1] comes back with its brackets */
-		char *h = host;
-		size_t hl = strlen(h);
-
-		if (hl > 2 && h[0] == '[' && h[hl - 1] == ']') {
-			h[hl - 1] = '\0';
-			h++;
-		}
-		if (auth_check_host(c, h) != 0)
-			goto out;
-	}
 	t->h = curl_easy_init();
 	if (t->h == NULL) {
 		auth_fail(c, AUTH_E_INTERNAL, "out of memory");
@@ -156,8 +219,9 @@ ht_setup(struct auth_ctx *c, struct ht *t, const char *rel)
 	curl_easy_setopt(t->h, CURLOPT_URL, t->url);
 	curl_easy_setopt(t->h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(t->h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(t->h, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(t->h, CURLOPT_MAXREDIRS, 5L);
+	/* redirects are followed by ht_perform, each checked before curl
+	 * connects anywhere */
+	curl_easy_setopt(t->h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(t->h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(t->h, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(t->h, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -167,6 +231,8 @@ ht_setup(struct auth_ctx *c, struct ht *t, const char *rel)
 	curl_easy_setopt(t->h, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(t->h, CURLOPT_XFERINFOFUNCTION, ht_progress);
 	curl_easy_setopt(t->h, CURLOPT_XFERINFODATA, t);
+	curl_easy_setopt(t->h, CURLOPT_OPENSOCKETFUNCTION, ht_opensocket);
+	curl_easy_setopt(t->h, CURLOPT_OPENSOCKETDATA, t);
 	curl_easy_setopt(t->h, CURLOPT_PREREQFUNCTION, ht_prereq);
 	curl_easy_setopt(t->h, CURLOPT_PREREQDATA, t);
 	curl_easy_setopt(t->h, CURLOPT_WRITEFUNCTION, ht_write);
@@ -174,7 +240,7 @@ ht_setup(struct auth_ctx *c, struct ht *t, const char *rel)
 	curl_easy_setopt(t->h, CURLOPT_ERRORBUFFER, t->errbuf);
 	curl_easy_setopt(t->h, CURLOPT_USERAGENT, "shir-authoring/" PACKAGE_VERSION);
 	curl_easy_setopt(t->h, CURLOPT_ACCEPT_ENCODING, "");
-	if (auth_proxy_setup(c, t->h, t->url) != 0)
+	if (auth_proxy_setup(c, t->h, t->url, &t->proxied) != 0)
 		goto out;
 	if (strcmp(auth, "Basic") == 0) {
 		l = strlen(user) + (c->password ? strlen(c->password) : 0) + 2;
@@ -189,20 +255,67 @@ ht_setup(struct auth_ctx *c, struct ht *t, const char *rel)
 	}
 	rc = 0;
 out:
-	curl_free(host);
-	curl_url_cleanup(u);
 	return rc;
 }
 
 /* Performs the transfer and classifies the outcome. */
+/* After a 3xx: whether to follow it, having pointed the handle at the new
+ * URL (checked before any connection, with the proxy decided for it, and
+ * without the credentials when it leaves their origin). 1 follow, 0 no
+ * Location (the 3xx is the answer), -1 refused (after auth_fail). */
+static int
+ht_redirect(struct ht *t, int hops)
+{
+	struct auth_ctx *c = t->c;
+	char *loc = NULL, origin[512], *nu;
+
+	if (curl_easy_getinfo(t->h, CURLINFO_REDIRECT_URL, &loc) != CURLE_OK || loc == NULL)
+		return 0;
+	if (hops >= HT_MAX_REDIRECTS)
+		return auth_fail(c, AUTH_E_STORE, "%s: more than %d redirects", t->url,
+		    HT_MAX_REDIRECTS);
+	if (ht_check_url(c, loc, "the redirect's Location", origin, sizeof origin) != 0)
+		return -1;
+	nu = strdup(loc);
+	if (nu == NULL)
+		return auth_fail(c, AUTH_E_INTERNAL, "out of memory");
+	free(t->url);
+	t->url = nu;
+	curl_easy_setopt(t->h, CURLOPT_URL, t->url);
+	if (auth_proxy_setup(c, t->h, t->url, &t->proxied) != 0)
+		return -1;
+	if (t->userpwd != NULL && strcmp(origin, t->origin) != 0) {
+		/* credentials belong to the origin they were given for */
+		curl_easy_setopt(t->h, CURLOPT_USERPWD, NULL);
+		curl_easy_setopt(t->h, CURLOPT_HTTPAUTH, (long)CURLAUTH_NONE);
+	}
+	snprintf(t->origin, sizeof t->origin, "%s", origin);
+	curl_easy_setopt(t->h, CURLOPT_TIMEOUT_MS, auth_ms_left(c) > 0 ? auth_ms_left(c) : 1L);
+	t->status = 0;
+	t->errlen = 0;
+	t->errbody[0] = '\0';
+	t->errbuf[0] = '\0';
+	return 1;
+}
+
 static int
 ht_perform(struct ht *t)
 {
 	struct auth_ctx *c = t->c;
-	CURLcode e = curl_easy_perform(t->h);
+	CURLcode e;
+	int hops = 0, r;
 
-	if (t->status == 0)
-		curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &t->status);
+	for (;;) {
+		e = curl_easy_perform(t->h);
+		if (t->status == 0)
+			curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &t->status);
+		if (e != CURLE_OK || c->code != AUTH_OK || t->status < 300 || t->status >= 400)
+			break;
+		if ((r = ht_redirect(t, hops++)) < 0)
+			return -1;
+		if (r == 0)
+			break;
+	}
 	if (e == CURLE_WRITE_ERROR && (t->feed_rc != 0 || (t->feed == NULL && t->status < 400)))
 		e = CURLE_OK;	/* we stopped it: enough rows, or a reader error */
 	if (t->feed_rc < 0 || c->code != AUTH_OK)

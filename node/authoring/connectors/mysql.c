@@ -4,7 +4,15 @@
  * so a writing Query fails in the server
  * (ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION) and comes back as 403
  * ReadOnlyViolation. Reads have a socket timeout at the deadline; a query
- * still running then is stopped with KILL QUERY from a second connection. */
+ * still running then is stopped with KILL QUERY from a second connection.
+ *
+ * Nothing the request or the server says may reach the node's files: LOAD
+ * DATA LOCAL is off in the client (MYSQL_OPT_LOCAL_INFILE 0, so the
+ * handshake does not offer CLIENT_LOCAL_FILES and a server's file request is
+ * answered with an empty file), a Query must pass auth_guard_sql (one
+ * reading statement that names no file) before it is sent, and only the
+ * authentication plugins that never hand the password over in a form the
+ * server can read are allowed (MARIADB_OPT_RESTRICTED_AUTH). */
 #include "config.h"
 
 #include <stdio.h>
@@ -17,6 +25,7 @@
 #include <errmsg.h>
 
 #include "node/authoring/auth_ctx.h"
+#include "node/authoring/auth_guard.h"
 #include "node/authoring/auth_rows.h"
 
 #ifndef ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
@@ -101,6 +110,7 @@ my_open(struct auth_ctx *c, struct my_conn *mc, bool with_db)
 	MYSQL *m = mysql_init(NULL);
 	unsigned to;
 	my_bool on = 1;
+	unsigned int off = 0;
 
 	if (m == NULL) {
 		auth_fail(c, AUTH_E_INTERNAL, "out of memory");
@@ -120,6 +130,16 @@ my_open(struct auth_ctx *c, struct my_conn *mc, bool with_db)
 
 		mysql_optionsv(m, MYSQL_OPT_MAX_ALLOWED_PACKET, &maxp);
 	}
+	/* no LOAD DATA LOCAL: the server must never name a file the client
+	 * sends (the handshake no longer offers CLIENT_LOCAL_FILES) */
+	mysql_options(m, MYSQL_OPT_LOCAL_INFILE, &off);
+	/* the server picks the authentication plugin: only those that send a
+	 * scramble, never the password itself (mysql_clear_password, dialog);
+	 * caching_sha2_password and sha256_password send it RSA-encrypted with
+	 * a key the server gives, so only inside TLS */
+	mysql_options(m, MARIADB_OPT_RESTRICTED_AUTH, mc->ssl ?
+	    "mysql_native_password,client_ed25519,caching_sha2_password,sha256_password" :
+	    "mysql_native_password,client_ed25519");
 	if (mc->ssl) {
 		mysql_options(m, MYSQL_OPT_SSL_ENFORCE, &on);
 		mysql_options(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on);
@@ -381,9 +401,18 @@ my_run(struct auth_ctx *c, bool preview)
 	char *sql = NULL, lim[64];
 	const char *q;
 	unsigned i, n;
+	char why[256];
 	int rc = -1;
 
-	if (my_connect(c, &mc, true) != 0)
+	mc.m = NULL;
+	/* checked before the server hears of it */
+	if (strcmp(c->dataset_type, "Table") != 0 &&
+	    (q = auth_ds_str(c, "query", true, NULL)) != NULL &&
+	    auth_guard_sql(q, why, sizeof why) != 0) {
+		auth_fail(c, AUTH_E_READONLY, "%s", why);
+		goto out;
+	}
+	if (c->code != AUTH_OK || my_connect(c, &mc, true) != 0)
 		goto out;
 	if (strcmp(c->dataset_type, "Table") == 0) {
 		sql = my_table_sql(c, preview ? c->limit + 1 : 0);

@@ -24,14 +24,17 @@
 #include <cjson/cJSON.h>
 #include <sql.h>
 #include <sqlext.h>
+#include <odbcinst.h>
 
 #include "node/authoring/auth_ctx.h"
+#include "node/authoring/auth_guard.h"
 #include "node/authoring/auth_rows.h"
 
 struct od {
 	SQLHENV env;
 	SQLHDBC dbc;
 	SQLHSTMT st;
+	bool mysql;		/* MySQL or MariaDB: Queries pass auth_guard_sql */
 };
 
 static const char *
@@ -87,6 +90,7 @@ od_fail(struct auth_ctx *c, SQLSMALLINT type, SQLHANDLE h, const char *what)
 	if (strncmp(s, "08", 2) == 0) {
 		/* the PostgreSQL driver reports a refused password as 08001 */
 		if (strstr((const char *)msg, "password authentication failed") ||
+		    strstr((const char *)msg, "no password supplied") ||
 		    strstr((const char *)msg, "Access denied"))
 			return auth_fail(c, AUTH_E_AUTH, "%s", msg);
 		return auth_fail(c, AUTH_E_UNREACHABLE, "%s", msg);
@@ -144,49 +148,294 @@ od_close(struct od *o)
 	memset(o, 0, sizeof *o);
 }
 
-/* The host a connection string names (Server=, Servername=, Host=), for
- * the local machine access rule; "" when it names none (a DSN). */
-static void
-od_host(const char *cs, char *host, size_t n)
+/* ---- what a connection string may say ---------------------------------
+ *
+ * Every keyword is either one the driver manager or the drivers we support
+ * (psqlODBC, MariaDB Connector/ODBC, FreeTDS, Microsoft's) read without
+ * touching the node's files, or refused: SAVEFILE writes a .dsn file,
+ * FILEDSN reads one, a DRIVER given as a path loads any library, psqlODBC's
+ * pqopt hands libpq its own keywords (service, passfile, ssl key paths,
+ * host lists), ConnSettings/INITSTMT run SQL before the session is
+ * read-only, MariaDB's PLUGIN_DIR/SOCKET/NAMEDPIPE/SSLKEY load or open
+ * local files. Each keyword may appear once (drivers take the last of two,
+ * the check would see the first), and aliases of one setting (Server,
+ * Servername, Host, Address ...) count as the same keyword. */
+
+enum od_kind { OD_PLAIN, OD_DRIVER, OD_DSN, OD_HOST, OD_USER, OD_PASSWORD };
+
+static const struct od_key {
+	const char *name;
+	const char *setting;	/* aliases share it */
+	enum od_kind kind;
+} od_keys[] = {
+	{ "DRIVER", "DRIVER", OD_DRIVER },
+	{ "DSN", "DSN", OD_DSN },
+	{ "SERVER", "SERVER", OD_HOST },
+	{ "SERVERNAME", "SERVER", OD_HOST },
+	{ "HOST", "SERVER", OD_HOST },
+	{ "HOSTNAME", "SERVER", OD_HOST },
+	{ "ADDRESS", "SERVER", OD_HOST },
+	{ "ADDR", "SERVER", OD_HOST },
+	{ "NETWORK ADDRESS", "SERVER", OD_HOST },
+	{ "DATA SOURCE", "SERVER", OD_HOST },
+	{ "PORT", "PORT", OD_PLAIN },
+	{ "DATABASE", "DATABASE", OD_PLAIN },
+	{ "DB", "DATABASE", OD_PLAIN },
+	{ "INITIAL CATALOG", "DATABASE", OD_PLAIN },
+	{ "UID", "UID", OD_USER },
+	{ "USER", "UID", OD_USER },
+	{ "USERNAME", "UID", OD_USER },
+	{ "USER ID", "UID", OD_USER },
+	{ "PWD", "PWD", OD_PASSWORD },
+	{ "PASSWORD", "PWD", OD_PASSWORD },
+	{ "SSLMODE", "SSLMODE", OD_PLAIN },
+	{ "SSLVERIFY", "SSLVERIFY", OD_PLAIN },
+	{ "FORCETLS", "FORCETLS", OD_PLAIN },
+	{ "ENCRYPT", "ENCRYPT", OD_PLAIN },
+	{ "TRUSTSERVERCERTIFICATE", "TRUSTSERVERCERTIFICATE", OD_PLAIN },
+	{ "READONLY", "READONLY", OD_PLAIN },
+	{ "DESCRIPTION", "DESCRIPTION", OD_PLAIN },
+	{ "CHARSET", "CHARSET", OD_PLAIN },
+	{ "CLIENTCHARSET", "CHARSET", OD_PLAIN },
+	{ "TDS_VERSION", "TDS_VERSION", OD_PLAIN },
+	{ "APP", "APP", OD_PLAIN },
+	{ "APPLICATIONINTENT", "APPLICATIONINTENT", OD_PLAIN },
+	{ "TIMEOUT", "TIMEOUT", OD_PLAIN },
+	{ "CONNECTTIMEOUT", "TIMEOUT", OD_PLAIN },
+	{ "LOGINTIMEOUT", "TIMEOUT", OD_PLAIN },
+	{ "USEDECLAREFETCH", "USEDECLAREFETCH", OD_PLAIN },
+	{ "FETCH", "FETCH", OD_PLAIN },
+	{ "MAXVARCHARSIZE", "MAXVARCHARSIZE", OD_PLAIN },
+	{ "MAXLONGVARCHARSIZE", "MAXLONGVARCHARSIZE", OD_PLAIN },
+	{ "TEXTASLONGVARCHAR", "TEXTASLONGVARCHAR", OD_PLAIN },
+	{ "UNKNOWNSASLONGVARCHAR", "UNKNOWNSASLONGVARCHAR", OD_PLAIN },
+	{ "BOOLSASCHAR", "BOOLSASCHAR", OD_PLAIN },
+	{ "BYTEAASLONGVARBINARY", "BYTEAASLONGVARBINARY", OD_PLAIN },
+};
+
+#define OD_NKEYS (sizeof od_keys / sizeof od_keys[0])
+
+struct od_cs {
+	struct auth_ctx *c;
+	bool seen[OD_NKEYS];
+	const char *seen_as[OD_NKEYS];	/* the keyword that set a setting */
+	char dsn[256];
+	bool has_driver, has_user, has_password;
+	char lib[512];		/* the driver's library, as registered */
+	/* the host values, checked once the whole string was read */
+	char hosts[4][256];
+	int nhosts;
+};
+
+static const struct od_key *
+od_key_find(const char *key)
 {
-	static const char *const keys[] = { "server", "servername", "host", "hostname" };
-	const char *p = cs;
+	size_t i;
 
-	host[0] = '\0';
-	while (*p) {
-		const char *eq = strchr(p, '='), *end;
-		size_t kl, i;
+	for (i = 0; i < OD_NKEYS; i++)
+		if (strcmp(od_keys[i].name, key) == 0)
+			return &od_keys[i];
+	return NULL;
+}
 
-		if (eq == NULL)
-			return;
-		while (*p == ' ' || *p == ';')
-			p++;
-		kl = (size_t)(eq - p);
-		end = eq + 1;
-		if (*end == '{') {
-			end = strchr(end, '}');
-			if (end == NULL)
-				return;
-			end++;
+/* The index of the first keyword of a setting (where seen[] is kept). */
+static size_t
+od_setting_slot(const struct od_key *k)
+{
+	size_t i;
+
+	for (i = 0; i < OD_NKEYS; i++)
+		if (strcmp(od_keys[i].setting, k->setting) == 0)
+			return i;
+	return 0;
+}
+
+static int
+od_cs_pair(void *arg, const char *key, const char *val, size_t vlen)
+{
+	struct od_cs *o = arg;
+	struct auth_ctx *c = o->c;
+	const struct od_key *k = od_key_find(key);
+	char v[256], reg[512];
+	size_t slot;
+
+	if (strcmp(key, "SAVEFILE") == 0 || strcmp(key, "FILEDSN") == 0)
+		return auth_fail(c, AUTH_E_INVALID, "the connection string keyword %s is not allowed: "
+		    "it makes the driver manager %s a file on the node; name a driver "
+		    "(Driver={name}) or a data source the node's admin registered (DSN=name)", key,
+		    key[0] == 'S' ? "write" : "read");
+	if (k == NULL)
+		return auth_fail(c, AUTH_E_INVALID, "the connection string keyword %s is not allowed "
+		    "in authoring (keywords that name files, load code or run statements are refused; "
+		    "docs/security-connectors.md lists the allowed ones)", key);
+	slot = od_setting_slot(k);
+	if (o->seen[slot])
+		return auth_fail(c, AUTH_E_INVALID, "the connection string sets %s twice (%s and %s): "
+		    "give each setting once", k->setting, o->seen_as[slot], k->name);
+	o->seen[slot] = true;
+	o->seen_as[slot] = k->name;
+	if (vlen >= sizeof v)
+		return auth_fail(c, AUTH_E_INVALID, "the connection string value of %s is too long",
+		    key);
+	memcpy(v, val, vlen);
+	v[vlen] = '\0';
+	switch (k->kind) {
+	case OD_DRIVER:
+		/* only a driver registered by name in odbcinst.ini: given as a
+		 * path, unixODBC would load that library */
+		if (strchr(v, '/') != NULL || SQLGetPrivateProfileString(v, "Driver", "", reg,
+		    sizeof reg, "ODBCINST.INI") <= 0 || reg[0] == '\0')
+			return auth_fail(c, AUTH_E_UNSUPPORTED, "the ODBC driver \"%s\" is not registered "
+			    "on this node: Driver= takes the name of a driver in the node's odbcinst.ini, "
+			    "never a path", v);
+		o->has_driver = true;
+		snprintf(o->lib, sizeof o->lib, "%s", reg);
+		break;
+	case OD_DSN:
+		if (strchr(v, '/') != NULL || SQLGetPrivateProfileString(v, "Driver", "", reg,
+		    sizeof reg, "ODBC.INI") <= 0 || reg[0] == '\0')
+			return auth_fail(c, AUTH_E_INVALID, "the data source \"%s\" is not registered on "
+			    "this node: DSN= takes the name of a data source in the node's odbc.ini", v);
+		snprintf(o->dsn, sizeof o->dsn, "%s", v);
+		/* a DSN's Driver is a registered name or the admin's path */
+		if (strchr(reg, '/') == NULL) {
+			char name[sizeof reg];
+
+			snprintf(name, sizeof name, "%s", reg);
+			if (SQLGetPrivateProfileString(name, "Driver", "", reg, sizeof reg,
+			    "ODBCINST.INI") <= 0)
+				reg[0] = '\0';
 		}
-		end += strcspn(end, ";");
-		for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-			if (kl == strlen(keys[i]) && strncasecmp(p, keys[i], kl) == 0) {
-				const char *v = eq + 1;
-				size_t vl = (size_t)(end - v);
-
-				if (vl && *v == '{')
-					v++, vl -= 2;
-				/* "host,port" and "tcp:host" forms of some drivers */
-				if (vl > 4 && strncasecmp(v, "tcp:", 4) == 0)
-					v += 4, vl -= 4;
-				vl = strcspn(v, ",\\") < vl ? strcspn(v, ",\\") : vl;
-				snprintf(host, n, "%.*s", (int)vl, v);
-				return;
-			}
-		}
-		p = *end ? end + 1 : end;
+		snprintf(o->lib, sizeof o->lib, "%s", reg);
+		break;
+	case OD_HOST:
+		if (o->nhosts < 4)
+			snprintf(o->hosts[o->nhosts++], sizeof o->hosts[0], "%s", v);
+		break;
+	case OD_USER:
+		o->has_user = true;
+		break;
+	case OD_PASSWORD:
+		o->has_password = true;
+		break;
+	case OD_PLAIN:
+		break;
 	}
+	return 0;
+}
+
+/* The local machine access rule for one host value. Every form a driver
+ * reads is checked: lists (libpq under psqlODBC takes "a,b"), "tcp:host",
+ * "host\instance", "host,port", "[v6]", and socket paths or named pipes,
+ * which are this machine. */
+static int
+od_check_host_value(struct auth_ctx *c, const char *key, const char *v)
+{
+	char one[256];
+	const char *p = v;
+	bool first = true;
+
+	if (c->policy.local_machine_access)
+		return 0;
+	while (*p) {
+		size_t l = strcspn(p, ",");
+		char *h = one;
+
+		snprintf(one, sizeof one, "%.*s", (int)l, p);
+		p += l;
+		if (*p == ',')
+			p++;
+		while (*h == ' ')
+			h++;
+		/* trailing spaces only: "a b" stays whole and fails to resolve */
+		while (*h && h[strlen(h) - 1] == ' ')
+			h[strlen(h) - 1] = '\0';
+		if (!first && *h && strspn(h, "0123456789") == strlen(h))
+			continue;	/* "host,port" */
+		first = false;
+		if (strncasecmp(h, "tcp:", 4) == 0)
+			h += 4;
+		if (*h == '/' || *h == '@' || *h == '.' || strncasecmp(h, "np:", 3) == 0 ||
+		    strncasecmp(h, "lpc:", 4) == 0 || strcasecmp(h, "(local)") == 0 || *h == '\\')
+			return auth_fail(c, AUTH_E_LOCAL, "the connection string's %s names a socket, pipe "
+			    "or path on this node (%s) and local machine access is off; the node's admin "
+			    "can allow it with `shirctl local-machine-access enable` "
+			    "(security.local_machine_access)", key, h);
+		h[strcspn(h, "\\")] = '\0';
+		if (*h == '[') {
+			h++;
+			h[strcspn(h, "]")] = '\0';
+		}
+		if (*h == '\0')
+			continue;
+		if (auth_check_host(c, h) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Checks the request's connection string before any driver sees it. */
+static int
+od_check_cs(struct auth_ctx *c, const char *cs, bool user, bool password, bool *psql)
+{
+	static const char *const dsn_host_keys[] = { "Server", "Servername", "Host", "Hostname",
+	    "Address", "Addr", "Network Address", "Data Source", "Socket", "NamedPipe", "pqopt",
+	    NULL };
+	struct od_cs o;
+	char why[256];
+	int rc, i, nhosts;
+
+	memset(&o, 0, sizeof o);
+	o.c = c;
+	rc = auth_guard_odbc_pairs(cs, od_cs_pair, &o, why, sizeof why);
+	if (rc != 0)
+		return rc < 0 && c->code == AUTH_OK ? auth_fail(c, AUTH_E_INVALID, "%s", why) : -1;
+	if (o.has_driver && o.dsn[0])
+		return auth_fail(c, AUTH_E_INVALID, "the connection string names both a driver and a "
+		    "data source: give one");
+	if (!o.has_driver && !o.dsn[0])
+		return auth_fail(c, AUTH_E_INVALID, "the connection string names no driver: give "
+		    "Driver={name} (a driver registered on the node) or DSN=name");
+	if ((user && o.has_user) || (password && o.has_password))
+		return auth_fail(c, AUTH_E_INVALID, "the connection string has %s and the linked "
+		    "service has %s: give it once", user && o.has_user ? "UID" : "PWD",
+		    user && o.has_user ? "username" : "password");
+	for (i = 0; i < o.nhosts; i++)
+		if (od_check_host_value(c, "Server", o.hosts[i]) != 0)
+			return -1;
+	nhosts = o.nhosts;
+	/* psqlODBC hands its connection to libpq, which would read the node
+	 * user's ~/.pgpass when the request gives no password */
+	*psql = strstr(o.lib, "psqlodbc") != NULL;
+	/* a data source the admin registered: check where it points too */
+	for (i = 0; o.dsn[0] && dsn_host_keys[i] != NULL; i++) {
+		char v[256] = "";
+
+		if (SQLGetPrivateProfileString(o.dsn, dsn_host_keys[i], "", v, sizeof v,
+		    "ODBC.INI") > 0 && v[0]) {
+			if (strcmp(dsn_host_keys[i], "Socket") == 0 ||
+			    strcmp(dsn_host_keys[i], "NamedPipe") == 0) {
+				if (!c->policy.local_machine_access)
+					return auth_fail(c, AUTH_E_LOCAL, "the data source %s connects through "
+					    "a local socket and local machine access is off", o.dsn);
+			} else if (strcmp(dsn_host_keys[i], "pqopt") == 0) {
+				if (!c->policy.local_machine_access && strstr(v, "host"))
+					return auth_fail(c, AUTH_E_LOCAL, "the data source %s sets libpq "
+					    "hosts (pqopt) that cannot be checked, and local machine access is "
+					    "off", o.dsn);
+			} else if (od_check_host_value(c, dsn_host_keys[i], v) != 0) {
+				return -1;
+			}
+			nhosts++;
+		}
+	}
+	/* no host at all: drivers then use this machine (libpq's Unix socket,
+	 * libmariadb's localhost) */
+	if (nhosts == 0 && !c->policy.local_machine_access)
+		return auth_fail(c, AUTH_E_LOCAL, "the connection string names no server, so the "
+		    "driver would connect to this node itself, and local machine access is off; give "
+		    "Server=");
+	return 0;
 }
 
 /* A read-only session in the DBMSs that have one. */
@@ -200,8 +449,10 @@ od_session_read_only(struct auth_ctx *c, struct od *o)
 	SQLGetInfo(o->dbc, SQL_DBMS_NAME, name, sizeof name, &l);
 	if (strstr((const char *)name, "PostgreSQL"))
 		sql = "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY";
-	else if (strstr((const char *)name, "MySQL") || strstr((const char *)name, "MariaDB"))
+	else if (strstr((const char *)name, "MySQL") || strstr((const char *)name, "MariaDB")) {
 		sql = "SET SESSION TRANSACTION READ ONLY";
+		o->mysql = true;
+	}
 	if (sql == NULL)
 		return 0;
 	if (!SQL_SUCCEEDED(SQLExecDirect(o->st, (SQLCHAR *)sql, SQL_NTS)))
@@ -217,8 +468,8 @@ od_session_read_only(struct auth_ctx *c, struct od *o)
 static int
 od_connect(struct auth_ctx *c, struct od *o)
 {
-	char host[256];
 	const char *user = auth_prop_str(c, "username", false, NULL);
+	bool psql = false;
 	char cs[4096];
 	SQLRETURN r;
 	int rc = -1;
@@ -232,12 +483,14 @@ od_connect(struct auth_ctx *c, struct od *o)
 	if (strlen(c->connection_string) >= sizeof cs - 512)
 		return auth_fail(c, AUTH_E_INVALID, "linkedService.properties.connectionString is too "
 		    "long");
-	od_host(c->connection_string, host, sizeof host);
-	if (host[0] && auth_check_host(c, host) != 0)
+	if (od_check_cs(c, c->connection_string, user != NULL, c->password != NULL, &psql) != 0)
 		return -1;
 	snprintf(cs, sizeof cs, "%s", c->connection_string);
 	if ((user && od_append(cs, sizeof cs, "UID", user) != 0) ||
-	    (c->password && od_append(cs, sizeof cs, "PWD", c->password) != 0)) {
+	    (c->password && od_append(cs, sizeof cs, "PWD", c->password) != 0) ||
+	    (psql && od_append(cs, sizeof cs, "pqopt", "passfile=/nonexistent/shir-no-file "
+	    "sslcert=/nonexistent/shir-no-file sslkey=/nonexistent/shir-no-file "
+	    "gssencmode=disable") != 0)) {
 		explicit_bzero(cs, sizeof cs);
 		return auth_fail(c, AUTH_E_INVALID, "the connection string is too long");
 	}
@@ -628,6 +881,15 @@ od_run(struct auth_ctx *c, bool preview)
 		q = sql;
 	} else if ((q = auth_ds_str(c, "query", true, NULL)) == NULL) {
 		goto out;
+	} else if (o.mysql) {
+		/* the driver is libmariadb underneath: the same statement check as
+		 * the MySql store (no LOAD DATA LOCAL, no file words) */
+		char why[256];
+
+		if (auth_guard_sql(q, why, sizeof why) != 0) {
+			auth_fail(c, AUTH_E_READONLY, "%s", why);
+			goto out;
+		}
 	}
 	SQLSetStmtAttr(o.st, SQL_ATTR_MAX_ROWS, (SQLPOINTER)(SQLULEN)(preview ? c->limit + 1 : 1), 0);
 	/* values are cut at AUTH_VALUE_MAX and read through a buffer of that

@@ -3,7 +3,14 @@
  * each operation, so a writing Query fails in PostgreSQL itself (SQLSTATE
  * 25006) and comes back as 403 ReadOnlyViolation. Connections and queries
  * are driven asynchronously with poll() so the deadline holds; a query still
- * running at the deadline is cancelled with PQcancel. */
+ * running at the deadline is cancelled with PQcancel.
+ *
+ * Only the settings of the linked service reach libpq, as explicit keywords
+ * (never a conninfo string, so no value can add a keyword): no service file,
+ * no password file and no client certificate (passfile, sslcert and sslkey
+ * name a path that cannot exist), no GSSAPI
+ * encryption with the node's Kerberos credentials, one network host; shird
+ * clears every PG* variable at startup (auth_env_neutralise). */
 #include "config.h"
 
 #include <linux/tcp.h>
@@ -22,6 +29,9 @@
 
 #include "node/authoring/auth_ctx.h"
 #include "node/authoring/auth_rows.h"
+
+/* what libpq gets for the files of the node user it must not read */
+#define PG_NO_FILE "/nonexistent/shir-no-file"
 
 /* type OIDs from pg_type.dat (stable across versions) */
 #define PG_BOOL 16
@@ -144,18 +154,25 @@ pg_cancel(PGconn *conn)
 	}
 }
 
+/* The documented settings (docs/authoring.md); each becomes one explicit
+ * libpq keyword. */
+static const char *const pg_props[] = { "host", "port", "database", "username", "password",
+	"sslMode", "connectTimeoutSeconds", NULL };
+
 static int
 pg_connect(struct auth_ctx *c, PGconn **out)
 {
 	const char *host, *db, *user, *ssl;
 	int port, cto;
 	char sport[16], scto[16], addr[64];
-	const char *kw[14], *val[14];
+	const char *kw[20], *val[20];
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	PGconn *conn = NULL;
 	int k = 0;
 
 	*out = NULL;
+	if (auth_props_only(c, pg_props) != 0)
+		return -1;
 	if ((host = auth_prop_str(c, "host", true, NULL)) == NULL ||
 	    (db = auth_prop_str(c, "database", true, NULL)) == NULL)
 		return -1;
@@ -170,7 +187,16 @@ pg_connect(struct auth_ctx *c, PGconn **out)
 	    strcmp(ssl, "verify-full") && strcmp(ssl, "verify-ca") && strcmp(ssl, "allow"))
 		return auth_fail(c, AUTH_E_INVALID, "linkedService.properties.sslMode must be disable, "
 		    "prefer, require or verify-full");
-	if (auth_check_host_addr(c, host, addr, sizeof addr) != 0)
+	/* libpq reads host as a list ("a,b": tries each) and a value starting
+	 * with '/' or '@' as a Unix socket: one network host only, checked */
+	if (strchr(host, ',') != NULL)
+		return auth_fail(c, AUTH_E_INVALID, "linkedService.properties.host must name one host "
+		    "(libpq would try each of a comma-separated list)");
+	if ((host[0] == '/' || host[0] == '@') && !c->policy.local_machine_access)
+		return auth_fail(c, AUTH_E_LOCAL, "the store %s is a Unix socket on this node and local "
+		    "machine access is off; the node's admin can allow it with "
+		    "`shirctl local-machine-access enable` (security.local_machine_access)", host);
+	if (host[0] != '/' && host[0] != '@' && auth_check_host_addr(c, host, addr, sizeof addr) != 0)
 		return -1;
 	snprintf(sport, sizeof sport, "%d", port);
 	snprintf(scto, sizeof scto, "%d", auth_secs_for(c, cto));
@@ -186,6 +212,14 @@ pg_connect(struct auth_ctx *c, PGconn **out)
 	kw[k] = "sslmode", val[k++] = ssl;
 	kw[k] = "connect_timeout", val[k++] = scto;
 	kw[k] = "application_name", val[k++] = "shir-authoring";
+	/* never shird's own ~/.pgpass nor its ~/.postgresql client
+	 * certificate: a request must not borrow the node user's stored
+	 * password or identity. /nonexistent never exists (Debian policy), and
+	 * libpq goes on without a file that is not there */
+	kw[k] = "passfile", val[k++] = PG_NO_FILE;
+	kw[k] = "sslcert", val[k++] = PG_NO_FILE;
+	kw[k] = "sslkey", val[k++] = PG_NO_FILE;
+	kw[k] = "gssencmode", val[k++] = "disable";
 	kw[k] = "options", val[k++] = "-c default_transaction_read_only=on -c TimeZone=UTC "
 	    "-c DateStyle=ISO -c IntervalStyle=iso_8601";
 	kw[k] = NULL, val[k] = NULL;

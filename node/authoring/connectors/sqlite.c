@@ -8,18 +8,27 @@
  * (SQLITE_NOMEM) and the request is answered 413 ResultTooLarge. A
  * connection is opened, used and closed on one worker (SQLITE_OPEN_NOMUTEX),
  * so the thread's count is the connection's; sqlite3_hard_heap_limit64()
- * would be one limit for the whole process. */
+ * would be one limit for the whole process.
+ *
+ * What a request's SQL (or the database file's own schema) may reach is
+ * bounded by an authorizer that allows reading and nothing else: no ATTACH
+ * (other files), no pragma but the few that describe a table, no function
+ * that hands out or plants pointers (fts3_tokenizer) or loads code
+ * (load_extension). The connection is also DEFENSIVE, with trusted_schema,
+ * the FTS3 tokenizer registration and extension loading off. The path is
+ * the resolved absolute path, never a file: URI (no vfs=, mode=). */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
@@ -138,9 +147,86 @@ sq_progress(void *arg)
 	return auth_should_stop(arg) ? 1 : 0;
 }
 
+/* What the authorizer refused, for the message. A worker thread runs one
+ * job at a time and a job one connection at a time: one per thread. */
+struct sq_guard {
+	char denied[160];
+};
+static _Thread_local struct sq_guard sq_guard;
+
+/* Pragmas that only describe a table (what sq_table_schema uses). */
+static const char *const sq_pragmas[] = {
+	"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo",
+	"foreign_key_list", NULL
+};
+
+/* Functions that reveal or plant pointers, load code or reach files. */
+static const char *const sq_bad_functions[] = {
+	"fts3_tokenizer", "load_extension", "readfile", "writefile", "edit", "fts5_source_id",
+	"sqlite_compileoption_get", "sqlite_compileoption_used", NULL
+};
+
+static bool
+sq_in(const char *s, const char *const *list)
+{
+	for (; s && *list; list++)
+		if (strcasecmp(s, *list) == 0)
+			return true;
+	return false;
+}
+
+static int
+sq_authorize(void *arg, int action, const char *a1, const char *a2, const char *db,
+    const char *trigger)
+{
+	struct sq_guard *g = arg;
+	const char *what;
+
+	switch (action) {
+	case SQLITE_SELECT:
+	case SQLITE_READ:
+	case SQLITE_RECURSIVE:
+		return SQLITE_OK;
+	case SQLITE_FUNCTION:
+		if (!sq_in(a2, sq_bad_functions))
+			return SQLITE_OK;
+		snprintf(g->denied, sizeof g->denied, "the function %s()", a2);
+		return SQLITE_DENY;
+	case SQLITE_UPDATE:
+		/* the first use of a table-valued pragma (pragma_table_info)
+		 * declares its virtual table in the schema; a real UPDATE of
+		 * sqlite_master cannot succeed: read-only connection, DEFENSIVE,
+		 * PRAGMA writable_schema refused */
+		if (a1 != NULL && (strcmp(a1, "sqlite_master") == 0 ||
+		    strcmp(a1, "sqlite_schema") == 0) && trigger == NULL && db != NULL &&
+		    strcmp(db, "main") == 0)
+			return SQLITE_OK;
+		what = "a write";
+		break;
+	case SQLITE_PRAGMA:
+		if (sq_in(a1, sq_pragmas))
+			return SQLITE_OK;
+		snprintf(g->denied, sizeof g->denied, "PRAGMA %s", a1 ? a1 : "");
+		return SQLITE_DENY;
+	case SQLITE_ATTACH: what = "ATTACH"; break;
+	case SQLITE_DETACH: what = "DETACH"; break;
+	case SQLITE_TRANSACTION: what = "a transaction statement"; break;
+	case SQLITE_SAVEPOINT: what = "SAVEPOINT"; break;
+	case SQLITE_ANALYZE: what = "ANALYZE"; break;
+	case SQLITE_INSERT: case SQLITE_DELETE: what = "a write"; break;
+	default: what = "a statement that changes the database or the connection"; break;
+	}
+	snprintf(g->denied, sizeof g->denied, "%s", what);
+	return SQLITE_DENY;
+}
+
 static int
 sq_fail(struct auth_ctx *c, sqlite3 *db, int rc, const char *what)
 {
+	if (db != NULL && sq_guard.denied[0])
+		return auth_fail(c, AUTH_E_READONLY, "%s uses %s, and authoring is read-only: "
+		    "only statements that read the database's tables and views are allowed", what,
+		    sq_guard.denied);
 	if (rc == SQLITE_INTERRUPT)
 		return auth_fail_timeout(c, what);
 	if (rc == SQLITE_TOOBIG || (rc == SQLITE_NOMEM && sq_over))
@@ -176,6 +262,25 @@ sq_close(sqlite3 *db)
 	sq_budget(0);
 }
 
+/* Everything off that lets SQL reach beyond reading this file. */
+static int
+sq_harden(struct auth_ctx *c, sqlite3 *db)
+{
+	int off = 0, on = 1;
+
+	memset(&sq_guard, 0, sizeof sq_guard);
+	if (sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, off, NULL) != SQLITE_OK ||
+	    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, off, NULL) != SQLITE_OK ||
+	    sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, on, NULL) != SQLITE_OK ||
+	    sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, off, NULL) != SQLITE_OK)
+		return auth_fail(c, AUTH_E_INTERNAL, "cannot lock the SQLite connection down: %s",
+		    sqlite3_errmsg(db));
+	/* ATTACH would reach files outside the allowed folders */
+	sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
+	sqlite3_set_authorizer(db, sq_authorize, &sq_guard);
+	return 0;
+}
+
 static int
 sq_open(struct auth_ctx *c, sqlite3 **dbp)
 {
@@ -187,6 +292,7 @@ sq_open(struct auth_ctx *c, sqlite3 **dbp)
 	*dbp = NULL;
 	if (path == NULL || auth_check_local_path(c, "the Sqlite database", path, &real) != 0)
 		return -1;
+	/* real is absolute: never read as a file: URI (no SQLITE_OPEN_URI) */
 	if (!sq_regular(real)) {
 		auth_fail(c, AUTH_E_INVALID, "the Sqlite database %s is not a regular file (a "
 		    "folder, FIFO, socket or device)", path);
@@ -202,8 +308,10 @@ sq_open(struct auth_ctx *c, sqlite3 **dbp)
 		sq_close(db);
 		return -1;
 	}
-	/* ATTACH would reach files outside the allowed folders */
-	sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
+	if (sq_harden(c, db) != 0) {
+		sq_close(db);
+		return -1;
+	}
 	/* no string or blob (a value, a row, an SQL text) above the budget */
 	if (c->policy.mem_limit > 0)
 		sqlite3_limit(db, SQLITE_LIMIT_LENGTH, c->policy.mem_limit < INT_MAX ?
