@@ -57,14 +57,14 @@ tests_fuzz_fuzz_sas_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
 # --- integration tests -------------------------------------------------------
 INTEGRATION_TESTS += tests/integration/test_relay.py tests/integration/test_relay_tls.py \
 	tests/integration/test_relay_ctl.py tests/integration/test_relay_stress.py \
-	tests/integration/test_relay_harden.py
+	tests/integration/test_relay_harden.py tests/integration/test_relay_limits.py
 EXTRA_DIST += tests/integration/relaytest.py tests/integration/hyco
 
 # --- benchmarks (bench/relay_bench.py; not installed) -------------------------
 noinst_PROGRAMS += bench/relay_wsbench
 bench_relay_wsbench_SOURCES = bench/relay_wsbench.c
 bench_relay_wsbench_LDADD = $(SHIR_LIBS)
-EXTRA_DIST += bench/relay_bench.py
+EXTRA_DIST += bench/relay_bench.py bench/relay_attack.py
 
 # --- docs and sample configuration -------------------------------------------
 dist_man_MANS += man/shir-relay.8

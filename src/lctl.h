@@ -8,6 +8,9 @@
  *                        read one binary message first if body is true
  *   request (address) -> LCTL_RENDEZVOUS: open the address, the full request
  *                        comes there
+ *   cancel            -> LCTL_CANCEL (shir-relay's extension, control channel
+ *                        only): the inline request `id` is void, its sender
+ *                        went away
  *   anything else     -> LCTL_IGNORE (as .NET does); bad JSON -> error
  *
  * Also builds the messages the listener sends (response, renewToken). */
@@ -26,6 +29,7 @@ enum lctl_kind {
 	LCTL_REJECT,		/* accept: reject with code and desc */
 	LCTL_REQUEST,		/* full request */
 	LCTL_RENDEZVOUS,	/* address-only request */
+	LCTL_CANCEL,		/* the inline request `id` is void */
 };
 
 struct lctl_msg {
