@@ -208,7 +208,6 @@ def test_slowloris_many(h):
     stop = threading.Event()
     try:
         socks = trickle_many(r.port, 300, ["127.0.0.2"], stop)
-        wait_until(lambda: 'kind="half_open"} 16' in r.admin_get("/metrics"), 10, "16 half-open from one address")
         lst = raw_listener(r, "one-address")
         check(lst.status == 101, "a listener connects past one address's trickling heads: %d", lst.status)
         answer_all(lst, stop)
