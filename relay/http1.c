@@ -312,6 +312,10 @@ cb_complete(http_parser *hp)
 
 	if (p->state != HTTP1_S_UPGRADED)
 		p->state = HTTP1_S_HEAD;
+	else
+		http_parser_pause(hp, 1);	/* what follows a 101 is not HTTP, however
+					   the input was cut (http-parser would read on
+					   when the 101 lacks Connection: upgrade) */
 	if (p->cb.on_complete != NULL && (rc = p->cb.on_complete(p->arg)) < 0) {
 		p->cb_err = rc;
 		return -1;
