@@ -140,6 +140,7 @@ struct hconn {
 	struct event *head_timer;	/* deadline for a whole head (handshake_timeout, then
 				   idle_timeout between keep-alive requests) */
 	bool head_seen;		/* bytes of the current head arrived */
+	bool evicted;		/* closed to make room (counted in nevicting until reaped) */
 	struct timespec since;
 	bool peer_eof;		/* the sender half-closed while we owed it a response */
 	bool dead;
@@ -233,6 +234,7 @@ struct rsrv {
 	struct failrec fails[FAIL_SLOTS];
 	long nconns;
 	long nhalf, nsender, nnode;
+	long nevicting;		/* evicted, closed by the next reap: not counted at accept */
 	struct addrrec *addrs[ADDR_BUCKETS];
 	struct fdrec *fds;
 	size_t nfds;
@@ -1797,6 +1799,8 @@ hconn_reap(evutil_socket_t fd, short w, void *arg)
 		ws_set_callbacks(h->rv, &(struct ws_callbacks){ .on_close = front_ws_close }, s);
 		h->rv = NULL;
 	}
+	if (h->evicted)
+		s->nevicting--;
 	if (h->bev != NULL) {
 		evutil_socket_t sfd = bufferevent_getfd(h->bev);
 
@@ -2709,7 +2713,9 @@ accept_cb2(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, in
 	const char *why;
 	char addr[64] = "?";
 
-	if (s->shutting_down || s->nconns >= s->conf->max_connections) {
+	/* connections evicted in this same burst of accepts are closed by the
+	 * next reap: they no longer take room */
+	if (s->shutting_down || s->nconns - s->nevicting >= s->conf->max_connections) {
 		s->m.conns_rejected++;
 		evutil_closesocket(fd);
 		return;
@@ -2736,6 +2742,8 @@ accept_cb2(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, in
 			log_info("relay", "event=conn.evicted peer=%s why=%s", old->peer,
 			    log_q("the relay is full and this connection had not sent its head yet"));
 			conn_set_kind(s, bufferevent_getfd(old->bev), CK_OTHER);
+			old->evicted = true;
+			s->nevicting++;
 			hconn_close(old);
 		}
 	}

@@ -218,6 +218,7 @@ def test_slowloris_many(h):
         check(len(more) > 0, "attack connections opened")
         lst2 = raw_listener(r, "ten-addresses")
         check(lst2.status == 101, "a listener connects while ten addresses fill the relay: %d", lst2.status)
+        answer_all(lst2, stop)
         line, body = get(r, "legit2")
         check(line.startswith(b"HTTP/1.1 200"), "a legitimate sender is served: %r", line)
         m = r.admin_get("/metrics")
