@@ -141,6 +141,7 @@ struct hconn {
 				   idle_timeout between keep-alive requests) */
 	bool head_seen;		/* bytes of the current head arrived */
 	bool evicted;		/* closed to make room (counted in nevicting until reaped) */
+	struct connrec *conn;	/* NULL for adopted connections (fuzzing) */
 	struct timespec since;
 	bool peer_eof;		/* the sender half-closed while we owed it a response */
 	bool dead;
@@ -158,7 +159,10 @@ struct addrrec {
 	char addr[64];
 };
 
-struct fdrec {
+/* One accepted connection: with its hconn, then with the ws it became
+ * (ws_tag), freed with the socket (conn_gone). */
+struct connrec {
+	struct connrec *next, *prev;
 	struct addrrec *a;
 	unsigned char kind;
 };
@@ -236,8 +240,7 @@ struct rsrv {
 	long nhalf, nsender, nnode;
 	long nevicting;		/* evicted, closed by the next reap: not counted at accept */
 	struct addrrec *addrs[ADDR_BUCKETS];
-	struct fdrec *fds;
-	size_t nfds;
+	struct connrec *conns;	/* every record, freed at the end whatever happened */
 	long nctl_total;
 	struct metrics m;
 	bool shutting_down;
@@ -357,12 +360,6 @@ addr_hash(const char *a)
 	return h % ADDR_BUCKETS;
 }
 
-static struct fdrec *
-fd_rec(struct rsrv *s, evutil_socket_t fd)
-{
-	return fd >= 0 && (size_t)fd < s->nfds && s->fds[fd].a != NULL ? &s->fds[fd] : NULL;
-}
-
 static long *
 kind_counter(struct rsrv *s, unsigned char k)
 {
@@ -376,9 +373,8 @@ kind_counter(struct rsrv *s, unsigned char k)
 
 /* Moves a connection to another kind (its counters follow). */
 static void
-conn_set_kind(struct rsrv *s, evutil_socket_t fd, enum ckind k)
+conn_set_kind(struct rsrv *s, struct connrec *r, enum ckind k)
 {
-	struct fdrec *r = fd_rec(s, fd);
 	long *c;
 
 	if (r == NULL || r->kind == k)
@@ -395,11 +391,15 @@ conn_set_kind(struct rsrv *s, evutil_socket_t fd, enum ckind k)
 }
 
 static enum ckind
-conn_kind(struct rsrv *s, evutil_socket_t fd)
+conn_kind(const struct connrec *r)
 {
-	struct fdrec *r = fd_rec(s, fd);
-
 	return r ? (enum ckind)r->kind : CK_NONE;
+}
+
+static struct connrec *
+ws_conn(struct ws *ws)
+{
+	return ws ? ws_tag(ws) : NULL;
 }
 
 /* Connections senders may hold: max_connections less the reserve kept for
@@ -415,70 +415,76 @@ sender_budget(const struct rsrv *s)
 /* A sender's connection is known (its head was parsed): false when senders
  * already hold their whole budget (the caller answers 503). */
 static bool
-conn_sender_ok(struct rsrv *s, evutil_socket_t fd)
+conn_sender_ok(struct rsrv *s, struct connrec *r)
 {
-	if (conn_kind(s, fd) == CK_SENDER)
+	if (r == NULL || r->kind == CK_SENDER)
 		return true;
-	if (fd >= 0 && s->nsender >= sender_budget(s)) {
+	if (s->nsender >= sender_budget(s)) {
 		s->m.senders_refused++;
 		return false;
 	}
-	conn_set_kind(s, fd, CK_SENDER);
+	conn_set_kind(s, r, CK_SENDER);
 	return true;
 }
 
-/* Registers an accepted socket from addr. Returns NULL when that address
- * holds its share already (the socket is then refused). */
-static const char *
-conn_admit(struct rsrv *s, evutil_socket_t fd, const char *addr)
+/* Registers a connection accepted from addr. NULL when that address holds
+ * its share already (*why names the limit) or memory ran out. */
+static struct connrec *
+conn_admit(struct rsrv *s, const char *addr, const char **why)
 {
 	unsigned h = addr_hash(addr);
 	struct addrrec *a;
+	struct connrec *r;
 
 	for (a = s->addrs[h]; a != NULL; a = a->next)
 		if (strcmp(a->addr, addr) == 0)
 			break;
-	if (a != NULL && a->open >= s->conf->max_per_address)
-		return "limits.max_connections_per_address";
-	if (a != NULL && a->half >= s->conf->max_handshakes_per_address)
-		return "limits.max_handshakes_per_address";
-	if ((size_t)fd >= s->nfds) {
-		size_t n = s->nfds ? s->nfds : 1024;
-		struct fdrec *nf;
-
-		while (n <= (size_t)fd)
-			n *= 2;
-		if ((nf = realloc(s->fds, n * sizeof *nf)) == NULL)
-			return "memory";
-		memset(nf + s->nfds, 0, (n - s->nfds) * sizeof *nf);
-		s->fds = nf;
-		s->nfds = n;
+	if (a != NULL && a->open >= s->conf->max_per_address) {
+		*why = "limits.max_connections_per_address";
+		return NULL;
 	}
+	if (a != NULL && a->half >= s->conf->max_handshakes_per_address) {
+		*why = "limits.max_handshakes_per_address";
+		return NULL;
+	}
+	*why = "memory";
+	if ((r = calloc(1, sizeof *r)) == NULL)
+		return NULL;
 	if (a == NULL) {
-		if ((a = calloc(1, sizeof *a)) == NULL)
-			return "memory";
+		if ((a = calloc(1, sizeof *a)) == NULL) {
+			free(r);
+			return NULL;
+		}
 		snprintf(a->addr, sizeof a->addr, "%s", addr);
 		a->next = s->addrs[h];
 		s->addrs[h] = a;
 	}
 	a->open++;
-	s->fds[fd].a = a;
-	s->fds[fd].kind = CK_NONE;
-	conn_set_kind(s, fd, CK_HALF);
-	return NULL;
+	r->a = a;
+	r->next = s->conns;
+	if (s->conns)
+		s->conns->prev = r;
+	s->conns = r;
+	conn_set_kind(s, r, CK_HALF);
+	return r;
 }
 
 static void
-conn_forget(struct rsrv *s, evutil_socket_t fd)
+conn_forget(struct rsrv *s, struct connrec *r)
 {
-	struct fdrec *r = fd_rec(s, fd);
 	struct addrrec **pp, *a;
 
 	if (r == NULL)
 		return;
-	conn_set_kind(s, fd, CK_NONE);
+	conn_set_kind(s, r, CK_NONE);
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		s->conns = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
 	a = r->a;
-	r->a = NULL;
+	free(r);
 	if (--a->open > 0)
 		return;
 	for (pp = &s->addrs[addr_hash(a->addr)]; *pp != NULL; pp = &(*pp)->next)
@@ -490,32 +496,24 @@ conn_forget(struct rsrv *s, evutil_socket_t fd)
 }
 
 static void
-conn_gone(struct rsrv *s, evutil_socket_t fd)
+conn_gone(struct rsrv *s, struct connrec *r)
 {
-	conn_forget(s, fd);
+	conn_forget(s, r);
 	s->nconns--;
 	if (s->shutting_down && s->nconns <= 0)
 		event_base_loopexit(s->base, NULL);
 }
 
-static evutil_socket_t
-ws_fd(struct ws *ws)
-{
-	struct bufferevent *b = ws ? ws_bufferevent(ws) : NULL;
-
-	return b ? bufferevent_getfd(b) : -1;
-}
-
 static void
 rs_ws_free(struct rsrv *s, struct ws *ws)
 {
-	evutil_socket_t fd;
+	struct connrec *r;
 
 	if (ws == NULL)
 		return;
-	fd = ws_fd(ws);
+	r = ws_conn(ws);
 	ws_free(ws);
-	conn_gone(s, fd);
+	conn_gone(s, r);
 }
 
 /* Splits "/a/b?c" into path and query (query may be NULL). */
@@ -1415,7 +1413,7 @@ route_listen(struct rsrv *s, struct ws *ws, const struct http1_msg *req, struct 
 	e->ctls = c;
 	e->nctl++;
 	s->nctl_total++;
-	conn_set_kind(s, ws_fd(ws), CK_NODE);
+	conn_set_kind(s, ws_conn(ws), CK_NODE);
 	c->cancel_ok = hc_list_has_token(http1_msg_get(req, "Shir-Relay-Features") ?
 	    http1_msg_get(req, "Shir-Relay-Features") : "", "cancel");
 	if (c->expiry > 0)
@@ -1578,7 +1576,7 @@ route_connect(struct rsrv *s, struct ws *ws, const struct http1_msg *req, struct
 	int st;
 	struct timeval tv = { s->conf->rendezvous_timeout, 0 };
 
-	if (!conn_sender_ok(s, ws_fd(ws))) {
+	if (!conn_sender_ok(s, ws_conn(ws))) {
 		ws_fail(s, ws, 503, NULL, "the relay holds as many sender connections as it allows "
 		    "(limits.max_connections less limits.reserved_percent, kept for listeners)");
 		return;
@@ -1731,7 +1729,7 @@ route_rendezvous(struct rsrv *s, struct ws *ws, const struct http1_msg *req, con
 				goto out;
 			}
 			t->lst = ws;
-			conn_set_kind(s, ws_fd(ws), CK_NODE);
+			conn_set_kind(s, ws_conn(ws), CK_NODE);
 			ws_set_callbacks(ws, &TUN_CB, t);
 			ws_accept(ws, *pbuf ? pbuf : NULL, NULL);
 			ws_accept(t->snd, *pbuf ? pbuf : NULL, NULL);
@@ -1748,7 +1746,7 @@ route_rendezvous(struct rsrv *s, struct ws *ws, const struct http1_msg *req, con
 		pend_del(s, p);
 		h->rv_pend = NULL;
 		h->rv = ws;
-		conn_set_kind(s, ws_fd(ws), CK_NODE);
+		conn_set_kind(s, ws_conn(ws), CK_NODE);
 		ws_set_callbacks(ws, &RV_CB, h);
 		ws_accept(ws, NULL, NULL);
 		log_info("relay", "event=request.rendezvous id=%s", log_q(h->rv_id));
@@ -1802,10 +1800,8 @@ hconn_reap(evutil_socket_t fd, short w, void *arg)
 	if (h->evicted)
 		s->nevicting--;
 	if (h->bev != NULL) {
-		evutil_socket_t sfd = bufferevent_getfd(h->bev);
-
 		bufferevent_free(h->bev);
-		conn_gone(s, sfd);
+		conn_gone(s, h->conn);
 	}
 	http1_free(h->hp);
 	http1_msg_free(h->req);
@@ -2085,8 +2081,8 @@ h_on_head(const struct http1_msg *m, void *arg)
 		return SHIR_ENOMEM;
 	evtimer_del(h->head_timer);
 	h->head_seen = false;
-	if (h->bev != NULL && conn_kind(h->s, bufferevent_getfd(h->bev)) == CK_HALF)
-		conn_set_kind(h->s, bufferevent_getfd(h->bev), CK_OTHER);
+	if (conn_kind(h->conn) == CK_HALF)
+		conn_set_kind(h->s, h->conn, CK_OTHER);
 	if (m->upgrade) {
 		/* http-parser stops by itself after an upgrade head (pausing here
 		 * would leave the head's last byte unconsumed) */
@@ -2140,7 +2136,7 @@ h_dispatch(struct hconn *h)
 		hconn_fail(h, 404, "no such hybrid connection");
 		return;
 	}
-	if (!conn_sender_ok(s, bufferevent_getfd(h->bev))) {
+	if (!conn_sender_ok(s, h->conn)) {
 		hconn_fail(h, 503, "the relay holds as many sender connections as it allows "
 		    "(limits.max_connections less limits.reserved_percent, kept for listeners)");
 		return;
@@ -2297,7 +2293,9 @@ h_feed(struct hconn *h)
 				hconn_fail(h, 400, err.msg);
 				return;
 			}
-			/* the connection count moves from the hconn to the ws */
+			/* the connection (count and record) moves from the hconn to the ws */
+			ws_set_tag(ws, h->conn);
+			h->conn = NULL;
 			hconn_close(h);
 			return;
 		}
@@ -2631,7 +2629,7 @@ static const struct ws_callbacks RV_CB = {
 /* ---- accepting connections ------------------------------------------------------ */
 
 static void
-new_conn(struct rsrv *s, struct bufferevent *bev)
+new_conn(struct rsrv *s, struct bufferevent *bev, struct connrec *conn)
 {
 	struct hconn *h = calloc(1, sizeof *h);
 	struct http1_limits lim = { (size_t)s->conf->max_header_bytes, 100 };
@@ -2646,8 +2644,6 @@ new_conn(struct rsrv *s, struct bufferevent *bev)
 	    (h->reap = event_new(s->base, -1, 0, hconn_reap, h)) == NULL ||
 	    (h->resume = event_new(s->base, -1, 0, h_resume_cb, h)) == NULL ||
 	    (h->head_timer = evtimer_new(s->base, h_head_expired, h)) == NULL) {
-		evutil_socket_t fd = bufferevent_getfd(bev);
-
 		if (h) {
 			if (h->reap)
 				event_free(h->reap);
@@ -2661,11 +2657,12 @@ new_conn(struct rsrv *s, struct bufferevent *bev)
 			free(h);
 		}
 		bufferevent_free(bev);
-		conn_gone(s, fd);
+		conn_gone(s, conn);
 		return;
 	}
 	h->s = s;
 	h->bev = bev;
+	h->conn = conn;
 	clock_gettime(CLOCK_MONOTONIC, &h->since);
 	peer_of(bev, h->peer, sizeof h->peer, &h->peer_port);
 	h->next = s->hconns;
@@ -2692,7 +2689,7 @@ oldest_half_open(struct rsrv *s)
 	struct hconn *h, *best = NULL;
 
 	for (h = s->hconns; h != NULL; h = h->next)
-		if (!h->dead && h->bev != NULL && conn_kind(s, bufferevent_getfd(h->bev)) == CK_HALF)
+		if (!h->dead && h->bev != NULL && conn_kind(h->conn) == CK_HALF)
 			best = h;	/* the list is newest first */
 	return best;
 }
@@ -2712,6 +2709,7 @@ accept_cb2(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, in
 
 	const char *why;
 	char addr[64] = "?";
+	struct connrec *conn;
 
 	/* connections evicted in this same burst of accepts are closed by the
 	 * next reap: they no longer take room */
@@ -2724,7 +2722,7 @@ accept_cb2(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, in
 		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, addr, sizeof addr);
 	else if (sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof addr);
-	if ((why = conn_admit(s, fd, addr)) != NULL) {
+	if ((conn = conn_admit(s, addr, &why)) == NULL) {
 		s->m.conns_rejected++;
 		s->m.conns_per_address++;
 		log_debug("relay", "event=conn.refused peer=%s limit=%s", addr, why);
@@ -2741,7 +2739,7 @@ accept_cb2(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, in
 			s->m.conns_evicted++;
 			log_info("relay", "event=conn.evicted peer=%s why=%s", old->peer,
 			    log_q("the relay is full and this connection had not sent its head yet"));
-			conn_set_kind(s, bufferevent_getfd(old->bev), CK_OTHER);
+			conn_set_kind(s, old->conn, CK_OTHER);
 			old->evicted = true;
 			s->nevicting++;
 			hconn_close(old);
@@ -2752,7 +2750,7 @@ accept_cb2(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, in
 		SSL *ssl = SSL_new(s->ssl);
 
 		if (ssl == NULL) {
-			conn_forget(s, fd);
+			conn_forget(s, conn);
 			evutil_closesocket(fd);
 			return;
 		}
@@ -2764,14 +2762,14 @@ accept_cb2(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, in
 		bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	}
 	if (bev == NULL) {
-		conn_forget(s, fd);
+		conn_forget(s, conn);
 		evutil_closesocket(fd);
 		return;
 	}
 	/* fewer, larger reads and writes on busy tunnels */
 	bufferevent_set_max_single_read(bev, 128 * 1024);
 	bufferevent_set_max_single_write(bev, 128 * 1024);
-	new_conn(s, bev);
+	new_conn(s, bev, conn);
 }
 
 /* ---- admin: /metrics and /status -------------------------------------------------- */
@@ -3239,7 +3237,7 @@ rsrv_start_unbound(struct rsrv *s, struct shir_error *e)
 void
 rsrv_adopt(struct rsrv *s, struct bufferevent *bev)
 {
-	new_conn(s, bev);
+	new_conn(s, bev, NULL);
 }
 
 long
@@ -3434,12 +3432,17 @@ rsrv_free(struct rsrv *s)
 		size_t i;
 		struct addrrec *a;
 
+		struct connrec *r;
+
+		while ((r = s->conns) != NULL) {
+			s->conns = r->next;
+			free(r);
+		}
 		for (i = 0; i < ADDR_BUCKETS; i++)
 			while ((a = s->addrs[i]) != NULL) {
 				s->addrs[i] = a->next;
 				free(a);
 			}
-		free(s->fds);
 	}
 	relay_conf_free(s->conf);
 	free(s->conf_path);

@@ -230,6 +230,40 @@ def test_slowloris_many(h):
 
 
 @test
+def test_budgets_released(h):
+    """item 8: per-address and per-kind counts are given back when connections close, whatever they became (HTTP sender, listener, rendezvous, refused upgrade)"""
+    r = Relay(h, limits="max_connections_per_address = 12\nmax_handshakes_per_address = 4")
+    r.create()
+    r.start()
+    for rnd in range(3):  # 3 x (listener + 4 senders + rendezvous + refused upgrade) > 12
+        lst = raw_listener(r, "round%d" % rnd)
+        check(lst.status == 101, "round %d: listen: %d", rnd, lst.status)
+        stop = threading.Event()
+        for i in range(4):
+            c = sender_leaves(r, "s%d" % i, b"x")
+            req = next_request(lst)
+            respond(lst, req["id"], 200, b"ok")
+            check(c.recv(4096).startswith(b"HTTP/1.1 200"), "round %d sender %d answered", rnd, i)
+            c.close()
+        c = sender_leaves(r, "big", b"b" * 100000)
+        req = next_request(lst)
+        rv = RawWS(r.port, req["address"][req["address"].index("/$hc/"):])
+        check(rv.status == 101, "rendezvous: %d", rv.status)
+        c.close()
+        bad = RawWS(r.port, "/$hc/nosuch?sb-hc-action=connect")
+        check(bad.status == 404, "refused upgrade: %d", bad.status)
+        bad.close()
+        rv.close()
+        lst.close()
+        wait_until(lambda: "shir_relay_connections 0" in r.admin_get("/metrics"), 10,
+                   "round %d: every connection to close" % rnd)
+    m = r.admin_get("/metrics")
+    for k in ("half_open", "sender", "node"):
+        check('shir_relay_connections_by_kind{kind="%s"} 0' % k in m, "%s connections left:\n%s" % (k, m))
+    check('limit="per_address"} 0' in m, "nothing was refused per address:\n%s" % m)
+
+
+@test
 def test_sender_not_reading(h):
     """item 9: a sender that never reads its large answer is dropped; the shared control channel is never paused and other senders get their answers promptly"""
     r = Relay(h, limits="sender_backlog = 262144\nresponse_timeout = 10")
