@@ -38,6 +38,7 @@ struct http1 {
 	bool chunk_start;	/* the next body piece starts a chunk */
 	int crlf_need;		/* bytes of a chunk's closing CRLF still to check */
 	bool bad_chunk;
+	bool bad_upgrade;	/* an upgrade request with a body */
 	int cb_err;
 };
 
@@ -240,6 +241,13 @@ cb_headers_complete(http_parser *hp)
 		m->upgrade = hp->upgrade && hp->method != HTTP_CONNECT;
 	else
 		m->upgrade = hp->status_code == 101;
+	if (m->is_request && m->upgrade && (m->chunked || (m->has_length && m->content_length > 0))) {
+		/* http-parser would read the body before the switch when the bytes
+		 * are there, and stop at the head when they are not: whether they
+		 * are HTTP or the new protocol's would depend on how TCP cut them */
+		p->bad_upgrade = true;
+		return -1;
+	}
 	m->expect_continue = m->is_request && http1_msg_has_token(m, "Expect", "100-continue");
 	p->state = m->upgrade ? HTTP1_S_UPGRADED : HTTP1_S_BODY;
 	if (p->cb.on_head != NULL && (rc = p->cb.on_head(m, p->arg)) < 0) {
@@ -409,6 +417,9 @@ http1_feed(struct http1 *p, const uint8_t *data, size_t len, size_t *consumed,
 		if (p->bad_chunk)
 			return shir_error_set(e, SHIR_EPROTO, "malformed chunked body: a chunk's size "
 			    "line or data is not followed by CRLF");
+		if (p->bad_upgrade)
+			return shir_error_set(e, SHIR_EPROTO, "an Upgrade request must not carry a body "
+			    "(Content-Length or Transfer-Encoding)");
 		if (p->bad_te)
 			return shir_error_set(e, SHIR_EPROTO, "the request's Transfer-Encoding must be "
 			    "exactly \"chunked\" (RFC 9112 section 6.1): no other coding is accepted");

@@ -346,6 +346,8 @@ def test_bad_framing_400(h):
         "non-hex size": b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc",
         "bad delimiter": b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX3\r\nabc\r\n0\r\n\r\n",
         "TE and Content-Length": b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+        "upgrade with a body": b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 4\r\n\r\n\x81\x80ab",
     }
     for what, tail in cases.items():
         c = socket.create_connection(("127.0.0.1", r.port), timeout=5)
