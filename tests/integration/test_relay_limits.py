@@ -230,6 +230,34 @@ def test_slowloris_many(h):
 
 
 @test
+def test_reserve_for_listeners(h):
+    """item 8: senders holding their whole share of max_connections get 503 beyond it; the reserve still takes a listener"""
+    r = Relay(h, limits="max_connections = 20\nreserved_percent = 25")
+    r.create()
+    r.start()
+    lst = raw_listener(r, "first")
+    check(lst.status == 101, "listen: %d", lst.status)
+    stop = threading.Event()
+    answer_all(lst, stop)
+    held = []
+    try:
+        for i in range(15):  # the senders' share: 20 less 25 %
+            c = socket.create_connection(("127.0.0.1", r.port), timeout=5, source_address=("127.0.0.%d" % (2 + i % 5), 0))
+            c.sendall(("GET /myhc/k%d HTTP/1.1\r\nHost: h\r\nServiceBusAuthorization: %s\r\n\r\n" % (i, send_token(r))).encode())
+            check(c.recv(4096).startswith(b"HTTP/1.1 200"), "sender %d served", i)
+            held.append(c)  # kept open (keep-alive)
+        line, body = get(r, "one-more")
+        check(line.startswith(b"HTTP/1.1 503"), "a sender beyond the share: %r %r", line, body)
+        lst2 = raw_listener(r, "second")
+        check(lst2.status == 101, "a listener connects in the reserve: %d", lst2.status)
+        lst2.close()
+    finally:
+        stop.set()
+        for c in held:
+            c.close()
+
+
+@test
 def test_budgets_released(h):
     """item 8: per-address and per-kind counts are given back when connections close, whatever they became (HTTP sender, listener, rendezvous, refused upgrade)"""
     r = Relay(h, limits="max_connections_per_address = 12\nmax_handshakes_per_address = 4")
