@@ -74,6 +74,9 @@ state_file = $T/state.json
 level = warn
 [limits]
 max_connections = 60000
+# every benchmark client comes from 127.0.0.1
+max_connections_per_address = 60000
+max_handshakes_per_address = 60000
 EOF
 "$B/shir-relay" -f "$T/relay.conf" ir create myhc > "$T/ir1.txt"
 "$B/shir-relay" -f "$T/relay.conf" ir create hycohc > "$T/ir2.txt"

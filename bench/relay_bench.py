@@ -106,7 +106,7 @@ try:
     conf = os.path.join(tmp, "relay.conf")
     with open(conf, "w") as f:
         f.write("[relay]\nlisten = 127.0.0.1:%d\nadmin = 127.0.0.1:%d\nstate_file = %s/state.json\n"
-                "[log]\nlevel = warn\n[limits]\nmax_listeners = 10001\nmax_connections = 40000\n"
+                "[log]\nlevel = warn\n[limits]\nmax_listeners = 10001\nmax_connections = 40000\nmax_connections_per_address = 40000\nmax_handshakes_per_address = 40000\n"
                 % (rp, admin, tmp))
     out = subprocess.run([RELAY, "-f", conf, "ir", "create", "bench"], capture_output=True, text=True, check=True).stdout
     keys = {}

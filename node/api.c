@@ -40,6 +40,8 @@ struct api_reply {
 	void *arg;
 	struct api_reply **handle;
 	int cancelled;
+	void (*on_cancel)(void *arg);	/* the handler stops its work */
+	void *cancel_arg;
 };
 
 struct api *
@@ -232,7 +234,20 @@ api_reply_cancel(struct api_reply *r)
 	if (r != NULL) {
 		r->cancelled = 1;
 		r->handle = NULL;
+		if (r->on_cancel != NULL) {
+			void (*fn)(void *) = r->on_cancel;
+
+			r->on_cancel = NULL;
+			fn(r->cancel_arg);
+		}
 	}
+}
+
+void
+api_reply_on_cancel(struct api_reply *r, void (*fn)(void *arg), void *arg)
+{
+	r->on_cancel = fn;
+	r->cancel_arg = arg;
 }
 
 unsigned

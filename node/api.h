@@ -65,6 +65,10 @@ void api_dispatch(struct api *api, const struct api_request *rq, api_done_fn don
 /* The channel no longer wants the answer; done will not be called and the
  * handle slot is no longer touched. r may be NULL. */
 void api_reply_cancel(struct api_reply *r);
+/* Handler side: fn(arg) runs (on the loop thread) if the channel cancels
+ * while the reply is pending, so long work can stop early; the handler still
+ * completes r afterwards as usual (nobody gets that answer). */
+void api_reply_on_cancel(struct api_reply *r, void (*fn)(void *arg), void *arg);
 /* Requests dispatched and not yet answered (for draining). */
 unsigned api_inflight(const struct api *api);
 /* While draining, new requests get 503 ShuttingDown. */

@@ -395,6 +395,15 @@ decode_text(const char *json, size_t len, struct hc_msg *m, struct shir_error *e
 			rc = shir_error_set(e, SHIR_EPROTO, "response.body must be a boolean");
 			goto out;
 		}
+	} else if ((o = cJSON_GetObjectItemCaseSensitive(root, "cancel")) != NULL) {
+		/* shir-relay's extension: the sender of an inline request left */
+		m->type = HC_MSG_CANCEL;
+		if (!cJSON_IsObject(o)) {
+			rc = shir_error_set(e, SHIR_EPROTO, "cancel must be an object");
+			goto out;
+		}
+		if ((rc = get_str(o, "id", true, &m->cancel_id, e, "cancel")) != 0)
+			goto out;
 	} else if ((o = cJSON_GetObjectItemCaseSensitive(root, "renewToken")) != NULL) {
 		m->type = HC_MSG_RENEW;
 		if (!cJSON_IsObject(o)) {
@@ -453,6 +462,7 @@ hc_msg_clear(struct hc_msg *m)
 	free(m->response.status_description);
 	hc_headers_clear(&m->response.headers);
 	free(m->renew_token);
+	free(m->cancel_id);
 	memset(m, 0, sizeof *m);
 }
 

@@ -88,6 +88,10 @@ enum hc_msg_type {
 	HC_MSG_REQUEST,
 	HC_MSG_RESPONSE,
 	HC_MSG_RENEW,
+	/* shir-relay -> listener, only to listeners that sent
+	 * "Shir-Relay-Features: cancel" on their listen: {"cancel":{"id":...}},
+	 * the inline request with that id is void (its sender went away) */
+	HC_MSG_CANCEL,
 };
 
 struct hc_msg {
@@ -96,6 +100,7 @@ struct hc_msg {
 	struct hc_request request;
 	struct hc_response response;
 	char *renew_token;
+	char *cancel_id;
 };
 
 /* Decodes one control message. Returns 0 (type may be HC_MSG_UNKNOWN for a

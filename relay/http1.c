@@ -28,6 +28,17 @@ struct http1 {
 	bool last_was_value;
 	bool head_request;
 	bool too_big;
+	bool bad_te;		/* a request's Transfer-Encoding is not exactly "chunked" */
+	/* chunk delimiters: http-parser (built without HTTP_PARSER_STRICT) takes
+	 * any two bytes after a chunk's data for its CRLF, so "5\r\nhelloXX3..."
+	 * would frame differently here than in a strict peer. Checked from the
+	 * body callbacks: the CRLF before a chunk's data and the one after it. */
+	const uint8_t *buf, *buf_end;	/* the data being fed */
+	uint8_t prev[2];	/* the last two bytes consumed before buf */
+	bool chunk_start;	/* the next body piece starts a chunk */
+	int crlf_need;		/* bytes of a chunk's closing CRLF still to check */
+	bool bad_chunk;
+	bool bad_upgrade;	/* an upgrade request with a body */
 	int cb_err;
 };
 
@@ -95,6 +106,8 @@ cb_begin(http_parser *hp)
 	p->cur = NULL;
 	p->head_bytes = 0;
 	p->last_was_value = false;
+	p->chunk_start = false;
+	p->crlf_need = 0;
 	p->state = HTTP1_S_HEAD;
 	return 0;
 }
@@ -149,6 +162,43 @@ cb_value(http_parser *hp, const char *at, size_t len)
 	return append(p, &m->h[m->nh - 1].value, at, len);
 }
 
+/* RFC 9112 §6.1 and §6.3: a request's transfer codings must end with chunked,
+ * and this parser decodes no other coding, so a request may only carry
+ * exactly one "chunked" (any case, in one header or spread over several,
+ * with optional whitespace and empty list elements). Anything else
+ * ("chunked, identity", "gzip, chunked", "chunked, chunked", an unknown
+ * coding, an empty value) is a framing the relay cannot follow: 400. */
+static bool
+request_te_ok(const struct http1_msg *m)
+{
+	size_t i, nchunked = 0;
+	bool seen = false;
+
+	for (i = 0; i < m->nh; i++) {
+		const char *v = m->h[i].value;
+
+		if (strcasecmp(m->h[i].name, "Transfer-Encoding") != 0)
+			continue;
+		seen = true;
+		while (*v) {
+			size_t l;
+
+			while (*v == ' ' || *v == '\t' || *v == ',')
+				v++;
+			if (!*v)
+				break;
+			l = strcspn(v, ",");
+			while (l > 0 && (v[l - 1] == ' ' || v[l - 1] == '\t'))
+				l--;
+			if (l != 7 || strncasecmp(v, "chunked", 7) != 0)
+				return false;
+			nchunked++;
+			v += l;
+		}
+	}
+	return !seen || nchunked == 1;
+}
+
 static int
 cb_headers_complete(http_parser *hp)
 {
@@ -166,6 +216,10 @@ cb_headers_complete(http_parser *hp)
 			return -1;
 	}
 	m->is_request = p->kind == HTTP1_REQUEST;
+	if (m->is_request && !request_te_ok(m)) {
+		p->bad_te = true;
+		return -1;
+	}
 	if (m->is_request) {
 		m->method = strdup(http_method_str((enum http_method)hp->method));
 		if (m->method == NULL)
@@ -187,6 +241,13 @@ cb_headers_complete(http_parser *hp)
 		m->upgrade = hp->upgrade && hp->method != HTTP_CONNECT;
 	else
 		m->upgrade = hp->status_code == 101;
+	if (m->is_request && m->upgrade && (m->chunked || (m->has_length && m->content_length > 0))) {
+		/* http-parser would read the body before the switch when the bytes
+		 * are there, and stop at the head when they are not: whether they
+		 * are HTTP or the new protocol's would depend on how TCP cut them */
+		p->bad_upgrade = true;
+		return -1;
+	}
 	m->expect_continue = m->is_request && http1_msg_has_token(m, "Expect", "100-continue");
 	p->state = m->upgrade ? HTTP1_S_UPGRADED : HTTP1_S_BODY;
 	if (p->cb.on_head != NULL && (rc = p->cb.on_head(m, p->arg)) < 0) {
@@ -198,12 +259,52 @@ cb_headers_complete(http_parser *hp)
 	return 0;
 }
 
+/* Byte i of the input relative to buf (i may be -1 or -2: before it). */
+static int
+byte_at(const struct http1 *p, ptrdiff_t i)
+{
+	if (i >= 0)
+		return p->buf + i < p->buf_end ? p->buf[i] : -1;
+	return i >= -2 ? p->prev[2 + i] : -1;
+}
+
+static int
+cb_chunk_header(http_parser *hp)
+{
+	P(hp)->chunk_start = true;
+	return 0;
+}
+
 static int
 cb_body(http_parser *hp, const char *at, size_t len)
 {
 	struct http1 *p = P(hp);
 	int rc;
 
+	if ((hp->flags & F_CHUNKED) && p->buf != NULL) {
+		ptrdiff_t o = (const uint8_t *)at - p->buf;
+
+		if (p->chunk_start) {
+			/* the chunk-size line ended with CRLF */
+			p->chunk_start = false;
+			if (byte_at(p, o - 2) != '\r' || byte_at(p, o - 1) != '\n') {
+				p->bad_chunk = true;
+				return -1;
+			}
+		}
+		if (hp->content_length == 0) {
+			/* the chunk's data ends here: CRLF must follow (what is not in
+			 * this buffer yet is checked at the start of the next one) */
+			ptrdiff_t e = o + (ptrdiff_t)len;
+			int c0 = byte_at(p, e), c1 = byte_at(p, e + 1);
+
+			if ((c0 >= 0 && c0 != '\r') || (c1 >= 0 && c1 != '\n')) {
+				p->bad_chunk = true;
+				return -1;
+			}
+			p->crlf_need = c0 < 0 ? 2 : c1 < 0 ? 1 : 0;
+		}
+	}
 	if (p->cb.on_body != NULL && (rc = p->cb.on_body((const uint8_t *)at, len, p->arg)) < 0) {
 		p->cb_err = rc;
 		return -1;
@@ -219,6 +320,10 @@ cb_complete(http_parser *hp)
 
 	if (p->state != HTTP1_S_UPGRADED)
 		p->state = HTTP1_S_HEAD;
+	else
+		http_parser_pause(hp, 1);	/* what follows a 101 is not HTTP, however
+					   the input was cut (http-parser would read on
+					   when the 101 lacks Connection: upgrade) */
 	if (p->cb.on_complete != NULL && (rc = p->cb.on_complete(p->arg)) < 0) {
 		p->cb_err = rc;
 		return -1;
@@ -245,6 +350,7 @@ http1_new(enum http1_kind kind, const struct http1_limits *lim,
 	p->st.on_header_value = cb_value;
 	p->st.on_headers_complete = cb_headers_complete;
 	p->st.on_body = cb_body;
+	p->st.on_chunk_header = cb_chunk_header;
 	p->st.on_message_complete = cb_complete;
 	if (cb != NULL)
 		p->cb = *cb;
@@ -277,7 +383,29 @@ http1_feed(struct http1 *p, const uint8_t *data, size_t len, size_t *consumed,
 		return 0;
 	if (len == 0)
 		return 0;
+	while (p->crlf_need > 0 && *consumed < len) {
+		/* the rest of a chunk's closing CRLF, split from its data */
+		if (data[*consumed] != (p->crlf_need == 2 ? '\r' : '\n')) {
+			p->state = HTTP1_S_ERROR;
+			*consumed = 0;
+			return shir_error_set(e, SHIR_EPROTO, "malformed chunked body: a chunk's data is "
+			    "not followed by CRLF");
+		}
+		p->crlf_need--;
+		(*consumed)++;
+	}
+	*consumed = 0;
+	p->buf = data;
+	p->buf_end = data + len;
 	n = http_parser_execute(&p->hp, &p->st, (const char *)data, len);
+	p->buf = p->buf_end = NULL;
+	if (n >= 2) {
+		p->prev[0] = data[n - 2];
+		p->prev[1] = data[n - 1];
+	} else if (n == 1) {
+		p->prev[0] = p->prev[1];
+		p->prev[1] = data[0];
+	}
 	*consumed = n;
 	en = HTTP_PARSER_ERRNO(&p->hp);
 	if (en == HPE_PAUSED)
@@ -286,6 +414,18 @@ http1_feed(struct http1 *p, const uint8_t *data, size_t len, size_t *consumed,
 		p->state = HTTP1_S_ERROR;
 		if (p->cb_err < 0)
 			return shir_error_set(e, p->cb_err, "HTTP message handling stopped");
+		if (p->bad_chunk)
+			return shir_error_set(e, SHIR_EPROTO, "malformed chunked body: a chunk's size "
+			    "line or data is not followed by CRLF");
+		if (p->bad_upgrade)
+			return shir_error_set(e, SHIR_EPROTO, "an Upgrade request must not carry a body "
+			    "(Content-Length or Transfer-Encoding)");
+		if (p->bad_te)
+			return shir_error_set(e, SHIR_EPROTO, "the request's Transfer-Encoding must be "
+			    "exactly \"chunked\" (RFC 9112 section 6.1): no other coding is accepted");
+		if (en == HPE_INVALID_CHUNK_SIZE)
+			return shir_error_set(e, SHIR_EPROTO, "malformed chunked body: the chunk size is "
+			    "not hexadecimal or does not fit in 64 bits");
 		if (p->too_big)
 			return shir_error_set(e, SHIR_ETOOBIG,
 			    "the HTTP head is larger than %zu bytes or has more than %zu headers",

@@ -61,6 +61,7 @@ struct ws {
 	struct event *idle_ev;	/* releases the wslay context after WS_IDLE_MS */
 	struct ws_callbacks cb;
 	void *arg;
+	void *tag;		/* the owner's, kept across callback changes */
 	struct ws_options opt;
 
 	/* handshake: hp parses the peer's head; head is set once it is complete
@@ -1738,4 +1739,16 @@ struct bufferevent *
 ws_bufferevent(const struct ws *ws)
 {
 	return ws->bev;
+}
+
+void
+ws_set_tag(struct ws *ws, void *tag)
+{
+	ws->tag = tag;
+}
+
+void *
+ws_tag(const struct ws *ws)
+{
+	return ws->tag;
 }

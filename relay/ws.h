@@ -188,6 +188,10 @@ void ws_forward(struct ws *ws, struct ws *to);
 
 /* The bufferevent (for peer addresses, TLS details). */
 struct bufferevent *ws_bufferevent(const struct ws *ws);
+/* An owner's pointer that stays with the endpoint whatever its callbacks and
+ * state (the bufferevent is freed before on_close; the tag is not touched). */
+void ws_set_tag(struct ws *ws, void *tag);
+void *ws_tag(const struct ws *ws);
 
 /* How many idle endpoints have freed their wslay context so far (process
  * wide; lets a daemon decide when to hand freed memory back, malloc_trim). */

@@ -165,6 +165,19 @@ auth_on_deadline(evutil_socket_t fd, short what, void *arg)
 	auth_job_answer_error(j, AUTH_E_UNREACHABLE, msg);
 }
 
+/* The channel cancelled (the sender went away): the worker stops at its next
+ * check, a running statement is cancelled (PQcancel, mysql KILL QUERY, ...)
+ * as at the deadline; nobody gets the answer. */
+static void
+auth_on_cancel(void *arg)
+{
+	struct auth_job *j = arg;
+
+	atomic_store(&j->ctx.stop, 1);
+	log_info("authoring", "event=authoring.cancelled id=%lu op=%s store=%s why=%s", j->id,
+	    auth_op_names[j->ctx.op], j->store->type, log_q("the caller went away"));
+}
+
 static int
 auth_item_cmp(const void *a, const void *b)
 {
@@ -552,6 +565,7 @@ auth_handle(struct api_reply *r, const struct api_request *rq, struct authoring 
 		return;
 	}
 	/* accepted: the pool calls auth_done exactly once */
+	api_reply_on_cancel(r, auth_on_cancel, j);
 	j->next = a->jobs;
 	if (a->jobs)
 		a->jobs->prev = j;

@@ -143,9 +143,21 @@ lchan_ws_kill(struct lchan_ws *s)
 		return;
 	s->dead = 1;
 	s->open = 0;
-	TAILQ_FOREACH(q, &ch->reqs, link)
-		if (q->sock == s)
-			q->sock = NULL;
+	TAILQ_FOREACH(q, &ch->reqs, link) {
+		if (q->sock != s)
+			continue;
+		q->sock = NULL;
+		if (s->kind == LCHAN_WS_RDV && !q->abandoned) {
+			/* a request rendezvous ends when its sender goes (the relay
+			 * closes it with 1001): nobody can get this answer any more,
+			 * so the work stops (lchan_req_free cancels the API reply) */
+			log_info("listener", "event=request.cancelled channel=%s id=%s reason=%s",
+			    log_q(ch->cs.name), log_q(q->id),
+			    log_q("its rendezvous closed (the sender went away)"));
+			q->abandoned = 1;
+			event_active(ch->ev_reap, EV_TIMEOUT, 0);
+		}
+	}
 	if (s->body_for != NULL) {
 		/* its body will never come: nobody can be answered either */
 		log_warn("listener", "event=request.abandoned channel=%s id=%s reason=\"the socket "
@@ -202,6 +214,23 @@ lchan_ws_on_text(struct lchan_ws *s, const uint8_t *data, size_t len)
 	case LMSG_REQUEST:
 		lchan_req_start(s, &m);
 		break;
+	case LMSG_CANCEL: {
+		struct lchan_req *q;
+
+		TAILQ_FOREACH(q, &ch->reqs, link)
+			if (q->sock == s && !q->abandoned && q->id != NULL && strcmp(q->id, m.id) == 0)
+				break;
+		log_info("listener", "event=request.cancelled channel=%s id=%s found=%d reason=%s",
+		    log_q(ch->cs.name), log_q(m.id), q != NULL,
+		    log_q("the relay says the sender went away"));
+		if (q != NULL) {
+			if (s->body_for == q)
+				s->body_for = NULL;
+			q->abandoned = 1;
+			event_active(ch->ev_reap, EV_TIMEOUT, 0);
+		}
+		break;
+	}
 	case LMSG_IGNORE:
 		log_debug("listener", "event=control.ignored channel=%s", log_q(ch->cs.name));
 		break;
@@ -384,6 +413,9 @@ lchan_ws_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err
 		OPENSSL_cleanse(token, strlen(token));
 		free(token);
 		hdrs[0] = auth;
+		/* shir-relay then sends {"cancel":{"id":...}} when the sender of an
+		 * inline request goes away (docs/relay.md); others ignore it */
+		hdrs[1] = "Shir-Relay-Features: cancel";
 		rq.headers = hdrs;
 	}
 	s->ws = ws_new_client(bev, &rq, &opt, &lchan_ws_ws_cbs, s);

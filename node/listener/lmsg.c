@@ -192,6 +192,12 @@ lmsg_handle(const char *text, size_t len, const struct lmsg_policy *p, struct lm
 			m->target[0] = '\0';
 		}
 		return 0;
+	case HC_MSG_CANCEL:
+		if (!p->control)
+			break;	/* a rendezvous ends by closing */
+		m->id = m->raw.cancel_id;
+		m->kind = LMSG_CANCEL;
+		return 0;
 	default:
 		break;
 	}

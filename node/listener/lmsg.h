@@ -8,6 +8,9 @@
  *                        read one binary message first if body is true
  *   request (address) -> LMSG_RENDEZVOUS: open the address, the full request
  *                        comes there
+ *   cancel            -> LMSG_CANCEL (shir-relay's extension, control channel
+ *                        only): the inline request `id` is void, its sender
+ *                        went away
  *   anything else     -> LMSG_IGNORE (as .NET does); bad JSON -> error
  *
  * Also builds the messages the listener sends (response, renewToken). */
@@ -26,6 +29,7 @@ enum lmsg_kind {
 	LMSG_REJECT,		/* accept: reject with code and desc */
 	LMSG_REQUEST,		/* full request */
 	LMSG_RENDEZVOUS,	/* address-only request */
+	LMSG_CANCEL,		/* the inline request `id` is void */
 };
 
 struct lmsg_msg {

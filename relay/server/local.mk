@@ -12,12 +12,12 @@ FUZZ_TARGETS += tests/fuzz/fuzz_relay_front
 tests_fuzz_fuzz_relay_front_LDFLAGS = $(FUZZ_LINKFLAGS)
 INTEGRATION_TESTS += tests/integration/test_relay.py tests/integration/test_relay_tls.py \
 	tests/integration/test_relay_ctl.py tests/integration/test_relay_stress.py \
-	tests/integration/test_relay_harden.py
+	tests/integration/test_relay_harden.py tests/integration/test_relay_limits.py
 EXTRA_DIST += tests/integration/relaytest.py tests/integration/hyco
 
 # benchmarks (bench/relay_bench.py; not installed)
 noinst_PROGRAMS += bench/relay_wsbench
-EXTRA_DIST += bench/relay_bench.py
+EXTRA_DIST += bench/relay_bench.py bench/relay_attack.py
 
 dist_man_MANS += man/shir-relay.8
 EXTRA_DIST += conf/shir-relay.conf

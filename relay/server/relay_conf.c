@@ -52,6 +52,10 @@ static const struct key keys[] = {
 	{ "limits", "handshake_timeout", K_INT, 1, 600, "15", O(handshake_timeout) },
 	{ "limits", "listen_fail_limit", K_INT, 1, 1000000, "30", O(listen_fail_limit) },
 	{ "limits", "token_skew", K_INT, 0, 600, "5", O(token_skew) },
+	{ "limits", "max_connections_per_address", K_INT, 1, 1000000, "1024", O(max_per_address) },
+	{ "limits", "max_handshakes_per_address", K_INT, 1, 1000000, "64", O(max_handshakes_per_address) },
+	{ "limits", "reserved_percent", K_INT, 0, 90, "5", O(reserved_percent) },
+	{ "limits", "sender_backlog", K_INT, 65536, 1073741824, "1048576", O(sender_backlog) },
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

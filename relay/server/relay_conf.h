@@ -28,9 +28,13 @@ struct relay_conf {
 	int response_timeout;	/* seconds */
 	int rendezvous_timeout;	/* seconds */
 	int idle_timeout;	/* seconds an HTTP sender connection may idle */
-	int handshake_timeout;	/* seconds to send a request head */
+	int handshake_timeout;	/* seconds from accept to a whole first head (a deadline) */
 	int listen_fail_limit;	/* failed listen attempts per address per minute */
 	int token_skew;		/* seconds */
+	int max_per_address;	/* open connections per source address */
+	int max_handshakes_per_address;	/* connections still sending their first head */
+	int reserved_percent;	/* of max_connections, kept for listeners and rendezvous */
+	int sender_backlog;	/* answer bytes held for a sender that does not read */
 	bool allow_plain_nonloopback;
 };
 

@@ -62,6 +62,7 @@ struct ctl {
 	struct rsrv *s;
 	struct ent *ent;
 	struct ws *ws;
+	bool cancel_ok;		/* the listener asked for {"cancel":...} messages */
 	char id[ID_MAX];
 	char peer[64];
 	int64_t expiry;
@@ -136,10 +137,37 @@ struct hconn {
 	struct event *deadline;
 	struct event *reap;
 	struct event *resume;	/* zero-delay: read buffered input after a pause */
+	struct event *head_timer;	/* deadline for a whole head (handshake_timeout, then
+				   idle_timeout between keep-alive requests) */
+	bool head_seen;		/* bytes of the current head arrived */
+	bool evicted;		/* closed to make room (counted in nevicting until reaped) */
+	struct connrec *conn;	/* NULL for adopted connections (fuzzing) */
 	struct timespec since;
 	bool peer_eof;		/* the sender half-closed while we owed it a response */
 	bool dead;
 };
+
+/* Connection accounting (docs/relay.md "Connection budgets"): per source
+ * address, and by kind. A connection is half-open from accept until its first
+ * head is parsed; then a sender (HTTP requests, WebSocket connect), a node
+ * side (listen, accept and request rendezvous) or other (refused upgrades). */
+enum ckind { CK_NONE = 0, CK_HALF, CK_SENDER, CK_NODE, CK_OTHER };
+
+struct addrrec {
+	struct addrrec *next;
+	int open, half;
+	char addr[64];
+};
+
+/* One accepted connection: with its hconn, then with the ws it became
+ * (ws_tag), freed with the socket (conn_gone). */
+struct connrec {
+	struct connrec *next, *prev;
+	struct addrrec *a;
+	unsigned char kind;
+};
+
+#define ADDR_BUCKETS 1024
 
 struct failrec {
 	char addr[64];
@@ -157,6 +185,8 @@ struct lchan_ws {
 
 struct metrics {
 	uint64_t conns_total, conns_rejected;
+	uint64_t conns_per_address, conns_evicted, senders_refused, head_timeouts;
+	uint64_t senders_gone, senders_dropped, cancels_sent;
 	uint64_t listen_ok, listen_fail, listen_ratelimited;
 	uint64_t tunnels_total, tunnels_rejected, tunnels_timeout;
 	uint64_t bytes_to_listener, bytes_to_sender;
@@ -207,6 +237,10 @@ struct rsrv {
 	bool state_seen;
 	struct failrec fails[FAIL_SLOTS];
 	long nconns;
+	long nhalf, nsender, nnode;
+	long nevicting;		/* evicted, closed by the next reap: not counted at accept */
+	struct addrrec *addrs[ADDR_BUCKETS];
+	struct connrec *conns;	/* every record, freed at the end whatever happened */
 	long nctl_total;
 	struct metrics m;
 	bool shutting_down;
@@ -306,9 +340,155 @@ ws_opts(struct rsrv *s)
 	return o;
 }
 
-static void
-conn_gone(struct rsrv *s)
+static unsigned
+addr_hash(const char *a)
 {
+	unsigned h = 2166136261u;
+
+	while (*a)
+		h = (h ^ (unsigned char)*a++) * 16777619u;
+	return h % ADDR_BUCKETS;
+}
+
+static long *
+kind_counter(struct rsrv *s, unsigned char k)
+{
+	switch (k) {
+	case CK_HALF: return &s->nhalf;
+	case CK_SENDER: return &s->nsender;
+	case CK_NODE: return &s->nnode;
+	default: return NULL;
+	}
+}
+
+/* Moves a connection to another kind (its counters follow). */
+static void
+conn_set_kind(struct rsrv *s, struct connrec *r, enum ckind k)
+{
+	long *c;
+
+	if (r == NULL || r->kind == k)
+		return;
+	if ((c = kind_counter(s, r->kind)) != NULL)
+		(*c)--;
+	if (r->kind == CK_HALF)
+		r->a->half--;
+	r->kind = (unsigned char)k;
+	if ((c = kind_counter(s, k)) != NULL)
+		(*c)++;
+	if (k == CK_HALF)
+		r->a->half++;
+}
+
+static enum ckind
+conn_kind(const struct connrec *r)
+{
+	return r ? (enum ckind)r->kind : CK_NONE;
+}
+
+static struct connrec *
+ws_conn(struct ws *ws)
+{
+	return ws ? ws_tag(ws) : NULL;
+}
+
+/* Connections senders may hold: max_connections less the reserve kept for
+ * listeners and rendezvous. */
+static long
+sender_budget(const struct rsrv *s)
+{
+	long m = s->conf->max_connections;
+
+	return m - m * s->conf->reserved_percent / 100;
+}
+
+/* A sender's connection is known (its head was parsed): false when senders
+ * already hold their whole budget (the caller answers 503). */
+static bool
+conn_sender_ok(struct rsrv *s, struct connrec *r)
+{
+	if (r == NULL || r->kind == CK_SENDER)
+		return true;
+	if (s->nsender >= sender_budget(s)) {
+		s->m.senders_refused++;
+		return false;
+	}
+	conn_set_kind(s, r, CK_SENDER);
+	return true;
+}
+
+/* Registers a connection accepted from addr. NULL when that address holds
+ * its share already (*why names the limit) or memory ran out. */
+static struct connrec *
+conn_admit(struct rsrv *s, const char *addr, const char **why)
+{
+	unsigned h = addr_hash(addr);
+	struct addrrec *a;
+	struct connrec *r;
+
+	for (a = s->addrs[h]; a != NULL; a = a->next)
+		if (strcmp(a->addr, addr) == 0)
+			break;
+	if (a != NULL && a->open >= s->conf->max_per_address) {
+		*why = "limits.max_connections_per_address";
+		return NULL;
+	}
+	if (a != NULL && a->half >= s->conf->max_handshakes_per_address) {
+		*why = "limits.max_handshakes_per_address";
+		return NULL;
+	}
+	*why = "memory";
+	if ((r = calloc(1, sizeof *r)) == NULL)
+		return NULL;
+	if (a == NULL) {
+		if ((a = calloc(1, sizeof *a)) == NULL) {
+			free(r);
+			return NULL;
+		}
+		snprintf(a->addr, sizeof a->addr, "%s", addr);
+		a->next = s->addrs[h];
+		s->addrs[h] = a;
+	}
+	a->open++;
+	r->a = a;
+	r->next = s->conns;
+	if (s->conns)
+		s->conns->prev = r;
+	s->conns = r;
+	conn_set_kind(s, r, CK_HALF);
+	return r;
+}
+
+static void
+conn_forget(struct rsrv *s, struct connrec *r)
+{
+	struct addrrec **pp, *a;
+
+	if (r == NULL)
+		return;
+	conn_set_kind(s, r, CK_NONE);
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		s->conns = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	a = r->a;
+	free(r);
+	if (--a->open > 0)
+		return;
+	for (pp = &s->addrs[addr_hash(a->addr)]; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == a) {
+			*pp = a->next;
+			break;
+		}
+	free(a);
+}
+
+static void
+conn_gone(struct rsrv *s, struct connrec *r)
+{
+	conn_forget(s, r);
 	s->nconns--;
 	if (s->shutting_down && s->nconns <= 0)
 		event_base_loopexit(s->base, NULL);
@@ -317,10 +497,13 @@ conn_gone(struct rsrv *s)
 static void
 rs_ws_free(struct rsrv *s, struct ws *ws)
 {
+	struct connrec *r;
+
 	if (ws == NULL)
 		return;
+	r = ws_conn(ws);
 	ws_free(ws);
-	conn_gone(s);
+	conn_gone(s, r);
 }
 
 /* Splits "/a/b?c" into path and query (query may be NULL). */
@@ -927,7 +1110,22 @@ ctl_on_fragment(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, bo
 		if (fin)
 			c->body_for = NULL;
 		h_resp_body(h, d, n, fin);
-		h_resp_throttle(h, ws);
+		/* a control channel is shared by every sender of the listener: it
+		 * is never paused for one of them. A sender that does not read
+		 * gets sender_backlog bytes held for it, then it is dropped. */
+		if (!h->dead && h->bev != NULL && evbuffer_get_length(bufferevent_get_output(h->bev)) >
+		    (size_t)c->s->conf->sender_backlog) {
+			c->s->m.senders_dropped++;
+			log_info("relay", "event=http.sender_dropped hc=%s target=%s peer=%s held=%zu why=%s",
+			    log_q(h->ent ? h->ent->name : "-"), log_q(h->target), h->peer,
+			    evbuffer_get_length(bufferevent_get_output(h->bev)),
+			    log_q("the sender does not read its answer (limits.sender_backlog)"));
+			hconn_close(h);
+			if (c->body_for == h) {
+				c->body_for = NULL;
+				c->discard_body = true;
+			}
+		}
 		return WS_STREAM;
 	}
 	if (c->discard_body) {
@@ -1205,6 +1403,9 @@ route_listen(struct rsrv *s, struct ws *ws, const struct http1_msg *req, struct 
 	e->ctls = c;
 	e->nctl++;
 	s->nctl_total++;
+	conn_set_kind(s, ws_conn(ws), CK_NODE);
+	c->cancel_ok = hc_list_has_token(http1_msg_get(req, "Shir-Relay-Features") ?
+	    http1_msg_get(req, "Shir-Relay-Features") : "", "cancel");
 	if (c->expiry > 0)
 		ctl_expiry_arm(c);
 	s->m.listen_ok++;
@@ -1365,6 +1566,11 @@ route_connect(struct rsrv *s, struct ws *ws, const struct http1_msg *req, struct
 	int st;
 	struct timeval tv = { s->conf->rendezvous_timeout, 0 };
 
+	if (!conn_sender_ok(s, ws_conn(ws))) {
+		ws_fail(s, ws, 503, NULL, "the relay holds as many sender connections as it allows "
+		    "(limits.max_connections less limits.reserved_percent, kept for listeners)");
+		return;
+	}
 	st = authorize(s, e, req, query, SAS_SEND, &v, &ua, why, sizeof why);
 	if (st != 0) {
 		log_info("relay", "event=connect.refused status=%d hc=%s why=%s", st, log_q(e->name), log_q(why));
@@ -1513,6 +1719,7 @@ route_rendezvous(struct rsrv *s, struct ws *ws, const struct http1_msg *req, con
 				goto out;
 			}
 			t->lst = ws;
+			conn_set_kind(s, ws_conn(ws), CK_NODE);
 			ws_set_callbacks(ws, &TUN_CB, t);
 			ws_accept(ws, *pbuf ? pbuf : NULL, NULL);
 			ws_accept(t->snd, *pbuf ? pbuf : NULL, NULL);
@@ -1529,6 +1736,7 @@ route_rendezvous(struct rsrv *s, struct ws *ws, const struct http1_msg *req, con
 		pend_del(s, p);
 		h->rv_pend = NULL;
 		h->rv = ws;
+		conn_set_kind(s, ws_conn(ws), CK_NODE);
 		ws_set_callbacks(ws, &RV_CB, h);
 		ws_accept(ws, NULL, NULL);
 		log_info("relay", "event=request.rendezvous id=%s", log_q(h->rv_id));
@@ -1579,9 +1787,11 @@ hconn_reap(evutil_socket_t fd, short w, void *arg)
 		ws_set_callbacks(h->rv, &(struct ws_callbacks){ .on_close = front_ws_close }, s);
 		h->rv = NULL;
 	}
+	if (h->evicted)
+		s->nevicting--;
 	if (h->bev != NULL) {
 		bufferevent_free(h->bev);
-		conn_gone(s);
+		conn_gone(s, h->conn);
 	}
 	http1_free(h->hp);
 	http1_msg_free(h->req);
@@ -1591,6 +1801,8 @@ hconn_reap(evutil_socket_t fd, short w, void *arg)
 		event_free(h->deadline);
 	if (h->resume)
 		event_free(h->resume);
+	if (h->head_timer)
+		event_free(h->head_timer);
 	event_free(h->reap);
 	free(h);
 }
@@ -1672,6 +1884,29 @@ h_deadline(evutil_socket_t fd, short w, void *arg)
 	if (h->st == H_WAIT || h->st == H_BODY)
 		hconn_fail(h, 504, "The request was routed to the listener but the listener did not "
 		    "respond in the required time.");
+}
+
+/* The head deadline passed: handshake_timeout after accept, idle_timeout after
+ * the previous answer on a keep-alive connection. */
+static void
+h_head_expired(evutil_socket_t fd, short w, void *arg)
+{
+	struct hconn *h = arg;
+	bool first = h->req == NULL;
+
+	if (h->dead || h->bev == NULL || h->st != H_HEAD)
+		return;
+	if (!h->head_seen) {
+		hconn_close(h);	/* idle: nothing to answer */
+		return;
+	}
+	h->s->m.head_timeouts++;
+	log_info("relay", "event=http.head_timeout peer=%s limit=%s seconds=%d", h->peer,
+	    first ? "handshake_timeout" : "idle_timeout",
+	    first ? h->s->conf->handshake_timeout : h->s->conf->idle_timeout);
+	hconn_fail(h, 408, first ? "the request head did not arrive whole within "
+	    "limits.handshake_timeout of the connection's start" : "the next request head did not "
+	    "arrive whole within limits.idle_timeout of the previous answer");
 }
 
 static void
@@ -1834,6 +2069,10 @@ h_on_head(const struct http1_msg *m, void *arg)
 	h->req = http1_msg_dup(m);
 	if (h->req == NULL)
 		return SHIR_ENOMEM;
+	evtimer_del(h->head_timer);
+	h->head_seen = false;
+	if (conn_kind(h->conn) == CK_HALF)
+		conn_set_kind(h->s, h->conn, CK_OTHER);
 	if (m->upgrade) {
 		/* http-parser stops by itself after an upgrade head (pausing here
 		 * would leave the head's last byte unconsumed) */
@@ -1862,7 +2101,6 @@ h_dispatch(struct hconn *h)
 	h->head_req = strcmp(h->req->method, "HEAD") == 0;
 	h->keep_alive = h->req->keep_alive;
 	make_uuid(h->req_id);
-	bufferevent_set_timeouts(h->bev, NULL, NULL);
 	if (strlen(h->req->target) > TARGET_MAX) {
 		snprintf(h->target, sizeof h->target, "%.120s...", h->req->target);
 		hconn_fail(h, 414, "the request target is longer than 8192 bytes");
@@ -1886,6 +2124,11 @@ h_dispatch(struct hconn *h)
 	free(dec);
 	if (h->ent == NULL) {
 		hconn_fail(h, 404, "no such hybrid connection");
+		return;
+	}
+	if (!conn_sender_ok(s, h->conn)) {
+		hconn_fail(h, 503, "the relay holds as many sender connections as it allows "
+		    "(limits.max_connections less limits.reserved_percent, kept for listeners)");
 		return;
 	}
 	st = authorize(s, h->ent, h->req, query, SAS_SEND, &v, &ua, why, sizeof why);
@@ -2003,15 +2246,22 @@ h_feed(struct hconn *h)
 			break;
 		if (h->st == H_WAIT || h->st == H_RESP || h->st == H_CLOSING)
 			break;
+		if (h->st == H_HEAD)
+			h->head_seen = true;
 		evbuffer_peek(in, -1, NULL, &v, 1);
 		http1_resume(h->hp);
 		rc = http1_feed(h->hp, v.iov_base, v.iov_len, &used, &err);
 		evbuffer_drain(in, used);
 		if (rc != 0) {
+			/* RFC 9112: bad framing (a transfer coding other than chunked,
+			 * a bad or overflowing chunk size, bad chunk delimiters) gets
+			 * 400 and the connection closes, in the head or the body; the
+			 * request, if the listener has it, is void (its rendezvous
+			 * closes with 1001) */
 			if (h->req == NULL || h->st == H_HEAD)
 				hconn_fail(h, rc == SHIR_ETOOBIG ? 431 : 400, err.msg);
 			else
-				hconn_close(h);
+				hconn_fail(h, rc == SHIR_ENOMEM ? 500 : 400, err.msg);
 			return;
 		}
 		if (h->upgrade && h->st == H_HEAD) {
@@ -2021,8 +2271,10 @@ h_feed(struct hconn *h)
 			struct bufferevent *bev = h->bev;
 
 			h->bev = NULL;
-			/* WebSockets are long-lived: no HTTP head/idle timeout from here on */
+			/* WebSockets are long-lived: no HTTP head/idle timeout from here on,
+			 * and ws bounds its own input (it reads only what it can pass on) */
 			bufferevent_set_timeouts(bev, NULL, NULL);
+			bufferevent_setwatermark(bev, EV_READ, 0, 0);
 			ws = ws_new_server_with_request(bev, h->req, NULL, 0, &o,
 			    &(struct ws_callbacks){ .on_request = front_ws_request, .on_close = front_ws_close },
 			    h->s, &err);
@@ -2031,7 +2283,9 @@ h_feed(struct hconn *h)
 				hconn_fail(h, 400, err.msg);
 				return;
 			}
-			/* the connection count moves from the hconn to the ws */
+			/* the connection (count and record) moves from the hconn to the ws */
+			ws_set_tag(ws, h->conn);
+			h->conn = NULL;
 			hconn_close(h);
 			return;
 		}
@@ -2086,6 +2340,32 @@ h_write(struct bufferevent *bev, void *arg)
 		hconn_close(h);
 }
 
+/* The sender closed (or reset) its connection while its answer was owed:
+ * the request is void. Its rendezvous, if any, is closed with 1001 by the
+ * reap; an inline request on a control channel is cancelled there with a
+ * {"cancel"} message when the listener asked for those (Shir-Relay-Features:
+ * cancel on its listen), so the node stops working for nobody. */
+static void
+h_sender_gone(struct hconn *h, short what)
+{
+	struct rsrv *s = h->s;
+	bool inline_req = h->sent && !h->on_rv && !h->big && h->rv == NULL;
+
+	s->m.senders_gone++;
+	log_info("relay", "event=http.sender_gone hc=%s target=%s request=%s how=%s rendezvous=%d "
+	    "cancel=%d", log_q(h->ent ? h->ent->name : "-"), log_q(h->target), log_q(h->req_id),
+	    (what & BEV_EVENT_ERROR) ? "reset" : "eof", h->rv != NULL,
+	    inline_req && h->ctl != NULL && h->ctl->cancel_ok);
+	if (inline_req && h->ctl != NULL && !h->ctl->closing && h->ctl->cancel_ok) {
+		char msg[ID_MAX + 96];
+		int n = snprintf(msg, sizeof msg, "{\"cancel\":{\"id\":\"%s\",\"reason\":"
+		    "\"the sender went away\"}}", h->req_id);
+
+		if (n > 0 && (size_t)n < sizeof msg && ws_send(h->ctl->ws, WS_OP_TEXT, msg, (size_t)n) == 0)
+			s->m.cancels_sent++;
+	}
+}
+
 static void
 h_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -2095,12 +2375,19 @@ h_event(struct bufferevent *bev, short what, void *arg)
 		/* deferred callbacks may merge a read EOF with a write error: only a
 		 * pure read EOF is a half-close */
 		if ((what & BEV_EVENT_EOF) && !(what & (BEV_EVENT_ERROR | BEV_EVENT_WRITING |
-		    BEV_EVENT_TIMEOUT)) && (h->st == H_WAIT || h->st == H_RESP)) {
-			/* half-close after the request: still answer, then close */
+		    BEV_EVENT_TIMEOUT)) && h->st == H_RESP) {
+			/* half-close once the answer is under way: it is written to
+			 * the end, then the connection closes */
 			h->peer_eof = true;
 			bufferevent_disable(bev, EV_READ);
 			return;
 		}
+		/* before the answer starts, an end of file is the sender going
+		 * away (as Azure Relay reads it), half-close or not: see
+		 * docs/relay.md "Senders that go away" */
+		if (!h->dead && !h->resp_started && h->req_id[0] &&
+		    (h->st == H_WAIT || (h->st == H_BODY && h->sent)))
+			h_sender_gone(h, what);
 		hconn_close(h);
 	}
 }
@@ -2237,7 +2524,8 @@ h_resp_body(struct hconn *h, const uint8_t *d, size_t n, bool fin)
 	{
 		struct timeval tv = { h->s->conf->idle_timeout, 0 };
 
-		bufferevent_set_timeouts(h->bev, &tv, NULL);
+		h->head_seen = false;
+		evtimer_add(h->head_timer, &tv);
 	}
 	http1_resume(h->hp);
 	h_pause(h, false);
@@ -2331,7 +2619,7 @@ static const struct ws_callbacks RV_CB = {
 /* ---- accepting connections ------------------------------------------------------ */
 
 static void
-new_conn(struct rsrv *s, struct bufferevent *bev)
+new_conn(struct rsrv *s, struct bufferevent *bev, struct connrec *conn)
 {
 	struct hconn *h = calloc(1, sizeof *h);
 	struct http1_limits lim = { (size_t)s->conf->max_header_bytes, 100 };
@@ -2344,7 +2632,8 @@ new_conn(struct rsrv *s, struct bufferevent *bev)
 	    (h->body = evbuffer_new()) == NULL ||
 	    (h->deadline = evtimer_new(s->base, h_deadline, h)) == NULL ||
 	    (h->reap = event_new(s->base, -1, 0, hconn_reap, h)) == NULL ||
-	    (h->resume = event_new(s->base, -1, 0, h_resume_cb, h)) == NULL) {
+	    (h->resume = event_new(s->base, -1, 0, h_resume_cb, h)) == NULL ||
+	    (h->head_timer = evtimer_new(s->base, h_head_expired, h)) == NULL) {
 		if (h) {
 			if (h->reap)
 				event_free(h->reap);
@@ -2353,14 +2642,17 @@ new_conn(struct rsrv *s, struct bufferevent *bev)
 				evbuffer_free(h->body);
 			if (h->deadline)
 				event_free(h->deadline);
+			if (h->resume)
+				event_free(h->resume);
 			free(h);
 		}
 		bufferevent_free(bev);
-		conn_gone(s);
+		conn_gone(s, conn);
 		return;
 	}
 	h->s = s;
 	h->bev = bev;
+	h->conn = conn;
 	clock_gettime(CLOCK_MONOTONIC, &h->since);
 	peer_of(bev, h->peer, sizeof h->peer, &h->peer_port);
 	h->next = s->hconns;
@@ -2368,8 +2660,28 @@ new_conn(struct rsrv *s, struct bufferevent *bev)
 		s->hconns->prev = h;
 	s->hconns = h;
 	bufferevent_setcb(bev, h_read, h_write, h_event, h);
-	bufferevent_set_timeouts(bev, &tv, NULL);
+	/* a deadline from accept (TLS handshake included) to the whole head,
+	 * not a timeout that each trickled byte restarts */
+	evtimer_add(h->head_timer, &tv);
+	/* never more than tunnel_buffer of unread input (bytes pipelined behind
+	 * a pending request, a body while the listener is slow): libevent stops
+	 * reading above it and resumes once h_feed has drained some */
+	bufferevent_setwatermark(bev, EV_READ, 0, (size_t)s->conf->tunnel_buffer);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+/* The oldest connection still sending its first head: under pressure it is
+ * the one closed to make room (a listener's or sender's head takes a round
+ * trip; a trickled one takes as long as the attacker likes). */
+static struct hconn *
+oldest_half_open(struct rsrv *s)
+{
+	struct hconn *h, *best = NULL;
+
+	for (h = s->hconns; h != NULL; h = h->next)
+		if (!h->dead && h->bev != NULL && conn_kind(h->conn) == CK_HALF)
+			best = h;	/* the list is newest first */
+	return best;
 }
 
 struct lctx {
@@ -2385,16 +2697,50 @@ accept_cb2(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, in
 	struct bufferevent *bev;
 	int one = 1;
 
-	if (s->shutting_down || s->nconns >= s->conf->max_connections) {
+	const char *why;
+	char addr[64] = "?";
+	struct connrec *conn;
+
+	/* connections evicted in this same burst of accepts are closed by the
+	 * next reap: they no longer take room */
+	if (s->shutting_down || s->nconns - s->nevicting >= s->conf->max_connections) {
 		s->m.conns_rejected++;
 		evutil_closesocket(fd);
 		return;
+	}
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, addr, sizeof addr);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof addr);
+	if ((conn = conn_admit(s, addr, &why)) == NULL) {
+		s->m.conns_rejected++;
+		s->m.conns_per_address++;
+		log_debug("relay", "event=conn.refused peer=%s limit=%s", addr, why);
+		evutil_closesocket(fd);
+		return;
+	}
+	if (s->nhalf + s->nsender > sender_budget(s)) {
+		/* half-open connections and senders may not eat into the reserve
+		 * kept for listeners and rendezvous: the oldest head still being
+		 * sent makes room (it is the kind a trickling client holds) */
+		struct hconn *old = oldest_half_open(s);
+
+		if (old != NULL) {
+			s->m.conns_evicted++;
+			log_info("relay", "event=conn.evicted peer=%s why=%s", old->peer,
+			    log_q("the relay is full and this connection had not sent its head yet"));
+			conn_set_kind(s, old->conn, CK_OTHER);
+			old->evicted = true;
+			s->nevicting++;
+			hconn_close(old);
+		}
 	}
 	setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof one);
 	if (c->tls) {
 		SSL *ssl = SSL_new(s->ssl);
 
 		if (ssl == NULL) {
+			conn_forget(s, conn);
 			evutil_closesocket(fd);
 			return;
 		}
@@ -2406,13 +2752,14 @@ accept_cb2(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, in
 		bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	}
 	if (bev == NULL) {
+		conn_forget(s, conn);
 		evutil_closesocket(fd);
 		return;
 	}
 	/* fewer, larger reads and writes on busy tunnels */
 	bufferevent_set_max_single_read(bev, 128 * 1024);
 	bufferevent_set_max_single_write(bev, 128 * 1024);
-	new_conn(s, bev);
+	new_conn(s, bev, conn);
 }
 
 /* ---- admin: /metrics and /status -------------------------------------------------- */
@@ -2477,6 +2824,26 @@ admin_metrics(struct evhttp_request *req, void *arg)
 	    (unsigned long long)s->m.http_401, (unsigned long long)s->m.http_403,
 	    (unsigned long long)s->m.http_404, (unsigned long long)s->m.http_502,
 	    (unsigned long long)s->m.http_504);
+	evbuffer_add_printf(b, "# HELP shir_relay_connections_by_kind Open connections: half-open "
+	    "(first head not parsed yet), senders, node side (listeners and rendezvous).\n"
+	    "# TYPE shir_relay_connections_by_kind gauge\n"
+	    "shir_relay_connections_by_kind{kind=\"half_open\"} %ld\n"
+	    "shir_relay_connections_by_kind{kind=\"sender\"} %ld\n"
+	    "shir_relay_connections_by_kind{kind=\"node\"} %ld\n"
+	    "# HELP shir_relay_limit_events_total Connections and requests the limits acted on.\n"
+	    "# TYPE shir_relay_limit_events_total counter\n"
+	    "shir_relay_limit_events_total{limit=\"per_address\"} %llu\n"
+	    "shir_relay_limit_events_total{limit=\"evicted_half_open\"} %llu\n"
+	    "shir_relay_limit_events_total{limit=\"sender_budget\"} %llu\n"
+	    "shir_relay_limit_events_total{limit=\"head_timeout\"} %llu\n"
+	    "shir_relay_limit_events_total{limit=\"sender_backlog\"} %llu\n"
+	    "# HELP shir_relay_senders_gone_total Senders that left while their answer was owed.\n"
+	    "# TYPE shir_relay_senders_gone_total counter\nshir_relay_senders_gone_total %llu\n"
+	    "# TYPE shir_relay_cancels_sent_total counter\nshir_relay_cancels_sent_total %llu\n",
+	    s->nhalf, s->nsender, s->nnode, (unsigned long long)s->m.conns_per_address,
+	    (unsigned long long)s->m.conns_evicted, (unsigned long long)s->m.senders_refused,
+	    (unsigned long long)s->m.head_timeouts, (unsigned long long)s->m.senders_dropped,
+	    (unsigned long long)s->m.senders_gone, (unsigned long long)s->m.cancels_sent);
 	evbuffer_add_printf(b, "# HELP shir_relay_rendezvous_seconds Time from accept/request to the "
 	    "listener's rendezvous.\n# TYPE shir_relay_rendezvous_seconds histogram\n");
 	for (i = 0; i < 8; i++)
@@ -2860,7 +3227,7 @@ rsrv_start_unbound(struct rsrv *s, struct shir_error *e)
 void
 rsrv_adopt(struct rsrv *s, struct bufferevent *bev)
 {
-	new_conn(s, bev);
+	new_conn(s, bev, NULL);
 }
 
 long
@@ -3051,6 +3418,22 @@ rsrv_free(struct rsrv *s)
 		pend_del(s, s->pends);
 	if (s->ssl)
 		SSL_CTX_free(s->ssl);
+	{
+		size_t i;
+		struct addrrec *a;
+
+		struct connrec *r;
+
+		while ((r = s->conns) != NULL) {
+			s->conns = r->next;
+			free(r);
+		}
+		for (i = 0; i < ADDR_BUCKETS; i++)
+			while ((a = s->addrs[i]) != NULL) {
+				s->addrs[i] = a->next;
+				free(a);
+			}
+	}
 	relay_conf_free(s->conf);
 	free(s->conf_path);
 	free(s);

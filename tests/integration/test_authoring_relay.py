@@ -5,10 +5,13 @@ relay listener answers)."""
 import base64
 import json
 import os
+import socket
+import time
 
 from authnode import Node
-from relaytest import Relay, decode_key
-from shirtest import check, main, make_test_pki, test
+from relaytest import Relay, decode_key, sas_token
+from shirtest import check, main, make_test_pki, test, wait_until
+from stores import shared_pg
 
 
 def register(h, n, node_key):
@@ -88,6 +91,52 @@ def test_author_through_tls_relay(h):
     res = h.run(ctl + ["--ca-file", ca])
     # TLS and the token are accepted; no node listens yet, so the relay says 502
     check(res.returncode == 1 and "no listener" in res.stderr and "HTTP 502" in res.stderr, "%s", res.stderr)
+
+
+@test
+def test_sender_gone_cancels_query(h):
+    """issue 18: a sender that leaves while its preview runs: the relay voids the request (cancel message for an inline request, 1001 on a rendezvous) and shird cancels the PostgreSQL query (gone from pg_stat_activity)"""
+    s = shared_pg()
+    r = Relay(h)
+    printed = [w for w in r.cli("ir", "create", "sales-ir").stdout.split() if w.startswith("IR@v1@")]
+    keys = {decode_key(w)["keyName"]: decode_key(w) for w in printed}
+    node_key = [w for w in printed if decode_key(w)["keyName"] == "node-key1"][0]
+    r.start()
+    n = Node(h, timeout=45, level="debug")
+    register(h, n, node_key)
+    tok = sas_token("http://127.0.0.1:%d/sales-ir" % r.port, "service-key", keys["service-key"]["key"])
+
+    def running(q):
+        return s.sql("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = '%s'" % q).strip()
+    for what, pad, secs in (("inline", 0, "29.25"), ("rendezvous", 100000, "29.5")):
+        q = "SELECT pg_sleep(%s) AS s" % secs
+        body = json.dumps({"linkedService": s.linked_service(), "pad": "p" * pad,
+                           "dataset": {"type": "Query", "query": q}}).encode()
+        c = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+        c.sendall(("POST /sales-ir/v1/preview HTTP/1.1\r\nHost: h\r\nServiceBusAuthorization: %s\r\n"
+                   "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (tok, len(body))).encode() + body)
+        wait_until(lambda: running(q) == "1", 20, "the %s query to run" % what)
+        c.close()
+        t0 = time.monotonic()
+        wait_until(lambda: running(q) == "0", 10, "the %s query of a sender that left to be cancelled" % what)
+        check(time.monotonic() - t0 < 5, "%s: cancelled %.1f s after the sender left" % (what, time.monotonic() - t0))
+        r.proc.wait_log(r"event=http\.sender_gone hc=sales-ir target=/sales-ir/v1/preview", after_mark=False)
+        n.p.wait_log(r"event=authoring\.cancelled", after_mark=False)
+    n.p.wait_log(r"event=request\.cancelled .*the relay says the sender went away", after_mark=False)
+    n.p.wait_log(r"event=request\.cancelled .*its rendezvous closed", after_mark=False)
+    # the node still serves
+    body = json.dumps({"linkedService": s.linked_service(), "dataset": {"type": "Query", "query": "SELECT 7 AS x"}}).encode()
+    c = socket.create_connection(("127.0.0.1", r.port), timeout=20)
+    c.sendall(("POST /sales-ir/v1/preview HTTP/1.1\r\nHost: h\r\nConnection: close\r\nServiceBusAuthorization: %s\r\n"
+               "Content-Length: %d\r\n\r\n" % (tok, len(body))).encode() + body)
+    data = b""
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        data += d
+    check(data.startswith(b"HTTP/1.1 200"), "after: %r", data[:200])
+    n.stop_clean()
 
 
 if __name__ == "__main__":

@@ -330,7 +330,7 @@ def test_rendezvous_stays_with_its_hc(h):
 
 @test
 def test_response_backpressure(h):
-    """a sender that does not read a streamed response: the listener is held back and the relay's memory stays bounded"""
+    """a sender that does not read a response streamed on its request rendezvous: that rendezvous is held back and the relay's memory stays bounded (on the shared control channel it would be dropped instead: test_relay_limits.py)"""
     import threading
     r = Relay(h, limits="tunnel_buffer = 65536")
     r.create()
@@ -345,6 +345,8 @@ def test_response_backpressure(h):
     c.sendall(("GET /myhc/big HTTP/1.1\r\nHost: h\r\nServiceBusAuthorization: %s\r\n\r\n" % tok).encode())
     op, msg = lst.recv()
     req = json.loads(msg)["request"]
+    lst = RawWS(r.port, req["address"][req["address"].index("/$hc/"):])  # the request rendezvous
+    check(lst.status == 101, "rendezvous: %d", lst.status)
     lst.send(1, json.dumps({"response": {"requestId": req["id"], "statusCode": 200, "body": True}}))
     rss0 = rss_kb(r.proc.pid)
     chunk = b"y" * 65536

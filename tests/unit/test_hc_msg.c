@@ -133,6 +133,13 @@ test_decode_renew_accept_request(void **state)
 	assert_int_equal(m.type, HC_MSG_RENEW);
 	assert_string_equal(m.renew_token, "SharedAccessSignature sr=a&sig=b");
 	hc_msg_clear(&m);
+	/* shir-relay's extension (issue 18): an inline request whose sender left */
+	assert_int_equal(dec("{\"cancel\":{\"id\":\"r-1\",\"reason\":\"the sender went away\"}}", &m), 0);
+	assert_int_equal(m.type, HC_MSG_CANCEL);
+	assert_string_equal(m.cancel_id, "r-1");
+	hc_msg_clear(&m);
+	assert_int_equal(dec("{\"cancel\":\"r-1\"}", &m), SHIR_EPROTO);
+	assert_int_equal(dec("{\"cancel\":{\"id\":7}}", &m), SHIR_EPROTO);
 	assert_int_equal(dec("{\"accept\":{\"address\":\"wss://h/$hc/x?sb-hc-action=accept&sb-hc-id=1\","
 	    "\"id\":\"1\",\"connectHeaders\":{\"Sec-WebSocket-Key\":\"k\"},"
 	    "\"remoteEndpoint\":{\"address\":\"1.2.3.4\",\"port\":5}}}", &m), 0);

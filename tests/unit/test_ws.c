@@ -1109,6 +1109,98 @@ test_http1_split(void **state)
 	}
 }
 
+/* Counts heads, completes and body bytes (no assertion on the head). */
+static int
+h_head_any(const struct http1_msg *m, void *arg)
+{
+	((struct hrec *)arg)->heads++;
+	return 0;
+}
+
+/* Feeds req in two pieces split at k (and, for k > 0, the second piece one
+ * byte at a time from offset 2k, so a delimiter is met at every position of
+ * a piece). Returns 0 when everything was accepted. */
+static int
+feed_split(const char *req, size_t n, size_t k, struct hrec *r)
+{
+	struct http1_callbacks cb = { h_head_any, h_body, h_done };
+	struct http1 *p = http1_new(HTTP1_REQUEST, NULL, &cb, r);
+	struct shir_error e;
+	size_t used, off = 0, end;
+	int rc = 0;
+
+	assert_non_null(p);
+	for (end = k; rc == 0 && off < n; end = off + (k > 0 && off >= 2 * k ? 1 : n)) {
+		if (end > n)
+			end = n;
+		rc = http1_feed(p, (const uint8_t *)req + off, end - off, &used, &e);
+		if (rc == 0) {
+			assert_int_equal(used, end - off);
+			off = end;
+		}
+	}
+	http1_free(p);
+	return rc;
+}
+
+/* RFC 9112 framing (issue 11 item 10), split at every offset: requests whose
+ * only transfer coding is chunked (any case, with chunk
+ * extensions and trailers) parse whole; any other coding, or a chunk's size
+ * line or data not followed by CRLF (http-parser alone accepts any two bytes
+ * there), is an error wherever the input is cut. */
+static void
+test_http1_chunk_framing_split(void **state)
+{
+	static const char *good[] = {
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n5;x=y\r\nhello\r\n"
+		    "6\r\n world\r\n0\r\nT: 1\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: CHUNKED\r\n\r\nb\r\nhello world\r\n0\r\n\r\n",
+	};
+	static const char *bad[] = {
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\nhello",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: \r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX6\r\n world\r\n0\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\rX6\r\n world\r\n0\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\rX world\r\n0\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\nx\r\n0\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nx\r\n0\r\n\r\n",
+		/* an upgrade with a body: HTTP or the new protocol, by how TCP cut it */
+		"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 5\r\n\r\nhello",
+		"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "5\r\nhello\r\n0\r\n\r\n",
+	};
+	size_t i, k;
+
+	for (i = 0; i < sizeof good / sizeof good[0]; i++) {
+		size_t n = strlen(good[i]);
+
+		for (k = 0; k <= n; k++) {
+			struct hrec r = { 0 };
+
+			if (feed_split(good[i], n, k, &r) != 0)
+				fail_msg("good[%zu] refused when split at %zu", i, k);
+			assert_int_equal(r.completes, 1);
+			assert_int_equal(r.blen, 11);
+			assert_memory_equal(r.body, "hello world", 11);
+		}
+	}
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		size_t n = strlen(bad[i]);
+
+		for (k = 0; k <= n; k++) {
+			struct hrec r = { 0 };
+
+			if (feed_split(bad[i], n, k, &r) == 0)
+				fail_msg("bad[%zu] accepted when split at %zu", i, k);
+			assert_int_equal(r.completes, 0);
+		}
+	}
+}
+
 static void
 test_http1_caps(void **state)
 {
@@ -1342,6 +1434,7 @@ main(void)
 		cmocka_unit_test(test_forward),
 		cmocka_unit_test(test_free_in_callback),
 		cmocka_unit_test(test_http1_split),
+		cmocka_unit_test(test_http1_chunk_framing_split),
 		cmocka_unit_test(test_http1_caps),
 		cmocka_unit_test(test_http1_many_pieces),
 	};

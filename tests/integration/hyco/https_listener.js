@@ -1,5 +1,5 @@
 // hyco-https listener used by test_relay.py (spec §10 step 3), unchanged
-// except that the relay URL, hybrid connection and key come from the
+// (but for the /k60 route and the rvclose line of test_relay_limits.py) except that the relay URL, hybrid connection and key come from the
 // environment. Prints LISTENER lines the test waits on.
 const https = require('hyco-https'), moment = require('moment');
 const hc = process.env.HC || 'myhc';
@@ -14,10 +14,12 @@ const srv = https.createRelayedServer(opts, (req, res) => {
     if (req.url.startsWith('/' + hc + '/stream')) { res.write('part1-'); res.write('part2-'); return res.end('end'); }
     if (req.url.startsWith('/' + hc + '/empty'))  { res.statusCode = 204; return res.end(); }
     if (req.url.startsWith('/' + hc + '/never'))  { return; }
+    if (req.url.startsWith('/' + hc + '/k60'))    { return res.end(Buffer.alloc(60000, 0x4b)); }  // inline: < 64 KiB
     res.setHeader('Content-Type','text/plain'); res.statusCode = 201; res.statusMessage = 'Made It';
     res.end('echo ' + req.method + ' ' + req.url + ' ' + n);
   });
 });
 srv.on('listening', () => console.log('LISTENER listening'));
+srv.on('requestchannel', ch => ch.on('close', code => console.log('LISTENER rvclose', code)));
 srv.on('error', e => console.log('LISTENER error', e.message || e));
 srv.listen();
