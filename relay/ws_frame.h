@@ -76,6 +76,8 @@ ws_frame_decode(const uint8_t *p, size_t avail, bool expect_masked, struct ws_fr
 	h->masked = (p[1] & 0x80) != 0;
 	if (h->masked)
 		memcpy(h->mask, p + h->hl - 4, 4);
+	else
+		memset(h->mask, 0, 4);
 	l7 = p[1] & 0x7f;
 	if (l7 == 126)
 		valid = h->len >= 126;

@@ -2,12 +2,14 @@
 libshir_a_SOURCES += \
 	relay/server/relay_conf.c relay/server/relay_conf.h \
 	relay/server/relay_state.c relay/server/relay_state.h \
-	relay/server/relay_srv.c relay/server/relay_srv.h
+	relay/server/relay_srv.c relay/server/relay_srv.h relay/server/relay_srv_int.h \
+	relay/server/relay_route.c relay/server/relay_listen.c relay/server/relay_tunnel.c \
+	relay/server/relay_http.c relay/server/relay_admin.c
 
 sbin_PROGRAMS += shir-relay
 shir_relay_SOURCES = relay/server/shir_relay.c
 
-UNIT_TESTS += tests/unit/test_relay_state
+UNIT_TESTS += tests/unit/test_relay_state tests/unit/test_relay_route
 FUZZ_TARGETS += tests/fuzz/fuzz_relay_front
 tests_fuzz_fuzz_relay_front_LDFLAGS = $(FUZZ_LINKFLAGS)
 INTEGRATION_TESTS += tests/integration/test_relay.py tests/integration/test_relay_tls.py \

@@ -1,6 +1,9 @@
 /* relay_srv: the service side of Azure Relay Hybrid Connections (spec §7):
  * the HTTP/WebSocket front end, the listener registry, rendezvous, WebSocket
- * tunnels, HTTP relaying, limits, metrics and status. One libevent loop. */
+ * tunnels, HTTP relaying, limits, metrics and status. One libevent loop.
+ * The server is split by concern (docs/relay.md): relay_srv.c (life cycle,
+ * accept), relay_route.c, relay_listen.c, relay_tunnel.c, relay_http.c,
+ * relay_admin.c, sharing relay_srv_int.h. */
 #ifndef SHIR_RELAY_SRV_H
 #define SHIR_RELAY_SRV_H
 

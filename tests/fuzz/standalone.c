@@ -12,7 +12,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MAX_INPUT (1024 * 1024)
+#define FUZZ_MAX_INPUT (1024 * 1024)
 #define MUTATIONS 2000
 
 static unsigned long long rng_state = 0x9e3779b97f4a7c15ULL;
@@ -29,7 +29,7 @@ rnd(void)
 static void
 mutate_and_run(const uint8_t *seed, size_t len)
 {
-	static uint8_t buf[MAX_INPUT + 64];
+	static uint8_t buf[FUZZ_MAX_INPUT + 64];
 	size_t n = len, k, edits;
 
 	memcpy(buf, seed, len);
@@ -42,7 +42,7 @@ mutate_and_run(const uint8_t *seed, size_t len)
 		case 1: if (n) buf[pos] ^= (uint8_t)(1u << (rnd() % 8)); break;
 		case 2: if (n) n = pos; break;	/* truncate */
 		case 3:
-			if (n < MAX_INPUT) {
+			if (n < FUZZ_MAX_INPUT) {
 				memmove(buf + pos + 1, buf + pos, n - pos);
 				buf[pos] = (uint8_t)"\n\r\0=[]:;\"{}<>&%"[rnd() % 16];
 				n++;
@@ -59,7 +59,7 @@ main(int argc, char **argv)
 	const char *src = getenv("SHIR_SRCDIR"), *name = strrchr(argv[0], '/');
 	char dir[4096];
 	struct dirent *de;
-	uint8_t *buf = malloc(MAX_INPUT);
+	uint8_t *buf = malloc(FUZZ_MAX_INPUT);
 	size_t nfiles = 0, m;
 	DIR *d;
 
@@ -83,7 +83,7 @@ main(int argc, char **argv)
 		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
 		if ((f = fopen(path, "rb")) == NULL)
 			continue;
-		len = fread(buf, 1, MAX_INPUT, f);
+		len = fread(buf, 1, FUZZ_MAX_INPUT, f);
 		fclose(f);
 		LLVMFuzzerTestOneInput(buf, len);
 		for (m = 0; m < MUTATIONS; m++)
