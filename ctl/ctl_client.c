@@ -13,21 +13,40 @@
 #include "ctl/ctl_client.h"
 
 
+static char ctl_conf_error[SHIR_ERROR_MSG_MAX];
+
+const char *
+ctl_client_conf_error(void)
+{
+	return ctl_conf_error[0] ? ctl_conf_error : NULL;
+}
+
 const char *
 ctl_client_socket(const char *opt, const char *shird_conf)
 {
 	static char path[512];
 	const char *env = getenv("SHIR_SOCKET");
-	struct conf *c = NULL;
+	struct conf *c = NULL, *partial = NULL;
 	struct shir_error err;
+	int rc;
 
 	if (opt != NULL)
 		return opt;
 	if (env != NULL && *env)
 		return env;
-	if (conf_load_file(shird_conf ? shird_conf : SHIRD_CONF_DEFAULT, &c, &err) == 0) {
+	rc = conf_load_file_partial(shird_conf ? shird_conf : SHIRD_CONF_DEFAULT, &c, &partial, &err);
+	if (rc == 0) {
 		snprintf(path, sizeof path, "%s", c->control_socket);
 		conf_free(c);
+		return path;
+	}
+	if (rc != SHIR_ENOENT)	/* a missing file is no news: defaults, as shird */
+		snprintf(ctl_conf_error, sizeof ctl_conf_error, "%s", err.msg);
+	if (partial != NULL) {
+		/* a typo elsewhere: the running shird still uses the socket the
+		 * file names (it kept its last good configuration) */
+		snprintf(path, sizeof path, "%s", partial->control_socket);
+		conf_free(partial);
 		return path;
 	}
 	c = conf_new_defaults();

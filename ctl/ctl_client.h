@@ -16,6 +16,9 @@ struct ctl_response {
 /* The socket path: --socket, else $SHIR_SOCKET, else node.control_socket of
  * shird_conf (if readable), else the built-in default. */
 const char *ctl_client_socket(const char *opt, const char *shird_conf);
+/* Why shird.conf did not load when ctl_client_socket read it (the socket then
+ * came from its good lines, or the default), or NULL. */
+const char *ctl_client_conf_error(void);
 
 /* Sends one request. On failure err says, in words, why (not running,
  * permission, timeout). */

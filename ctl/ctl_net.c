@@ -240,7 +240,7 @@ svc_print_ipt(const struct svc_list *l, const char *node, const struct passwd *p
 int
 ctl_cmd_service_urls(struct ctl_ctx *ctx, int argc, char **argv)
 {
-	static const char usage[] = "service-urls [--resolve] [--format text|json|nftables|"
+	static const char usage[] = "service-urls [--resolve] [--json | --format text|json|nftables|"
 	    "iptables|ip6tables] [--user NAME]";
 	struct svc_list *l = NULL;
 	struct servicehost *sh = NULL;
@@ -258,6 +258,8 @@ ctl_cmd_service_urls(struct ctl_ctx *ctx, int argc, char **argv)
 			resolve = 1;
 		else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc)
 			format = argv[++i];
+		else if (strcmp(argv[i], "--json") == 0)	/* as every command that prints data */
+			format = "json";
 		else if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
 			user = argv[++i];
 		else

@@ -27,7 +27,8 @@ static int ctl_cmd_help(struct ctl_ctx *ctx, int argc, char **argv);
 
 static const struct ctl_cmd ctl_cmds[] = {
 	{ "status", { NULL }, ctl_cmd_status, "status [--json]",
-	  "show the node's status (from the running shird)" },
+	  "show the node's status (from the running shird); exit 0 Online, 3 Limited, "
+	  "4 Offline, 5 NeedsRegistration, 6 Starting, 7 shird not running" },
 	{ "reload", { NULL }, ctl_cmd_reload, "reload",
 	  "reload shird.conf in the running shird (like SIGHUP)" },
 	/* proxy (proxy/ctl_proxy.c) */
@@ -51,7 +52,7 @@ static const struct ctl_cmd ctl_cmds[] = {
 	  "diagnose [--json] [--endpoint URL]", "walk DNS, proxy, TCP, CONNECT, TLS and the "
 	  "relay's listen handshake; print where it breaks" },
 	{ "service-urls", { NULL }, ctl_cmd_service_urls,
-	  "service-urls [--resolve] [--format text|json|nftables|iptables|ip6tables]",
+	  "service-urls [--resolve] [--json | --format text|json|nftables|iptables|ip6tables]",
 	  "hosts and ports this node needs; --resolve gives firewall allowlist rules" },
 	{ "credentials", { NULL }, ctl_cmd_credentials, "credentials list|set NAME|delete NAME",
 	  "credentials stored on the node; the value is read from stdin or a prompt" },
@@ -175,33 +176,60 @@ ctl_print_duration(double s)
 		printf("%lds", t);
 }
 
+static int
+ctl_status_code(const cJSON *o)
+{
+	const char *st = ctl_json_str(o, "status");
+
+	if (strcmp(st, "Online") == 0)
+		return CTL_STATUS_ONLINE;
+	if (strcmp(st, "Limited") == 0)
+		return CTL_STATUS_LIMITED;
+	if (strcmp(st, "Offline") == 0)
+		return CTL_STATUS_OFFLINE;
+	if (strcmp(st, "NeedsRegistration") == 0)
+		return CTL_STATUS_NEEDS_REGISTRATION;
+	if (strcmp(st, "Starting") == 0)
+		return CTL_STATUS_STARTING;
+	return CTL_STATUS_ERROR;
+}
+
 int
 ctl_cmd_status(struct ctl_ctx *ctx, int argc, char **argv)
 {
 	struct ctl_response resp;
 	struct shir_error err;
 	cJSON *o, *chs, *ch;
-	int json = ctx->json || ctl_has_flag(argc, argv, "--json");
+	int json = ctx->json || ctl_has_flag(argc, argv, "--json"), rc;
+	const char *conf_err = ctl_client_conf_error();
 
 	if (argc > 2 || (argc == 2 && !json))
 		ctl_die_usage("status", "status [--json]");
+	if (conf_err != NULL)	/* say it, whatever shird answers: the next start would fail */
+		fprintf(stderr, "shirctl: warning: the configuration does not load; a running shird "
+		    "keeps its last good one, a restart would fail:\n%s\nshirctl: asking the control "
+		    "socket %s\n", conf_err, ctx->socket);
 	if (ctl_client_request(ctx->socket, "GET", "/v1/node", NULL, &resp, &err) != 0) {
 		fprintf(stderr, "shirctl: %s\n", err.msg);
-		return 1;
-	}
-	if (json) {
-		int ok = resp.status == 200;
-
-		printf("%s\n", resp.body);
-		ctl_response_clear(&resp);
-		return ok ? 0 : 1;
+		return err.code == SHIR_ENOENT || err.code == SHIR_ECONNREFUSED ?
+		    CTL_STATUS_NOT_RUNNING : CTL_STATUS_ERROR;
 	}
 	o = cJSON_Parse(resp.body);
 	if (o == NULL || resp.status != 200) {
-		fprintf(stderr, "shirctl: shird answered %ld: %s\n", resp.status, resp.body);
+		if (json)
+			printf("%s\n", resp.body);
+		else
+			fprintf(stderr, "shirctl: shird answered %ld: %s\n", resp.status, resp.body);
 		cJSON_Delete(o);
 		ctl_response_clear(&resp);
-		return 1;
+		return CTL_STATUS_ERROR;
+	}
+	rc = ctl_status_code(o);
+	if (json) {
+		printf("%s\n", resp.body);
+		cJSON_Delete(o);
+		ctl_response_clear(&resp);
+		return rc;
 	}
 	printf("Node:     %s\n", ctl_json_str(o, "name"));
 	printf("Status:   %s\n", ctl_json_str(o, "status"));
@@ -224,7 +252,7 @@ ctl_cmd_status(struct ctl_ctx *ctx, int argc, char **argv)
 	}
 	cJSON_Delete(o);
 	ctl_response_clear(&resp);
-	return 0;
+	return rc;
 }
 
 int

@@ -13,6 +13,17 @@ struct ctl_ctx {
 /* A command gets argv starting at its own name. Returns the exit code. */
 typedef int (*ctl_cmd_fn)(struct ctl_ctx *ctx, int argc, char **argv);
 
+/* status's exit codes, for scripts (shirctl(8)) */
+enum {
+	CTL_STATUS_ONLINE = 0,
+	CTL_STATUS_ERROR = 1,		/* shird answered an error, or the socket is not ours to use */
+	CTL_STATUS_USAGE = 2,
+	CTL_STATUS_LIMITED = 3,
+	CTL_STATUS_OFFLINE = 4,
+	CTL_STATUS_NEEDS_REGISTRATION = 5,
+	CTL_STATUS_STARTING = 6,
+	CTL_STATUS_NOT_RUNNING = 7,	/* no shird listens on the control socket */
+};
 int ctl_cmd_status(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_reload(struct ctl_ctx *ctx, int argc, char **argv);
 /* proxy (proxy/ctl_proxy.c) */

@@ -434,9 +434,9 @@ conf_validate(struct conf_parse *p)
 	}
 }
 
-int
-conf_load_buffer(const char *name, const char *buf, size_t len, struct conf **out,
-    struct shir_error *err)
+static int
+conf_load_buffer_partial(const char *name, const char *buf, size_t len, struct conf **out,
+    struct conf **partial, struct shir_error *err)
 {
 	struct conf_parse *p;
 	int r, rc = 0;
@@ -471,6 +471,10 @@ conf_load_buffer(const char *name, const char *buf, size_t len, struct conf **ou
 		conf_validate(p);
 	if (p->nerr > 0) {
 		rc = SHIR_ECONFIG;
+		if (partial != NULL) {	/* what the good lines said */
+			*partial = p->c;
+			p->c = NULL;
+		}
 		goto out;
 	}
 	if ((p->c->path = strdup(name)) == NULL) {
@@ -488,7 +492,15 @@ out:
 }
 
 int
-conf_load_file(const char *path, struct conf **out, struct shir_error *err)
+conf_load_buffer(const char *name, const char *buf, size_t len, struct conf **out,
+    struct shir_error *err)
+{
+	return conf_load_buffer_partial(name, buf, len, out, NULL, err);
+}
+
+static int
+conf_load_file_partial_(const char *path, struct conf **out, struct conf **partial,
+    struct shir_error *err)
 {
 	FILE *f = NULL;
 	char *buf = NULL;
@@ -528,12 +540,26 @@ conf_load_file(const char *path, struct conf **out, struct shir_error *err)
 		rc = shir_error_set(err, SHIR_EIO, "%s: read error", path);
 		goto out;
 	}
-	rc = conf_load_buffer(path, buf, len, out, err);
+	rc = conf_load_buffer_partial(path, buf, len, out, partial, err);
 out:
 	if (f != NULL)
 		fclose(f);
 	free(buf);
 	return rc;
+}
+
+int
+conf_load_file(const char *path, struct conf **out, struct shir_error *err)
+{
+	return conf_load_file_partial_(path, out, NULL, err);
+}
+
+int
+conf_load_file_partial(const char *path, struct conf **out, struct conf **partial,
+    struct shir_error *err)
+{
+	*partial = NULL;
+	return conf_load_file_partial_(path, out, partial, err);
 }
 
 static int

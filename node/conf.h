@@ -85,6 +85,11 @@ void conf_free(struct conf *c);
 /* Loads and validates; on failure err->msg has one "file:line: message" line
  * per problem and *out is NULL. */
 int conf_load_file(const char *path, struct conf **out, struct shir_error *err);
+/* Like conf_load_file; on a configuration error (SHIR_ECONFIG) *partial gets
+ * what the good lines said, defaults elsewhere, for a tool that must still
+ * find the running daemon (shirctl's control socket). Never for running. */
+int conf_load_file_partial(const char *path, struct conf **out, struct conf **partial,
+    struct shir_error *err);
 int conf_load_buffer(const char *name, const char *buf, size_t len, struct conf **out,
     struct shir_error *err);
 

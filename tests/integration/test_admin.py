@@ -9,7 +9,7 @@ import stat
 import subprocess
 import time
 
-from shirtest import check, main, test, TestFailure
+from shirtest import check, main, test, TestFailure, wait_until
 from squid import Squid
 
 CONF = """\
@@ -38,6 +38,18 @@ def setup(h, name="node-a", start=True):
 def ctl(h, sock, conf, *args, check_rc=0, input=None):
     return h.run([h.bin("shirctl"), "--socket", sock, "--conf", conf] + list(args),
                  check=check_rc, input=input)
+
+
+STATUS_RC = {"Online": 0, "Limited": 3, "Offline": 4, "NeedsRegistration": 5, "Starting": 6}
+
+
+def status_json(h, sock, conf):
+    """shirctl status --json, checking that its exit code matches the status"""
+    r = ctl(h, sock, conf, "status", "--json", check_rc=None)
+    st = json.loads(r.stdout)
+    check(r.returncode == STATUS_RC[st["status"]], "status %s exited %d" % (st["status"],
+                                                                        r.returncode))
+    return st
 
 
 def api(h, sock, method, path, body=None):
@@ -92,7 +104,7 @@ def test_credentials_api(h):
     check(code == 404 and o["error"]["code"] == "NotFound", "delete missing: %d %r", code, o)
     code, o = api(h, sock, "DELETE", "/v1/credentials/sales-reader")
     check(code == 200 and o["version"] == 3, "delete: %d %r", code, o)
-    st = json.loads(ctl(h, sock, conf, "status", "--json").stdout)
+    st = status_json(h, sock, conf)
     check(st["credentialsVersion"] == 3, "GET /v1/node credentialsVersion: %r", st)
     with open(h.path("state", "credentials"), "rb") as f:
         raw = f.read()
@@ -462,8 +474,7 @@ def test_start_stop_restart(h):
     h.on_cleanup(killall)
 
     def pid():
-        r = ctl(h, sock, conf, "status", "--json")
-        v = json.loads(r.stdout)["pid"]
+        v = status_json(h, sock, conf)["pid"]
         pids.append(v)
         return v
     r = h.run([h.bin("shirctl"), "--socket", sock, "--conf", conf, "-s"], env=env, check=0)
@@ -477,7 +488,8 @@ def test_start_stop_restart(h):
     check(p3 != p2, "restart kept pid %d", p2)
     r = h.run([h.bin("shirctl"), "--socket", sock, "--conf", conf, "-t"], env=env, check=0)
     check("shird stopped" in r.stdout, r.stdout)
-    ctl(h, sock, conf, "status", check_rc=1)
+    r = ctl(h, sock, conf, "status", check_rc=7)	# 7: shird is not running
+    check("shird is not running" in r.stderr, r.stderr)
     r = h.run([h.bin("shirctl"), "--socket", sock, "--conf", conf, "stop"], env=env, check=0)
     check("not running" in r.stdout, r.stdout)
     r = h.run([h.bin("shirctl"), "--socket", sock, "--conf", conf, "start"], env=env, check=0)
@@ -509,7 +521,7 @@ def test_proxy_set(h):
     check(stat.S_IMODE(os.stat(pwf).st_mode) == 0o600, "password file mode")
     with open(pwf) as f:
         check(f.read() == "Pr0xy-Pw", "password file content")
-    st = json.loads(ctl(h, sock, conf, "status", "--json").stdout)
+    st = status_json(h, sock, conf)
     check(st["proxyMode"] == "custom", "status: %r", st)
     check("Pr0xy-Pw" not in p.log(), "the password reached the log")
     r = ctl(h, sock, conf, "proxy", "set", "custom", "--address", "p", "--port", "1",
@@ -518,7 +530,7 @@ def test_proxy_set(h):
     ctl(h, sock, conf, "proxy", "set", "none")
     t = conf_text(conf)
     check("mode = none" in t, t)
-    st = json.loads(ctl(h, sock, conf, "status", "--json").stdout)
+    st = status_json(h, sock, conf)
     check(st["proxyMode"] == "none" and st["reloads"] >= 2, "status: %r", st)
 
 
@@ -526,7 +538,7 @@ def test_proxy_set(h):
 def test_register_offline_and_switch_key(h):
     """-rn with --skip-test stores node.json (no secret) and the key encrypted; -k switches"""
     p, conf, sock = setup(h)
-    st = json.loads(ctl(h, sock, conf, "status", "--json").stdout)
+    st = status_json(h, sock, conf)
     check(st["status"] == "NeedsRegistration" and not st["registration"]["registered"], "%r", st)
     r = ctl(h, sock, conf, "-rn", "--skip-test", "IR@v1@bm90LWpzb24", check_rc=1)
     check("not a valid node key" in r.stderr, r.stderr)
@@ -541,7 +553,7 @@ def test_register_offline_and_switch_key(h):
     check(nj["ir"] == "sales-ir" and nj["nodeName"] == "node-x" and nj["keyName"] == "node-key1",
           "%r", nj)
     check("c2VjcmV0" not in json.dumps(nj), "the key is in node.json in clear")
-    st = json.loads(ctl(h, sock, conf, "status", "--json").stdout)
+    st = status_json(h, sock, conf)
     check(st["registration"]["registered"] and st["registration"]["ir"] == "sales-ir", "%r", st)
     code, o = api(h, sock, "GET", "/v1/credentials")
     check(o["credentials"] == [], "the node key must not be listed: %r", o)
@@ -646,6 +658,8 @@ def test_service_urls(h):
         fh.write("[proxy]\nmode = custom\naddress = 127.0.0.3\nport = 3128\n")
     ctl(h, sock, conf, "-k", "--skip-test", "-", input=make_key(endpoint="wss://relay.example:9443"))
     o = json.loads(ctl(h, sock, conf, "service-urls", "--format", "json").stdout)
+    # --json, as every command that prints data, is the same document
+    check(json.loads(ctl(h, sock, conf, "service-urls", "--json").stdout) == o, "--json differs")
     rows = {(s["host"], s["port"]): s for s in o["services"]}
     check(rows[("relay.example", 9443)]["via"] == "127.0.0.3:3128", "%r", o)
     check(rows[("127.0.0.2", 443)]["via"] is None, "loopback goes direct: %r", o)
@@ -726,13 +740,13 @@ def test_diagnose_proxy_auth(h):
     ctl(h, sock, conf, "-rn", "--skip-test", "-", input=make_key(endpoint="wss://relay.example"))
     r = ctl(h, sock, conf, "diagnose", check_rc=1)
     check("tcp      ok       connected to the proxy 127.0.0.1:%d" % port in r.stdout, r.stdout)
-    check("=> broken at connect" in r.stdout and "407" in r.stdout, r.stdout)
+    check("=> broken at connect" in r.stdout and "answered 407" in r.stdout, r.stdout)
     check("wrong-pw" not in r.stdout + r.stderr, "the proxy password was printed")
     ctl(h, sock, conf, "proxy", "set", "custom", "--address", "127.0.0.1", "--port", str(port),
         "--user", "svc-shir", "--auth", "basic", input="right-pw")
     r = ctl(h, sock, conf, "diagnose", check_rc=1)
     # squid now lets us in and fails to reach the (unresolvable) relay itself
-    check("=> broken at connect" in r.stdout and "407" not in r.stdout and
+    check("=> broken at connect" in r.stdout and "answered 407" not in r.stdout and
           "answered 5" in r.stdout and "to CONNECT relay.example:443" in r.stdout, r.stdout)
 
 
@@ -759,7 +773,7 @@ def test_register_round_trip_with_shir_relay(h):
     check(o["registered"] and o["ir"] == "sales-ir" and o["nodeName"] == "edge-1" and
           o["endpoint"] == "ws://127.0.0.1:%d" % relay.port and o["keyName"] == "node-key1", "%r", o)
     p.wait_log(r"event=registration.applied registered=1 ir=sales-ir")
-    st = json.loads(ctl(h, sock, conf, "status", "--json").stdout)
+    st = status_json(h, sock, conf)
     check(st["name"] == "node-a" and st["registration"]["nodeName"] == "edge-1", "%r", st)
     r = ctl(h, sock, conf, "diagnose")
     check("=> the node can reach the relay and listen" in r.stdout, r.stdout)
@@ -826,6 +840,44 @@ def test_register_through_proxy_and_tls(h):
         check(want in out, "missing %r in:\n%s", want, out)
     with open(h.path("squid", "access.log")) as f:
         check("CONNECT relay.shir.test:%d" % relay.port in f.read(), "squid saw no CONNECT")
+
+
+@test
+def test_status_exit_codes_and_a_typo(h):
+    """status: exit 0 Online, 4 Offline, 7 not running (5 NeedsRegistration in test_shird); a
+    typo in shird.conf still finds the running shird through the socket the file names, and
+    says that the file does not load"""
+    import relaytest
+    relay = relaytest.Relay(h)
+    out = relay.cli("ir", "create", "sales-ir").stdout
+    key1 = [w for w in out.split() if w.startswith("IR@v1@") and
+            relaytest.decode_key(w)["keyName"] == "node-key1"][0]
+    rp = relay.start()
+    p, conf, sock = setup(h)
+    ctl(h, sock, conf, "register-node", "-", "edge-1", input=key1)
+    wait_until(lambda: status_json(h, sock, conf)["status"] == "Online", 20, "Online")
+    r = ctl(h, sock, conf, "status", check_rc=0)
+    check("Status:   Online" in r.stdout, r.stdout)
+    # a typo while shird runs: shirctl (no --socket) reads the socket path from the file
+    with open(conf) as f:
+        good = f.read()
+    with open(conf, "a") as f:
+        f.write("\n[node]\nconcurrent_jobs = many\n")
+    r = h.run([h.bin("shirctl"), "--conf", conf, "status"], check=0)
+    check("Status:   Online" in r.stdout, "the running shird was not found:\n%s%s" % (r.stdout,
+                                                                               r.stderr))
+    check("does not load" in r.stderr and "concurrent_jobs" in r.stderr and sock in r.stderr,
+          r.stderr)
+    with open(conf, "w") as f:
+        f.write(good)
+    # the relay goes away: Offline, exit 4
+    rp.stop()
+    wait_until(lambda: status_json(h, sock, conf)["status"] == "Offline", 30, "Offline")
+    r = ctl(h, sock, conf, "status", check_rc=4)
+    check("Status:   Offline" in r.stdout, r.stdout)
+    p.stop()
+    r = ctl(h, sock, conf, "status", check_rc=7)
+    check("shird is not running" in r.stderr, r.stderr)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def stop_clean(p):
 
 
 def status(h, sock):
-    r = h.run([h.bin("shirctl"), "--socket", sock, "status", "--json"], check=0)
+    r = h.run([h.bin("shirctl"), "--socket", sock, "status", "--json"], check=None)
     return json.loads(r.stdout)
 
 
@@ -117,7 +117,7 @@ def test_relay_down_is_offline_with_reason(h):
     ch = st["channels"][0]
     check(ch["name"] == "relay" and ch["state"] in ("Disconnected", "Connecting"), "%r", ch)
     check("refused the connection" in st["statusDetail"], st["statusDetail"])
-    out = h.run([h.bin("shirctl"), "--socket", sock, "status"], check=0).stdout
+    out = h.run([h.bin("shirctl"), "--socket", sock, "status"], check=None).stdout
     check("Status:   Offline" in out and "refused the connection" in out, out)
     # the ladder: the second retry waits about a second
     m = p.wait_log(r"event=channel.disconnected channel=relay retry_in_ms=(\d+)")
@@ -179,7 +179,7 @@ def test_tls_wrong_ca(h):
     err = st["channels"][0]["lastError"]
     check("TLS with relay wss://localhost:%d failed" % port in err and "relay.ca_file" in err, err)
     check(st["status"] == "Offline", "status: %r" % st["status"])
-    out = h.run([h.bin("shirctl"), "--socket", sock, "status"], check=0).stdout
+    out = h.run([h.bin("shirctl"), "--socket", sock, "status"], check=None).stdout
     check("certificate verify failed" in out, out)
 
 
@@ -354,7 +354,7 @@ def test_http_through_relay(h):
     # a path the node does not serve
     code, body, _ = curl(h, relay, "/v1/nothing")
     check(code == 404, "404: %s %s" % (code, body[:200]))
-    out = h.run([h.bin("shirctl"), "--socket", sock, "status"], check=0).stdout
+    out = h.run([h.bin("shirctl"), "--socket", sock, "status"], check=None).stdout
     check("Status:   Online" in out and "Connected" in out, out)
     st = status(h, sock)
     check(st["channels"][0]["bytesIn"] > 0 and st["channels"][0]["bytesOut"] > 0, "%r" % st)
@@ -646,7 +646,7 @@ def test_https_relay_with_test_ca(h):
                                  wait=False)
     st = wait_status(h, sw, lambda s: "certificate verify failed" in s["statusDetail"],
                      "a TLS error in the status")
-    out = h.run([h.bin("shirctl"), "--socket", sw, "status"], check=0).stdout
+    out = h.run([h.bin("shirctl"), "--socket", sw, "status"], check=None).stdout
     check("TLS with relay %s failed: certificate verify failed" % ep in out and
           "relay.ca_file" in out, out)
     stop_clean(p)

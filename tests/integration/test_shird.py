@@ -30,8 +30,11 @@ def ctl(h, sock, *args, check_rc=0):
 
 
 def status_json(h, sock):
-    r = ctl(h, sock, "status", "--json")
-    return json.loads(r.stdout)
+    r = ctl(h, sock, "status", "--json", check_rc=None)
+    st = json.loads(r.stdout)
+    want = {"Online": 0, "Limited": 3, "Offline": 4, "NeedsRegistration": 5, "Starting": 6}
+    check(r.returncode == want[st["status"]], "status %s exited %d" % (st["status"], r.returncode))
+    return st
 
 
 @test
@@ -44,7 +47,7 @@ def test_status(h):
     check(st["configFile"] == conf, "configFile: %r", st)
     check(isinstance(st["uptimeSeconds"], (int, float)), "uptime: %r", st)
     check(st["channels"] == [], "channels: %r", st)
-    out = ctl(h, sock, "status").stdout
+    out = ctl(h, sock, "status", check_rc=5).stdout	# 5: NeedsRegistration
     check("Status:   NeedsRegistration" in out, "human status:\n%s", out)
     check("Node:     node-a" in out, "human status:\n%s", out)
     mode = stat.S_IMODE(os.stat(sock).st_mode)
@@ -117,7 +120,7 @@ def test_config_check(h):
 @test
 def test_shirctl_without_daemon(h):
     """shirctl says plainly when shird is not running"""
-    r = ctl(h, h.path("nothing.sock"), "status", check_rc=1)
+    r = ctl(h, h.path("nothing.sock"), "status", check_rc=7)	# 7: not running
     check("shird is not running" in r.stderr, r.stderr)
 
 
