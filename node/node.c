@@ -19,7 +19,7 @@ struct node {
 	struct conf *conf;
 	struct api *api;
 	enum node_status status;
-	char detail[512];
+	char detail[1600];	/* a channel's last error, whole (CHSTATE_ERR_MAX + its name) */
 	time_t started;
 	char hostname[256];
 	unsigned reloads;

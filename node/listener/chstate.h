@@ -32,7 +32,7 @@ enum chstate_why {
 	CHSTATE_WHY_CONFIG,		/* our configuration is unusable: detail (no retry) */
 };
 
-#define CHSTATE_ERR_MAX 600
+#define CHSTATE_ERR_MAX 1536	/* a proxy's 407 with its hint and offered schemes fits whole */
 
 struct chstate {
 	char name[96];

@@ -74,7 +74,7 @@ static void
 listener_update_status(struct listener *l)
 {
 	const struct chstate *v[LISTENER_MAX_SLOTS * 2];
-	char cause[1024];
+	char cause[CHSTATE_ERR_MAX + 64];	/* "channel NAME: " and the whole last error */
 	unsigned n;
 	size_t i;
 	int st;

@@ -721,9 +721,14 @@ rsrv_start(struct rsrv *s, struct shir_error *e)
 		if (parse_hostport(s->conf->admin, host, sizeof host, &port) != 0)
 			return shir_error_set(e, SHIR_ECONFIG, "admin = %s is not host:port", s->conf->admin);
 		s->admin = evhttp_new(s->base);
-		if (s->admin == NULL || evhttp_bind_socket(s->admin, host, (ev_uint16_t)port) != 0)
-			return shir_error_set(e, SHIR_EIO, "cannot listen on the admin address %s",
-			    s->conf->admin);
+		if (s->admin == NULL)
+			return shir_error_set(e, SHIR_ENOMEM, "out of memory");
+		errno = 0;
+		if (evhttp_bind_socket(s->admin, host, (ev_uint16_t)port) != 0)
+			return shir_error_set(e, SHIR_EIO, "cannot listen on the admin address %s: %s "
+			    "(another process holds it, or the address is not this host's; change "
+			    "admin in the configuration file)", s->conf->admin,
+			    errno ? strerror(errno) : "bind failed");
 		evhttp_set_allowed_methods(s->admin, EVHTTP_REQ_GET);
 		evhttp_set_cb(s->admin, "/metrics", admin_metrics, s);
 		evhttp_set_cb(s->admin, "/status", admin_status, s);

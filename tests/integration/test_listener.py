@@ -235,6 +235,8 @@ def test_proxy_wrong_password_in_status(h):
     detail = st["statusDetail"]
     want = "relay wss://relay.test:%d unreachable through proxy http://127.0.0.1:%d" % (port, sq.port)
     check(want in detail and "Proxy Authentication Required" in detail, detail)
+    # the whole sentence, the schemes the proxy offers included (it was cut at 600 characters)
+    check("(the proxy offers: Basic" in detail, detail)
     check("wrong-pw" not in json.dumps(st), "the password must not show")
     check(st["status"] == "Offline", st["status"])
 

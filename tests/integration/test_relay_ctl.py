@@ -383,4 +383,18 @@ def test_response_backpressure(h):
     c.close()
 
 
+@test
+def test_admin_address_taken(h):
+    """an admin address another process holds: shir-relay says why it cannot listen there"""
+    relay = Relay(h)
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", relay.admin))
+    holder.listen(1)
+    h.on_cleanup(holder.close)
+    r = h.run([h.bin("shir-relay"), "-f", relay.conf], check=None, timeout=20)
+    check(r.returncode != 0, "shir-relay started on a taken admin address")
+    check("cannot listen on the admin address 127.0.0.1:%d: Address already in use" % relay.admin
+          in r.stderr + r.stdout, r.stderr + r.stdout)
+
+
 main()

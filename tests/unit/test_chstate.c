@@ -156,6 +156,25 @@ test_json(void **state)
 	cJSON_Delete(o);
 }
 
+/* A proxy's 407 with the Kerberos hint runs past 600 characters: the last
+ * error keeps it whole, the schemes the proxy offers included (issue 13: the
+ * detail used to be cut at 600, losing "(the proxy offers: ...)"). */
+static void
+test_long_error_kept_whole(void **state)
+{
+	struct chstate cs;
+	char detail[1100];
+	size_t i;
+
+	(void)state;
+	chstate_init(&cs, "relay", "wss://relay.corp.example:443", "sales-ir");
+	for (i = 0; i < 900; i++)
+		detail[i] = 'a' + (char)(i % 26);
+	snprintf(detail + 900, sizeof detail - 900, " (the proxy offers: Negotiate, NTLM)");
+	chstate_down(&cs, 1000, CHSTATE_WHY_PROXY, 0, detail, 0);
+	assert_non_null(strstr(cs.last_error, "(the proxy offers: Negotiate, NTLM)"));
+}
+
 static void
 test_node_status(void **state)
 {
@@ -198,6 +217,7 @@ main(void)
 		cmocka_unit_test(test_404_stops_auth_backs_off),
 		cmocka_unit_test(test_json),
 		cmocka_unit_test(test_node_status),
+		cmocka_unit_test(test_long_error_kept_whole),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
