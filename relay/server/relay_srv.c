@@ -388,7 +388,7 @@ oldest_half_open(struct rsrv *s)
 	return best;
 }
 
-struct lctx {
+struct rs_accept_ctx {
 	struct rsrv *s;
 	bool tls;
 };
@@ -396,7 +396,7 @@ struct lctx {
 static void
 accept_cb2(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
 {
-	struct lctx *c = arg;
+	struct rs_accept_ctx *c = arg;
 	struct rsrv *s = c->s;
 	struct bufferevent *bev;
 	int one = 1;
@@ -504,8 +504,8 @@ bind_one(struct rsrv *s, const char *spec, bool tls, struct shir_error *e)
 	int port;
 	struct evutil_addrinfo hints = { 0 }, *ai = NULL;
 	char ps[16];
-	struct lchan_ws *ls;
-	struct lctx *c;
+	struct rs_listen_sock *ls;
+	struct rs_accept_ctx *c;
 
 	if (parse_hostport(spec, host, sizeof host, &port) != 0)
 		return shir_error_set(e, SHIR_ECONFIG, "%s is not host:port", spec);
@@ -858,7 +858,7 @@ shutdown_timeout(evutil_socket_t fd, short w, void *arg)
 void
 rsrv_shutdown(struct rsrv *s)
 {
-	struct lchan_ws *ls;
+	struct rs_listen_sock *ls;
 	struct ent *e;
 	struct tunnel *t;
 	struct hconn *h, *hn;
@@ -897,7 +897,7 @@ rsrv_shutdown(struct rsrv *s)
 void
 rsrv_free(struct rsrv *s)
 {
-	struct lchan_ws *ls;
+	struct rs_listen_sock *ls;
 	struct ent *e;
 
 	if (s == NULL)

@@ -179,8 +179,9 @@ struct failrec {
 	int count;
 };
 
-struct lchan_ws {
-	struct lchan_ws *next;
+/* a listening socket (listen or listen_tls) */
+struct rs_listen_sock {
+	struct rs_listen_sock *next;
 	struct evconnlistener *l;
 	void *ctx;
 	bool tls;
@@ -233,7 +234,7 @@ struct rsrv {
 	size_t npend;
 	struct tunnel *tunnels;
 	struct hconn *hconns;
-	struct lchan_ws *lsocks;
+	struct rs_listen_sock *lsocks;
 	SSL_CTX *ssl;
 	struct evhttp *admin;
 	struct event *state_poll;
