@@ -507,12 +507,8 @@ bind_one(struct rsrv *s, const char *spec, bool tls, struct shir_error *e)
 	struct rs_listen_sock *ls;
 	struct rs_accept_ctx *c;
 
-	if (parse_hostport(spec, host, sizeof host, &port) != 0)
+	if (parse_hostport(spec, host, sizeof host, &port) != 0)	/* rsrv_check_conf said why */
 		return shir_error_set(e, SHIR_ECONFIG, "%s is not host:port", spec);
-	if (!tls && !is_loopback(host) && !s->conf->allow_plain_nonloopback)
-		return shir_error_set(e, SHIR_ECONFIG,
-		    "plain (non-TLS) listen address %s is not loopback: use listen_tls, or set "
-		    "allow_plain_nonloopback = true if a TLS proxy fronts the relay", spec);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = EVUTIL_AI_PASSIVE;
@@ -697,11 +693,40 @@ tls_ctx_log(SSL_CTX *ctx, const char *what)
 }
 
 int
+rsrv_check_conf(const struct relay_conf *c, struct shir_error *e)
+{
+	char host[256];
+	int port;
+	SSL_CTX *ctx = NULL;
+
+	if (*c->listen_tls && parse_hostport(c->listen_tls, host, sizeof host, &port) != 0)
+		return shir_error_set(e, SHIR_ECONFIG, "listen_tls = %s is not host:port", c->listen_tls);
+	if (*c->listen) {
+		if (parse_hostport(c->listen, host, sizeof host, &port) != 0)
+			return shir_error_set(e, SHIR_ECONFIG, "listen = %s is not host:port", c->listen);
+		if (!is_loopback(host) && !c->allow_plain_nonloopback)
+			return shir_error_set(e, SHIR_ECONFIG,
+			    "plain (non-TLS) listen address %s is not loopback: use listen_tls, or set "
+			    "allow_plain_nonloopback = true if a TLS proxy fronts the relay", c->listen);
+	}
+	if (*c->admin && parse_hostport(c->admin, host, sizeof host, &port) != 0)
+		return shir_error_set(e, SHIR_ECONFIG, "admin = %s is not host:port", c->admin);
+	if (*c->listen_tls) {	/* the certificate and key load and match */
+		if (tls_ctx_build(c, &ctx, e) != 0)
+			return e->code ? e->code : SHIR_ECONFIG;
+		SSL_CTX_free(ctx);
+	}
+	return 0;
+}
+
+int
 rsrv_start(struct rsrv *s, struct shir_error *e)
 {
 	int rc;
 	struct timeval one = { 1, 0 };
 
+	if ((rc = rsrv_check_conf(s->conf, e)) != 0)
+		return rc;
 	if ((rc = ent_load_state(s, e)) != 0)
 		return rc;
 	state_poll(-1, 0, s);

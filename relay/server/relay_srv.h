@@ -18,6 +18,10 @@ struct rsrv;
 /* Takes ownership of conf. */
 struct rsrv *rsrv_new(struct event_base *base, struct relay_conf *conf, const char *conf_path,
     struct shir_error *e);
+/* What start would refuse in a configuration, without binding anything: the
+ * listen addresses (a plain one only on loopback unless allowed), the admin
+ * address, the TLS certificate and key. shir-relay -t runs it. */
+int rsrv_check_conf(const struct relay_conf *c, struct shir_error *e);
 /* Loads the state file, binds the listening sockets. */
 int rsrv_start(struct rsrv *s, struct shir_error *e);
 /* SIGHUP: reloads the config file (log level, limits, namespace, public URL,

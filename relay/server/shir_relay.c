@@ -73,6 +73,11 @@ run(const char *path, bool test_only)
 		return 1;
 	}
 	if (test_only) {
+		if (rsrv_check_conf(c, &e) != 0) {
+			fprintf(stderr, "shir-relay: %s: %s\n", path, e.msg);
+			relay_conf_free(c);
+			return 1;
+		}
 		printf("shir-relay: %s is valid\n", path);
 		relay_conf_free(c);
 		return 0;

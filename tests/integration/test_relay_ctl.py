@@ -397,4 +397,26 @@ def test_admin_address_taken(h):
           in r.stderr + r.stdout, r.stderr + r.stdout)
 
 
+@test
+def test_config_check_refuses_what_start_refuses(h):
+    """shir-relay -t refuses what start would: a plain listener on a non-loopback address, a
+    TLS key that does not load; and passes what start takes"""
+    relay = Relay(h)
+    with open(relay.conf) as f:
+        good = f.read()
+    r = h.run([h.bin("shir-relay"), "-f", relay.conf, "-t"], check=0)
+    check("is valid" in r.stdout, r.stdout)
+    wide = h.write("wide.conf", good.replace("listen = 127.0.0.1:", "listen = 0.0.0.0:"))
+    r = h.run([h.bin("shir-relay"), "-f", wide, "-t"], check=1)
+    check("is not loopback" in r.stderr and "listen_tls" in r.stderr, r.stderr)
+    allowed = h.write("allowed.conf", good.replace("listen = 127.0.0.1:", "allow_plain_nonloopback = "
+                                                   "true\nlisten = 0.0.0.0:"))
+    h.run([h.bin("shir-relay"), "-f", allowed, "-t"], check=0)
+    tls = h.write("tls.conf", good.replace("listen = 127.0.0.1:%d" % relay.port,
+                                           "listen_tls = 127.0.0.1:%d\ntls_cert = %s\ntls_key = %s" % (
+                                               relay.port, h.path("none.crt"), h.path("none.key"))))
+    r = h.run([h.bin("shir-relay"), "-f", tls, "-t"], check=1)
+    check("none.crt" in r.stderr or "none.key" in r.stderr, r.stderr)
+
+
 main()
