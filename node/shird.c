@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -143,6 +144,40 @@ shird_on_hup(evutil_socket_t sig, short what, void *arg)
 	(void)node_reload(d->node, &err);
 }
 
+/* The folders the configuration names must exist before start, or start
+ * fails after -t said OK: the control socket's, the log file's, and the
+ * parent of the state directory (shird makes the last level itself). */
+static int
+shird_check_folder(const char *key, const char *file, bool parent_of_file, struct shir_error *err)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+	char *slash;
+
+	snprintf(dir, sizeof dir, "%s", file);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		return 0;	/* relative to the working directory */
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	return shir_error_set(err, SHIR_ECONFIG, "%s = %s: the folder %s does not exist%s; create it "
+	    "(install -d -o shir -g shir %s), or name another", key, file, dir,
+	    parent_of_file ? "" : " (shird creates only the last level)", dir);
+}
+
+static int
+shird_check_paths(const struct conf *c, struct shir_error *err)
+{
+	if (shird_check_folder("node.control_socket", c->control_socket, true, err) != 0)
+		return err->code;
+	if (strcmp(c->log_file, "-") != 0 && shird_check_folder("log.file", c->log_file, true, err) != 0)
+		return err->code;
+	return shird_check_folder("node.state_dir", c->state_dir, false, err);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -189,7 +224,7 @@ main(int argc, char **argv)
 			    "another file with -f\n");
 		return 1;
 	}
-	if (shird_hook_validate(conf, &err) != 0) {
+	if (shird_hook_validate(conf, &err) != 0 || shird_check_paths(conf, &err) != 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		conf_free(conf);
 		return 1;

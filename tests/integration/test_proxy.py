@@ -192,8 +192,9 @@ def test_shird_broken_dotnet_and_reload(h):
 def test_password_file_mode(h):
     """custom mode refuses a group/world-readable password file, no secret in output"""
     pw = h.write("proxy.pw", "s3cret\n", mode=0o644)
-    conf = h.write("shird.conf", "[proxy]\nmode = custom\naddress = proxy.corp\nport = 3128\n"
-                   "user = CORP\\svc\npassword_file = %s\n" % pw)
+    conf = h.write("shird.conf", "[node]\ncontrol_socket = %s\nstate_dir = %s\n"
+                   "[proxy]\nmode = custom\naddress = proxy.corp\nport = 3128\n"
+                   "user = CORP\\svc\npassword_file = %s\n" % (h.path("s.sock"), h.path("st"), pw))
     r = h.run([h.bin("shird"), "-t", "-f", conf])
     check(r.returncode != 0 and "chmod 600" in r.stderr and "s3cret" not in r.stderr, r.stderr)
     os.chmod(pw, 0o600)

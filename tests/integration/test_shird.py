@@ -115,6 +115,16 @@ def test_config_check(h):
     check("bad.conf:5: log.level must be one of" in r.stderr, r.stderr)
     r = h.run([h.bin("shird"), "-t", "-f", h.path("missing.conf")])
     check(r.returncode != 0 and "cannot open" in r.stderr, r.stderr)
+    # folders that do not exist: -t says so, as start would fail
+    for key, sock, state, log in (
+            ("node.control_socket", h.path("nodir", "s"), h.path("st"), "-"),
+            ("log.file", h.path("s"), h.path("st"), h.path("nologdir", "shird.log")),
+            ("node.state_dir", h.path("s"), h.path("noparent", "st"), "-")):
+        text = GOOD.format(name="x", sock=sock, state=state) + "file = %s\n" % log
+        conf = h.write("paths.conf", text)
+        r = h.run([h.bin("shird"), "-t", "-f", conf], check=1)
+        check(key in r.stderr and "does not exist" in r.stderr and "install -d" in r.stderr,
+              r.stderr)
 
 
 @test
