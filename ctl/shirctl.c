@@ -29,6 +29,12 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "status", { NULL }, ctl_cmd_status, "status [--json]",
 	  "show the node's status (from the running shird); exit 0 Online, 3 Limited, "
 	  "4 Offline, 5 NeedsRegistration, 6 Starting, 7 shird not running" },
+	{ "get-ip", { NULL }, ctl_cmd_get_ip, "get-ip [--json]",
+	  "the node's host name and addresses, as the service's Get IP sees them" },
+	{ "send-logs", { NULL }, ctl_cmd_send_logs, "send-logs FILE [--lines N]",
+	  "save the node's recent log lines, redacted (Send log), to a new file (0600)" },
+	{ "logs", { NULL }, ctl_cmd_logs, "logs [--lines N] [--follow]",
+	  "print the node's recent log lines (default 200); --follow prints new ones as they come" },
 	{ "reload", { NULL }, ctl_cmd_reload, "reload",
 	  "reload shird.conf in the running shird (like SIGHUP)" },
 	/* proxy (proxy/ctl_proxy.c) */

@@ -26,6 +26,10 @@ enum {
 };
 int ctl_cmd_status(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_reload(struct ctl_ctx *ctx, int argc, char **argv);
+/* ctl_node.c */
+int ctl_cmd_get_ip(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_send_logs(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_logs(struct ctl_ctx *ctx, int argc, char **argv);
 /* proxy (proxy/ctl_proxy.c) */
 int ctl_cmd_proxy(struct ctl_ctx *ctx, int argc, char **argv);
 

@@ -880,5 +880,53 @@ def test_status_exit_codes_and_a_typo(h):
     check("shird is not running" in r.stderr, r.stderr)
 
 
+@test
+def test_get_ip_send_logs_and_follow(h):
+    """get-ip, send-logs FILE (0600, redacted, never overwrites) and logs [--follow] from the
+    running shird"""
+    p, conf, sock = setup(h)
+    r = ctl(h, sock, conf, "get-ip")
+    check("Node:     node-a" in r.stdout and "127.0.0.1 (loopback)" in r.stdout, r.stdout)
+    o = json.loads(ctl(h, sock, conf, "get-ip", "--json").stdout)
+    check(o["nodeName"] == "node-a" and any(a["address"] == "127.0.0.1" for a in o["addresses"]),
+          "%r", o)
+    ctl(h, sock, conf, "credentials", "set", "db", input="supersecret-value\n")
+    bundle = h.path("bundle.json")
+    r = ctl(h, sock, conf, "send-logs", bundle)
+    check(stat.S_IMODE(os.stat(bundle).st_mode) == 0o600, "bundle mode")
+    with open(bundle) as f:
+        text = f.read()
+    b = json.loads(text)
+    check(b["nodeName"] == "node-a" and b["lineCount"] == len(b["lines"]) > 0, "%r", b)
+    check(any("event=credential.stored" in l for l in b["lines"]), "the bundle lacks the log")
+    check("supersecret-value" not in text, "a secret is in the bundle")
+    r = ctl(h, sock, conf, "send-logs", bundle, check_rc=1)
+    check("not overwritten" in r.stderr, r.stderr)
+    r = ctl(h, sock, conf, "logs", "--lines", "3")
+    check(0 < len(r.stdout.splitlines()) <= 3, r.stdout)
+    ctl(h, sock, conf, "logs", "--lines", "0", check_rc=2)
+    # --follow: new lines as they come, until interrupted
+    f = subprocess.Popen([h.bin("shirctl"), "--socket", sock, "--conf", conf, "logs", "--follow",
+                          "--lines", "1"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)
+        ctl(h, sock, conf, "reload")
+        seen = []
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            line = f.stdout.readline()
+            seen.append(line)
+            if "event=reload status=done" in line:
+                break
+        check(any("event=reload status=done" in l for l in seen), "".join(seen))
+        check(not any("event=authoring.logs" in l or "path=/v1/node/logs" in l for l in seen[1:]),
+              "the follower's own polls:\n" + "".join(seen))
+        f.send_signal(signal.SIGINT)
+        check(f.wait(10) == 0, "logs --follow did not end on SIGINT")
+    finally:
+        if f.poll() is None:
+            f.kill()
+
+
 if __name__ == "__main__":
     main()
