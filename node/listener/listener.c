@@ -82,10 +82,14 @@ listener_update_status(struct listener *l)
 	if (l->ctx.shutting_down)
 		return;
 	for (i = 0, n = 0; i < l->nslots; i++) {
+		const struct chstate *nx = l->slots[i].next ? lchan_state(l->slots[i].next) : NULL;
+
 		v[n++] = lchan_state(l->slots[i].cur);
-		/* a replacement that cannot connect is worth knowing about */
-		if (l->slots[i].next != NULL)
-			v[n++] = lchan_state(l->slots[i].next);
+		/* a replacement that cannot connect is worth knowing about; one that
+		 * is still connecting is not (make-before-break must not flap the
+		 * node's status Online -> Limited -> Online on every reload) */
+		if (nx != NULL && nx->state == CHSTATE_DISCONNECTED)
+			v[n++] = nx;
 	}
 	st = chstate_node_status(v, n, cause, sizeof cause);
 	node_set_status(l->ctx.node, (enum node_status)st, cause);

@@ -576,9 +576,15 @@ def test_reload_make_before_break(h):
     with open(conf, "w") as f:
         f.write(text)
     relay.proc.mark()
+    p.mark()
+    log_before = len(p.log())
     p.signal(signal.SIGHUP)
     p.wait_log(r"event=channel.changing channel=relay reason=settings")
     p.wait_log(r"event=channel.replaced channel=relay")
+    # the node stayed Online through make-before-break (a monitor must not fire)
+    flaps = [l for l in p.log()[log_before:].splitlines() if "event=node.status" in l]
+    check(not flaps, "the node's status changed during a make-before-break reload:\n%s" %
+          "\n".join(flaps))
     t.join(30)
     code, body, _ = slow["r"]
     check(code == 200 and len(body) == 1000, "the slow request: %s %d bytes" % (code, len(body)))
