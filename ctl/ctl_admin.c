@@ -410,7 +410,7 @@ ctl_cmd_backup(struct ctl_ctx *ctx, int argc, char **argv)
 	    (strcmp(argv[1], "create") == 0 || strcmp(argv[1], "import") == 0))
 		create = strcmp(argv[1], "create") == 0, file = argv[2];
 	else {
-		if (argc > 3)
+		if (argc > (strcmp(argv[0], "backup") == 0 ? 3 : 2))	/* -gbf FILE PASSWORD */
 			fprintf(stderr, "shirctl: the password is never taken from the command line: "
 			    "type it at the prompt or pipe it on standard input\n");
 		ctl_die_usage("backup", usage);

@@ -38,6 +38,7 @@ usage(FILE *f)
 	    "usage: shir-relay [-f FILE] [-t]                 run the relay (default %s/shir/shir-relay.conf)\n"
 	    "       shir-relay [-f FILE] ir create NAME [--endpoint wss://host:port] [--anonymous-senders]\n"
 	    "       shir-relay [-f FILE] ir list [--json]\n"
+	    "       shir-relay [-f FILE] ir keys NAME          (root: print its keys again)\n"
 	    "       shir-relay [-f FILE] ir regenerate-key NAME key1|key2|service\n"
 	    "       shir-relay [-f FILE] ir delete NAME\n"
 	    "       shir-relay --version\n", SYSCONFDIR);
@@ -306,6 +307,25 @@ ir_cmd(const char *path, int argc, char **argv)
 			cJSON_Delete(arr);
 		}
 		rc = 0;
+		goto out;
+	} else if (strcmp(sub, "keys") == 0 && argc == 2) {
+		const struct rstate_entity *en = rstate_find(st, argv[1]);
+
+		if (geteuid() != 0) {	/* the state file is 0600 too; say it plainly */
+			fprintf(stderr, "shir-relay: only root may print a runtime's keys (they are "
+			    "secrets); run it as root on the relay host\n");
+			goto out;
+		}
+		if (en == NULL || !en->ir) {
+			fprintf(stderr, "shir-relay: no integration runtime named %s (see: shir-relay ir "
+			    "list)\n", argv[1]);
+			goto out;
+		}
+		printf("Integration runtime %s (hybrid connection %s, endpoint %s).\n", en->name,
+		    en->name, en->endpoint ? en->endpoint : "-");
+		rc = print_key("Node key 1 (Listen):", en, "node-key1") |
+		    print_key("Node key 2 (Listen):", en, "node-key2") |
+		    print_key("Service key (Send):", en, "service-key");
 		goto out;
 	} else if (strcmp(sub, "regenerate-key") == 0 && argc == 3) {
 		struct rstate_entity *en = rstate_find(st, argv[1]);

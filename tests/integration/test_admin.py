@@ -287,6 +287,12 @@ def test_backup_round_trip(h):
     check(stat.S_IMODE(os.stat(h.path("b1.shirbak")).st_mode) == 0o600, "backup must be 0600")
     r = ctl(h, sock, conf, "-GBF", h.path("b2.shirbak"), input="pw-2")
     check(os.path.exists(h.path("b2.shirbak")), "-GBF (case-insensitive) wrote nothing")
+    # dmgcmd's -gbf FILE PASSWORD: the password never comes from the command line, and
+    # shirctl says where it does come from
+    r = ctl(h, sock, conf, "-gbf", h.path("b3.shirbak"), "pw-3", check_rc=2)
+    check("never taken from the command line" in r.stderr and "standard input" in r.stderr,
+          r.stderr)
+    check(not os.path.exists(h.path("b3.shirbak")), "-gbf FILE PASSWORD wrote a file")
     ctl(h, sock, conf, "-GenerateBackupFile", h.path("b4.shirbak"), input="pw-4")
     r = ctl(h, sock, conf, "-ImportBackupFile", h.path("b4.shirbak"), input="pw-4")
     check("imported" in r.stdout, r.stdout)

@@ -419,4 +419,15 @@ def test_config_check_refuses_what_start_refuses(h):
     check("none.crt" in r.stderr or "none.key" in r.stderr, r.stderr)
 
 
+@test
+def test_ir_keys_prints_them_again(h):
+    """shir-relay ir keys NAME prints the keys ir create printed; an unknown name is an error"""
+    relay = Relay(h)
+    created = [w for w in relay.cli("ir", "create", "sales").stdout.split() if w.startswith("IR@v1@")]
+    again = [w for w in relay.cli("ir", "keys", "sales").stdout.split() if w.startswith("IR@v1@")]
+    check(len(created) == 3 and created == again, "%r vs %r" % (created, again))
+    r = relay.cli("ir", "keys", "nosuch", check_rc=1)
+    check("no integration runtime named nosuch" in r.stderr, r.stderr)
+
+
 main()
