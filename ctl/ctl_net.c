@@ -170,7 +170,11 @@ svc_print_nft(const struct svc_list *l, const char *node, const struct passwd *p
 	int i, j;
 
 	printf("# shir: outbound allowlist of node %s (shirctl service-urls --resolve "
-	    "--format nftables)\n# load with: nft -f FILE\n", node);
+	    "--format nftables)\n# load with: nft -f FILE (again after a change: the table is "
+	    "replaced, not added to)\n", node);
+	/* create-then-delete: one transaction that replaces the table, so a
+	 * second load does not append every rule again */
+	printf("table inet shir\ndelete table inet shir\n");
 	printf("table inet shir {\n\tchain egress {\n"
 	    "\t\ttype filter hook output priority filter; policy accept;\n"
 	    "\t\toifname \"lo\" accept\n\t\tct state established,related accept\n");

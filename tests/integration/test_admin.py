@@ -646,6 +646,11 @@ def test_service_urls(h):
     f = h.write("rules.nft", out)
     r = h.run(wrap + [nft, "-c", "-f", f])
     check(r.returncode == 0, "nft -c refused the rules: %s\n%s", r.stderr, out)
+    # loaded twice (into a network namespace of this test's own): replaced, not doubled
+    netns = [h.require("unshare", "util-linux"), "-rn" if os.geteuid() else "-n"]
+    r = h.run(netns + ["sh", "-c", '%s -f "$1" && %s -f "$1" && %s list table inet shir' %
+                       (nft, nft, nft), "sh", f], check=0)
+    check(r.stdout.count("tcp dport 9443 accept") == 1, "loaded twice:\n%s" % r.stdout)
     h.write("bad.nft", out.replace("accept comment", "acept comment"))
     check(h.run(wrap + [nft, "-c", "-f", h.path("bad.nft")]).returncode != 0,
           "nft -c accepts anything?")
