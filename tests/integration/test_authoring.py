@@ -107,6 +107,16 @@ def test_filesystem_operations(h):
     check(r["truncated"] is False, "%r", r)
     r = n.author("preview", dict(req, limit=2))
     check(len(r["rows"]) == 2 and r["truncated"] is True, "%r", r)
+    # types come from a fixed sample: schema and a preview of any limit agree (the first rows
+    # of "when" look like dates, the fourth does not)
+    with open(os.path.join(d, "mixed.csv"), "w") as f:
+        f.write("id,when\n1,2026-11-01\n2,2026-11-02\n3,2026-11-03\n4,soon\n")
+    req = {"linkedService": fs(d), "dataset": ds("mixed.csv")}
+    schema = [(c["name"], c["type"]) for c in n.author("schema", req)["columns"]]
+    one = n.author("preview", dict(req, limit=1))
+    check(schema == [("id", "Int32"), ("when", "String")], "%r", schema)
+    check([(c["name"], c["type"]) for c in one["columns"]] == schema and
+          one["rows"] == [[1, "2026-11-01"]] and one["truncated"] is True, "%r", one)
 
     r = n.author("preview", {"linkedService": fs(d), "dataset": ds("semi.txt", columnDelimiter=";")})
     check(r["rows"] == [[1, "x"], [2, "y"]], "%r", r)

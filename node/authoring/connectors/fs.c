@@ -266,6 +266,10 @@ out:
 
 /* ---- sampled table ------------------------------------------------------ */
 
+/* The rows file column types are inferred from: a fixed sample, the schema
+ * operation's (a preview reads at least as many, and returns its limit). */
+#define FS_INFER_ROWS AUTH_PREVIEW_DEFAULT
+
 enum fs_kind { FK_NULL = 0, FK_TEXT, FK_JSTRING, FK_JSCALAR, FK_JSTRUCT };
 
 struct fs_cell {
@@ -382,7 +386,9 @@ fs_set(struct fs_table *t, int row, int col, const char *s, size_t len, enum fs_
 	return 0;
 }
 
-/* Infers the column types and writes the columns (and rows) to the sink. */
+/* Infers the column types and writes the columns (and rows) to the sink.
+ * Types come from the first FS_INFER_ROWS rows whatever the limit, so that
+ * schema and preview (of any limit) say the same types. */
 static int
 fs_table_emit(struct auth_ctx *c, struct fs_table *t)
 {
@@ -391,7 +397,7 @@ fs_table_emit(struct auth_ctx *c, struct fs_table *t)
 
 	for (k = 0; k < t->ncols; k++) {
 		auth_infer_init(&inf);
-		for (i = 0; i < t->nrows; i++)
+		for (i = 0; i < t->nrows && i < FS_INFER_ROWS; i++)
 			if (k < t->rowlen[i] && t->rows[i][k].kind != FK_NULL)
 				auth_infer_add(&inf, t->rows[i][k].s,
 				    t->rows[i][k].kind == FK_JSTRING || t->rows[i][k].kind == FK_JSTRUCT);
@@ -671,7 +677,7 @@ fs_delimited(struct auth_ctx *c)
 	if (fs_file(c, &x.rel, &root, &file) != 0)
 		goto out;
 	x.t.header = header;
-	x.t.want = c->limit;
+	x.t.want = c->limit > FS_INFER_ROWS ? c->limit : FS_INFER_ROWS;
 	x.rd = csv_reader_new(delim, quote, AUTH_VALUE_MAX + 64, AUTH_COLUMNS_MAX);
 	if (x.rd == NULL) {
 		auth_fail(c, AUTH_E_INTERNAL, "out of memory");
@@ -773,7 +779,7 @@ conn_json_rows(struct auth_ctx *c, bool lines, auth_pull_fn pull, void *pull_arg
 
 	memset(&x, 0, sizeof x);
 	x.t.c = c;
-	x.t.want = c->limit;
+	x.t.want = c->limit > FS_INFER_ROWS ? c->limit : FS_INFER_ROWS;
 	x.t.header = lines;	/* only for the error message */
 	x.rel = what;
 	x.rd = json_reader_new(lines, FS_JSON_RECORD_MAX);
