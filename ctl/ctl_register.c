@@ -266,7 +266,7 @@ ctl_cmd_diagnose(struct ctl_ctx *ctx, int argc, char **argv)
 	struct shir_error err;
 	struct conf *c = NULL;
 	const char *endpoint = NULL;
-	char why[1024], *relay_key = NULL;
+	char why[1024], *relay_key = NULL, unreadable[SHIR_ERROR_MSG_MAX] = "";
 	cJSON *all = NULL, *arr = NULL;
 	size_t nsh = 0, k;
 	int i, n = 0, json = ctx->json, rc = 0;
@@ -293,7 +293,9 @@ ctl_cmd_diagnose(struct ctl_ctx *ctx, int argc, char **argv)
 			ctl_reg_target(c, r, &t[n]);
 			what[n++] = "registration";
 		} else if (err.code != SHIR_ENOENT) {
-			fprintf(stderr, "shirctl: %s\n", err.msg);
+			/* not "not registered": this user cannot tell */
+			snprintf(unreadable, sizeof unreadable, "%s", err.msg);
+			fprintf(stderr, "shirctl: cannot read the node's registration: %s\n", err.msg);
 		}
 		if (c->relay_endpoint != NULL && *c->relay_endpoint) {
 			relay_key = ctl_diag_relay_key(c);
@@ -310,6 +312,13 @@ ctl_cmd_diagnose(struct ctl_ctx *ctx, int argc, char **argv)
 				what[n++] = "rendezvous host";
 			}
 		}
+	}
+	if (n == 0 && unreadable[0]) {
+		fprintf(stderr, "shirctl: nothing to diagnose: whether the node is registered cannot be "
+		    "read as this user (the state directory %s is the service's); run diagnose as "
+		    "root, or name an endpoint with --endpoint URL\n", c->state_dir);
+		rc = 1;
+		goto out;
 	}
 	if (n == 0) {
 		fprintf(stderr, "shirctl: nothing to diagnose: the node is not registered "

@@ -939,5 +939,22 @@ def test_get_ip_send_logs_and_follow(h):
             f.kill()
 
 
+@test
+def test_diagnose_as_a_user_who_cannot_read_the_state(h):
+    """diagnose as a user who cannot read the state directory: says so, not 'not registered'"""
+    _, conf, sock = setup(h, start=False)
+    ctl(h, sock, conf, "register-node", "--skip-test", "-",
+        input=make_key(endpoint="wss://relay-does-not-exist.invalid:443"))
+    if os.geteuid() != 0:
+        raise TestFailure("this test switches to another user: run the suite as root (CI does)")
+    setpriv = h.require("setpriv", "util-linux")
+    os.chmod(h.tmp, 0o755)		# the config is readable, the state directory (0700) is not
+    os.chmod(conf, 0o644)
+    r = h.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", h.bin("shirctl"),
+               "--socket", sock, "--conf", conf, "diagnose"], check=1)
+    check("not registered" not in r.stderr and "cannot read the node's registration" in r.stderr
+          and "run diagnose as root" in r.stderr, r.stderr)
+
+
 if __name__ == "__main__":
     main()
