@@ -116,25 +116,40 @@ out:
 	return rc;
 }
 
-/* The backup's shird.conf, with this node's state_dir and control_socket. */
+/* The backup's shird.conf, with what belongs to this machine kept: its
+ * node.name (two nodes of one runtime must not share a name), node.state_dir,
+ * node.control_socket and log.file. */
 static int
-backup_settings(const char *conf_path, const char *text, char **out, struct shir_error *err)
+backup_settings(const struct conf *cur, const char *text, char **out, struct shir_error *err)
 {
-	struct conf *cur = NULL;
-	struct confedit ed[2];
-	int rc;
+	struct confedit ed[4];
 
 	*out = NULL;
-	rc = conf_load_file(conf_path, &cur, err);
-	if (rc == SHIR_ENOENT)
-		cur = conf_new_defaults(), rc = 0;
-	if (rc != 0 || cur == NULL)
-		return rc ? rc : shir_error_set(err, SHIR_ENOMEM, "out of memory");
 	ed[0] = (struct confedit){ "node", "state_dir", cur->state_dir };
 	ed[1] = (struct confedit){ "node", "control_socket", cur->control_socket };
-	rc = confedit_apply("the backup's shird.conf", text, ed, 2, out, err);
-	conf_free(cur);
-	return rc;
+	ed[2] = (struct confedit){ "node", "name", cur->node_name };	/* NULL: removed */
+	ed[3] = (struct confedit){ "log", "file", cur->log_file };
+	return confedit_apply("the backup's shird.conf", text, ed, 4, out, err);
+}
+
+/* The name this node goes by: its registration's, else shird.conf's, else
+ * the host name (as node_name() decides). */
+static char *
+backup_local_name(const struct conf *cur, const char *state_dir)
+{
+	struct registration *reg = NULL;
+	struct shir_error e;
+	char host[256] = "";
+	char *name;
+
+	if (registration_load_public(state_dir, &reg, &e) == 0 && reg->node_name && *reg->node_name)
+		name = strdup(reg->node_name);
+	else if (cur->node_name != NULL && *cur->node_name)
+		name = strdup(cur->node_name);
+	else
+		name = strdup(gethostname(host, sizeof host - 1) == 0 ? host : "");
+	registration_free(reg);
+	return name;
 }
 
 int
@@ -149,9 +164,22 @@ backup_import(const char *conf_path, const char *state_dir, const char *password
 	char path[PATH_MAX];
 	size_t rawlen = 0, plainlen = 0;
 	cJSON *o = NULL, *r, *c, *st;
+	struct conf *cur = NULL;
+	char *local_name = NULL;
 	int rc;
 
 	memset(sum, 0, sizeof *sum);
+	rc = conf_load_file(conf_path, &cur, err);
+	if (rc == SHIR_ENOENT)
+		cur = conf_new_defaults(), rc = 0;
+	if (rc != 0 || cur == NULL) {
+		rc = rc ? rc : shir_error_set(err, SHIR_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((local_name = backup_local_name(cur, state_dir)) == NULL) {
+		rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
+		goto out;
+	}
 	if ((rc = atomicfile_read(file, BACKUP_FILE_MAX, &raw, &rawlen, err)) != 0)
 		goto out;
 	rc = seal_open_password(password, SEAL_PURPOSE_BACKUP, (const uint8_t *)raw, rawlen,
@@ -175,7 +203,7 @@ backup_import(const char *conf_path, const char *state_dir, const char *password
 		goto out;
 	}
 	/* Check every part before writing any. */
-	if (st != NULL && (rc = backup_settings(conf_path, st->valuestring, &settings, err)) != 0)
+	if (st != NULL && (rc = backup_settings(cur, st->valuestring, &settings, err)) != 0)
 		goto out;
 	pwj = cJSON_GetObjectItem(cJSON_GetObjectItem(o, "settings"), "proxyPassword");
 	if (settings != NULL && cJSON_IsString(pwj)) {
@@ -200,6 +228,9 @@ backup_import(const char *conf_path, const char *state_dir, const char *password
 		}
 	}
 	if (cJSON_IsObject(r)) {
+		/* the registration comes over, under this node's own name */
+		if (*local_name)
+			cJSON_ReplaceItemInObject(r, "nodeName", cJSON_CreateString(local_name));
 		regtext = cJSON_Print(r);
 		if (regtext == NULL) {
 			rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
@@ -247,6 +278,8 @@ backup_import(const char *conf_path, const char *state_dir, const char *password
 	log_info("admin", "event=backup.imported file=%s credentials=%d registered=%d",
 	    log_q(file), sum->ncredentials, sum->registered);
 out:
+	conf_free(cur);
+	free(local_name);
 	registration_free(reg);
 	credstore_free(cs);
 	credstore_json_free(o);

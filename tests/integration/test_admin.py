@@ -956,5 +956,34 @@ def test_diagnose_as_a_user_who_cannot_read_the_state(h):
           and "run diagnose as root" in r.stderr, r.stderr)
 
 
+@test
+def test_backup_on_another_machine_keeps_its_name(h):
+    """a backup imported on a second node brings the credentials, proxy and registration, not
+    the first node's name, log file, socket or state folder"""
+    _, conf_a, sock_a = setup(h, start=False)
+    with open(conf_a, "a") as f:
+        f.write("file = %s\n[proxy]\nmode = custom\naddress = 127.0.0.9\nport = 3128\n" %
+                h.path("a.log"))
+    ctl(h, sock_a, conf_a, "credentials", "set", "db", input="s3cret")
+    ctl(h, sock_a, conf_a, "register-node", "--skip-test", "-", "edge-a",
+        input=make_key(endpoint="wss://relay.example:443"))
+    ctl(h, sock_a, conf_a, "backup", "create", h.path("a.shirbak"), input="pw")
+    # the second machine: its own name, log, socket and state
+    sock_b, state_b = h.path("b.sock"), h.path("state-b")
+    conf_b = h.write("b.conf", CONF.format(name="node-b", sock=sock_b, state=state_b) +
+                     "file = %s\n" % h.path("b.log"))
+    ctl(h, sock_b, conf_b, "backup", "import", h.path("a.shirbak"), input="pw")
+    with open(conf_b) as f:
+        text = f.read()
+    check("name = node-b" in text and "name = node-a" not in text and h.path("b.log") in text and
+          h.path("a.log") not in text and sock_b in text and state_b in text, text)
+    check("address = 127.0.0.9" in text, "the proxy settings did not come over:\n" + text)
+    with open(os.path.join(state_b, "node.json")) as f:
+        reg = json.load(f)
+    check(reg["nodeName"] == "node-b" and reg["endpoint"] == "wss://relay.example:443", "%r" % reg)
+    r = ctl(h, sock_b, conf_b, "credentials", "list")
+    check("db" in r.stdout, r.stdout)
+
+
 if __name__ == "__main__":
     main()
