@@ -94,6 +94,44 @@ hconn_reap(evutil_socket_t fd, short w, void *arg)
 	free(h);
 }
 
+static const char *const h_state_names[] = { "head", "body", "wait", "resp", "closing" };
+static const char *const h_fwd_names[] = { "none", "inline", "address", "rv_streaming", "rv_sent" };
+
+/* The one setter of st: a transition the machine has not (see the header)
+ * is a bug, logged loudly and closed rather than followed. */
+void
+h_set_state(struct hconn *h, enum hstate st)
+{
+	static const unsigned char ok[5][5] = {
+		/* to:     HEAD BODY WAIT RESP CLOSING */
+		[H_HEAD] = { 0, 1, 0, 0, 1 },
+		[H_BODY] = { 0, 1, 1, 1, 1 },
+		[H_WAIT] = { 0, 0, 0, 1, 1 },
+		[H_RESP] = { 1, 0, 0, 0, 1 },
+		[H_CLOSING] = { 0, 0, 0, 0, 1 },
+	};
+
+	if (!ok[h->st][st]) {
+		log_error("relay", "event=http.bad_transition from=%s to=%s peer=%s",
+		    h_state_names[h->st], h_state_names[st], h->peer);
+		hconn_close(h);
+		return;
+	}
+	if (h->st != st)
+		log_debug("relay", "event=http.state from=%s to=%s peer=%s", h_state_names[h->st],
+		    h_state_names[st], h->peer);
+	h->st = st;
+}
+
+static void
+h_set_fwd(struct hconn *h, enum hfwd f)
+{
+	if (h->fwd != f)
+		log_debug("relay", "event=http.forward from=%s to=%s request=%s", h_fwd_names[h->fwd],
+		    h_fwd_names[f], h->req_id);
+	h->fwd = f;
+}
+
 void
 hconn_close(struct hconn *h)
 {
@@ -110,7 +148,7 @@ hconn_close(struct hconn *h)
 static void
 hconn_close_after_flush(struct hconn *h)
 {
-	h->st = H_CLOSING;
+	h_set_state(h, H_CLOSING);
 	h->req_id[0] = '\0';
 	bufferevent_disable(h->bev, EV_READ);
 	bufferevent_setwatermark(h->bev, EV_WRITE, 0, 0);
@@ -271,7 +309,7 @@ h_send_request(struct hconn *h)
 
 	if (h->dead)
 		return;
-	if (h->rv != NULL && !h->on_rv) {
+	if (h->rv != NULL && !h_on_rv(h)) {
 		/* full request on the rendezvous, body streamed */
 		bool has_body = h->big || bl > 0;
 
@@ -282,29 +320,35 @@ h_send_request(struct hconn *h)
 			return;
 		}
 		free(json);
-		h->on_rv = true;
-		h->sent = true;
-		if (!has_body)
+		if (!has_body) {
+			h_set_fwd(h, HF_RV_SENT);
 			return;
-		h->rv_streaming = true;
+		}
+		h_set_fwd(h, HF_RV_STREAMING);
 	}
-	if (h->rv_streaming) {
+	if (h->fwd == HF_RV_STREAMING) {
 		while (evbuffer_get_length(h->body) > 0) {
 			struct evbuffer_iovec v;
 
 			evbuffer_peek(h->body, -1, NULL, &v, 1);
-			ws_send_fragment(h->rv, WS_OP_BINARY, v.iov_base, v.iov_len, false);
+			if (ws_send_fragment(h->rv, WS_OP_BINARY, v.iov_base, v.iov_len, false) != 0) {
+				hconn_fail(h, 502, "could not send the request body to the listener");
+				return;
+			}
 			h->s->m.bytes_to_listener += v.iov_len;
 			evbuffer_drain(h->body, v.iov_len);
 		}
 		if (h->body_done) {
-			ws_send_fragment(h->rv, WS_OP_BINARY, "", 0, true);
-			h->rv_streaming = false;
+			if (ws_send_fragment(h->rv, WS_OP_BINARY, "", 0, true) != 0) {
+				hconn_fail(h, 502, "could not send the request body to the listener");
+				return;
+			}
+			h_set_fwd(h, HF_RV_SENT);
 		}
 		h_pause(h, ws_is_congested(h->rv));
 		return;
 	}
-	if (h->sent)
+	if (h_sent(h))
 		return;
 	if (h->ctl == NULL || h->ctl->closing) {
 		hconn_fail(h, 502, "no listener is connected");
@@ -327,7 +371,7 @@ h_send_request(struct hconn *h)
 			return;
 		}
 		free(json);
-		h->sent = true;
+		h_set_fwd(h, HF_ADDRESS);
 		return;
 	}
 	if (!h->body_done)
@@ -340,11 +384,14 @@ h_send_request(struct hconn *h)
 	}
 	free(json);
 	if (bl > 0) {
-		ws_send(h->ctl->ws, WS_OP_BINARY, evbuffer_pullup(h->body, -1), bl);
+		if (ws_send(h->ctl->ws, WS_OP_BINARY, evbuffer_pullup(h->body, -1), bl) != 0) {
+			hconn_fail(h, 502, "could not send the request body to the listener");
+			return;
+		}
 		h->s->m.bytes_to_listener += bl;
 		evbuffer_drain(h->body, bl);
 	}
-	h->sent = true;
+	h_set_fwd(h, HF_INLINE);
 }
 
 int
@@ -366,7 +413,7 @@ h_on_head(const struct http1_msg *m, void *arg)
 		h->upgrade = true;
 		return 0;
 	}
-	h->st = H_BODY;
+	h_set_state(h, H_BODY);
 	http1_pause(h->hp);	/* dispatch outside the parser */
 	return 0;
 }
@@ -384,7 +431,8 @@ h_dispatch(struct hconn *h)
 
 	s->m.http_requests++;
 	h->resp_started = h->resp_chunked = h->resp_nobody = false;
-	h->sent = h->on_rv = h->rv_streaming = h->big = h->body_done = false;
+	h->big = h->body_done = false;
+	h_set_fwd(h, HF_NONE);
 	h->head_req = strcmp(h->req->method, "HEAD") == 0;
 	h->keep_alive = h->req->keep_alive;
 	rs_uuid(h->req_id);
@@ -445,7 +493,7 @@ h_dispatch(struct hconn *h)
 		snprintf(h->target + l, sizeof h->target - l, "?%s", q);
 	}
 	free(q);
-	if (h->rv == NULL || h->on_rv) {
+	if (h->rv == NULL) {	/* a rendezvous kept from the last request carries this one */
 		h->ctl = route_pick_listener(h->ent, h->req, &filtered);
 		if (h->ctl == NULL && h->rv == NULL) {
 			if (filtered)
@@ -456,7 +504,6 @@ h_dispatch(struct hconn *h)
 			return;
 		}
 	}
-	h->on_rv = false;
 	h->ent->requests++;
 	if (h->rv_id[0] == '\0') {
 		rs_uuid(h->rv_id);
@@ -474,7 +521,7 @@ h_dispatch(struct hconn *h)
 	if (h->req->expect_continue)
 		evbuffer_add_printf(bufferevent_get_output(h->bev), "HTTP/1.1 100 Continue\r\n\r\n");
 	h_arm_deadline(h);
-	h->st = H_BODY;
+	h_set_state(h, H_BODY);
 	if (!h->req->chunked && !h->req->has_length)
 		h->body_done = false;
 	h_send_request(h);
@@ -493,7 +540,7 @@ h_on_body(const uint8_t *d, size_t n, void *arg)
 		if (h->rv == NULL)
 			h_send_request(h);
 	}
-	if (h->rv_streaming || (h->rv != NULL && h->on_rv))
+	if (h->rv != NULL && h_on_rv(h))
 		h_send_request(h);
 	if (evbuffer_get_length(h->body) > (size_t)h->s->conf->tunnel_buffer) {
 		h_pause(h, true);
@@ -510,7 +557,7 @@ h_on_complete(void *arg)
 	if (h->upgrade && h->st == H_HEAD)
 		return 0;
 	h->body_done = true;
-	h->st = H_WAIT;
+	h_set_state(h, H_WAIT);
 	http1_pause(h->hp);	/* one request at a time */
 	return 0;
 }
@@ -574,16 +621,15 @@ h_feed(struct hconn *h)
 			hconn_close(h);
 			return;
 		}
-		if (h->st == H_BODY && !h->sent && h->req_id[0] == '\0') {
+		if (h->st == H_BODY && h->req_id[0] == '\0') {	/* a new head: route it */
+			bool was_sent = h_sent(h);
+
 			h_dispatch(h);
-			continue;
+			if (!was_sent)
+				continue;
 		}
-		if (h->st == H_BODY && h->req_id[0] == '\0')
-			h_dispatch(h);
-		if (h->st == H_WAIT && !h->sent)
+		if (h->st == H_WAIT)	/* the request, or the end of its body on the rendezvous */
 			h_send_request(h);
-		else if (h->st == H_WAIT)
-			h_send_request(h);	/* flush the body's end on the rendezvous */
 		if (used == 0 && h->st != H_BODY)
 			break;
 	}
@@ -634,7 +680,7 @@ static void
 h_sender_gone(struct hconn *h, short what)
 {
 	struct rsrv *s = h->s;
-	bool inline_req = h->sent && !h->on_rv && !h->big && h->rv == NULL;
+	bool inline_req = h->fwd == HF_INLINE && h->rv == NULL;
 
 	s->m.senders_gone++;
 	log_info("relay", "event=http.sender_gone hc=%s target=%s request=%s how=%s rendezvous=%d "
@@ -671,7 +717,7 @@ h_event(struct bufferevent *bev, short what, void *arg)
 		 * away (as Azure Relay reads it), half-close or not: see
 		 * docs/relay.md "Senders that go away" */
 		if (!h->dead && !h->resp_started && h->req_id[0] &&
-		    (h->st == H_WAIT || (h->st == H_BODY && h->sent)))
+		    (h->st == H_WAIT || (h->st == H_BODY && h_sent(h))))
 			h_sender_gone(h, what);
 		hconn_close(h);
 	}
@@ -756,11 +802,11 @@ h_response(struct hconn *h, const struct hc_response *r, void **src)
 		if (!h->resp_nobody)
 			evbuffer_add_printf(out, "Content-Length: 0\r\n");
 		evbuffer_add(out, "\r\n", 2);
-		h->st = H_RESP;
+		h_set_state(h, H_RESP);
 		h_resp_body(h, NULL, 0, true);
 		return;
 	}
-	h->st = H_RESP;
+	h_set_state(h, H_RESP);
 	if (h->resp_nobody) {
 		evbuffer_add(out, "\r\n", 2);
 		h->resp_chunked = false;
@@ -803,7 +849,7 @@ h_resp_body(struct hconn *h, const uint8_t *d, size_t n, bool fin)
 		return;
 	}
 	/* next request on this connection */
-	h->st = H_HEAD;
+	h_set_state(h, H_HEAD);
 	h->upgrade = false;
 	evbuffer_drain(h->body, evbuffer_get_length(h->body));
 	{
@@ -873,7 +919,7 @@ rv_writable(struct ws *ws, void *arg)
 {
 	struct hconn *h = arg;
 
-	if (!h->dead && h->rv_streaming)
+	if (!h->dead && h->fwd == HF_RV_STREAMING)
 		hconn_try_resume(h);
 }
 

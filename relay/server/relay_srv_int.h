@@ -103,7 +103,24 @@ struct tunnel {
 	struct event *reap;
 };
 
+/* An HTTP sender's connection is one state machine (docs/relay.md, "HTTP
+ * senders"): where the exchange is (st, set only by h_set_state, which
+ * checks the transition and logs it) and, while a request is open, how far
+ * it has gone to the listener (fwd, set only by h_set_fwd).
+ *
+ *   st:  HEAD -> BODY (a head was read) -> WAIT (the body is complete)
+ *        BODY|WAIT -> RESP (the listener's answer started)
+ *        RESP -> HEAD (answer written, keep-alive: the next request)
+ *        any -> CLOSING (answer written, then close)
+ *   fwd: NONE -> INLINE (the request went whole on the control channel)
+ *        NONE -> ADDRESS (too large: a rendezvous address went instead)
+ *        NONE|ADDRESS -> RV_STREAMING (the head went on the rendezvous, the
+ *                        body follows) -> RV_SENT (all of it did)
+ *        NONE|ADDRESS -> RV_SENT (a head without a body)
+ *        any -> NONE (the next request)
+ */
 enum hstate { H_HEAD = 0, H_BODY, H_WAIT, H_RESP, H_CLOSING };
+enum hfwd { HF_NONE = 0, HF_INLINE, HF_ADDRESS, HF_RV_STREAMING, HF_RV_SENT };
 
 struct hconn {
 	struct hconn *next, *prev;
@@ -123,9 +140,7 @@ struct hconn {
 	struct evbuffer *body;
 	bool body_done;
 	bool big;		/* too large or chunked-and-growing: use the rendezvous */
-	bool sent;		/* the request (or its address) went to the listener */
-	bool on_rv;		/* the full request is being sent on the rendezvous */
-	bool rv_streaming;	/* body fragments are going out on rv */
+	enum hfwd fwd;		/* how far the request went to the listener */
 	struct ws *rv;		/* request rendezvous */
 	char rv_id[ID_MAX];
 	struct pend *rv_pend;
@@ -265,6 +280,19 @@ void hconn_fail(struct hconn *h, int status, const char *msg);
 void h_deadline(evutil_socket_t fd, short w, void *arg);
 void h_head_expired(evutil_socket_t fd, short w, void *arg);
 void h_send_request(struct hconn *h);
+void h_set_state(struct hconn *h, enum hstate st);
+/* the request (or its rendezvous address) went to the listener */
+static inline bool
+h_sent(const struct hconn *h)
+{
+	return h->fwd != HF_NONE;
+}
+/* the request itself goes (or went) on the rendezvous */
+static inline bool
+h_on_rv(const struct hconn *h)
+{
+	return h->fwd == HF_RV_STREAMING || h->fwd == HF_RV_SENT;
+}
 int h_on_head(const struct http1_msg *m, void *arg);
 int h_on_body(const uint8_t *d, size_t n, void *arg);
 int h_on_complete(void *arg);

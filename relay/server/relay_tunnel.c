@@ -410,7 +410,7 @@ route_rendezvous(struct rsrv *s, struct ws *ws, const struct http1_msg *req, con
 		ws_accept(ws, NULL, NULL);
 		log_info("relay", "event=request.rendezvous id=%s", log_q(h->rv_id));
 		if (h->st == H_BODY || h->st == H_WAIT) {
-			if (h->big && !h->on_rv)
+			if (h->big && !h_on_rv(h))
 				h_send_request(h);
 		}
 	}
