@@ -17,7 +17,6 @@
 #include "common/atomicfile.h"
 #include "node/admin/backup.h"
 #include "node/conf.h"
-#include "node/admin/confedit.h"
 #include "node/admin/credstore.h"
 #include "ctl/ctl_admin.h"
 #include "ctl/ctl_client.h"

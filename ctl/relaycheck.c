@@ -24,7 +24,6 @@
 #include "node/admin/registration.h"
 #include "common/random.h"
 #include "ctl/relaycheck.h"
-#include "relay/sas.h"
 #include "relay/ws.h"
 
 #define RELAYCHECK_HEAD_MAX (16 * 1024)

@@ -20,7 +20,6 @@
 #include "node/listener/ltun.h"
 #include "node/node.h"
 #include "node/workpool.h"
-#include "relay/sas.h"
 #include "relay/ws.h"
 #include "node/admin/servicehosts.h"
 

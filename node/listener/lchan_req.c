@@ -18,9 +18,7 @@
 #include "node/api.h"
 #include "node/listener/lchan_int.h"
 #include "common/log.h"
-#include "node/listener/ltun.h"
 #include "node/node.h"
-#include "relay/sas.h"
 #include "relay/ws.h"
 
 static void lchan_req_deadline_cb(evutil_socket_t fd, short what, void *arg);

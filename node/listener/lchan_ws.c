@@ -20,7 +20,6 @@
 #include "common/log.h"
 #include "node/listener/ltun.h"
 #include "node/node.h"
-#include "relay/sas.h"
 #include "relay/ws.h"
 
 void

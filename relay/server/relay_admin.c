@@ -26,13 +26,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "relay/hc_msg.h"
 #include "relay/http1.h"
 #include "common/log.h"
-#include "common/random.h"
-#include "relay/server/relay_srv.h"
-#include "relay/server/relay_state.h"
-#include "relay/sas.h"
 #include "relay/ws.h"
 #include "relay/server/relay_srv_int.h"
 

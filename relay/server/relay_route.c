@@ -29,8 +29,6 @@
 #include "relay/hc_msg.h"
 #include "relay/http1.h"
 #include "common/log.h"
-#include "common/random.h"
-#include "relay/server/relay_srv.h"
 #include "relay/server/relay_state.h"
 #include "relay/sas.h"
 #include "relay/ws.h"

@@ -16,7 +16,6 @@
 #include <curl/curl.h>
 
 #include "node/authoring/auth_ctx.h"
-#include "node/authoring/auth_rows.h"
 
 #define HT_MAX_REDIRECTS 5
 
