@@ -38,6 +38,8 @@ import time
 import urllib.parse
 import urllib.request
 
+from benchlib import cleanup, free_port, start, status_kb, wait_port
+
 B = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else ".")
 RELAY = os.path.join(B, "shir-relay")
 WSB = os.path.join(B, "bench", "relay_wsbench")
@@ -45,46 +47,6 @@ DURATION = int(os.environ.get("DURATION", "10"))
 ATTACK_MB = int(os.environ.get("ATTACK_MB", "2048"))
 ATTACKER = "127.0.0.2"
 tmp = tempfile.mkdtemp(prefix="shir-relay-attack-")
-procs = []
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(argv, wait=None):
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    procs.append(p)
-    if wait:
-        end = time.time() + 60
-        for line in p.stdout:
-            if re.search(wait, line):
-                break
-            if time.time() > end:
-                raise SystemExit("timeout waiting for %s" % wait)
-    return p
-
-
-def wait_port(port):
-    for _ in range(500):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise SystemExit("port %d never opened" % port)
-
-
-def status_kb(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for l in f:
-            if l.startswith(key + ":"):
-                return int(l.split()[1])
-    return 0
-
-
 def token(port, key):
     se = str(int(time.time()) + 3600)
     sr = urllib.parse.quote("http://127.0.0.1:%d/bench" % port, safe="")
@@ -233,11 +195,5 @@ def main():
 try:
     main()
 finally:
-    for p in reversed(procs):
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    cleanup()
     shutil.rmtree(tmp, ignore_errors=True)

@@ -26,48 +26,14 @@ import sys
 import tempfile
 import time
 
+from benchlib import cleanup, free_port, start, status_kb, wait_port
+
 B = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else ".")
 WSB = os.path.join(B, "bench", "relay_wsbench")
 RELAY = os.path.join(B, "shir-relay")
 tmp = tempfile.mkdtemp(prefix="shir-relay-bench-")
-procs = []
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(argv, wait=None, **kw):
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
-    procs.append(p)
-    if wait:
-        end = time.time() + 60
-        for line in p.stdout:
-            if re.search(wait, line):
-                break
-            if time.time() > end:
-                raise SystemExit("timeout waiting for %s" % wait)
-    return p
-
-
-def wait_port(port):
-    for _ in range(500):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise SystemExit("port %d never opened" % port)
-
-
 def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for l in f:
-            if l.startswith("VmRSS:"):
-                return int(l.split()[1])
-    return 0
+    return status_kb(pid, "VmRSS")
 
 
 def cpu_ticks(pid):
@@ -89,16 +55,6 @@ def cpu_ticks(pid):
             pass
     return total
 
-
-def cleanup():
-    for p in reversed(procs):
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 try:
