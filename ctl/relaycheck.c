@@ -124,7 +124,7 @@ struct rc_walk {
 	int port, pport, proxied, tls;
 	int raw_up;		/* TCP (and CONNECT) done */
 	int done;
-	char want_hc[300];
+	struct hcdial *dial;	/* until its callback ran */
 	struct ws *ws;
 };
 
@@ -259,6 +259,7 @@ rc_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err)
 	char uuid[RANDOM_UUID_LEN + 1], id[64], url[2400], hosth[300], auth[1400], *token = NULL;
 	const char *hdrs[2] = { auth, NULL };
 
+	w->dial = NULL;	/* hcdial frees itself after this callback */
 	if (bev == NULL) {
 		rc_dial_failed(w, err);
 		rc_walk_end(w);
@@ -334,7 +335,6 @@ rc_connect(struct rc_walk *w, const struct proxy_config *pc)
 	struct event *deadline = NULL;
 	struct hcdial_url u;
 	struct hcdial_opts o;
-	struct hcdial *d;
 	struct shir_error err;
 	SSL_CTX *ssl = NULL;
 	struct timeval tv = { t->timeout_s + 5, 0 };
@@ -364,13 +364,15 @@ rc_connect(struct rc_walk *w, const struct proxy_config *pc)
 	o.timeout_s = t->timeout_s;
 	o.proxy = (void *)pc;	/* hcdial only reads it */
 	o.on_raw = rc_on_raw;
-	if ((d = hcdial_start(w->base, dns, &o, rc_dialed, w)) == NULL) {
+	if ((w->dial = hcdial_start(w->base, dns, &o, rc_dialed, w)) == NULL) {
 		rc_set(w->rep, RELAYCHECK_TCP, RELAYCHECK_FAILED, "out of memory");
 		goto out;
 	}
 	evtimer_add(deadline, &tv);
 	while (!w->done && event_base_loop(w->base, EVLOOP_ONCE) == 0)
 		;
+	if (w->dial != NULL)	/* the deadline came first */
+		hcdial_cancel(w->dial);
 	if (w->ws != NULL)
 		ws_free(w->ws);
 out:
