@@ -14,6 +14,7 @@
 struct proxy_node {
 	struct node *node;
 	struct proxy_config *pending;	/* built by validate, taken by apply */
+	unsigned generation;		/* bumped when the effective proxy changes */
 };
 
 static struct proxy_node *proxy_node_state;
@@ -91,6 +92,8 @@ proxy_node_hook_apply(void *arg, const struct conf *newc, const struct conf *old
 
 	if (pn->pending == NULL)
 		return;
+	if (!proxy_config_same(old, pn->pending))
+		pn->generation++;	/* what the channels dialed through changed */
 	node_set_ext(pn->node, NODE_EXT_PROXY, pn->pending);
 	pn->pending = NULL;
 	proxy_node_log_loaded(node_ext(pn->node, NODE_EXT_PROXY), "proxy.reloaded");
@@ -153,6 +156,13 @@ proxy_node_stop(struct node *n)
 		free(proxy_node_state);
 		proxy_node_state = NULL;
 	}
+}
+
+unsigned
+proxy_node_generation(struct node *n)
+{
+	(void)n;
+	return proxy_node_state != NULL ? proxy_node_state->generation : 0;
 }
 
 struct proxy_config *

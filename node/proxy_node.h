@@ -19,5 +19,9 @@ int proxy_node_start(struct node *n, struct shir_error *err);
 void proxy_node_stop(struct node *n);
 /* A new reference to the current configuration (release with proxy_config_unref). */
 struct proxy_config *proxy_node_current(struct node *n);
+/* Changes each time a reload changed the effective proxy configuration (the
+ * .NET files, the environment, the password file, shird.conf's [proxy]),
+ * whichever file it was. */
+unsigned proxy_node_generation(struct node *n);
 
 #endif

@@ -69,6 +69,10 @@ void proxy_config_unref(struct proxy_config *pc);	/* accepts NULL */
 const char *proxy_config_warnings(const struct proxy_config *pc);
 /* The effective settings, without secrets (for status and `proxy show`). */
 void proxy_config_describe(const struct proxy_config *pc, struct cJSON *obj);
+/* Whether two loaded configurations decide and authenticate alike (what the
+ * .NET files, the environment and shird.conf said, the password included):
+ * a reload re-dials only when they do not. */
+int proxy_config_same(const struct proxy_config *a, const struct proxy_config *b);
 /* proxy.connect_timeout of the configuration it came from (seconds). */
 int proxy_config_connect_timeout(const struct proxy_config *pc);
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/crypto.h>
 #include <curl/curl.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -1159,4 +1160,39 @@ proxy_config_describe(const struct proxy_config *pc, cJSON *o)
 		cJSON_AddStringToObject(o, "caFile", pc->ca_file);
 	if (pc->warnings[0])
 		cJSON_AddStringToObject(o, "warnings", pc->warnings);
+}
+
+int
+proxy_config_same(const struct proxy_config *a, const struct proxy_config *b)
+{
+	cJSON *ja, *jb;
+	char *ta = NULL, *tb = NULL;
+	size_t la, lb;
+	int same;
+
+	if (a == b)
+		return 1;
+	if (a == NULL || b == NULL)
+		return 0;
+	/* every decision input is in the description (the bypass list, the
+	 * environment, the fixed proxy, the user ...); the password is not */
+	ja = cJSON_CreateObject();
+	jb = cJSON_CreateObject();
+	if (ja != NULL && jb != NULL) {
+		proxy_config_describe(a, ja);
+		proxy_config_describe(b, jb);
+		ta = cJSON_PrintUnformatted(ja);
+		tb = cJSON_PrintUnformatted(jb);
+	}
+	same = ta != NULL && tb != NULL && strcmp(ta, tb) == 0;
+	la = a->password ? strlen(a->password) : 0;
+	lb = b->password ? strlen(b->password) : 0;
+	if (same && ((a->password == NULL) != (b->password == NULL) || la != lb ||
+	    (la > 0 && CRYPTO_memcmp(a->password, b->password, la) != 0)))
+		same = 0;
+	cJSON_Delete(ja);
+	cJSON_Delete(jb);
+	free(ta);
+	free(tb);
+	return same;
 }

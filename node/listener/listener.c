@@ -17,6 +17,7 @@
 #include "node/listener/lspec.h"
 #include "node/listener/ltun.h"
 #include "node/node.h"
+#include "node/proxy_node.h"
 #include "node/workpool.h"
 
 #define LISTENER_MAX_SLOTS 64
@@ -40,6 +41,7 @@ struct listener {
 	struct event *ev_free;	/* frees finished channels outside their callbacks */
 	struct lchan *finished[LISTENER_MAX_SLOTS * 4];
 	size_t nfinished;
+	unsigned proxy_generation;	/* proxy_node_generation() the channels dialed with */
 };
 
 static struct listener *
@@ -50,22 +52,18 @@ listener_get(struct node *n)
 
 /* --- the proxy settings that, when they change, reconnect every channel ----- */
 
+/* The effective proxy changed since the channels dialed: shird.conf's [proxy],
+ * the .NET files, the environment or the password file, whichever it was
+ * (the proxy hook applies before this one). */
 static int
-listener_str_eq(const char *a, const char *b)
+listener_proxy_changed(struct listener *l)
 {
-	return strcmp(a ? a : "", b ? b : "") == 0;
-}
+	unsigned g = proxy_node_generation(l->ctx.node);
 
-static int
-listener_proxy_changed(const struct conf *a, const struct conf *b)
-{
-	return a->proxy.mode != b->proxy.mode || a->proxy.port != b->proxy.port ||
-	    a->proxy.auth != b->proxy.auth || a->proxy.connect_timeout != b->proxy.connect_timeout ||
-	    !listener_str_eq(a->proxy.address, b->proxy.address) ||
-	    !listener_str_eq(a->proxy.user, b->proxy.user) ||
-	    !listener_str_eq(a->proxy.password_file, b->proxy.password_file) ||
-	    !listener_str_eq(a->proxy.dotnet_config, b->proxy.dotnet_config) ||
-	    !listener_str_eq(a->proxy.dotnet_config_worker, b->proxy.dotnet_config_worker);
+	if (g == l->proxy_generation)
+		return 0;
+	l->proxy_generation = g;
+	return 1;
 }
 
 /* --- status ---------------------------------------------------------------- */
@@ -297,7 +295,7 @@ listener_hook_apply(void *arg, const struct conf *newc, const struct conf *oldc)
 		    log_q(err.msg));
 		return;
 	}
-	listener_apply_specs(l, &specs, listener_proxy_changed(newc, oldc));
+	listener_apply_specs(l, &specs, listener_proxy_changed(l));
 	lspec_list_clear(&specs);
 }
 
@@ -411,6 +409,7 @@ listener_start(struct node *n, struct shir_error *err)
 	if (l == NULL)
 		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
 	l->ctx.node = n;
+	l->proxy_generation = proxy_node_generation(n);
 	l->ctx.base = node_base(n);
 	l->ctx.on_state = listener_on_state;
 	l->ctx.on_finished = listener_on_finished;

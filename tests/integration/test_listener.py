@@ -38,6 +38,17 @@ def write_key(h, key, name="node.key", mode=0o600):
     return h.write(name, key + "\n", mode=mode)
 
 
+DOTNET_PROXY = """<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <system.net>
+    <defaultProxy>
+      <proxy proxyaddress="%s" bypassonlocal="true"/>
+    </defaultProxy>
+  </system.net>
+</configuration>
+"""
+
+
 def shird_conf(h, name="node-a", endpoint=None, path="myhc", key_name="node-key1", key_file=None,
                extra="", tail="", fname="shird.conf"):
     sock = h.path("%s.sock" % name)
@@ -609,6 +620,34 @@ def test_reload_make_before_break(h):
     p.wait_log(r"event=channel.replaced channel=relay")
     code, _, _ = curl(h, relay, "/v1/node/ip")
     check(code == 200, "after the proxy change: %s" % code)
+    stop_clean(p)
+
+
+@test
+def test_reload_redials_when_only_the_dotnet_file_changes(h):
+    """a proxy change made only in diahost.exe.config (or the proxy password file) re-dials the
+    channels on reload, make-before-break; a reload that changes nothing does not"""
+    relay = Relay(h)
+    relay.create()
+    relay.start()
+    dia = h.write("diahost.exe.config", DOTNET_PROXY % "http://proxy-a.example:3128")
+    wp = h.write("diawp.exe.config", DOTNET_PROXY % "http://proxy-a.example:3128")
+    p, conf, sock = node_with_relay(h, relay, tail="[proxy]\nmode = system\ndotnet_config = %s\n"
+                                    "dotnet_config_worker = %s\n" % (dia, wp))
+    # (the relay is on loopback: bypassed whatever the proxy, so the channel stays up)
+    p.mark()
+    p.signal(signal.SIGHUP)
+    p.wait_log(r"event=reload status=done")
+    check("event=channel.changing" not in p.log()[p._pos:], "a reload that changed nothing "
+          "re-dialed:\n%s" % p.tail())
+    for f in (dia, wp):
+        with open(f, "w") as fh:
+            fh.write(DOTNET_PROXY % "http://proxy-b.example:3128")
+    p.signal(signal.SIGHUP)
+    p.wait_log(r"event=channel.changing channel=relay reason=proxy")
+    p.wait_log(r"event=channel.replaced channel=relay")
+    st = status(h, sock)
+    check(st["proxy"]["proxy"] == "http://proxy-b.example:3128", "%r" % st["proxy"])
     stop_clean(p)
 
 
