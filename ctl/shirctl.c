@@ -252,7 +252,9 @@ ctl_cmd_status(struct ctl_ctx *ctx, int argc, char **argv)
 	} else {
 		printf("Channels:\n");
 		cJSON_ArrayForEach(ch, chs) {
-			printf("  %-24s %-13s %s\n", ctl_json_str(ch, "name"), ctl_json_str(ch, "state"),
+			printf("  %-14s %-13s %s %s%s%s\n", ctl_json_str(ch, "name"),
+			    ctl_json_str(ch, "state"), ctl_json_str(ch, "endpoint"),
+			    ctl_json_str(ch, "path"), *ctl_json_str(ch, "lastError") ? "\n      " : "",
 			    ctl_json_str(ch, "lastError"));
 		}
 	}

@@ -242,9 +242,15 @@ listener_apply_specs(struct listener *l, const struct lspec_list *specs, int for
 				nn++;
 				continue;
 			}
+			const struct lspec *os = lchan_spec(old->cur);
+			/* another runtime (relay or hybrid connection): the node was
+			 * moved, the old one must not be served a moment longer */
+			int moved = strcmp(os->endpoint, sp->endpoint) != 0 ||
+			    strcmp(os->path, sp->path) != 0;
+
 			log_info("listener", "event=channel.changing channel=%s reason=%s",
-			    log_q(sp->name), force ? "proxy" : "settings");
-			if (lchan_state(old->cur)->state != CHSTATE_CONNECTED) {
+			    log_q(sp->name), moved ? "runtime" : force ? "proxy" : "settings");
+			if (moved || lchan_state(old->cur)->state != CHSTATE_CONNECTED) {
 				/* nothing to keep: replace at once */
 				listener_retire(l, old->cur);
 				nslots[nn].cur = nc;

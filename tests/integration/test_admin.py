@@ -985,5 +985,32 @@ def test_backup_on_another_machine_keeps_its_name(h):
     check("db" in r.stdout, r.stdout)
 
 
+@test
+def test_register_to_another_runtime_drops_the_old_channel(h):
+    """registering to another runtime whose relay is down: the old runtime's channel goes at
+    once (it is not served a moment longer), and status names each channel's endpoint"""
+    import relaytest
+    from shirtest import free_port
+    relay = relaytest.Relay(h)
+    out = relay.cli("ir", "create", "ir-a").stdout
+    key_a = [w for w in out.split() if w.startswith("IR@v1@") and
+             relaytest.decode_key(w)["keyName"] == "node-key1"][0]
+    rp = relay.start()
+    p, conf, sock = setup(h)
+    ctl(h, sock, conf, "register-node", "-", "edge-1", input=key_a)
+    wait_until(lambda: status_json(h, sock, conf)["status"] == "Online", 20, "Online")
+    down = "ws://127.0.0.1:%d" % free_port()
+    rp.mark()
+    ctl(h, sock, conf, "register-node", "--skip-test", "-", "edge-1",
+        input=make_key(ir="ir-b", endpoint=down))
+    p.wait_log(r"event=channel.changing channel=registration reason=runtime")
+    rp.wait_log(r"event=listener.closed hc=ir-a")
+    st = status_json(h, sock, conf)
+    check(len(st["channels"]) == 1 and st["channels"][0]["endpoint"] == down and
+          st["channels"][0]["path"] == "ir-b", "%r" % st["channels"])
+    r = ctl(h, sock, conf, "status", check_rc=None)
+    check(down in r.stdout and "ir-b" in r.stdout, r.stdout)
+
+
 if __name__ == "__main__":
     main()
