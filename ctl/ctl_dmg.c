@@ -535,9 +535,9 @@ ctl_cmd_auto_update(struct ctl_ctx *ctx, int argc, char **argv)
 int
 ctl_cmd_proxy_set(struct ctl_ctx *ctx, int argc, char **argv)
 {
-	static const char usage[] = "proxy set none | system | custom --address HOST --port PORT "
-	    "[--user USER [--auth any|basic|digest|ntlm|negotiate]] (password from stdin or a "
-	    "prompt)";
+	static const char usage[] = "proxy set none | system [--user USER [--auth A]] | custom "
+	    "--address HOST --port PORT [--user USER [--auth A]] (A: any|basic|digest|ntlm|negotiate; "
+	    "the password from stdin or a prompt)";
 	struct confedit ed[7];
 	struct shir_error err;
 	struct conf *c = NULL;
@@ -567,20 +567,29 @@ ctl_cmd_proxy_set(struct ctl_ctx *ctx, int argc, char **argv)
 			ctl_die_usage("proxy set", usage);
 		}
 	}
-	if (strcmp(mode, "none") == 0 || strcmp(mode, "system") == 0) {
+	if (strcmp(mode, "none") == 0) {
 		if (addr || port_s || user || auth)
 			ctl_die_usage("proxy set", usage);
 		ed[n++] = (struct confedit){ "proxy", "mode", mode };
 		return ctl_dmg_edit(ctx, ed, n);
 	}
-	if (strcmp(mode, "custom") != 0 || addr == NULL || port_s == NULL)
-		ctl_die_usage("proxy set", usage);
-	if (ctl_dmg_port(port_s, &port) != 0)
-		return 1;
-	snprintf(portbuf, sizeof portbuf, "%d", port);
-	ed[n++] = (struct confedit){ "proxy", "mode", "custom" };
-	ed[n++] = (struct confedit){ "proxy", "address", addr };
-	ed[n++] = (struct confedit){ "proxy", "port", portbuf };
+	if (strcmp(mode, "system") == 0) {
+		/* the proxy comes from the .NET files; a user (and its password)
+		 * may come from here, for a proxy that wants one the files cannot
+		 * give (they only say useDefaultCredentials) */
+		if (addr || port_s || (auth && !user))
+			ctl_die_usage("proxy set", usage);
+		ed[n++] = (struct confedit){ "proxy", "mode", "system" };
+	} else {
+		if (strcmp(mode, "custom") != 0 || addr == NULL || port_s == NULL)
+			ctl_die_usage("proxy set", usage);
+		if (ctl_dmg_port(port_s, &port) != 0)
+			return 1;
+		snprintf(portbuf, sizeof portbuf, "%d", port);
+		ed[n++] = (struct confedit){ "proxy", "mode", "custom" };
+		ed[n++] = (struct confedit){ "proxy", "address", addr };
+		ed[n++] = (struct confedit){ "proxy", "port", portbuf };
+	}
 	ed[n++] = (struct confedit){ "proxy", "user", user };
 	ed[n++] = (struct confedit){ "proxy", "auth", auth ? auth : "any" };
 	if (user != NULL) {

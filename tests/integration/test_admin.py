@@ -1012,5 +1012,21 @@ def test_register_to_another_runtime_drops_the_old_channel(h):
     check(down in r.stdout and "ir-b" in r.stdout, r.stdout)
 
 
+@test
+def test_proxy_set_system_with_a_user(h):
+    """proxy set system --user: the .NET files give the proxy, shird.conf the user; the password
+    goes to a 0600 file, never into shird.conf"""
+    _, conf, sock = setup(h, start=False)
+    ctl(h, sock, conf, "proxy", "set", "system", "--user", "CORP\\svc", "--auth", "ntlm",
+        input="pw-sys\n")
+    text = conf_text(conf)
+    check("mode = system" in text and "user = CORP\\svc" in text and "auth = ntlm" in text and
+          "pw-sys" not in text, text)
+    pw = h.path("state", "proxy.password")
+    check(stat.S_IMODE(os.stat(pw).st_mode) == 0o600, "password file mode")
+    ctl(h, sock, conf, "proxy", "set", "system", "--address", "x", check_rc=2)
+    ctl(h, sock, conf, "proxy", "set", "system", "--auth", "ntlm", check_rc=2)
+
+
 if __name__ == "__main__":
     main()
