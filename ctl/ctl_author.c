@@ -464,6 +464,23 @@ fail:
 	return NULL;
 }
 
+static const char author_help[] =
+    "A request per store type (every field: docs/authoring.md, \"Requests by store\"):\n"
+    "  {\"linkedService\": {\"type\": \"FileSystem\", \"properties\": {\"root\": \"/srv/data\"}},\n"
+    "   \"dataset\": {\"type\": \"DelimitedText\", \"path\": \"orders.csv\", \"firstRowAsHeader\": true}}\n"
+    "  {\"linkedService\": {\"type\": \"Sqlite\", \"properties\": {\"path\": \"/srv/data/shop.db\"}},\n"
+    "   \"dataset\": {\"type\": \"Table\", \"table\": \"orders\"}}\n"
+    "  {\"linkedService\": {\"type\": \"PostgreSql\", \"properties\": {\"host\": \"db1\", \"database\": \"sales\",\n"
+    "    \"username\": \"reader\", \"password\": {\"type\": \"CredentialReference\", \"name\": \"sales-db\"}}},\n"
+    "   \"dataset\": {\"type\": \"Query\", \"query\": \"SELECT * FROM public.orders\"}}\n"
+    "  {\"linkedService\": {\"type\": \"MySql\", \"properties\": {\"host\": \"db2\", \"database\": \"shop\",\n"
+    "    \"username\": \"reader\", \"password\": \"...\"}}, \"dataset\": {\"type\": \"Table\", \"table\": \"orders\"}}\n"
+    "  {\"linkedService\": {\"type\": \"Odbc\", \"properties\": {\"connectionString\":\n"
+    "    \"Driver={PostgreSQL Unicode};Server=db1;Database=sales\", \"username\": \"reader\",\n"
+    "    \"password\": \"...\"}}, \"dataset\": {\"type\": \"Table\", \"schema\": \"public\", \"table\": \"orders\"}}\n"
+    "  {\"linkedService\": {\"type\": \"HttpServer\", \"properties\": {\"url\": \"https://api.corp/v2/\"}},\n"
+    "   \"dataset\": {\"type\": \"Json\", \"relativeUrl\": \"orders\"}}\n";
+
 int
 ctl_cmd_author(struct ctl_ctx *ctx, int argc, char **argv)
 {
@@ -475,6 +492,10 @@ ctl_cmd_author(struct ctl_ctx *ctx, int argc, char **argv)
 	cJSON *req = NULL, *o = NULL, *e;
 	char *body = NULL, target[64];
 
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		printf("usage: shirctl %s\n\n%s", AUTHOR_USAGE, author_help);
+		return 0;
+	}
 	if (argc < 2)
 		ctl_die_usage("author", AUTHOR_USAGE);
 	for (i = 0; i < 4; i++)

@@ -1028,5 +1028,23 @@ def test_proxy_set_system_with_a_user(h):
     ctl(h, sock, conf, "proxy", "set", "system", "--auth", "ntlm", check_rc=2)
 
 
+@test
+def test_author_help_has_a_request_per_store(h):
+    """shirctl author --help: a well-formed request example for each of the six store types"""
+    r = h.run([h.bin("shirctl"), "author", "--help"], check=0)
+    text = r.stdout.split("\n\n", 1)[1]
+    reqs, cur = [], ""
+    for line in text.splitlines()[1:]:
+        cur += line.strip() + " "
+        try:
+            reqs.append(json.loads(cur))
+            cur = ""
+        except ValueError:
+            pass
+    types = [q["linkedService"]["type"] for q in reqs]
+    check(sorted(types) == sorted(["FileSystem", "Sqlite", "PostgreSql", "MySql", "Odbc",
+                                   "HttpServer"]) and all("dataset" in q for q in reqs), "%r" % reqs)
+
+
 if __name__ == "__main__":
     main()
