@@ -6,11 +6,14 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "node/api.h"
 #include "common/log.h"
 #include "node/node.h"
+
+static void node_api_metrics(struct api_reply *r, const struct api_request *rq, void *ud);
 
 #define NODE_MAX_HOOKS 16
 
@@ -57,7 +60,8 @@ node_new(struct event_base *base, struct conf *conf)
 	    /* the node's status shows its pid, config path and state; reload
 	     * is the admin's: the control socket only */
 	    api_route(n->api, "GET", "/v1/node", API_FROM_LOCAL, node_api_get, n) != 0 ||
-	    api_route(n->api, "POST", "/v1/node/reload", API_FROM_LOCAL, node_api_reload, n) != 0) {
+	    api_route(n->api, "POST", "/v1/node/reload", API_FROM_LOCAL, node_api_reload, n) != 0 ||
+	    api_route(n->api, "GET", "/metrics", API_FROM_LOCAL, node_api_metrics, n) != 0) {
 		node_free(n);
 		return NULL;
 	}
@@ -218,6 +222,44 @@ node_status_json(struct node *n)
 	if (cJSON_GetObjectItem(o, "channels") == NULL)
 		cJSON_AddItemToObject(o, "channels", cJSON_CreateArray());
 	return o;
+}
+
+/* GET /metrics on the control socket: the node's own series, then each
+ * subsystem's (Prometheus text exposition format 0.0.4). */
+static void
+node_api_metrics(struct api_reply *r, const struct api_request *rq, void *ud)
+{
+	struct node *n = ud;
+	struct evbuffer *out = evbuffer_new();
+	size_t i, len;
+	int st;
+
+	if (out == NULL) {
+		api_reply_error(r, 500, "Internal", "out of memory");
+		return;
+	}
+	evbuffer_add_printf(out, "# HELP shird_up 1 while shird answers.\n# TYPE shird_up gauge\n"
+	    "shird_up 1\n");
+	evbuffer_add_printf(out, "# HELP shird_info The node's name and version.\n"
+	    "# TYPE shird_info gauge\nshird_info{node=\"%s\",version=\"%s\"} 1\n", node_name(n),
+	    PACKAGE_VERSION);
+	evbuffer_add_printf(out, "# HELP shird_node_status The node's status (1 for the current "
+	    "one).\n# TYPE shird_node_status gauge\n");
+	for (st = NODE_NEEDS_REGISTRATION; st <= NODE_OFFLINE; st++)
+		evbuffer_add_printf(out, "shird_node_status{status=\"%s\"} %d\n",
+		    node_status_name((enum node_status)st), n->status == (enum node_status)st);
+	evbuffer_add_printf(out, "# HELP shird_uptime_seconds Seconds since shird started.\n"
+	    "# TYPE shird_uptime_seconds gauge\nshird_uptime_seconds %ld\n",
+	    (long)(time(NULL) - n->started));
+	evbuffer_add_printf(out, "# HELP shird_reloads_total Configuration reloads applied.\n"
+	    "# TYPE shird_reloads_total counter\nshird_reloads_total %u\n", n->reloads);
+	for (i = 0; i < n->nhooks; i++)
+		if (n->hooks[i].metrics != NULL)
+			n->hooks[i].metrics(n->hooks[i].arg, out);
+	len = evbuffer_get_length(out);
+	api_reply_send(r, 200, "text/plain; version=0.0.4", (const char *)evbuffer_pullup(out, -1),
+	    len);
+	evbuffer_free(out);
 }
 
 static void

@@ -25,6 +25,8 @@ enum node_status {
 
 /* A subsystem's part in reload: validate the new configuration (fill err and
  * return non-zero to refuse it), then apply it after the swap. */
+struct evbuffer;
+
 struct node_hooks {
 	const char *name;
 	int (*validate)(void *arg, const struct conf *newc, struct shir_error *err);
@@ -32,6 +34,9 @@ struct node_hooks {
 	/* adds its part to the GET /v1/node object */
 	void (*status)(void *arg, struct cJSON *node_obj);
 	void *arg;
+	/* optional: appends its series to GET /metrics (Prometheus text format,
+	 * every name prefixed shird_) */
+	void (*metrics)(void *arg, struct evbuffer *out);
 };
 
 struct node *node_new(struct event_base *base, struct conf *conf);

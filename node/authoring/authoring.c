@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <mysql.h>
 
@@ -29,9 +30,22 @@
 
 struct auth_job;
 
+/* latency buckets of the answers, in ms (shird_authoring_duration_seconds) */
+static const long auth_buckets_ms[] = { 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
+	30000, 60000 };
+#define AUTH_NBUCKETS (sizeof auth_buckets_ms / sizeof auth_buckets_ms[0])
+
+struct auth_metrics {
+	unsigned long answers[4][500];		/* by operation and HTTP status (100..599) */
+	unsigned long buckets[4][AUTH_NBUCKETS];	/* cumulative per bucket at output */
+	unsigned long count[4];
+	double sum_s[4];
+};
+
 struct authoring {
 	struct node *node;
 	struct workpool *pool;
+	struct auth_metrics m;
 	authoring_cred_fn resolve;
 	void *resolve_arg;
 	struct auth_job *jobs;	/* accepted, done not yet run */
@@ -138,6 +152,25 @@ auth_job_unlink(struct auth_job *j)
 }
 
 /* Answers a job's request with an error (loop thread), once. */
+/* Every answer an operation gets, counted once (loop thread). */
+static void
+auth_count(struct authoring *a, int op, int status, long ms)
+{
+	size_t b;
+
+	if (op < 0 || op > 3)
+		return;
+	if (status >= 100 && status < 600)
+		a->m.answers[op][status - 100]++;
+	for (b = 0; b < AUTH_NBUCKETS; b++)
+		if (ms <= auth_buckets_ms[b]) {
+			a->m.buckets[op][b]++;
+			break;
+		}
+	a->m.count[op]++;
+	a->m.sum_s[op] += (double)ms / 1000.0;
+}
+
 static void
 auth_job_answer_error(struct auth_job *j, enum auth_code code, const char *msg)
 {
@@ -149,6 +182,7 @@ auth_job_answer_error(struct auth_job *j, enum auth_code code, const char *msg)
 	log_info("authoring", "event=authoring.done id=%lu op=%s store=%s status=%d code=%s ms=%ld",
 	    j->id, auth_op_names[j->ctx.op], j->store->type, auth_code_http(code),
 	    auth_code_name(code), auth_ms_since(&j->t0));
+	auth_count(j->a, j->ctx.op, auth_code_http(code), auth_ms_since(&j->t0));
 	api_reply_error(r, auth_code_http(code), auth_code_name(code), "%s", msg);
 }
 
@@ -325,6 +359,7 @@ auth_done(void *arg, int ran)
 		log_info("authoring", "event=authoring.done id=%lu op=%s store=%s status=%d code=%s ms=%ld",
 		    j->id, auth_op_names[j->ctx.op], j->store->type, j->status,
 		    auth_code_name(j->ctx.code), auth_ms_since(&j->t0));
+		auth_count(j->a, j->ctx.op, j->body ? j->status : 500, auth_ms_since(&j->t0));
 		if (j->body == NULL)
 			api_reply_error(r, 500, "Internal", "out of memory serialising the answer");
 		else
@@ -551,6 +586,7 @@ auth_handle(struct api_reply *r, const struct api_request *rq, struct authoring 
 			api_reply_header(r, "Retry-After", ra);
 			log_info("authoring", "event=authoring.busy op=%s store=%s queued=%d",
 			    auth_op_names[op], j->store->type, workpool_queued(a->pool));
+			auth_count(a, op, 429, 0);
 			api_reply_error(r, 429, "Busy", "the node's job queue is full (%d running, %d "
 			    "waiting); retry after %s s", workpool_running(a->pool),
 			    workpool_queued(a->pool), ra);
@@ -771,13 +807,55 @@ auth_hook_status(void *arg, cJSON *node_obj)
 	    node_conf(a->node)->operation_timeout);
 }
 
+static void
+auth_hook_metrics(void *arg, struct evbuffer *out)
+{
+	struct authoring *a = arg;
+	int op, st;
+	size_t b;
+
+	evbuffer_add_printf(out, "# HELP shird_authoring_requests_total Authoring operations "
+	    "answered, by operation and HTTP status.\n# TYPE shird_authoring_requests_total counter\n");
+	for (op = 0; op < 4; op++)
+		for (st = 0; st < 500; st++)
+			if (a->m.answers[op][st] > 0)
+				evbuffer_add_printf(out, "shird_authoring_requests_total{op=\"%s\","
+				    "status=\"%d\"} %lu\n", auth_op_names[op], st + 100,
+				    a->m.answers[op][st]);
+	evbuffer_add_printf(out, "# HELP shird_authoring_duration_seconds Time to answer an "
+	    "authoring operation.\n# TYPE shird_authoring_duration_seconds histogram\n");
+	for (op = 0; op < 4; op++) {
+		unsigned long cum = 0;
+
+		for (b = 0; b < AUTH_NBUCKETS; b++) {
+			cum += a->m.buckets[op][b];
+			evbuffer_add_printf(out, "shird_authoring_duration_seconds_bucket{op=\"%s\","
+			    "le=\"%g\"} %lu\n", auth_op_names[op], auth_buckets_ms[b] / 1000.0, cum);
+		}
+		evbuffer_add_printf(out, "shird_authoring_duration_seconds_bucket{op=\"%s\","
+		    "le=\"+Inf\"} %lu\nshird_authoring_duration_seconds_sum{op=\"%s\"} %.3f\n"
+		    "shird_authoring_duration_seconds_count{op=\"%s\"} %lu\n", auth_op_names[op],
+		    a->m.count[op], auth_op_names[op], a->m.sum_s[op], auth_op_names[op],
+		    a->m.count[op]);
+	}
+	if (a->pool != NULL)
+		evbuffer_add_printf(out, "# HELP shird_workers Worker threads of the authoring pool.\n"
+		    "# TYPE shird_workers gauge\nshird_workers %d\n"
+		    "# HELP shird_workers_busy Workers running an operation.\n"
+		    "# TYPE shird_workers_busy gauge\nshird_workers_busy %d\n"
+		    "# HELP shird_queue_depth Operations waiting for a worker.\n"
+		    "# TYPE shird_queue_depth gauge\nshird_queue_depth %d\n",
+		    workpool_threads(a->pool), workpool_running(a->pool), workpool_queued(a->pool));
+}
+
 int
 authoring_start(struct node *n, struct shir_error *err)
 {
 	const struct conf *c = node_conf(n);
 	struct authoring *a = calloc(1, sizeof *a);
 	struct api *api = node_api(n);
-	struct node_hooks h = { "authoring", NULL, auth_hook_apply, auth_hook_status, NULL };
+	struct node_hooks h = { "authoring", NULL, auth_hook_apply, auth_hook_status, NULL,
+		auth_hook_metrics };
 	int rc;
 
 	if (a == NULL)

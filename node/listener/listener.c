@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 #include <event2/dns.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "node/api.h"
@@ -91,6 +92,49 @@ listener_update_status(struct listener *l)
 	}
 	st = chstate_node_status(v, n, cause, sizeof cause);
 	node_set_status(l->ctx.node, (enum node_status)st, cause);
+}
+
+static void
+listener_metrics_one(struct evbuffer *out, const struct chstate *cs, int replacing)
+{
+	int st;
+
+	for (st = CHSTATE_CONNECTING; st <= CHSTATE_DISCONNECTED; st++)
+		evbuffer_add_printf(out, "shird_channel_state{channel=\"%s\",endpoint=\"%s\","
+		    "replacing=\"%d\",state=\"%s\"} %d\n", cs->name, cs->endpoint, replacing,
+		    chstate_name((enum chstate_state)st), cs->state == (enum chstate_state)st);
+	evbuffer_add_printf(out, "shird_channel_connects_total{channel=\"%s\",replacing=\"%d\"} "
+	    "%u\nshird_channel_bytes_in_total{channel=\"%s\",replacing=\"%d\"} %llu\n"
+	    "shird_channel_bytes_out_total{channel=\"%s\",replacing=\"%d\"} %llu\n"
+	    "shird_channel_inflight{channel=\"%s\",replacing=\"%d\"} %u\n", cs->name, replacing,
+	    cs->connects, cs->name, replacing, (unsigned long long)cs->bytes_in, cs->name, replacing,
+	    (unsigned long long)cs->bytes_out, cs->name, replacing, cs->inflight);
+}
+
+/* GET /metrics: each channel's state, connects, bytes and requests in flight. */
+static void
+listener_metrics_hook(void *arg, struct evbuffer *out)
+{
+	struct listener *l = arg;
+	size_t i;
+
+	evbuffer_add_printf(out, "# HELP shird_channel_state A control channel's state (1 for the "
+	    "current one).\n# TYPE shird_channel_state gauge\n"
+	    "# HELP shird_channel_connects_total Connects of a channel so far.\n"
+	    "# TYPE shird_channel_connects_total counter\n"
+	    "# HELP shird_channel_bytes_in_total Bytes a channel received.\n"
+	    "# TYPE shird_channel_bytes_in_total counter\n"
+	    "# HELP shird_channel_bytes_out_total Bytes a channel sent.\n"
+	    "# TYPE shird_channel_bytes_out_total counter\n"
+	    "# HELP shird_channel_inflight Requests and tunnels a channel serves now.\n"
+	    "# TYPE shird_channel_inflight gauge\n");
+	for (i = 0; i < l->nslots; i++) {
+		listener_metrics_one(out, lchan_state(l->slots[i].cur), 0);
+		if (l->slots[i].next != NULL)
+			listener_metrics_one(out, lchan_state(l->slots[i].next), 1);
+	}
+	evbuffer_add_printf(out, "# HELP shird_tunnels Accepted TCP tunnels open now.\n"
+	    "# TYPE shird_tunnels gauge\nshird_tunnels %u\n", ltun_set_count(l->ctx.tuns));
 }
 
 static void
@@ -442,6 +486,7 @@ listener_start(struct node *n, struct shir_error *err)
 	h.validate = listener_hook_validate;
 	h.apply = listener_hook_apply;
 	h.status = listener_status_hook;
+	h.metrics = listener_metrics_hook;
 	h.arg = l;
 	if ((rc = node_add_hooks(n, &h)) != 0)
 		return shir_error_set(err, rc, "cannot register the listener's hooks");

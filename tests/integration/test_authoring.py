@@ -605,5 +605,37 @@ def test_shirctl_author_cli(h):
     n.stop_clean()
 
 
+@test
+def test_metrics_on_the_control_socket(h):
+    """GET /metrics (control socket): Prometheus text with the node's status, the answers by
+    operation and status, the latency histogram and the pool; the relay may not read it"""
+    d = make_files(h)
+    n = Node(h, allowed=d)
+    n.author("testConnection", {"linkedService": fs(d)})
+    n.author("preview", {"linkedService": fs(d), "dataset": ds("orders.csv")})
+    n.author("preview", {"linkedService": fs(d), "dataset": ds("missing.csv")}, rc=1)
+    r = h.run(["curl", "-sS", "--unix-socket", n.sock, "-D", "-", "http://localhost/metrics"],
+              check=0)
+    head, _, text = r.stdout.replace("\r\n", "\n").partition("\n\n")
+    check("text/plain; version=0.0.4" in head, head)
+    series = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name, _, value = line.rpartition(" ")
+        check(re.match(r'^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})?$', name),
+              "not a Prometheus series: %r" % line)
+        series[name] = float(value)
+    check(series.get("shird_up") == 1, "shird_up")
+    check(series.get('shird_node_status{status="NeedsRegistration"}') == 1, "%r" % series)
+    check(series.get('shird_authoring_requests_total{op="testConnection",status="200"}') == 1 and
+          series.get('shird_authoring_requests_total{op="preview",status="200"}') == 1 and
+          series.get('shird_authoring_requests_total{op="preview",status="404"}') == 1, "%r" % series)
+    check(series.get('shird_authoring_duration_seconds_count{op="preview"}') == 2 and
+          series.get('shird_authoring_duration_seconds_bucket{op="preview",le="+Inf"}') == 2,
+          "%r" % series)
+    check(series.get("shird_workers") == 4 and series.get("shird_queue_depth") == 0, "%r" % series)
+
+
 if __name__ == "__main__":
     main()

@@ -652,6 +652,24 @@ def test_reload_redials_when_only_the_dotnet_file_changes(h):
 
 
 @test
+def test_channel_metrics(h):
+    """GET /metrics shows each control channel's state and connects"""
+    relay = Relay(h)
+    relay.create()
+    relay.start()
+    p, conf, sock = node_with_relay(h, relay)
+    code, _, _ = curl(h, relay, "/v1/node/ip")
+    check(code == 200, "through the relay: %s" % code)
+    r = h.run(["curl", "-sS", "--unix-socket", sock, "http://localhost/metrics"], check=0)
+    want = ('shird_channel_state{channel="relay",endpoint="%s",replacing="0",state="Connected"} 1'
+            % relay.url())
+    check(want in r.stdout, r.stdout)
+    check('shird_channel_connects_total{channel="relay",replacing="0"} 1' in r.stdout and
+          'shird_node_status{status="Online"} 1' in r.stdout, r.stdout)
+    stop_clean(p)
+
+
+@test
 def test_sigterm_drains(h):
     """SIGTERM with a request in flight: it is answered, then shird exits 0"""
     relay = Relay(h)
