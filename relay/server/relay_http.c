@@ -77,6 +77,14 @@ hconn_reap(evutil_socket_t fd, short w, void *arg)
 		bufferevent_free(h->bev);
 		conn_gone(s, h->conn);
 	}
+	hconn_free_parts(h);
+}
+
+/* The hconn's own allocations (any of them may be missing: new_conn's
+ * failure path frees a half-built one with this too), then h. */
+void
+hconn_free_parts(struct hconn *h)
+{
 	http1_free(h->hp);
 	http1_msg_free(h->req);
 	if (h->body)
@@ -87,7 +95,8 @@ hconn_reap(evutil_socket_t fd, short w, void *arg)
 		event_free(h->resume);
 	if (h->head_timer)
 		event_free(h->head_timer);
-	event_free(h->reap);
+	if (h->reap)
+		event_free(h->reap);
 	free(h);
 }
 

@@ -335,18 +335,8 @@ new_conn(struct rsrv *s, struct bufferevent *bev, struct connrec *conn)
 	    (h->reap = event_new(s->base, -1, 0, hconn_reap, h)) == NULL ||
 	    (h->resume = event_new(s->base, -1, 0, h_resume_cb, h)) == NULL ||
 	    (h->head_timer = evtimer_new(s->base, h_head_expired, h)) == NULL) {
-		if (h) {
-			if (h->reap)
-				event_free(h->reap);
-			http1_free(h->hp);
-			if (h->body)
-				evbuffer_free(h->body);
-			if (h->deadline)
-				event_free(h->deadline);
-			if (h->resume)
-				event_free(h->resume);
-			free(h);
-		}
+		if (h)
+			hconn_free_parts(h);
 		bufferevent_free(bev);
 		conn_gone(s, conn);
 		return;

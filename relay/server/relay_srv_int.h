@@ -276,6 +276,7 @@ void admin_metrics(struct evhttp_request *req, void *arg);
 void admin_status(struct evhttp_request *req, void *arg);
 void hconn_reap(evutil_socket_t fd, short w, void *arg);
 void hconn_close(struct hconn *h);
+void hconn_free_parts(struct hconn *h);
 void hconn_fail(struct hconn *h, int status, const char *msg);
 void h_deadline(evutil_socket_t fd, short w, void *arg);
 void h_head_expired(evutil_socket_t fd, short w, void *arg);
