@@ -32,8 +32,7 @@ ctl_node_get(struct ctl_ctx *ctx, const char *method, const char *path, const ch
 	*out = NULL;
 	if (ctl_client_request(ctx->socket, method, path, body, &resp, &err) != 0) {
 		fprintf(stderr, "shirctl: %s\n", err.msg);
-		return err.code == SHIR_ENOENT || err.code == SHIR_ECONNREFUSED ?
-		    CTL_STATUS_NOT_RUNNING : CTL_STATUS_ERROR;
+		return ctl_request_exit_code(&err);
 	}
 	o = cJSON_Parse(resp.body);
 	if (o == NULL || resp.status != 200) {
@@ -51,14 +50,6 @@ ctl_node_get(struct ctl_ctx *ctx, const char *method, const char *path, const ch
 	return 0;
 }
 
-static const char *
-ctl_node_str(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	return cJSON_IsString(v) ? v->valuestring : "";
-}
-
 int
 ctl_cmd_get_ip(struct ctl_ctx *ctx, int argc, char **argv)
 {
@@ -73,11 +64,11 @@ ctl_cmd_get_ip(struct ctl_ctx *ctx, int argc, char **argv)
 	if (json) {
 		printf("%s\n", raw);
 	} else {
-		printf("Node:     %s\nHost:     %s\n", ctl_node_str(o, "nodeName"),
-		    ctl_node_str(o, "hostName"));
+		printf("Node:     %s\nHost:     %s\n", ctl_json_str(o, "nodeName"),
+		    ctl_json_str(o, "hostName"));
 		cJSON_ArrayForEach(a, cJSON_GetObjectItem(o, "addresses")) {
-			printf("  %-10s %-5s %s%s\n", ctl_node_str(a, "interface"),
-			    ctl_node_str(a, "family"), ctl_node_str(a, "address"),
+			printf("  %-10s %-5s %s%s\n", ctl_json_str(a, "interface"),
+			    ctl_json_str(a, "family"), ctl_json_str(a, "address"),
 			    cJSON_IsTrue(cJSON_GetObjectItem(a, "loopback")) ? " (loopback)" : "");
 		}
 	}

@@ -120,7 +120,7 @@ struct rc_walk {
 	struct event_base *base;
 	const struct relaycheck_target *t;
 	struct relaycheck_report *rep;
-	const char *host, *phost, *proxy_url;
+	const char *host, *phost;
 	int port, pport, proxied, tls;
 	int raw_up;		/* TCP (and CONNECT) done */
 	int done;

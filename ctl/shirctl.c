@@ -159,7 +159,7 @@ ctl_cmd_help(struct ctl_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
-static const char *
+const char *
 ctl_json_str(const cJSON *o, const char *k)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -180,6 +180,13 @@ ctl_print_duration(double s)
 		printf("%ldm %lds", t / 60, t % 60);
 	else
 		printf("%lds", t);
+}
+
+int
+ctl_request_exit_code(const struct shir_error *err)
+{
+	return err->code == SHIR_ENOENT || err->code == SHIR_ECONNREFUSED ?
+	    CTL_STATUS_NOT_RUNNING : CTL_STATUS_ERROR;
 }
 
 static int
@@ -217,8 +224,7 @@ ctl_cmd_status(struct ctl_ctx *ctx, int argc, char **argv)
 		    "socket %s\n", conf_err, ctx->socket);
 	if (ctl_client_request(ctx->socket, "GET", "/v1/node", NULL, &resp, &err) != 0) {
 		fprintf(stderr, "shirctl: %s\n", err.msg);
-		return err.code == SHIR_ENOENT || err.code == SHIR_ECONNREFUSED ?
-		    CTL_STATUS_NOT_RUNNING : CTL_STATUS_ERROR;
+		return ctl_request_exit_code(&err);
 	}
 	o = cJSON_Parse(resp.body);
 	if (o == NULL || resp.status != 200) {

@@ -4,6 +4,9 @@
 #ifndef SHIR_SHIRCTL_H
 #define SHIR_SHIRCTL_H
 
+struct cJSON;
+struct shir_error;
+
 struct ctl_ctx {
 	const char *socket;	/* control socket path */
 	const char *shird_conf;	/* shird.conf path */
@@ -25,6 +28,11 @@ enum {
 	CTL_STATUS_NOT_RUNNING = 7,	/* no shird listens on the control socket */
 };
 int ctl_cmd_status(struct ctl_ctx *ctx, int argc, char **argv);
+/* The exit code for a request to shird that failed (err from ctl_client_request):
+ * CTL_STATUS_NOT_RUNNING when no shird listens, else CTL_STATUS_ERROR. */
+int ctl_request_exit_code(const struct shir_error *err);
+/* A string member of o, or "" (never NULL). */
+const char *ctl_json_str(const struct cJSON *o, const char *k);
 int ctl_cmd_reload(struct ctl_ctx *ctx, int argc, char **argv);
 /* ctl_node.c */
 int ctl_cmd_get_ip(struct ctl_ctx *ctx, int argc, char **argv);
