@@ -65,6 +65,9 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "backup", { "-gbf", "-GenerateBackupFile", "-ibf", "-ImportBackupFile" }, ctl_cmd_backup,
 	  "backup create|import FILE", "registration, credentials and settings, encrypted "
 	  "under a password (stdin or prompt)" },
+	{ "cluster", { NULL }, ctl_cmd_cluster,
+	  "cluster init|export-key FILE|join FILE|status [--json]",
+	  "the runtime data key the nodes of a runtime share to sync credentials; sync status" },
 	{ "remote-access", { "-era", "-EnableRemoteAccess", "-dra", "-DisableRemoteAccess" },
 	  ctl_cmd_remote_access, "remote-access enable --port N [--cert F]|disable|show",
 	  "node-to-node settings (stored; high availability is not built yet)" },

@@ -4,6 +4,7 @@
 
 #include "node/admin/admin_node.h"
 #include "node/authoring/authoring.h"
+#include "node/cluster/cluster.h"
 #include "node/admin/credstore.h"
 #include "node/listener/listener.h"
 #include "node/listener/lspec.h"
@@ -84,6 +85,11 @@ shird_hook_start(struct node *n, struct shir_error *err)
 		return err->code ? err->code : SHIR_EINTERNAL;
 	(void)c;
 
+	/* cluster: credential sync with the runtime's other nodes, over the
+	 * listener's control channels */
+	if (cluster_start(n, err) != 0)
+		return err->code ? err->code : SHIR_EINTERNAL;
+
 	return 0;
 }
 
@@ -101,6 +107,9 @@ void
 shird_hook_stop(struct node *n)
 {
 	/* each subsystem frees its state, in reverse order of start */
+	/* cluster */
+	cluster_stop(n);
+
 	/* listener */
 	listener_stop(n);
 

@@ -404,6 +404,14 @@ decode_text(const char *json, size_t len, struct hc_msg *m, struct shir_error *e
 		}
 		if ((rc = get_str(o, "id", true, &m->cancel_id, e, "cancel")) != 0)
 			goto out;
+	} else if ((o = cJSON_GetObjectItemCaseSensitive(root, "shirSync")) != NULL) {
+		/* shir's extension: a sealed message between the nodes of one
+		 * runtime, relayed as it is (docs/ha.md) */
+		m->type = HC_MSG_SYNC;
+		if (!cJSON_IsObject(o)) {
+			rc = shir_error_set(e, SHIR_EPROTO, "shirSync must be an object");
+			goto out;
+		}
 	} else if ((o = cJSON_GetObjectItemCaseSensitive(root, "renewToken")) != NULL) {
 		m->type = HC_MSG_RENEW;
 		if (!cJSON_IsObject(o)) {

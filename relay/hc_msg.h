@@ -92,6 +92,11 @@ enum hc_msg_type {
 	 * "Shir-Relay-Features: cancel" on their listen: {"cancel":{"id":...}},
 	 * the inline request with that id is void (its sender went away) */
 	HC_MSG_CANCEL,
+	/* between the nodes of one runtime, both ways, only with listeners that
+	 * sent "Shir-Relay-Features: sync": {"shirSync":{...}}, opaque to the
+	 * relay (sealed under the runtime's data key, docs/ha.md), which hands
+	 * it to every other such listener of the hybrid connection */
+	HC_MSG_SYNC,
 };
 
 struct hc_msg {

@@ -19,6 +19,7 @@
 #include "node/admin/machinekey.h"
 #include "node/admin/seal.h"
 #include "common/jsonutil.h"
+#include "common/random.h"
 
 #define CREDSTORE_FILE_MAX (16u * 1024 * 1024)
 
@@ -153,6 +154,68 @@ credstore_doc_check(cJSON *doc, struct shir_error *err)
 		if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "updated")))
 			cJSON_AddNumberToObject(e, "updated", 0);
 	}
+	/* tombstones (docs/ha.md): absent in stores written before them */
+	list = cJSON_GetObjectItemCaseSensitive(doc, "tombstones");
+	if (list == NULL)
+		return cJSON_AddArrayToObject(doc, "tombstones") ? 0 :
+		    shir_error_set(err, SHIR_ENOMEM, "out of memory");
+	if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) > CREDSTORE_MAX_ENTRIES)
+		return shir_error_set(err, SHIR_EPROTO, "the credentials document is malformed");
+	cJSON_ArrayForEach(e, list) {
+		f = cJSON_GetObjectItemCaseSensitive(e, "name");
+		if (!cJSON_IsString(f) || credstore_name_check(f->valuestring, 1, err) != 0)
+			return shir_error_set(err, SHIR_EPROTO, "a tombstone in the document has no "
+			    "valid name");
+	}
+	return 0;
+}
+
+int
+credstore_hlc_cmp(const struct credstore_hlc *a, const struct credstore_hlc *b)
+{
+	if (a->ms != b->ms)
+		return a->ms < b->ms ? -1 : 1;
+	if (a->c != b->c)
+		return a->c < b->c ? -1 : 1;
+	return strcmp(a->origin, b->origin);
+}
+
+/* An entry's version: "hlc":[ms, counter, "origin"]; entries from before it
+ * read as (updated * 1000, 0, ""). */
+static void
+credstore_hlc_read(cJSON *e, struct credstore_hlc *h)
+{
+	cJSON *a = cJSON_GetObjectItemCaseSensitive(e, "hlc");
+	long long ms = 0, c = 0;
+
+	memset(h, 0, sizeof *h);
+	if (cJSON_IsArray(a) && cJSON_GetArraySize(a) == 3 &&
+	    json_whole(cJSON_GetArrayItem(a, 0), 0, (1LL << 52), &ms) == 0 &&
+	    json_whole(cJSON_GetArrayItem(a, 1), 0, UINT32_MAX, &c) == 0 &&
+	    cJSON_IsString(cJSON_GetArrayItem(a, 2)) &&
+	    strlen(cJSON_GetArrayItem(a, 2)->valuestring) <= CREDSTORE_ORIGIN_MAX) {
+		h->ms = (uint64_t)ms;
+		h->c = (uint32_t)c;
+		snprintf(h->origin, sizeof h->origin, "%s", cJSON_GetArrayItem(a, 2)->valuestring);
+		return;
+	}
+	if (json_whole(cJSON_GetObjectItemCaseSensitive(e, "updated"), 0, (1LL << 40), &ms) == 0)
+		h->ms = (uint64_t)ms * 1000;
+}
+
+static int
+credstore_hlc_write(cJSON *e, const struct credstore_hlc *h)
+{
+	cJSON *a = cJSON_CreateArray();
+
+	if (a == NULL || !cJSON_AddItemToArray(a, cJSON_CreateNumber((double)h->ms)) ||
+	    !cJSON_AddItemToArray(a, cJSON_CreateNumber((double)h->c)) ||
+	    !cJSON_AddItemToArray(a, cJSON_CreateString(h->origin))) {
+		cJSON_Delete(a);
+		return -1;
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(e, "hlc");
+	cJSON_AddItemToObject(e, "hlc", a);
 	return 0;
 }
 
@@ -254,6 +317,116 @@ credstore_find(cJSON *doc, const char *name)
 	return NULL;
 }
 
+static cJSON *
+credstore_find_tomb(cJSON *doc, const char *name)
+{
+	cJSON *e;
+
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(doc, "tombstones")) {
+		if (strcmp(cJSON_GetObjectItemCaseSensitive(e, "name")->valuestring, name) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* The store's node id, made on the first change. */
+static const char *
+credstore_doc_node(cJSON *doc)
+{
+	cJSON *id = cJSON_GetObjectItemCaseSensitive(doc, "node");
+	char uuid[RANDOM_UUID_LEN + 1];
+
+	if (cJSON_IsString(id) && strlen(id->valuestring) <= CREDSTORE_ORIGIN_MAX)
+		return id->valuestring;
+	if (random_uuid(uuid) != 0)
+		return NULL;
+	cJSON_DeleteItemFromObjectCaseSensitive(doc, "node");
+	id = cJSON_AddStringToObject(doc, "node", uuid);
+	return id ? id->valuestring : NULL;
+}
+
+/* The store's clock: the newest version it has written or seen. */
+static void
+credstore_doc_clock(cJSON *doc, struct credstore_hlc *h)
+{
+	credstore_hlc_read(doc, h);
+	if (cJSON_GetObjectItemCaseSensitive(doc, "hlc") == NULL)
+		h->ms = 0;	/* the document's "updated" is not a clock */
+}
+
+static int
+credstore_doc_observe(cJSON *doc, const struct credstore_hlc *h)
+{
+	struct credstore_hlc cur;
+
+	credstore_doc_clock(doc, &cur);
+	if (h->ms < cur.ms || (h->ms == cur.ms && h->c <= cur.c))
+		return 0;
+	cur.ms = h->ms;
+	cur.c = h->c;
+	cur.origin[0] = 0;
+	return credstore_hlc_write(doc, &cur);
+}
+
+/* A new version for a local write: wall time, or one tick past the newest
+ * version seen when the clock is behind it. */
+static int
+credstore_doc_tick(cJSON *doc, struct credstore_hlc *out)
+{
+	struct credstore_hlc cur;
+	struct timespec ts;
+	const char *node = credstore_doc_node(doc);
+	uint64_t now;
+
+	if (node == NULL)
+		return -1;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	credstore_doc_clock(doc, &cur);
+	memset(out, 0, sizeof *out);
+	if (now > cur.ms) {
+		out->ms = now;
+		out->c = 0;
+	} else {
+		out->ms = cur.ms;
+		out->c = cur.c + 1;
+	}
+	snprintf(out->origin, sizeof out->origin, "%s", node);
+	return credstore_doc_observe(doc, out);
+}
+
+/* Adds a tombstone for name at version h (the oldest goes at the cap). */
+static int
+credstore_doc_bury(cJSON *doc, const char *name, const struct credstore_hlc *h,
+    uint64_t version)
+{
+	cJSON *tombs = cJSON_GetObjectItemCaseSensitive(doc, "tombstones"), *t, *oldest = NULL;
+	struct credstore_hlc th, oh;
+
+	if ((t = credstore_find_tomb(doc, name)) != NULL)
+		cJSON_Delete(cJSON_DetachItemViaPointer(tombs, t));
+	if (cJSON_GetArraySize(tombs) >= CREDSTORE_MAX_ENTRIES) {
+		cJSON_ArrayForEach(t, tombs) {
+			credstore_hlc_read(t, &th);
+			if (oldest == NULL || credstore_hlc_cmp(&th, &oh) < 0) {
+				oldest = t;
+				oh = th;
+			}
+		}
+		cJSON_Delete(cJSON_DetachItemViaPointer(tombs, oldest));
+	}
+	t = cJSON_CreateObject();
+	if (t == NULL || cJSON_AddStringToObject(t, "name", name) == NULL ||
+	    cJSON_AddNumberToObject(t, "version", (double)version) == NULL ||
+	    cJSON_AddNumberToObject(t, "updated", (double)time(NULL)) == NULL ||
+	    credstore_hlc_write(t, h) != 0) {
+		cJSON_Delete(t);
+		return -1;
+	}
+	cJSON_AddItemToArray(tombs, t);
+	return 0;
+}
+
 static uint64_t
 credstore_doc_version(cJSON *doc)
 {
@@ -339,7 +512,8 @@ static int
 credstore_change(struct credstore *cs, const char *name, const char *value,
     struct shir_error *err)
 {
-	cJSON *doc = NULL, *e, *list;
+	cJSON *doc = NULL, *e, *list, *t;
+	struct credstore_hlc h;
 	uint64_t v;
 	int lockfd, rc;
 
@@ -351,14 +525,25 @@ credstore_change(struct credstore *cs, const char *name, const char *value,
 	list = cJSON_GetObjectItemCaseSensitive(doc, "credentials");
 	e = credstore_find(doc, name);
 	v = credstore_doc_version(doc) + 1;
+	if (value == NULL && e == NULL) {
+		rc = shir_error_set(err, SHIR_ENOENT,
+		    "no credential named %s is stored on this node", name);
+		goto out;
+	}
+	if (credstore_doc_tick(doc, &h) != 0) {
+		rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
+		goto out;
+	}
 	if (value == NULL) {
-		if (e == NULL) {
-			rc = shir_error_set(err, SHIR_ENOENT,
-			    "no credential named %s is stored on this node", name);
-			goto out;
-		}
+		double cv = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(e, "version"));
+
 		cJSON_DetachItemViaPointer(list, e);
 		credstore_doc_free(e);
+		e = NULL;
+		if (credstore_doc_bury(doc, name, &h, (uint64_t)cv + 1) != 0) {
+			rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
+			goto out;
+		}
 	} else if (e != NULL) {
 		cJSON *val = cJSON_GetObjectItemCaseSensitive(e, "value");
 
@@ -386,6 +571,12 @@ credstore_change(struct credstore *cs, const char *name, const char *value,
 			goto out;
 		}
 		cJSON_AddItemToArray(list, e);
+		if ((t = credstore_find_tomb(doc, name)) != NULL)
+			cJSON_Delete(cJSON_DetachItemViaPointer(cJSON_GetObjectItemCaseSensitive(doc, "tombstones"), t));
+	}
+	if (e != NULL && credstore_hlc_write(e, &h) != 0) {
+		rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
+		goto out;
 	}
 	credstore_set_number(doc, "version", (double)v);
 	if ((rc = credstore_save(cs, doc, err)) != 0)
@@ -459,6 +650,7 @@ credstore_list(struct credstore *cs, int with_reserved, struct credstore_info **
 		    0 ? (uint64_t)num : 0;
 		v[k].updated = json_whole(cJSON_GetObjectItem(e, "updated"), 0, LLONG_MAX / 2, &num) ==
 		    0 ? (time_t)num : 0;
+		credstore_hlc_read(e, &v[k].hlc);
 		k++;
 	}
 	qsort(v, k, sizeof *v, credstore_info_cmp);
@@ -519,6 +711,15 @@ credstore_import(struct credstore *cs, const char *json, struct shir_error *err)
 	if ((rc = credstore_load(cs, &cur, err)) != 0)
 		goto out;
 	credstore_set_number(doc, "version", (double)(credstore_doc_version(cur) + 1));
+	/* the node id and the clock are this node's, never the backup's */
+	cJSON_DeleteItemFromObjectCaseSensitive(doc, "node");
+	cJSON_DeleteItemFromObjectCaseSensitive(doc, "hlc");
+	if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(cur, "node")))
+		cJSON_AddStringToObject(doc, "node",
+		    cJSON_GetObjectItemCaseSensitive(cur, "node")->valuestring);
+	if (cJSON_GetObjectItemCaseSensitive(cur, "hlc") != NULL)
+		cJSON_AddItemToObject(doc, "hlc",
+		    cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(cur, "hlc"), 1));
 	if ((rc = credstore_save(cs, doc, err)) != 0)
 		goto out;
 	log_info("admin", "event=credentials.imported count=%d store_version=%llu",
@@ -528,5 +729,206 @@ out:
 	close(lockfd);
 	credstore_doc_free(cur);
 	credstore_doc_free(doc);
+	return rc;
+}
+
+void
+credstore_records_free(struct credstore_rec *v, size_t n)
+{
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		credstore_secret_free(v[i].value);
+	free(v);
+}
+
+static int
+credstore_rec_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct credstore_rec *)a)->name,
+	    ((const struct credstore_rec *)b)->name);
+}
+
+int
+credstore_records(struct credstore *cs, struct credstore_rec **out, size_t *n,
+    struct shir_error *err)
+{
+	const char *arrays[] = { "credentials", "tombstones" };
+	struct credstore_rec *v = NULL;
+	cJSON *doc = NULL, *e;
+	size_t k = 0, i, cap;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = credstore_load(cs, &doc, err)) != 0)
+		return rc;
+	cap = (size_t)cJSON_GetArraySize(cJSON_GetObjectItem(doc, "credentials")) +
+	    (size_t)cJSON_GetArraySize(cJSON_GetObjectItem(doc, "tombstones")) + 1;
+	if ((v = calloc(cap, sizeof *v)) == NULL) {
+		rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < 2; i++) {
+		cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(doc, arrays[i])) {
+			const char *name = cJSON_GetObjectItemCaseSensitive(e, "name")->valuestring;
+
+			if (name[0] == '_')
+				continue;	/* the node's own, never shared */
+			snprintf(v[k].name, sizeof v[k].name, "%s", name);
+			credstore_hlc_read(e, &v[k].hlc);
+			if (i == 0 && (v[k].value = strdup(cJSON_GetObjectItemCaseSensitive(e,
+			    "value")->valuestring)) == NULL) {
+				rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
+				goto out;
+			}
+			k++;
+		}
+	}
+	qsort(v, k, sizeof *v, credstore_rec_cmp);
+	*out = v;
+	*n = k;
+	v = NULL;
+out:
+	credstore_records_free(v, k);
+	credstore_doc_free(doc);
+	return rc;
+}
+
+/* Applies one remote record to doc when it is newer: 1 applied, 0 not, -1
+ * out of memory. */
+static int
+credstore_merge_one(cJSON *doc, const struct credstore_rec *r)
+{
+	cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "credentials");
+	cJSON *e = credstore_find(doc, r->name), *t = credstore_find_tomb(doc, r->name);
+	struct credstore_hlc cur;
+	double cv = 0;
+
+	if (e != NULL || t != NULL) {
+		credstore_hlc_read(e != NULL ? e : t, &cur);
+		if (credstore_hlc_cmp(&r->hlc, &cur) <= 0)
+			return 0;
+		cv = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(e != NULL ? e : t,
+		    "version"));
+		if (cv != cv)
+			cv = 0;
+	}
+	/* a delete of what this node never had is kept too, so an older value
+	 * arriving later does not come back */
+	if (e != NULL) {
+		cJSON_DetachItemViaPointer(list, e);
+		credstore_doc_free(e);
+	}
+	if (r->value == NULL)
+		return credstore_doc_bury(doc, r->name, &r->hlc, (uint64_t)cv + 1) == 0 ? 1 : -1;
+	if (t != NULL)
+		cJSON_Delete(cJSON_DetachItemViaPointer(cJSON_GetObjectItemCaseSensitive(doc, "tombstones"), t));
+	if (cJSON_GetArraySize(list) >= CREDSTORE_MAX_ENTRIES)
+		return 0;	/* full: refused like a local put would be */
+	e = cJSON_CreateObject();
+	if (e == NULL || cJSON_AddStringToObject(e, "name", r->name) == NULL ||
+	    cJSON_AddStringToObject(e, "value", r->value) == NULL ||
+	    cJSON_AddNumberToObject(e, "version", cv + 1) == NULL ||
+	    cJSON_AddNumberToObject(e, "updated", (double)time(NULL)) == NULL ||
+	    credstore_hlc_write(e, &r->hlc) != 0) {
+		credstore_doc_free(e);
+		return -1;
+	}
+	cJSON_AddItemToArray(list, e);
+	return 1;
+}
+
+int
+credstore_merge(struct credstore *cs, const struct credstore_rec *recs, size_t n,
+    const char *from, size_t *applied, struct shir_error *err)
+{
+	cJSON *doc = NULL;
+	size_t i, won = 0;
+	uint64_t v;
+	int lockfd, rc, r;
+
+	*applied = 0;
+	for (i = 0; i < n; i++) {
+		if ((rc = credstore_name_check(recs[i].name, 0, err)) != 0)
+			return rc;
+		if (recs[i].value != NULL && strlen(recs[i].value) > CREDSTORE_VALUE_MAX)
+			return shir_error_set(err, SHIR_ETOOBIG, "a credential value is at most %d "
+			    "bytes", CREDSTORE_VALUE_MAX);
+	}
+	if ((lockfd = credstore_lock(cs, err)) < 0)
+		return lockfd;
+	credstore_sweep(cs);
+	if ((rc = credstore_load(cs, &doc, err)) != 0)
+		goto out;
+	v = credstore_doc_version(doc) + 1;
+	for (i = 0; i < n; i++) {
+		if ((r = credstore_merge_one(doc, &recs[i])) < 0 ||
+		    credstore_doc_observe(doc, &recs[i].hlc) != 0) {
+			rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
+			goto out;
+		}
+		if (r == 1) {
+			won++;
+			log_info("admin", "event=credential.synced name=%s change=%s from=%s "
+			    "store_version=%llu", log_q(recs[i].name),
+			    recs[i].value ? "stored" : "deleted", log_q(from ? from : "-"),
+			    (unsigned long long)v);
+		}
+	}
+	if (won == 0)
+		goto out;
+	if (credstore_doc_node(doc) == NULL) {
+		rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
+		goto out;
+	}
+	credstore_set_number(doc, "version", (double)v);
+	if ((rc = credstore_save(cs, doc, err)) != 0)
+		goto out;
+	*applied = won;
+out:
+	credstore_doc_free(doc);
+	close(lockfd);
+	return rc;
+}
+
+int
+credstore_node_id(struct credstore *cs, char out[CREDSTORE_ORIGIN_MAX + 1],
+    struct shir_error *err)
+{
+	cJSON *doc = NULL, *id;
+	int rc;
+
+	int lockfd;
+
+	out[0] = 0;
+	if ((rc = credstore_load(cs, &doc, err)) != 0)
+		return rc;
+	id = cJSON_GetObjectItemCaseSensitive(doc, "node");
+	if (cJSON_IsString(id)) {
+		snprintf(out, CREDSTORE_ORIGIN_MAX + 1, "%s", id->valuestring);
+		credstore_doc_free(doc);
+		return 0;
+	}
+	credstore_doc_free(doc);
+	doc = NULL;
+	/* none yet: made and kept now (the store version does not change) */
+	if ((lockfd = credstore_lock(cs, err)) < 0)
+		return lockfd;
+	if ((rc = credstore_load(cs, &doc, err)) != 0)
+		goto out;
+	if (credstore_doc_node(doc) == NULL) {
+		rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = credstore_save(cs, doc, err)) != 0)
+		goto out;
+	snprintf(out, CREDSTORE_ORIGIN_MAX + 1, "%s",
+	    cJSON_GetObjectItemCaseSensitive(doc, "node")->valuestring);
+out:
+	credstore_doc_free(doc);
+	close(lockfd);
 	return rc;
 }

@@ -26,10 +26,33 @@
 
 struct credstore;
 
+/* The version that orders writes across the nodes of a runtime (docs/ha.md):
+ * a hybrid logical clock (wall milliseconds, a counter for writes within one
+ * millisecond or while the wall clock is behind what was seen) and the id of
+ * the node that wrote it as the tie-break. Entries written before there was
+ * one read as (updated * 1000, 0, ""). */
+#define CREDSTORE_ORIGIN_MAX 36
+struct credstore_hlc {
+	uint64_t ms;
+	uint32_t c;
+	char origin[CREDSTORE_ORIGIN_MAX + 1];
+};
+/* <0, 0, >0 like strcmp: by ms, then c, then origin. */
+int credstore_hlc_cmp(const struct credstore_hlc *a, const struct credstore_hlc *b);
+
 struct credstore_info {
 	char name[CREDSTORE_NAME_MAX + 1];
-	uint64_t version;	/* this credential's changes, from 1 */
+	uint64_t version;	/* this credential's changes on this node, from 1 */
 	time_t updated;		/* last change, seconds since the epoch */
+	struct credstore_hlc hlc;
+};
+
+/* One credential as it travels between the nodes of a runtime: a value, or a
+ * tombstone (value NULL) for a delete. */
+struct credstore_rec {
+	char name[CREDSTORE_NAME_MAX + 1];
+	char *value;
+	struct credstore_hlc hlc;
 };
 
 /* Opens the store of state_dir, creating the machine key (and the directory)
@@ -56,6 +79,24 @@ int credstore_list(struct credstore *cs, int with_reserved, struct credstore_inf
     size_t *n, struct shir_error *err);
 /* The file's version: 0 before the first change. */
 int credstore_version(struct credstore *cs, uint64_t *version, struct shir_error *err);
+
+/* Every credential and tombstone but the reserved names, sorted by name, with
+ * values: free with credstore_records_free (wipes them). Deletes are kept as
+ * tombstones (at most CREDSTORE_MAX_ENTRIES, the oldest dropped first). */
+int credstore_records(struct credstore *cs, struct credstore_rec **out, size_t *n,
+    struct shir_error *err);
+void credstore_records_free(struct credstore_rec *v, size_t n);
+/* Applies records from another node of the runtime: each one whose version
+ * is newer than this store's record of that name (or that this store lacks)
+ * replaces it; older ones are ignored; reserved names are refused. One locked
+ * read-modify-write; the store version grows once when anything changed.
+ * *applied: how many records won. */
+int credstore_merge(struct credstore *cs, const struct credstore_rec *recs, size_t n,
+    const char *from, size_t *applied, struct shir_error *err);
+/* The store's node id (random, made on the first change or the first call
+ * and kept; it is the origin of this node's versions). */
+int credstore_node_id(struct credstore *cs, char out[CREDSTORE_ORIGIN_MAX + 1],
+    struct shir_error *err);
 
 /* For backups: the whole store as JSON text (with values; wipe it with
  * credstore_secret_free), and replacing the whole store by such a text (the

@@ -510,3 +510,14 @@ lchan_set_pending(struct lchan *ch, int pending)
 	ch->pending = pending;
 }
 
+
+int
+lchan_sync_send(struct lchan *ch, const char *text, size_t len)
+{
+	struct lchan_ws *s = ch->ctl;
+
+	if (s == NULL || !s->open || s->dead || ch->retired || s->ws == NULL)
+		return 0;
+	ws_send(s->ws, WS_OP_TEXT, text, len);
+	return 1;
+}

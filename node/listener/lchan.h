@@ -46,6 +46,9 @@ struct lctx {
 	 * service-hosts note, which fsyncs); made at the first write */
 	struct workpool *files;
 	int shutting_down;
+	/* a node sync message came on a control channel (docs/ha.md) */
+	void (*on_sync)(void *arg, const char *text, size_t len);
+	void *sync_arg;
 };
 
 struct lchan *lchan_new(struct lctx *ctx, const struct lspec *spec, struct shir_error *err);
@@ -67,5 +70,8 @@ void lchan_status_json(const struct lchan *ch, struct cJSON *arr);
 /* The dial settings of this channel for a tunnel whose rendezvous is url (a
  * new rendezvous host is noted for service-urls). */
 void lchan_tun_dial(struct lchan *ch, const char *url, struct ltun_dial *d);
+/* Sends a node sync message on the control channel when it is open: 1 sent,
+ * 0 not (no open control channel). */
+int lchan_sync_send(struct lchan *ch, const char *text, size_t len);
 
 #endif

@@ -230,6 +230,10 @@ lchan_ws_on_text(struct lchan_ws *s, const uint8_t *data, size_t len)
 		}
 		break;
 	}
+	case LMSG_SYNC:
+		if (ch->ctx->on_sync != NULL && !ch->retired)
+			ch->ctx->on_sync(ch->ctx->sync_arg, (const char *)data, len);
+		break;
 	case LMSG_IGNORE:
 		log_debug("listener", "event=control.ignored channel=%s", log_q(ch->cs.name));
 		break;
@@ -413,8 +417,9 @@ lchan_ws_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err
 		free(token);
 		hdrs[0] = auth;
 		/* shir-relay then sends {"cancel":{"id":...}} when the sender of an
-		 * inline request goes away (docs/relay.md); others ignore it */
-		hdrs[1] = "Shir-Relay-Features: cancel";
+		 * inline request goes away (docs/relay.md), and relays the nodes'
+		 * {"shirSync":...} messages (docs/ha.md); others ignore it */
+		hdrs[1] = "Shir-Relay-Features: cancel, sync";
 		rq.headers = hdrs;
 	}
 	s->ws = ws_new_client(bev, &rq, &opt, &lchan_ws_ws_cbs, s);

@@ -544,3 +544,30 @@ listener_stop(struct node *n)
 	event_base_loop(l->ctx.base, EVLOOP_NONBLOCK);
 	free(l);
 }
+
+void
+listener_set_sync_handler(struct node *n, void (*fn)(void *arg, const char *text, size_t len),
+    void *arg)
+{
+	struct listener *l = n ? listener_get(n) : NULL;
+
+	if (l == NULL)
+		return;
+	l->ctx.on_sync = fn;
+	l->ctx.sync_arg = arg;
+}
+
+int
+listener_sync_send(struct node *n, const char *text, size_t len)
+{
+	struct listener *l = n ? listener_get(n) : NULL;
+	size_t i;
+	int sent = 0;
+
+	if (l == NULL)
+		return 0;
+	for (i = 0; i < l->nslots; i++)
+		if (l->slots[i].cur != NULL)
+			sent += lchan_sync_send(l->slots[i].cur, text, len);
+	return sent;
+}

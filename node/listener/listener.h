@@ -23,4 +23,12 @@ void listener_shutdown(struct node *n);
 /* Frees everything (n may be NULL). */
 void listener_stop(struct node *n);
 
+/* Node sync through the relay (docs/ha.md): fn gets each {"shirSync":...}
+ * message another node of the runtime sent (on the loop, the text as it
+ * came); listener_sync_send sends one on every open control channel and says
+ * on how many. Before listener_start or after listener_stop: nothing. */
+void listener_set_sync_handler(struct node *n, void (*fn)(void *arg, const char *text,
+    size_t len), void *arg);
+int listener_sync_send(struct node *n, const char *text, size_t len);
+
 #endif

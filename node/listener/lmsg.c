@@ -198,6 +198,11 @@ lmsg_handle(const char *text, size_t len, const struct lmsg_policy *p, struct lm
 		m->id = m->raw.cancel_id;
 		m->kind = LMSG_CANCEL;
 		return 0;
+	case HC_MSG_SYNC:
+		if (!p->control)
+			break;
+		m->kind = LMSG_SYNC;
+		return 0;
 	default:
 		break;
 	}

@@ -11,6 +11,8 @@
  *   cancel            -> LMSG_CANCEL (shir-relay's extension, control channel
  *                        only): the inline request `id` is void, its sender
  *                        went away
+ *   shirSync          -> LMSG_SYNC (control channel only): a message from
+ *                        another node of the runtime, for node/cluster
  *   anything else     -> LMSG_IGNORE (as .NET does); bad JSON -> error
  *
  * Also builds the messages the listener sends (response, renewToken). */
@@ -30,6 +32,7 @@ enum lmsg_kind {
 	LMSG_REQUEST,		/* full request */
 	LMSG_RENDEZVOUS,	/* address-only request */
 	LMSG_CANCEL,		/* the inline request `id` is void */
+	LMSG_SYNC,		/* a node sync message (control channel only) */
 };
 
 struct lmsg_msg {

@@ -113,6 +113,12 @@ admin_metrics(struct evhttp_request *req, void *arg)
 	    (unsigned long long)s->m.conns_evicted, (unsigned long long)s->m.senders_refused,
 	    (unsigned long long)s->m.head_timeouts, (unsigned long long)s->m.senders_dropped,
 	    (unsigned long long)s->m.senders_gone, (unsigned long long)s->m.cancels_sent);
+	evbuffer_add_printf(b, "# HELP shir_relay_sync_messages_total Nodes' sync messages handed "
+	    "to another listener of their runtime, or dropped for a full output.\n"
+	    "# TYPE shir_relay_sync_messages_total counter\n"
+	    "shir_relay_sync_messages_total{result=\"relayed\"} %llu\n"
+	    "shir_relay_sync_messages_total{result=\"dropped\"} %llu\n",
+	    (unsigned long long)s->m.sync_relayed, (unsigned long long)s->m.sync_dropped);
 	evbuffer_add_printf(b, "# HELP shir_relay_rendezvous_seconds Time from accept/request to the "
 	    "listener's rendezvous.\n# TYPE shir_relay_rendezvous_seconds histogram\n");
 	for (i = 0; i < 8; i++)

@@ -254,6 +254,43 @@ h_find_inflight(struct rsrv *s, const char *req_id, const struct ctl *c)
 	return NULL;
 }
 
+/* A node's sync message goes to every other listener of its hybrid
+ * connection that takes them, as it is (the relay cannot read it). Nothing is
+ * kept: a listener whose output already holds SYNC_BACKLOG bytes misses it,
+ * and the periodic digest exchange of the nodes makes up for it. */
+#define SYNC_BACKLOG (1024 * 1024)
+#define SYNC_MSG_MAX (128 * 1024)	/* what a node's control channel takes */
+
+static void
+ctl_sync_fanout(struct ctl *c, const uint8_t *d, size_t n)
+{
+	struct ctl *o;
+	int sent = 0, dropped = 0;
+
+	if (!c->sync_ok || c->ent == NULL || n > SYNC_MSG_MAX) {
+		log_info("relay", "event=listener.sync_refused hc=%s id=%s bytes=%zu why=%s",
+		    log_q(c->ent ? c->ent->name : "-"), log_q(c->id), n,
+		    log_q(!c->sync_ok ? "the listener did not ask for sync" :
+		    n > SYNC_MSG_MAX ? "larger than 128 KiB" : "no hybrid connection"));
+		return;
+	}
+	for (o = c->ent->ctls; o != NULL; o = o->next) {
+		if (o == c || !o->sync_ok || o->closing)
+			continue;
+		if (evbuffer_get_length(bufferevent_get_output(ws_bufferevent(o->ws))) >
+		    SYNC_BACKLOG) {
+			dropped++;
+			continue;
+		}
+		ws_send(o->ws, WS_OP_TEXT, d, n);
+		sent++;
+	}
+	c->s->m.sync_relayed += (uint64_t)sent;
+	c->s->m.sync_dropped += (uint64_t)dropped;
+	log_debug("relay", "event=listener.sync hc=%s id=%s bytes=%zu to=%d dropped=%d",
+	    log_q(c->ent->name), log_q(c->id), n, sent, dropped);
+}
+
 void
 ctl_on_message(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, void *arg)
 {
@@ -310,6 +347,8 @@ ctl_on_message(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, voi
 			    log_q(c->ent ? err.msg : "deleted"));
 			ctl_close(c, WS_CLOSE_POLICY, "renewToken failed");
 		}
+	} else if (m.type == HC_MSG_SYNC) {
+		ctl_sync_fanout(c, d, n);
 	} else if (m.type != HC_MSG_UNKNOWN) {
 		log_info("relay", "event=listener.unexpected_command id=%s type=%d", log_q(c->id), m.type);
 	}
@@ -502,6 +541,8 @@ route_listen(struct rsrv *s, struct ws *ws, const struct http1_msg *req, struct 
 	conn_set_kind(s, rs_ws_conn(ws), CK_NODE);
 	c->cancel_ok = hc_list_has_token(http1_msg_get(req, "Shir-Relay-Features") ?
 	    http1_msg_get(req, "Shir-Relay-Features") : "", "cancel");
+	c->sync_ok = hc_list_has_token(http1_msg_get(req, "Shir-Relay-Features") ?
+	    http1_msg_get(req, "Shir-Relay-Features") : "", "sync");
 	if (c->expiry > 0)
 		ctl_expiry_arm(c);
 	s->m.listen_ok++;

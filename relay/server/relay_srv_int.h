@@ -67,6 +67,7 @@ struct ctl {
 	struct ent *ent;
 	struct ws *ws;
 	bool cancel_ok;		/* the listener asked for {"cancel":...} messages */
+	bool sync_ok;		/* the listener sends and takes {"shirSync":...} */
 	char id[ID_MAX];
 	char peer[64];
 	int64_t expiry;
@@ -217,6 +218,7 @@ struct metrics {
 	double rv_sum;
 	uint64_t rv_buckets[8];
 	uint64_t renew_ok, renew_fail, token_expired;
+	uint64_t sync_relayed, sync_dropped;	/* node sync messages (docs/ha.md) */
 };
 
 static const double RV_BOUNDS[8] = { 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30 };

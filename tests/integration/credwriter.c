@@ -2,7 +2,8 @@
  * stores the credential NAME (default "counter") = "value-N" for N = 1, 2, ...
  * (COUNT times, default forever) as fast as it can and prints N after each
  * committed write; "credwriter DIR check" prints the store's version and the
- * value of "counter" (or fails with the reason). */
+ * value of "counter" (or fails with the reason); "credwriter DIR dump" prints
+ * every shared record (test_ha.py): NAME TAB MS.C.ORIGIN TAB VALUE or -deleted-. */
 #include "config.h"
 
 #include <stdio.h>
@@ -30,6 +31,22 @@ main(int argc, char **argv)
 	if (credstore_open(argv[1], &cs, &err) != 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		return 1;
+	}
+	if (strcmp(argv[2], "dump") == 0) {
+		struct credstore_rec *v = NULL;
+		size_t k, i;
+
+		if (credstore_records(cs, &v, &k, &err) != 0) {
+			fprintf(stderr, "%s\n", err.msg);
+			credstore_free(cs);
+			return 1;
+		}
+		for (i = 0; i < k; i++)
+			printf("%s\t%llu.%u.%s\t%s\n", v[i].name, (unsigned long long)v[i].hlc.ms,
+			    v[i].hlc.c, v[i].hlc.origin, v[i].value ? v[i].value : "-deleted-");
+		credstore_records_free(v, k);
+		credstore_free(cs);
+		return 0;
 	}
 	if (strcmp(argv[2], "check") == 0) {
 		int rc = credstore_version(cs, &ver, &err);

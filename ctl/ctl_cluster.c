@@ -1,0 +1,108 @@
+/* shirctl cluster: the runtime data key the nodes of one runtime share to keep
+ * the same credentials (docs/ha.md), and the sync status of the running node. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "ctl/ctl_admin.h"
+#include "ctl/ctl_client.h"
+#include "ctl/shirctl.h"
+#include "node/admin/credstore.h"
+#include "node/admin/seal.h"
+#include "node/cluster/rtkey.h"
+
+static const char ctl_cluster_usage[] = "cluster init | cluster export-key FILE | "
+    "cluster join FILE | cluster status [--json]";
+
+static int
+ctl_cluster_status(const struct ctl_ctx *ctx, int json)
+{
+	struct ctl_response r = { 0 };
+	cJSON *doc, *c, *p;
+	int rc = ctl_admin_call(ctx, "GET", "/v1/node", NULL, &r);
+
+	if (rc != 0) {
+		ctl_response_clear(&r);
+		if (rc == 2)
+			fprintf(stderr, "shirctl: shird is not running\n");
+		return rc == 2 ? 7 : 1;
+	}
+	doc = cJSON_Parse(r.body);
+	ctl_response_clear(&r);
+	c = cJSON_GetObjectItemCaseSensitive(doc, "cluster");
+	if (c == NULL) {
+		fprintf(stderr, "shirctl: shird gave no cluster status\n");
+		cJSON_Delete(doc);
+		return 1;
+	}
+	if (json) {
+		char *t = cJSON_Print(c);
+
+		printf("%s\n", t ? t : "{}");
+		free(t);
+		cJSON_Delete(doc);
+		return 0;
+	}
+	printf("sync:      %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(c, "sync")));
+	printf("node id:   %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(c, "nodeId")));
+	printf("digest:    %s (%d records)\n", cJSON_GetStringValue(cJSON_GetObjectItem(c, "digest")),
+	    (int)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "records")));
+	cJSON_ArrayForEach(p, cJSON_GetObjectItem(c, "peers"))
+		printf("peer %s: %s, %d records, seen %ds ago\n",
+		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "nodeId")),
+		    cJSON_IsTrue(cJSON_GetObjectItem(p, "agrees")) ? "agrees" : "differs",
+		    (int)cJSON_GetNumberValue(cJSON_GetObjectItem(p, "records")),
+		    (int)cJSON_GetNumberValue(cJSON_GetObjectItem(p, "secondsSinceSeen")));
+	cJSON_Delete(doc);
+	return 0;
+}
+
+int
+ctl_cmd_cluster(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	struct shir_error err;
+	struct conf *c = NULL;
+	char *pw = NULL;
+	int rc = 0, exp;
+
+	if (argc >= 2 && strcmp(argv[1], "status") == 0 && argc <= 3 &&
+	    (argc == 2 || strcmp(argv[2], "--json") == 0))
+		return ctl_cluster_status(ctx, argc == 3);
+	if (!((argc == 2 && strcmp(argv[1], "init") == 0) || (argc == 3 &&
+	    (strcmp(argv[1], "export-key") == 0 || strcmp(argv[1], "join") == 0)))) {
+		ctl_die_usage("cluster", ctl_cluster_usage);
+		return 2;
+	}
+	if ((c = ctl_admin_conf(ctx)) == NULL)
+		return 1;
+	if (strcmp(argv[1], "init") == 0) {
+		rc = rtkey_create(c->state_dir, &err);
+		if (rc == 0)
+			printf("made the runtime data key in %s/%s; copy it to the other nodes with "
+			    "'shirctl cluster export-key FILE' here and 'shirctl cluster join FILE' "
+			    "there\n", c->state_dir, RTKEY_FILE);
+		goto out;
+	}
+	exp = strcmp(argv[1], "export-key") == 0;
+	if ((rc = ctl_read_secret(exp ? "Password for the key file: " : "Password of the key "
+	    "file: ", exp, &pw, &err)) != 0)
+		goto out;
+	if (exp)
+		rc = rtkey_export(c->state_dir, pw, SEAL_SCRYPT_LOG2N, argv[2], &err);
+	else
+		rc = rtkey_import(c->state_dir, pw, argv[2], &err);
+	credstore_secret_free(pw);
+	if (rc == 0)
+		printf(exp ? "wrote the runtime data key to %s (sealed under the password)\n" :
+		    "took the runtime data key from %s; a running shird starts syncing within a "
+		    "second\n", argv[2]);
+out:
+	if (rc != 0)
+		fprintf(stderr, "shirctl: %s\n", err.msg);
+	conf_free(c);
+	return rc != 0;
+}

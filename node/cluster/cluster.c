@@ -1,0 +1,383 @@
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/crypto.h>
+
+#include "common/log.h"
+#include "node/admin/credstore.h"
+#include "node/cluster/cluster.h"
+#include "node/cluster/csync.h"
+#include "node/cluster/rtkey.h"
+#include "node/listener/listener.h"
+#include "node/node.h"
+
+struct cluster_peer {
+	char node[CREDSTORE_ORIGIN_MAX + 1];
+	char digest[CSYNC_DIGEST_LEN + 1];
+	uint64_t count;
+	time_t seen;
+};
+
+struct cluster {
+	struct node *n;
+	struct credstore *cs;	/* the admin subsystem's store */
+	char *state_dir;
+	char *store_path;
+	uint8_t key[RTKEY_LEN];
+	int have_key;
+	char nokey[256];	/* why there is no key */
+	char node_id[CREDSTORE_ORIGIN_MAX + 1];
+	struct event *tick;
+	struct stat seen;	/* the store file as last looked at */
+	int dirty;		/* look at the store again */
+	struct credstore_hlc pushed;	/* newest own version pushed */
+	char digest[CSYNC_DIGEST_LEN + 1];
+	uint64_t count;
+	time_t last_digest, last_dump, last_refused_log;
+	struct cluster_peer peers[CLUSTER_PEERS_MAX];
+	size_t npeers;
+	uint64_t sent, received, refused, applied;
+};
+
+static struct cluster *
+cluster_get(struct node *n)
+{
+	return node_ext(n, NODE_EXT_CLUSTER);
+}
+
+static void
+cluster_send(struct cluster *cl, char *text)
+{
+	if (text == NULL)
+		return;
+	if (listener_sync_send(cl->n, text, strlen(text)) > 0)
+		cl->sent++;
+	free(text);
+}
+
+/* Sends the records v[0..n) (split as needed). */
+static void
+cluster_send_records(struct cluster *cl, const struct credstore_rec *v, size_t n)
+{
+	struct shir_error err;
+	size_t next = 0;
+	char *text;
+
+	while (next < n) {
+		if (csync_encode_records(cl->key, cl->node_id, v, n, &next, &text, &err) != 0) {
+			log_error("cluster", "event=sync.encode_failed reason=%s", log_q(err.msg));
+			return;
+		}
+		cluster_send(cl, text);
+	}
+}
+
+static void
+cluster_send_digest(struct cluster *cl)
+{
+	struct shir_error err;
+	char *text = NULL;
+
+	if (cl->node_id[0] == 0)
+		return;
+	if (csync_encode_digest(cl->key, cl->node_id, cl->digest, cl->count, &text, &err) != 0) {
+		log_error("cluster", "event=sync.encode_failed reason=%s", log_q(err.msg));
+		return;
+	}
+	cluster_send(cl, text);
+	cl->last_digest = time(NULL);
+}
+
+/* Reads the store: the digest, and pushes this node's own changes since the
+ * last push. */
+static void
+cluster_look(struct cluster *cl)
+{
+	struct credstore_rec *v = NULL;
+	struct credstore_hlc newest;
+	struct shir_error err;
+	size_t n = 0, i, k = 0;
+	char old[CSYNC_DIGEST_LEN + 1];
+
+	if (credstore_node_id(cl->cs, cl->node_id, &err) != 0 ||
+	    credstore_records(cl->cs, &v, &n, &err) != 0) {
+		log_error("cluster", "event=sync.store_unreadable reason=%s", log_q(err.msg));
+		return;
+	}
+	snprintf(old, sizeof old, "%s", cl->digest);
+	csync_digest(v, n, cl->digest);
+	cl->count = n;
+	newest = cl->pushed;
+	/* own records newer than the last push go first in v */
+	for (i = 0; i < n; i++) {
+		if (strcmp(v[i].hlc.origin, cl->node_id) != 0 ||
+		    credstore_hlc_cmp(&v[i].hlc, &cl->pushed) <= 0)
+			continue;
+		if (credstore_hlc_cmp(&v[i].hlc, &newest) > 0)
+			newest = v[i].hlc;
+		if (k != i) {
+			struct credstore_rec t = v[k];
+
+			v[k] = v[i];
+			v[i] = t;
+		}
+		k++;
+	}
+	if (k > 0 && cl->have_key) {
+		log_info("cluster", "event=sync.push records=%zu digest=%s", k, cl->digest);
+		cluster_send_records(cl, v, k);
+		cl->pushed = newest;
+	}
+	if (cl->have_key && strcmp(old, cl->digest) != 0)
+		cluster_send_digest(cl);
+	credstore_records_free(v, n);
+}
+
+static void
+cluster_dump(struct cluster *cl, const char *why)
+{
+	struct credstore_rec *v = NULL;
+	struct shir_error err;
+	size_t n = 0;
+
+	if (credstore_records(cl->cs, &v, &n, &err) != 0) {
+		log_error("cluster", "event=sync.store_unreadable reason=%s", log_q(err.msg));
+		return;
+	}
+	log_info("cluster", "event=sync.send_all records=%zu why=%s", n, log_q(why));
+	cluster_send_records(cl, v, n);
+	cl->last_dump = time(NULL);
+	credstore_records_free(v, n);
+}
+
+static void
+cluster_note_peer(struct cluster *cl, const struct csync_msg *m)
+{
+	time_t now = time(NULL);
+	size_t i, oldest = 0;
+
+	for (i = 0; i < cl->npeers; i++)
+		if (strcmp(cl->peers[i].node, m->node) == 0)
+			break;
+	if (i == cl->npeers) {
+		if (cl->npeers < CLUSTER_PEERS_MAX) {
+			cl->npeers++;
+		} else {
+			for (i = 1; i < cl->npeers; i++)
+				if (cl->peers[i].seen < cl->peers[oldest].seen)
+					oldest = i;
+			i = oldest;
+		}
+		snprintf(cl->peers[i].node, sizeof cl->peers[i].node, "%s", m->node);
+		log_info("cluster", "event=sync.peer_seen node=%s", log_q(m->node));
+	}
+	snprintf(cl->peers[i].digest, sizeof cl->peers[i].digest, "%s", m->digest);
+	cl->peers[i].count = m->count;
+	cl->peers[i].seen = now;
+}
+
+static void
+cluster_on_sync(void *arg, const char *text, size_t len)
+{
+	struct cluster *cl = arg;
+	struct shir_error err;
+	struct csync_msg m;
+	size_t applied = 0;
+
+	if (!cl->have_key)
+		return;
+	if (csync_decode(cl->key, text, len, &m, &err) != 0) {
+		time_t now = time(NULL);
+
+		cl->refused++;
+		if (now - cl->last_refused_log >= 10) {
+			log_warn("cluster", "event=sync.refused bytes=%zu reason=%s refused=%llu", len,
+			    log_q(err.msg), (unsigned long long)cl->refused);
+			cl->last_refused_log = now;
+		}
+		return;
+	}
+	cl->received++;
+	if (strcmp(m.node, cl->node_id) == 0) {
+		csync_msg_clear(&m);
+		return;
+	}
+	if (m.kind == CSYNC_DIGEST) {
+		cluster_note_peer(cl, &m);
+		if (strcmp(m.digest, cl->digest) != 0 &&
+		    time(NULL) - cl->last_dump >= CLUSTER_DUMP_MIN_S)
+			cluster_dump(cl, "a peer's digest differs");
+	} else if (credstore_merge(cl->cs, m.recs, m.nrecs, m.node, &applied, &err) != 0) {
+		log_error("cluster", "event=sync.merge_failed from=%s reason=%s", log_q(m.node),
+		    log_q(err.msg));
+	} else if (applied > 0) {
+		cl->applied += applied;
+		cl->dirty = 1;
+		log_info("cluster", "event=sync.merged from=%s records=%zu applied=%zu",
+		    log_q(m.node), m.nrecs, applied);
+	}
+	csync_msg_clear(&m);
+}
+
+static int
+cluster_store_changed(struct cluster *cl)
+{
+	struct stat st;
+
+	if (stat(cl->store_path, &st) != 0)
+		memset(&st, 0, sizeof st);
+	if (st.st_ino == cl->seen.st_ino && st.st_size == cl->seen.st_size &&
+	    st.st_mtim.tv_sec == cl->seen.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == cl->seen.st_mtim.tv_nsec)
+		return 0;
+	cl->seen = st;
+	return 1;
+}
+
+static void
+cluster_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct cluster *cl = arg;
+	struct shir_error err;
+	time_t now = time(NULL);
+	size_t i;
+
+	(void)fd;
+	(void)what;
+	if (!cl->have_key) {
+		if (rtkey_load(cl->state_dir, cl->key, &err) != 0) {
+			snprintf(cl->nokey, sizeof cl->nokey, "%.250s", err.msg);
+			return;
+		}
+		cl->have_key = 1;
+		cl->nokey[0] = 0;
+		cl->dirty = 1;
+		log_info("cluster", "event=sync.enabled why=%s",
+		    log_q("the node has the runtime data key"));
+	}
+	if (cluster_store_changed(cl) || cl->dirty) {
+		cl->dirty = 0;
+		cluster_look(cl);
+	}
+	if (now - cl->last_digest >= CLUSTER_DIGEST_S)
+		cluster_send_digest(cl);
+	for (i = 0; i < cl->npeers;) {
+		if (now - cl->peers[i].seen > 4 * CLUSTER_DIGEST_S) {
+			log_info("cluster", "event=sync.peer_gone node=%s", log_q(cl->peers[i].node));
+			cl->peers[i] = cl->peers[--cl->npeers];
+		} else {
+			i++;
+		}
+	}
+}
+
+static void
+cluster_status(void *arg, cJSON *obj)
+{
+	struct cluster *cl = arg;
+	cJSON *c = cJSON_AddObjectToObject(obj, "cluster"), *peers;
+	time_t now = time(NULL);
+	size_t i, agree = 0;
+
+	if (c == NULL)
+		return;
+	cJSON_AddBoolToObject(c, "dataKey", cl->have_key);
+	if (!cl->have_key)
+		cJSON_AddStringToObject(c, "sync", cl->nokey[0] ? cl->nokey : "starting");
+	else
+		cJSON_AddStringToObject(c, "sync", "on");
+	cJSON_AddStringToObject(c, "nodeId", cl->node_id);
+	cJSON_AddStringToObject(c, "digest", cl->digest);
+	cJSON_AddNumberToObject(c, "records", (double)cl->count);
+	peers = cJSON_AddArrayToObject(c, "peers");
+	for (i = 0; i < cl->npeers && peers != NULL; i++) {
+		cJSON *p = cJSON_CreateObject();
+		int same = strcmp(cl->peers[i].digest, cl->digest) == 0;
+
+		if (p == NULL)
+			break;
+		agree += same;
+		cJSON_AddStringToObject(p, "nodeId", cl->peers[i].node);
+		cJSON_AddStringToObject(p, "digest", cl->peers[i].digest);
+		cJSON_AddNumberToObject(p, "records", (double)cl->peers[i].count);
+		cJSON_AddBoolToObject(p, "agrees", same);
+		cJSON_AddNumberToObject(p, "secondsSinceSeen", (double)(now - cl->peers[i].seen));
+		cJSON_AddItemToArray(peers, p);
+	}
+	cJSON_AddNumberToObject(c, "peersAgreeing", (double)agree);
+	cJSON_AddNumberToObject(c, "messagesSent", (double)cl->sent);
+	cJSON_AddNumberToObject(c, "messagesReceived", (double)cl->received);
+	cJSON_AddNumberToObject(c, "messagesRefused", (double)cl->refused);
+	cJSON_AddNumberToObject(c, "recordsApplied", (double)cl->applied);
+}
+
+static void
+cluster_free(struct cluster *cl)
+{
+	if (cl == NULL)
+		return;
+	if (cl->tick != NULL)
+		event_free(cl->tick);
+	OPENSSL_cleanse(cl->key, sizeof cl->key);
+	free(cl->state_dir);
+	free(cl->store_path);
+	free(cl);
+}
+
+int
+cluster_start(struct node *n, struct shir_error *err)
+{
+	struct node_hooks h;
+	struct cluster *cl;
+	struct timeval tv = { 0, CLUSTER_TICK_MS * 1000 };
+
+	if (cluster_get(n) != NULL)
+		return 0;
+	if ((cl = calloc(1, sizeof *cl)) == NULL)
+		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
+	cl->n = n;
+	cl->cs = node_ext(n, NODE_EXT_CREDS);
+	if (cl->cs == NULL) {
+		free(cl);
+		return shir_error_set(err, SHIR_EINTERNAL, "the credential store is not open");
+	}
+	if ((cl->state_dir = strdup(node_conf(n)->state_dir)) == NULL ||
+	    asprintf(&cl->store_path, "%s/%s", cl->state_dir, CREDSTORE_FILE) < 0 ||
+	    (cl->tick = event_new(node_base(n), -1, EV_PERSIST, cluster_tick, cl)) == NULL ||
+	    event_add(cl->tick, &tv) != 0) {
+		cluster_free(cl);
+		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
+	}
+	memset(&h, 0, sizeof h);
+	h.name = "cluster";
+	h.status = cluster_status;
+	h.arg = cl;
+	if (node_add_hooks(n, &h) != 0) {
+		cluster_free(cl);
+		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
+	}
+	node_set_ext(n, NODE_EXT_CLUSTER, cl);
+	listener_set_sync_handler(n, cluster_on_sync, cl);
+	cluster_tick(-1, 0, cl);
+	return 0;
+}
+
+void
+cluster_stop(struct node *n)
+{
+	struct cluster *cl = n ? cluster_get(n) : NULL;
+
+	if (cl == NULL)
+		return;
+	listener_set_sync_handler(n, NULL, NULL);
+	node_set_ext(n, NODE_EXT_CLUSTER, NULL);
+	cluster_free(cl);
+}

@@ -1,0 +1,12 @@
+# node/cluster/: the nodes of one runtime keep the same credentials (docs/ha.md):
+# the runtime data key (rtkey), the sealed sync messages (csync), the daemon
+# part on the event loop (cluster).
+libshir_a_SOURCES += \
+	node/cluster/rtkey.c node/cluster/rtkey.h \
+	node/cluster/csync.c node/cluster/csync.h \
+	node/cluster/cluster.c node/cluster/cluster.h
+
+UNIT_TESTS += tests/unit/test_csync
+FUZZ_TARGETS += tests/fuzz/fuzz_csync
+tests_fuzz_fuzz_csync_LDFLAGS = $(FUZZ_LINKFLAGS)
+INTEGRATION_TESTS += tests/integration/test_ha.py

@@ -1,0 +1,250 @@
+"""Integration: the nodes of one runtime keep the same credentials (docs/ha.md):
+shir-relay and several shird on loopback, sync messages sealed under the runtime
+data key and relayed on the nodes' control channels."""
+import os
+import re
+import signal
+import time
+
+import shirtest
+from shirtest import check, main, test, wait_until, TestFailure
+
+_first = len(shirtest._tests)
+from test_listener import Relay, node_with_relay, curl, stop_clean  # noqa: E402
+del shirtest._tests[_first:]    # test_listener's own tests are not this file's
+
+from authnode import expect_error  # noqa: E402
+from test_credentials_authoring import basic_server, ls_with, _Basic  # noqa: E402
+del shirtest._tests[_first:]
+
+PASSWORD = "key file password\n"
+
+
+class HaNode:
+    def __init__(self, h, relay, name, level="debug"):
+        self.h = h
+        self.relay = relay
+        self.name = name
+        self.start()
+
+    def start(self):
+        self.p, self.conf, self.sock = node_with_relay(
+            self.h, self.relay, name=self.name,
+            tail="[security]\nlocal_machine_access = true\n")
+
+    @property
+    def state(self):
+        return self.h.path("state-" + self.name)
+
+    def ctl(self, *args, input=None, rc=0):
+        r = self.h.run([self.h.bin("shirctl"), "--socket", self.sock, "--conf", self.conf] +
+                       list(args), input=input, check=None, timeout=60)
+        if rc is not None and r.returncode != rc:
+            raise TestFailure("shirctl %s on %s exited %d (want %d): %s %s" % (
+                " ".join(args), self.name, r.returncode, rc, r.stdout, r.stderr))
+        return r
+
+    def dump(self):
+        """{name: value or None} of the store, read from the file (any time)."""
+        r = self.h.run([self.h.bin("credwriter"), self.state, "dump"], check=0)
+        out = {}
+        for line in r.stdout.splitlines():
+            name, ver, val = line.split("\t", 2)
+            out[name] = (None if val == "-deleted-" else val, ver)
+        return out
+
+    def values(self):
+        return {k: v[0] for k, v in self.dump().items()}
+
+    def set(self, name, value):
+        self.ctl("credentials", "set", name, input=value + "\n")
+
+    def delete(self, name):
+        self.ctl("credentials", "delete", name)
+
+    def kill9(self):
+        self.p.p.kill()
+        self.p.wait_exit(10)
+
+
+def runtime(h, n, prefix="node"):
+    """A relay with one hybrid connection and n nodes sharing one data key."""
+    relay = Relay(h)
+    relay.create()
+    relay.start()
+    nodes = [HaNode(h, relay, "%s-%d" % (prefix, i + 1)) for i in range(n)]
+    nodes[0].ctl("cluster", "init")
+    keyfile = h.path("runtime.key")
+    nodes[0].ctl("cluster", "export-key", keyfile, input=PASSWORD)
+    check(os.stat(keyfile).st_mode & 0o777 == 0o600, "the key file must be 0600")
+    for nd in nodes[1:]:
+        nd.ctl("cluster", "join", keyfile, input=PASSWORD)
+    for nd in nodes:
+        nd.p.wait_log(r"event=sync.enabled")
+    return relay, nodes
+
+
+def converged(nodes, timeout, what):
+    last = {}
+
+    def same():
+        last["d"] = [nd.values() for nd in nodes]
+        return all(d == last["d"][0] for d in last["d"])
+    try:
+        wait_until(same, timeout, what)
+    except TestFailure as e:
+        raise TestFailure("%s; stores: %r" % (e, last.get("d")))
+    return last["d"][0]
+
+
+@test
+def test_credential_set_on_node_1_serves_node_3(h):
+    """a credential set on node 1 is used by a request node 3 serves; the relay never sees it"""
+    url = basic_server(h)
+    relay, nodes = runtime(h, 3)
+    n1, n2, n3 = nodes
+    t0 = time.monotonic()
+    n1.set("api-pw", "from-the-store")
+    wait_until(lambda: n3.values().get("api-pw") == "from-the-store", 10, "node 3 has it")
+    took = time.monotonic() - t0
+    check(took < 5, "a pushed change takes %.1fs to reach node 3" % took)
+    r = h.run([h.bin("shirctl"), "--socket", n3.sock, "author", "testConnection", "--local",
+               "--json"], input='{"linkedService": %s}' % __import__("json").dumps(
+                   ls_with(url, "api-pw")), check=0, timeout=60)
+    check('"Succeeded"' in r.stdout, r.stdout)
+    check(any(a.startswith("Basic ") for a in _Basic.seen), "node 3 called the store")
+    n3.p.wait_log(r"event=credential.synced name=api-pw change=stored")
+    converged(nodes, 10, "all three agree")
+    # the secret, the name and the node ids never pass in clear through the relay
+    rl = relay.proc.log()
+    check("from-the-store" not in rl and "api-pw" not in rl, "the relay saw a secret or a name")
+    check(re.search(r"event=listener.sync hc=myhc", rl), "the relay relayed sync messages")
+    for nd in nodes:
+        check("from-the-store" not in nd.p.log(), "a node logged the secret")
+    st = n2.ctl("cluster", "status", "--json").stdout
+    js = __import__("json").loads(st)
+    check(js["dataKey"] and js["sync"] == "on" and len(js["peers"]) == 2, st)
+    for nd in nodes:
+        stop_clean(nd.p)
+
+
+@test
+def test_stopped_node_catches_up(h):
+    """node 2 stopped; credentials changed and deleted; node 2 restarted converges"""
+    relay, nodes = runtime(h, 3)
+    n1, n2, n3 = nodes
+    n1.set("db", "v1")
+    n3.set("api", "a1")
+    converged(nodes, 15, "first values everywhere")
+    stop_clean(n2.p)
+    n1.set("db", "v2")
+    n3.delete("api")
+    n3.set("new", "n1")
+    converged([n1, n3], 15, "the two live nodes")
+    check(n2.values() == {"db": "v1", "api": "a1"}, "node 2 is stale while down: %r" % n2.values())
+    n2.start()
+    final = converged(nodes, 20, "node 2 catches up")
+    check(final == {"db": "v2", "api": None, "new": "n1"}, "%r" % final)
+    # a change made on node 2 while shird was stopped (shirctl writes the store
+    # directly) reaches the others when it comes back
+    stop_clean(n2.p)
+    n2.set("offline-change", "x")
+    n2.start()
+    final = converged(nodes, 20, "node 2's offline change spreads")
+    check(final.get("offline-change") == "x", "%r" % final)
+    for nd in nodes:
+        stop_clean(nd.p)
+
+
+@test
+def test_concurrent_writes_newest_wins(h):
+    """the same name written on two nodes while cut off from each other: both end with the newer"""
+    relay, nodes = runtime(h, 2)
+    n1, n2 = nodes
+    stop_clean(n2.p)
+    n2.set("shared", "older")      # while node 2 is down
+    time.sleep(0.05)
+    n1.set("shared", "newer")
+    n2.start()
+    final = converged(nodes, 20, "both agree")
+    check(final == {"shared": "newer"}, "%r" % final)
+    for nd in nodes:
+        stop_clean(nd.p)
+
+
+@test
+def test_other_runtime_refused(h):
+    """a node holding another runtime's data key on the same hybrid connection is refused"""
+    relay, nodes = runtime(h, 2)
+    n1, n2 = nodes
+    rogue = HaNode(h, relay, "rogue")
+    rogue.ctl("cluster", "init")        # its own key: not a member of this runtime
+    rogue.p.wait_log(r"event=sync.enabled")
+    rogue.set("db", "planted")
+    n1.set("db", "real")
+    m = n1.p.wait_log(r"event=sync.refused bytes=\d+ reason=(.*) refused=")
+    check("does not open under this runtime's data key" in m.group(1), m.group(1))
+    converged(nodes, 15, "members agree")
+    time.sleep(2)
+    check(n1.values() == {"db": "real"} and n2.values() == {"db": "real"},
+          "a foreign value got in: %r %r" % (n1.values(), n2.values()))
+    check(rogue.values() == {"db": "planted"}, "the rogue read members' values")
+    # a second join with a different key is refused (a member cannot be moved by mistake)
+    other = h.path("other.key")
+    rogue.ctl("cluster", "export-key", other, input=PASSWORD)
+    r = n1.ctl("cluster", "join", other, input=PASSWORD, rc=1)
+    check("another runtime data key" in r.stderr, r.stderr)
+    # a wrong password
+    r = rogue.ctl("cluster", "join", h.path("runtime.key"), input="wrong\n", rc=1)
+    check("cannot be opened" in r.stderr, r.stderr)
+    for nd in nodes + [rogue]:
+        stop_clean(nd.p)
+
+
+@test
+def test_kill9_mid_sync_loses_nothing(h):
+    """kill -9 of a node while it takes a large sync: every store opens and agrees afterwards"""
+    relay, nodes = runtime(h, 3)
+    n1, n2, n3 = nodes
+    stop_clean(n3.p)
+    # 200 credentials of 1 KiB written on node 1 while node 3 is away
+    value = "k" * 1024
+    for i in range(0, 200, 50):
+        stop_clean(n1.p)
+        for j in range(i, i + 50):
+            n1.set("c%03d" % j, value + str(j))
+        n1.start()
+    converged([n1, n2], 60, "nodes 1 and 2")
+    for attempt in range(3):
+        n3.start()
+        time.sleep(0.3 + 0.4 * attempt)
+        n3.kill9()
+        got = n3.values()      # opens: not corrupted
+        check(all(v == value + str(int(k[1:])) for k, v in got.items()),
+              "a bad value on node 3")
+    n3.start()
+    final = converged(nodes, 60, "all three after the kills")
+    check(len(final) == 200, "%d credentials" % len(final))
+    for nd in nodes:
+        stop_clean(nd.p)
+
+
+@test
+def test_sync_at_rest_is_quiet(h):
+    """without a runtime data key nothing is sent; with one, only digests at rest"""
+    relay = Relay(h)
+    relay.create()
+    relay.start()
+    a = HaNode(h, relay, "lone-a")
+    b = HaNode(h, relay, "lone-b")
+    a.set("x", "1")
+    time.sleep(2)
+    check(b.values() == {}, "synced without a key: %r" % b.values())
+    st = __import__("json").loads(a.ctl("cluster", "status", "--json").stdout)
+    check(not st["dataKey"] and "cluster init" in st["sync"], "%r" % st)
+    for nd in (a, b):
+        stop_clean(nd.p)
+
+
+if __name__ == "__main__":
+    main()
