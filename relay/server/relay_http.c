@@ -194,9 +194,10 @@ hconn_fail(struct hconn *h, int status, const char *msg)
 	}
 	body = rs_error_json(rs_error_code(status), msg);
 	out = bufferevent_get_output(h->bev);
+	/* a 503 is always worth sending again a second later */
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-	    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", status, http1_reason(status),
-	    body ? strlen(body) : 0, body ? body : "");
+	    "%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s", status, http1_reason(status),
+	    status == 503 ? "Retry-After: 1\r\n" : "", body ? strlen(body) : 0, body ? body : "");
 	free(body);
 	count_status(h->s, status);
 	log_info("relay", "event=http.response status=%d origin=relay hc=%s target=%s why=%s", status,

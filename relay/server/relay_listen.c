@@ -82,8 +82,11 @@ ctl_on_close(struct ws *ws, int code, const char *reason, bool remote, void *arg
 			h->resp_src = NULL;
 		if (h->ctl == c) {
 			h->ctl = NULL;
+			/* retryable: another listener of the hybrid connection (a
+			 * node of the same runtime) takes it (docs/ha.md) */
 			if ((h->st == H_WAIT || h->st == H_BODY) && h->rv == NULL)
-				hconn_fail(h, 502, "the listener went away before answering");
+				hconn_fail(h, 503, "the node serving the request went away before "
+				    "answering; send it again: the runtime's other nodes take it");
 			else if (h->st == H_RESP && c->body_for == h)
 				hconn_close(h);
 		}

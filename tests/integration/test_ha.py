@@ -21,15 +21,16 @@ PASSWORD = "key file password\n"
 
 
 class HaNode:
-    def __init__(self, h, relay, name, level="debug"):
+    def __init__(self, h, relay, name, extra=""):
         self.h = h
         self.relay = relay
         self.name = name
+        self.extra = extra
         self.start()
 
     def start(self):
         self.p, self.conf, self.sock = node_with_relay(
-            self.h, self.relay, name=self.name,
+            self.h, self.relay, name=self.name, extra=self.extra,
             tail="[security]\nlocal_machine_access = true\n")
 
     @property
@@ -67,12 +68,12 @@ class HaNode:
         self.p.wait_exit(10)
 
 
-def runtime(h, n, prefix="node"):
+def runtime(h, n, prefix="node", extra=""):
     """A relay with one hybrid connection and n nodes sharing one data key."""
     relay = Relay(h)
     relay.create()
     relay.start()
-    nodes = [HaNode(h, relay, "%s-%d" % (prefix, i + 1)) for i in range(n)]
+    nodes = [HaNode(h, relay, "%s-%d" % (prefix, i + 1), extra=extra) for i in range(n)]
     nodes[0].ctl("cluster", "init")
     keyfile = h.path("runtime.key")
     nodes[0].ctl("cluster", "export-key", keyfile, input=PASSWORD)
@@ -243,6 +244,76 @@ def test_sync_at_rest_is_quiet(h):
     st = __import__("json").loads(a.ctl("cluster", "status", "--json").stdout)
     check(not st["dataKey"] and "cluster init" in st["sync"], "%r" % st)
     for nd in (a, b):
+        stop_clean(nd.p)
+
+
+@test
+def test_node_killed_under_load(h):
+    """one of three nodes killed under a steady load: every request answered or refused with a
+    retryable status (503 + Retry-After), none hangs; new requests go only to live nodes"""
+    import json
+    import threading
+    relay, nodes = runtime(h, 3, extra="test_routes = true")
+    results = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    import subprocess
+    cfg = h.write("load.cfg", 'header = "ServiceBusAuthorization: %s"\n' % relay.send_token(),
+                  mode=0o600)
+
+    def load():
+        while not stop.is_set():
+            t = time.monotonic()
+            r = subprocess.run(["curl", "-sS", "-K", cfg, "-D", "-", "-o", "-", "-w",
+                                "\n%{http_code}", "http://127.0.0.1:%d/myhc/v1/test/blob?"
+                                "bytes=2000&delay_ms=300" % relay.port],
+                               capture_output=True, timeout=60)
+            body, _, code = r.stdout.rpartition(b"\n")
+            code = int(code or 0)
+            with lock:
+                results.append((code, time.monotonic() - t, body[:2000], time.monotonic()))
+    threads = [threading.Thread(target=load) for _ in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(3)
+    killed_at = time.monotonic()
+    nodes[1].kill9()
+    time.sleep(4)
+    stop.set()
+    for t in threads:
+        t.join(90)
+        check(not t.is_alive(), "a request hangs")
+    codes = {}
+    for code, took, body, _ in results:
+        codes[code] = codes.get(code, 0) + 1
+        check(took < 30, "a request took %.1fs" % took)
+        if code == 503:
+            check(b"Retry-After: 1" in body, "a 503 without Retry-After: %r" % body[:300])
+    check(set(codes) <= {200, 503}, "statuses %r" % codes)
+    late = [r for r in results if r[3] - r[1] > killed_at + 1.5]
+    check(late and all(r[0] == 200 for r in late), "a request sent after the kill failed")
+    print("# statuses %s, longest wait %.2fs" % (json.dumps(codes), max(r[1] for r in results)))
+    for nd in (nodes[0], nodes[2]):
+        stop_clean(nd.p)
+
+
+@test
+def test_25_nodes_converge(h):
+    """25 nodes on one runtime (the relay's listener limit): a set and a delete reach all"""
+    relay, nodes = runtime(h, 25, prefix="n")
+    nodes[0].set("db", "v1")
+    nodes[24].set("api", "a1")
+    final = converged(nodes, 30, "25 nodes agree")
+    check(final == {"db": "v1", "api": "a1"}, "%r" % final)
+    t0 = time.monotonic()
+    nodes[12].delete("db")
+    converged(nodes, 30, "the delete reaches 25 nodes")
+    print("# a delete on one node reached all 25 in %.1fs" % (time.monotonic() - t0))
+    fan = [int(x) for x in re.findall(r"event=listener.sync hc=myhc .* to=(\d+)",
+                                       relay.proc.log())]
+    check(fan and max(fan) == 24, "the relay hands a message to the 24 others: %r" % fan[-5:])
+    for nd in nodes:
         stop_clean(nd.p)
 
 
