@@ -51,6 +51,13 @@ ctl_cluster_status(const struct ctl_ctx *ctx, int json)
 	printf("node id:   %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(c, "nodeId")));
 	printf("digest:    %s (%d records)\n", cJSON_GetStringValue(cJSON_GetObjectItem(c, "digest")),
 	    (int)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "records")));
+	printf("state:     %s", cJSON_GetStringValue(cJSON_GetObjectItem(c, "state")));
+	if (cJSON_GetNumberValue(cJSON_GetObjectItem(c, "differsSeconds")) > 0)
+		printf(" (differs from the majority for %ds)",
+		    (int)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "differsSeconds")));
+	printf("\n");
+	cJSON_ArrayForEach(p, cJSON_GetObjectItem(c, "differing"))
+		printf("differing: %s\n", cJSON_GetStringValue(p));
 	cJSON_ArrayForEach(p, cJSON_GetObjectItem(c, "peers"))
 		printf("peer %s: %s, %d records, seen %ds ago\n",
 		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "nodeId")),

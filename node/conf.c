@@ -46,6 +46,9 @@ static const struct conf_key conf_table[] = {
 	  O(remote_access_port), "TCP port of node-to-node communication" },
 	{ "node", "remote_access_cert", CONF_T_PATH, 0, 0, NULL, NULL, true, O(remote_access_cert),
 	  "PEM certificate (and key) for node-to-node TLS" },
+	{ "node", "inactive_after", CONF_T_INT, 1, 86400, NULL, "120", true, O(inactive_after),
+	  "seconds this node's credentials may differ from most of its runtime's nodes before it "
+	  "shows Inactive (docs/ha.md)" },
 	{ "log", "level", CONF_T_ENUM, 0, 0, "error|warn|info|debug", "info", true, O(log_level),
 	  "log verbosity" },
 	{ "log", "file", CONF_T_STR, 0, 0, NULL, "-", true, O(log_file),

@@ -34,6 +34,7 @@ struct conf {
 	int operation_timeout;	/* seconds */
 	int request_memory_limit;	/* MiB per authoring request */
 	int shutdown_timeout;	/* seconds */
+	int inactive_after;	/* seconds: credentials differing from the runtime's majority */
 	bool remote_access;	/* node-to-node (high availability: stored, not used yet) */
 	int remote_access_port;
 	char *remote_access_cert;

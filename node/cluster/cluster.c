@@ -45,7 +45,14 @@ struct cluster {
 	struct cluster_peer peers[CLUSTER_PEERS_MAX];
 	size_t npeers;
 	uint64_t sent, received, refused, applied;
+	/* status parity: differing from most of the runtime's nodes */
+	time_t differs_since;	/* 0: agrees (or no majority) */
+	int inactive;
+	char diff[8][CREDSTORE_NAME_MAX + 1];	/* names that differed in the last records */
+	size_t ndiff;
 };
+
+#define CLUSTER_DIFF_MAX 8
 
 static struct cluster *
 cluster_get(struct node *n)
@@ -184,6 +191,84 @@ cluster_note_peer(struct cluster *cl, const struct csync_msg *m)
 	cl->peers[i].seen = now;
 }
 
+static int
+cluster_rec_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct credstore_rec *)a)->name,
+	    ((const struct credstore_rec *)b)->name);
+}
+
+/* Names whose version in a peer's records still differs from this store's
+ * after the merge (what an Inactive node names). */
+static void
+cluster_note_diff(struct cluster *cl, const struct csync_msg *m)
+{
+	struct credstore_rec *v = NULL, *l;
+	struct shir_error err;
+	size_t n = 0, i, k = 0;
+
+	if (credstore_records(cl->cs, &v, &n, &err) != 0)
+		return;
+	for (i = 0; i < m->nrecs && k < CLUSTER_DIFF_MAX; i++) {
+		l = bsearch(&m->recs[i], v, n, sizeof *v, cluster_rec_cmp);
+		if (l != NULL && credstore_hlc_cmp(&l->hlc, &m->recs[i].hlc) == 0 &&
+		    (l->value == NULL) == (m->recs[i].value == NULL))
+			continue;
+		snprintf(cl->diff[k++], sizeof cl->diff[0], "%s", m->recs[i].name);
+	}
+	if (k > 0)
+		cl->ndiff = k;
+	credstore_records_free(v, n);
+}
+
+/* Active or Inactive: this node's digest against the most common one of the
+ * live nodes (itself included). Inactive once it has differed from a strict
+ * majority for node.inactive_after seconds. */
+static void
+cluster_parity(struct cluster *cl, time_t now)
+{
+	size_t i, j, mine = 1, best = 0, bi = 0, cnt;
+	int differs;
+
+	for (i = 0; i < cl->npeers; i++)
+		if (strcmp(cl->peers[i].digest, cl->digest) == 0)
+			mine++;
+	for (i = 0; i < cl->npeers; i++) {
+		for (cnt = 0, j = 0; j < cl->npeers; j++)
+			cnt += strcmp(cl->peers[i].digest, cl->peers[j].digest) == 0;
+		if (cnt > best) {
+			best = cnt;
+			bi = i;
+		}
+	}
+	differs = cl->npeers > 0 && best > mine &&
+	    strcmp(cl->peers[bi].digest, cl->digest) != 0 && 2 * best > cl->npeers + 1;
+	if (!differs) {
+		if (cl->inactive)
+			log_info("cluster", "event=node.active why=%s",
+			    log_q("its credentials agree with the runtime's majority again"));
+		cl->inactive = 0;
+		cl->differs_since = 0;
+		cl->ndiff = 0;
+		return;
+	}
+	if (cl->differs_since == 0)
+		cl->differs_since = now;
+	if (!cl->inactive && now - cl->differs_since >= node_conf(cl->n)->inactive_after) {
+		char names[CLUSTER_DIFF_MAX * (CREDSTORE_NAME_MAX + 1) + 1] = "";
+
+		for (i = 0; i < cl->ndiff; i++) {
+			strcat(names, i ? "," : "");
+			strcat(names, cl->diff[i]);
+		}
+		cl->inactive = 1;
+		log_warn("cluster", "event=node.inactive differs_for_s=%lld majority=%zu/%zu "
+		    "differing=%s why=%s", (long long)(now - cl->differs_since), best,
+		    cl->npeers + 1, log_q(names[0] ? names : "unknown yet"),
+		    log_q("this node's credentials differ from most of its runtime's nodes"));
+	}
+}
+
 static void
 cluster_on_sync(void *arg, const char *text, size_t len)
 {
@@ -224,6 +309,8 @@ cluster_on_sync(void *arg, const char *text, size_t len)
 		log_info("cluster", "event=sync.merged from=%s records=%zu applied=%zu",
 		    log_q(m.node), m.nrecs, applied);
 	}
+	if (m.kind == CSYNC_RECORDS)
+		cluster_note_diff(cl, &m);
 	csync_msg_clear(&m);
 }
 
@@ -277,6 +364,7 @@ cluster_tick(evutil_socket_t fd, short what, void *arg)
 			i++;
 		}
 	}
+	cluster_parity(cl, now);
 }
 
 static void
@@ -313,6 +401,15 @@ cluster_status(void *arg, cJSON *obj)
 		cJSON_AddItemToArray(peers, p);
 	}
 	cJSON_AddNumberToObject(c, "peersAgreeing", (double)agree);
+	cJSON_AddStringToObject(c, "state", cl->inactive ? "Inactive" : "Active");
+	cJSON_AddNumberToObject(c, "differsSeconds",
+	    cl->differs_since ? (double)(now - cl->differs_since) : 0);
+	{
+		cJSON *d = cJSON_AddArrayToObject(c, "differing");
+
+		for (i = 0; i < cl->ndiff && d != NULL; i++)
+			cJSON_AddItemToArray(d, cJSON_CreateString(cl->diff[i]));
+	}
 	cJSON_AddNumberToObject(c, "messagesSent", (double)cl->sent);
 	cJSON_AddNumberToObject(c, "messagesReceived", (double)cl->received);
 	cJSON_AddNumberToObject(c, "messagesRefused", (double)cl->refused);

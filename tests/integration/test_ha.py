@@ -31,7 +31,18 @@ class HaNode:
     def start(self):
         self.p, self.conf, self.sock = node_with_relay(
             self.h, self.relay, name=self.name, extra=self.extra,
-            tail="[security]\nlocal_machine_access = true\n")
+            tail="[security]\nlocal_machine_access = true\n[node]\ninactive_after = 3\n")
+
+    def start_read_only(self):
+        """shird with its state directory read-only (its own mount namespace):
+        it reads its keys and store but can write nothing (a full or broken disk)"""
+        unshare = self.h.require("unshare", "util-linux")
+        ns = ["-m"] if os.geteuid() == 0 else ["-rm"]
+        self.p = self.h.start("shird-%s-ro" % self.name, [
+            unshare] + ns + ["sh", "-c", 'mount --bind "$0" "$0" && '
+                             'mount -o remount,bind,ro "$0" && exec "$@"', self.state,
+                             self.h.bin("shird"), "-f", self.conf])
+        self.p.wait_log(r"event=channel.connected channel=relay")
 
     @property
     def state(self):
@@ -295,6 +306,35 @@ def test_node_killed_under_load(h):
     check(late and all(r[0] == 200 for r in late), "a request sent after the kill failed")
     print("# statuses %s, longest wait %.2fs" % (json.dumps(codes), max(r[1] for r in results)))
     for nd in (nodes[0], nodes[2]):
+        stop_clean(nd.p)
+
+
+@test
+def test_inactive_when_differing_from_the_majority(h):
+    """a node that cannot take the runtime's credentials shows Inactive after node.inactive_after,
+    naming them; Active again once it agrees"""
+    import json
+    relay, nodes = runtime(h, 3)
+    n1, n2, n3 = nodes
+    stop_clean(n3.p)
+    n3.start_read_only()
+    n1.set("db", "v1")
+    m = n3.p.wait_log(r"event=node.inactive differs_for_s=(\d+) majority=2/3 differing=(\S+)",
+                      timeout=30)
+    check(int(m.group(1)) >= 3 and m.group(2) == "db", m.group(0))
+    st = json.loads(n3.ctl("cluster", "status", "--json").stdout)
+    check(st["state"] == "Inactive" and st["differing"] == ["db"], "%r" % st)
+    out = n3.ctl("cluster", "status").stdout
+    check("Inactive" in out and "differing: db" in out, out)
+    for nd in (n1, n2):
+        st = json.loads(nd.ctl("cluster", "status", "--json").stdout)
+        check(st["state"] == "Active", "%s: %r" % (nd.name, st))
+    stop_clean(n3.p)
+    n3.start()
+    converged(nodes, 20, "node 3 catches up")
+    wait_until(lambda: json.loads(n3.ctl("cluster", "status", "--json").stdout)["state"] ==
+               "Active", 15, "node 3 Active again")
+    for nd in nodes:
         stop_clean(nd.p)
 
 
