@@ -20,6 +20,8 @@
 #include "node/listener/ltun.h"
 #include "node/node.h"
 #include "node/workpool.h"
+#include "relay/hc_msg.h"
+#include "relay/http1.h"
 #include "relay/ws.h"
 #include "node/admin/servicehosts.h"
 
@@ -516,7 +518,16 @@ lchan_sync_send(struct lchan *ch, const char *text, size_t len)
 {
 	struct lchan_ws *s = ch->ctl;
 
+	const struct http1_msg *resp;
+	const char *feat;
+
 	if (s == NULL || !s->open || s->dead || ch->retired || s->ws == NULL)
+		return 0;
+	/* only to a relay that said it relays them (shir-relay answers the
+	 * listen with "Shir-Relay-Features: sync"; Azure Relay does not) */
+	resp = ws_request(s->ws);
+	feat = resp != NULL ? http1_msg_get(resp, "Shir-Relay-Features") : NULL;
+	if (feat == NULL || !hc_list_has_token(feat, "sync"))
 		return 0;
 	ws_send(s->ws, WS_OP_TEXT, text, len);
 	return 1;

@@ -450,6 +450,8 @@ front_ws_request(struct ws *ws, const struct http1_msg *req, void *arg)
 	free(action);
 }
 
+static const char *const SYNC_ACK[] = { "Shir-Relay-Features: sync", NULL };
+
 static void
 route_listen(struct rsrv *s, struct ws *ws, const struct http1_msg *req, struct ent *e,
     const char *query)
@@ -529,7 +531,11 @@ route_listen(struct rsrv *s, struct ws *ws, const struct http1_msg *req, struct 
 	}
 	free(sid);
 	ws_set_callbacks(ws, &CTL_CB, c);
-	if (ws_accept(ws, NULL, NULL) != 0) {
+	c->sync_ok = hc_list_has_token(http1_msg_get(req, "Shir-Relay-Features") ?
+	    http1_msg_get(req, "Shir-Relay-Features") : "", "sync");
+	/* a node sends sync messages only to a relay that says it relays them
+	 * (Azure Relay would not know them) */
+	if (ws_accept(ws, NULL, c->sync_ok ? SYNC_ACK : NULL) != 0) {
 		event_free(c->expiry_timer);
 		free(c);
 		rs_ws_fail(s, ws, 500, NULL, "could not accept");
@@ -544,8 +550,6 @@ route_listen(struct rsrv *s, struct ws *ws, const struct http1_msg *req, struct 
 	conn_set_kind(s, rs_ws_conn(ws), CK_NODE);
 	c->cancel_ok = hc_list_has_token(http1_msg_get(req, "Shir-Relay-Features") ?
 	    http1_msg_get(req, "Shir-Relay-Features") : "", "cancel");
-	c->sync_ok = hc_list_has_token(http1_msg_get(req, "Shir-Relay-Features") ?
-	    http1_msg_get(req, "Shir-Relay-Features") : "", "sync");
 	if (c->expiry > 0)
 		ctl_expiry_arm(c);
 	s->m.listen_ok++;
