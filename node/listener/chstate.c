@@ -9,6 +9,7 @@
 #include "node/listener/chstate.h"
 #include "common/log.h"
 #include "node/node.h"
+#include "relay/announce.h"
 
 static const char *const chstate_names[] = {
 	[CHSTATE_CONNECTING] = "Connecting",
@@ -115,6 +116,13 @@ chstate_down(struct chstate *cs, int64_t now_ms, enum chstate_why why, int code,
 			    "relay %s refused the node's key for %s (403 %s): authorization failed; "
 			    "the key needs the Listen right on this hybrid connection", cs->endpoint,
 			    cs->path, d ? d : "Forbidden");
+		} else if (code == 409 && d != NULL &&
+		    strncmp(d, ANNOUNCE_NAME_IN_USE, strlen(ANNOUNCE_NAME_IN_USE)) == 0) {
+			snprintf(e, n,
+			    "relay %s refused this node (409 %s): another machine is connected to "
+			    "%s under this node's name; give each node its own name ([node] name in "
+			    "shird.conf); retrying in case the other one is gone", cs->endpoint, d,
+			    cs->path);
 		} else {
 			snprintf(e, n, "relay %s answered the listen request with %d%s%s", cs->endpoint,
 			    code, d ? " " : "", d ? d : "");

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "node/listener/ltun.h"
 #include "node/node.h"
+#include "relay/announce.h"
 #include "relay/ws.h"
 
 void
@@ -376,7 +377,8 @@ lchan_ws_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err
 	struct ws_options opt;
 	struct ws_client_request rq;
 	char host[300], auth[1400], *token = NULL;
-	const char *hdrs[3] = { NULL, NULL, NULL };
+	const char *hdrs[6] = { NULL, NULL, NULL, NULL, NULL, NULL };
+	struct announce_lines ann;
 
 	s->dial = NULL;
 	if (bev == NULL) {
@@ -415,6 +417,13 @@ lchan_ws_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err
 		/* shir-relay then sends {"cancel":{"id":...}} when the sender of an
 		 * inline request goes away (docs/relay.md); others ignore it */
 		hdrs[1] = "Shir-Relay-Features: cancel";
+		/* the node's name, version and installation (relay/announce.h) */
+		if (announce_headers(node_name(ch->ctx->node), PACKAGE_VERSION, ch->ctx->instance,
+		    &ann) == 0) {
+			hdrs[2] = ann.node;
+			hdrs[3] = ann.version;
+			hdrs[4] = ann.instance;
+		}
 		rq.headers = hdrs;
 	}
 	s->ws = ws_new_client(bev, &rq, &opt, &lchan_ws_ws_cbs, s);

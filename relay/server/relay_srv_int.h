@@ -30,6 +30,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "relay/announce.h"
 #include "relay/hc_msg.h"
 #include "relay/http1.h"
 #include "common/log.h"
@@ -67,6 +68,7 @@ struct ctl {
 	struct ent *ent;
 	struct ws *ws;
 	bool cancel_ok;		/* the listener asked for {"cancel":...} messages */
+	struct announce ann;	/* node name, version, instance (relay/announce.h) */
 	char id[ID_MAX];
 	char peer[64];
 	int64_t expiry;
