@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "common/random.h"
 #include "node/admin/admin_node.h"
+#include "node/admin/credstore.h"
 #include "node/admin/registration.h"
 #include "node/admin/statuspage.h"
 #include "node/api.h"
@@ -687,6 +688,32 @@ sp_api_ui(struct api_reply *r, const struct api_request *rq, void *ud)
 	api_reply_json(r, 200, o);
 }
 
+/* GET /metrics: the credential store's version and each credential's (names
+ * only; a value never leaves the store). */
+static void
+sp_metrics_hook(void *arg, struct evbuffer *out)
+{
+	struct statuspage *sp = arg;
+	struct credstore *cs = node_ext(sp->node, NODE_EXT_CREDS);
+	struct credstore_info *v = NULL;
+	struct shir_error err;
+	uint64_t ver = 0;
+	size_t i, n = 0;
+
+	if (cs == NULL || credstore_version(cs, &ver, &err) != 0 ||
+	    credstore_list(cs, 0, &v, &n, &err) != 0)
+		return;
+	evbuffer_add_printf(out, "# HELP shird_credentials_version The credential store's version "
+	    "(grows with each change).\n# TYPE shird_credentials_version gauge\n"
+	    "shird_credentials_version %llu\n# HELP shird_credential_version A credential's "
+	    "version (its changes).\n# TYPE shird_credential_version gauge\n",
+	    (unsigned long long)ver);
+	for (i = 0; i < n; i++)
+		evbuffer_add_printf(out, "shird_credential_version{name=\"%s\"} %llu\n", v[i].name,
+		    (unsigned long long)v[i].version);
+	free(v);
+}
+
 int
 statuspage_start(struct node *n, struct shir_error *err)
 {
@@ -703,6 +730,16 @@ statuspage_start(struct node *n, struct shir_error *err)
 	sp_the = sp;
 	if ((rc = api_route(node_api(n), "GET", "/v1/node/ui", API_FROM_LOCAL, sp_api_ui, sp)) != 0)
 		return shir_error_set(err, rc, "cannot add the /v1/node/ui route");
+	{
+		struct node_hooks h;
+
+		memset(&h, 0, sizeof h);
+		h.name = "statuspage";
+		h.metrics = sp_metrics_hook;
+		h.arg = sp;
+		if ((rc = node_add_hooks(n, &h)) != 0)
+			return shir_error_set(err, rc, "cannot register the status page's hooks");
+	}
 	if (c->admin_status_page && *c->admin_status_page) {
 		if (sp_token_load(sp, c->state_dir, err) != 0 ||
 		    sp_listen(sp, &sp->page, "status_page", c->admin_status_page, sp_page_cb, err) != 0)

@@ -387,7 +387,8 @@ lchan_ws_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err
 			    hcdial_via_proxy(err) ? CHSTATE_WHY_PROXY : CHSTATE_WHY_NETWORK;
 
 			lchan_ws_kill(s);
-			lchan_down(ch, why, 0, err->msg);
+			lchan_down(ch, why, why == CHSTATE_WHY_PROXY ? (int)chstate_proxy_kind(err->code) :
+			    0, err->msg);
 		} else {
 			log_warn("listener", "event=rendezvous.failed channel=%s reason=%s",
 			    log_q(ch->cs.name), log_q(err->msg));

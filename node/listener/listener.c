@@ -111,6 +111,14 @@ listener_metrics_one(struct evbuffer *out, const struct chstate *cs, int replaci
 	    "shird_channel_inflight{channel=\"%s\",replacing=\"%d\"} %u\n", cs->name, replacing,
 	    cs->connects, cs->name, replacing, (unsigned long long)cs->bytes_in, cs->name, replacing,
 	    (unsigned long long)cs->bytes_out, cs->name, replacing, cs->inflight);
+	for (st = 0; st < CHSTATE_WHY_COUNT; st++)
+		evbuffer_add_printf(out, "shird_channel_disconnects_total{channel=\"%s\",replacing="
+		    "\"%d\",cause=\"%s\"} %u\n", cs->name, replacing,
+		    chstate_why_name((enum chstate_why)st), cs->downs[st]);
+	for (st = 0; st < CHSTATE_PROXY_COUNT; st++)
+		evbuffer_add_printf(out, "shird_channel_proxy_failures_total{channel=\"%s\","
+		    "replacing=\"%d\",kind=\"%s\"} %u\n", cs->name, replacing,
+		    chstate_proxy_kind_name((enum chstate_proxy_kind)st), cs->proxy_fails[st]);
 }
 
 /* GET /metrics: each channel's state, connects, bytes and requests in flight. */
@@ -129,7 +137,11 @@ listener_metrics_hook(void *arg, struct evbuffer *out)
 	    "# HELP shird_channel_bytes_out_total Bytes a channel sent.\n"
 	    "# TYPE shird_channel_bytes_out_total counter\n"
 	    "# HELP shird_channel_inflight Requests and tunnels a channel serves now.\n"
-	    "# TYPE shird_channel_inflight gauge\n");
+	    "# TYPE shird_channel_inflight gauge\n"
+	    "# HELP shird_channel_disconnects_total Failed connects and drops of a channel, by "
+	    "cause.\n# TYPE shird_channel_disconnects_total counter\n"
+	    "# HELP shird_channel_proxy_failures_total A channel's proxy failures, by kind.\n"
+	    "# TYPE shird_channel_proxy_failures_total counter\n");
 	for (i = 0; i < l->nslots; i++) {
 		listener_metrics_one(out, lchan_state(l->slots[i].cur), 0);
 		if (l->slots[i].next != NULL)

@@ -282,5 +282,40 @@ def test_metrics_on_loopback_tcp(h):
     stop_clean(p)
 
 
+def metric(body, name):
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
+
+
+@test
+def test_metrics_causes_proxy_kinds_and_credentials(h):
+    """/metrics: disconnects by cause, proxy failures by kind, credential versions"""
+    port, dead = free_port(), free_port()
+    key = h.write("node.key", "c2VjcmV0c2VjcmV0c2VjcmV0\n", mode=0o600)
+    conf, sock = shird_conf(h, endpoint="wss://relay.test:443", key_file=key,
+                            tail="[proxy]\nmode = custom\naddress = 127.0.0.1\nport = %d\n"
+                            "[admin]\nmetrics = 127.0.0.1:%d\n" % (dead, port))
+    p = h.start("shird", [h.bin("shird"), "-f", conf])
+    p.wait_log(r"event=listening what=metrics")
+    h.run([h.bin("shirctl"), "--socket", sock, "--conf", conf, "credentials", "set", "pg-a"],
+          input="x\n", check=0)
+    h.run([h.bin("shirctl"), "--socket", sock, "--conf", conf, "credentials", "set", "pg-a"],
+          input="y\n", check=0)
+    p.wait_log(r"event=channel.disconnected .*proxy http://127\.0\.0\.1:%d refused" % dead)
+    name = 'shird_channel_proxy_failures_total{channel="relay",replacing="0",kind="unreachable"}'
+    body = wait_until(lambda: (lambda b: metric(b, name) and b)(
+        http("http://127.0.0.1:%d/metrics" % port)[1]), 20, "a proxy failure counted")
+    check(metric(body, 'shird_channel_disconnects_total{channel="relay",replacing="0",'
+                 'cause="proxy"}') >= 1, "disconnects by cause:\n%s", body)
+    check(metric(body, 'shird_channel_proxy_failures_total{channel="relay",replacing="0",'
+                 'kind="auth"}') == 0, "kinds:\n%s", body)
+    check(metric(body, "shird_credentials_version") == 2, "store version:\n%s", body)
+    check(metric(body, 'shird_credential_version{name="pg-a"}') == 2, "credential:\n%s", body)
+    check("\nx\n" not in body and "\ny\n" not in body, "a value in /metrics")
+    stop_clean(p)
+
+
 if __name__ == "__main__":
     main()
