@@ -14,6 +14,9 @@ sysusersdir = $(prefix)/lib/sysusers.d
 tmpfilesdir = $(prefix)/lib/tmpfiles.d
 SHIR_SYSFILES = conf/shir.sysusers conf/shir.tmpfiles conf/shir-relay.sysusers conf/shir-relay.tmpfiles
 EXTRA_DIST += conf/shird.service.in conf/shir-relay.service.in $(SHIR_SYSFILES)
+# Prometheus: a scrape configuration and alert rules (docs/admin.md "Metrics")
+prometheusdir = $(docdir)/examples/prometheus
+dist_prometheus_DATA = conf/prometheus/prometheus-shird.yml conf/prometheus/shird-alerts.yml
 CLEANFILES += conf/shird.service conf/shir-relay.service
 
 conf_edit = sed -e 's|@sbindir[@]|$(sbindir)|g' -e 's|@sysconfdir[@]|$(sysconfdir)|g' \

@@ -314,6 +314,14 @@ def test_metrics_causes_proxy_kinds_and_credentials(h):
     check(metric(body, "shird_credentials_version") == 2, "store version:\n%s", body)
     check(metric(body, 'shird_credential_version{name="pg-a"}') == 2, "credential:\n%s", body)
     check("\nx\n" not in body and "\ny\n" not in body, "a value in /metrics")
+    # every series the sample alert rules use is one shird serves
+    import re
+    from shirtest import SRCDIR
+    rules = open(os.path.join(SRCDIR, "conf", "prometheus", "shird-alerts.yml")).read()
+    used = set(re.findall(r"\b(shird_[a-z_]+)", rules))
+    check(used and all(("\n%s{" % m) in body or ("\n%s " % m) in body for m in used),
+          "the alert rules use series shird does not serve: %s",
+          sorted(m for m in used if ("\n%s{" % m) not in body and ("\n%s " % m) not in body))
     stop_clean(p)
 
 
