@@ -28,7 +28,9 @@ node/admin/statuspage_assets.c: $(SP_ASSETS) Makefile
 
 UNIT_TESTS += tests/unit/test_seal tests/unit/test_credstore tests/unit/test_confedit \
 	tests/unit/test_admin_node
-FUZZ_TARGETS += tests/fuzz/fuzz_confedit tests/fuzz/fuzz_seal tests/fuzz/fuzz_registration
+FUZZ_TARGETS += tests/fuzz/fuzz_confedit tests/fuzz/fuzz_seal tests/fuzz/fuzz_registration \
+	tests/fuzz/fuzz_statuspage_addr
+tests_fuzz_fuzz_statuspage_addr_LDFLAGS = $(FUZZ_LINKFLAGS)
 tests_fuzz_fuzz_confedit_LDFLAGS = $(FUZZ_LINKFLAGS)
 tests_fuzz_fuzz_seal_LDFLAGS = $(FUZZ_LINKFLAGS)
 tests_fuzz_fuzz_registration_LDFLAGS = $(FUZZ_LINKFLAGS)

@@ -99,9 +99,11 @@ def tool(h, program, package):
 
 def copy_source(dst):
     def ignore(d, names):
+        skip = [n for n in names if n == "autom4te.cache" or
+                os.path.abspath(os.path.join(d, n)) == os.path.abspath(PKGDIR)]
         if os.path.abspath(d) == os.path.abspath(SRCDIR):
-            return [n for n in names if n.startswith("build") or n in (".git", "autom4te.cache")]
-        return [n for n in names if n in ("autom4te.cache",)]
+            skip += [n for n in names if n.startswith("build") or n == ".git"]
+        return skip
     shutil.copytree(SRCDIR, dst, symlinks=True, ignore=ignore)
 
 
