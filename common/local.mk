@@ -6,6 +6,7 @@ libshir_a_SOURCES += \
 	common/jsonutil.c common/jsonutil.h \
 	common/evread.c common/evread.h \
 	common/atomicfile.c common/atomicfile.h \
-	common/random.c common/random.h
+	common/random.c common/random.h \
+	common/sdnotify.c common/sdnotify.h
 
 UNIT_TESTS += tests/unit/test_log tests/unit/test_jsonutil tests/unit/test_evread tests/unit/test_random

@@ -215,3 +215,25 @@ ctl_cmd_logs(struct ctl_ctx *ctx, int argc, char **argv)
 	free(last);
 	return rc;
 }
+
+/* ui: the local status page's address with its token in the fragment (the
+ * part a browser never sends), from GET /v1/node/ui. */
+int
+ctl_cmd_ui(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	int json = ctx->json || ctl_has_flag(argc, argv, "--json"), rc;
+	cJSON *o;
+	char *raw = NULL;
+
+	if (argc > 2 || (argc == 2 && !json))
+		ctl_die_usage("ui", "ui [--json]");
+	if ((rc = ctl_node_get(ctx, "GET", "/v1/node/ui", NULL, &o, &raw)) != 0)
+		return rc;
+	if (json)
+		printf("%s\n", raw);
+	else
+		printf("%s#token=%s\n", ctl_json_str(o, "url"), ctl_json_str(o, "token"));
+	free(raw);
+	cJSON_Delete(o);
+	return 0;
+}

@@ -35,6 +35,8 @@ static const struct ctl_cmd ctl_cmds[] = {
 	  "save the node's recent log lines, redacted (Send log), to a new file (0600)" },
 	{ "logs", { NULL }, ctl_cmd_logs, "logs [--lines N] [--follow]",
 	  "print the node's recent log lines (default 200); --follow prints new ones as they come" },
+	{ "ui", { NULL }, ctl_cmd_ui, "ui [--json]",
+	  "print the local status page's address with its token ([admin] status_page)" },
 	{ "reload", { NULL }, ctl_cmd_reload, "reload",
 	  "reload shird.conf in the running shird (like SIGHUP)" },
 	/* proxy (proxy/ctl_proxy.c) */

@@ -38,6 +38,7 @@ int ctl_cmd_reload(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_get_ip(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_send_logs(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_logs(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_ui(struct ctl_ctx *ctx, int argc, char **argv);
 /* proxy (proxy/ctl_proxy.c) */
 int ctl_cmd_proxy(struct ctl_ctx *ctx, int argc, char **argv);
 

@@ -49,6 +49,10 @@ static const struct conf_key conf_table[] = {
 	{ "node", "inactive_after", CONF_T_INT, 1, 86400, NULL, "120", true, O(inactive_after),
 	  "seconds this node's credentials may differ from most of its runtime's nodes before it "
 	  "shows Inactive (docs/ha.md)" },
+	{ "admin", "status_page", CONF_T_STR, 0, 0, NULL, NULL, false, O(admin_status_page),
+	  "loopback host:port of the local status page (shirctl ui); unset: off" },
+	{ "admin", "metrics", CONF_T_STR, 0, 0, NULL, NULL, false, O(admin_metrics),
+	  "loopback host:port serving GET /metrics to Prometheus; unset: off" },
 	{ "log", "level", CONF_T_ENUM, 0, 0, "error|warn|info|debug", "info", true, O(log_level),
 	  "log verbosity" },
 	{ "log", "file", CONF_T_STR, 0, 0, NULL, "-", true, O(log_file),

@@ -38,6 +38,9 @@ struct conf {
 	bool remote_access;	/* node-to-node (high availability: stored, not used yet) */
 	int remote_access_port;
 	char *remote_access_cert;
+	/* [admin] loopback listeners (node/admin/statuspage.c) */
+	char *admin_status_page;	/* host:port or NULL */
+	char *admin_metrics;		/* host:port or NULL */
 	/* [log] */
 	int log_level;		/* enum log_level */
 	char *log_file;

@@ -30,6 +30,7 @@
 #include "common/evread.h"
 #include "common/jsonutil.h"
 #include "common/log.h"
+#include "common/sdnotify.h"
 #include "node/node.h"
 #include "relay/ws.h"
 #include "node/shird.h"
@@ -39,6 +40,7 @@ struct shird {
 	struct node *node;
 	struct ctlsock *ctl;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_drain, *ev_trim;
+	struct sdnotify *sdn;	/* readiness and watchdog under systemd */
 	struct timeval drain_deadline;
 	int draining;
 	int exit_code;
@@ -112,6 +114,7 @@ shird_on_term(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	d->draining = 1;
+	sdnotify_stopping();
 	log_info("main", "event=shutdown.begin signal=%s inflight=%u deadline_s=%d",
 	    sig == SIGTERM ? "TERM" : "INT", api_inflight(node_api(d->node)),
 	    node_conf(d->node)->shutdown_timeout);
@@ -284,9 +287,11 @@ main(int argc, char **argv)
 		goto out;
 	}
 	api_log_routes(node_api(d.node));
+	d.sdn = sdnotify_ready(d.base, "main", "serving; shirctl status for the channels");
 	event_base_dispatch(d.base);
 	d.exit_code = 0;
 out:
+	sdnotify_free(d.sdn);
 	shird_hook_stop(d.node);
 	ctlsock_free(d.ctl);
 	if (d.ev_drain)

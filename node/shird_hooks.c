@@ -9,6 +9,7 @@
 #include "node/listener/listener.h"
 #include "node/listener/lspec.h"
 #include "node/admin/registration.h"
+#include "node/admin/statuspage.h"
 #include "common/log.h"
 #include "node/node.h"
 #include "node/proxy_node.h"
@@ -42,6 +43,10 @@ shird_hook_validate(const struct conf *c, struct shir_error *err)
 {
 	/* proxy: load and check the .NET config files / custom proxy */
 	if (proxy_node_validate(c, err) != 0)
+		return err->code;
+
+	/* status page and metrics: loopback addresses only */
+	if (statuspage_validate(c, err) != 0)
 		return err->code;
 
 	/* listener: check relay settings and key files */
@@ -83,6 +88,10 @@ shird_hook_start(struct node *n, struct shir_error *err)
 	/* listener: start the control channels */
 	if (listener_start(n, err) != 0)
 		return err->code ? err->code : SHIR_EINTERNAL;
+
+	/* the local status page and /metrics on loopback ([admin]) */
+	if (statuspage_start(n, err) != 0)
+		return err->code ? err->code : SHIR_EINTERNAL;
 	(void)c;
 
 	/* cluster: credential sync with the runtime's other nodes, over the
@@ -109,6 +118,9 @@ shird_hook_stop(struct node *n)
 	/* each subsystem frees its state, in reverse order of start */
 	/* cluster */
 	cluster_stop(n);
+
+	/* status page (its diagnose child, its listeners) */
+	statuspage_stop(n);
 
 	/* listener */
 	listener_stop(n);

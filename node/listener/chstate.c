@@ -9,12 +9,58 @@
 #include "node/listener/chstate.h"
 #include "common/log.h"
 #include "node/node.h"
+#include "relay/announce.h"
 
 static const char *const chstate_names[] = {
 	[CHSTATE_CONNECTING] = "Connecting",
 	[CHSTATE_CONNECTED] = "Connected",
 	[CHSTATE_DISCONNECTED] = "Disconnected",
 };
+
+static const char *const chstate_why_names[CHSTATE_WHY_COUNT] = {
+	[CHSTATE_WHY_NETWORK] = "network", [CHSTATE_WHY_PROXY] = "proxy",
+	[CHSTATE_WHY_TLS] = "tls", [CHSTATE_WHY_HANDSHAKE] = "handshake",
+	[CHSTATE_WHY_CLOSED] = "closed", [CHSTATE_WHY_DEAD] = "dead",
+	[CHSTATE_WHY_PROTOCOL] = "protocol", [CHSTATE_WHY_CONFIG] = "config",
+};
+
+static const char *const chstate_proxy_kinds[CHSTATE_PROXY_COUNT] = {
+	[CHSTATE_PROXY_AUTH] = "auth", [CHSTATE_PROXY_DENIED] = "denied",
+	[CHSTATE_PROXY_UNREACHABLE] = "unreachable", [CHSTATE_PROXY_TIMEOUT] = "timeout",
+	[CHSTATE_PROXY_OTHER] = "other",
+};
+
+const char *
+chstate_why_name(enum chstate_why why)
+{
+	return (unsigned)why < CHSTATE_WHY_COUNT ? chstate_why_names[why] : "?";
+}
+
+const char *
+chstate_proxy_kind_name(enum chstate_proxy_kind k)
+{
+	return (unsigned)k < CHSTATE_PROXY_COUNT ? chstate_proxy_kinds[k] : "?";
+}
+
+/* The proxy dialer's error codes (proxy/proxy_dial.c) sorted into kinds. */
+enum chstate_proxy_kind
+chstate_proxy_kind(int shir_code)
+{
+	switch (shir_code) {
+	case SHIR_EAUTH:
+		return CHSTATE_PROXY_AUTH;
+	case SHIR_EPROXY:
+		return CHSTATE_PROXY_DENIED;
+	case SHIR_ETIMEDOUT:
+		return CHSTATE_PROXY_TIMEOUT;
+	case SHIR_EDNS:
+	case SHIR_ECONNREFUSED:
+	case SHIR_EIO:
+		return CHSTATE_PROXY_UNREACHABLE;
+	default:
+		return CHSTATE_PROXY_OTHER;
+	}
+}
 
 const char *
 chstate_name(enum chstate_state s)
@@ -87,6 +133,10 @@ chstate_down(struct chstate *cs, int64_t now_ms, enum chstate_why why, int code,
 	int retry = 1;
 	int64_t delay;
 
+	if ((unsigned)why < CHSTATE_WHY_COUNT)
+		cs->downs[why]++;
+	if (why == CHSTATE_WHY_PROXY)
+		cs->proxy_fails[(unsigned)code < CHSTATE_PROXY_COUNT ? code : CHSTATE_PROXY_OTHER]++;
 	switch (why) {
 	case CHSTATE_WHY_NETWORK:
 		snprintf(e, n, "relay %s unreachable: %s", cs->endpoint, d ? d : "network error");
@@ -115,6 +165,13 @@ chstate_down(struct chstate *cs, int64_t now_ms, enum chstate_why why, int code,
 			    "relay %s refused the node's key for %s (403 %s): authorization failed; "
 			    "the key needs the Listen right on this hybrid connection", cs->endpoint,
 			    cs->path, d ? d : "Forbidden");
+		} else if (code == 409 && d != NULL &&
+		    strncmp(d, ANNOUNCE_NAME_IN_USE, strlen(ANNOUNCE_NAME_IN_USE)) == 0) {
+			snprintf(e, n,
+			    "relay %s refused this node (409 %s): another machine is connected to "
+			    "%s under this node's name; give each node its own name ([node] name in "
+			    "shird.conf); retrying in case the other one is gone", cs->endpoint, d,
+			    cs->path);
 		} else {
 			snprintf(e, n, "relay %s answered the listen request with %d%s%s", cs->endpoint,
 			    code, d ? " " : "", d ? d : "");
@@ -134,6 +191,9 @@ chstate_down(struct chstate *cs, int64_t now_ms, enum chstate_why why, int code,
 	case CHSTATE_WHY_CONFIG:
 		snprintf(e, n, "%s", d ? d : "the channel's configuration is unusable");
 		retry = 0;
+		break;
+	case CHSTATE_WHY_COUNT:
+		snprintf(e, n, "%s", d ? d : "?");
 		break;
 	}
 	backoff_down(&cs->bo, now_ms);

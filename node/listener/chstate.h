@@ -30,6 +30,17 @@ enum chstate_why {
 	CHSTATE_WHY_DEAD,		/* no pong within the limit */
 	CHSTATE_WHY_PROTOCOL,		/* the relay broke the protocol: detail */
 	CHSTATE_WHY_CONFIG,		/* our configuration is unusable: detail (no retry) */
+	CHSTATE_WHY_COUNT
+};
+
+/* What a proxy failure was (for /metrics), from the proxy dialer's words. */
+enum chstate_proxy_kind {
+	CHSTATE_PROXY_AUTH = 0,		/* 407: credentials missing or refused */
+	CHSTATE_PROXY_DENIED,		/* the proxy answered CONNECT with another error */
+	CHSTATE_PROXY_UNREACHABLE,	/* DNS, refused, reset on the way to the proxy */
+	CHSTATE_PROXY_TIMEOUT,		/* no answer in proxy.connect_timeout */
+	CHSTATE_PROXY_OTHER,
+	CHSTATE_PROXY_COUNT
 };
 
 #define CHSTATE_ERR_MAX 1536	/* a proxy's 407 with its hint and offered schemes fits whole */
@@ -46,17 +57,26 @@ struct chstate {
 	uint64_t bytes_in, bytes_out;
 	unsigned inflight;	/* requests and tunnels in flight */
 	unsigned connects;	/* successful connects so far */
+	unsigned downs[CHSTATE_WHY_COUNT];	/* failed attempts and drops, by cause */
+	unsigned proxy_fails[CHSTATE_PROXY_COUNT];	/* CHSTATE_WHY_PROXY, by kind */
 	struct backoff bo;
 };
 
 const char *chstate_name(enum chstate_state s);
+/* "network", "proxy", "tls", "handshake", "closed", "dead", "protocol", "config" */
+const char *chstate_why_name(enum chstate_why why);
+/* "auth", "denied", "unreachable", "timeout", "other" */
+const char *chstate_proxy_kind_name(enum chstate_proxy_kind k);
+/* The kind of a proxy failure from the dialer's error code (SHIR_EAUTH ...). */
+enum chstate_proxy_kind chstate_proxy_kind(int shir_code);
 void chstate_init(struct chstate *cs, const char *name, const char *endpoint, const char *path);
 /* An attempt starts. */
 void chstate_connecting(struct chstate *cs, int64_t now_ms);
 /* The relay accepted the listener (101). */
 void chstate_connected(struct chstate *cs, int64_t now_ms);
 /* The attempt failed or the channel dropped. code is the HTTP status
- * (HANDSHAKE), the close code (CLOSED), the ping limit in seconds (DEAD), or
+ * (HANDSHAKE), the close code (CLOSED), the ping limit in seconds (DEAD), an
+ * enum chstate_proxy_kind (PROXY), or
  * 0; detail may be NULL. Returns the delay before the next attempt in ms, or
  * -1 when the channel must not retry (see chstate.stopped). */
 int64_t chstate_down(struct chstate *cs, int64_t now_ms, enum chstate_why why, int code,

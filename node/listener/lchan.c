@@ -20,6 +20,7 @@
 #include "node/listener/ltun.h"
 #include "node/node.h"
 #include "node/workpool.h"
+#include "relay/announce.h"
 #include "relay/hc_msg.h"
 #include "relay/http1.h"
 #include "relay/ws.h"
@@ -87,7 +88,8 @@ lchan_down(struct lchan *ch, enum chstate_why why, int code, const char *detail)
 		lchan_check_drained(ch);
 		return;
 	}
-	if (why == CHSTATE_WHY_HANDSHAKE && code == 409) {
+	if (why == CHSTATE_WHY_HANDSHAKE && code == 409 &&
+	    (detail == NULL || strncmp(detail, ANNOUNCE_NAME_IN_USE, strlen(ANNOUNCE_NAME_IN_USE)) != 0)) {
 		/* the relay has a live listener with our id (a stale channel of ours
 		 * it has not noticed yet, or someone squatting it): use a new one */
 		char id[RANDOM_UUID_LEN + 1];

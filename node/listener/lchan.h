@@ -45,6 +45,8 @@ struct lctx {
 	/* one thread for file writes the loop must not wait for (the
 	 * service-hosts note, which fsyncs); made at the first write */
 	struct workpool *files;
+	/* this installation's id, announced to the relay (state_dir/node-instance) */
+	char instance[40];
 	int shutting_down;
 	/* a node sync message came on a control channel (docs/ha.md) */
 	void (*on_sync)(void *arg, const char *text, size_t len);

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "node/listener/ltun.h"
 #include "node/node.h"
+#include "relay/announce.h"
 #include "relay/ws.h"
 
 void
@@ -380,7 +381,8 @@ lchan_ws_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err
 	struct ws_options opt;
 	struct ws_client_request rq;
 	char host[300], auth[1400], *token = NULL;
-	const char *hdrs[3] = { NULL, NULL, NULL };
+	const char *hdrs[6] = { NULL, NULL, NULL, NULL, NULL, NULL };
+	struct announce_lines ann;
 
 	s->dial = NULL;
 	if (bev == NULL) {
@@ -389,7 +391,8 @@ lchan_ws_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err
 			    hcdial_via_proxy(err) ? CHSTATE_WHY_PROXY : CHSTATE_WHY_NETWORK;
 
 			lchan_ws_kill(s);
-			lchan_down(ch, why, 0, err->msg);
+			lchan_down(ch, why, why == CHSTATE_WHY_PROXY ? (int)chstate_proxy_kind(err->code) :
+			    0, err->msg);
 		} else {
 			log_warn("listener", "event=rendezvous.failed channel=%s reason=%s",
 			    log_q(ch->cs.name), log_q(err->msg));
@@ -420,6 +423,13 @@ lchan_ws_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err
 		 * inline request goes away (docs/relay.md), and relays the nodes'
 		 * {"shirSync":...} messages (docs/ha.md); others ignore it */
 		hdrs[1] = "Shir-Relay-Features: cancel, sync";
+		/* the node's name, version and installation (relay/announce.h) */
+		if (announce_headers(node_name(ch->ctx->node), PACKAGE_VERSION, ch->ctx->instance,
+		    &ann) == 0) {
+			hdrs[2] = ann.node;
+			hdrs[3] = ann.version;
+			hdrs[4] = ann.instance;
+		}
 		rq.headers = hdrs;
 	}
 	s->ws = ws_new_client(bev, &rq, &opt, &lchan_ws_ws_cbs, s);

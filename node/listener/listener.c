@@ -14,7 +14,9 @@
 #include "node/listener/lchan.h"
 #include "relay/hcdial.h"
 #include "node/listener/listener.h"
+#include "common/atomicfile.h"
 #include "common/log.h"
+#include "common/random.h"
 #include "node/listener/lspec.h"
 #include "node/listener/ltun.h"
 #include "node/node.h"
@@ -109,6 +111,14 @@ listener_metrics_one(struct evbuffer *out, const struct chstate *cs, int replaci
 	    "shird_channel_inflight{channel=\"%s\",replacing=\"%d\"} %u\n", cs->name, replacing,
 	    cs->connects, cs->name, replacing, (unsigned long long)cs->bytes_in, cs->name, replacing,
 	    (unsigned long long)cs->bytes_out, cs->name, replacing, cs->inflight);
+	for (st = 0; st < CHSTATE_WHY_COUNT; st++)
+		evbuffer_add_printf(out, "shird_channel_disconnects_total{channel=\"%s\",replacing="
+		    "\"%d\",cause=\"%s\"} %u\n", cs->name, replacing,
+		    chstate_why_name((enum chstate_why)st), cs->downs[st]);
+	for (st = 0; st < CHSTATE_PROXY_COUNT; st++)
+		evbuffer_add_printf(out, "shird_channel_proxy_failures_total{channel=\"%s\","
+		    "replacing=\"%d\",kind=\"%s\"} %u\n", cs->name, replacing,
+		    chstate_proxy_kind_name((enum chstate_proxy_kind)st), cs->proxy_fails[st]);
 }
 
 /* GET /metrics: each channel's state, connects, bytes and requests in flight. */
@@ -127,7 +137,11 @@ listener_metrics_hook(void *arg, struct evbuffer *out)
 	    "# HELP shird_channel_bytes_out_total Bytes a channel sent.\n"
 	    "# TYPE shird_channel_bytes_out_total counter\n"
 	    "# HELP shird_channel_inflight Requests and tunnels a channel serves now.\n"
-	    "# TYPE shird_channel_inflight gauge\n");
+	    "# TYPE shird_channel_inflight gauge\n"
+	    "# HELP shird_channel_disconnects_total Failed connects and drops of a channel, by "
+	    "cause.\n# TYPE shird_channel_disconnects_total counter\n"
+	    "# HELP shird_channel_proxy_failures_total A channel's proxy failures, by kind.\n"
+	    "# TYPE shird_channel_proxy_failures_total counter\n");
 	for (i = 0; i < l->nslots; i++) {
 		listener_metrics_one(out, lchan_state(l->slots[i].cur), 0);
 		if (l->slots[i].next != NULL)
@@ -447,6 +461,36 @@ listener_validate(const struct conf *c, struct shir_error *err)
 	return rc;
 }
 
+/* The installation's id the channels announce (relay/announce.h): a UUID in
+ * state_dir/node-instance, made at first start. Not part of a backup, so a
+ * node restored on another machine is another installation. */
+static void
+listener_instance(const char *state_dir, char *out, size_t len)
+{
+	char path[4096], *buf = NULL, id[RANDOM_UUID_LEN + 2];
+	size_t n = 0;
+	struct shir_error err;
+
+	snprintf(path, sizeof path, "%s/node-instance", state_dir);
+	if (atomicfile_read(path, 128, &buf, &n, &err) == 0) {
+		buf[strcspn(buf, "\r\n")] = '\0';
+		if (strlen(buf) == RANDOM_UUID_LEN) {
+			snprintf(out, len, "%s", buf);
+			free(buf);
+			return;
+		}
+		free(buf);
+	}
+	if (random_uuid(id) != 0) {
+		snprintf(out, len, "unknown");
+		return;
+	}
+	snprintf(out, len, "%s", id);
+	strcat(id, "\n");
+	if (atomicfile_write(path, id, strlen(id), 0600, &err) != 0)
+		log_warn("listener", "event=instance.unsaved reason=%s", log_q(err.msg));
+}
+
 int
 listener_start(struct node *n, struct shir_error *err)
 {
@@ -464,6 +508,7 @@ listener_start(struct node *n, struct shir_error *err)
 	l->ctx.on_state = listener_on_state;
 	l->ctx.on_finished = listener_on_finished;
 	l->ctx.arg = l;
+	listener_instance(c->state_dir, l->ctx.instance, sizeof l->ctx.instance);
 	l->ctx.dns = evdns_base_new(l->ctx.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
 	if (l->ctx.dns == NULL)	/* no resolv.conf: numeric hosts still work */
 		l->ctx.dns = evdns_base_new(l->ctx.base, 0);

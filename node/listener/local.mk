@@ -14,7 +14,7 @@ libshir_a_SOURCES += \
 UNIT_TESTS += tests/unit/test_chstate tests/unit/test_lmsg
 FUZZ_TARGETS += tests/fuzz/fuzz_lmsg
 tests_fuzz_fuzz_lmsg_LDFLAGS = $(FUZZ_LINKFLAGS)
-INTEGRATION_TESTS += tests/integration/test_listener.py
+INTEGRATION_TESTS += tests/integration/test_listener.py tests/integration/test_announce.py
 EXTRA_DIST += tests/integration/listener_hyco_sender.js
 
 noinst_PROGRAMS += bench/listener_pump

@@ -22,4 +22,4 @@ noinst_PROGRAMS += bench/relay_wsbench
 EXTRA_DIST += bench/relay_bench.py bench/relay_attack.py bench/benchlib.py
 
 dist_man_MANS += man/shir-relay.8
-EXTRA_DIST += conf/shir-relay.conf
+# conf/shir-relay.conf: installed by conf/local.mk

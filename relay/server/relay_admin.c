@@ -177,6 +177,8 @@ admin_status(struct evhttp_request *req, void *arg)
 			cJSON_AddItemToArray(ls, l);
 			cJSON_AddStringToObject(l, "id", c->id);
 			cJSON_AddStringToObject(l, "remote", c->peer);
+			cJSON_AddStringToObject(l, "node", c->ann.node);
+			cJSON_AddStringToObject(l, "nodeVersion", c->ann.version);
 			cJSON_AddNumberToObject(l, "connectedSeconds", (double)(time(NULL) - c->since));
 			cJSON_AddNumberToObject(l, "tokenExpiry", (double)c->expiry);
 		}

@@ -452,6 +452,39 @@ front_ws_request(struct ws *ws, const struct http1_msg *req, void *arg)
 
 static const char *const SYNC_ACK[] = { "Shir-Relay-Features: sync", NULL };
 
+/* One name per node on a hybrid connection: a live listener with the name c
+ * announces, from another installation, refuses c (409, and the live one is
+ * pinged: a dead one is dropped, so the next try gets in). Listeners that
+ * announce no name are not compared. Returns true when c was refused (and freed). */
+static bool
+listen_name_taken(struct rsrv *s, struct ws *ws, struct ent *e, struct ctl *c)
+{
+	struct ctl *o;
+	char reason[96 + ANNOUNCE_NAME_MAX], msg[512 + ANNOUNCE_NAME_MAX];
+
+	if (c->ann.node[0] == '\0')
+		return false;
+	for (o = e->ctls; o != NULL; o = o->next)
+		if (!o->closing && strcmp(o->ann.node, c->ann.node) == 0 &&
+		    strcmp(o->ann.instance, c->ann.instance) != 0)
+			break;
+	if (o == NULL)
+		return false;
+	ctl_probe(o);
+	s->m.listen_fail++;
+	log_warn("relay", "event=listen.refused status=409 hc=%s node=%s peer=%s other_peer=%s "
+	    "why=%s", log_q(e->name), log_q(c->ann.node), c->peer, o->peer,
+	    log_q("another installation listens under this node name"));
+	snprintf(reason, sizeof reason, "%s: %s", ANNOUNCE_NAME_IN_USE, c->ann.node);
+	snprintf(msg, sizeof msg, "another node named \"%s\" (from %s, listening for %ld s) is "
+	    "connected to hybrid connection %s; each node of a runtime needs its own name",
+	    c->ann.node, o->peer, (long)(time(NULL) - o->since), e->name);
+	event_free(c->expiry_timer);
+	free(c);
+	rs_ws_fail(s, ws, 409, reason, msg);
+	return true;
+}
+
 static void
 route_listen(struct rsrv *s, struct ws *ws, const struct http1_msg *req, struct ent *e,
     const char *query)
@@ -530,6 +563,10 @@ route_listen(struct rsrv *s, struct ws *ws, const struct http1_msg *req, struct 
 		}
 	}
 	free(sid);
+	announce_parse(http1_msg_get(req, ANNOUNCE_NODE), http1_msg_get(req, ANNOUNCE_VERSION),
+	    http1_msg_get(req, ANNOUNCE_INSTANCE), &c->ann);
+	if (listen_name_taken(s, ws, e, c))
+		return;
 	ws_set_callbacks(ws, &CTL_CB, c);
 	c->sync_ok = hc_list_has_token(http1_msg_get(req, "Shir-Relay-Features") ?
 	    http1_msg_get(req, "Shir-Relay-Features") : "", "sync");
@@ -553,6 +590,7 @@ route_listen(struct rsrv *s, struct ws *ws, const struct http1_msg *req, struct 
 	if (c->expiry > 0)
 		ctl_expiry_arm(c);
 	s->m.listen_ok++;
-	log_info("relay", "event=listener.connected hc=%s id=%s peer=%s listeners=%d", log_q(e->name),
-	    log_q(c->id), peer, e->nctl);
+	log_info("relay", "event=listener.connected hc=%s id=%s peer=%s listeners=%d node=%s "
+	    "version=%s", log_q(e->name), log_q(c->id), peer, e->nctl, log_q(c->ann.node),
+	    log_q(c->ann.version));
 }

@@ -30,6 +30,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "relay/announce.h"
 #include "relay/hc_msg.h"
 #include "relay/http1.h"
 #include "common/log.h"
@@ -68,6 +69,7 @@ struct ctl {
 	struct ws *ws;
 	bool cancel_ok;		/* the listener asked for {"cancel":...} messages */
 	bool sync_ok;		/* the listener sends and takes {"shirSync":...} */
+	struct announce ann;	/* node name, version, instance (relay/announce.h) */
 	char id[ID_MAX];
 	char peer[64];
 	int64_t expiry;

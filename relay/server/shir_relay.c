@@ -22,6 +22,7 @@
 #include "relay/irkey.h"
 #include "common/jsonutil.h"
 #include "common/log.h"
+#include "common/sdnotify.h"
 #include "relay/server/relay_conf.h"
 #include "relay/server/relay_srv.h"
 #include "relay/server/relay_state.h"
@@ -45,6 +46,7 @@ usage(FILE *f)
 }
 
 static struct event *sig_hup, *sig_term, *sig_int;
+static struct sdnotify *sdn;	/* readiness and watchdog under systemd */
 
 static void
 on_signal(evutil_socket_t sig, short w, void *arg)
@@ -55,6 +57,7 @@ on_signal(evutil_socket_t sig, short w, void *arg)
 		log_info("relay", "event=reload status=begin trigger=SIGHUP");
 		rsrv_reload(s);
 	} else {
+		sdnotify_stopping();
 		rsrv_shutdown(s);
 	}
 }
@@ -131,10 +134,13 @@ run(const char *path, bool test_only)
 	evsignal_add(sig_hup, NULL);
 	evsignal_add(sig_term, NULL);
 	evsignal_add(sig_int, NULL);
+	sdn = sdnotify_ready(base, "main", "serving");
 	event_base_dispatch(base);
 	log_info("main", "event=shutdown.done");
 	rc = 0;
 out:
+	sdnotify_free(sdn);
+	sdn = NULL;
 	if (sig_hup)
 		event_free(sig_hup);
 	if (sig_term)
