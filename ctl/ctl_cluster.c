@@ -113,3 +113,81 @@ out:
 	conf_free(c);
 	return rc != 0;
 }
+
+/* shirctl nodes: the runtime's nodes as this node knows them: itself, and each
+ * node whose sync digest it heard in the last 4 digest periods. */
+int
+ctl_cmd_nodes(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	struct ctl_response r = { 0 };
+	cJSON *doc, *c, *p;
+	int rc, json = argc == 2 && strcmp(argv[1], "--json") == 0, n = 1;
+
+	if (argc > 2 || (argc == 2 && !json)) {
+		ctl_die_usage("nodes", "nodes [--json]");
+		return 2;
+	}
+	if ((rc = ctl_admin_call(ctx, "GET", "/v1/node", NULL, &r)) != 0) {
+		ctl_response_clear(&r);
+		if (rc == 2)
+			fprintf(stderr, "shirctl: shird is not running\n");
+		return rc == 2 ? 7 : 1;
+	}
+	doc = cJSON_Parse(r.body);
+	ctl_response_clear(&r);
+	c = cJSON_GetObjectItemCaseSensitive(doc, "cluster");
+	if (c == NULL) {
+		fprintf(stderr, "shirctl: shird gave no cluster status\n");
+		cJSON_Delete(doc);
+		return 1;
+	}
+	if (json) {
+		cJSON *out = cJSON_CreateArray(), *me = cJSON_CreateObject();
+		char *t;
+
+		cJSON_AddStringToObject(me, "name", cJSON_GetStringValue(cJSON_GetObjectItem(c, "name")));
+		cJSON_AddStringToObject(me, "nodeId", cJSON_GetStringValue(cJSON_GetObjectItem(c,
+		    "nodeId")));
+		cJSON_AddStringToObject(me, "version", cJSON_GetStringValue(cJSON_GetObjectItem(c,
+		    "version")));
+		cJSON_AddStringToObject(me, "status", cJSON_GetStringValue(cJSON_GetObjectItem(doc,
+		    "status")));
+		cJSON_AddStringToObject(me, "state", cJSON_GetStringValue(cJSON_GetObjectItem(c,
+		    "state")));
+		cJSON_AddNumberToObject(me, "credentialsVersion",
+		    cJSON_GetNumberValue(cJSON_GetObjectItem(c, "credentialsVersion")));
+		cJSON_AddBoolToObject(me, "self", 1);
+		cJSON_AddItemToArray(out, me);
+		cJSON_ArrayForEach(p, cJSON_GetObjectItem(c, "peers"))
+			cJSON_AddItemToArray(out, cJSON_Duplicate(p, 1));
+		t = cJSON_Print(out);
+		printf("%s\n", t ? t : "[]");
+		free(t);
+		cJSON_Delete(out);
+		cJSON_Delete(doc);
+		return 0;
+	}
+	printf("%-24s %-12s %-10s %-10s %-12s %s\n", "NAME", "VERSION", "STATUS", "CREDS", "CRED-VER",
+	    "NODE ID");
+	printf("%-24s %-12s %-10s %-10s %-12.0f %s (this node)\n",
+	    cJSON_GetStringValue(cJSON_GetObjectItem(c, "name")),
+	    cJSON_GetStringValue(cJSON_GetObjectItem(c, "version")),
+	    cJSON_GetStringValue(cJSON_GetObjectItem(doc, "status")),
+	    cJSON_GetStringValue(cJSON_GetObjectItem(c, "state")),
+	    cJSON_GetNumberValue(cJSON_GetObjectItem(c, "credentialsVersion")),
+	    cJSON_GetStringValue(cJSON_GetObjectItem(c, "nodeId")));
+	cJSON_ArrayForEach(p, cJSON_GetObjectItem(c, "peers")) {
+		n++;
+		printf("%-24s %-12s %-10s %-10s %-12.0f %s\n",
+		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "name")),
+		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "version")), "Online",
+		    cJSON_IsTrue(cJSON_GetObjectItem(p, "agrees")) ? "same" : "differ",
+		    cJSON_GetNumberValue(cJSON_GetObjectItem(p, "credentialsVersion")),
+		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "nodeId")));
+	}
+	printf("%d node%s heard from%s\n", n, n == 1 ? "" : "s",
+	    cJSON_IsTrue(cJSON_GetObjectItem(c, "dataKey")) ? "" :
+	    " (no runtime data key: other nodes are not heard)");
+	cJSON_Delete(doc);
+	return 0;
+}

@@ -67,6 +67,8 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "backup", { "-gbf", "-GenerateBackupFile", "-ibf", "-ImportBackupFile" }, ctl_cmd_backup,
 	  "backup create|import FILE", "registration, credentials and settings, encrypted "
 	  "under a password (stdin or prompt)" },
+	{ "nodes", { NULL }, ctl_cmd_nodes, "nodes [--json]",
+	  "the runtime's nodes this node hears (sync digests): name, version, credentials" },
 	{ "cluster", { NULL }, ctl_cmd_cluster,
 	  "cluster init|export-key FILE|join FILE|status [--json]",
 	  "the runtime data key the nodes of a runtime share to sync credentials; sync status" },

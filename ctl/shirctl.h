@@ -50,6 +50,7 @@ int ctl_cmd_service_urls(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_credentials(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_backup(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_cluster(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_nodes(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_remote_access(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_service(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_local_machine_access(struct ctl_ctx *ctx, int argc, char **argv);

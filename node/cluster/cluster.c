@@ -22,7 +22,9 @@
 struct cluster_peer {
 	char node[CREDSTORE_ORIGIN_MAX + 1];
 	char digest[CSYNC_DIGEST_LEN + 1];
-	uint64_t count;
+	char name[129];
+	char version[33];
+	uint64_t count, store_version;
 	time_t seen;
 };
 
@@ -40,7 +42,7 @@ struct cluster {
 	int dirty;		/* look at the store again */
 	struct credstore_hlc pushed;	/* newest own version pushed */
 	char digest[CSYNC_DIGEST_LEN + 1];
-	uint64_t count;
+	uint64_t count, store_version;
 	time_t last_digest, last_dump, last_refused_log;
 	struct cluster_peer peers[CLUSTER_PEERS_MAX];
 	size_t npeers;
@@ -95,7 +97,16 @@ cluster_send_digest(struct cluster *cl)
 
 	if (cl->node_id[0] == 0)
 		return;
-	if (csync_encode_digest(cl->key, cl->node_id, cl->digest, cl->count, &text, &err) != 0) {
+	struct csync_digest_info d;
+
+	memset(&d, 0, sizeof d);
+	d.node = cl->node_id;
+	d.digest = cl->digest;
+	d.count = cl->count;
+	d.name = node_name(cl->n);
+	d.version = PACKAGE_VERSION;
+	d.store_version = cl->store_version;
+	if (csync_encode_digest(cl->key, &d, &text, &err) != 0) {
 		log_error("cluster", "event=sync.encode_failed reason=%s", log_q(err.msg));
 		return;
 	}
@@ -120,6 +131,8 @@ cluster_look(struct cluster *cl)
 		return;
 	}
 	snprintf(old, sizeof old, "%s", cl->digest);
+	if (credstore_version(cl->cs, &cl->store_version, &err) != 0)
+		cl->store_version = 0;
 	csync_digest(v, n, cl->digest);
 	cl->count = n;
 	newest = cl->pushed;
@@ -184,8 +197,12 @@ cluster_note_peer(struct cluster *cl, const struct csync_msg *m)
 			i = oldest;
 		}
 		snprintf(cl->peers[i].node, sizeof cl->peers[i].node, "%s", m->node);
-		log_info("cluster", "event=sync.peer_seen node=%s", log_q(m->node));
+		log_info("cluster", "event=sync.peer_seen node=%s name=%s version=%s", log_q(m->node),
+		    log_q(m->name), log_q(m->version));
 	}
+	snprintf(cl->peers[i].name, sizeof cl->peers[i].name, "%s", m->name);
+	snprintf(cl->peers[i].version, sizeof cl->peers[i].version, "%s", m->version);
+	cl->peers[i].store_version = m->store_version;
 	snprintf(cl->peers[i].digest, sizeof cl->peers[i].digest, "%s", m->digest);
 	cl->peers[i].count = m->count;
 	cl->peers[i].seen = now;
@@ -383,6 +400,9 @@ cluster_status(void *arg, cJSON *obj)
 	else
 		cJSON_AddStringToObject(c, "sync", "on");
 	cJSON_AddStringToObject(c, "nodeId", cl->node_id);
+	cJSON_AddStringToObject(c, "name", node_name(cl->n));
+	cJSON_AddStringToObject(c, "version", PACKAGE_VERSION);
+	cJSON_AddNumberToObject(c, "credentialsVersion", (double)cl->store_version);
 	cJSON_AddStringToObject(c, "digest", cl->digest);
 	cJSON_AddNumberToObject(c, "records", (double)cl->count);
 	peers = cJSON_AddArrayToObject(c, "peers");
@@ -394,6 +414,9 @@ cluster_status(void *arg, cJSON *obj)
 			break;
 		agree += same;
 		cJSON_AddStringToObject(p, "nodeId", cl->peers[i].node);
+		cJSON_AddStringToObject(p, "name", cl->peers[i].name);
+		cJSON_AddStringToObject(p, "version", cl->peers[i].version);
+		cJSON_AddNumberToObject(p, "credentialsVersion", (double)cl->peers[i].store_version);
 		cJSON_AddStringToObject(p, "digest", cl->peers[i].digest);
 		cJSON_AddNumberToObject(p, "records", (double)cl->peers[i].count);
 		cJSON_AddBoolToObject(p, "agrees", same);

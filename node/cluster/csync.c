@@ -123,16 +123,19 @@ csync_seal(const uint8_t key[CSYNC_KEY_LEN], cJSON *doc, char **out, struct shir
 }
 
 int
-csync_encode_digest(const uint8_t key[CSYNC_KEY_LEN], const char *node, const char *digest,
-    uint64_t count, char **out, struct shir_error *err)
+csync_encode_digest(const uint8_t key[CSYNC_KEY_LEN], const struct csync_digest_info *d,
+    char **out, struct shir_error *err)
 {
 	cJSON *doc = cJSON_CreateObject();
 	int rc;
 
 	if (doc == NULL || !cJSON_AddStringToObject(doc, "t", "digest") ||
-	    !cJSON_AddStringToObject(doc, "node", node) ||
-	    !cJSON_AddStringToObject(doc, "digest", digest) ||
-	    !cJSON_AddNumberToObject(doc, "n", (double)count)) {
+	    !cJSON_AddStringToObject(doc, "node", d->node) ||
+	    !cJSON_AddStringToObject(doc, "digest", d->digest) ||
+	    !cJSON_AddNumberToObject(doc, "n", (double)d->count) ||
+	    !cJSON_AddStringToObject(doc, "name", d->name ? d->name : "") ||
+	    !cJSON_AddStringToObject(doc, "version", d->version ? d->version : "") ||
+	    !cJSON_AddNumberToObject(doc, "storeVersion", (double)d->store_version)) {
 		cJSON_Delete(doc);
 		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
 	}
@@ -305,6 +308,20 @@ csync_decode_plain(cJSON *doc, struct csync_msg *m, struct shir_error *err)
 		    json_whole(cJSON_GetObjectItemCaseSensitive(doc, "n"), 0, 1LL << 40, &cnt) != 0)
 			return shir_error_set(err, SHIR_EPROTO, "the digest message is malformed");
 		m->count = (uint64_t)cnt;
+		/* optional: who it is */
+		if (cJSON_GetObjectItemCaseSensitive(doc, "name") != NULL &&
+		    csync_str(doc, "name", m->name, sizeof m->name) != 0)
+			return shir_error_set(err, SHIR_EPROTO, "the digest's node name is malformed");
+		if (cJSON_GetObjectItemCaseSensitive(doc, "version") != NULL &&
+		    csync_str(doc, "version", m->version, sizeof m->version) != 0)
+			return shir_error_set(err, SHIR_EPROTO, "the digest's version is malformed");
+		if (cJSON_GetObjectItemCaseSensitive(doc, "storeVersion") != NULL) {
+			if (json_whole(cJSON_GetObjectItemCaseSensitive(doc, "storeVersion"), 0,
+			    1LL << 52, &cnt) != 0)
+				return shir_error_set(err, SHIR_EPROTO, "the digest's store version is "
+				    "malformed");
+			m->store_version = (uint64_t)cnt;
+		}
 		return 0;
 	}
 	if (strcmp(t, "records") != 0)

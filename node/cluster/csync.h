@@ -10,7 +10,8 @@
  * The box is seal.h's format under the runtime data key (purpose 'S'), so the
  * relay sees neither names nor values; inside is one JSON object:
  *
- *   {"t":"digest","node":ID,"digest":HEX,"n":N}
+ *   {"t":"digest","node":ID,"digest":HEX,"n":N,"name":NODE-NAME,
+ *    "version":SHIRD-VERSION,"storeVersion":S}     (the last three optional)
  *   {"t":"records","node":ID,"records":[{"n":NAME,"h":[MS,C,ORIGIN],
  *        "v":BASE64-VALUE}                 a value
  *      | {"n":NAME,"h":[...],"d":true}]}   a tombstone
@@ -38,6 +39,9 @@ struct csync_msg {
 	char node[CREDSTORE_ORIGIN_MAX + 1];
 	char digest[CSYNC_DIGEST_LEN + 1];	/* CSYNC_DIGEST */
 	uint64_t count;				/* CSYNC_DIGEST: records behind it */
+	char name[129];				/* CSYNC_DIGEST: node name, or "" */
+	char version[33];			/* CSYNC_DIGEST: shird's version, or "" */
+	uint64_t store_version;			/* CSYNC_DIGEST: its credentials version */
 	struct credstore_rec *recs;		/* CSYNC_RECORDS */
 	size_t nrecs;
 };
@@ -47,8 +51,12 @@ struct csync_msg {
 void csync_digest(const struct credstore_rec *v, size_t n, char out[CSYNC_DIGEST_LEN + 1]);
 
 /* Sealed messages (malloc'ed text, at most CSYNC_MSG_MAX bytes). */
-int csync_encode_digest(const uint8_t key[CSYNC_KEY_LEN], const char *node, const char *digest,
-    uint64_t count, char **out, struct shir_error *err);
+struct csync_digest_info {
+	const char *node, *digest, *name, *version;
+	uint64_t count, store_version;
+};
+int csync_encode_digest(const uint8_t key[CSYNC_KEY_LEN], const struct csync_digest_info *d,
+    char **out, struct shir_error *err);
 /* As many records from v[*next] on as fit in one message; *next moves past
  * them. A record that can never fit (it cannot: values are at most 64 KiB)
  * is SHIR_ETOOBIG. */

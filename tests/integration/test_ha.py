@@ -136,6 +136,12 @@ def test_credential_set_on_node_1_serves_node_3(h):
     st = n2.ctl("cluster", "status", "--json").stdout
     js = __import__("json").loads(st)
     check(js["dataKey"] and js["sync"] == "on" and len(js["peers"]) == 2, st)
+    # the roster as node 2 hears it: names, versions, credential versions
+    wait_until(lambda: len(__import__("json").loads(n2.ctl("nodes", "--json").stdout)) == 3 and
+               all(p["name"] for p in __import__("json").loads(
+                   n2.ctl("nodes", "--json").stdout)), 12, "node 2 hears both others")
+    out = n2.ctl("nodes").stdout
+    check(all(n in out for n in ("node-1", "node-2", "node-3")) and "3 nodes heard" in out, out)
     for nd in nodes:
         stop_clean(nd.p)
 

@@ -46,8 +46,10 @@ test_digest_roundtrip(void **state)
 	char *text = NULL;
 
 	(void)state;
-	assert_int_equal(csync_encode_digest(KEY, "node-a", "0123456789abcdef0123456789abcdef", 7,
-	    &text, &err), 0);
+	struct csync_digest_info d = { "node-a", "0123456789abcdef0123456789abcdef", "alpha",
+	    "1.2.3", 7, 42 };
+
+	assert_int_equal(csync_encode_digest(KEY, &d, &text, &err), 0);
 	/* the relay sees no name, no node id, no digest */
 	assert_null(strstr(text, "node-a"));
 	assert_null(strstr(text, "0123456789abcdef"));
@@ -55,6 +57,9 @@ test_digest_roundtrip(void **state)
 	assert_int_equal(m.kind, CSYNC_DIGEST);
 	assert_string_equal(m.node, "node-a");
 	assert_int_equal(m.count, 7);
+	assert_string_equal(m.name, "alpha");
+	assert_string_equal(m.version, "1.2.3");
+	assert_int_equal(m.store_version, 42);
 	csync_msg_clear(&m);
 	/* another runtime's key: refused as such */
 	assert_int_equal(csync_decode(OTHER, text, strlen(text), &m, &err), SHIR_ECRYPTO);
