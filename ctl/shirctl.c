@@ -74,7 +74,7 @@ static const struct ctl_cmd ctl_cmds[] = {
 	  "the runtime data key the nodes of a runtime share to sync credentials; sync status" },
 	{ "remote-access", { "-era", "-EnableRemoteAccess", "-dra", "-DisableRemoteAccess" },
 	  ctl_cmd_remote_access, "remote-access enable --port N [--cert F]|disable|show",
-	  "node-to-node settings (stored; high availability is not built yet)" },
+	  "node-to-node TLS settings (stored; not built yet: credential sync goes through the relay)" },
 	{ "remote-access-in-container", { "-eraic", "-EnableRemoteAccessInContainer" },
 	  ctl_cmd_remote_access, "-eraic PORT [CERT]",
 	  "as -era (a container needs no different setting here)" },

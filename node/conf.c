@@ -41,7 +41,7 @@ static const struct conf_key conf_table[] = {
 	{ "node", "shutdown_timeout", CONF_T_INT, 1, 300, NULL, "10", true, O(shutdown_timeout),
 	  "seconds to drain on SIGTERM before exiting" },
 	{ "node", "remote_access", CONF_T_BOOL, 0, 0, NULL, "false", true, O(remote_access),
-	  "node-to-node communication (stored for high availability, not used yet)" },
+	  "node-to-node TLS (stored, not used yet: nodes sync through the relay)" },
 	{ "node", "remote_access_port", CONF_T_INT, 1, 65535, NULL, "8060", true,
 	  O(remote_access_port), "TCP port of node-to-node communication" },
 	{ "node", "remote_access_cert", CONF_T_PATH, 0, 0, NULL, NULL, true, O(remote_access_cert),
