@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/crypto.h>
 
 #include "common/atomicfile.h"
 #include "node/admin/backup.h"
@@ -17,6 +18,7 @@
 #include "node/admin/credstore.h"
 #include "common/log.h"
 #include "node/admin/registration.h"
+#include "node/cluster/rtkey.h"
 #include "node/admin/seal.h"
 
 #define BACKUP_FILE_MAX (32u * 1024 * 1024)
@@ -93,6 +95,16 @@ backup_create(const char *conf_path, const char *state_dir, const char *password
 		conf_free(c);
 		shir_error_clear(err);
 	}
+	/* the runtime data key (docs/ha.md), when the node has one */
+	{
+		char hex[2 * RTKEY_LEN + 1];
+
+		if (rtkey_hex_get(state_dir, hex, err) == 0) {
+			cJSON_AddStringToObject(o, "runtimeDataKey", hex);
+			OPENSSL_cleanse(hex, sizeof hex);
+		}
+		shir_error_clear(err);
+	}
 	plain = cJSON_PrintUnformatted(o);
 	if (plain == NULL) {
 		rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
@@ -163,7 +175,7 @@ backup_import(const char *conf_path, const char *state_dir, const char *password
 	cJSON *pwj = NULL;
 	char path[PATH_MAX];
 	size_t rawlen = 0, plainlen = 0;
-	cJSON *o = NULL, *r, *c, *st;
+	cJSON *o = NULL, *r, *c, *st, *rk;
 	struct conf *cur = NULL;
 	char *local_name = NULL;
 	int rc;
@@ -246,6 +258,16 @@ backup_import(const char *conf_path, const char *state_dir, const char *password
 		snprintf(sum->ir, sizeof sum->ir, "%s", reg->ir);
 		sum->registered = 1;
 	}
+	rk = cJSON_GetObjectItem(o, "runtimeDataKey");
+	if (rk != NULL && (!cJSON_IsString(rk) ||
+	    (rc = rtkey_hex_check(state_dir, rk->valuestring, err)) != 0)) {
+		char why[SHIR_ERROR_MSG_MAX / 2];
+
+		snprintf(why, sizeof why, "%.1000s", cJSON_IsString(rk) ? err->msg :
+		    "the runtime data key is malformed");
+		rc = shir_error_set(err, rc ? rc : SHIR_EPROTO, "%s; nothing was changed", why);
+		goto out;
+	}
 	creds = cJSON_PrintUnformatted(c);
 	if (creds == NULL) {
 		rc = shir_error_set(err, SHIR_ENOMEM, "out of memory");
@@ -257,6 +279,8 @@ backup_import(const char *conf_path, const char *state_dir, const char *password
 	    (rc = credstore_import(cs, creds, err)) != 0)
 		goto out;
 	sum->ncredentials = cJSON_GetArraySize(cJSON_GetObjectItem(c, "credentials"));
+	if (rk != NULL && (rc = rtkey_hex_put(state_dir, rk->valuestring, err)) != 0)
+		goto out;
 	if (regtext != NULL) {
 		if ((rc = atomicfile_mkdir(state_dir, err)) != 0)
 			goto out;

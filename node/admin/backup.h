@@ -5,7 +5,8 @@
  *   "registration": <node.json object or null>,
  *   "credentials": <the credential store document, with values>,
  *   "settings": {"shird.conf": "<text>",
- *                "proxyPassword": "<the file named by proxy.password_file>"}}
+ *                "proxyPassword": "<the file named by proxy.password_file>"},
+ *   "runtimeDataKey": "<64 hex>" (when the node has one, docs/ha.md)}
  *
  * Import checks everything before it writes anything: a wrong password, a
  * changed or truncated file, or a content that does not load (registration,

@@ -36,6 +36,7 @@ struct cluster {
 	uint8_t key[RTKEY_LEN];
 	int have_key;
 	char nokey[256];	/* why there is no key */
+	unsigned nokey_ticks;
 	char node_id[CREDSTORE_ORIGIN_MAX + 1];
 	struct event *tick;
 	struct stat seen;	/* the store file as last looked at */
@@ -264,9 +265,13 @@ cluster_parity(struct cluster *cl, time_t now)
 		if (cl->inactive)
 			log_info("cluster", "event=node.active why=%s",
 			    log_q("its credentials agree with the runtime's majority again"));
+		/* names noted before the majority's digest arrived are kept until
+		 * the node has been seen to differ and then agree */
+		if (cl->differs_since != 0 || cl->npeers == 0 ||
+		    strcmp(cl->peers[bi].digest, cl->digest) == 0)
+			cl->ndiff = 0;
 		cl->inactive = 0;
 		cl->differs_since = 0;
-		cl->ndiff = 0;
 		return;
 	}
 	if (cl->differs_since == 0)
@@ -357,6 +362,9 @@ cluster_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (!cl->have_key) {
+		/* looked for once a second (shirctl cluster init/join while running) */
+		if (cl->nokey_ticks++ % (1000 / CLUSTER_TICK_MS) != 0)
+			return;
 		if (rtkey_load(cl->state_dir, cl->key, &err) != 0) {
 			snprintf(cl->nokey, sizeof cl->nokey, "%.250s", err.msg);
 			return;

@@ -14,7 +14,7 @@
 
 struct node;
 
-#define CLUSTER_TICK_MS 500	/* the store is looked at (stat) this often */
+#define CLUSTER_TICK_MS 100	/* the store is looked at (stat) this often */
 #define CLUSTER_DIGEST_S 5	/* digest exchange period */
 #define CLUSTER_DUMP_MIN_S 2	/* at most one full send per this many seconds */
 #define CLUSTER_PEERS_MAX 64

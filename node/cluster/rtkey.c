@@ -184,3 +184,51 @@ rtkey_import(const char *state_dir, const char *password, const char *file,
 	OPENSSL_cleanse(cur, sizeof cur);
 	return rc;
 }
+
+int
+rtkey_hex_get(const char *state_dir, char hex[2 * RTKEY_LEN + 1], struct shir_error *err)
+{
+	uint8_t key[RTKEY_LEN];
+	int rc;
+
+	hex[0] = 0;
+	if ((rc = rtkey_load(state_dir, key, err)) != 0)
+		return rc;
+	rtkey_hex(key, hex);
+	OPENSSL_cleanse(key, sizeof key);
+	return 0;
+}
+
+int
+rtkey_hex_check(const char *state_dir, const char *hex, struct shir_error *err)
+{
+	uint8_t key[RTKEY_LEN], cur[RTKEY_LEN];
+	int rc;
+
+	if (rtkey_unhex(hex, strlen(hex), key) != 0)
+		return shir_error_set(err, SHIR_EPROTO, "the runtime data key is malformed");
+	rc = rtkey_load(state_dir, cur, err);
+	if (rc == 0 && CRYPTO_memcmp(key, cur, RTKEY_LEN) != 0)
+		rc = shir_error_set(err, SHIR_EEXIST, "this node already has another runtime data "
+		    "key (it belongs to another runtime); remove %s/%s first if it must move",
+		    state_dir, RTKEY_FILE);
+	else if (rc == SHIR_ENOENT)
+		rc = 0;
+	OPENSSL_cleanse(key, sizeof key);
+	OPENSSL_cleanse(cur, sizeof cur);
+	return rc;
+}
+
+int
+rtkey_hex_put(const char *state_dir, const char *hex, struct shir_error *err)
+{
+	uint8_t key[RTKEY_LEN];
+	int rc;
+
+	if ((rc = rtkey_hex_check(state_dir, hex, err)) != 0)
+		return rc;
+	rtkey_unhex(hex, strlen(hex), key);
+	rc = rtkey_store(state_dir, key, err);
+	OPENSSL_cleanse(key, sizeof key);
+	return rc;
+}

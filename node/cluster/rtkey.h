@@ -27,4 +27,12 @@ int rtkey_export(const char *state_dir, const char *password, int log2n, const c
 int rtkey_import(const char *state_dir, const char *password, const char *file,
     struct shir_error *err);
 
+/* For backups (node/admin/backup.c): the key as 64 hex characters (wipe
+ * them; SHIR_ENOENT when the node has none), whether hex may be taken
+ * (SHIR_EEXIST when the node has another key, SHIR_EPROTO when it is not a
+ * key), and taking it. */
+int rtkey_hex_get(const char *state_dir, char hex[2 * RTKEY_LEN + 1], struct shir_error *err);
+int rtkey_hex_check(const char *state_dir, const char *hex, struct shir_error *err);
+int rtkey_hex_put(const char *state_dir, const char *hex, struct shir_error *err);
+
 #endif

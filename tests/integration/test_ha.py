@@ -220,6 +220,29 @@ def test_other_runtime_refused(h):
 
 
 @test
+def test_backup_carries_the_runtime_data_key(h):
+    """a node restored from a member's backup has the runtime data key and syncs"""
+    relay, nodes = runtime(h, 2)
+    n1, n2 = nodes
+    n1.set("db", "v1")
+    converged(nodes, 15, "members agree")
+    n1.ctl("backup", "create", h.path("n1.backup"), input="backup pw\n")
+    fresh = HaNode(h, relay, "fresh")
+    check(fresh.values() == {}, "a fresh node has nothing")
+    fresh.ctl("backup", "import", h.path("n1.backup"), input="backup pw\n")
+    fresh.p.wait_log(r"event=sync.enabled")
+    n2.set("api", "a1")
+    converged(nodes + [fresh], 20, "the restored node joins")
+    # a node of another runtime refuses the backup, changing nothing
+    other = HaNode(h, relay, "other")
+    other.ctl("cluster", "init")
+    r = other.ctl("backup", "import", h.path("n1.backup"), input="backup pw\n", rc=1)
+    check("another runtime data key" in r.stderr and "nothing was changed" in r.stderr, r.stderr)
+    for nd in nodes + [fresh, other]:
+        stop_clean(nd.p)
+
+
+@test
 def test_kill9_mid_sync_loses_nothing(h):
     """kill -9 of a node while it takes a large sync: every store opens and agrees afterwards"""
     relay, nodes = runtime(h, 3)
