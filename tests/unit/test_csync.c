@@ -253,6 +253,37 @@ test_tombstones(void **state)
 	credstore_free(cs);
 }
 
+/* A store written before versions and tombstones (only name, value, version,
+ * updated) opens, lists, and its entries read as old versions that any
+ * synced write wins over. */
+static void
+test_old_store_opens(void **state)
+{
+	struct credstore *cs = NULL;
+	struct credstore_rec *v = NULL;
+	struct shir_error err;
+	size_t n, applied;
+	char *s = NULL;
+
+	(void)state;
+	assert_int_equal(credstore_open(dir, &cs, &err), 0);
+	assert_int_equal(credstore_import(cs, "{\"format\":1,\"version\":7,\"credentials\":["
+	    "{\"name\":\"db\",\"value\":\"old\",\"version\":3,\"updated\":1700000000}]}", &err),
+	    0);
+	assert_int_equal(credstore_get(cs, "db", &s, &err), 0);
+	assert_string_equal(s, "old");
+	credstore_secret_free(s);
+	assert_int_equal(credstore_records(cs, &v, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].hlc.ms, 1700000000ULL * 1000);
+	assert_string_equal(v[0].hlc.origin, "");
+	credstore_records_free(v, n);
+	struct credstore_rec nw = rec("db", "new", 1700000000ULL * 1000 + 1, 0, "p");
+	assert_int_equal(credstore_merge(cs, &nw, 1, "peer", &applied, &err), 0);
+	assert_int_equal(applied, 1);
+	credstore_free(cs);
+}
+
 static void
 test_digest_orders_by_name(void **state)
 {
@@ -279,6 +310,7 @@ main(void)
 		cmocka_unit_test(test_records_roundtrip_and_split),
 		cmocka_unit_test_setup_teardown(test_merge_newest_wins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tombstones, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_old_store_opens, setup, teardown),
 		cmocka_unit_test(test_digest_orders_by_name),
 	};
 
