@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/sdnotify.h"
 #include "relay/server/relay_conf.h"
+#include "relay/server/relay_nodes.h"
 #include "relay/server/relay_srv.h"
 #include "relay/server/relay_state.h"
 #include "relay/sas.h"
@@ -42,6 +43,7 @@ usage(FILE *f)
 	    "       shir-relay [-f FILE] ir keys NAME          (root: print its keys again)\n"
 	    "       shir-relay [-f FILE] ir regenerate-key NAME key1|key2|service\n"
 	    "       shir-relay [-f FILE] ir delete NAME\n"
+	    "       shir-relay [-f FILE] ir nodes NAME [--json]  (the nodes connected now; needs relay.admin)\n"
 	    "       shir-relay --version\n", SYSCONFDIR);
 }
 
@@ -216,6 +218,11 @@ ir_cmd(const char *path, int argc, char **argv)
 	}
 	if (sub == NULL) {
 		usage(stderr);
+		goto out;
+	}
+	if (strcmp(sub, "nodes") == 0 && (argc == 2 || (argc == 3 &&
+	    strcmp(argv[2], "--json") == 0))) {
+		rc = relay_nodes_print(c->admin, argv[1], argc == 3);
 		goto out;
 	}
 	if ((lock = rstate_lock(c->state_file, &e)) < 0 || rstate_load(c->state_file, &st, &e) != 0) {

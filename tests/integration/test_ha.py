@@ -79,9 +79,9 @@ class HaNode:
         self.p.wait_exit(10)
 
 
-def runtime(h, n, prefix="node", extra=""):
+def runtime(h, n, prefix="node", extra="", admin=None):
     """A relay with one hybrid connection and n nodes sharing one data key."""
-    relay = Relay(h)
+    relay = Relay(h, extra="[relay]\nadmin = 127.0.0.1:%d\n" % admin if admin else "")
     relay.create()
     relay.start()
     nodes = [HaNode(h, relay, "%s-%d" % (prefix, i + 1), extra=extra) for i in range(n)]
@@ -113,8 +113,15 @@ def converged(nodes, timeout, what):
 def test_credential_set_on_node_1_serves_node_3(h):
     """a credential set on node 1 is used by a request node 3 serves; the relay never sees it"""
     url = basic_server(h)
-    relay, nodes = runtime(h, 3)
+    admin = shirtest.free_port()
+    relay, nodes = runtime(h, 3, admin=admin)
     n1, n2, n3 = nodes
+    # the relay's roster: each connected node with its announced name and version
+    r = h.run([h.bin("shir-relay"), "-f", relay.conf, "ir", "nodes", "myhc"], check=0)
+    check("myhc: Online, 3 nodes connected" in r.stdout and
+          all(n in r.stdout for n in ("node-1", "node-2", "node-3")), r.stdout)
+    r = h.run([h.bin("shir-relay"), "-f", relay.conf, "ir", "nodes", "nope"], check=1)
+    check("no integration runtime named nope" in r.stderr, r.stderr)
     t0 = time.monotonic()
     n1.set("api-pw", "from-the-store")
     wait_until(lambda: n3.values().get("api-pw") == "from-the-store", 10, "node 3 has it")
@@ -144,6 +151,9 @@ def test_credential_set_on_node_1_serves_node_3(h):
     check(all(n in out for n in ("node-1", "node-2", "node-3")) and "3 nodes heard" in out, out)
     for nd in nodes:
         stop_clean(nd.p)
+    wait_until(lambda: "myhc: Offline, 0 nodes connected" in h.run(
+        [h.bin("shir-relay"), "-f", relay.conf, "ir", "nodes", "myhc"], check=0).stdout, 10,
+        "the runtime Offline with no node")
 
 
 @test
