@@ -253,6 +253,52 @@ def test_backup_carries_the_runtime_data_key(h):
 
 
 @test
+def test_relay_side_attacker(h):
+    """a listener holding the runtime's listen key but not its data key (or the relay itself)
+    receives only sealed boxes; its garbage, forged and replayed messages change nothing"""
+    import base64
+    from relaytest import RawWS, sas_token
+    relay, nodes = runtime(h, 2)
+    n1, n2 = nodes
+    k = relay.keys["myhc"]["node-key1"]
+    tok = sas_token("http://127.0.0.1:%d/myhc" % relay.port, k["keyName"], k["key"])
+    spy = RawWS(relay.port, "/$hc/myhc?sb-hc-action=listen&sb-hc-id=spy",
+                {"ServiceBusAuthorization": tok, "Shir-Relay-Features": "sync"})
+    check(spy.status == 101 and "sync" in spy.headers.get("shir-relay-features", ""),
+          "the relay acknowledges sync: %r" % spy.headers)
+    n1.set("db", "first-secret")
+    got = []
+    end = time.monotonic() + 15
+    while time.monotonic() < end and len(got) < 4:
+        op, data = spy.recv()
+        if op == 1 and b"shirSync" in data:
+            got.append(data)
+    check(len(got) >= 2, "the spy got %d sync messages" % len(got))
+    for m in got:
+        check(b"first-secret" not in m and b"db" not in m.replace(b'"box"', b""),
+              "a sync message shows a name or a value in clear")
+    converged(nodes, 15, "members agree")
+    n1.set("db", "second-secret")
+    converged(nodes, 15, "the second value everywhere")
+    n1.p.mark()
+    n2.p.mark()
+    # replay of every captured (older) message, garbage, and a forged box
+    for m in got:
+        spy.send(1, m)
+    spy.send(1, '{"shirSync":{"v":1,"box":"AAAA"}}')
+    spy.send(1, '{"shirSync":{"v":1,"box":"%s"}}' % base64.b64encode(
+        b"SHIRSEAL\x01\x00S\x00" + os.urandom(80)).decode())
+    spy.send(1, '{"shirSync":"not an object"}')
+    m = n2.p.wait_log(r"event=sync.refused bytes=\d+ reason=(.*) refused=")
+    time.sleep(3)
+    check(n1.values() == {"db": "second-secret"} and n2.values() == {"db": "second-secret"},
+          "a replay or forgery changed a store: %r %r" % (n1.values(), n2.values()))
+    spy.close()
+    for nd in nodes:
+        stop_clean(nd.p)
+
+
+@test
 def test_kill9_mid_sync_loses_nothing(h):
     """kill -9 of a node while it takes a large sync: every store opens and agrees afterwards"""
     relay, nodes = runtime(h, 3)
