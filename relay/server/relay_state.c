@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 
+#include "common/atomicfile.h"
 #include "relay/server/relay_state.h"
 
 #define STATE_MAX (16 * 1024 * 1024)
@@ -340,6 +341,13 @@ rstate_save(const struct rstate *s, const char *path, struct shir_error *e)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		shir_error_set(e, SHIR_EIO, "cannot write %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	/* `shir-relay ir create` run as root keeps the file the service's
+	 * (the owner of /var/lib/shir-relay) */
+	if (atomicfile_adopt_owner(fd, path, e) != 0) {
+		close(fd);
+		unlink(tmp);
 		goto out;
 	}
 	{

@@ -207,6 +207,14 @@ def test_debian_packages(h):
                "/lib/systemd/system/shir-relay.service"], timeout=120)
     check(r.returncode == 0, "systemd-analyze verify failed:\n%s%s", r.stdout, r.stderr)
 
+    # `shir-relay ir create` as root (the README's first command) leaves the state
+    # file to the service's user
+    out = h.run(["/usr/sbin/shir-relay", "ir", "create", "pkg-ir"], check=0).stdout
+    check("IR@v1@" in out, "ir create printed:\n%s", out)
+    st = os.stat("/var/lib/shir-relay/state.json")
+    check(st.st_uid == pwd.getpwnam("shir-relay").pw_uid and st.st_mode & 0o777 == 0o600,
+          "/var/lib/shir-relay/state.json: uid %d mode %o", st.st_uid, st.st_mode & 0o777)
+
     # the installed shird as the installed user, with the installed paths
     os.chmod(h.tmp, 0o755)
     n = NotifyListener(h)
