@@ -53,7 +53,7 @@ uninstall-local:
 # make distcheck installs as a user: /etc is the default sysconfdir.
 AM_DISTCHECK_CONFIGURE_FLAGS = --sysconfdir='$${prefix}/etc' --localstatedir='$${prefix}/var' \
 	--runstatedir='$${prefix}/var/run'
-EXTRA_DIST += debian
+EXTRA_DIST += debian tests/prometheus
 
 # builds, lints, installs and purges the Debian packages; sd_notify readiness
 INTEGRATION_TESTS += tests/integration/test_package.py
