@@ -92,7 +92,7 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "upgrade-service", { "-sus", "-StartUpgradeService", "-tus", "-StopUpgradeService" },
 	  ctl_cmd_auto_update, "upgrade-service", "explains: there is no upgrade service" },
 	{ "proxy set", { NULL }, ctl_cmd_proxy_set,
-	  "proxy set none|system [--user U]|custom --address H --port P [--user U]",
+	  "proxy set none|system [--user U]|custom --address H --port P [--user U]|pac URL",
 	  "proxy settings, applied with a reload; the password from stdin or a prompt" },
 
 	{ "version", { NULL }, ctl_cmd_version, "version", "print the version" },

@@ -19,7 +19,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <openssl/evp.h>
@@ -56,7 +55,8 @@ struct pac_script {
 struct pac_cached {
 	char key[1700];		/* the source + scheme://host:port */
 	time_t at;
-	struct proxy_decision d;
+	struct pac_result r;	/* reordered for bad proxies at each use */
+	char base[400];		/* the reason without the chosen entry */
 };
 
 struct pac_bad {
@@ -113,30 +113,9 @@ static void
 pac_helper_path(char *buf, size_t len)
 {
 	const char *e = getenv("SHIR_PAC_HELPER");
-	char exe[3000];
-	ssize_t n;
-	struct stat st;
 
-	if (e != NULL && *e) {
-		snprintf(buf, len, "%s", e);
-		return;
-	}
-	snprintf(buf, len, "%s/shir-pac-helper", PKGLIBEXECDIR);
-	if (stat(buf, &st) == 0)
-		return;
-	/* a build tree: shird and shirctl beside proxy/shir-pac-helper */
-	if ((n = readlink("/proc/self/exe", exe, sizeof exe - 1)) > 0) {
-		char *sl;
-
-		exe[n] = '\0';
-		if ((sl = strrchr(exe, '/')) != NULL) {
-			*sl = '\0';
-			snprintf(buf, len, "%.3000s/proxy/shir-pac-helper", exe);
-			if (stat(buf, &st) == 0)
-				return;
-		}
-	}
-	snprintf(buf, len, "%s/shir-pac-helper", PKGLIBEXECDIR);
+	/* the installed helper; SHIR_PAC_HELPER names another (a build tree's) */
+	snprintf(buf, len, "%s", e != NULL && *e ? e : PKGLIBEXECDIR "/shir-pac-helper");
 }
 
 static void
@@ -794,13 +773,22 @@ pac_decide_cached(const struct pac_params *p, const char *scheme, const char *ho
 	pac_sanitize(scheme, host, port, url, sizeof url, key, sizeof key);
 	pac_cache_key(p, key, ck, sizeof ck);
 	slot = pac_key_slot(ck);
+	struct pac_result r;
+	char base[400], chosen[700];
+
 	pthread_mutex_lock(&pac_mu);
 	if (pac_results[slot].at != 0 && strcmp(pac_results[slot].key, ck) == 0 &&
 	    pac_mono() - pac_results[slot].at < PAC_RESULT_TTL) {
-		*d = pac_results[slot].d;
+		r = pac_results[slot].r;
+		memcpy(base, pac_results[slot].base, sizeof base);
 		hit = 1;
 	}
 	pthread_mutex_unlock(&pac_mu);
+	if (hit) {
+		memset(d, 0, sizeof *d);
+		pac_to_decision(&r, d, chosen, sizeof chosen);
+		snprintf(d->reason, sizeof d->reason, "%s -> %.100s (cached)", base, chosen);
+	}
 	return hit;
 }
 
@@ -811,7 +799,7 @@ pac_decide(const struct pac_params *p, const char *scheme, const char *host, int
 	struct pac_explain ex0;
 	struct pac_script *s = NULL;
 	struct pac_result r;
-	char cands[2][1100], err[1200], key[600], ck[1700], chosen[700], hhost[300];
+	char cands[2][1100], err[1200], key[600], ck[1700], chosen[700], hhost[300], base[400];
 	size_t nc = 0, i, slot, hl;
 	int stale = 0, ok = -1;
 
@@ -830,6 +818,7 @@ pac_decide(const struct pac_params *p, const char *scheme, const char *host, int
 		snprintf(hhost, sizeof hhost, "%.*s", (int)(hl - 2), host + 1);
 	else
 		snprintf(hhost, sizeof hhost, "%s", host);
+	snprintf(ex->host, sizeof ex->host, "%s", hhost);
 	if (p->auto_detect)
 		snprintf(cands[nc++], sizeof cands[0], "http://wpad/wpad.dat");
 	if (p->script_url[0])
@@ -874,15 +863,17 @@ pac_decide(const struct pac_params *p, const char *scheme, const char *host, int
 	}
 	pac_set_last_error("");
 	pac_to_decision(&r, d, chosen, sizeof chosen);
-	snprintf(d->reason, sizeof d->reason, "PAC %.200s%s (sha256 %.12s, %ld s old): "
-	    "\"%.120s\" -> %.100s", ex->source, stale ? " (stale: its refresh failed)" : "",
-	    ex->hash, ex->age_s, ex->result, chosen);
+	snprintf(base, sizeof base, "PAC %.200s%s (sha256 %.12s, %ld s old): \"%.120s\"",
+	    ex->source, stale ? " (stale: its refresh failed)" : "", ex->hash, ex->age_s,
+	    ex->result);
+	snprintf(d->reason, sizeof d->reason, "%s -> %.100s", base, chosen);
 	pac_cache_key(p, key, ck, sizeof ck);
 	slot = pac_key_slot(ck);
 	pthread_mutex_lock(&pac_mu);
 	snprintf(pac_results[slot].key, sizeof pac_results[slot].key, "%s", ck);
 	pac_results[slot].at = pac_mono();
-	pac_results[slot].d = *d;
+	pac_results[slot].r = r;
+	memcpy(pac_results[slot].base, base, sizeof base);
 	pthread_mutex_unlock(&pac_mu);
 }
 

@@ -32,6 +32,7 @@ struct pac_explain {
 	char hash[65];		/* SHA-256 of the script text, hex */
 	long age_s;		/* since it was fetched */
 	char sanitized[600];	/* the URL the script saw */
+	char host[300];		/* and the host */
 	char result[1024];	/* what FindProxyForURL returned */
 	char error[1200];	/* why PAC gave no answer ("" when it did) */
 	int cached;		/* the result came from the short cache */

@@ -36,7 +36,7 @@
 #include "proxy/pac_js.h"
 
 #define PH_MAX_FRAME (4u * 1024 * 1024)
-#define PH_HEAP_CAP ((size_t)256 * 1024 * 1024)	/* bytes the JavaScript heap may hold */
+#define PH_HEAP_CAP ((size_t)64 * 1024 * 1024)	/* bytes the JavaScript heap may hold */
 #define PH_CPU_S 120				/* CPU seconds for the whole process */
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -379,7 +379,7 @@ ph_confine(char *why, size_t wl)
 	{
 		/* AddressSanitizer reserves terabytes of shadow memory: there the
 		 * heap cap above is the only memory limit */
-		struct rlimit as = { (rlim_t)768 * 1024 * 1024, (rlim_t)768 * 1024 * 1024 };
+		struct rlimit as = { (rlim_t)512 * 1024 * 1024, (rlim_t)512 * 1024 * 1024 };
 
 		if (setrlimit(RLIMIT_AS, &as) != 0) {
 			snprintf(why, wl, "RLIMIT_AS: %s", strerror(errno));
