@@ -50,6 +50,7 @@ struct pac_script {
 	time_t next_try;	/* after a failure: not before */
 	int fails;
 	char error[1024];	/* the last failure */
+	time_t used;		/* last asked for (which slot to reuse) */
 };
 
 struct pac_cached {
@@ -566,14 +567,18 @@ pac_script_slot(const char *url)
 
 	for (i = 0; i < PAC_NSCRIPTS; i++) {
 		s = &pac_scripts[i];
-		if (strcmp(s->url, url) == 0)
+		if (strcmp(s->url, url) == 0) {
+			s->used = pac_mono();
 			return s;
-		if (old == NULL || s->fetched < old->fetched)
+		}
+		/* an empty slot, else the one used longest ago */
+		if (old == NULL || (old->url[0] != '\0' && (s->url[0] == '\0' || s->used < old->used)))
 			old = s;
 	}
 	free(old->text);
 	memset(old, 0, sizeof *old);
 	snprintf(old->url, sizeof old->url, "%s", url);
+	old->used = pac_mono();
 	return old;
 }
 

@@ -460,5 +460,100 @@ def test_helper_sandbox(h):
     check("run by shird only" in r.stderr, r.stderr)
 
 
+# --- WPAD: a resolver the test controls -----------------------------------------
+
+NETNS_SH = r"""
+set -e
+ip link set lo up
+mount --bind "$RESOLV" /etc/resolv.conf
+"$DNSMASQ" --keep-in-foreground --no-resolv --no-hosts --listen-address=127.0.0.1 \
+  --bind-interfaces --port=53 --user=root --log-queries --log-facility=- $DNS_ARGS \
+  2>"$TMP/dnsmasq.log" &
+DNS=$!
+"$PYTHON" -m http.server 80 --bind 127.0.0.1 --directory "$TMP/www" 2>"$TMP/http.log" &
+WEB=$!
+trap 'kill $DNS $WEB 2>/dev/null; wait $DNS $WEB 2>/dev/null || true' EXIT
+for i in $(seq 50); do
+  if "$PYTHON" -c 'import socket; socket.create_connection(("127.0.0.1", 80), 1).close()' 2>/dev/null; then
+    break
+  fi
+  sleep 0.1
+done
+"$@"
+"""
+
+
+def in_netns(h, dns_args, argv, timeout=60):
+    """Runs argv in a network and mount namespace of its own: only a loopback
+    interface, /etc/resolv.conf naming a dnsmasq on 127.0.0.1:53 (search list
+    corp.shir.test) that answers as dns_args say, and an HTTP server on
+    127.0.0.1:80 serving h.path("www"). Nothing leaves the namespace."""
+    unshare = h.require("unshare", "util-linux")
+    dnsmasq = h.require("dnsmasq", "dnsmasq")
+    h.require("ip", "iproute2")
+    resolv = h.write("resolv.conf", "nameserver 127.0.0.1\nsearch corp.shir.test\n"
+                     "options timeout:1 attempts:1\n")
+    os.makedirs(h.path("www"), exist_ok=True)
+    env = dict(tp.clean_env())
+    env.update({"RESOLV": resolv, "DNSMASQ": dnsmasq, "DNS_ARGS": " ".join(dns_args),
+                "TMP": h.tmp, "PYTHON": sys.executable})
+    r = h.run([unshare, "--net", "--mount", "sh", "-c", NETNS_SH, "netns"] + argv,
+              timeout=timeout, env=env)
+    if "Operation not permitted" in r.stderr and "unshare" in r.stderr:
+        raise TestFailure("unshare --net --mount needs root (or user namespaces): %s" % r.stderr)
+    with open(h.path("dnsmasq.log")) as f:
+        dns_log = f.read()
+    return r, dns_log
+
+
+WPAD_DOTNET = """<?xml version="1.0" encoding="utf-8"?>
+<configuration><system.net>
+  <defaultProxy><proxy autoDetect="true" %s/></defaultProxy>
+</system.net></configuration>
+"""
+
+
+@test
+def test_wpad_through_the_search_list(h):
+    """autoDetect="true": http://wpad/wpad.dat found through the resolver's search list
+    (wpad.corp.shir.test from a dnsmasq the test runs), its answer used"""
+    h.write("www/wpad.dat", 'function FindProxyForURL(url, host) {\n'
+            '  return isResolvable("wpad") ? "PROXY wpad-chose.test:3128" : "DIRECT"; }\n')
+    cfg = h.write("diahost.exe.config", WPAD_DOTNET % "")
+    r, dns = in_netns(h, ["--address=/wpad.corp.shir.test/127.0.0.1"],
+                      [h.bin("shirctl"), "proxy", "explain", "https://relay.test/", "--config", cfg])
+    check(r.returncode == 0, "%s %s", r.stdout, r.stderr)
+    check("PAC:       http://wpad/wpad.dat (WPAD) (sha256 " in r.stdout, r.stdout)
+    check("Decision:  PROXY http://wpad-chose.test:3128" in r.stdout, r.stdout)
+    check("query[A] wpad.corp.shir.test from 127.0.0.1" in dns, dns)
+    with open(h.path("http.log")) as f:
+        check('"GET /wpad.dat HTTP/1.1" 200' in f.read(), "the HTTP server saw no request")
+
+
+@test
+def test_wpad_fails_then_script_location_and_remembered(h):
+    """no wpad name: the scriptLocation beside autoDetect is used, the failed discovery is named in
+    explain and remembered (one DNS question for two decisions)"""
+    h.write("www/corp.pac", 'function FindProxyForURL(u, h) { return "PROXY fallback.test:8080"; }')
+    cfg = h.write("diahost.exe.config", WPAD_DOTNET % 'scriptLocation="http://127.0.0.1/corp.pac"')
+    r, dns = in_netns(h, [], [h.bin("shirctl"), "proxy", "explain", "https://relay.test/",
+                              "--config", cfg])
+    check(r.returncode == 0, "%s %s", r.stdout, r.stderr)
+    check(re.search(r"PAC tried: PAC http://wpad/wpad.dat \(WPAD\): cannot resolve its host", r.stdout),
+          r.stdout)
+    check("PAC:       http://127.0.0.1/corp.pac (sha256" in r.stdout, r.stdout)
+    check("Decision:  PROXY http://fallback.test:8080" in r.stdout, r.stdout)
+    # one process, two destinations (the dials fail: fallback.test is no real proxy): the
+    # failed discovery is not repeated for the second one
+    r, dns = in_netns(h, [], [h.bin("proxy_dial_client"), "--dotnet", cfg, "--url",
+                              "https://one.test:9/", "--url2", "https://two.test:9/",
+                              "--host", "127.0.0.1", "--port", "9", "--count", "2",
+                              "--timeout", "3", "--verbose", "--keep-going"])
+    check(dns.count("query[A] wpad.corp.shir.test") == 1, dns)
+    check(len(re.findall(r"event=pac.fetch.failed url=http://wpad/wpad.dat", r.stderr)) == 1,
+          r.stderr[-3000:])
+    check(len(re.findall(r"event=dial.pac .*fallback.test:8080", r.stderr)) == 2, r.stderr[-3000:])
+
+
 if __name__ == "__main__":
     main()
