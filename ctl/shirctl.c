@@ -252,6 +252,8 @@ ctl_cmd_status(struct ctl_ctx *ctx, int argc, char **argv)
 	ctl_print_duration(cJSON_GetNumberValue(cJSON_GetObjectItem(o, "uptimeSeconds")));
 	printf("\nConfig:   %s\n", ctl_json_str(o, "configFile"));
 	printf("Proxy:    %s\n", ctl_json_str(o, "proxyMode"));
+	if (*ctl_json_str(cJSON_GetObjectItem(o, "proxy"), "pacError"))
+		printf("PAC:      %s\n", ctl_json_str(cJSON_GetObjectItem(o, "proxy"), "pacError"));
 	chs = cJSON_GetObjectItem(o, "channels");
 	if (cJSON_GetArraySize(chs) == 0) {
 		printf("Channels: none\n");

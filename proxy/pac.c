@@ -585,7 +585,7 @@ pac_script_slot(const char *url)
 /* The script of url, fetched when needed. 0 usable (maybe stale), -1 not. */
 static int
 pac_script_get(const struct pac_params *p, const char *url, struct pac_script **out,
-    int *stale, char *err, size_t el)
+    int *stale, long *retry_in, char *err, size_t el)
 {
 	struct pac_script *s = pac_script_slot(url);
 	time_t now = pac_mono();
@@ -603,8 +603,8 @@ pac_script_get(const struct pac_params *p, const char *url, struct pac_script **
 			*stale = 1;
 			return 0;
 		}
-		snprintf(err, el, "%s (not retried for another %ld s)", s->error,
-		    (long)(s->next_try - now));
+		snprintf(err, el, "%s", s->error);
+		*retry_in = (long)(s->next_try - now);
 		return -1;
 	}
 	shir_error_clear(&e);
@@ -634,6 +634,7 @@ pac_script_get(const struct pac_params *p, const char *url, struct pac_script **
 		return 0;
 	}
 	snprintf(err, el, "%.1000s", e.msg);
+	*retry_in = backoff;
 	return -1;
 }
 
@@ -807,6 +808,7 @@ pac_decide(const struct pac_params *p, const char *scheme, const char *host, int
 	char cands[2][1100], err[1200], key[600], ck[1700], chosen[700], hhost[300], base[400];
 	size_t nc = 0, i, slot, hl;
 	int stale = 0, ok = -1;
+	long retry_in = 0;
 
 	if (ex == NULL)
 		ex = &ex0;
@@ -831,7 +833,7 @@ pac_decide(const struct pac_params *p, const char *scheme, const char *host, int
 	pthread_mutex_lock(&pac_eval_mu);
 	for (i = 0; i < nc; i++) {
 		err[0] = '\0';
-		if (pac_script_get(p, cands[i], &s, &stale, err, sizeof err) == 0) {
+		if (pac_script_get(p, cands[i], &s, &stale, &retry_in, err, sizeof err) == 0) {
 			ok = 0;
 			break;
 		}
@@ -860,8 +862,12 @@ pac_decide(const struct pac_params *p, const char *scheme, const char *host, int
 	}
 	if (ok != 0) {
 		d->direct = 1;
-		snprintf(d->reason, sizeof d->reason, "%.440s; using DIRECT as .NET does",
-		    ex->error);
+		char again[64] = "";
+
+		if (retry_in > 0)
+			snprintf(again, sizeof again, " (next download in %ld s)", retry_in);
+		snprintf(d->reason, sizeof d->reason, "%.400s; using DIRECT as .NET does%s",
+		    ex->error, again);
 		pac_set_last_error(d->reason);
 		log_warn("proxy", "event=pac.failed dest=%s reason=%s", log_q(key), log_q(d->reason));
 		return;	/* failures are not cached: the next call retries (with back-off) */

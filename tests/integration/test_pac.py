@@ -199,11 +199,12 @@ def test_fetch_never_through_a_proxy_and_errors(h):
     missing = "http://127.0.0.1:%d/missing.pac" % srv.port
     j, _ = explain(h, pac_conf(h, missing, name="m.conf"), "https://a.test/")
     check(j["decision"] == "DIRECT", "%r", j)
-    check(j["reason"] == "PAC %s: HTTP 404; using DIRECT as .NET does" % missing, j["reason"])
+    check(re.fullmatch(r"PAC %s: HTTP 404; using DIRECT as \.NET does \(next download in 30 s\)"
+                       % re.escape(missing), j["reason"]), j["reason"])
     refused = "http://127.0.0.1:%d/p.pac" % dead
     j, _ = explain(h, pac_conf(h, refused, name="r.conf"), "https://a.test/")
     check(j["reason"].startswith("PAC %s: cannot connect" % refused) and
-          j["reason"].endswith("; using DIRECT as .NET does"), j["reason"])
+          j["reason"].endswith("; using DIRECT as .NET does (next download in 30 s)"), j["reason"])
     j, _ = explain(h, pac_conf(h, "file://" + h.path("nope.pac"), name="f.conf"), "https://a.test/")
     check(j["decision"] == "DIRECT" and "nope.pac" in j["reason"], j["reason"])
     # a file: URL works
@@ -444,7 +445,9 @@ def test_hostile_slow_server(h):
     why = pac_failure(r.stderr)
     check("PAC %s: no complete answer within 2 s" % url in why, why)
     check(2 <= took < 8, "took %.1f s" % took)
-    check("not retried for another" in r.stderr, "the failure was not remembered:\n%s" % r.stderr[-2000:])
+    fails = re.findall(r"event=pac.failed dest=\S+ reason=(.*)", r.stderr)
+    check(len(fails) == 2 and re.search(r"next download in (2\d|30) s", fails[1]),
+          "the failure was not remembered:\n%s" % r.stderr[-2000:])
     check(srv.hits == ["/slow.pac"], "%r", srv.hits)
 
 
@@ -483,7 +486,7 @@ done
 """
 
 
-def in_netns(h, dns_args, argv, timeout=60):
+def in_netns(h, dns_args, argv, timeout=60, extra_env=None):
     """Runs argv in a network and mount namespace of its own: only a loopback
     interface, /etc/resolv.conf naming a dnsmasq on 127.0.0.1:53 (search list
     corp.shir.test) that answers as dns_args say, and an HTTP server on
@@ -497,6 +500,7 @@ def in_netns(h, dns_args, argv, timeout=60):
     env = dict(tp.clean_env())
     env.update({"RESOLV": resolv, "DNSMASQ": dnsmasq, "DNS_ARGS": " ".join(dns_args),
                 "TMP": h.tmp, "PYTHON": sys.executable})
+    env.update(extra_env or {})
     r = h.run([unshare, "--net", "--mount", "sh", "-c", NETNS_SH, "netns"] + argv,
               timeout=timeout, env=env)
     if "Operation not permitted" in r.stderr and "unshare" in r.stderr:
@@ -553,6 +557,49 @@ def test_wpad_fails_then_script_location_and_remembered(h):
     check(len(re.findall(r"event=pac.fetch.failed url=http://wpad/wpad.dat", r.stderr)) == 1,
           r.stderr[-3000:])
     check(len(re.findall(r"event=dial.pac .*fallback.test:8080", r.stderr)) == 2, r.stderr[-3000:])
+
+
+
+STATUS_SH = r"""
+"$SHIRD" -f "$CONF" 2>"$TMP/shird.log" &
+PID=$!
+for i in $(seq 100); do
+  "$SHIRCTL" --socket "$SOCK" status >"$TMP/status.txt" 2>&1 || true
+  if grep -q '^PAC:' "$TMP/status.txt"; then
+    break
+  fi
+  sleep 0.2
+done
+"$SHIRCTL" --socket "$SOCK" status --json >"$TMP/status.json" 2>&1 || true
+kill -TERM $PID
+wait $PID
+"""
+
+
+@test
+def test_status_names_the_pac_failure(h):
+    """shird whose PAC file answers 404: status (text and JSON) names the failure and the .NET
+    fallback; the channel dials DIRECT (run in a network namespace with its own resolver, so
+    the DIRECT fallback to relay.test stays on loopback)"""
+    key = tl.write_key(h, "c2VjcmV0")
+    conf, sock = tl.shird_conf(h, endpoint="wss://relay.test:9", key_file=key,
+                               tail="[proxy]\nmode = custom\npac_url = http://127.0.0.1/missing.pac\n")
+    r, dns = in_netns(h, ["--address=/relay.test/127.0.0.1"], ["sh", "-c", STATUS_SH],
+                      extra_env={"SHIRD": h.bin("shird"), "SHIRCTL": h.bin("shirctl"),
+                                 "CONF": conf, "SOCK": sock})
+    check(r.returncode == 0, "shird did not exit cleanly: %s %s" % (r.stdout, r.stderr))
+    want = "PAC http://127.0.0.1/missing.pac: HTTP 404; using DIRECT as .NET does"
+    with open(h.path("status.txt")) as f:
+        txt = f.read()
+    check("PAC:      " + want in txt, txt)
+    with open(h.path("status.json")) as f:
+        st = json.load(f)
+    check(st["proxy"]["pacError"].startswith(want) and st["proxy"]["pac"]["scriptLocation"] ==
+          "http://127.0.0.1/missing.pac", json.dumps(st["proxy"]))
+    with open(h.path("shird.log")) as f:
+        log = f.read()
+    check(re.search(r"event=dial.attempt dest=relay.test port=9 via=DIRECT", log) or
+          "event=pac.failed" in log, log[-3000:])
 
 
 if __name__ == "__main__":
