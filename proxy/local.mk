@@ -29,5 +29,5 @@ EXTRA_DIST += tests/integration/proxy_helpers.py tests/integration/squid.py
 check_PROGRAMS += tests/proxy_dial_client
 
 # benchmarks (bench/proxy_tunnels.sh uses tests/proxy_dial_client)
-noinst_PROGRAMS += bench/proxy_decide
+noinst_PROGRAMS += bench/proxy_decide bench/pac_decide
 EXTRA_DIST += bench/proxy_tunnels.sh

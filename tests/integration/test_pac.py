@@ -100,16 +100,18 @@ def explain(h, conf, url, env=None, check_rc=0):
 
 
 TABLE_PAC = r"""
-// the decision table of test_decision_table
+// the decision table of test_decision_table; isInNet(Ex) only for address
+// literals, so that no name is sent to a DNS server outside the test
+function lit(h) { return /^[0-9.]+$/.test(h) || h.indexOf(":") >= 0; }
 function FindProxyForURL(url, host) {
   if (url.indexOf("secret") >= 0 || url.indexOf("?") >= 0)
     return "PROXY leaked.test:1";
   if (url === "https://strip.test/") return "PROXY stripped.test:3128";
   if (url === "https://port.test:8443/") return "PROXY port.test:8443";
   if (url === "http://plain.test/") return "PROXY plain-http.test:80";
-  if (isInNetEx(host, "10.0.0.0/8")) return "PROXY ten.test:1010";
-  if (isInNet(host, "192.168.0.0", "255.255.0.0")) return "PROXY mask.test:1921";
-  if (isInNetEx(host, "2001:db8::/32")) return "PROXY six.test:6";
+  if (lit(host) && isInNetEx(host, "10.0.0.0/8")) return "PROXY ten.test:1010";
+  if (lit(host) && isInNet(host, "192.168.0.0", "255.255.0.0")) return "PROXY mask.test:1921";
+  if (lit(host) && isInNetEx(host, "2001:db8::/32")) return "PROXY six.test:6";
   if (isPlainHostName(host)) return "DIRECT";
   if (shExpMatch(host, "*.corp.test")) return "PROXY a.test:8080; PROXY b.test:3128; DIRECT";
   if (shExpMatch(url, "https://files?.test/*")) return "HTTPS tls.test:443";
@@ -180,6 +182,26 @@ def test_decision_table(h):
     check('Called:    FindProxyForURL("https://x.corp.test/", "x.corp.test")' in out, out)
     check('Returned:  "PROXY a.test:8080; PROXY b.test:3128; DIRECT"' in out, out)
     check("Decision:  PROXY http://a.test:8080, then http://b.test:3128, then DIRECT" in out, out)
+
+
+@test
+def test_sample_pac(h):
+    """conf/sample.pac, the documented example, decides as its comments say"""
+    sample = os.path.join(os.environ["SHIR_SRCDIR"], "conf", "sample.pac")
+    conf = pac_conf(h, "file://" + sample)
+    wed = {"SHIR_PAC_TEST_NOW": str(WEDNESDAY), "TZ": "UTC"}
+    sun = {"SHIR_PAC_TEST_NOW": str(SUNDAY), "TZ": "UTC"}
+    for url, env, want in [
+            ("https://intranet/", wed, "DIRECT"),
+            ("https://db1.corp.contoso.com:1433/", wed, "DIRECT"),
+            ("https://10.20.30.40/", wed, "DIRECT"),
+            ("wss://myrelay.servicebus.windows.net/$hc/x", wed,
+             ["http://proxy1.corp.contoso.com:8080", "http://proxy2.corp.contoso.com:8080"]),
+            ("https://www.example.com/", wed, ["http://filter.corp.contoso.com:3128", "DIRECT"]),
+            ("https://www.example.com/", sun, ["http://proxy1.corp.contoso.com:8080", "DIRECT"])]:
+        j, _ = explain(h, conf, url, env=env)
+        got = "DIRECT" if j["decision"] == "DIRECT" else j["proxies"]
+        check(got == want, "%s: got %r, want %r (%s)", url, got, want, j["reason"])
 
 
 @test
