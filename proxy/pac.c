@@ -711,7 +711,7 @@ pac_to_decision(const struct pac_result *r, struct proxy_decision *d, char *chos
 		return;
 	}
 	d->nproxies = n;
-	snprintf(chosen, cl, "%s%s", d->proxies[0], bad[0] && pass ? "" : "");
+	snprintf(chosen, cl, "%s", d->proxies[0]);
 	for (i = 0; i < r->n; i++)
 		if (bad[i]) {
 			size_t o = strlen(chosen);

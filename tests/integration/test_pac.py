@@ -236,6 +236,36 @@ def test_fetch_never_through_a_proxy_and_errors(h):
 
 
 @test
+def test_proxy_set_pac(h):
+    """shirctl proxy set pac URL writes custom mode with proxy.pac_url (address removed), shird -t
+    accepts it, explain uses it; a URL of another scheme is refused; custom --address removes it"""
+    srv = PacServer(h)
+    url = srv.add("/set.pac", 'function FindProxyForURL(u, h) { return "PROXY set.test:1"; }')
+    conf = h.write("shird.conf", "[node]\nname = n\nstate_dir = %s\ncontrol_socket = %s\n"
+                   "[proxy]\nmode = custom\naddress = old.test\nport = 3128\n" % (
+                       h.path("state"), h.path("s.sock")))
+    shirctl = h.bin("shirctl")
+    r = h.run([shirctl, "--conf", conf, "proxy", "set", "pac", url], check=0)
+    check("pac_url = " + url in r.stdout and "address removed" in r.stdout, r.stdout)
+    text = open(conf).read()
+    check("pac_url = %s" % url in text and "old.test" not in text, text)
+    h.run([h.bin("shird"), "-t", "-f", conf], check=0)
+    j, _ = explain(h, conf, "https://x.test/")
+    check(j["proxies"] == ["http://set.test:1"], "%r", j)
+    r = h.run([shirctl, "--conf", conf, "proxy", "set", "pac", "ftp://x/p.pac"], check=2)
+    check("starts with http://, https:// or file://" in r.stderr, r.stderr)
+    h.run([shirctl, "--conf", conf, "proxy", "set", "custom", "--address", "new.test", "--port",
+           "8080"], check=0)
+    text = open(conf).read()
+    check("pac_url" not in text and "new.test" in text, text)
+    # pac_url alone is a complete custom configuration; neither is an error that names both
+    bad = h.write("bad.conf", "[proxy]\nmode = custom\n")
+    r = h.run([h.bin("shird"), "-t", "-f", bad])
+    check(r.returncode != 0 and "neither proxy.address nor proxy.pac_url is set" in r.stderr,
+          r.stderr)
+
+
+@test
 def test_system_mode_script_location(h):
     """mode system: scriptLocation in diahost.exe.config is fetched and run; with proxyaddress
     beside it the static proxy wins (as .NET 4.8)"""
