@@ -14,7 +14,7 @@ pkglibexec_PROGRAMS = proxy/shir-pac-helper
 proxy_shir_pac_helper_SOURCES = proxy/shir-pac-helper.c proxy/pac_js.h
 proxy_shir_pac_helper_LDADD = $(DUKTAPE_LIBS) -lm
 
-UNIT_TESTS += tests/unit/test_proxy tests/unit/test_proxy_dial tests/unit/test_pac_result
+UNIT_TESTS += tests/unit/test_proxy tests/unit/test_proxy_dial tests/unit/test_pac_result tests/unit/test_pac
 FUZZ_TARGETS += tests/fuzz/fuzz_proxy_dotnet tests/fuzz/fuzz_proxy_noproxy \
 	tests/fuzz/fuzz_pac_result tests/fuzz/fuzz_pac_decode
 tests_fuzz_fuzz_proxy_dotnet_LDFLAGS = $(FUZZ_LINKFLAGS)

@@ -78,13 +78,21 @@ static int pac_fd = -1;
 static char pac_loaded[65];
 static unsigned pac_restarts;
 
+static long pac_clock_skew;	/* pac_test_clock_advance() */
+
 static time_t
 pac_mono(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + 1;	/* never 0 */
+	return ts.tv_sec + 1 + __atomic_load_n(&pac_clock_skew, __ATOMIC_RELAXED);	/* never 0 */
+}
+
+void
+pac_test_clock_advance(long seconds)
+{
+	__atomic_add_fetch(&pac_clock_skew, seconds, __ATOMIC_RELAXED);
 }
 
 static uint64_t

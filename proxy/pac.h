@@ -58,6 +58,9 @@ int proxy_decide_explain(const struct proxy_config *pc, const char *url, struct 
     struct pac_explain *ex);
 /* Stops the helper (tests, shutdown). */
 void pac_shutdown(void);
+/* Unit tests only: moves the clock of the caches (script age, retry delays,
+ * result cache, bad proxies) forward. */
+void pac_test_clock_advance(long seconds);
 /* The helper's pid, or -1 (tests and benchmarks). */
 int pac_helper_pid(void);
 

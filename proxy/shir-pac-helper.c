@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <grp.h>
+#include <pwd.h>
 #include <unistd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -354,7 +356,8 @@ ph_seccomp(void)
 		PH_ALLOW(__NR_tgkill), PH_ALLOW(__NR_sched_yield), PH_ALLOW(__NR_fstat),
 		PH_ALLOW(__NR_newfstatat), PH_ALLOW(__NR_lseek), PH_ALLOW(__NR_getrandom),
 		PH_ALLOW(__NR_restart_syscall), PH_ALLOW(__NR_sigaltstack),
-		PH_ALLOW(__NR_rt_sigaction),
+		PH_ALLOW(__NR_rt_sigaction), PH_ALLOW(__NR_getuid), PH_ALLOW(__NR_geteuid),
+		PH_ALLOW(__NR_getgid), PH_ALLOW(__NR_getegid),
 		/* everything else: EPERM (the process keeps running and reports it) */
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
 	};
@@ -372,11 +375,36 @@ ph_seccomp(void)
 }
 #endif
 
+/* Started by a root shird (shird normally runs as its own user): become
+ * nobody, with no supplementary groups. */
+static int
+ph_drop_root(char *why, size_t wl)
+{
+	struct passwd *pw;
+	uid_t uid = 65534;
+	gid_t gid = 65534;
+
+	if (geteuid() != 0 && getuid() != 0)
+		return 0;
+	if ((pw = getpwnam("nobody")) != NULL) {
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+	}
+	if (setgroups(0, NULL) != 0 || setresgid(gid, gid, gid) != 0 ||
+	    setresuid(uid, uid, uid) != 0) {
+		snprintf(why, wl, "cannot drop root to nobody: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int
 ph_confine(char *why, size_t wl)
 {
 	struct rlimit cpu = { PH_CPU_S, PH_CPU_S + 1 };
 
+	if (ph_drop_root(why, wl) != 0)
+		return -1;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
 		snprintf(why, wl, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
 		return -1;
@@ -415,6 +443,7 @@ ph_selftest(void)
 		printf("confine failed: %s\n", why);
 		return 1;
 	}
+	printf("uid: %d\n", (int)getuid());
 	s = socket(AF_INET, SOCK_STREAM, 0);
 	printf("socket: %s\n", s < 0 ? strerror(errno) : "allowed");
 	fd = (int)syscall(__NR_openat, -100, "/etc/hostname", 0);

@@ -508,6 +508,9 @@ def test_helper_sandbox(h):
     """the helper confines itself: no sockets, no files, no processes"""
     helper = os.path.join(os.environ["SHIR_BUILDDIR"], "proxy", "shir-pac-helper")
     r = h.run([helper, "--selftest"], check=0)
+    if os.geteuid() == 0:
+        check("uid: 65534" in r.stdout or re.search(r"uid: [1-9]", r.stdout),
+              "a root helper must become nobody: %s" % r.stdout)
     check("socket: Operation not permitted" in r.stdout, r.stdout)
     check("openat: Operation not permitted" in r.stdout, r.stdout)
     check("fork: Operation not permitted" in r.stdout, r.stdout)
