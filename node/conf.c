@@ -74,6 +74,9 @@ static const struct conf_key conf_table[] = {
 	  "seconds to set up a connection or tunnel" },
 	{ "proxy", "ca_file", CONF_T_PATH, 0, 0, NULL, NULL, true, O(proxy.ca_file),
 	  "CA bundle to verify an https:// proxy (default: the system's)" },
+	{ "proxy", "wpad_devolution", CONF_T_BOOL, 0, 0, NULL, "false", true,
+	  O(proxy.wpad_devolution), "system mode, autoDetect: also wpad.<parent domain> of this "
+	  "machine's domain, never beyond its registrable domain" },
 	{ "proxy", "pac_url", CONF_T_STR, 0, 0, NULL, NULL, true, O(proxy.pac_url),
 	  "custom mode: a PAC file URL (http:, https:, file:) instead of address" },
 	{ "relay", "endpoint", CONF_T_STR, 0, 0, NULL, NULL, true, O(relay_endpoint),

@@ -32,7 +32,7 @@
 #define PKGLIBEXECDIR "/usr/libexec/shir"
 #endif
 
-#define PAC_NSCRIPTS 4
+#define PAC_NSCRIPTS 8
 #define PAC_NRESULTS 128
 #define PAC_NBAD 32
 #define PAC_DNS_MS 2000		/* per DNS question of the script */
@@ -813,8 +813,8 @@ pac_decide(const struct pac_params *p, const char *scheme, const char *host, int
 	struct pac_explain ex0;
 	struct pac_script *s = NULL;
 	struct pac_result r;
-	char cands[2][1100], err[1200], key[600], ck[1700], chosen[700], hhost[300], base[400];
-	size_t nc = 0, i, slot, hl;
+	char cands[6][1100], err[1200], key[600], ck[1700], chosen[700], hhost[300], base[400];
+	size_t nc = 0, nwpad = 0, i, slot, hl;
 	int stale = 0, ok = -1;
 	long retry_in = 0;
 
@@ -834,8 +834,14 @@ pac_decide(const struct pac_params *p, const char *scheme, const char *host, int
 	else
 		snprintf(hhost, sizeof hhost, "%s", host);
 	snprintf(ex->host, sizeof ex->host, "%s", hhost);
-	if (p->auto_detect)
+	if (p->auto_detect) {
+		int k;
+
 		snprintf(cands[nc++], sizeof cands[0], "http://wpad/wpad.dat");
+		for (k = 0; k < p->ndevolve && k < 4; k++)
+			snprintf(cands[nc++], sizeof cands[0], "http://%s/wpad.dat", p->devolve[k]);
+		nwpad = nc;
+	}
 	if (p->script_url[0])
 		snprintf(cands[nc++], sizeof cands[0], "%s", p->script_url);
 	pthread_mutex_lock(&pac_eval_mu);
@@ -846,12 +852,11 @@ pac_decide(const struct pac_params *p, const char *scheme, const char *host, int
 			break;
 		}
 		size_t o = strlen(ex->tried);
-		snprintf(ex->tried + o, sizeof ex->tried - o, "%sPAC %s%s: %s", o ? "; " : "",
-		    cands[i], i == 0 && p->auto_detect ? " (WPAD)" : "", err);
+		snprintf(ex->tried + o, sizeof ex->tried - o, "%sPAC %.300s%s: %.300s", o ? "; " : "",
+		    cands[i], i < nwpad ? " (WPAD)" : "", err);
 	}
 	if (ok == 0) {
-		snprintf(ex->source, sizeof ex->source, "%s%s", s->url,
-		    p->auto_detect && i == 0 ? " (WPAD)" : "");
+		snprintf(ex->source, sizeof ex->source, "%s%s", s->url, i < nwpad ? " (WPAD)" : "");
 		snprintf(ex->hash, sizeof ex->hash, "%s", s->hash);
 		ex->age_s = (long)(pac_mono() - s->fetched);
 		ex->stale = stale;

@@ -20,6 +20,8 @@ struct pac_params {
 	char script_url[1024];	/* scriptLocation or proxy.pac_url; "" none */
 	char origin[600];	/* where it was set, for messages */
 	int auto_detect;	/* WPAD first */
+	char devolve[4][300];	/* opt-in: wpad.<domain>, wpad.<parent> ... (host names) */
+	int ndevolve;
 	long download_timeout_ms;
 	int retry_interval_s;	/* a failed download is retried after this at the latest */
 	int call_timeout_ms;	/* per FindProxyForURL call (5 s) */

@@ -14,6 +14,7 @@
 #ifndef SHIR_PROXY_H
 #define SHIR_PROXY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/shir_err.h"
@@ -37,6 +38,7 @@ struct proxy_settings {
 	int connect_timeout;		/* seconds */
 	char *ca_file;
 	char *pac_url;			/* custom mode: a PAC file (http:, https:, file:) */
+	bool wpad_devolution;		/* system mode, autoDetect: wpad.<parent domains> too */
 	const char *source;		/* the file they came from, for messages */
 };
 struct event_base;

@@ -20,6 +20,7 @@
 #include <curl/curl.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <libpsl.h>
 
 #include "common/log.h"
 #include "proxy/pac.h"
@@ -530,6 +531,45 @@ pc_pac_url_check(const char *u, const char *what, struct shir_error *err)
 	return 0;
 }
 
+/* proxy.wpad_devolution: wpad.<domain>, then its parents, down to and
+ * including the registrable domain (Public Suffix List), never a public
+ * suffix; at most 4 names. */
+static void
+pc_pac_devolve(struct proxy_config *pc)
+{
+	psl_ctx_t *psl = psl_latest(NULL);
+	const char *d = pc->domain, *reg;
+	char desc[1300] = "";
+
+	if (psl == NULL || *d == '\0') {
+		pc_warn(pc, "proxy.wpad_devolution is set but %s: only http://wpad/wpad.dat "
+		    "(the resolver's search list) is tried", *d ? "the public suffix list cannot "
+		    "be read" : "this machine has no DNS domain");
+		psl_free(psl);
+		return;
+	}
+	reg = psl_registrable_domain(psl, d);
+	while (reg != NULL && *d && pc->pacp.ndevolve < 4 && !psl_is_public_suffix(psl, d)) {
+		size_t o = strlen(desc);
+
+		snprintf(pc->pacp.devolve[pc->pacp.ndevolve++], sizeof pc->pacp.devolve[0],
+		    "wpad.%.250s", d);
+		snprintf(desc + o, sizeof desc - o, "%swpad.%.250s", o ? ", " : "", d);
+		if (d == reg)
+			break;
+		d = strchr(d, '.');
+		if (d == NULL)
+			break;
+		d++;
+	}
+	if (pc->pacp.ndevolve == 0)
+		pc_warn(pc, "proxy.wpad_devolution: the domain %s is a public suffix: no "
+		    "wpad name under it is tried", pc->domain);
+	else
+		log_debug("proxy", "event=pac.devolution names=%s", log_q(desc));
+	psl_free(psl);
+}
+
 const struct pac_params *
 proxy_config_pac(const struct proxy_config *pc)
 {
@@ -766,6 +806,8 @@ pc_load_system(struct proxy_config *pc, const struct proxy_settings *c, const st
 	rc = pc_from_dotnet(pc, d[0], paths[0] && *paths[0] ? paths[0] : "diahost.exe.config",
 	    si, err);
 	d[0] = NULL;
+	if (rc == 0 && pc->pac && pc->pacp.auto_detect && c->wpad_devolution)
+		pc_pac_devolve(pc);
 	if (rc == 0)
 		rc = pc_load_conf_creds(pc, c, err);
 out:
@@ -1270,6 +1312,14 @@ proxy_config_describe(const struct proxy_config *pc, cJSON *o)
 		if (j != NULL) {
 			cJSON_AddStringToObject(j, "scriptLocation", pc->pacp.script_url);
 			cJSON_AddBoolToObject(j, "autoDetect", pc->pacp.auto_detect);
+			if (pc->pacp.ndevolve > 0) {
+				cJSON *dv = cJSON_AddArrayToObject(j, "wpadDevolution");
+				int k;
+
+				for (k = 0; dv && k < pc->pacp.ndevolve; k++)
+					cJSON_AddItemToArray(dv,
+					    cJSON_CreateString(pc->pacp.devolve[k]));
+			}
 			cJSON_AddStringToObject(j, "origin", pc->pacp.origin);
 			cJSON_AddNumberToObject(j, "downloadTimeoutMs",
 			    (double)pc->pacp.download_timeout_ms);

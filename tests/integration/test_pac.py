@@ -524,6 +524,7 @@ NETNS_SH = r"""
 set -e
 ip link set lo up
 mount --bind "$RESOLV" /etc/resolv.conf
+if [ -n "$NODE_HOSTNAME" ]; then hostname "$NODE_HOSTNAME"; fi
 "$DNSMASQ" --keep-in-foreground --no-resolv --no-hosts --listen-address=127.0.0.1 \
   --bind-interfaces --port=53 --user=root --log-queries --log-facility=- $DNS_ARGS \
   2>"$TMP/dnsmasq.log" &
@@ -541,7 +542,8 @@ done
 """
 
 
-def in_netns(h, dns_args, argv, timeout=60, extra_env=None):
+def in_netns(h, dns_args, argv, timeout=60, extra_env=None, search="corp.shir.test",
+             hostname=None):
     """Runs argv in a network and mount namespace of its own: only a loopback
     interface, /etc/resolv.conf naming a dnsmasq on 127.0.0.1:53 (search list
     corp.shir.test) that answers as dns_args say, and an HTTP server on
@@ -549,14 +551,17 @@ def in_netns(h, dns_args, argv, timeout=60, extra_env=None):
     unshare = h.require("unshare", "util-linux")
     dnsmasq = h.require("dnsmasq", "dnsmasq")
     h.require("ip", "iproute2")
-    resolv = h.write("resolv.conf", "nameserver 127.0.0.1\nsearch corp.shir.test\n"
-                     "options timeout:1 attempts:1\n")
+    resolv = h.write("resolv.conf", "nameserver 127.0.0.1\nsearch %s\n"
+                     "options timeout:1 attempts:1\n" % search)
     os.makedirs(h.path("www"), exist_ok=True)
     env = dict(tp.clean_env())
     env.update({"RESOLV": resolv, "DNSMASQ": dnsmasq, "DNS_ARGS": " ".join(dns_args),
                 "TMP": h.tmp, "PYTHON": sys.executable})
     env.update(extra_env or {})
-    r = h.run([unshare, "--net", "--mount", "sh", "-c", NETNS_SH, "netns"] + argv,
+    if hostname:
+        env["NODE_HOSTNAME"] = hostname
+    r = h.run([unshare, "--net", "--mount"] + (["--uts"] if hostname else []) +
+              ["sh", "-c", NETNS_SH, "netns"] + argv,
               timeout=timeout, env=env)
     if "Operation not permitted" in r.stderr and "unshare" in r.stderr:
         raise TestFailure("unshare --net --mount needs root (or user namespaces): %s" % r.stderr)
@@ -613,6 +618,38 @@ def test_wpad_fails_then_script_location_and_remembered(h):
           r.stderr[-3000:])
     check(len(re.findall(r"event=dial.pac .*fallback.test:8080", r.stderr)) == 2, r.stderr[-3000:])
 
+
+
+@test
+def test_wpad_devolution_opt_in_bounded(h):
+    """proxy.wpad_devolution (opt-in): on a machine in b.corp.example.test, wpad.corp.example.test
+    and wpad.example.test are tried after the search list, never wpad.test (a public suffix);
+    without the opt-in only the search list is asked"""
+    h.write("www/wpad.dat", 'function FindProxyForURL(u, h) { return "PROXY devolved.test:8080"; }')
+    cfg = h.write("diahost.exe.config", WPAD_DOTNET % "")
+    node = "[proxy]\nmode = system\ndotnet_config = %s\ndotnet_config_worker = %s\n" % (cfg, cfg)
+    on = h.write("on.conf", node + "wpad_devolution = true\n")
+    off = h.write("off.conf", node)
+    dns_args = ["--address=/wpad.example.test/127.0.0.1"]
+    r, dns = in_netns(h, dns_args, [h.bin("shirctl"), "--conf", on, "proxy", "explain",
+                                     "https://relay.test/"],
+                      search="b.corp.example.test", hostname="node1")
+    check(r.returncode == 0, "%s %s", r.stdout, r.stderr)
+    check("PAC:       http://wpad.example.test/wpad.dat (WPAD) (sha256" in r.stdout, r.stdout)
+    check("Decision:  PROXY http://devolved.test:8080" in r.stdout, r.stdout)
+    check(re.search(r"PAC tried: PAC http://wpad/wpad.dat \(WPAD\): cannot resolve its host.*; "
+                    r"PAC http://wpad.b.corp.example.test/wpad.dat \(WPAD\): cannot resolve.*; "
+                    r"PAC http://wpad.corp.example.test/wpad.dat \(WPAD\): cannot resolve", r.stdout),
+          r.stdout)
+    check("query[A] wpad.example.test" in dns, dns)
+    check("wpad.test " not in dns and "query[A] wpad.test" not in dns, "devolved to a public suffix:\n" + dns)
+    r = h.run([h.bin("shirctl"), "--conf", on, "proxy", "show", "--json"], check=0)
+    # the list depends on this machine's own domain outside the namespace: only its shape
+    check('"autoDetect":' in r.stdout.replace(" ", ""), r.stdout)
+    r, dns = in_netns(h, dns_args, [h.bin("shirctl"), "--conf", off, "proxy", "explain",
+                                    "https://relay.test/"],
+                      search="b.corp.example.test", hostname="node1")
+    check("Decision:  DIRECT" in r.stdout and "wpad.example.test" not in dns, r.stdout + dns)
 
 
 STATUS_SH = r"""
