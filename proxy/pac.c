@@ -189,7 +189,7 @@ pac_helper_start(char *err, size_t el)
 	return 0;
 }
 
-/* 0 sent; -1 timeout; -2 the helper is gone */
+/* 0 ready; -1 timeout; -2 the helper is gone */
 static int
 pac_io_wait(short ev, uint64_t deadline)
 {
@@ -217,10 +217,8 @@ pac_send(char type, const void *p, size_t n, uint64_t deadline)
 {
 	unsigned char h[5];
 	uint32_t l = (uint32_t)n + 1;
-	struct iovec unused;
 	size_t off = 0, total = n + 5;
 
-	(void)unused;
 	h[0] = (unsigned char)(l >> 24);
 	h[1] = (unsigned char)(l >> 16);
 	h[2] = (unsigned char)(l >> 8);
