@@ -7,7 +7,7 @@
 shirconfdir = $(sysconfdir)/shir
 SHIR_SAMPLES = conf/shird.conf conf/shir-relay.conf conf/diahost.exe.config conf/diawp.exe.config
 examplesdir = $(docdir)/examples
-dist_examples_DATA = $(SHIR_SAMPLES)
+dist_examples_DATA = $(SHIR_SAMPLES) conf/sample.pac
 systemdunitdir = @systemdsystemunitdir@
 systemdunit_DATA = conf/shird.service conf/shir-relay.service
 sysusersdir = $(prefix)/lib/sysusers.d

@@ -94,7 +94,7 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "upgrade-service", { "-sus", "-StartUpgradeService", "-tus", "-StopUpgradeService" },
 	  ctl_cmd_auto_update, "upgrade-service", "explains: there is no upgrade service" },
 	{ "proxy set", { NULL }, ctl_cmd_proxy_set,
-	  "proxy set none|system [--user U]|custom --address H --port P [--user U]",
+	  "proxy set none|system [--user U]|custom --address H --port P [--user U]|pac URL",
 	  "proxy settings, applied with a reload; the password from stdin or a prompt" },
 
 	{ "version", { NULL }, ctl_cmd_version, "version", "print the version" },
@@ -254,6 +254,8 @@ ctl_cmd_status(struct ctl_ctx *ctx, int argc, char **argv)
 	ctl_print_duration(cJSON_GetNumberValue(cJSON_GetObjectItem(o, "uptimeSeconds")));
 	printf("\nConfig:   %s\n", ctl_json_str(o, "configFile"));
 	printf("Proxy:    %s\n", ctl_json_str(o, "proxyMode"));
+	if (*ctl_json_str(cJSON_GetObjectItem(o, "proxy"), "pacError"))
+		printf("PAC:      %s\n", ctl_json_str(cJSON_GetObjectItem(o, "proxy"), "pacError"));
 	chs = cJSON_GetObjectItem(o, "channels");
 	if (cJSON_GetArraySize(chs) == 0) {
 		printf("Channels: none\n");

@@ -78,6 +78,11 @@ static const struct conf_key conf_table[] = {
 	  "seconds to set up a connection or tunnel" },
 	{ "proxy", "ca_file", CONF_T_PATH, 0, 0, NULL, NULL, true, O(proxy.ca_file),
 	  "CA bundle to verify an https:// proxy (default: the system's)" },
+	{ "proxy", "wpad_devolution", CONF_T_BOOL, 0, 0, NULL, "false", true,
+	  O(proxy.wpad_devolution), "system mode, autoDetect: also wpad.<parent domain> of this "
+	  "machine's domain, never beyond its registrable domain" },
+	{ "proxy", "pac_url", CONF_T_STR, 0, 0, NULL, NULL, true, O(proxy.pac_url),
+	  "custom mode: a PAC file URL (http:, https:, file:) instead of address" },
 	{ "relay", "endpoint", CONF_T_STR, 0, 0, NULL, NULL, true, O(relay_endpoint),
 	  "relay URL, wss://host:port or ws://127.0.0.1:port" },
 	{ "relay", "path", CONF_T_STR, 0, 0, NULL, NULL, true, O(relay_path), "hybrid connection name" },
@@ -416,9 +421,11 @@ conf_validate(struct conf_parse *p)
 {
 	struct conf *c = p->c;
 
-	if (c->proxy.mode == PROXY_MODE_CUSTOM && (c->proxy.address == NULL || !*c->proxy.address)) {
+	if (c->proxy.mode == PROXY_MODE_CUSTOM && (c->proxy.address == NULL || !*c->proxy.address) &&
+	    (c->proxy.pac_url == NULL || !*c->proxy.pac_url)) {
 		shir_error_append(p->err, SHIR_ECONFIG,
-		    "%s: proxy.mode is custom but proxy.address is not set", p->name);
+		    "%s: proxy.mode is custom but neither proxy.address nor proxy.pac_url is set",
+		    p->name);
 		p->nerr++;
 	}
 	if (c->allowed_folders != NULL && *c->allowed_folders) {
