@@ -818,8 +818,8 @@ h_response(struct hconn *h, const struct hc_response *r, void **src)
 	h->resp_started = true;
 	h->resp_nobody = h->head_req || st == 204 || st == 304 || (st >= 100 && st < 200);
 	count_status(h->s, st);
-	log_info("relay", "event=http.response status=%d origin=listener hc=%s target=%s", st,
-	    log_q(h->ent ? h->ent->name : "-"), log_q(h->target));
+	log_info("relay", "event=http.response status=%d origin=%s hc=%s target=%s", st,
+	    h->jobs ? "relay" : "listener", log_q(h->ent ? h->ent->name : "-"), log_q(h->target));
 	if (!r->body) {
 		if (!h->resp_nobody)
 			evbuffer_add_printf(out, "Content-Length: 0\r\n");

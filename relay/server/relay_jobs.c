@@ -419,11 +419,14 @@ jobs_load(struct rjobs *q, struct shir_error *e)
 
 /* ---- the state machine ------------------------------------------------------- */
 
-/* The one setter of a job's state: logs old -> new and writes the file. */
+/* The one setter of a job's state: writes the file, then logs old -> new.
+ * When the file cannot be written the caller puts the job back as it was
+ * (snap_restore) and answers 503: what is not on disk was not done. */
 static int
 job_set_state(struct rjobs *q, struct job *j, enum jstate st, const char *why)
 {
 	enum jstate old = j->st;
+	int rc;
 
 	j->st = st;
 	j->updated = now_ms();
@@ -431,6 +434,8 @@ job_set_state(struct rjobs *q, struct job *j, enum jstate st, const char *why)
 		j->finished = j->updated;
 	if (st != J_RUNNING)
 		j->lease_id[0] = '\0';
+	if ((rc = job_save(q, j)) != 0)
+		return rc;
 	if (old != st)
 		log_info("jobs", "event=job.state job=%s hc=%s from=%s to=%s dequeue_count=%d node=%s "
 		    "why=%s", j->id, log_q(j->hc), jstate_names[old], jstate_names[st], j->dequeue_count,
@@ -442,7 +447,59 @@ job_set_state(struct rjobs *q, struct job *j, enum jstate st, const char *why)
 	case J_DEADLETTERED: q->deadlettered++; break;
 	default: break;
 	}
-	return job_save(q, j);
+	return 0;
+}
+
+/* What a change may alter, kept to put the job back if its file cannot be
+ * written. */
+struct jsnap {
+	enum jstate st;
+	char lease_id[RANDOM_UUID_LEN + 1];
+	int64_t updated, visible_at, lease_expires, finished;
+	int dequeue_count;
+	cJSON *progress, *result, *error;
+};
+
+static void
+snap_take(const struct job *j, struct jsnap *s)
+{
+	s->st = j->st;
+	memcpy(s->lease_id, j->lease_id, sizeof s->lease_id);
+	s->updated = j->updated;
+	s->visible_at = j->visible_at;
+	s->lease_expires = j->lease_expires;
+	s->finished = j->finished;
+	s->dequeue_count = j->dequeue_count;
+	s->progress = j->progress ? cJSON_Duplicate(j->progress, true) : NULL;
+	s->result = j->result ? cJSON_Duplicate(j->result, true) : NULL;
+	s->error = j->error ? cJSON_Duplicate(j->error, true) : NULL;
+}
+
+static void
+snap_restore(struct job *j, struct jsnap *s)
+{
+	j->st = s->st;
+	memcpy(j->lease_id, s->lease_id, sizeof j->lease_id);
+	j->updated = s->updated;
+	j->visible_at = s->visible_at;
+	j->lease_expires = s->lease_expires;
+	j->finished = s->finished;
+	j->dequeue_count = s->dequeue_count;
+	cJSON_Delete(j->progress);
+	cJSON_Delete(j->result);
+	cJSON_Delete(j->error);
+	j->progress = s->progress;
+	j->result = s->result;
+	j->error = s->error;
+	s->progress = s->result = s->error = NULL;
+}
+
+static void
+snap_drop(struct jsnap *s)
+{
+	cJSON_Delete(s->progress);
+	cJSON_Delete(s->result);
+	cJSON_Delete(s->error);
 }
 
 static void
@@ -457,16 +514,14 @@ set_error(struct job *j, const char *code, const char *msg)
 /* An attempt ended without success (lease expired, or the node failed it
  * with a retryable error): queued again, or dead-lettered when its attempts
  * are used up. */
-static void
+static int
 job_retry_or_dead(struct rjobs *q, struct job *j, const char *why)
 {
-	if (j->dequeue_count >= j->max_attempts) {
-		job_set_state(q, j, J_DEADLETTERED, why);
-		return;
-	}
+	if (j->dequeue_count >= j->max_attempts)
+		return job_set_state(q, j, J_DEADLETTERED, why);
 	/* back-off before the next attempt: 2, 4, 8 ... at most 60 seconds */
 	j->visible_at = now_ms() + 1000LL * (j->dequeue_count < 5 ? 1 << j->dequeue_count : 60);
-	job_set_state(q, j, J_QUEUED, why);
+	return job_set_state(q, j, J_QUEUED, why);
 }
 
 static bool
@@ -543,7 +598,12 @@ waiter_free(struct rjobs *q, struct jwait *w)
 static void
 lease_to(struct rjobs *q, struct job *j, struct hconn *h, const char *node, int vis)
 {
+	struct jsnap sn;
+
+	snap_take(j, &sn);
 	if (random_uuid(j->lease_id) != 0) {
+		snap_restore(j, &sn);
+		snap_drop(&sn);
 		answer_error(h, 500, "Internal", "the relay's random source failed");
 		return;
 	}
@@ -557,12 +617,14 @@ lease_to(struct rjobs *q, struct job *j, struct hconn *h, const char *node, int 
 	q->leased++;
 	if (job_set_state(q, j, J_RUNNING, "leased") != 0) {
 		/* not on disk: the lease is not given */
-		j->dequeue_count--;
-		job_set_state(q, j, J_QUEUED, "the lease could not be written");
+		q->leased--;
+		snap_restore(j, &sn);
+		snap_drop(&sn);
 		answer_error(h, 503, "ServerBusy", "the relay could not write the lease to its state "
 		    "directory; try again");
 		return;
 	}
+	snap_drop(&sn);
 	answer(h, 200, lease_json(j));
 }
 
@@ -913,6 +975,8 @@ op_finish(struct rjobs *q, struct hconn *h, const char *id, cJSON *body, bool ok
 {
 	struct job *j = leased_job(q, h, id, body);
 	const cJSON *r = cJSON_GetObjectItemCaseSensitive(body, ok ? "result" : "error");
+	struct jsnap sn;
+	int rc;
 
 	if (j == NULL)
 		return;
@@ -921,6 +985,7 @@ op_finish(struct rjobs *q, struct hconn *h, const char *id, cJSON *body, bool ok
 		    "error is missing or not an object");
 		return;
 	}
+	snap_take(j, &sn);
 	if (ok) {
 		cJSON_Delete(j->result);
 		j->result = cJSON_Duplicate(r, true);
@@ -929,16 +994,24 @@ op_finish(struct rjobs *q, struct hconn *h, const char *id, cJSON *body, bool ok
 			j->progress = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(body, "progress"),
 			    true);
 		}
-		job_set_state(q, j, J_SUCCEEDED, "completed by the node");
+		rc = job_set_state(q, j, J_SUCCEEDED, "completed by the node");
 	} else {
 		const char *code = str_field(r, "code"), *msg = str_field(r, "message");
 
 		set_error(j, code ? code : "Failed", msg ? msg : "the node reported no message");
 		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "retryable")))
-			job_retry_or_dead(q, j, "failed, retryable");
+			rc = job_retry_or_dead(q, j, "failed, retryable");
 		else
-			job_set_state(q, j, J_FAILED, "failed by the node");
+			rc = job_set_state(q, j, J_FAILED, "failed by the node");
 	}
+	if (rc != 0) {
+		snap_restore(j, &sn);
+		snap_drop(&sn);
+		answer_error(h, 503, "ServerBusy", "the relay could not write the job's new state; "
+		    "the lease stands, retry");
+		return;
+	}
+	snap_drop(&sn);
 	answer(h, 200, job_to_json(j, false));
 	dispatch(q);
 }
@@ -948,25 +1021,38 @@ job_cancel(struct rjobs *q, struct job *j, const char *who)
 {
 	char why[96];
 
+	struct jsnap sn;
+	int rc;
+
 	if (terminal(j->st))
 		return SHIR_EEXIST;
 	snprintf(why, sizeof why, "cancelled by %s", who);
+	snap_take(j, &sn);
 	set_error(j, "Cancelled", why);
-	return job_set_state(q, j, J_CANCELLED, why);
+	if ((rc = job_set_state(q, j, J_CANCELLED, why)) != 0)
+		snap_restore(j, &sn);
+	snap_drop(&sn);
+	return rc;
 }
 
 static void
 op_sender_job(struct rjobs *q, struct hconn *h, const char *id, bool cancel)
 {
 	struct job *j = job_find(q, id);
+	int rc;
 
 	if (j == NULL || strcmp(j->hc, h->ent->name) != 0) {
 		answer_error(h, 404, "JobNotFound", "no such job on this hybrid connection");
 		return;
 	}
-	if (cancel && job_cancel(q, j, "the sender") == SHIR_EEXIST) {
+	if (cancel && (rc = job_cancel(q, j, "the sender")) != 0) {
 		char why[128];
 
+		if (rc != SHIR_EEXIST) {
+			answer_error(h, 503, "ServerBusy", "the relay could not write the cancel; the "
+			    "job was not cancelled, retry");
+			return;
+		}
 		snprintf(why, sizeof why, "the job has already finished (%s)", jstate_names[j->st]);
 		answer_error(h, 409, "JobFinished", why);
 		return;
@@ -1378,8 +1464,15 @@ rjobs_admin(struct evhttp_request *req, void *arg)
 			    "address only from the relay's own host"));
 			return;
 		}
-		if (job_cancel(q, j, "the relay admin") == SHIR_EEXIST) {
+		int rc = job_cancel(q, j, "the relay admin");
+
+		if (rc == SHIR_EEXIST) {
 			admin_reply(req, 409, admin_error("JobFinished", "the job has already finished"));
+			return;
+		}
+		if (rc != 0) {
+			admin_reply(req, 503, admin_error("ServerBusy", "the relay could not write the "
+			    "cancel to its state directory"));
 			return;
 		}
 		admin_reply(req, 200, job_view(j));

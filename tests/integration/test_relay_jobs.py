@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -165,6 +166,25 @@ def test_long_poll_and_lease_expiry(h):
           "dead-lettered: %r", g)
     st, _ = lease(node, "node-c")
     check(st == 204, "a dead-lettered job is never leased again: %d", st)
+
+
+@test
+def test_waiting_lessee_that_goes_away(h):
+    """a lessee that closes its connection while it waits is forgotten: the next job goes to a lessee that is there"""
+    r, snd, node = setup(h)
+    body = json.dumps({"node": "gone", "waitSeconds": 30})
+    sk = socket.create_connection(("127.0.0.1", r.port))
+    sk.sendall(("POST /myhc/v1/jobs/lease HTTP/1.1\r\nHost: x\r\nServiceBusAuthorization: %s\r\n"
+                "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (node.tok, len(body), body)).encode())
+    wait_until(lambda: json.loads(r.admin_get("/status"))["jobs"]["leaseWaiters"] == 1, 10, "the lessee to wait")
+    sk.close()
+    wait_until(lambda: json.loads(r.admin_get("/status"))["jobs"]["leaseWaiters"] == 0, 10,
+               "the relay to forget the lessee")
+    st, j = snd.call("POST", "", SPEC)
+    st, g = snd.call("GET", "/" + j["id"])
+    check(g["state"] == "Queued", "nobody took it: %r", g)
+    st, l = lease(node, "here")
+    check(st == 200 and l["id"] == j["id"] and l["dequeueCount"] == 1 and l["node"] == "here", "%d %r", st, l)
 
 
 @test
