@@ -9,3 +9,4 @@ tests_fuzz_fuzz_parquet_LDFLAGS = $(FUZZ_LINKFLAGS)
 check_PROGRAMS += tests/pq_write
 INTEGRATION_TESTS += tests/integration/test_parquet.py
 EXTRA_DIST += tests/integration/parquet
+noinst_PROGRAMS += bench/parquet_bench
