@@ -21,7 +21,6 @@
 #include "common/jsonutil.h"
 #include "relay/server/relay_srv_int.h"
 
-#define JOBS_MAX 10000		/* jobs kept (oldest finished ones are dropped first) */
 #define JOB_BODY_MAX 65536	/* a request body to the queue */
 #define JOB_FILE_MAX (4 * JOB_BODY_MAX)
 #define LEASE_WAIT_MAX 50	/* seconds a lease request may wait */
@@ -403,7 +402,7 @@ jobs_load(struct rjobs *q, struct shir_error *e)
 		free(txt);
 		j = o ? job_from_json(o) : NULL;
 		cJSON_Delete(o);
-		if (j == NULL || q->n >= JOBS_MAX) {
+		if (j == NULL || q->n >= (size_t)q->s->conf->max_jobs) {
 			log_warn("jobs", "event=job.load_failed file=%s error=%s", log_q(path),
 			    j ? "too many jobs" : "not a job file");
 			job_free(j);
@@ -772,14 +771,14 @@ make_room(struct rjobs *q)
 {
 	struct job *j;
 
-	if (q->n < JOBS_MAX)
+	if (q->n < (size_t)q->s->conf->max_jobs)
 		return true;
 	for (j = q->head; j != NULL; j = j->next)
 		if (terminal(j->st)) {
 			job_unlink(q, j);
 			job_unlink_file(q, j->id);
 			log_info("jobs", "event=job.dropped job=%s state=%s why=%s", j->id,
-			    jstate_names[j->st], "the queue holds its maximum of jobs");
+			    jstate_names[j->st], "the queue holds limits.max_jobs jobs");
 			job_free(j);
 			return true;
 		}
@@ -798,8 +797,9 @@ op_submit(struct rjobs *q, struct hconn *h, cJSON *body)
 		return;
 	}
 	if (!make_room(q)) {
-		answer_error(h, 503, "QueueFull", "the relay holds its maximum of unfinished jobs "
-		    "(10000); retry when some have finished");
+		snprintf(why, sizeof why, "the relay holds its maximum of unfinished jobs "
+		    "(limits.max_jobs = %d); retry when some have finished", h->s->conf->max_jobs);
+		answer_error(h, 503, "QueueFull", why);
 		return;
 	}
 	j = calloc(1, sizeof *j);

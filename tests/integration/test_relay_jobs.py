@@ -250,6 +250,25 @@ def test_relay_restart_mid_job(h):
 
 
 @test
+def test_queue_bound(h):
+    """limits.max_jobs: a full queue of unfinished jobs refuses (503 QueueFull); a finished job gives way to a new one"""
+    r, snd, node = setup(h, limits="max_jobs = 3")
+    ids = [snd.call("POST", "", SPEC)[1]["id"] for _ in range(3)]
+    st, e = snd.call("POST", "", SPEC)
+    check(st == 503 and e["error"]["code"] == "QueueFull" and "max_jobs = 3" in e["error"]["message"],
+          "a fourth job: %d %r", st, e)
+    st, l = lease(node)
+    node.call("POST", "/%s/complete" % l["id"], {"leaseId": l["leaseId"], "result": {}})
+    st, j = snd.call("POST", "", SPEC)
+    check(st == 201, "after one finished: %d %r", st, j)
+    r.proc.wait_log(r"event=job\.dropped job=%s state=Succeeded" % ids[0])
+    check(not os.path.exists(os.path.join(h.path("jobs"), ids[0] + ".json")), "the dropped job's file is gone")
+    st, _ = snd.call("GET", "/" + ids[0])
+    check(st == 404, "the dropped job: %d", st)
+    check(len(os.listdir(h.path("jobs"))) == 3, "three job files: %r", os.listdir(h.path("jobs")))
+
+
+@test
 def test_hundred_jobs_two_lessees(h):
     """100 jobs, two lessees long-polling concurrently: every job is leased exactly once and completed"""
     r, snd, node = setup(h)
