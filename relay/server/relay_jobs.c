@@ -454,7 +454,8 @@ job_set_state(struct rjobs *q, struct job *j, enum jstate st, const char *why)
 struct jsnap {
 	enum jstate st;
 	char lease_id[RANDOM_UUID_LEN + 1];
-	int64_t updated, visible_at, lease_expires, finished;
+	char node[NODE_MAX];
+	int64_t updated, visible_at, lease_expires, started, finished;
 	int dequeue_count;
 	cJSON *progress, *result, *error;
 };
@@ -464,6 +465,8 @@ snap_take(const struct job *j, struct jsnap *s)
 {
 	s->st = j->st;
 	memcpy(s->lease_id, j->lease_id, sizeof s->lease_id);
+	memcpy(s->node, j->node, sizeof s->node);
+	s->started = j->started;
 	s->updated = j->updated;
 	s->visible_at = j->visible_at;
 	s->lease_expires = j->lease_expires;
@@ -479,6 +482,8 @@ snap_restore(struct job *j, struct jsnap *s)
 {
 	j->st = s->st;
 	memcpy(j->lease_id, s->lease_id, sizeof j->lease_id);
+	memcpy(j->node, s->node, sizeof j->node);
+	j->started = s->started;
 	j->updated = s->updated;
 	j->visible_at = s->visible_at;
 	j->lease_expires = s->lease_expires;

@@ -250,6 +250,36 @@ def test_relay_restart_mid_job(h):
 
 
 @test
+def test_nothing_acknowledged_that_is_not_on_disk(h):
+    """when the job directory cannot be written, submit, lease, complete and cancel answer 503 and change nothing"""
+    r, snd, node = setup(h)
+    st, j = snd.call("POST", "", SPEC)
+    st, l = lease(node)
+    jobs = h.path("jobs")
+    saved = h.path("jobs.saved")
+    os.rename(jobs, saved)
+    with open(jobs, "w") as f:  # a file where the directory was: every write fails (even for root)
+        f.write("not a directory")
+    try:
+        st, e = snd.call("POST", "", SPEC)
+        check(st == 503 and e["error"]["code"] == "ServerBusy", "submit: %d %r", st, e)
+        st, e = node.call("POST", "/%s/complete" % j["id"], {"leaseId": l["leaseId"], "result": {"rows": 1}})
+        check(st == 503 and e["error"]["code"] == "ServerBusy", "complete: %d %r", st, e)
+        st, e = snd.call("POST", "/%s/cancel" % j["id"])
+        check(st == 503, "cancel: %d %r", st, e)
+        st, g = snd.call("GET", "/" + j["id"])
+        check(g["state"] == "Running" and "result" not in g, "unchanged: %r", g)
+        st, ls = snd.call("GET", "")
+        check(len(ls["jobs"]) == 1, "the refused job was not queued: %r", ls)
+    finally:
+        os.unlink(jobs)
+        os.rename(saved, jobs)
+    st, c = node.call("POST", "/%s/complete" % j["id"], {"leaseId": l["leaseId"], "result": {"rows": 1}})
+    check(st == 200 and c["state"] == "Succeeded", "complete once the disk is back: %d %r", st, c)
+    check("event=job.save_failed" in r.proc.log(), "the failed writes are logged")
+
+
+@test
 def test_queue_bound(h):
     """limits.max_jobs: a full queue of unfinished jobs refuses (503 QueueFull); a finished job gives way to a new one"""
     r, snd, node = setup(h, limits="max_jobs = 3")
