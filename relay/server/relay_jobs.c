@@ -1072,13 +1072,20 @@ op_list(struct rjobs *q, struct hconn *h)
 	struct job *j;
 	int n = 0;
 
-	for (j = q->tail; j != NULL && n < 1000; j = j->prev) {
-		if (strcmp(j->hc, h->ent->name) != 0)
+	bool more = false;
+
+	for (j = q->tail; j != NULL; j = j->prev) {
+		if (strcmp(j->hc, h->ent->name) != 0 ||
+		    (h->jobs_filter >= 0 && (int)j->st != h->jobs_filter))
 			continue;
+		if (n == 1000) {
+			more = true;
+			break;
+		}
 		cJSON_AddItemToArray(a, job_to_json(j, false));
 		n++;
 	}
-	cJSON_AddBoolToObject(o, "truncated", j != NULL);
+	cJSON_AddBoolToObject(o, "truncated", more);
 	answer(h, 200, o);
 }
 
@@ -1122,6 +1129,29 @@ parse_op(const char *method, const char *suffix, char id[RANDOM_UUID_LEN + 1])
 	return OP_NONE;
 }
 
+/* "state=NAME" in a query: its index, -1 when absent, -2 when unknown. */
+static int
+state_filter(const char *query)
+{
+	const char *p = query;
+	int i;
+
+	while (p != NULL && *p) {
+		if (strncmp(p, "state=", 6) == 0) {
+			size_t l = strcspn(p + 6, "&");
+
+			for (i = 0; i < J_NSTATES; i++)
+				if (strlen(jstate_names[i]) == l && strncmp(p + 6, jstate_names[i], l) == 0)
+					return i;
+			return -2;
+		}
+		p = strchr(p, '&');
+		if (p)
+			p++;
+	}
+	return -1;
+}
+
 bool
 rjobs_path(const char *suffix)
 {
@@ -1157,6 +1187,15 @@ rjobs_begin(struct hconn *h, const char *suffix, const char *query)
 	if (st != 0) {
 		hconn_fail(h, st, why);
 		return;
+	}
+	h->jobs_filter = -1;
+	if (op == OP_LIST && query != NULL && (st = state_filter(query)) != -1) {
+		if (st == -2) {
+			hconn_fail(h, 400, "state must be one of Queued, Running, Succeeded, Failed, "
+			    "Cancelled, DeadLettered");
+			return;
+		}
+		h->jobs_filter = st;
 	}
 	h->jobs = true;
 	h->jobs_op = (int)op;
@@ -1437,14 +1476,22 @@ rjobs_admin(struct evhttp_request *req, void *arg)
 	}
 	if (uri[5] == '\0' || uri[5] == '?' || strcmp(uri + 5, "/") == 0) {
 		cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "jobs");
+		int f = uri[5] == '?' ? state_filter(uri + 6) : -1;
 
 		if (m != EVHTTP_REQ_GET) {
 			cJSON_Delete(o);
 			admin_reply(req, 405, admin_error("MethodNotAllowed", "GET /jobs"));
 			return;
 		}
+		if (f == -2) {
+			cJSON_Delete(o);
+			admin_reply(req, 400, admin_error("InvalidRequest", "state must be one of Queued, "
+			    "Running, Succeeded, Failed, Cancelled, DeadLettered"));
+			return;
+		}
 		for (j = q->head; j != NULL; j = j->next)
-			cJSON_AddItemToArray(a, job_to_json(j, false));
+			if (f < 0 || (int)j->st == f)
+				cJSON_AddItemToArray(a, job_to_json(j, false));
 		admin_reply(req, 200, o);
 		return;
 	}

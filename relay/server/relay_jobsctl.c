@@ -130,7 +130,7 @@ relay_jobsctl(const char *conf_path, int argc, char **argv)
 	const char *sub = argc > 0 ? argv[0] : "";
 	bool json = false;
 	char path[128];
-	const char *method = "GET";
+	const char *method = "GET", *state = NULL;
 	cJSON *o = NULL;
 	long st = 0;
 	int rc = 1, i;
@@ -139,11 +139,21 @@ relay_jobsctl(const char *conf_path, int argc, char **argv)
 		fprintf(stderr, "shir-relay: %s: %s\n", conf_path, e.msg);
 		return 1;
 	}
-	for (i = 1; i < argc; i++)
+	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
 			json = true;
-	if (strcmp(sub, "list") == 0 && argc - json == 1) {
-		snprintf(path, sizeof path, "/jobs");
+		else if (strcmp(argv[i], "--state") == 0 && i + 1 < argc)
+			state = argv[++i];
+	}
+	if (state != NULL && (strlen(state) > 20 || strspn(state, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(state))) {
+		fprintf(stderr, "shir-relay: --state takes Queued, Running, Succeeded, Failed, "
+		    "Cancelled or DeadLettered\n");
+		rc = 2;
+		goto out;
+	}
+	if (strcmp(sub, "list") == 0 && argc - json - (state ? 2 : 0) == 1) {
+		snprintf(path, sizeof path, "/jobs%s%s", state ? "?state=" : "", state ? state : "");
 	} else if ((strcmp(sub, "show") == 0 || strcmp(sub, "cancel") == 0) && argc - json == 2) {
 		const char *id = strcmp(argv[1], "--json") == 0 ? argv[2] : argv[1];
 
@@ -158,7 +168,8 @@ relay_jobsctl(const char *conf_path, int argc, char **argv)
 			snprintf(path, sizeof path, "/jobs/%s", id);
 		}
 	} else {
-		fprintf(stderr, "usage: shir-relay [-f FILE] jobs list [--json] | show ID | cancel ID\n");
+		fprintf(stderr, "usage: shir-relay [-f FILE] jobs list [--state STATE] [--json] | show ID | "
+		    "cancel ID\n");
 		rc = 2;
 		goto out;
 	}

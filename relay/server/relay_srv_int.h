@@ -169,6 +169,7 @@ struct hconn {
 	/* a request for the job queue (relay_jobs.c), answered by the relay */
 	bool jobs, jobs_started;
 	int jobs_op;
+	int jobs_filter;	/* GET /v1/jobs?state=: a state, or -1 */
 	char jobs_id[40];
 	struct jwait *jobs_wait;	/* a lease request waiting for a job */
 };

@@ -42,7 +42,7 @@ usage(FILE *f)
 	    "       shir-relay [-f FILE] ir keys NAME          (root: print its keys again)\n"
 	    "       shir-relay [-f FILE] ir regenerate-key NAME key1|key2|service\n"
 	    "       shir-relay [-f FILE] ir delete NAME\n"
-	    "       shir-relay [-f FILE] jobs list [--json] | show ID | cancel ID   (copy jobs)\n"
+	    "       shir-relay [-f FILE] jobs list [--state STATE] [--json] | show ID | cancel ID\n"
 	    "       shir-relay --version\n", SYSCONFDIR);
 }
 

@@ -166,6 +166,14 @@ def test_long_poll_and_lease_expiry(h):
           "dead-lettered: %r", g)
     st, _ = lease(node, "node-c")
     check(st == 204, "a dead-lettered job is never leased again: %d", st)
+    st, dl = snd.call("GET", "?state=DeadLettered")
+    check(st == 200 and [x["id"] for x in dl["jobs"]] == [j["id"]], "the dead-letter list: %d %r", st, dl)
+    st, e = snd.call("GET", "?state=Bogus")
+    check(st == 400, "an unknown state: %d %r", st, e)
+    out = r.cli("jobs", "list", "--state", "DeadLettered").stdout
+    check(j["id"] in out and "DeadLettered" in out, "jobs list --state DeadLettered: %s", out)
+    out = r.cli("jobs", "list", "--state", "Queued").stdout
+    check(j["id"] not in out, "jobs list --state Queued: %s", out)
 
 
 @test
