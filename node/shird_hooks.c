@@ -4,6 +4,7 @@
 
 #include "node/admin/admin_node.h"
 #include "node/authoring/authoring.h"
+#include "node/copy/copy_node.h"
 #include "node/admin/credstore.h"
 #include "node/listener/listener.h"
 #include "node/listener/lspec.h"
@@ -82,6 +83,10 @@ shird_hook_start(struct node *n, struct shir_error *err)
 	/* listener: start the control channels */
 	if (listener_start(n, err) != 0)
 		return err->code ? err->code : SHIR_EINTERNAL;
+
+	/* copy: lease copy jobs from the relay (node.copy_jobs > 0, registered) */
+	if (copy_node_start(n, err) != 0)
+		return err->code ? err->code : SHIR_EINTERNAL;
 	(void)c;
 
 	return 0;
@@ -90,6 +95,9 @@ shird_hook_start(struct node *n, struct shir_error *err)
 void
 shird_hook_shutdown(struct node *n)
 {
+	/* copy: no new leases; running jobs stop (their leases expire) */
+	copy_node_shutdown(n);
+
 	/* listener: stop accepting new requests on the channels */
 	listener_shutdown(n);
 
@@ -101,6 +109,9 @@ void
 shird_hook_stop(struct node *n)
 {
 	/* each subsystem frees its state, in reverse order of start */
+	/* copy */
+	copy_node_stop(n);
+
 	/* listener */
 	listener_stop(n);
 
