@@ -15,7 +15,8 @@ import signal
 
 from authnode import Node
 from relaytest import Relay, decode_key
-from shirtest import check, main, test, wait_until
+from shirtest import check, main, make_ca, make_server_cert, test, wait_until
+from squid import Squid
 import shirtest
 from test_parquet import read_back
 from test_relay_jobs import Client
@@ -104,6 +105,59 @@ def test_copy_csv_jsonl_parquet(h):
     check(sorted(os.listdir(out)) == ["orders.csv", "orders.jsonl", "orders.parquet"], "no leftovers: %r",
           os.listdir(out))
     n.stop_clean()
+
+
+@test
+def test_copy_through_squid(h):
+    """the node leases and reports through squid with Basic auth to an https relay (TLS verified with the relay's CA)"""
+    sq = Squid(h, auth="basic", user="svc", password="right-pw", hosts={"relay.test": "127.0.0.1"})
+    ca_key, ca = make_ca(h, "relay", "Test Relay CA")
+    key, crt = make_server_cert(h, ca_key, ca, san="DNS:relay.test")
+    r = Relay(h, tls=(crt, key))
+    out_ir = r.cli("ir", "create", "sales-ir", "--endpoint", "wss://relay.test:%d" % r.port).stdout
+    printed = [w for w in out_ir.split() if w.startswith("IR@v1@")]
+    r.keys["sales-ir"] = {decode_key(w)["keyName"]: decode_key(w) for w in printed}
+    node_key = [w for w in printed if decode_key(w)["keyName"] == "node-key1"][0]
+    r.start()
+    data, out = h.path("data"), h.path("out")
+    os.makedirs(data)
+    os.makedirs(out)
+    with open(os.path.join(data, "orders.csv"), "w") as f:
+        f.write("id;customer;note\n" + "".join("%d;c%d;n\n" % (i, i) for i in range(500)))
+    pw = h.write("proxy.pw", "right-pw\n", mode=0o600)
+    extra = ("writable_folders = %s\n[node]\ncopy_jobs = 1\n[relay]\nca_file = %s\n"
+             "[proxy]\nmode = custom\naddress = 127.0.0.1\nport = %d\nauth = basic\nuser = svc\n"
+             "password_file = %s\n" % (out, ca, sq.port, pw))
+    n = Node(h, allowed=data, extra=extra)
+    h.run([h.bin("shirctl"), "--socket", n.sock, "--conf", n.conf, "register-node", "-", "auth-node"],
+          input=node_key + "\n", check=0)
+    n.p.wait_log(r"event=channel\.connected")
+    n = restart(h, n, extra, data)
+    import ssl
+    import http.client
+
+    class TLSClient(Client):
+        def call(self, method, path, body=None, timeout=30):
+            ctx = ssl.create_default_context(cafile=ca)
+            ctx.check_hostname = False  # the test reaches 127.0.0.1; the node checks relay.test
+            c = http.client.HTTPSConnection("127.0.0.1", self.r.port, timeout=timeout, context=ctx)
+            c.request(method, "/%s/v1/jobs%s" % (self.hc, path), body=json.dumps(body) if body else None,
+                      headers={"ServiceBusAuthorization": self.tok, "Content-Type": "application/json"})
+            resp = c.getresponse()
+            txt = resp.read().decode()
+            c.close()
+            return resp.status, (json.loads(txt) if txt else None)
+    snd = TLSClient(r, hc="sales-ir")
+    st, j = snd.call("POST", "", job(data, out, "Parquet", "orders.parquet"))
+    check(st == 201, "submit: %d %r", st, j)
+    g = wait_final(snd, j["id"])
+    check(g["state"] == "Succeeded" and g["result"]["rowsWritten"] == 500, "through squid: %r", g)
+    check(read_back(h, os.path.join(out, "orders.parquet"))["numRows"] == 500, "the Parquet file")
+    # only squid resolves relay.test, so the lease and the complete can only have gone through it;
+    # squid logs each tunnel as it ends: two nodes' control channels, and the runner's own
+    n.stop_clean()
+    wait_until(lambda: sq.log().count("CONNECT relay.test:%d svc" % r.port) >= 3, 20,
+               "squid to log the control channels' and the runner's tunnels:\n" + sq.log())
 
 
 @test
