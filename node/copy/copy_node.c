@@ -40,6 +40,7 @@
 #include "common/log.h"
 #include "node/admin/admin_node.h"
 #include "node/admin/registration.h"
+#include "node/api.h"
 #include "node/authoring/auth_ctx.h"
 #include "node/authoring/csv_reader.h"
 #include "node/conf.h"
@@ -84,6 +85,8 @@ struct cjob {
 	struct cjob *next;
 	struct copyd *d;
 	char id[40], lease_id[40];
+	int dequeue_count;
+	time_t since;
 	cJSON *spec;
 	pthread_t th;
 	bool started;
@@ -106,6 +109,7 @@ struct cjob {
 
 struct copyd {
 	struct node *n;
+	time_t since;
 	struct event_base *base;
 	CURLM *multi;
 	struct event *curl_timer, *check_ev, *lease_timer;
@@ -1064,6 +1068,9 @@ start_job(struct copyd *d, cJSON *lease_answer)
 	j->done_ev = event_new(d->base, -1, 0, job_done, j);
 	j->hb = event_new(d->base, -1, EV_PERSIST, heartbeat, j);
 	clock_gettime(CLOCK_MONOTONIC, &j->t0);
+	j->since = time(NULL);
+	j->dequeue_count = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(lease_answer,
+	    "dequeueCount"));
 	j->next = d->jobs;
 	d->jobs = j;
 	d->running++;
@@ -1150,6 +1157,47 @@ lease_timer(evutil_socket_t fd, short what, void *arg)
 	lease(arg);
 }
 
+/* ---- GET /v1/copy/jobs (control socket): what `shirctl jobs` shows ---------------- */
+
+static const char *copy_off_why;
+
+static void
+api_jobs(struct api_reply *r, const struct api_request *rq, void *ud)
+{
+	struct copyd *d = the_copyd;
+	cJSON *o = cJSON_CreateObject(), *a;
+	struct cjob *j;
+
+	(void)rq;
+	(void)ud;
+	cJSON_AddBoolToObject(o, "enabled", d != NULL);
+	if (d == NULL)
+		cJSON_AddStringToObject(o, "why", copy_off_why ? copy_off_why : "not started");
+	cJSON_AddNumberToObject(o, "maxJobs", d ? d->max : 0);
+	if (d != NULL)
+		cJSON_AddStringToObject(o, "queue", d->base_url);
+	a = cJSON_AddArrayToObject(o, "jobs");
+	for (j = d ? d->jobs : NULL; j != NULL; j = j->next) {
+		cJSON *x = cJSON_CreateObject();
+		const cJSON *src = cJSON_GetObjectItemCaseSensitive(j->spec, "source");
+
+		cJSON_AddStringToObject(x, "id", j->id);
+		cJSON_AddNumberToObject(x, "dequeueCount", j->dequeue_count);
+		cJSON_AddNumberToObject(x, "runningSeconds", (double)(time(NULL) - j->since));
+		cJSON_AddNumberToObject(x, "rowsRead", (double)atomic_load(&j->rows));
+		cJSON_AddNumberToObject(x, "bytesWritten", (double)atomic_load(&j->bytes));
+		cJSON_AddStringToObject(x, "source", str(cJSON_GetObjectItemCaseSensitive(src, "dataset"),
+		    "path", str(cJSON_GetObjectItemCaseSensitive(src, "dataset"), "type", "?")));
+		cJSON_AddStringToObject(x, "sink", str(cJSON_GetObjectItemCaseSensitive(j->spec, "sink"),
+		    "path", "?"));
+		cJSON_AddStringToObject(x, "format", str(cJSON_GetObjectItemCaseSensitive(j->spec,
+		    "format"), "type", "?"));
+		cJSON_AddStringToObject(x, "state", j->started ? "running" : "reporting");
+		cJSON_AddItemToArray(a, x);
+	}
+	api_reply_json(r, 200, o);
+}
+
 /* ---- life cycle ------------------------------------------------------------------ */
 
 int
@@ -1159,13 +1207,21 @@ copy_node_start(struct node *n, struct shir_error *err)
 	const struct registration *reg = admin_node_registration(n);
 	struct copyd *d;
 	const char *ep;
+	static bool routed;
 
+	if (!routed) {
+		if (api_route(node_api(n), "GET", "/v1/copy/jobs", API_FROM_LOCAL, api_jobs, NULL) != 0)
+			return shir_error_set(err, SHIR_ENOMEM, "out of memory");
+		routed = true;
+	}
 	if (c->copy_jobs <= 0) {
-		log_info("copy", "event=copy.off why=%s", log_q("node.copy_jobs = 0"));
+		copy_off_why = "node.copy_jobs = 0 in shird.conf";
+		log_info("copy", "event=copy.off why=%s", log_q(copy_off_why));
 		return 0;
 	}
 	if (reg == NULL || reg->endpoint == NULL) {
-		log_info("copy", "event=copy.off why=%s", log_q("the node is not registered"));
+		copy_off_why = "the node was not registered when shird started";
+		log_info("copy", "event=copy.off why=%s", log_q(copy_off_why));
 		return 0;
 	}
 	ep = reg->endpoint;

@@ -185,6 +185,13 @@ def test_copy_policy(h):
                                "dataset": {"type": "DelimitedText", "path": "orders.csv", "columnDelimiter": ";"},
                                "limit": 3})
     check(len(res["rows"]) == 3, "preview: %r", res)
+    text = h.run([h.bin("shirctl"), "--socket", n.sock, "jobs"], check=0).stdout
+    check(text.startswith("Copy jobs: 0 running of at most 2"), "shirctl jobs: %s", text)
+    n.stop_clean()
+    # a node without copy_jobs says why it runs none
+    n = Node(h, allowed=data)
+    text = h.run([h.bin("shirctl"), "--socket", n.sock, "jobs"], check=0).stdout
+    check("Copy jobs are off on this node: node.copy_jobs = 0" in text, "shirctl jobs: %s", text)
     n.stop_clean()
 
 
@@ -198,6 +205,16 @@ def test_node_killed_mid_copy(h):
     def partial():
         return [f for f in os.listdir(out) if f.endswith(".part") and os.path.getsize(os.path.join(out, f)) > 0]
     wait_until(partial, 60, "the copy to start writing")
+    # shirctl jobs shows it running, with its progress
+    def shown():
+        r2 = h.run([h.bin("shirctl"), "--socket", n.sock, "jobs", "--json"], check=0)
+        js = json.loads(r2.stdout)["jobs"]
+        return js if js and js[0]["rowsRead"] > 0 else None
+    js = wait_until(shown, 30, "shirctl jobs to show the copy")
+    check(js[0]["id"] == j["id"] and js[0]["dequeueCount"] == 1 and js[0]["sink"] == "big.csv" and
+          js[0]["format"] == "DelimitedText", "shirctl jobs: %r", js)
+    text = h.run([h.bin("shirctl"), "--socket", n.sock, "jobs"], check=0).stdout
+    check(j["id"] in text and "orders.csv -> big.csv (DelimitedText)" in text, "shirctl jobs: %s", text)
     n = restart(h, n, extra, data, kill=True)
     check(not os.path.exists(os.path.join(out, "big.csv")), "no committed file from the killed attempt")
     g = wait_final(snd, j["id"], timeout=120)
