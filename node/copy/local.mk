@@ -11,3 +11,4 @@ check_PROGRAMS += tests/pq_write
 INTEGRATION_TESTS += tests/integration/test_parquet.py tests/integration/test_copy_node.py
 EXTRA_DIST += tests/integration/parquet
 noinst_PROGRAMS += bench/parquet_bench
+EXTRA_DIST += bench/copy_bench.py
