@@ -387,6 +387,7 @@ out_flush(struct out *o)
 {
 	size_t off = 0;
 
+	EVP_DigestUpdate(o->md, o->buf, o->n);	/* hashed a buffer at a time, not per cell */
 	while (off < o->n) {
 		ssize_t w = write(o->fd, o->buf + off, o->n - off);
 
@@ -407,7 +408,6 @@ out_write(void *arg, const void *d, size_t n)
 	struct out *o = arg;
 	const char *p = d;
 
-	EVP_DigestUpdate(o->md, d, n);
 	o->bytes += n;
 	atomic_store(&o->j->bytes, o->bytes);
 	while (n > 0) {
