@@ -1200,6 +1200,8 @@ rjobs_begin(struct hconn *h, const char *suffix, const char *query)
 	h->jobs = true;
 	h->jobs_op = (int)op;
 	snprintf(h->jobs_id, sizeof h->jobs_id, "%s", id);
+	if (h->req->expect_continue)	/* curl asks before sending a larger body */
+		evbuffer_add_printf(bufferevent_get_output(h->bev), "HTTP/1.1 100 Continue\r\n\r\n");
 	h_set_state(h, H_BODY);
 }
 
