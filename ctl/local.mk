@@ -8,7 +8,8 @@ libshir_a_SOURCES += \
 	ctl/ctl_register.c \
 	ctl/relaycheck.c ctl/relaycheck.h \
 	ctl/ctl_author.c ctl/ctl_author.h \
-	ctl/ctl_node.c
+	ctl/ctl_node.c \
+	ctl/ctl_jobs.c
 
 bin_PROGRAMS += shirctl
 shirctl_SOURCES = ctl/shirctl.c ctl/shirctl.h ctl/ctl_proxy.c

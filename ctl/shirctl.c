@@ -50,6 +50,10 @@ static const struct ctl_cmd ctl_cmds[] = {
 	  "author OP [--local|--service-key KEY] [--json] [REQUEST|-]",
 	  "send an authoring request (testConnection, browse, schema, preview) to a node" },
 
+	/* copy jobs (ctl_jobs.c) */
+	{ "jobs", { NULL }, ctl_cmd_jobs, "jobs [--json]",
+	  "the copy jobs the running shird works on: attempt, rows, bytes, time, source and sink" },
+
 	/* registration, credentials, backups, dmgcmd actions (ctl_admin.c, ctl_dmg.c, ctl_net.c, ctl_register.c) */
 	{ "register-node", { "-rn", "-RegisterNewNode" }, ctl_cmd_register_node,
 	  "register-node [--skip-test] KEY|- [NODENAME]", "validate a node key, test the "

@@ -46,6 +46,8 @@ struct conf {
 	/* [security] */
 	bool local_folder_path_validation;
 	char *allowed_folders;	/* colon-separated absolute paths */
+	char *writable_folders;	/* colon-separated: where copy jobs may write files */
+	int copy_jobs;		/* copy jobs run at once; 0: the node leases none */
 	bool local_machine_access;
 	/* [proxy] */
 	struct proxy_settings proxy;

@@ -4,6 +4,7 @@
 
 #include "node/admin/admin_node.h"
 #include "node/authoring/authoring.h"
+#include "node/copy/copy_node.h"
 #include "node/admin/credstore.h"
 #include "node/listener/listener.h"
 #include "node/listener/lspec.h"
@@ -91,6 +92,10 @@ shird_hook_start(struct node *n, struct shir_error *err)
 	/* the local status page and /metrics on loopback ([admin]) */
 	if (statuspage_start(n, err) != 0)
 		return err->code ? err->code : SHIR_EINTERNAL;
+
+	/* copy: lease copy jobs from the relay (node.copy_jobs > 0, registered) */
+	if (copy_node_start(n, err) != 0)
+		return err->code ? err->code : SHIR_EINTERNAL;
 	(void)c;
 
 	return 0;
@@ -99,6 +104,9 @@ shird_hook_start(struct node *n, struct shir_error *err)
 void
 shird_hook_shutdown(struct node *n)
 {
+	/* copy: no new leases; running jobs stop (their leases expire) */
+	copy_node_shutdown(n);
+
 	/* listener: stop accepting new requests on the channels */
 	listener_shutdown(n);
 
@@ -110,6 +118,9 @@ void
 shird_hook_stop(struct node *n)
 {
 	/* each subsystem frees its state, in reverse order of start */
+	/* copy */
+	copy_node_stop(n);
+
 	/* status page (its diagnose child, its listeners) */
 	statuspage_stop(n);
 

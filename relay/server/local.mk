@@ -4,7 +4,8 @@ libshir_a_SOURCES += \
 	relay/server/relay_state.c relay/server/relay_state.h \
 	relay/server/relay_srv.c relay/server/relay_srv.h relay/server/relay_srv_int.h \
 	relay/server/relay_route.c relay/server/relay_listen.c relay/server/relay_tunnel.c \
-	relay/server/relay_http.c relay/server/relay_admin.c
+	relay/server/relay_http.c relay/server/relay_admin.c \
+	relay/server/relay_jobs.c relay/server/relay_jobsctl.c relay/server/relay_jobsctl.h
 
 sbin_PROGRAMS += shir-relay
 shir_relay_SOURCES = relay/server/shir_relay.c
@@ -14,7 +15,8 @@ FUZZ_TARGETS += tests/fuzz/fuzz_relay_front
 tests_fuzz_fuzz_relay_front_LDFLAGS = $(FUZZ_LINKFLAGS)
 INTEGRATION_TESTS += tests/integration/test_relay.py tests/integration/test_relay_tls.py \
 	tests/integration/test_relay_ctl.py tests/integration/test_relay_stress.py \
-	tests/integration/test_relay_harden.py tests/integration/test_relay_limits.py
+	tests/integration/test_relay_harden.py tests/integration/test_relay_limits.py \
+	tests/integration/test_relay_jobs.py
 EXTRA_DIST += tests/integration/relaytest.py tests/integration/hyco
 
 # benchmarks (bench/relay_bench.py; not installed)

@@ -133,6 +133,7 @@ admin_metrics(struct evhttp_request *req, void *arg)
 	evbuffer_add_printf(b, "# TYPE shir_relay_entity_listeners gauge\n");
 	for (e = s->ents; e; e = e->next)
 		evbuffer_add_printf(b, "shir_relay_entity_listeners{hc=\"%s\"} %d\n", e->name, e->nctl);
+	rjobs_metrics(s, b);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", b);
@@ -210,6 +211,7 @@ admin_status(struct evhttp_request *req, void *arg)
 		cJSON_AddStringToObject(j, "id", p->id);
 		cJSON_AddNumberToObject(j, "ageSeconds", rs_since(&p->created));
 	}
+	rjobs_status(s, o);
 	txt = cJSON_Print(o);
 	evbuffer_add_printf(b, "%s\n", txt ? txt : "{}");
 	free(txt);

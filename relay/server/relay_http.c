@@ -65,6 +65,7 @@ hconn_reap(evutil_socket_t fd, short w, void *arg)
 					}
 	}
 	h_resp_unthrottle(h);
+	rjobs_forget(h);
 	pend_del(s, h->rv_pend);
 	if (h->rv != NULL) {
 		ws_close(h->rv, WS_CLOSE_GOING_AWAY, "the sender went away");
@@ -315,6 +316,11 @@ h_send_request(struct hconn *h)
 
 	if (h->dead)
 		return;
+	if (h->jobs) {
+		if (h->body_done)
+			rjobs_request(h);
+		return;
+	}
 	if (h->rv != NULL && !h_on_rv(h)) {
 		/* full request on the rendezvous, body streamed */
 		bool has_body = h->big || bl > 0;
@@ -440,6 +446,7 @@ h_dispatch(struct hconn *h)
 	h->big = h->body_done = false;
 	h_set_fwd(h, HF_NONE);
 	h->head_req = strcmp(h->req->method, "HEAD") == 0;
+	h->jobs = h->jobs_started = false;
 	h->keep_alive = h->req->keep_alive;
 	rs_uuid(h->req_id);
 	if (strlen(h->req->target) > TARGET_MAX) {
@@ -462,16 +469,23 @@ h_dispatch(struct hconn *h)
 		return;
 	}
 	h->ent = route_entity(s, dec, &suffix);
-	free(dec);
 	if (h->ent == NULL) {
+		free(dec);
 		hconn_fail(h, 404, "no such hybrid connection");
 		return;
 	}
 	if (!conn_sender_ok(s, h->conn)) {
+		free(dec);
 		hconn_fail(h, 503, "the relay holds as many sender connections as it allows "
 		    "(limits.max_connections less limits.reserved_percent, kept for listeners)");
 		return;
 	}
+	if (rjobs_path(suffix)) {	/* the relay's own job queue answers */
+		rjobs_begin(h, suffix, query);
+		free(dec);
+		return;
+	}
+	free(dec);
 	st = route_authorize(s, h->ent, h->req, query, SAS_SEND, &v, &ua, why, sizeof why);
 	if (st != 0) {
 		hconn_fail(h, st, why);
@@ -538,6 +552,8 @@ h_on_body(const uint8_t *d, size_t n, void *arg)
 {
 	struct hconn *h = arg;
 
+	if (h->jobs)
+		return h->dead ? SHIR_ENOMEM : rjobs_body(h, d, n);
 	if (h->dead || evbuffer_add(h->body, d, n) != 0)
 		return SHIR_ENOMEM;
 	if (!h->big && evbuffer_get_length(h->body) + 2048 > (size_t)h->s->conf->inline_max) {
@@ -802,8 +818,8 @@ h_response(struct hconn *h, const struct hc_response *r, void **src)
 	h->resp_started = true;
 	h->resp_nobody = h->head_req || st == 204 || st == 304 || (st >= 100 && st < 200);
 	count_status(h->s, st);
-	log_info("relay", "event=http.response status=%d origin=listener hc=%s target=%s", st,
-	    log_q(h->ent ? h->ent->name : "-"), log_q(h->target));
+	log_info("relay", "event=http.response status=%d origin=%s hc=%s target=%s", st,
+	    h->jobs ? "relay" : "listener", log_q(h->ent ? h->ent->name : "-"), log_q(h->target));
 	if (!r->body) {
 		if (!h->resp_nobody)
 			evbuffer_add_printf(out, "Content-Length: 0\r\n");

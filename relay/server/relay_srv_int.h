@@ -48,6 +48,8 @@ struct rsrv;
 struct ctl;
 struct hconn;
 struct tunnel;
+struct rjobs;
+struct jwait;
 
 /* A hybrid connection as the running relay sees it. */
 struct ent {
@@ -166,6 +168,12 @@ struct hconn {
 	struct timespec since;
 	bool peer_eof;		/* the sender half-closed while we owed it a response */
 	bool dead;
+	/* a request for the job queue (relay_jobs.c), answered by the relay */
+	bool jobs, jobs_started;
+	int jobs_op;
+	int jobs_filter;	/* GET /v1/jobs?state=: a state, or -1 */
+	char jobs_id[40];
+	struct jwait *jobs_wait;	/* a lease request waiting for a job */
 };
 
 /* Connection accounting (docs/relay.md "Connection budgets"): per source
@@ -270,6 +278,7 @@ struct rsrv {
 	char public_base[512];
 	time_t started;
 	struct tokcache tokens;
+	struct rjobs *jobs;	/* the copy-job queue (relay_jobs.c) */
 };
 
 /* ---- across the files of relay/server/ ----------------------------------- */
@@ -365,5 +374,17 @@ void route_connect(struct rsrv *s, struct ws *ws, const struct http1_msg *req, s
 void route_rendezvous(struct rsrv *s, struct ws *ws, const struct http1_msg *req, const char *action,
     const char *query);
 extern const struct ws_callbacks RV_CB;
+/* the copy-job queue (relay_jobs.c, docs/copy.md) */
+int rjobs_start(struct rsrv *s, struct shir_error *e);
+void rjobs_free(struct rsrv *s);
+void rjobs_shutdown(struct rsrv *s);
+bool rjobs_path(const char *suffix);
+void rjobs_begin(struct hconn *h, const char *suffix, const char *query);
+int rjobs_body(struct hconn *h, const uint8_t *d, size_t n);
+void rjobs_request(struct hconn *h);
+void rjobs_forget(struct hconn *h);
+void rjobs_metrics(struct rsrv *s, struct evbuffer *b);
+void rjobs_status(struct rsrv *s, cJSON *o);
+void rjobs_admin(struct evhttp_request *req, void *arg);
 
 #endif

@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/sdnotify.h"
 #include "relay/server/relay_conf.h"
+#include "relay/server/relay_jobsctl.h"
 #include "relay/server/relay_srv.h"
 #include "relay/server/relay_state.h"
 #include "relay/sas.h"
@@ -42,6 +43,7 @@ usage(FILE *f)
 	    "       shir-relay [-f FILE] ir keys NAME          (root: print its keys again)\n"
 	    "       shir-relay [-f FILE] ir regenerate-key NAME key1|key2|service\n"
 	    "       shir-relay [-f FILE] ir delete NAME\n"
+	    "       shir-relay [-f FILE] jobs list [--state STATE] [--json] | show ID | cancel ID\n"
 	    "       shir-relay --version\n", SYSCONFDIR);
 }
 
@@ -417,6 +419,8 @@ main(int argc, char **argv)
 	if (i < argc) {
 		if (strcmp(argv[i], "ir") == 0)
 			return ir_cmd(path, argc - i - 1, argv + i + 1);
+		if (strcmp(argv[i], "jobs") == 0)
+			return relay_jobsctl(path, argc - i - 1, argv + i + 1);
 		usage(stderr);
 		return 2;
 	}
