@@ -7,6 +7,7 @@
 #include "node/admin/credstore.h"
 #include "node/listener/listener.h"
 #include "node/listener/lspec.h"
+#include "node/selfcont/selfcont.h"
 #include "node/admin/registration.h"
 #include "common/log.h"
 #include "node/node.h"
@@ -47,6 +48,10 @@ shird_hook_validate(const struct conf *c, struct shir_error *err)
 	if (listener_validate(c, err) != 0)
 		return err->code ? err->code : SHIR_ECONFIG;
 
+	/* self-contained channel: the service endpoint */
+	if (selfcont_validate(c, err) != 0)
+		return err->code ? err->code : SHIR_ECONFIG;
+
 	return 0;
 }
 
@@ -82,6 +87,10 @@ shird_hook_start(struct node *n, struct shir_error *err)
 	/* listener: start the control channels */
 	if (listener_start(n, err) != 0)
 		return err->code ? err->code : SHIR_EINTERNAL;
+
+	/* self-contained channel: connections to the service endpoint */
+	if (selfcont_start(n, err) != 0)
+		return err->code ? err->code : SHIR_EINTERNAL;
 	(void)c;
 
 	return 0;
@@ -92,6 +101,7 @@ shird_hook_shutdown(struct node *n)
 {
 	/* listener: stop accepting new requests on the channels */
 	listener_shutdown(n);
+	selfcont_shutdown(n);
 
 	/* authoring: queued operations get 503 ShuttingDown */
 	authoring_shutdown(n);
@@ -101,7 +111,8 @@ void
 shird_hook_stop(struct node *n)
 {
 	/* each subsystem frees its state, in reverse order of start */
-	/* listener */
+	/* self-contained channel, listener */
+	selfcont_stop(n);
 	listener_stop(n);
 
 	/* admin */

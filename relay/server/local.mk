@@ -4,7 +4,8 @@ libshir_a_SOURCES += \
 	relay/server/relay_state.c relay/server/relay_state.h \
 	relay/server/relay_srv.c relay/server/relay_srv.h relay/server/relay_srv_int.h \
 	relay/server/relay_route.c relay/server/relay_listen.c relay/server/relay_tunnel.c \
-	relay/server/relay_http.c relay/server/relay_admin.c
+	relay/server/relay_http.c relay/server/relay_admin.c \
+	relay/server/relay_sc.c
 
 sbin_PROGRAMS += shir-relay
 shir_relay_SOURCES = relay/server/shir_relay.c

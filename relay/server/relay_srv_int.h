@@ -56,6 +56,9 @@ struct ent {
 	size_t nrules;
 	bool anonymous;
 	bool deleted;
+	bool self_contained;	/* senders' requests go over self-contained connections */
+	struct scconn *scs;	/* self-contained connections of its nodes (relay_sc.c) */
+	int nsc;
 	struct ctl *ctls;	/* control channels (listeners) */
 	int nctl;
 	uint64_t requests, accepts;
@@ -164,6 +167,12 @@ struct hconn {
 	struct timespec since;
 	bool peer_eof;		/* the sender half-closed while we owed it a response */
 	bool dead;
+	/* self-contained mode (relay_sc.c) */
+	bool sc_mode;		/* this request goes over a self-contained connection */
+	struct scstream *sc;	/* its stream, while open */
+	bool sc_sent, sc_retried, sc_retry_pending, sc_queued;
+	const struct scconn *sc_exclude;	/* retry elsewhere than here (compared, never used) */
+	struct event *sc_wait;	/* queued: 503 when it fires */
 };
 
 /* Connection accounting (docs/relay.md "Connection budgets"): per source
@@ -268,6 +277,7 @@ struct rsrv {
 	char public_base[512];
 	time_t started;
 	struct tokcache tokens;
+	long nscqueued;		/* senders waiting for a self-contained stream */
 };
 
 /* ---- across the files of relay/server/ ----------------------------------- */
@@ -363,5 +373,20 @@ void route_connect(struct rsrv *s, struct ws *ws, const struct http1_msg *req, s
 void route_rendezvous(struct rsrv *s, struct ws *ws, const struct http1_msg *req, const char *action,
     const char *query);
 extern const struct ws_callbacks RV_CB;
+/* hconn_fail with a Retry-After header (seconds; 0 = none) */
+void hconn_fail_retry(struct hconn *h, int status, int retry_after, const char *msg);
+/* self-contained connections (relay_sc.c; docs/self-contained.md) */
+bool relay_sc_wants(const struct http1_msg *req);
+void relay_sc_adopt(struct hconn *h);
+void relay_sc_send(struct hconn *h);
+void relay_sc_detach(struct hconn *h);
+void relay_sc_unqueue(struct hconn *h);
+void relay_sc_writable(struct hconn *h);
+void relay_sc_set_mode(struct ent *e, bool on);
+void relay_sc_close_ent(struct ent *e, const char *why);
+void relay_sc_free_ent(struct ent *e);
+void relay_sc_shutdown(struct rsrv *s);
+void relay_sc_status(const struct ent *e, cJSON *o);
+void relay_sc_metrics(struct rsrv *s, struct evbuffer *out);
 
 #endif
