@@ -440,6 +440,17 @@ sc_flush(struct scconn *c)
 		sc_down(c, CHSTATE_WHY_CLOSED, 0, "retired");
 		return -1;
 	}
+	if (c->bev != NULL && !nghttp2_session_want_read(c->sess) &&
+	    !nghttp2_session_want_write(c->sess) && evbuffer_get_length(out) == 0) {
+		/* nghttp2 ended the session: the relay said GOAWAY and nothing is
+		 * left, or it broke HTTP/2 and our GOAWAY went out */
+		if (c->goaway_recv)
+			sc_down(c, CHSTATE_WHY_NETWORK, 0, "the relay ended the HTTP/2 session (GOAWAY)");
+		else
+			sc_down(c, CHSTATE_WHY_PROTOCOL, 0, "the relay broke HTTP/2 (a connection error: "
+			    "the node sent GOAWAY)");
+		return -1;
+	}
 	return 0;
 }
 

@@ -168,6 +168,15 @@ sc_on_state(void *arg, struct scconn *c)
 			s->slots[i] = c;
 			s->next[i] = NULL;
 		}
+		/* the current one dropped while its replacement is on its way:
+		 * the replacement takes the slot, the old one stops retrying */
+		if (s->slots[i] == c && s->next[i] != NULL &&
+		    scconn_state(c)->state == CHSTATE_DISCONNECTED) {
+			s->slots[i] = s->next[i];
+			s->next[i] = NULL;
+			sc_retire(s, c);
+			continue;
+		}
 		/* the relay is going away (GOAWAY): connect again at once, finish
 		 * what this one serves */
 		if (s->slots[i] == c && scconn_goaway(c) && s->next[i] == NULL && !s->shutting_down) {

@@ -62,6 +62,8 @@ struct scstream {
 	size_t mode_len, mode_off;
 	struct hc_response resp;
 	bool resp_started;
+	bool hdrs_sent;		/* our HEADERS went out (an RST before that would be for an idle stream) */
+	bool cancel_pending;	/* cancel once the HEADERS are out */
 	size_t owed;		/* response bytes written to the sender, not yet consumed */
 };
 
@@ -320,6 +322,22 @@ sc_begin_headers(nghttp2_session *sess, const nghttp2_frame *f, void *arg)
 	return 0;
 }
 
+/* A stream is reset only after its HEADERS left: the node treats an
+ * RST_STREAM for a stream it never saw as a connection error. */
+static int
+sc_on_frame_send(nghttp2_session *sess, const nghttp2_frame *f, void *arg)
+{
+	struct scstream *st;
+
+	if (f->hd.type != NGHTTP2_HEADERS ||
+	    (st = nghttp2_session_get_stream_user_data(sess, f->hd.stream_id)) == NULL)
+		return 0;
+	st->hdrs_sent = true;
+	if (st->cancel_pending)
+		nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, st->sid, NGHTTP2_CANCEL);
+	return 0;
+}
+
 /* --- the connection ------------------------------------------------------------------ */
 
 static int
@@ -547,6 +565,7 @@ relay_sc_adopt(struct hconn *h)
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, sc_on_data);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, sc_on_stream_close);
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, sc_begin_headers);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cb, sc_on_frame_send);
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	nghttp2_option_set_peer_max_concurrent_streams(opt, 1);	/* until its SETTINGS */
 	nghttp2_option_set_max_settings(opt, 32);
@@ -817,7 +836,10 @@ relay_sc_detach(struct hconn *h)
 	}
 	if (!st->c->dead) {
 		/* the sender went away, or its deadline passed: the node cancels */
-		nghttp2_submit_rst_stream(st->c->sess, NGHTTP2_FLAG_NONE, st->sid, NGHTTP2_CANCEL);
+		if (st->hdrs_sent)
+			nghttp2_submit_rst_stream(st->c->sess, NGHTTP2_FLAG_NONE, st->sid, NGHTTP2_CANCEL);
+		else
+			st->cancel_pending = true;
 		sc_flush(st->c);
 	}
 }

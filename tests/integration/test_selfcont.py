@@ -272,5 +272,294 @@ def test_sender_gone_cancels_query(h):
     n.stop_clean()
 
 
+def parallel(fn, n):
+    """Runs fn(i) for i in 0..n-1 in threads; returns the results in order."""
+    out = [None] * n
+
+    def run(i):
+        try:
+            out[i] = fn(i)
+        except Exception as e:  # noqa: BLE001 - recorded and checked by the caller
+            out[i] = e
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(180)
+    return out
+
+
+def blob_ok(res, n):
+    return (not isinstance(res, Exception) and res[0] == 200 and len(res[2]) == n and
+            res[2][:26] == b"abcdefghijklmnopqrstuvwxyz")
+
+
+@test
+def test_10mb_and_200_concurrent(h):
+    """a 10 MB answer streams through one stream (flow control both ways); 200 concurrent requests are multiplexed over the connections, every one answered"""
+    # 200 senders connect at once from one address: above the default of 64 handshakes
+    r = Relay(h, limits="max_handshakes_per_address = 512")
+    create(r, "sc-ir", "--self-contained")
+    r.start()
+    n = Node(h, level="info", extra=node_section(h, r, extra="test_routes = true\n"))
+    n.p.wait_log(r"event=selfcontained\.mode mode=on")
+    wait_status(h, n, lambda st: st["status"] == "Online", "Online")
+    big = 10 * 1024 * 1024
+    res = send(r, "/v1/test/blob?bytes=%d" % big, method="GET", timeout=120)
+    check(blob_ok(res, big), "10 MB: %r %d" % (res[0], len(res[2])))
+    res = parallel(lambda i: send(r, "/v1/test/blob?bytes=2000&delay_ms=100", method="GET"), 200)
+    bad = [x for x in res if not blob_ok(x, 2000)]
+    check(not bad, "%d of 200 failed, first: %r" % (len(bad), bad[:1]))
+    m = r.admin_get("/metrics")
+    total = int(re.search(r"^shir_relay_sc_streams_total (\d+)$", m, re.M).group(1))
+    check(total >= 201, "streams_total %d" % total)
+    # both connections carried streams
+    rs = json.loads(r.admin_get("/status"))
+    conns = [e for e in rs["entities"] if e["name"] == "sc-ir"][0]["selfContainedConnections"]
+    check(len(conns) == 2 and all(c["streamsTotal"] > 20 for c in conns), "%r" % conns)
+    n.stop_clean()
+
+
+@test
+def test_relay_restart_reconnects(h):
+    """the relay stops (GOAWAY) and comes back: the node reconnects on its ladder and requests succeed"""
+    r = Relay(h)
+    create(r, "sc-ir", "--self-contained")
+    r.start()
+    n = Node(h, level="info", extra=node_section(h, r, extra="test_routes = true\n"))
+    wait_status(h, n, lambda st: st["status"] == "Online", "Online")
+    check(blob_ok(send(r, "/v1/test/blob?bytes=100", method="GET"), 100), "before")
+    n.p.mark()
+    r.proc.signal(signal.SIGTERM)
+    check(r.proc.wait_exit(15) == 0, "relay exit:\n" + r.proc.tail(30))
+    n.p.wait_log(r"event=channel\.goaway conn=selfcontained-")
+    st = wait_status(h, n, lambda st: st["status"] in ("Offline", "Limited"), "down without the relay")
+    r.start()
+    wait_status(h, n, lambda st: st["status"] == "Online", "Online again", timeout=30)
+    check(blob_ok(send(r, "/v1/test/blob?bytes=100", method="GET"), 100), "after")
+    n.stop_clean()
+
+
+@test
+def test_two_nodes_share_and_survive_kill9(h):
+    """two nodes share the streams; one killed with -9 while requests run: every request is still answered (refused or lost streams are sent again on the other node)"""
+    r = Relay(h)
+    create(r, "sc-ir", "--self-contained")
+    r.start()
+    a = Node(h, level="debug", jobs=40,
+             extra=node_section(h, r, name="a", conns=1, extra="test_routes = true\n"))
+    b_conf = node_section(h, r, name="b", conns=1, extra="test_routes = true\n")
+    os.makedirs(h.path("b"), exist_ok=True)
+    b_text = open(a.conf).read().replace(a.sock, h.path("b/shird.sock")).replace(
+        h.path("state"), h.path("b/state")).replace("name = auth-node", "name = node-b")
+    b_text = b_text[:b_text.index("[relay]")] + b_conf
+    bconf = h.write("b/shird.conf", b_text)
+    b = h.start("shird-b", [h.bin("shird"), "-f", bconf])
+    b.wait_log(r"event=channel\.connected conn=selfcontained-1")
+    a.p.wait_log(r"event=channel\.connected conn=selfcontained-1")
+    res = parallel(lambda i: send(r, "/v1/test/blob?bytes=500&delay_ms=50", method="GET"), 40)
+    check(all(blob_ok(x, 500) for x in res), "shared: %r" % [x for x in res if not blob_ok(x, 500)][:1])
+    check(re.search(r"event=request\.done conn=selfcontained-1", b.log()) and
+          re.search(r"event=request\.done conn=selfcontained-1", a.p.log()), "both nodes served")
+    # kill -9 of b while 60 slow requests run on both
+    out = [None]
+
+    def load():
+        out[0] = parallel(lambda i: send(r, "/v1/test/blob?bytes=500&delay_ms=1500", method="GET"), 60)
+    t = threading.Thread(target=load)
+    t.start()
+    wait_until(lambda: len(re.findall(r"event=api\.request method=GET path=/v1/test/blob", b.log())) > 25,
+               20, "node b to take requests")
+    b.signal(signal.SIGKILL)
+    t.join(120)
+    bad = [x for x in out[0] if not blob_ok(x, 500)]
+    check(not bad, "%d of 60 unanswered after kill -9, first: %r" % (len(bad), bad[:1]))
+    r.proc.wait_log(r"event=sc\.retry ", after_mark=False)
+    a.stop_clean()
+
+
+@test
+def test_sigterm_drains_to_the_other_node(h):
+    """node SIGTERM while requests run: every request in flight completes, new ones go to the other node, and the node exits 0"""
+    r = Relay(h)
+    create(r, "sc-ir", "--self-contained")
+    r.start()
+    a = Node(h, level="debug", extra=node_section(h, r, name="a", conns=1, extra="test_routes = true\n"))
+    os.makedirs(h.path("b"), exist_ok=True)
+    b_text = open(a.conf).read().replace(a.sock, h.path("b/shird.sock")).replace(
+        h.path("state"), h.path("b/state")).replace("name = auth-node", "name = node-b")
+    b_text = b_text[:b_text.index("[relay]")] + node_section(h, r, name="b", conns=1,
+                                                             extra="test_routes = true\n")
+    b = h.start("shird-b", [h.bin("shird"), "-f", h.write("b/shird.conf", b_text)])
+    b.wait_log(r"event=channel\.connected conn=selfcontained-1")
+    a.p.wait_log(r"event=channel\.connected conn=selfcontained-1")
+    out = [None]
+
+    def load():
+        out[0] = parallel(lambda i: send(r, "/v1/test/blob?bytes=300&delay_ms=2000", method="GET"), 20)
+    t = threading.Thread(target=load)
+    t.start()
+    wait_until(lambda: len(re.findall(r"event=api\.request method=GET path=/v1/test/blob", b.log())) >= 5,
+               20, "node b to take requests")
+    b.mark()
+    b.signal(signal.SIGTERM)
+    b.wait_log(r"event=channel\.draining conn=selfcontained-1")
+    after = parallel(lambda i: send(r, "/v1/test/blob?bytes=300", method="GET"), 10)
+    t.join(60)
+    check(all(blob_ok(x, 300) for x in out[0]), "in flight: %r" % [x for x in out[0] if not blob_ok(x, 300)][:1])
+    check(all(blob_ok(x, 300) for x in after), "after: %r" % [x for x in after if not blob_ok(x, 300)][:1])
+    check(b.wait_exit(20) == 0, "node b exit:\n" + b.tail(40))
+    a.stop_clean()
+
+
+# --- a hostile relay (raw bytes) ---------------------------------------------------
+
+def frame(t, flags, sid, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([t, flags]) + sid.to_bytes(4, "big") + payload
+
+
+MAGIC = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+OK101 = (b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: reverse\r\n"
+         b"Selected-ALPN: h2\r\nShir-Connection-Id: evil\r\nShir-Self-Contained: on\r\n\r\n")
+
+
+class Hostile:
+    """Accepts the node's connections; the i-th is answered with scenarios[i]
+    (bytes, or a function of the socket)."""
+
+    def __init__(self, h, scenarios):
+        self.port = free_port()
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", self.port))
+        self.srv.listen(16)
+        self.scenarios = list(scenarios)
+        self.served = 0
+        self.socks = []
+        self.stop = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+        h.procs.append(self)
+
+    def run(self):
+        self.srv.settimeout(0.5)
+        while not self.stop:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                continue
+            self.socks.append(c)
+            c.settimeout(5)
+            head = b""
+            try:
+                while b"\r\n\r\n" not in head:
+                    d = c.recv(4096)
+                    if not d:
+                        break
+                    head += d
+            except OSError:
+                continue
+            if b"$shir/v1/tunnel" not in head or not self.scenarios:
+                c.close()
+                continue
+            sc = self.scenarios.pop(0)
+            self.served += 1
+            try:
+                if callable(sc):
+                    sc(c)
+                else:
+                    c.sendall(sc)
+            except OSError:
+                pass
+
+    # the harness stops what it started
+    def kill(self):
+        self.stop = True
+        self.srv.close()
+        for c in self.socks:
+            c.close()
+
+    def terminate(self):
+        self.kill()
+
+    def wait_exit(self, timeout=5):
+        return 0
+
+    def poll(self):
+        return 0
+
+
+def hostile_node(h, scenarios):
+    ev = Hostile(h, scenarios)
+    d = demo_dir(h)
+    fake = type("R", (), {"keys": {"sc-ir": {"node-key1": {"key": "a2V5"}}}, "port": ev.port})()
+    n = Node(h, allowed=d, level="info", extra=node_section(h, fake, conns=1))
+    return ev, d, n
+
+
+def hostile_end(h, n, d):
+    sc = sc_channels(status(h, n))
+    check(sc and sc[0]["lastError"], "%r" % sc)
+    # the node still serves its admin and local authoring
+    r = n.author("testConnection", {"linkedService": {"type": "FileSystem", "properties": {"root": d}}})
+    check(r["status"] == "Succeeded", "%r" % r)
+    n.stop_clean()
+
+
+def wait_down(n, why, timeout=40):
+    n.p.wait_log(r"event=channel\.disconnected conn=selfcontained-1 .*" + re.escape(why),
+                 timeout=timeout, after_mark=False)
+
+
+@test
+def test_hostile_relay_handshake(h):
+    """a relay that answers the upgrade wrongly (101 without Upgrade: reverse, a Selected-ALPN other than h2, a status line that is not HTTP, garbage after the 101): each is a clear error in the status and the log and a reconnect; the node keeps serving"""
+    ev, d, n = hostile_node(h, [
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSelected-ALPN: h2\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: reverse\r\nSelected-ALPN: http/1.1\r\n\r\n",
+        b"\x16\x03\x01\x02\x00garbage instead of a status line\r\n\r\n",
+        OK101 + b"this is not HTTP/2 at all, just garbage after the upgrade\r\n" * 4,
+    ])
+    for w in ("broke the protocol: the relay switched protocols without Upgrade: reverse",
+              "(Selected-ALPN), not h2", "answer to the upgrade has a bad status line",
+              "the relay broke HTTP/2: Received bad client magic"):
+        wait_down(n, w)
+    hostile_end(h, n, d)
+
+
+@test
+def test_hostile_relay_http2(h):
+    """a relay that never sends SETTINGS after the 101 (a bounded wait), a GOAWAY storm, RST_STREAM for streams that never existed (a connection error), 5000 SETTINGS frames at once: the node says why, reconnects and keeps serving"""
+    settings = frame(4, 0, 0)
+
+    def then_close(data, secs=2):
+        def run(c):
+            c.sendall(data)
+            time.sleep(secs)
+            c.close()
+        return run
+    ev, d, n = hostile_node(h, [
+        OK101,  # and then nothing
+        then_close(OK101 + MAGIC + settings + b"".join(
+            frame(7, 0, 0, (0).to_bytes(4, "big") + (0).to_bytes(4, "big")) for _ in range(200))),
+        then_close(OK101 + MAGIC + settings + b"".join(
+            frame(3, 0, 2 * i + 1, (8).to_bytes(4, "big")) for i in range(50))),
+        then_close(OK101 + MAGIC + settings * 5000),
+    ])
+    wait_down(n, "sent no HTTP/2 SETTINGS within 10 s of the 101")
+    n.p.wait_log(r"event=channel\.goaway conn=selfcontained-1", timeout=40, after_mark=False)
+    wait_down(n, "the relay ended the HTTP/2 session (GOAWAY)")
+    wait_down(n, "the relay broke HTTP/2 (a connection error: the node sent GOAWAY)")
+    # a SETTINGS flood: answered as it arrives (the ACKs never pile up past
+    # nghttp2's limit), the connection lives until the relay drops it
+    wait_until(lambda: ev.served == 4 and len(re.findall(r"event=channel\.upgraded conn=selfcontained-1",
+                                                          n.p.log())) >= 4, 40, "the flood connection")
+    wait_until(lambda: re.search(r"event=channel\.upgraded(.*\n)+.*event=channel\.disconnected "
+                                 r"conn=selfcontained-1", n.p.log()[n.p.log().rfind("broke HTTP/2 (a"):]),
+               20, "the flood connection to end")
+    check(ev.served == 4, "served %d" % ev.served)
+    hostile_end(h, n, d)
+
+
 if __name__ == "__main__":
     main()
