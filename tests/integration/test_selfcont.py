@@ -101,6 +101,13 @@ def wait_status(h, n, pred, what, timeout=20):
     return last["st"]
 
 
+def urls(h, n):
+    """the hosts shirctl service-urls lists"""
+    out = h.run([h.bin("shirctl"), "--socket", n.sock, "--conf", n.conf, "service-urls",
+                 "--format", "json"], check=0).stdout
+    return {s["host"] for s in json.loads(out)["services"]}
+
+
 def sc_channels(st):
     return [c for c in st.get("channels", []) if c.get("kind") == "selfContained"]
 
@@ -222,10 +229,14 @@ def test_firewall_only_the_service_host(h):
     n.p.wait_log(r"event=channel\.connected conn=selfcontained-1")
     s, _, body = send(r, "/v1/testConnection", fs_requests(d)[0][1])
     check(s == 502, "mode off, no listener: %d %r" % (s, body))
+    check(urls(h, n) >= {"relay.test", "service.test"}, "mode off: %r" % urls(h, n))
 
     r.cli("ir", "set", "sc-ir", "--self-contained", "on")
     st = wait_status(h, n, lambda s: s["status"] == "Online", "Online after ir set on")
     check("403" not in st["statusDetail"], "%r" % st)
+    # the firewall rule gets smaller: only the service host (and the proxy, DNS)
+    u = urls(h, n)
+    check("service.test" in u and "relay.test" not in u, "mode on: %r" % u)
     check_fs_answers(r, d, "through the proxy")
     n.p.wait_log(r"event=api\.request method=POST path=/v1/schema channel=2", after_mark=False)
     nl = n.p.log()
