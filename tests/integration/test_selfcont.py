@@ -108,6 +108,12 @@ def urls(h, n):
     return {s["host"] for s in json.loads(out)["services"]}
 
 
+def diagnose(h, n):
+    """shirctl diagnose --json: {what: report} of each endpoint"""
+    out = h.run([h.bin("shirctl"), "--socket", n.sock, "--conf", n.conf, "diagnose", "--json"]).stdout
+    return {e["what"]: e for e in json.loads(out)["endpoints"]}
+
+
 def sc_channels(st):
     return [c for c in st.get("channels", []) if c.get("kind") == "selfContained"]
 
@@ -164,6 +170,12 @@ def test_mode_switch_routes_requests(h):
 
     check_fs_answers(r, d, "self-contained")
     n.p.wait_log(r"event=api\.request method=POST path=/v1/preview channel=2", after_mark=False)
+    # diagnose walks the self-contained handshake step by step
+    rep = diagnose(h, n)["self-contained service endpoint"]
+    steps = {s["step"]: s for s in rep["steps"]}
+    check(rep["broken"] == "" and steps["upgrade"]["result"] == "ok" and
+          "mode on" in steps["upgrade"]["detail"] and steps["settings"]["result"] == "ok" and
+          "listen" not in steps, "%r" % rep)
     check(not re.search(r"event=api\.request method=POST path=/v1/\w+ channel=1", n.p.log()),
           "a request went over the listener in self-contained mode")
     check("SharedAccessSignature" not in n.p.log(), "a token reached the node's log")
@@ -535,6 +547,9 @@ def test_hostile_relay_handshake(h):
               "(Selected-ALPN), not h2", "answer to the upgrade has a bad status line",
               "the relay broke HTTP/2: Received bad client magic"):
         wait_down(n, w)
+    # diagnose names the failing step (the hostile relay closes: no answer to the upgrade)
+    rep = diagnose(h, n)["self-contained service endpoint"]
+    check(rep["broken"] == "upgrade", "%r" % rep)
     hostile_end(h, n, d)
 
 
