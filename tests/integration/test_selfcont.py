@@ -435,6 +435,64 @@ def test_sigterm_drains_to_the_other_node(h):
     a.stop_clean()
 
 
+@test
+def test_mode_off_midway_and_reload_make_before_break(h):
+    """mode switched off while requests run: they finish, new ones go through the listener; a reload with a new node key: the new connections come up before the old ones drain, requests in flight finish"""
+    r = Relay(h)
+    create(r, "sc-ir", "--self-contained")
+    r.start()
+    n = Node(h, level="debug", jobs=16, extra=node_section(h, r, extra="test_routes = true\n"))
+    wait_status(h, n, lambda st: st["status"] == "Online" and len(
+        [c for c in sc_channels(st) if c["state"] == "Connected"]) == 2, "Online")
+    out = [None]
+
+    def load(k=8, delay=1500):
+        out[0] = parallel(lambda i: send(r, "/v1/test/blob?bytes=300&delay_ms=%d" % delay,
+                                         method="GET"), k)
+    t = threading.Thread(target=load)
+    t.start()
+    wait_until(lambda: len(re.findall(r"event=api\.request method=GET path=/v1/test/blob channel=2",
+                                      n.p.log())) >= 8, 20, "the requests to reach the node")
+    n.p.mark()
+    r.cli("ir", "set", "sc-ir", "--self-contained", "off")
+    n.p.wait_log(r"event=selfcontained\.mode mode=off", timeout=10)
+    check(blob_ok(send(r, "/v1/test/blob?bytes=300", method="GET"), 300), "new request, mode off")
+    n.p.wait_log(r"event=api\.request method=GET path=/v1/test/blob channel=1")
+    t.join(60)
+    check(all(blob_ok(x, 300) for x in out[0]), "in flight at the switch: %r" % out[0][:2])
+
+    # on again, then a new node key: make-before-break
+    r.cli("ir", "set", "sc-ir", "--self-contained", "on")
+    n.p.wait_log(r"event=selfcontained\.mode mode=on", timeout=10)
+    out2 = [None]
+
+    def load2():
+        out2[0] = parallel(lambda i: send(r, "/v1/test/blob?bytes=300&delay_ms=2000",
+                                          method="GET"), 6)
+    t = threading.Thread(target=load2)
+    t.start()
+    wait_until(lambda: len(re.findall(r"event=api\.request method=GET path=/v1/test/blob channel=2",
+                                      n.p.log())) >= 6, 20, "the requests to reach the node")
+    n.p.mark()
+    r.proc.mark()
+    new = r.cli("ir", "regenerate-key", "sc-ir", "key1").stdout
+    k = [decode_key(w) for w in new.split() if w.startswith("IR@v1@")][0]
+    h.write("node.key", k["key"] + "\n", mode=0o600)
+    r.proc.wait_log(r"event=state\.loaded")  # the running relay knows the new key
+    n.p.signal(signal.SIGHUP)
+    wait_until(lambda: all("event=channel.replaced conn=selfcontained-%d" % i in n.p.log()
+                           for i in (1, 2)), 20, "both connections replaced")
+    log = n.p.log()
+    check(re.search(r"event=channel\.changing conn=selfcontained-1 reason=settings", log) and
+          re.search(r"event=reload status=done", log), log[-3000:])
+    t.join(60)
+    check(all(blob_ok(x, 300) for x in out2[0]), "in flight at the reload: %r" % out2[0][:2])
+    check(blob_ok(send(r, "/v1/test/blob?bytes=300", method="GET"), 300), "after the reload")
+    st = status(h, n)
+    check(st["status"] == "Online" and len(sc_channels(st)) == 2, "%r" % st)
+    n.stop_clean()
+
+
 # --- a hostile relay (raw bytes) ---------------------------------------------------
 
 def frame(t, flags, sid, payload=b""):
