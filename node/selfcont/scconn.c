@@ -483,6 +483,10 @@ sc_session_new(struct scconn *c)
 	nghttp2_option_set_max_outbound_ack(opt, 1000);
 	nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
 	nghttp2_option_set_max_send_header_block_length(opt, 64 * 1024);
+	/* a relay that resets streams in a flood, or splits headers into
+	 * endless CONTINUATION frames, ends the connection */
+	nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
+	nghttp2_option_set_max_continuations(opt, 8);
 	rc = nghttp2_session_server_new2(&c->sess, cb, c, opt);
 	nghttp2_session_callbacks_del(cb);
 	nghttp2_option_del(opt);

@@ -26,6 +26,7 @@
 #define SC_RETIRED_MAX 32
 #define SC_DRAIN_S 60
 #define SC_CONTROL_STREAMS 2	/* the relay's mode streams on top of the jobs */
+#define SC_MAX_STREAMS 4096	/* SETTINGS_MAX_CONCURRENT_STREAMS at most */
 
 struct selfcont {
 	struct scctx ctx;
@@ -280,7 +281,13 @@ sc_apply(struct selfcont *s, const struct conf *c, int force)
 	}
 	if (rc == 0)
 		want = 0;
-	s->ctx.capacity = c->concurrent_jobs > 0 ? c->concurrent_jobs + SC_CONTROL_STREAMS : 64;
+	/* streams a connection takes at once: what the node holds (jobs running
+	 * and queued; requests beyond get the authoring queue's answer anyway)
+	 * and the relay's mode streams */
+	s->ctx.capacity = (c->concurrent_jobs > 0 ? c->concurrent_jobs : 16) + c->queue_size +
+	    SC_CONTROL_STREAMS;
+	if (s->ctx.capacity > SC_MAX_STREAMS)
+		s->ctx.capacity = SC_MAX_STREAMS;
 	for (i = 0; i < SC_SLOTS; i++) {
 		struct scconn *cur = s->slots[i];
 

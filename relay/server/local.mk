@@ -20,7 +20,7 @@ EXTRA_DIST += tests/integration/relaytest.py tests/integration/hyco
 
 # benchmarks (bench/relay_bench.py; not installed)
 noinst_PROGRAMS += bench/relay_wsbench
-EXTRA_DIST += bench/relay_bench.py bench/relay_attack.py bench/benchlib.py
+EXTRA_DIST += bench/relay_bench.py bench/relay_attack.py bench/benchlib.py bench/selfcont_bench.py
 
 dist_man_MANS += man/shir-relay.8
 EXTRA_DIST += conf/shir-relay.conf

@@ -22,7 +22,7 @@
 #define SC_OUT_MAX (256 * 1024)	/* bytes queued to the node before nghttp2 is asked for more */
 #define SC_PING_S 15
 #define SC_QUEUE_S 5		/* a request waits this long for a free stream */
-#define SC_STREAMS_CAP 1000	/* whatever the node advertises */
+#define SC_STREAMS_CAP 4096	/* whatever the node advertises */
 #define SC_REQ_KEEP (64 * 1024)	/* request body kept for a retry */
 
 struct scstream;
@@ -569,6 +569,9 @@ relay_sc_adopt(struct hconn *h)
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	nghttp2_option_set_peer_max_concurrent_streams(opt, 1);	/* until its SETTINGS */
 	nghttp2_option_set_max_settings(opt, 32);
+	nghttp2_option_set_max_outbound_ack(opt, 1000);
+	nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
+	nghttp2_option_set_max_continuations(opt, 8);
 	st = nghttp2_session_client_new2(&c->sess, cb, c, opt);
 	nghttp2_session_callbacks_del(cb);
 	nghttp2_option_del(opt);
@@ -691,7 +694,9 @@ sc_queue_drain(struct rsrv *s, struct ent *e)
 			continue;
 		if (sc_pick(e, NULL) == NULL)
 			return;
+		h->sc_draining = true;
 		relay_sc_send(h);
+		h->sc_draining = false;
 	}
 }
 
@@ -725,8 +730,8 @@ relay_sc_send(struct hconn *h)
 		sc_flush(h->sc->c);
 		return;
 	}
-	if (h->sc_sent && !h->sc_retry_pending)
-		return;
+	if ((h->sc_sent && !h->sc_retry_pending) || (h->sc_queued && !h->sc_draining))
+		return;	/* under way, or waiting for a stream (its timer keeps running) */
 	relay_sc_unqueue(h);
 	c = sc_pick(h->ent, h->sc_exclude);
 	if (c == NULL) {

@@ -171,6 +171,7 @@ struct hconn {
 	bool sc_mode;		/* this request goes over a self-contained connection */
 	struct scstream *sc;	/* its stream, while open */
 	bool sc_sent, sc_retried, sc_retry_pending, sc_queued;
+	bool sc_draining;	/* taken off the queue by sc_queue_drain */
 	const struct scconn *sc_exclude;	/* retry elsewhere than here (compared, never used) */
 	struct event *sc_wait;	/* queued: 503 when it fires */
 };
