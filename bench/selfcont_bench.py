@@ -206,7 +206,10 @@ try:
                        "Shir-Node-Name: bench-%d\r\nShir-Capacity: 8\r\n\r\n" % (HC, tok, i)).encode())
             got = b""
             while b"\r\n\r\n" not in got:
-                got += c.recv(4096)
+                d = c.recv(4096)
+                if not d:
+                    raise SystemExit("the relay closed connection %d: %r" % (i, got[:200]))
+                got += d
             assert got.startswith(b"HTTP/1.1 101"), got[:100]
             c.sendall(settings + (0).to_bytes(3, "big") + bytes([4, 1]) + (0).to_bytes(4, "big"))
             socks.append(c)

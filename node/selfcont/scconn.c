@@ -162,6 +162,19 @@ sc_parse_headers(const char *h, char *store, size_t cap, nghttp2_nv *nv, size_t 
 	return n;
 }
 
+/* DATA frames as large as the relay allows (its SETTINGS_MAX_FRAME_SIZE) and
+ * the windows permit, rather than nghttp2's 16 KiB */
+static ssize_t
+sc_read_length(nghttp2_session *s, uint8_t type, int32_t sid, int32_t swin, int32_t cwin,
+    uint32_t rmax, void *arg)
+{
+	ssize_t n = swin < cwin ? swin : cwin;
+
+	if (n > (ssize_t)rmax)
+		n = (ssize_t)rmax;
+	return n > 0 ? n : 1;
+}
+
 static void
 sc_respond(struct scstr *q, int status, const char *headers, const char *ctype, const char *body,
     size_t len)
@@ -477,6 +490,7 @@ sc_session_new(struct scconn *c)
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, sc_on_data);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, sc_on_frame);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, sc_on_close);
+	nghttp2_session_callbacks_set_data_source_read_length_callback(cb, sc_read_length);
 	/* abuse limits: nghttp2 keeps its reset-rate limit and CONTINUATION cap
 	 * on; these bound what a relay can make us hold */
 	nghttp2_option_set_max_settings(opt, 32);

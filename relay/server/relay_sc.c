@@ -16,9 +16,10 @@
 #include "relay/sc_proto.h"
 #include "relay/server/relay_srv_int.h"
 
-#define SC_MAX_PER_ENT 64	/* connections of one runtime */
+#define SC_MAX_PER_ENT 256	/* connections of one runtime (64 nodes of 4) */
 #define SC_WINDOW (256 * 1024)	/* per stream */
 #define SC_CONN_WINDOW (16 * 1024 * 1024)
+#define SC_FRAME_MAX (64 * 1024)
 #define SC_OUT_MAX (256 * 1024)	/* bytes queued to the node before nghttp2 is asked for more */
 #define SC_PING_S 15
 #define SC_QUEUE_S 5		/* a request waits this long for a free stream */
@@ -82,22 +83,6 @@ relay_sc_wants(const struct http1_msg *req)
 
 	return up != NULL && strcasecmp(up, "reverse") == 0 &&
 	    strncmp(req->target, SC_PROTO_PATH, strlen(SC_PROTO_PATH)) == 0;
-}
-
-static int
-sc_head_fail(struct bufferevent *bev, int status, int retry_after, const char *msg)
-{
-	char *body = rs_error_json(rs_error_code(status), msg);
-	struct evbuffer *out = bufferevent_get_output(bev);
-
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-	    "Content-Length: %zu\r\nConnection: close\r\n", status, http1_reason(status),
-	    body ? strlen(body) : 0);
-	if (retry_after > 0)
-		evbuffer_add_printf(out, "Retry-After: %d\r\n", retry_after);
-	evbuffer_add_printf(out, "\r\n%s", body ? body : "");
-	free(body);
-	return status;
 }
 
 /* --- nghttp2 callbacks -------------------------------------------------------------- */
@@ -515,6 +500,9 @@ relay_sc_adopt(struct hconn *h)
 		{ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
 		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, SC_WINDOW },
 		{ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 65536 },
+		/* answers come in frames of up to 64 KiB (fewer frames, callbacks
+		 * and chunk heads for a large answer) */
+		{ NGHTTP2_SETTINGS_MAX_FRAME_SIZE, SC_FRAME_MAX },
 	};
 
 	route_split_target(h->req->target, path, sizeof path, &query);
@@ -532,9 +520,7 @@ relay_sc_adopt(struct hconn *h)
 		return;
 	}
 	if (fail_limited(s, h->peer)) {
-		sc_head_fail(bev, 429, 10, "too many failed attempts from this address");
-		bufferevent_disable(bev, EV_READ);
-		hconn_close(h);
+		hconn_fail_retry(h, 429, 10, "too many failed attempts from this address");
 		return;
 	}
 	st = route_authorize(s, e, h->req, query, SAS_LISTEN, &v, &ua, why, sizeof why);
@@ -547,10 +533,9 @@ relay_sc_adopt(struct hconn *h)
 		return;
 	}
 	if (s->shutting_down || e->nsc >= SC_MAX_PER_ENT) {
-		sc_head_fail(bev, 503, 5, s->shutting_down ? "the relay is shutting down" :
+		/* written before the connection closes (hconn_fail_retry flushes) */
+		hconn_fail_retry(h, 503, 5, s->shutting_down ? "the relay is shutting down" :
 		    "this runtime holds as many self-contained connections as the relay allows");
-		bufferevent_disable(bev, EV_READ);
-		hconn_close(h);
 		return;
 	}
 	c = calloc(1, sizeof *c);
