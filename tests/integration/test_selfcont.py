@@ -166,7 +166,9 @@ def test_mode_switch_routes_requests(h):
     check(len(hc) == 1 and hc[0]["transport"] == "websocket", "%r" % st["channels"])
     check(st["selfContained"]["mode"] is True, "%r" % st)
     txt = h.run([h.bin("shirctl"), "--socket", n.sock, "status"], check=0).stdout
-    check("selfcontained-1" in txt, txt)
+    check(re.search(r"selfcontained-1 +Connected .*\[self-contained, h2-reverse\]", txt) and
+          "Self-contained interactive authoring: on" in txt and
+          re.search(r"relay +\S+ +ws://\S+ sc-ir\n", txt), txt)
 
     check_fs_answers(r, d, "self-contained")
     n.p.wait_log(r"event=api\.request method=POST path=/v1/preview channel=2", after_mark=False)
