@@ -767,7 +767,8 @@ relay_sc_send(struct hconn *h)
 		const char *n = h->req->h[i].name;
 
 		/* HTTP/2 has no connection-level headers; the token stays at the relay */
-		if (hc_is_hop_header(n) || strcasecmp(n, "ServiceBusAuthorization") == 0 ||
+		if (hc_is_hop_header(n) || http1_msg_has_token(h->req, "Connection", n) ||
+		    strcasecmp(n, "ServiceBusAuthorization") == 0 ||
 		    (strcasecmp(n, "Authorization") == 0 && h->auth_header_used) ||
 		    strcasecmp(n, "Expect") == 0 || strcasecmp(n, "Host") == 0)
 			continue;
