@@ -266,10 +266,23 @@ ctl_cmd_status(struct ctl_ctx *ctx, int argc, char **argv)
 	} else {
 		printf("Channels:\n");
 		cJSON_ArrayForEach(ch, chs) {
-			printf("  %-14s %-13s %s %s%s%s\n", ctl_json_str(ch, "name"),
+			/* self-contained connections say so (kind, transport) */
+			int sc = strcmp(ctl_json_str(ch, "kind"), "selfContained") == 0;
+
+			printf("  %-14s %-13s %s %s%s%s%s\n", ctl_json_str(ch, "name"),
 			    ctl_json_str(ch, "state"), ctl_json_str(ch, "endpoint"),
-			    ctl_json_str(ch, "path"), *ctl_json_str(ch, "lastError") ? "\n      " : "",
-			    ctl_json_str(ch, "lastError"));
+			    ctl_json_str(ch, "path"), sc ? " [self-contained, " : "",
+			    sc ? ctl_json_str(ch, "transport") : "", sc ? "]" : "");
+			if (*ctl_json_str(ch, "lastError"))
+				printf("      %s\n", ctl_json_str(ch, "lastError"));
+		}
+		{
+			const cJSON *m = cJSON_GetObjectItem(o, "selfContained");
+
+			if (cJSON_IsTrue(cJSON_GetObjectItem(m, "configured")))
+				printf("Self-contained interactive authoring: %s (the runtime's switch on "
+				    "the relay)\n", cJSON_IsTrue(cJSON_GetObjectItem(m, "mode")) ? "on" :
+				    "off");
 		}
 	}
 	cJSON_Delete(o);

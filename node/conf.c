@@ -107,6 +107,10 @@ static const struct conf_key conf_table[] = {
 	  "seconds before the node answers a relayed request itself (the relay allows 60)" },
 	{ "relay", "test_routes", CONF_T_BOOL, 0, 0, NULL, "false", false, O(relay_test_routes),
 	  "TESTING ONLY: serve GET /v1/test/blob?bytes=N (a large response) to every channel" },
+	{ "selfcontained", "endpoint", CONF_T_STR, 0, 0, NULL, NULL, true, O(sc_endpoint),
+	  "the relay's service endpoint for self-contained connections, wss://host:port (unset: none)" },
+	{ "selfcontained", "connections", CONF_T_INT, 1, 4, NULL, "2", true, O(sc_connections),
+	  "self-contained connections the node keeps open" },
 };
 
 #define CONF_NKEYS (sizeof conf_table / sizeof conf_table[0])

@@ -63,6 +63,9 @@ struct conf {
 	int relay_connect_timeout;	/* seconds */
 	int relay_request_timeout;	/* seconds */
 	bool relay_test_routes;
+	/* [selfcontained] (docs/self-contained.md) */
+	char *sc_endpoint;
+	int sc_connections;
 	/* [forward] NAME = host:port */
 	struct conf_forward *forwards;
 	size_t nforwards;

@@ -8,6 +8,7 @@
 #include "node/admin/credstore.h"
 #include "node/listener/listener.h"
 #include "node/listener/lspec.h"
+#include "node/selfcont/selfcont.h"
 #include "node/admin/registration.h"
 #include "node/admin/statuspage.h"
 #include "common/log.h"
@@ -53,6 +54,10 @@ shird_hook_validate(const struct conf *c, struct shir_error *err)
 	if (listener_validate(c, err) != 0)
 		return err->code ? err->code : SHIR_ECONFIG;
 
+	/* self-contained channel: the service endpoint */
+	if (selfcont_validate(c, err) != 0)
+		return err->code ? err->code : SHIR_ECONFIG;
+
 	return 0;
 }
 
@@ -96,6 +101,10 @@ shird_hook_start(struct node *n, struct shir_error *err)
 	/* copy: lease copy jobs from the relay (node.copy_jobs > 0, registered) */
 	if (copy_node_start(n, err) != 0)
 		return err->code ? err->code : SHIR_EINTERNAL;
+
+	/* self-contained channel: connections to the service endpoint */
+	if (selfcont_start(n, err) != 0)
+		return err->code ? err->code : SHIR_EINTERNAL;
 	(void)c;
 
 	return 0;
@@ -109,6 +118,7 @@ shird_hook_shutdown(struct node *n)
 
 	/* listener: stop accepting new requests on the channels */
 	listener_shutdown(n);
+	selfcont_shutdown(n);
 
 	/* authoring: queued operations get 503 ShuttingDown */
 	authoring_shutdown(n);
@@ -118,6 +128,9 @@ void
 shird_hook_stop(struct node *n)
 {
 	/* each subsystem frees its state, in reverse order of start */
+	/* self-contained channel */
+	selfcont_stop(n);
+
 	/* copy */
 	copy_node_stop(n);
 

@@ -5,7 +5,8 @@ libshir_a_SOURCES += \
 	relay/server/relay_srv.c relay/server/relay_srv.h relay/server/relay_srv_int.h \
 	relay/server/relay_route.c relay/server/relay_listen.c relay/server/relay_tunnel.c \
 	relay/server/relay_http.c relay/server/relay_admin.c \
-	relay/server/relay_jobs.c relay/server/relay_jobsctl.c relay/server/relay_jobsctl.h
+	relay/server/relay_jobs.c relay/server/relay_jobsctl.c relay/server/relay_jobsctl.h \
+	relay/server/relay_sc.c
 
 sbin_PROGRAMS += shir-relay
 shir_relay_SOURCES = relay/server/shir_relay.c
@@ -21,7 +22,7 @@ EXTRA_DIST += tests/integration/relaytest.py tests/integration/hyco
 
 # benchmarks (bench/relay_bench.py; not installed)
 noinst_PROGRAMS += bench/relay_wsbench
-EXTRA_DIST += bench/relay_bench.py bench/relay_attack.py bench/benchlib.py
+EXTRA_DIST += bench/relay_bench.py bench/relay_attack.py bench/benchlib.py bench/selfcont_bench.py
 
 dist_man_MANS += man/shir-relay.8
 # conf/shir-relay.conf: installed by conf/local.mk

@@ -130,6 +130,7 @@ admin_metrics(struct evhttp_request *req, void *arg)
 		    mi.uordblks + mi.hblkhd);
 	}
 #endif
+	relay_sc_metrics(s, b);
 	evbuffer_add_printf(b, "# TYPE shir_relay_entity_listeners gauge\n");
 	for (e = s->ents; e; e = e->next)
 		evbuffer_add_printf(b, "shir_relay_entity_listeners{hc=\"%s\"} %d\n", e->name, e->nctl);
@@ -165,6 +166,7 @@ admin_status(struct evhttp_request *req, void *arg)
 		cJSON_AddBoolToObject(j, "anonymousSenders", e->anonymous);
 		cJSON_AddNumberToObject(j, "requests", (double)e->requests);
 		cJSON_AddNumberToObject(j, "accepts", (double)e->accepts);
+		relay_sc_status(e, j);
 		ls = cJSON_AddArrayToObject(j, "listeners");
 		for (c = e->ctls; c; c = c->next) {
 			cJSON *l = cJSON_CreateObject();

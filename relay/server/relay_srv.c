@@ -891,6 +891,7 @@ rsrv_shutdown(struct rsrv *s)
 		for (c = e->ctls; c != NULL; c = c->next)
 			ctl_close(c, WS_CLOSE_GOING_AWAY, "relay shutting down");
 	}
+	relay_sc_shutdown(s);
 	for (t = s->tunnels; t; t = t->next) {
 		if (t->snd && !t->snd_closed)
 			ws_close(t->snd, WS_CLOSE_GOING_AWAY, "relay shutting down");
@@ -941,6 +942,7 @@ rsrv_free(struct rsrv *s)
 			s->ents = e->next;
 		else
 			s->graveyard = e->next;
+		relay_sc_free_ent(e);
 		while (e->ctls != NULL) {
 			struct ctl *c = e->ctls;
 

@@ -251,6 +251,8 @@ rstate_load(const char *path, struct rstate **out, struct shir_error *e)
 		en->ir = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "ir"));
 		en->anonymous_senders = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it,
 		    "anonymousSenders"));
+		en->self_contained = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it,
+		    "selfContained"));
 		r = cJSON_GetObjectItemCaseSensitive(it, "endpoint");
 		if (cJSON_IsString(r) && (en->endpoint = strdup(r->valuestring)) == NULL)
 			goto nomem;
@@ -311,6 +313,7 @@ rstate_save(const struct rstate *s, const char *path, struct shir_error *e)
 		    !cJSON_AddBoolToObject(o, "ir", en->ir) ||
 		    (en->endpoint && !cJSON_AddStringToObject(o, "endpoint", en->endpoint)) ||
 		    !cJSON_AddBoolToObject(o, "anonymousSenders", en->anonymous_senders) ||
+		    !cJSON_AddBoolToObject(o, "selfContained", en->self_contained) ||
 		    !cJSON_AddNumberToObject(o, "created", (double)en->created) ||
 		    (rules = cJSON_AddArrayToObject(o, "rules")) == NULL)
 			goto nomem;
