@@ -7,7 +7,7 @@
 shirconfdir = $(sysconfdir)/shir
 SHIR_SAMPLES = conf/shird.conf conf/shir-relay.conf conf/diahost.exe.config conf/diawp.exe.config
 examplesdir = $(docdir)/examples
-dist_examples_DATA = $(SHIR_SAMPLES)
+dist_examples_DATA = $(SHIR_SAMPLES) conf/sample.pac
 systemdunitdir = @systemdsystemunitdir@
 systemdunit_DATA = conf/shird.service conf/shir-relay.service
 sysusersdir = $(prefix)/lib/sysusers.d
@@ -53,7 +53,7 @@ uninstall-local:
 # make distcheck installs as a user: /etc is the default sysconfdir.
 AM_DISTCHECK_CONFIGURE_FLAGS = --sysconfdir='$${prefix}/etc' --localstatedir='$${prefix}/var' \
 	--runstatedir='$${prefix}/var/run'
-EXTRA_DIST += debian
+EXTRA_DIST += debian tests/prometheus
 
 # builds, lints, installs and purges the Debian packages; sd_notify readiness
 INTEGRATION_TESTS += tests/integration/test_package.py

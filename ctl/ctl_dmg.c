@@ -536,12 +536,12 @@ int
 ctl_cmd_proxy_set(struct ctl_ctx *ctx, int argc, char **argv)
 {
 	static const char usage[] = "proxy set none | system [--user USER [--auth A]] | custom "
-	    "--address HOST --port PORT [--user USER [--auth A]] (A: any|basic|digest|ntlm|negotiate; "
-	    "the password from stdin or a prompt)";
-	struct confedit ed[7];
+	    "--address HOST --port PORT [--user USER [--auth A]] | pac URL [--user USER [--auth A]] "
+	    "(A: any|basic|digest|ntlm|negotiate; the password from stdin or a prompt)";
+	struct confedit ed[8];
 	struct shir_error err;
 	struct conf *c = NULL;
-	const char *mode, *addr = NULL, *port_s = NULL, *user = NULL, *auth = NULL;
+	const char *mode, *addr = NULL, *port_s = NULL, *user = NULL, *auth = NULL, *pac = NULL;
 	char portbuf[16], pwpath[PATH_MAX], *pw = NULL;
 	size_t n = 0;
 	int i, port, rc;
@@ -551,6 +551,17 @@ ctl_cmd_proxy_set(struct ctl_ctx *ctx, int argc, char **argv)
 	if (argc <= i)
 		ctl_die_usage("proxy set", usage);
 	mode = argv[i++];
+	if (strcmp(mode, "pac") == 0) {
+		if (i >= argc || argv[i][0] == '-')
+			ctl_die_usage("proxy set", usage);
+		pac = argv[i++];
+		if (strncasecmp(pac, "http://", 7) != 0 && strncasecmp(pac, "https://", 8) != 0 &&
+		    strncasecmp(pac, "file:", 5) != 0) {
+			fprintf(stderr, "shirctl: %s: a PAC file URL starts with http://, https:// "
+			    "or file://\n", pac);
+			return 2;
+		}
+	}
 	for (; i < argc; i++) {
 		if (strcmp(argv[i], "--address") == 0 && i + 1 < argc)
 			addr = argv[++i];
@@ -580,6 +591,13 @@ ctl_cmd_proxy_set(struct ctl_ctx *ctx, int argc, char **argv)
 		if (addr || port_s || (auth && !user))
 			ctl_die_usage("proxy set", usage);
 		ed[n++] = (struct confedit){ "proxy", "mode", "system" };
+	} else if (pac != NULL) {
+		/* custom mode with a PAC file instead of a fixed proxy */
+		if (addr || port_s)
+			ctl_die_usage("proxy set", usage);
+		ed[n++] = (struct confedit){ "proxy", "mode", "custom" };
+		ed[n++] = (struct confedit){ "proxy", "pac_url", pac };
+		ed[n++] = (struct confedit){ "proxy", "address", NULL };
 	} else {
 		if (strcmp(mode, "custom") != 0 || addr == NULL || port_s == NULL)
 			ctl_die_usage("proxy set", usage);
@@ -589,6 +607,7 @@ ctl_cmd_proxy_set(struct ctl_ctx *ctx, int argc, char **argv)
 		ed[n++] = (struct confedit){ "proxy", "mode", "custom" };
 		ed[n++] = (struct confedit){ "proxy", "address", addr };
 		ed[n++] = (struct confedit){ "proxy", "port", portbuf };
+		ed[n++] = (struct confedit){ "proxy", "pac_url", NULL };
 	}
 	ed[n++] = (struct confedit){ "proxy", "user", user };
 	ed[n++] = (struct confedit){ "proxy", "auth", auth ? auth : "any" };

@@ -16,6 +16,7 @@
 
 #include "node/conf.h"
 #include "ctl/ctl_admin.h"
+#include "ctl/ctl_client.h"
 #include "proxy/proxy.h"
 #include "node/admin/registration.h"
 #include "node/admin/servicehosts.h"
@@ -114,6 +115,28 @@ svc_add_resolvers(struct svc_list *l, const char *path)
 		}
 	}
 	fclose(f);
+}
+
+/* The running shird's word on the runtime's self-contained mode: 1 on, 0 off,
+ * -1 unknown (shird not running, or no self-contained channel). */
+static int
+svc_selfcontained_mode(struct ctl_ctx *ctx)
+{
+	struct ctl_response resp;
+	struct shir_error err;
+	cJSON *o, *sc;
+	int mode = -1;
+
+	memset(&resp, 0, sizeof resp);
+	if (ctl_client_request(ctx->socket, "GET", "/v1/node", NULL, &resp, &err) != 0)
+		return -1;
+	o = resp.status == 200 ? cJSON_Parse(resp.body) : NULL;
+	sc = cJSON_GetObjectItemCaseSensitive(o, "selfContained");
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sc, "configured")))
+		mode = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sc, "mode"));
+	cJSON_Delete(o);
+	ctl_response_clear(&resp);
+	return mode;
 }
 
 static void
@@ -255,7 +278,7 @@ ctl_cmd_service_urls(struct ctl_ctx *ctx, int argc, char **argv)
 	const char *format = "text", *user = "shir";
 	char node[256] = "";
 	size_t nsh = 0, k;
-	int i, j, resolve = 0, rc = 1, unresolved = 0;
+	int i, j, resolve = 0, rc = 1, unresolved = 0, sc_mode = -1;
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--resolve") == 0)
@@ -288,15 +311,24 @@ ctl_cmd_service_urls(struct ctl_ctx *ctx, int argc, char **argv)
 		    "cannot be listed: %s\n", err.msg);
 		goto out;
 	}
-	if (registration_load_public(c->state_dir, &reg, &err) == 0) {
+	if (c->sc_endpoint != NULL && *c->sc_endpoint)
+		sc_mode = svc_selfcontained_mode(ctx);
+	if (sc_mode == 1) {
+		/* self-contained mode: the one outbound connection is all there is */
+		svc_add_dest(l, pc, c->sc_endpoint, "self-contained service endpoint (mode on)");
+		if (registration_load_public(c->state_dir, &reg, &err) == 0)
+			snprintf(node, sizeof node, "%s", reg->node_name ? reg->node_name : "");
+	} else if (registration_load_public(c->state_dir, &reg, &err) == 0) {
 		svc_add_dest(l, pc, reg->endpoint, "relay endpoint");
 		snprintf(node, sizeof node, "%s", reg->node_name ? reg->node_name : "");
 	} else if (err.code != SHIR_ENOENT) {
 		fprintf(stderr, "shirctl: %s\n", err.msg);
 	}
-	if (c->relay_endpoint != NULL && *c->relay_endpoint)
+	if (sc_mode != 1 && c->relay_endpoint != NULL && *c->relay_endpoint)
 		svc_add_dest(l, pc, c->relay_endpoint, "relay endpoint (shird.conf)");
-	if (servicehosts_list(c->state_dir, &sh, &nsh, &err) == 0) {
+	if (sc_mode == 0 || (sc_mode == -1 && c->sc_endpoint != NULL && *c->sc_endpoint))
+		svc_add_dest(l, pc, c->sc_endpoint, "self-contained service endpoint");
+	if (sc_mode != 1 && servicehosts_list(c->state_dir, &sh, &nsh, &err) == 0) {
 		for (k = 0; k < nsh; k++) {
 			char url[300];
 

@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "node/conf.h"
+#include "proxy/pac.h"
 #include "proxy/proxy.h"
 #include "ctl/shirctl.h"
 
@@ -52,11 +53,45 @@ ctl_proxy_load(struct ctl_ctx *ctx, const char *dotnet, struct proxy_config **pc
 	return 0;
 }
 
+/* what PAC saw: its source, hash and age, the call and what it returned */
+static void
+ctl_proxy_pac_print(const struct pac_explain *ex)
+{
+	if (ex->tried[0])
+		printf("PAC tried: %s\n", ex->tried);
+	if (ex->source[0])
+		printf("PAC:       %s (sha256 %s, fetched %ld s ago%s)\n", ex->source, ex->hash,
+		    ex->age_s, ex->stale ? ", stale: its refresh failed" : "");
+	printf("Called:    FindProxyForURL(\"%s\", \"%s\")\n", ex->sanitized, ex->host);
+	if (ex->error[0])
+		printf("PAC error: %s\n", ex->error);
+	else
+		printf("Returned:  \"%s\"\n", ex->result);
+}
+
+static void
+ctl_proxy_pac_json(cJSON *o, const struct pac_explain *ex)
+{
+	cJSON *p = cJSON_AddObjectToObject(o, "pac");
+
+	if (p == NULL)
+		return;
+	cJSON_AddStringToObject(p, "source", ex->source);
+	cJSON_AddStringToObject(p, "sha256", ex->hash);
+	cJSON_AddNumberToObject(p, "ageSeconds", (double)ex->age_s);
+	cJSON_AddBoolToObject(p, "stale", ex->stale);
+	cJSON_AddStringToObject(p, "url", ex->sanitized);
+	cJSON_AddStringToObject(p, "returned", ex->result);
+	cJSON_AddStringToObject(p, "tried", ex->tried);
+	cJSON_AddStringToObject(p, "error", ex->error);
+}
+
 static int
 ctl_proxy_explain(struct ctl_ctx *ctx, int argc, char **argv)
 {
 	struct proxy_config *pc = NULL;
 	struct proxy_decision d;
+	struct pac_explain ex;
 	const char *url = NULL, *dotnet = NULL;
 	int json = ctx->json, i, rc;
 	size_t k;
@@ -75,7 +110,9 @@ ctl_proxy_explain(struct ctl_ctx *ctx, int argc, char **argv)
 		ctl_die_usage("proxy", CTL_PROXY_USAGE);
 	if ((rc = ctl_proxy_load(ctx, dotnet, &pc)) != 0)
 		return rc;
-	if (proxy_decide(pc, url, &d) != 0) {
+	rc = proxy_decide_explain(pc, url, &d, &ex);
+	pac_shutdown();
+	if (rc != 0) {
 		fprintf(stderr, "shirctl: %s\n", d.reason);
 		proxy_config_unref(pc);
 		return 1;
@@ -89,12 +126,16 @@ ctl_proxy_explain(struct ctl_ctx *ctx, int argc, char **argv)
 		for (k = 0; k < d.nproxies; k++)
 			cJSON_AddItemToArray(a, cJSON_CreateString(d.proxies[k]));
 		cJSON_AddStringToObject(o, "reason", d.reason);
+		if (ex.sanitized[0])
+			ctl_proxy_pac_json(o, &ex);
 		s = cJSON_PrintUnformatted(o);
 		printf("%s\n", s ? s : "{}");
 		free(s);
 		cJSON_Delete(o);
 	} else {
 		printf("URL:       %s\n", url);
+		if (ex.sanitized[0])
+			ctl_proxy_pac_print(&ex);
 		if (d.direct) {
 			printf("Decision:  DIRECT\n");
 		} else {

@@ -51,7 +51,11 @@ ctl_reg_json(const struct relaycheck_report *rep, const char *endpoint, const ch
 	cJSON_AddStringToObject(o, "broken", rep->broken >= 0 ?
 	    relaycheck_step_name((enum relaycheck_step)rep->broken) : "");
 	for (i = 0; i < RELAYCHECK_NSTEPS; i++) {
-		cJSON *st = cJSON_CreateObject();
+		cJSON *st;
+
+		if (!relaycheck_step_applies(rep, i))
+			continue;
+		st = cJSON_CreateObject();
 
 		cJSON_AddStringToObject(st, "step", relaycheck_step_name((enum relaycheck_step)i));
 		cJSON_AddStringToObject(st, "result", relaycheck_result_name(rep->res[i]));
@@ -68,13 +72,16 @@ ctl_reg_print(const struct relaycheck_report *rep, const char *endpoint, const c
 
 	printf("%s%s%s%s\n", endpoint, what ? " (" : "", what ? what : "", what ? ")" : "");
 	for (i = 0; i < RELAYCHECK_NSTEPS; i++)
-		printf("  %-8s %-8s %s\n", relaycheck_step_name((enum relaycheck_step)i),
-		    relaycheck_result_name(rep->res[i]), rep->detail[i]);
+		if (relaycheck_step_applies(rep, i))
+			printf("  %-8s %-8s %s\n", relaycheck_step_name((enum relaycheck_step)i),
+			    relaycheck_result_name(rep->res[i]), rep->detail[i]);
 	if (rep->broken >= 0)
 		printf("  => broken at %s: %s\n", relaycheck_step_name((enum relaycheck_step)rep->broken),
 		    rep->detail[rep->broken]);
 	else if (rep->res[RELAYCHECK_LISTEN] == RELAYCHECK_OK)
 		printf("  => the node can reach the relay and listen\n");
+	else if (rep->res[RELAYCHECK_SETTINGS] == RELAYCHECK_OK)
+		printf("  => the node can open its self-contained connection\n");
 	else
 		printf("  => reachable (no listen handshake for this endpoint)\n");
 }
@@ -255,8 +262,8 @@ int
 ctl_cmd_diagnose(struct ctl_ctx *ctx, int argc, char **argv)
 {
 	static const char usage[] = "diagnose [--json] [--endpoint URL] (also -ts)";
-	struct relaycheck_target t[2 + SERVICEHOSTS_MAX];
-	const char *what[2 + SERVICEHOSTS_MAX];
+	struct relaycheck_target t[3 + SERVICEHOSTS_MAX];
+	const char *what[3 + SERVICEHOSTS_MAX];
 	char urls[SERVICEHOSTS_MAX][300];
 	struct relaycheck_report rep;
 	struct servicehost *sh = NULL;
@@ -312,6 +319,14 @@ ctl_cmd_diagnose(struct ctl_ctx *ctx, int argc, char **argv)
 				what[n++] = "rendezvous host";
 			}
 		}
+	}
+	if (endpoint == NULL && c->sc_endpoint != NULL && *c->sc_endpoint && n > 0 &&
+	    n < 3 + SERVICEHOSTS_MAX) {
+		/* the self-contained service endpoint, with the runtime's key */
+		t[n] = t[0];
+		t[n].endpoint = c->sc_endpoint;
+		t[n].selfcontained = 1;
+		what[n++] = "self-contained service endpoint";
 	}
 	if (n == 0 && unreadable[0]) {
 		fprintf(stderr, "shirctl: nothing to diagnose: whether the node is registered cannot be "

@@ -9,7 +9,8 @@ libshir_a_SOURCES += \
 	ctl/relaycheck.c ctl/relaycheck.h \
 	ctl/ctl_author.c ctl/ctl_author.h \
 	ctl/ctl_node.c \
-	ctl/ctl_cluster.c
+	ctl/ctl_cluster.c \
+	ctl/ctl_jobs.c
 
 bin_PROGRAMS += shirctl
 shirctl_SOURCES = ctl/shirctl.c ctl/shirctl.h ctl/ctl_proxy.c

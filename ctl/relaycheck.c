@@ -25,6 +25,9 @@
 #include "common/random.h"
 #include "ctl/relaycheck.h"
 #include "relay/ws.h"
+#include "relay/sc_proto.h"
+#include <nghttp2/nghttp2.h>
+#include <event2/buffer.h>
 
 #define RELAYCHECK_HEAD_MAX (16 * 1024)
 
@@ -35,7 +38,17 @@ static const char *const relaycheck_names[] = {
 	[RELAYCHECK_CONNECT] = "connect",
 	[RELAYCHECK_TLS] = "tls",
 	[RELAYCHECK_LISTEN] = "listen",
+	[RELAYCHECK_UPGRADE] = "upgrade",
+	[RELAYCHECK_SETTINGS] = "settings",
 };
+
+int
+relaycheck_step_applies(const struct relaycheck_report *rep, int i)
+{
+	if (rep->selfcontained)
+		return i != RELAYCHECK_LISTEN;
+	return i != RELAYCHECK_UPGRADE && i != RELAYCHECK_SETTINGS;
+}
 
 const char *
 relaycheck_step_name(enum relaycheck_step s)
@@ -126,6 +139,10 @@ struct rc_walk {
 	int done;
 	struct hcdial *dial;	/* until its callback ran */
 	struct ws *ws;
+	/* self-contained: the upgraded connection and the node's HTTP/2 side */
+	struct bufferevent *bev;
+	nghttp2_session *h2;
+	int upgraded;
 };
 
 static void
@@ -245,6 +262,152 @@ static const struct ws_callbacks rc_ws_cbs = {
 	.on_close = rc_ws_close,
 };
 
+/* --- a self-contained service endpoint: Upgrade: reverse, then SETTINGS ------ */
+
+static int
+rc_h2_frame(nghttp2_session *s, const nghttp2_frame *f, void *arg)
+{
+	struct rc_walk *w = arg;
+
+	if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK) &&
+	    w->rep->res[RELAYCHECK_SETTINGS] == RELAYCHECK_NOT_RUN) {
+		rc_set(w->rep, RELAYCHECK_SETTINGS, RELAYCHECK_OK, "the relay speaks HTTP/2 as the "
+		    "client of this connection (its SETTINGS arrived)");
+		rc_walk_end(w);
+	}
+	return 0;
+}
+
+static void
+rc_sc_read(struct bufferevent *bev, void *arg)
+{
+	struct rc_walk *w = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct relaycheck_report *rep = w->rep;
+
+	if (!w->upgraded) {
+		size_t len = evbuffer_get_length(in);
+		size_t take = len < SC_PROTO_HEAD_MAX ? len : SC_PROTO_HEAD_MAX;
+		struct sc_answer a;
+		struct shir_error e;
+		nghttp2_session_callbacks *cb;
+		int n = sc_proto_parse_answer((const char *)evbuffer_pullup(in, (ssize_t)take), take,
+		    &a, &e);
+
+		if (n == 0)
+			return;
+		if (n < 0) {
+			rc_set(rep, RELAYCHECK_UPGRADE, RELAYCHECK_FAILED, "%s (something between here "
+			    "and the relay may not pass Upgrade: reverse)", e.msg);
+			rc_walk_end(w);
+			return;
+		}
+		if (a.status != 101) {
+			rc_set(rep, RELAYCHECK_UPGRADE, RELAYCHECK_FAILED, "the relay answered %d %s%s",
+			    a.status, a.reason, a.status == 401 || a.status == 403 ? " (the node key is "
+			    "wrong, rotated, or not a Listen key)" : a.status == 404 ? " (no such "
+			    "integration runtime here)" : "");
+			rc_walk_end(w);
+			return;
+		}
+		evbuffer_drain(in, (size_t)n);
+		w->upgraded = 1;
+		rc_set(rep, RELAYCHECK_UPGRADE, RELAYCHECK_OK, "101 Upgrade: reverse, Selected-ALPN: h2 "
+		    "(connection %s; self-contained mode %s)", a.conn_id, a.self_contained ? "on" : "off");
+		if (nghttp2_session_callbacks_new(&cb) != 0) {
+			rc_set(rep, RELAYCHECK_SETTINGS, RELAYCHECK_FAILED, "out of memory");
+			rc_walk_end(w);
+			return;
+		}
+		nghttp2_session_callbacks_set_on_frame_recv_callback(cb, rc_h2_frame);
+		if (nghttp2_session_server_new(&w->h2, cb, w) != 0)
+			w->h2 = NULL;
+		nghttp2_session_callbacks_del(cb);
+		if (w->h2 == NULL || nghttp2_submit_settings(w->h2, NGHTTP2_FLAG_NONE, NULL, 0) != 0) {
+			rc_set(rep, RELAYCHECK_SETTINGS, RELAYCHECK_FAILED, "out of memory");
+			rc_walk_end(w);
+			return;
+		}
+	}
+	while (evbuffer_get_length(in) > 0 && !w->done) {
+		struct evbuffer_iovec v;
+		ssize_t n;
+
+		evbuffer_peek(in, -1, NULL, &v, 1);
+		n = nghttp2_session_mem_recv(w->h2, v.iov_base, v.iov_len);
+		if (n < 0) {
+			rc_set(rep, RELAYCHECK_SETTINGS, RELAYCHECK_FAILED, "the relay broke HTTP/2 after "
+			    "the upgrade: %s", nghttp2_strerror((int)n));
+			rc_walk_end(w);
+			return;
+		}
+		evbuffer_drain(in, (size_t)n);
+	}
+	for (;;) {
+		const uint8_t *d;
+		ssize_t n = nghttp2_session_mem_send(w->h2, &d);
+
+		if (n <= 0)
+			break;
+		bufferevent_write(bev, d, (size_t)n);
+	}
+}
+
+static void
+rc_sc_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct rc_walk *w = arg;
+
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
+		return;
+	rc_set(w->rep, w->upgraded ? RELAYCHECK_SETTINGS : RELAYCHECK_UPGRADE, RELAYCHECK_FAILED,
+	    "the relay closed the connection %s", w->upgraded ? "before its HTTP/2 SETTINGS" :
+	    "instead of answering the upgrade");
+	rc_walk_end(w);
+}
+
+static void
+rc_sc_start(struct rc_walk *w, struct bufferevent *bev)
+{
+	const struct relaycheck_target *t = w->t;
+	struct hcdial_url u;
+	struct shir_error e;
+	struct sc_hello hl;
+	char hosth[300], *token = NULL, *head;
+
+	w->bev = bev;
+	if (hcdial_parse_url(t->endpoint, 1, &u, &e) != 0 ||
+	    hcdial_listen_token(t->endpoint, t->hc, t->key_name, t->key,
+	    (int64_t)time(NULL) + 300, &token) != 0) {
+		rc_set(w->rep, RELAYCHECK_UPGRADE, RELAYCHECK_FAILED,
+		    "cannot build the upgrade request (the key's name or key is malformed)");
+		rc_walk_end(w);
+		return;
+	}
+	hcdial_host_header(&u, hosth, sizeof hosth);
+	memset(&hl, 0, sizeof hl);
+	hl.host = hosth;
+	hl.hc = t->hc;
+	hl.token = token;
+	hl.node_name = "shirctl-diagnose";
+	hl.node_id = "shirctl-diagnose";
+	hl.version = PACKAGE_VERSION;
+	hl.capacity = 1;
+	head = sc_proto_request(&hl);
+	OPENSSL_cleanse(token, strlen(token));
+	free(token);
+	if (head == NULL) {
+		rc_set(w->rep, RELAYCHECK_UPGRADE, RELAYCHECK_FAILED, "cannot build the upgrade request");
+		rc_walk_end(w);
+		return;
+	}
+	bufferevent_setcb(bev, rc_sc_read, NULL, rc_sc_event, w);
+	bufferevent_write(bev, head, strlen(head));
+	OPENSSL_cleanse(head, strlen(head));
+	free(head);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
 /* hcdial is done: TLS verified (or plain ws://); the listen handshake next,
  * over the node's own WebSocket client, with the node's URL and token. */
 static void
@@ -272,9 +435,14 @@ rc_dialed(void *arg, struct bufferevent *bev, const struct shir_error *err)
 		rc_set(w->rep, RELAYCHECK_TLS, RELAYCHECK_SKIPPED, "ws:// endpoint: no TLS (loopback "
 		    "test relays only)");
 	if (t->hc == NULL || t->key == NULL) {
-		rc_set(w->rep, RELAYCHECK_LISTEN, RELAYCHECK_SKIPPED, "no node key to try");
+		rc_set(w->rep, t->selfcontained ? RELAYCHECK_UPGRADE : RELAYCHECK_LISTEN,
+		    RELAYCHECK_SKIPPED, "no node key to try");
 		bufferevent_free(bev);
 		rc_walk_end(w);
+		return;
+	}
+	if (t->selfcontained) {
+		rc_sc_start(w, bev);
 		return;
 	}
 	/* a listener id of its own, so the relay's log tells the check apart */
@@ -317,7 +485,7 @@ rc_deadline(evutil_socket_t fd, short what, void *arg)
 	int i;
 
 	for (i = RELAYCHECK_TCP; i < RELAYCHECK_NSTEPS; i++)
-		if (w->rep->res[i] == RELAYCHECK_NOT_RUN) {
+		if (w->rep->res[i] == RELAYCHECK_NOT_RUN && relaycheck_step_applies(w->rep, i)) {
 			rc_set(w->rep, i, RELAYCHECK_FAILED, "no answer within %d s", w->t->timeout_s);
 			break;
 		}
@@ -375,6 +543,10 @@ rc_connect(struct rc_walk *w, const struct proxy_config *pc)
 		hcdial_cancel(w->dial);
 	if (w->ws != NULL)
 		ws_free(w->ws);
+	if (w->h2 != NULL)
+		nghttp2_session_del(w->h2);
+	if (w->bev != NULL)
+		bufferevent_free(w->bev);
 out:
 	if (deadline != NULL)
 		event_free(deadline);
@@ -398,6 +570,7 @@ relaycheck_run(const struct proxy_config *pc, const char *proxy_err,
 	memset(rep, 0, sizeof *rep);
 	memset(&w, 0, sizeof w);
 	rep->broken = -1;
+	rep->selfcontained = t->selfcontained;
 	if (registration_endpoint_hostport(t->endpoint, host, sizeof host, &port, &tls) != 0) {
 		rc_set(rep, RELAYCHECK_DNS, RELAYCHECK_FAILED, "%s is not a wss:// URL", t->endpoint);
 		goto rest;

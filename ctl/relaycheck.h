@@ -23,6 +23,10 @@ enum relaycheck_step {
 	RELAYCHECK_CONNECT,
 	RELAYCHECK_TLS,
 	RELAYCHECK_LISTEN,
+	/* a self-contained service endpoint instead of the listen handshake:
+	 * the Upgrade: reverse request, then the relay's HTTP/2 SETTINGS */
+	RELAYCHECK_UPGRADE,
+	RELAYCHECK_SETTINGS,
 	RELAYCHECK_NSTEPS
 };
 
@@ -37,13 +41,19 @@ struct relaycheck_target {
 	const char *tls_pin;	/* "sha256/<base64>" or NULL */
 	const char *ca_file;	/* NULL: the system's CA bundle */
 	int timeout_s;
+	int selfcontained;	/* a self-contained service endpoint (upgrade, SETTINGS) */
 };
 
 struct relaycheck_report {
 	enum relaycheck_result res[RELAYCHECK_NSTEPS];
 	char detail[RELAYCHECK_NSTEPS][600];
 	int broken;		/* the first failed step, or -1 */
+	int selfcontained;	/* the target was a self-contained service endpoint */
 };
+
+/* Whether step i belongs to this report's kind of endpoint (listen for a
+ * Hybrid Connections endpoint, upgrade and settings for a service endpoint). */
+int relaycheck_step_applies(const struct relaycheck_report *rep, int i);
 
 /* pc: the node's proxy configuration, or NULL when it failed to load
  * (proxy_err then says why; the proxy step fails with it). */

@@ -50,6 +50,10 @@ static const struct ctl_cmd ctl_cmds[] = {
 	  "author OP [--local|--service-key KEY] [--json] [REQUEST|-]",
 	  "send an authoring request (testConnection, browse, schema, preview) to a node" },
 
+	/* copy jobs (ctl_jobs.c) */
+	{ "jobs", { NULL }, ctl_cmd_jobs, "jobs [--json]",
+	  "the copy jobs the running shird works on: attempt, rows, bytes, time, source and sink" },
+
 	/* registration, credentials, backups, dmgcmd actions (ctl_admin.c, ctl_dmg.c, ctl_net.c, ctl_register.c) */
 	{ "register-node", { "-rn", "-RegisterNewNode" }, ctl_cmd_register_node,
 	  "register-node [--skip-test] KEY|- [NODENAME]", "validate a node key, test the "
@@ -99,7 +103,7 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "upgrade-service", { "-sus", "-StartUpgradeService", "-tus", "-StopUpgradeService" },
 	  ctl_cmd_auto_update, "upgrade-service", "explains: there is no upgrade service" },
 	{ "proxy set", { NULL }, ctl_cmd_proxy_set,
-	  "proxy set none|system [--user U]|custom --address H --port P [--user U]",
+	  "proxy set none|system [--user U]|custom --address H --port P [--user U]|pac URL",
 	  "proxy settings, applied with a reload; the password from stdin or a prompt" },
 
 	{ "version", { NULL }, ctl_cmd_version, "version", "print the version" },
@@ -259,16 +263,31 @@ ctl_cmd_status(struct ctl_ctx *ctx, int argc, char **argv)
 	ctl_print_duration(cJSON_GetNumberValue(cJSON_GetObjectItem(o, "uptimeSeconds")));
 	printf("\nConfig:   %s\n", ctl_json_str(o, "configFile"));
 	printf("Proxy:    %s\n", ctl_json_str(o, "proxyMode"));
+	if (*ctl_json_str(cJSON_GetObjectItem(o, "proxy"), "pacError"))
+		printf("PAC:      %s\n", ctl_json_str(cJSON_GetObjectItem(o, "proxy"), "pacError"));
 	chs = cJSON_GetObjectItem(o, "channels");
 	if (cJSON_GetArraySize(chs) == 0) {
 		printf("Channels: none\n");
 	} else {
 		printf("Channels:\n");
 		cJSON_ArrayForEach(ch, chs) {
-			printf("  %-14s %-13s %s %s%s%s\n", ctl_json_str(ch, "name"),
+			/* self-contained connections say so (kind, transport) */
+			int sc = strcmp(ctl_json_str(ch, "kind"), "selfContained") == 0;
+
+			printf("  %-14s %-13s %s %s%s%s%s\n", ctl_json_str(ch, "name"),
 			    ctl_json_str(ch, "state"), ctl_json_str(ch, "endpoint"),
-			    ctl_json_str(ch, "path"), *ctl_json_str(ch, "lastError") ? "\n      " : "",
-			    ctl_json_str(ch, "lastError"));
+			    ctl_json_str(ch, "path"), sc ? " [self-contained, " : "",
+			    sc ? ctl_json_str(ch, "transport") : "", sc ? "]" : "");
+			if (*ctl_json_str(ch, "lastError"))
+				printf("      %s\n", ctl_json_str(ch, "lastError"));
+		}
+		{
+			const cJSON *m = cJSON_GetObjectItem(o, "selfContained");
+
+			if (cJSON_IsTrue(cJSON_GetObjectItem(m, "configured")))
+				printf("Self-contained interactive authoring: %s (the runtime's switch on "
+				    "the relay)\n", cJSON_IsTrue(cJSON_GetObjectItem(m, "mode")) ? "on" :
+				    "off");
 		}
 	}
 	cJSON_Delete(o);

@@ -62,6 +62,8 @@ int ctl_cmd_proxy_set(struct ctl_ctx *ctx, int argc, char **argv);
 
 /* authoring (ctl_author.c) */
 int ctl_cmd_author(struct ctl_ctx *ctx, int argc, char **argv);
+/* copy jobs the running shird works on (ctl_jobs.c) */
+int ctl_cmd_jobs(struct ctl_ctx *ctx, int argc, char **argv);
 
 /* Helpers for commands. */
 int ctl_has_flag(int argc, char **argv, const char *flag);

@@ -61,6 +61,10 @@ static const struct conf_key conf_table[] = {
 	  O(local_folder_path_validation), "file stores must lie inside allowed_folders" },
 	{ "security", "allowed_folders", CONF_T_STR, 0, 0, NULL, "", true, O(allowed_folders),
 	  "colon-separated absolute folders that file stores may use" },
+	{ "security", "writable_folders", CONF_T_STR, 0, 0, NULL, "", false, O(writable_folders),
+	  "colon-separated absolute folders copy jobs may write files into (none by default)" },
+	{ "node", "copy_jobs", CONF_T_INT, 0, 16, NULL, "0", false, O(copy_jobs),
+	  "copy jobs run at once, leased from the relay (0: none)" },
 	{ "security", "local_machine_access", CONF_T_BOOL, 0, 0, NULL, "false", true,
 	  O(local_machine_access), "allow stores on this machine (loopback, own addresses)" },
 	{ "proxy", "mode", CONF_T_ENUM, 0, 0, "none|system|custom", "none", true, O(proxy.mode),
@@ -81,6 +85,11 @@ static const struct conf_key conf_table[] = {
 	  "seconds to set up a connection or tunnel" },
 	{ "proxy", "ca_file", CONF_T_PATH, 0, 0, NULL, NULL, true, O(proxy.ca_file),
 	  "CA bundle to verify an https:// proxy (default: the system's)" },
+	{ "proxy", "wpad_devolution", CONF_T_BOOL, 0, 0, NULL, "false", true,
+	  O(proxy.wpad_devolution), "system mode, autoDetect: also wpad.<parent domain> of this "
+	  "machine's domain, never beyond its registrable domain" },
+	{ "proxy", "pac_url", CONF_T_STR, 0, 0, NULL, NULL, true, O(proxy.pac_url),
+	  "custom mode: a PAC file URL (http:, https:, file:) instead of address" },
 	{ "relay", "endpoint", CONF_T_STR, 0, 0, NULL, NULL, true, O(relay_endpoint),
 	  "relay URL, wss://host:port or ws://127.0.0.1:port" },
 	{ "relay", "path", CONF_T_STR, 0, 0, NULL, NULL, true, O(relay_path), "hybrid connection name" },
@@ -101,6 +110,10 @@ static const struct conf_key conf_table[] = {
 	  "seconds before the node answers a relayed request itself (the relay allows 60)" },
 	{ "relay", "test_routes", CONF_T_BOOL, 0, 0, NULL, "false", false, O(relay_test_routes),
 	  "TESTING ONLY: serve GET /v1/test/blob?bytes=N (a large response) to every channel" },
+	{ "selfcontained", "endpoint", CONF_T_STR, 0, 0, NULL, NULL, true, O(sc_endpoint),
+	  "the relay's service endpoint for self-contained connections, wss://host:port (unset: none)" },
+	{ "selfcontained", "connections", CONF_T_INT, 1, 4, NULL, "2", true, O(sc_connections),
+	  "self-contained connections the node keeps open" },
 };
 
 #define CONF_NKEYS (sizeof conf_table / sizeof conf_table[0])
@@ -419,9 +432,11 @@ conf_validate(struct conf_parse *p)
 {
 	struct conf *c = p->c;
 
-	if (c->proxy.mode == PROXY_MODE_CUSTOM && (c->proxy.address == NULL || !*c->proxy.address)) {
+	if (c->proxy.mode == PROXY_MODE_CUSTOM && (c->proxy.address == NULL || !*c->proxy.address) &&
+	    (c->proxy.pac_url == NULL || !*c->proxy.pac_url)) {
 		shir_error_append(p->err, SHIR_ECONFIG,
-		    "%s: proxy.mode is custom but proxy.address is not set", p->name);
+		    "%s: proxy.mode is custom but neither proxy.address nor proxy.pac_url is set",
+		    p->name);
 		p->nerr++;
 	}
 	if (c->allowed_folders != NULL && *c->allowed_folders) {

@@ -47,6 +47,8 @@ struct conf {
 	/* [security] */
 	bool local_folder_path_validation;
 	char *allowed_folders;	/* colon-separated absolute paths */
+	char *writable_folders;	/* colon-separated: where copy jobs may write files */
+	int copy_jobs;		/* copy jobs run at once; 0: the node leases none */
 	bool local_machine_access;
 	/* [proxy] */
 	struct proxy_settings proxy;
@@ -62,6 +64,9 @@ struct conf {
 	int relay_connect_timeout;	/* seconds */
 	int relay_request_timeout;	/* seconds */
 	bool relay_test_routes;
+	/* [selfcontained] (docs/self-contained.md) */
+	char *sc_endpoint;
+	int sc_connections;
 	/* [forward] NAME = host:port */
 	struct conf_forward *forwards;
 	size_t nforwards;

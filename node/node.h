@@ -64,6 +64,7 @@ enum node_ext {
 	NODE_EXT_LISTENER,	/* the relay channels */
 	NODE_EXT_REGISTRATION,	/* registration (node.json + node key) */
 	NODE_EXT_CLUSTER,	/* credential sync between the nodes of a runtime */
+	NODE_EXT_SELFCONT,	/* the self-contained channel (node/selfcont) */
 	NODE_EXT_MAX
 };
 void *node_ext(const struct node *n, enum node_ext slot);

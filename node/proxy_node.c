@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "node/node.h"
+#include "proxy/pac.h"
 #include "proxy/proxy.h"
 #include "node/proxy_node.h"
 
@@ -110,6 +111,16 @@ proxy_node_hook_status(void *arg, cJSON *node_obj)
 	if (pc == NULL || (o = cJSON_AddObjectToObject(node_obj, "proxy")) == NULL)
 		return;
 	proxy_config_describe(pc, o);
+	if (cJSON_GetObjectItem(o, "pac") != NULL) {
+		/* the last PAC failure ("" when the last decision worked) */
+		char why[1200];
+		long age = 0;
+
+		pac_last_error(why, sizeof why, &age);
+		cJSON_AddStringToObject(o, "pacError", why);
+		if (*why)
+			cJSON_AddNumberToObject(o, "pacErrorAgeSeconds", (double)age);
+	}
 }
 
 int

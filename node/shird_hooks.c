@@ -5,9 +5,11 @@
 #include "node/admin/admin_node.h"
 #include "node/authoring/authoring.h"
 #include "node/cluster/cluster.h"
+#include "node/copy/copy_node.h"
 #include "node/admin/credstore.h"
 #include "node/listener/listener.h"
 #include "node/listener/lspec.h"
+#include "node/selfcont/selfcont.h"
 #include "node/admin/registration.h"
 #include "node/admin/statuspage.h"
 #include "common/log.h"
@@ -53,6 +55,10 @@ shird_hook_validate(const struct conf *c, struct shir_error *err)
 	if (listener_validate(c, err) != 0)
 		return err->code ? err->code : SHIR_ECONFIG;
 
+	/* self-contained channel: the service endpoint */
+	if (selfcont_validate(c, err) != 0)
+		return err->code ? err->code : SHIR_ECONFIG;
+
 	return 0;
 }
 
@@ -92,6 +98,14 @@ shird_hook_start(struct node *n, struct shir_error *err)
 	/* the local status page and /metrics on loopback ([admin]) */
 	if (statuspage_start(n, err) != 0)
 		return err->code ? err->code : SHIR_EINTERNAL;
+
+	/* copy: lease copy jobs from the relay (node.copy_jobs > 0, registered) */
+	if (copy_node_start(n, err) != 0)
+		return err->code ? err->code : SHIR_EINTERNAL;
+
+	/* self-contained channel: connections to the service endpoint */
+	if (selfcont_start(n, err) != 0)
+		return err->code ? err->code : SHIR_EINTERNAL;
 	(void)c;
 
 	/* cluster: credential sync with the runtime's other nodes, over the
@@ -105,8 +119,12 @@ shird_hook_start(struct node *n, struct shir_error *err)
 void
 shird_hook_shutdown(struct node *n)
 {
+	/* copy: no new leases; running jobs stop (their leases expire) */
+	copy_node_shutdown(n);
+
 	/* listener: stop accepting new requests on the channels */
 	listener_shutdown(n);
+	selfcont_shutdown(n);
 
 	/* authoring: queued operations get 503 ShuttingDown */
 	authoring_shutdown(n);
@@ -118,6 +136,12 @@ shird_hook_stop(struct node *n)
 	/* each subsystem frees its state, in reverse order of start */
 	/* cluster */
 	cluster_stop(n);
+
+	/* self-contained channel */
+	selfcont_stop(n);
+
+	/* copy */
+	copy_node_stop(n);
 
 	/* status page (its diagnose child, its listeners) */
 	statuspage_stop(n);

@@ -5,12 +5,16 @@
  *
  * A struct proxy_config is immutable once loaded and reference counted: the
  * daemon swaps the current one on reload while dials that started with the
- * old one keep their own reference. proxy_decide() is pure (no I/O, no
- * allocation that outlives the call) and safe to call from any thread.
+ * old one keep their own reference. proxy_decide() is safe to call from any
+ * thread; it does no I/O unless the configuration uses PAC (scriptLocation,
+ * autoDetect, proxy.pac_url): then it may fetch and run the script, bounded by
+ * the download and per-call time limits, so it is never called on the event
+ * loop (proxy_dial() runs it on a thread of its own).
  * See docs/proxy.md. */
 #ifndef SHIR_PROXY_H
 #define SHIR_PROXY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/shir_err.h"
@@ -33,6 +37,8 @@ struct proxy_settings {
 	int auth;			/* index into "any|basic|digest|ntlm|negotiate" */
 	int connect_timeout;		/* seconds */
 	char *ca_file;
+	char *pac_url;			/* custom mode: a PAC file (http:, https:, file:) */
+	bool wpad_devolution;		/* system mode, autoDetect: wpad.<parent domains> too */
 	const char *source;		/* the file they came from, for messages */
 };
 struct event_base;

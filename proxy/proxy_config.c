@@ -20,8 +20,10 @@
 #include <curl/curl.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <libpsl.h>
 
 #include "common/log.h"
+#include "proxy/pac.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_dotnet.h"
 #include "proxy/proxy_int.h"
@@ -85,6 +87,9 @@ struct proxy_config {
 	int auth;		/* conf index any|basic|digest|ntlm|negotiate */
 	int connect_timeout;
 	char *ca_file;		/* to verify https:// proxies; NULL: the system's */
+	/* PAC (scriptLocation/autoDetect, or proxy.pac_url) */
+	int pac;
+	struct pac_params pacp;
 	char warnings[4096];
 };
 
@@ -503,6 +508,74 @@ pc_load_conf_creds(struct proxy_config *pc, const struct proxy_settings *c, stru
 	return 0;
 }
 
+/* --- PAC ------------------------------------------------------------------- */
+
+static void
+pc_pac_defaults(struct pac_params *p)
+{
+	memset(p, 0, sizeof *p);
+	p->download_timeout_ms = 60 * 1000;	/* .NET's webProxyScript downloadTimeout */
+	p->retry_interval_s = 600;		/* autoConfigUrlRetryInterval */
+	p->call_timeout_ms = 5000;
+}
+
+static int
+pc_pac_url_check(const char *u, const char *what, struct shir_error *err)
+{
+	if (strncasecmp(u, "http://", 7) != 0 && strncasecmp(u, "https://", 8) != 0 &&
+	    strncasecmp(u, "file:", 5) != 0)
+		return shir_error_set(err, SHIR_ECONFIG, "%s %s: a PAC file is fetched with "
+		    "http://, https:// or file:// only", what, log_q(u));
+	if (strlen(u) >= sizeof(((struct pac_params *)0)->script_url))
+		return shir_error_set(err, SHIR_ECONFIG, "%s is longer than 1023 bytes", what);
+	return 0;
+}
+
+/* proxy.wpad_devolution: wpad.<domain>, then its parents, down to and
+ * including the registrable domain (Public Suffix List), never a public
+ * suffix; at most 4 names. */
+static void
+pc_pac_devolve(struct proxy_config *pc)
+{
+	psl_ctx_t *psl = psl_latest(NULL);
+	const char *d = pc->domain, *reg;
+	char desc[1300] = "";
+
+	if (psl == NULL || *d == '\0') {
+		pc_warn(pc, "proxy.wpad_devolution is set but %s: only http://wpad/wpad.dat "
+		    "(the resolver's search list) is tried", *d ? "the public suffix list cannot "
+		    "be read" : "this machine has no DNS domain");
+		psl_free(psl);
+		return;
+	}
+	reg = psl_registrable_domain(psl, d);
+	while (reg != NULL && *d && pc->pacp.ndevolve < 4 && !psl_is_public_suffix(psl, d)) {
+		size_t o = strlen(desc);
+
+		snprintf(pc->pacp.devolve[pc->pacp.ndevolve++], sizeof pc->pacp.devolve[0],
+		    "wpad.%.250s", d);
+		snprintf(desc + o, sizeof desc - o, "%swpad.%.250s", o ? ", " : "", d);
+		if (d == reg)
+			break;
+		d = strchr(d, '.');
+		if (d == NULL)
+			break;
+		d++;
+	}
+	if (pc->pacp.ndevolve == 0)
+		pc_warn(pc, "proxy.wpad_devolution: the domain %s is a public suffix: no "
+		    "wpad name under it is tried", pc->domain);
+	else
+		log_debug("proxy", "event=pac.devolution names=%s", log_q(desc));
+	psl_free(psl);
+}
+
+const struct pac_params *
+proxy_config_pac(const struct proxy_config *pc)
+{
+	return pc->pac ? &pc->pacp : NULL;
+}
+
 /* --- custom ----------------------------------------------------------------- */
 
 static int
@@ -513,6 +586,22 @@ pc_load_custom(struct proxy_config *pc, const struct proxy_settings *c, struct s
 	long port = c->port;
 	size_t hl;
 
+	if (c->pac_url != NULL && *c->pac_url) {
+		if (pc_pac_url_check(c->pac_url, "proxy.pac_url", err) != 0)
+			return err->code;
+		pc->pac = 1;
+		pc_pac_defaults(&pc->pacp);
+		snprintf(pc->pacp.script_url, sizeof pc->pacp.script_url, "%s", c->pac_url);
+		snprintf(pc->pacp.origin, sizeof pc->pacp.origin, "proxy.pac_url in %s",
+		    c->source ? c->source : "shird.conf");
+		snprintf(pc->source, sizeof pc->source, "%s [proxy]", c->source ? c->source :
+		    "shird.conf");
+		pc->kind = PC_CUSTOM;
+		if (a != NULL && *a)
+			pc_warn(pc, "proxy.pac_url and proxy.address are both set: the PAC file "
+			    "decides, proxy.address is not used");
+		return pc_load_conf_creds(pc, c, err);
+	}
 	if (a == NULL || *a == '\0')
 		return shir_error_set(err, SHIR_ECONFIG, "proxy.mode is custom but proxy.address "
 		    "is not set");
@@ -650,11 +739,25 @@ pc_from_dotnet(struct proxy_config *pc, struct proxy_dotnet *d, const char *file
 		    "proxyaddress or bypasslist: .NET Framework 4.8 then drops the script "
 		    "engine, so no PAC/WPAD is used, only %s (as on Windows)", file,
 		    pc_describe_static(pc, desc, sizeof desc));
-	else if (pac)
-		pc_warn(pc, "%s: %s is not evaluated yet (PAC/WPAD comes in a later version); "
-		    "the static fallback applies: %s", file,
-		    d->script_location ? "scriptLocation" : "autoDetect",
-		    pc_describe_static(pc, desc, sizeof desc));
+	else if (pac) {
+		pc->pac = 1;
+		pc_pac_defaults(&pc->pacp);
+		pc->pacp.auto_detect = d->auto_detect == PROXY_TRI_TRUE;
+		if (d->script_location != NULL) {
+			if ((rc = pc_pac_url_check(d->script_location, "scriptLocation", err)) != 0)
+				return rc;
+			snprintf(pc->pacp.script_url, sizeof pc->pacp.script_url, "%s",
+			    d->script_location);
+		}
+		snprintf(pc->pacp.origin, sizeof pc->pacp.origin, "%s%s%s (%s line %d)",
+		    pc->pacp.auto_detect ? "autoDetect=\"true\"" : "",
+		    pc->pacp.auto_detect && d->script_location ? " then " : "",
+		    d->script_location ? "scriptLocation" : "", file, d->line);
+		if (d->pac_download_timeout_ms > 0)
+			pc->pacp.download_timeout_ms = d->pac_download_timeout_ms;
+		if (d->pac_retry_interval_s > 0)
+			pc->pacp.retry_interval_s = d->pac_retry_interval_s;
+	}
 	return 0;
 }
 
@@ -703,6 +806,8 @@ pc_load_system(struct proxy_config *pc, const struct proxy_settings *c, const st
 	rc = pc_from_dotnet(pc, d[0], paths[0] && *paths[0] ? paths[0] : "diahost.exe.config",
 	    si, err);
 	d[0] = NULL;
+	if (rc == 0 && pc->pac && pc->pacp.auto_detect && c->wpad_devolution)
+		pc_pac_devolve(pc);
 	if (rc == 0)
 		rc = pc_load_conf_creds(pc, c, err);
 out:
@@ -802,6 +907,7 @@ struct pc_target {
 	char scheme[32];
 	char host[300];		/* lower case; IPv6 in brackets */
 	char hostport[400];	/* "scheme://host[:port]", default port omitted */
+	int port;		/* explicit or the scheme's default; -1 unknown */
 };
 
 static int
@@ -843,7 +949,10 @@ pc_parse_url(const char *url, struct pc_target *t, char *why, size_t wl)
 	snprintf(t->host, sizeof t->host, "%s", host);
 	pc_lower(t->scheme);
 	pc_lower(t->host);
-	if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK &&
+	t->port = pc_default_port(t->scheme);
+	if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK)
+		t->port = atoi(port);
+	if (port != NULL &&
 	    atoi(port) != pc_default_port(t->scheme))
 		snprintf(t->hostport, sizeof t->hostport, "%s://%s:%s", t->scheme, t->host, port);
 	else
@@ -989,6 +1098,10 @@ proxy_decide(const struct proxy_config *pc, const char *url, struct proxy_decisi
 		    "does)", t.host);
 		return 0;
 	}
+	if (pc->pac) {
+		pac_decide(&pc->pacp, t.scheme, t.host, t.port, d, NULL);
+		return 0;
+	}
 	if (pc->have_fixed) {
 		ep = &pc->fixed;
 	} else if (pc->use_env_proxy) {
@@ -1049,6 +1162,41 @@ proxy_decide(const struct proxy_config *pc, const char *url, struct proxy_decisi
 		    "settings, on Linux the environment");
 	else
 		snprintf(d->reason, sizeof d->reason, "%.500s", pc->fixed_src);
+	return 0;
+}
+
+int
+proxy_decide_nowait(const struct proxy_config *pc, const char *url, struct proxy_decision *d)
+{
+	struct pc_target t;
+	char why[512];
+
+	if (!pc->pac)
+		return proxy_decide(pc, url, d) == 0 ? 1 : -1;
+	memset(d, 0, sizeof *d);
+	if (pc_parse_url(url, &t, why, sizeof why) != 0) {
+		pc_direct(d, "%s", why);
+		return -1;
+	}
+	if (pc_is_loopback(t.host))
+		return proxy_decide(pc, url, d) == 0 ? 1 : -1;
+	return pac_decide_cached(&pc->pacp, t.scheme, t.host, t.port, d);
+}
+
+/* For `shirctl proxy explain`: the decision and what PAC saw (ex->source is
+ * "" when PAC was not consulted). */
+int
+proxy_decide_explain(const struct proxy_config *pc, const char *url, struct proxy_decision *d,
+    struct pac_explain *ex)
+{
+	struct pc_target t;
+	char why[512];
+
+	memset(ex, 0, sizeof *ex);
+	if (!pc->pac || pc_parse_url(url, &t, why, sizeof why) != 0 || pc_is_loopback(t.host))
+		return proxy_decide(pc, url, d);
+	memset(d, 0, sizeof *d);
+	pac_decide(&pc->pacp, t.scheme, t.host, t.port, d, ex);
 	return 0;
 }
 
@@ -1158,6 +1306,27 @@ proxy_config_describe(const struct proxy_config *pc, cJSON *o)
 	cJSON_AddNumberToObject(o, "connectTimeout", pc->connect_timeout);
 	if (pc->ca_file)
 		cJSON_AddStringToObject(o, "caFile", pc->ca_file);
+	if (pc->pac) {
+		cJSON *j = cJSON_AddObjectToObject(o, "pac");
+
+		if (j != NULL) {
+			cJSON_AddStringToObject(j, "scriptLocation", pc->pacp.script_url);
+			cJSON_AddBoolToObject(j, "autoDetect", pc->pacp.auto_detect);
+			if (pc->pacp.ndevolve > 0) {
+				cJSON *dv = cJSON_AddArrayToObject(j, "wpadDevolution");
+				int k;
+
+				for (k = 0; dv && k < pc->pacp.ndevolve; k++)
+					cJSON_AddItemToArray(dv,
+					    cJSON_CreateString(pc->pacp.devolve[k]));
+			}
+			cJSON_AddStringToObject(j, "origin", pc->pacp.origin);
+			cJSON_AddNumberToObject(j, "downloadTimeoutMs",
+			    (double)pc->pacp.download_timeout_ms);
+			cJSON_AddNumberToObject(j, "retryIntervalS", pc->pacp.retry_interval_s);
+			cJSON_AddNumberToObject(j, "callTimeoutMs", pc->pacp.call_timeout_ms);
+		}
+	}
 	if (pc->warnings[0])
 		cJSON_AddStringToObject(o, "warnings", pc->warnings);
 }

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pthread.h>
 #include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -33,8 +34,21 @@
 #include <event2/event.h>
 
 #include "common/log.h"
+#include "proxy/pac.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
+
+/* A PAC decision made on a thread of its own (it may fetch and run the
+ * script); the dial waits for it on a pipe. Two references: the thread's and
+ * the dial's; the last one frees. */
+struct dial_pac_job {
+	int refs;
+	int fds[2];
+	struct proxy_config *pc;
+	char url[2048];
+	struct proxy_decision dec;
+	int bad;
+};
 
 #define DIAL_CHUNK (16 * 1024)
 #define DIAL_HIGH (256 * 1024)	/* stop reading the proxy above this much unread */
@@ -69,6 +83,8 @@ struct proxy_dial {
 	char failures[1200];	/* earlier attempts, for the final message */
 	proxy_dial_cb cb;
 	void *arg;
+	struct dial_pac_job *pac_job;	/* a PAC decision pending */
+	struct event *pac_ev;
 };
 
 struct dial_pump {
@@ -411,10 +427,24 @@ dial_describe(struct proxy_dial *d, struct shir_error *err)
 }
 
 static void
+dial_pac_job_unref(struct dial_pac_job *j)
+{
+	if (j == NULL || __atomic_sub_fetch(&j->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	close(j->fds[0]);
+	close(j->fds[1]);
+	proxy_config_unref(j->pc);
+	free(j);
+}
+
+static void
 dial_free(struct proxy_dial *d)
 {
 	if (d == NULL)
 		return;
+	if (d->pac_ev)
+		event_free(d->pac_ev);
+	dial_pac_job_unref(d->pac_job);
 	dial_end_attempt(d);
 	if (d->multi)
 		curl_multi_cleanup(d->multi);
@@ -670,6 +700,8 @@ dial_next(struct proxy_dial *d, struct shir_error *err)
 		if (d->next >= d->dec.nproxies)
 			return 1;
 		d->cur = d->dec.proxies[d->next];
+		if (strcmp(d->cur, "DIRECT") == 0)	/* a PAC list's DIRECT entry */
+			d->cur = NULL;
 	}
 	d->next++;
 	return dial_start_attempt(d, err);
@@ -725,6 +757,10 @@ dial_step(evutil_socket_t fd, short what, void *arg)
 	else
 		dial_describe(d, &err);
 	dial_end_attempt(d);
+	/* a PAC proxy that could not be reached is tried last for a while */
+	if (d->cur != NULL && err.code != SHIR_EAUTH && err.code != SHIR_EPROXY &&
+	    proxy_config_pac(d->pc) != NULL)
+		pac_mark_bad(d->cur);
 	/* fail over to the next proxy while time is left, unless the proxy answered */
 	if (err.code != SHIR_EAUTH && err.code != SHIR_EPROXY && dial_now_ms() < d->deadline_ms &&
 	    !d->dec.direct && d->next < d->dec.nproxies) {
@@ -745,8 +781,8 @@ dial_step(evutil_socket_t fd, short what, void *arg)
 	dial_deliver(d, NULL, &err);
 }
 
-struct proxy_dial *
-proxy_dial_decided(struct event_base *base, struct proxy_config *pc,
+static struct proxy_dial *
+dial_new(struct event_base *base, struct proxy_config *pc,
     const struct proxy_decision *dec, int bad_url, const char *host, int port, int timeout_s,
     proxy_dial_cb cb, void *arg)
 {
@@ -780,8 +816,101 @@ proxy_dial_decided(struct event_base *base, struct proxy_config *pc,
 	curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
 	curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, dial_timer_cb);
 	curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
-	dial_step_later(d);	/* the callback never runs inside proxy_dial() */
 	return d;
+}
+
+struct proxy_dial *
+proxy_dial_decided(struct event_base *base, struct proxy_config *pc,
+    const struct proxy_decision *dec, int bad_url, const char *host, int port, int timeout_s,
+    proxy_dial_cb cb, void *arg)
+{
+	struct proxy_dial *d = dial_new(base, pc, dec, bad_url, host, port, timeout_s, cb, arg);
+
+	if (d != NULL)
+		dial_step_later(d);	/* the callback never runs inside proxy_dial() */
+	return d;
+}
+
+static void *
+dial_pac_thread(void *arg)
+{
+	struct dial_pac_job *j = arg;
+	char b = 1;
+
+	j->bad = proxy_decide(j->pc, j->url, &j->dec) != 0;
+	while (write(j->fds[1], &b, 1) < 0 && errno == EINTR)
+		;
+	dial_pac_job_unref(j);
+	return NULL;
+}
+
+/* the PAC thread is done: dial with its decision */
+static void
+dial_pac_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy_dial *d = arg;
+	struct dial_pac_job *j = d->pac_job;
+
+	(void)fd;
+	(void)what;
+	d->dec = j->dec;
+	d->bad_url = j->bad;
+	if (d->dec.nproxies > PROXY_MAX_PROXIES)
+		d->dec.nproxies = PROXY_MAX_PROXIES;
+	event_free(d->pac_ev);
+	d->pac_ev = NULL;
+	d->pac_job = NULL;
+	dial_pac_job_unref(j);
+	/* the connect timeout starts now, after the script */
+	d->deadline_ms = dial_now_ms() + (uint64_t)d->timeout_s * 1000;
+	log_debug("proxy", "event=dial.pac dest=%s port=%d decision=%s reason=%s", log_q(d->host),
+	    d->port, d->dec.direct ? "DIRECT" : "PROXY", log_q(d->dec.reason));
+	dial_step_later(d);
+}
+
+/* PAC not in the short cache: decide on a thread, dial when it is done */
+static struct proxy_dial *
+dial_with_pac(struct event_base *base, struct proxy_config *pc, const char *dest_url,
+    const char *host, int port, int timeout_s, proxy_dial_cb cb, void *arg)
+{
+	struct proxy_decision none;
+	struct dial_pac_job *j;
+	struct proxy_dial *d;
+	pthread_attr_t at;
+	pthread_t t;
+
+	memset(&none, 0, sizeof none);
+	none.direct = 1;
+	if ((d = dial_new(base, pc, &none, 0, host, port, timeout_s, cb, arg)) == NULL)
+		return NULL;
+	if ((j = calloc(1, sizeof *j)) == NULL)
+		goto fail;
+	j->refs = 2;
+	j->pc = proxy_config_ref(pc);
+	snprintf(j->url, sizeof j->url, "%s", dest_url);
+	if (pipe2(j->fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+		j->fds[0] = j->fds[1] = -1;
+		proxy_config_unref(j->pc);
+		free(j);
+		goto fail;
+	}
+	d->pac_job = j;
+	if ((d->pac_ev = event_new(base, j->fds[0], EV_READ, dial_pac_done, d)) == NULL ||
+	    event_add(d->pac_ev, NULL) != 0)
+		goto fail_job;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &at, dial_pac_thread, j) != 0) {
+		pthread_attr_destroy(&at);
+		goto fail_job;
+	}
+	pthread_attr_destroy(&at);
+	return d;
+fail_job:
+	j->refs = 1;	/* no thread */
+fail:
+	dial_free(d);
+	return NULL;
 }
 
 struct proxy_dial *
@@ -789,7 +918,15 @@ proxy_dial(struct event_base *base, struct proxy_config *pc, const char *dest_ur
     const char *host, int port, int timeout_s, proxy_dial_cb cb, void *arg)
 {
 	struct proxy_decision dec;
-	int bad = proxy_decide(pc, dest_url, &dec) != 0;
+	int bad, r;
+
+	if (proxy_config_pac(pc) != NULL) {
+		if ((r = proxy_decide_nowait(pc, dest_url, &dec)) == 0)
+			return dial_with_pac(base, pc, dest_url, host, port, timeout_s, cb, arg);
+		bad = r < 0;
+	} else {
+		bad = proxy_decide(pc, dest_url, &dec) != 0;
+	}
 
 	log_debug("proxy", "event=dial.begin dest=%s port=%d url=%s decision=%s reason=%s",
 	    log_q(host), port, log_q(dest_url), bad ? "ERROR" : dec.direct ? "DIRECT" : "PROXY",

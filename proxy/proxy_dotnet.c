@@ -31,6 +31,7 @@ enum dn_where {
 	DN_BYPASSLIST,
 	DN_BYPASS_ITEM,
 	DN_MODULE,
+	DN_SETTINGS,		/* <system.net><settings> */
 };
 
 #define DN_MAX_DEPTH 256
@@ -303,6 +304,45 @@ dn_bypass_item(struct dn_parse *p, const char *el, const char **atts)
 	}
 }
 
+/* A TimeSpan ("00:01:00", "1.00:00:00") or plain seconds, into seconds; -1 bad. */
+static long
+dn_timespan(const char *v)
+{
+	long d = 0, h = 0, m = 0, sec = 0;
+	char tail;
+
+	if (sscanf(v, "%ld.%ld:%ld:%ld%c", &d, &h, &m, &sec, &tail) == 4 ||
+	    (d = 0, sscanf(v, "%ld:%ld:%ld%c", &h, &m, &sec, &tail) == 3)) {
+		if (d < 0 || h < 0 || h > 23 || m < 0 || m > 59 || sec < 0 || sec > 59 || d > 30)
+			return -1;
+		return ((d * 24 + h) * 60 + m) * 60 + sec;
+	}
+	if (sscanf(v, "%ld%c", &sec, &tail) == 1 && sec >= 0 && sec <= 30L * 86400)
+		return sec;
+	return -1;
+}
+
+static void
+dn_webproxyscript(struct dn_parse *p, const XML_Char **atts)
+{
+	for (; *atts && !p->failed; atts += 2) {
+		long v;
+
+		if (strcmp(atts[0], "downloadTimeout") == 0 ||
+		    strcmp(atts[0], "autoConfigUrlRetryInterval") == 0) {
+			if ((v = dn_timespan(atts[1])) < 0) {
+				dn_fail(p, SHIR_ECONFIG, "<webProxyScript %s=%s>: not a time span "
+				    "(write hh:mm:ss, e.g. 00:01:00)", atts[0], log_q(atts[1]));
+				return;
+			}
+			if (atts[0][0] == 'd')
+				p->d->pac_download_timeout_ms = v > 0 ? v * 1000 : 1;
+			else
+				p->d->pac_retry_interval_s = v > 0 ? (int)v : 1;
+		}
+	}
+}
+
 static void XMLCALL
 dn_start(void *ud, const XML_Char *el, const XML_Char **atts)
 {
@@ -319,7 +359,12 @@ dn_start(void *ud, const XML_Char *el, const XML_Char **atts)
 		w = strcmp(el, "configuration") == 0 ? DN_ROOT : DN_OTHER;
 	} else if (parent == DN_ROOT) {
 		w = strcmp(el, "system.net") == 0 ? DN_SYSNET : DN_OTHER;
+	} else if (parent == DN_SETTINGS) {
+		if (strcmp(el, "webProxyScript") == 0)
+			dn_webproxyscript(p, atts);
 	} else if (parent == DN_SYSNET) {
+		if (strcmp(el, "settings") == 0)
+			w = DN_SETTINGS;
 		if (strcmp(el, "defaultProxy") == 0) {
 			if (p->d->present) {
 				dn_fail(p, SHIR_ECONFIG, "<defaultProxy> appears a second time (first "

@@ -32,6 +32,9 @@ struct proxy_dotnet {
 	char *script_location;	/* as written, or NULL */
 	struct proxy_bypass *bypass;	/* effective list after add/remove/clear */
 	size_t nbypass;
+	/* <system.net><settings><webProxyScript .../>: 0 when not given */
+	long pac_download_timeout_ms;
+	int pac_retry_interval_s;
 };
 
 /* Parses a whole file's bytes; name is used in messages ("name:line: ..."). */

@@ -24,4 +24,12 @@ struct proxy_dial *proxy_dial_decided(struct event_base *base, struct proxy_conf
     const struct proxy_decision *dec, int bad_url, const char *host, int port, int timeout_s,
     proxy_dial_cb cb, void *arg);
 
+/* The PAC settings, or NULL when the configuration does not use PAC. */
+struct pac_params;
+const struct pac_params *proxy_config_pac(const struct proxy_config *pc);
+/* proxy_decide() when it needs no PAC evaluation (loopback, a bad URL, a PAC
+ * result still in the short cache): 1 decided, -1 a bad URL (d->reason says
+ * why), 0 it would have to run the script. */
+int proxy_decide_nowait(const struct proxy_config *pc, const char *url, struct proxy_decision *d);
+
 #endif

@@ -454,11 +454,11 @@ hcdial_proxy_cb(void *arg, struct bufferevent *bev, const struct shir_error *err
 		hcdial_raw_done(d, bev);
 		return;
 	}
-	/* before TLS to the relay, a TLS or authentication failure can only be
-	 * the proxy's; the others (refused, timed out, DNS) keep their code, and
-	 * their words start with "proxy " (the proxy could not be reached) */
+	/* before TLS to the relay, a TLS failure can only be the proxy's; a 407
+	 * keeps SHIR_EAUTH (metrics count it apart from a refusal), and so do the
+	 * others (refused, timed out, DNS): their words start with "proxy " */
 	code = err->code;
-	if (code == SHIR_ETLS || code == SHIR_EAUTH)
+	if (code == SHIR_ETLS)
 		code = SHIR_EPROXY;
 	hcdial_fail(d, code, "%s", err->msg);
 }
@@ -466,7 +466,8 @@ hcdial_proxy_cb(void *arg, struct bufferevent *bev, const struct shir_error *err
 int
 hcdial_via_proxy(const struct shir_error *err)
 {
-	return err->code == SHIR_EPROXY || strncmp(err->msg, "proxy ", 6) == 0;
+	return err->code == SHIR_EPROXY || err->code == SHIR_EAUTH ||
+	    strncmp(err->msg, "proxy ", 6) == 0;
 }
 
 static int

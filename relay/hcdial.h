@@ -55,10 +55,11 @@ struct hcdial_opts {
 };
 
 /* err->code: SHIR_EDNS, SHIR_ECONNREFUSED, SHIR_ETIMEDOUT, SHIR_EIO,
- * SHIR_ETLS or SHIR_EPROXY; err->msg says what happened in words. EPROXY: the
- * proxy answered and refused (CONNECT status, authentication, TLS to an https
- * proxy). A proxy that could not be reached keeps the network code, and its
- * words start with "proxy " (hcdial_via_proxy()). */
+ * SHIR_ETLS, SHIR_EPROXY or SHIR_EAUTH; err->msg says what happened in words.
+ * EPROXY: the proxy answered and refused (CONNECT status, TLS to an https
+ * proxy); EAUTH: it asked for credentials (407) it did not get or refused. A
+ * proxy that could not be reached keeps the network code, and its words start
+ * with "proxy " (hcdial_via_proxy()). */
 typedef void (*hcdial_cb)(void *arg, struct bufferevent *bev, const struct shir_error *err);
 
 /* Whether a failure is about the proxy (answered or unreachable). */

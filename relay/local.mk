@@ -9,7 +9,8 @@ libshir_a_SOURCES += \
 	relay/hc_msg.c relay/hc_msg.h \
 	relay/irkey.c relay/irkey.h \
 	relay/hcdial.c relay/hcdial.h \
-	relay/announce.c relay/announce.h
+	relay/announce.c relay/announce.h \
+	relay/sc_proto.c relay/sc_proto.h
 
 UNIT_TESTS += tests/unit/test_ws tests/unit/test_sas tests/unit/test_hc_msg tests/unit/test_irkey
 FUZZ_TARGETS += tests/fuzz/fuzz_ws_frames tests/fuzz/fuzz_http1 tests/fuzz/fuzz_hc_msg \

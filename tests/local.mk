@@ -11,6 +11,7 @@ AM_TESTS_ENVIRONMENT = \
 	CMOCKA_MESSAGE_OUTPUT=TAP; export CMOCKA_MESSAGE_OUTPUT; \
 	SHIR_BUILDDIR='$(abs_top_builddir)'; export SHIR_BUILDDIR; \
 	SHIR_SRCDIR='$(abs_top_srcdir)'; export SHIR_SRCDIR; \
+	SHIR_PAC_HELPER='$(abs_top_builddir)/proxy/shir-pac-helper'; export SHIR_PAC_HELPER; \
 	PYTHONPATH='$(abs_top_srcdir)/tests/integration'; export PYTHONPATH; \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1; export ASAN_OPTIONS; \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1; export UBSAN_OPTIONS;

@@ -25,16 +25,18 @@
 
 #include "node/conf.h"
 #include "common/log.h"
+#include "proxy/pac.h"
 #include "proxy/proxy.h"
 
 struct client {
 	struct event_base *base;
 	struct proxy_config *pc;
 	SSL_CTX *ctx;
-	const char *url, *host, *sni;
+	const char *url, *url2, *host, *sni;
 	int port, timeout, bytes, count, parallel;
 	int started, finished, failed;
 	int verbose;
+	int keep_going;		/* dial --count times even after a failure */
 	struct shir_error first_err;
 };
 
@@ -58,7 +60,7 @@ static void start_one(struct client *c);
 static void
 next_or_stop(struct client *c)
 {
-	if (!c->failed && c->started < c->count)
+	if ((!c->failed || c->keep_going) && c->started < c->count)
 		start_one(c);
 	else if (c->finished == c->started)
 		event_base_loopbreak(c->base);
@@ -178,10 +180,13 @@ static void
 start_one(struct client *c)
 {
 	struct conn *k = calloc(1, sizeof *k);
+	const char *url;
 
 	k->c = c;
+	/* with --url2 the dials alternate between the two URLs */
+	url = c->url2 != NULL && c->started % 2 == 1 ? c->url2 : c->url;
 	c->started++;
-	if (proxy_dial(c->base, c->pc, c->url, c->host, c->port, c->timeout, dialed, k) == NULL) {
+	if (proxy_dial(c->base, c->pc, url, c->host, c->port, c->timeout, dialed, k) == NULL) {
 		free(k);
 		fprintf(stderr, "out of memory\n");
 		exit(1);
@@ -193,11 +198,12 @@ main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "conf", required_argument, NULL, 'c' }, { "dotnet", required_argument, NULL, 'd' },
-		{ "url", required_argument, NULL, 'u' }, { "host", required_argument, NULL, 'H' },
+		{ "url", required_argument, NULL, 'u' }, { "url2", required_argument, NULL, 'U' }, { "host", required_argument, NULL, 'H' },
 		{ "port", required_argument, NULL, 'p' }, { "timeout", required_argument, NULL, 't' },
 		{ "ca", required_argument, NULL, 'a' }, { "sni", required_argument, NULL, 's' },
 		{ "bytes", required_argument, NULL, 'b' }, { "count", required_argument, NULL, 'n' },
 		{ "parallel", required_argument, NULL, 'P' }, { "verbose", no_argument, NULL, 'v' },
+		{ "keep-going", no_argument, NULL, 'k' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct client c;
@@ -218,6 +224,7 @@ main(int argc, char **argv)
 		case 'c': conf_path = optarg; break;
 		case 'd': dotnet = optarg; break;
 		case 'u': c.url = optarg; break;
+		case 'U': c.url2 = optarg; break;
 		case 'H': c.host = optarg; break;
 		case 'p': c.port = atoi(optarg); break;
 		case 't': c.timeout = atoi(optarg); break;
@@ -227,13 +234,14 @@ main(int argc, char **argv)
 		case 'n': c.count = atoi(optarg); break;
 		case 'P': c.parallel = atoi(optarg); break;
 		case 'v': c.verbose = 1; break;
+		case 'k': c.keep_going = 1; break;
 		default: return 2;
 		}
 	}
 	if (c.url == NULL || c.host == NULL || c.port <= 0 || (!conf_path && !dotnet)) {
 		fprintf(stderr, "usage: proxy_dial_client (--conf F | --dotnet F) --url U --host H "
-		    "--port P [--timeout S] [--ca PEM] [--sni NAME] [--bytes N] [--count N] "
-		    "[--parallel N] [--verbose]\n");
+		    "--port P [--url2 U2] [--timeout S] [--ca PEM] [--sni NAME] [--bytes N] [--count N] "
+		    "[--parallel N] [--verbose] [--keep-going]\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -281,6 +289,7 @@ main(int argc, char **argv)
 	event_base_free(c.base);
 	SSL_CTX_free(c.ctx);
 	proxy_config_unref(c.pc);
+	pac_shutdown();		/* the PAC helper, when the configuration used one */
 	curl_global_cleanup();
 	return rc;
 }

@@ -500,6 +500,8 @@ lchan_status_json(const struct lchan *ch, cJSON *arr)
 	if (o == NULL)
 		return;
 	chstate_to_json(&ch->cs, o, lchan_now_ms());
+	cJSON_AddStringToObject(o, "kind", "hybridConnection");
+	cJSON_AddStringToObject(o, "transport", "websocket");
 	cJSON_AddStringToObject(o, "listenerId", ch->listener_id);
 	if (ch->pending)
 		cJSON_AddBoolToObject(o, "replacing", 1);

@@ -45,6 +45,10 @@ struct listener {
 	struct lchan *finished[LISTENER_MAX_SLOTS * 4];
 	size_t nfinished;
 	unsigned proxy_generation;	/* proxy_node_generation() the channels dialed with */
+	/* another channel owns the node status while this says so (the
+	 * self-contained channel, in self-contained mode) */
+	int (*status_owner)(void *arg);
+	void *status_owner_arg;
 };
 
 static struct listener *
@@ -82,6 +86,8 @@ listener_update_status(struct listener *l)
 
 	if (l->ctx.shutting_down)
 		return;
+	if (l->status_owner != NULL && l->status_owner(l->status_owner_arg))
+		return;	/* these channels are not a cause: see listener_set_status_owner */
 	for (i = 0, n = 0; i < l->nslots; i++) {
 		const struct chstate *nx = l->slots[i].next ? lchan_state(l->slots[i].next) : NULL;
 
@@ -540,6 +546,26 @@ listener_start(struct node *n, struct shir_error *err)
 	listener_apply_specs(l, &specs, 0);
 	lspec_list_clear(&specs);
 	return 0;
+}
+
+void
+listener_set_status_owner(struct node *n, int (*owns)(void *arg), void *arg)
+{
+	struct listener *l = listener_get(n);
+
+	if (l == NULL)
+		return;
+	l->status_owner = owns;
+	l->status_owner_arg = arg;
+}
+
+void
+listener_refresh_status(struct node *n)
+{
+	struct listener *l = listener_get(n);
+
+	if (l != NULL)
+		listener_update_status(l);
 }
 
 void

@@ -17,6 +17,11 @@ int listener_validate(const struct conf *c, struct shir_error *err);
 /* Starts the channels, registers the node hooks (and the test routes when
  * relay.test_routes is on). */
 int listener_start(struct node *n, struct shir_error *err);
+/* While owns(arg) says so, the node status is not derived from these
+ * channels (self-contained mode: an unreachable Hybrid Connections endpoint
+ * is not a cause); listener_refresh_status() derives it again. */
+void listener_set_status_owner(struct node *n, int (*owns)(void *arg), void *arg);
+void listener_refresh_status(struct node *n);
 /* SIGTERM: take no new work; channels close once their requests are done;
  * tunnels are closed. */
 void listener_shutdown(struct node *n);

@@ -136,9 +136,11 @@ admin_metrics(struct evhttp_request *req, void *arg)
 		    mi.uordblks + mi.hblkhd);
 	}
 #endif
+	relay_sc_metrics(s, b);
 	evbuffer_add_printf(b, "# TYPE shir_relay_entity_listeners gauge\n");
 	for (e = s->ents; e; e = e->next)
 		evbuffer_add_printf(b, "shir_relay_entity_listeners{hc=\"%s\"} %d\n", e->name, e->nctl);
+	rjobs_metrics(s, b);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", b);
@@ -170,6 +172,7 @@ admin_status(struct evhttp_request *req, void *arg)
 		cJSON_AddBoolToObject(j, "anonymousSenders", e->anonymous);
 		cJSON_AddNumberToObject(j, "requests", (double)e->requests);
 		cJSON_AddNumberToObject(j, "accepts", (double)e->accepts);
+		relay_sc_status(e, j);
 		ls = cJSON_AddArrayToObject(j, "listeners");
 		for (c = e->ctls; c; c = c->next) {
 			cJSON *l = cJSON_CreateObject();
@@ -216,6 +219,7 @@ admin_status(struct evhttp_request *req, void *arg)
 		cJSON_AddStringToObject(j, "id", p->id);
 		cJSON_AddNumberToObject(j, "ageSeconds", rs_since(&p->created));
 	}
+	rjobs_status(s, o);
 	txt = cJSON_Print(o);
 	evbuffer_add_printf(b, "%s\n", txt ? txt : "{}");
 	free(txt);

@@ -56,6 +56,7 @@ static const struct key keys[] = {
 	{ "limits", "max_handshakes_per_address", K_INT, 1, 1000000, "64", O(max_handshakes_per_address) },
 	{ "limits", "reserved_percent", K_INT, 0, 90, "5", O(reserved_percent) },
 	{ "limits", "sender_backlog", K_INT, 65536, 1073741824, "1048576", O(sender_backlog) },
+	{ "limits", "max_jobs", K_INT, 1, 100000, "10000", O(max_jobs) },
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

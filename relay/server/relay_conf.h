@@ -35,6 +35,7 @@ struct relay_conf {
 	int max_handshakes_per_address;	/* connections still sending their first head */
 	int reserved_percent;	/* of max_connections, kept for listeners and rendezvous */
 	int sender_backlog;	/* answer bytes held for a sender that does not read */
+	int max_jobs;		/* copy jobs the queue keeps (relay_jobs.c) */
 	bool allow_plain_nonloopback;
 };
 

@@ -65,6 +65,7 @@ hconn_reap(evutil_socket_t fd, short w, void *arg)
 					}
 	}
 	h_resp_unthrottle(h);
+	rjobs_forget(h);
 	pend_del(s, h->rv_pend);
 	if (h->rv != NULL) {
 		ws_close(h->rv, WS_CLOSE_GOING_AWAY, "the sender went away");
@@ -85,6 +86,7 @@ hconn_reap(evutil_socket_t fd, short w, void *arg)
 void
 hconn_free_parts(struct hconn *h)
 {
+	relay_sc_detach(h);
 	http1_free(h->hp);
 	http1_msg_free(h->req);
 	if (h->body)
@@ -143,6 +145,7 @@ hconn_close(struct hconn *h)
 {
 	if (h->dead)
 		return;
+	relay_sc_detach(h);
 	h->dead = true;
 	h->req_id[0] = '\0';
 	if (h->bev)
@@ -183,6 +186,12 @@ count_status(struct rsrv *s, int st)
 void
 hconn_fail(struct hconn *h, int status, const char *msg)
 {
+	hconn_fail_retry(h, status, 0, msg);
+}
+
+void
+hconn_fail_retry(struct hconn *h, int status, int retry_after, const char *msg)
+{
 	struct evbuffer *out;
 	char *body;
 
@@ -194,10 +203,12 @@ hconn_fail(struct hconn *h, int status, const char *msg)
 	}
 	body = rs_error_json(rs_error_code(status), msg);
 	out = bufferevent_get_output(h->bev);
-	/* a 503 is always worth sending again a second later */
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-	    "%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s", status, http1_reason(status),
-	    status == 503 ? "Retry-After: 1\r\n" : "", body ? strlen(body) : 0, body ? body : "");
+	    "Content-Length: %zu\r\nConnection: close\r\n", status, http1_reason(status),
+	    body ? strlen(body) : 0);
+	if (retry_after > 0)
+		evbuffer_add_printf(out, "Retry-After: %d\r\n", retry_after);
+	evbuffer_add_printf(out, "\r\n%s", body ? body : "");
 	free(body);
 	count_status(h->s, status);
 	log_info("relay", "event=http.response status=%d origin=relay hc=%s target=%s why=%s", status,
@@ -316,6 +327,16 @@ h_send_request(struct hconn *h)
 
 	if (h->dead)
 		return;
+	if (h->jobs) {
+		if (h->body_done)
+			rjobs_request(h);
+		return;
+	}
+	if (h->sc_mode) {
+		/* self-contained: one stream, its body sent as it arrives */
+		relay_sc_send(h);
+		return;
+	}
 	if (h->rv != NULL && !h_on_rv(h)) {
 		/* full request on the rendezvous, body streamed */
 		bool has_body = h->big || bl > 0;
@@ -441,6 +462,7 @@ h_dispatch(struct hconn *h)
 	h->big = h->body_done = false;
 	h_set_fwd(h, HF_NONE);
 	h->head_req = strcmp(h->req->method, "HEAD") == 0;
+	h->jobs = h->jobs_started = h->sc_mode = false;
 	h->keep_alive = h->req->keep_alive;
 	rs_uuid(h->req_id);
 	if (strlen(h->req->target) > TARGET_MAX) {
@@ -463,16 +485,23 @@ h_dispatch(struct hconn *h)
 		return;
 	}
 	h->ent = route_entity(s, dec, &suffix);
-	free(dec);
 	if (h->ent == NULL) {
+		free(dec);
 		hconn_fail(h, 404, "no such hybrid connection");
 		return;
 	}
 	if (!conn_sender_ok(s, h->conn)) {
+		free(dec);
 		hconn_fail(h, 503, "the relay holds as many sender connections as it allows "
 		    "(limits.max_connections less limits.reserved_percent, kept for listeners)");
 		return;
 	}
+	if (rjobs_path(suffix)) {	/* the relay's own job queue answers */
+		rjobs_begin(h, suffix, query);
+		free(dec);
+		return;
+	}
+	free(dec);
 	st = route_authorize(s, h->ent, h->req, query, SAS_SEND, &v, &ua, why, sizeof why);
 	if (st != 0) {
 		hconn_fail(h, st, why);
@@ -500,6 +529,19 @@ h_dispatch(struct hconn *h)
 		snprintf(h->target + l, sizeof h->target - l, "?%s", q);
 	}
 	free(q);
+	h->sc_mode = h->ent->self_contained;
+	h->sc_sent = h->sc_retried = h->sc_retry_pending = false;
+	h->sc_exclude = NULL;
+	if (h->sc_mode) {
+		/* self-contained mode: no listener, no rendezvous (relay_sc.c) */
+		h->ent->requests++;
+		if (h->req->expect_continue)
+			evbuffer_add_printf(bufferevent_get_output(h->bev), "HTTP/1.1 100 Continue\r\n\r\n");
+		h_arm_deadline(h);
+		h_set_state(h, H_BODY);
+		h_send_request(h);
+		return;
+	}
 	if (h->rv == NULL) {	/* a rendezvous kept from the last request carries this one */
 		h->ctl = route_pick_listener(h->ent, h->req, &filtered);
 		if (h->ctl == NULL && h->rv == NULL) {
@@ -539,6 +581,8 @@ h_on_body(const uint8_t *d, size_t n, void *arg)
 {
 	struct hconn *h = arg;
 
+	if (h->jobs)
+		return h->dead ? SHIR_ENOMEM : rjobs_body(h, d, n);
 	if (h->dead || evbuffer_add(h->body, d, n) != 0)
 		return SHIR_ENOMEM;
 	if (!h->big && evbuffer_get_length(h->body) + 2048 > (size_t)h->s->conf->inline_max) {
@@ -547,7 +591,7 @@ h_on_body(const uint8_t *d, size_t n, void *arg)
 		if (h->rv == NULL)
 			h_send_request(h);
 	}
-	if (h->rv != NULL && h_on_rv(h))
+	if ((h->rv != NULL && h_on_rv(h)) || h->sc != NULL)
 		h_send_request(h);
 	if (evbuffer_get_length(h->body) > (size_t)h->s->conf->tunnel_buffer) {
 		h_pause(h, true);
@@ -601,6 +645,11 @@ h_feed(struct hconn *h)
 				hconn_fail(h, rc == SHIR_ETOOBIG ? 431 : 400, err.msg);
 			else
 				hconn_fail(h, rc == SHIR_ENOMEM ? 500 : 400, err.msg);
+			return;
+		}
+		if (h->upgrade && h->st == H_HEAD && relay_sc_wants(h->req)) {
+			/* a node's self-contained connection (relay_sc.c) */
+			relay_sc_adopt(h);
 			return;
 		}
 		if (h->upgrade && h->st == H_HEAD) {
@@ -671,6 +720,8 @@ h_write(struct bufferevent *bev, void *arg)
 {
 	struct hconn *h = arg;
 
+	if (h->sc != NULL)
+		relay_sc_writable(h);
 	if (h->resp_src != NULL &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) <= (size_t)h->s->conf->tunnel_buffer / 4)
 		h_resp_unthrottle(h);
@@ -803,8 +854,8 @@ h_response(struct hconn *h, const struct hc_response *r, void **src)
 	h->resp_started = true;
 	h->resp_nobody = h->head_req || st == 204 || st == 304 || (st >= 100 && st < 200);
 	count_status(h->s, st);
-	log_info("relay", "event=http.response status=%d origin=listener hc=%s target=%s", st,
-	    log_q(h->ent ? h->ent->name : "-"), log_q(h->target));
+	log_info("relay", "event=http.response status=%d origin=%s hc=%s target=%s", st,
+	    h->jobs ? "relay" : "listener", log_q(h->ent ? h->ent->name : "-"), log_q(h->target));
 	if (!r->body) {
 		if (!h->resp_nobody)
 			evbuffer_add_printf(out, "Content-Length: 0\r\n");

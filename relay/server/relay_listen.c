@@ -85,8 +85,8 @@ ctl_on_close(struct ws *ws, int code, const char *reason, bool remote, void *arg
 			/* retryable: another listener of the hybrid connection (a
 			 * node of the same runtime) takes it (docs/ha.md) */
 			if ((h->st == H_WAIT || h->st == H_BODY) && h->rv == NULL)
-				hconn_fail(h, 503, "the node serving the request went away before "
-				    "answering; send it again: the runtime's other nodes take it");
+				hconn_fail_retry(h, 503, 1, "the node serving the request went away "
+				    "before answering; send it again: the runtime's other nodes take it");
 			else if (h->st == H_RESP && c->body_for == h)
 				hconn_close(h);
 		}

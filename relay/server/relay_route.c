@@ -276,6 +276,7 @@ ent_set_rules(struct ent *e, const struct rstate_entity *se)
 		e->nrules++;
 	}
 	e->anonymous = se->anonymous_senders;
+	relay_sc_set_mode(e, se->self_contained);
 }
 
 void
@@ -329,6 +330,7 @@ ent_load_state(struct rsrv *s, struct shir_error *err)
 				for (c = e->ctls; c != NULL; c = c->next)
 					ctl_close(c, WS_CLOSE_GOING_AWAY, "hybrid connection deleted");
 			}
+			relay_sc_close_ent(e, "the integration runtime was deleted");
 			e->next = s->graveyard;
 			s->graveyard = e;
 			removed++;

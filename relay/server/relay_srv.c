@@ -716,6 +716,8 @@ rsrv_start(struct rsrv *s, struct shir_error *e)
 		return rc;
 	if ((rc = ent_load_state(s, e)) != 0)
 		return rc;
+	if ((rc = rjobs_start(s, e)) != 0)
+		return rc;
 	state_poll(-1, 0, s);
 	if (*s->conf->listen_tls) {
 		if ((rc = tls_ctx_build(s->conf, &s->ssl, e)) != 0)
@@ -741,9 +743,10 @@ rsrv_start(struct rsrv *s, struct shir_error *e)
 			    "(another process holds it, or the address is not this host's; change "
 			    "admin in the configuration file)", s->conf->admin,
 			    errno ? strerror(errno) : "bind failed");
-		evhttp_set_allowed_methods(s->admin, EVHTTP_REQ_GET);
+		evhttp_set_allowed_methods(s->admin, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
 		evhttp_set_cb(s->admin, "/metrics", admin_metrics, s);
 		evhttp_set_cb(s->admin, "/status", admin_status, s);
+		evhttp_set_gencb(s->admin, rjobs_admin, s);	/* /jobs... */
 		log_info("relay", "event=listening addr=%s admin=1", s->conf->admin);
 	}
 	s->state_poll = event_new(s->base, -1, EV_PERSIST, state_poll, s);
@@ -888,12 +891,14 @@ rsrv_shutdown(struct rsrv *s)
 		for (c = e->ctls; c != NULL; c = c->next)
 			ctl_close(c, WS_CLOSE_GOING_AWAY, "relay shutting down");
 	}
+	relay_sc_shutdown(s);
 	for (t = s->tunnels; t; t = t->next) {
 		if (t->snd && !t->snd_closed)
 			ws_close(t->snd, WS_CLOSE_GOING_AWAY, "relay shutting down");
 		if (t->lst && !t->lst_closed)
 			ws_close(t->lst, WS_CLOSE_GOING_AWAY, "relay shutting down");
 	}
+	rjobs_shutdown(s);
 	for (h = s->hconns; h; h = hn) {
 		hn = h->next;
 		if (h->st == H_HEAD)
@@ -929,6 +934,7 @@ rsrv_free(struct rsrv *s)
 		event_free(s->shutdown_timer);
 	while (s->hconns != NULL)
 		hconn_reap(-1, 0, s->hconns);
+	rjobs_free(s);
 	while (s->tunnels != NULL)
 		tunnel_reap(-1, 0, s->tunnels);
 	while ((e = s->ents) != NULL || (e = s->graveyard) != NULL) {
@@ -936,6 +942,7 @@ rsrv_free(struct rsrv *s)
 			s->ents = e->next;
 		else
 			s->graveyard = e->next;
+		relay_sc_free_ent(e);
 		while (e->ctls != NULL) {
 			struct ctl *c = e->ctls;
 

@@ -48,6 +48,8 @@ struct rsrv;
 struct ctl;
 struct hconn;
 struct tunnel;
+struct rjobs;
+struct jwait;
 
 /* A hybrid connection as the running relay sees it. */
 struct ent {
@@ -57,6 +59,9 @@ struct ent {
 	size_t nrules;
 	bool anonymous;
 	bool deleted;
+	bool self_contained;	/* senders' requests go over self-contained connections */
+	struct scconn *scs;	/* self-contained connections of its nodes (relay_sc.c) */
+	int nsc;
 	struct ctl *ctls;	/* control channels (listeners) */
 	int nctl;
 	uint64_t requests, accepts;
@@ -167,6 +172,19 @@ struct hconn {
 	struct timespec since;
 	bool peer_eof;		/* the sender half-closed while we owed it a response */
 	bool dead;
+	/* a request for the job queue (relay_jobs.c), answered by the relay */
+	bool jobs, jobs_started;
+	int jobs_op;
+	int jobs_filter;	/* GET /v1/jobs?state=: a state, or -1 */
+	char jobs_id[40];
+	struct jwait *jobs_wait;	/* a lease request waiting for a job */
+	/* self-contained mode (relay_sc.c) */
+	bool sc_mode;		/* this request goes over a self-contained connection */
+	struct scstream *sc;	/* its stream, while open */
+	bool sc_sent, sc_retried, sc_retry_pending, sc_queued;
+	bool sc_draining;	/* taken off the queue by sc_queue_drain */
+	const struct scconn *sc_exclude;	/* retry elsewhere than here (compared, never used) */
+	struct event *sc_wait;	/* queued: 503 when it fires */
 };
 
 /* Connection accounting (docs/relay.md "Connection budgets"): per source
@@ -272,6 +290,8 @@ struct rsrv {
 	char public_base[512];
 	time_t started;
 	struct tokcache tokens;
+	struct rjobs *jobs;	/* the copy-job queue (relay_jobs.c) */
+	long nscqueued;		/* senders waiting for a self-contained stream */
 };
 
 /* ---- across the files of relay/server/ ----------------------------------- */
@@ -367,5 +387,32 @@ void route_connect(struct rsrv *s, struct ws *ws, const struct http1_msg *req, s
 void route_rendezvous(struct rsrv *s, struct ws *ws, const struct http1_msg *req, const char *action,
     const char *query);
 extern const struct ws_callbacks RV_CB;
+/* the copy-job queue (relay_jobs.c, docs/copy.md) */
+int rjobs_start(struct rsrv *s, struct shir_error *e);
+void rjobs_free(struct rsrv *s);
+void rjobs_shutdown(struct rsrv *s);
+bool rjobs_path(const char *suffix);
+void rjobs_begin(struct hconn *h, const char *suffix, const char *query);
+int rjobs_body(struct hconn *h, const uint8_t *d, size_t n);
+void rjobs_request(struct hconn *h);
+void rjobs_forget(struct hconn *h);
+void rjobs_metrics(struct rsrv *s, struct evbuffer *b);
+void rjobs_status(struct rsrv *s, cJSON *o);
+void rjobs_admin(struct evhttp_request *req, void *arg);
+/* hconn_fail with a Retry-After header (seconds; 0 = none) */
+void hconn_fail_retry(struct hconn *h, int status, int retry_after, const char *msg);
+/* self-contained connections (relay_sc.c; docs/self-contained.md) */
+bool relay_sc_wants(const struct http1_msg *req);
+void relay_sc_adopt(struct hconn *h);
+void relay_sc_send(struct hconn *h);
+void relay_sc_detach(struct hconn *h);
+void relay_sc_unqueue(struct hconn *h);
+void relay_sc_writable(struct hconn *h);
+void relay_sc_set_mode(struct ent *e, bool on);
+void relay_sc_close_ent(struct ent *e, const char *why);
+void relay_sc_free_ent(struct ent *e);
+void relay_sc_shutdown(struct rsrv *s);
+void relay_sc_status(const struct ent *e, cJSON *o);
+void relay_sc_metrics(struct rsrv *s, struct evbuffer *out);
 
 #endif

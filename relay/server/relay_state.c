@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 
+#include "common/atomicfile.h"
 #include "relay/server/relay_state.h"
 
 #define STATE_MAX (16 * 1024 * 1024)
@@ -250,6 +251,8 @@ rstate_load(const char *path, struct rstate **out, struct shir_error *e)
 		en->ir = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "ir"));
 		en->anonymous_senders = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it,
 		    "anonymousSenders"));
+		en->self_contained = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it,
+		    "selfContained"));
 		r = cJSON_GetObjectItemCaseSensitive(it, "endpoint");
 		if (cJSON_IsString(r) && (en->endpoint = strdup(r->valuestring)) == NULL)
 			goto nomem;
@@ -310,6 +313,7 @@ rstate_save(const struct rstate *s, const char *path, struct shir_error *e)
 		    !cJSON_AddBoolToObject(o, "ir", en->ir) ||
 		    (en->endpoint && !cJSON_AddStringToObject(o, "endpoint", en->endpoint)) ||
 		    !cJSON_AddBoolToObject(o, "anonymousSenders", en->anonymous_senders) ||
+		    !cJSON_AddBoolToObject(o, "selfContained", en->self_contained) ||
 		    !cJSON_AddNumberToObject(o, "created", (double)en->created) ||
 		    (rules = cJSON_AddArrayToObject(o, "rules")) == NULL)
 			goto nomem;
@@ -340,6 +344,13 @@ rstate_save(const struct rstate *s, const char *path, struct shir_error *e)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		shir_error_set(e, SHIR_EIO, "cannot write %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	/* `shir-relay ir create` run as root keeps the file the service's
+	 * (the owner of /var/lib/shir-relay) */
+	if (atomicfile_adopt_owner(fd, path, e) != 0) {
+		close(fd);
+		unlink(tmp);
 		goto out;
 	}
 	{

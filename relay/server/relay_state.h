@@ -23,6 +23,7 @@ struct rstate_entity {
 	bool ir;		/* created by `ir create` */
 	char *endpoint;		/* the endpoint written into its keys */
 	bool anonymous_senders;
+	bool self_contained;	/* self-contained interactive authoring (docs/self-contained.md) */
 	int64_t created;
 	struct rstate_rule *rules;
 	size_t nrules;

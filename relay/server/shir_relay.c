@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/sdnotify.h"
 #include "relay/server/relay_conf.h"
+#include "relay/server/relay_jobsctl.h"
 #include "relay/server/relay_nodes.h"
 #include "relay/server/relay_srv.h"
 #include "relay/server/relay_state.h"
@@ -39,11 +40,14 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: shir-relay [-f FILE] [-t]                 run the relay (default %s/shir/shir-relay.conf)\n"
 	    "       shir-relay [-f FILE] ir create NAME [--endpoint wss://host:port] [--anonymous-senders]\n"
+	    "                                                  [--self-contained]\n"
+	    "       shir-relay [-f FILE] ir set NAME --self-contained on|off\n"
 	    "       shir-relay [-f FILE] ir list [--json]\n"
 	    "       shir-relay [-f FILE] ir keys NAME          (root: print its keys again)\n"
 	    "       shir-relay [-f FILE] ir regenerate-key NAME key1|key2|service\n"
 	    "       shir-relay [-f FILE] ir delete NAME\n"
 	    "       shir-relay [-f FILE] ir nodes NAME [--json]  (the nodes connected now; needs relay.admin)\n"
+	    "       shir-relay [-f FILE] jobs list [--state STATE] [--json] | show ID | cancel ID\n"
 	    "       shir-relay --version\n", SYSCONFDIR);
 }
 
@@ -233,7 +237,7 @@ ir_cmd(const char *path, int argc, char **argv)
 		const char *name = argv[1], *ep = NULL;
 		char buf[512], k1[45], k2[45], k3[45];
 		struct rstate_entity *en;
-		bool anon = false;
+		bool anon = false, selfc = false;
 		int i;
 
 		for (i = 2; i < argc; i++) {
@@ -241,6 +245,8 @@ ir_cmd(const char *path, int argc, char **argv)
 				ep = argv[++i];
 			else if (strcmp(argv[i], "--anonymous-senders") == 0)
 				anon = true;
+			else if (strcmp(argv[i], "--self-contained") == 0)
+				selfc = true;
 			else if (strncmp(argv[i], "--endpoint=", 11) == 0)
 				ep = argv[i] + 11;
 			else {
@@ -260,6 +266,7 @@ ir_cmd(const char *path, int argc, char **argv)
 		}
 		en->ir = true;
 		en->anonymous_senders = anon;
+		en->self_contained = selfc;
 		if ((en->endpoint = strdup(ep)) == NULL || sas_make_key(k1) || sas_make_key(k2) ||
 		    sas_make_key(k3) || rstate_add_rule(en, "node-key1", k1, SAS_LISTEN) ||
 		    rstate_add_rule(en, "node-key2", k2, SAS_LISTEN) ||
@@ -307,6 +314,7 @@ ir_cmd(const char *path, int argc, char **argv)
 				cJSON_AddBoolToObject(o, "ir", en->ir);
 				cJSON_AddStringToObject(o, "endpoint", en->endpoint ? en->endpoint : "");
 				cJSON_AddStringToObject(o, "rules", rules);
+				cJSON_AddBoolToObject(o, "selfContained", en->self_contained);
 			} else {
 				printf("%-24s %-8s %-34s %s\n", en->name, en->ir ? "yes" : "no",
 				    en->endpoint ? en->endpoint : "-", rules);
@@ -372,6 +380,28 @@ ir_cmd(const char *path, int argc, char **argv)
 		rc = print_key(strcmp(rule, "service-key") == 0 ? "Service key (Send):" :
 		    strcmp(rule, "node-key1") == 0 ? "Node key 1 (Listen):" : "Node key 2 (Listen):", en, rule);
 		goto out;
+	} else if (strcmp(sub, "set") == 0 && argc == 4 && strcmp(argv[2], "--self-contained") == 0) {
+		struct rstate_entity *en = rstate_find(st, argv[1]);
+		bool on = strcmp(argv[3], "on") == 0;
+
+		if (en == NULL) {
+			fprintf(stderr, "shir-relay: no integration runtime named %s (see: shir-relay ir list)\n",
+			    argv[1]);
+			goto out;
+		}
+		if (!on && strcmp(argv[3], "off") != 0) {
+			fprintf(stderr, "shir-relay: --self-contained takes on or off\n");
+			goto out;
+		}
+		en->self_contained = on;
+		if (rstate_save(st, c->state_file, &e) != 0) {
+			fprintf(stderr, "shir-relay: %s\n", e.msg);
+			goto out;
+		}
+		printf("Self-contained interactive authoring of %s is %s; a running relay tells its "
+		    "nodes within seconds.\n", en->name, on ? "on" : "off");
+		rc = 0;
+		goto out;
 	} else if (strcmp(sub, "delete") == 0 && argc == 2) {
 		if (rstate_remove(st, argv[1]) != 0) {
 			fprintf(stderr, "shir-relay: no integration runtime named %s (see: shir-relay ir list)\n",
@@ -424,6 +454,8 @@ main(int argc, char **argv)
 	if (i < argc) {
 		if (strcmp(argv[i], "ir") == 0)
 			return ir_cmd(path, argc - i - 1, argv + i + 1);
+		if (strcmp(argv[i], "jobs") == 0)
+			return relay_jobsctl(path, argc - i - 1, argv + i + 1);
 		usage(stderr);
 		return 2;
 	}

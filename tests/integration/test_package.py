@@ -150,7 +150,8 @@ def test_debian_packages(h):
               "./usr/share/man/man8/shird.8.gz", "./usr/share/man/man8/shirctl.8.gz",
               "./usr/share/man/man5/shird.conf.5.gz", "./etc/shir/shird.conf",
               "./etc/shir/diahost.exe.config", "./etc/shir/diawp.exe.config",
-              "./usr/lib/sysusers.d/shir-node.conf", "./usr/lib/tmpfiles.d/shir-node.conf"):
+              "./usr/lib/sysusers.d/shir-node.conf", "./usr/lib/tmpfiles.d/shir-node.conf",
+              "./usr/libexec/shir/shir-pac-helper"):
         check(f in contents, "shir-node lacks %s:\n%s", f, contents)
     contents = h.run(["dpkg-deb", "-c", relay_deb], check=0).stdout
     for f in ("./usr/sbin/shir-relay", "./lib/systemd/system/shir-relay.service",
@@ -202,10 +203,22 @@ def test_debian_packages(h):
           and "WatchdogSec=" in unit, "installed unit:\n%s", unit)
     r = h.run(["/usr/sbin/shird", "-t"], check=0)
     check("/etc/shir/shird.conf: configuration OK" in r.stdout, "shird -t: %r", r.stdout)
+    # the PAC sandbox is where shird looks for it, and confines itself there
+    r = h.run(["/usr/libexec/shir/shir-pac-helper", "--selftest"], check=None,
+              env={"SHIR_PAC_HELPER": ""})
+    check(r.returncode == 0, "the installed shir-pac-helper --selftest:\n%s%s", r.stdout, r.stderr)
     h.run(["/usr/sbin/shir-relay", "-t"], check=None)	# the sample needs a TLS key: any verdict
     r = h.run(["systemd-analyze", "verify", "/lib/systemd/system/shird.service",
                "/lib/systemd/system/shir-relay.service"], timeout=120)
     check(r.returncode == 0, "systemd-analyze verify failed:\n%s%s", r.stdout, r.stderr)
+
+    # `shir-relay ir create` as root (the README's first command) leaves the state
+    # file to the service's user
+    out = h.run(["/usr/sbin/shir-relay", "ir", "create", "pkg-ir"], check=0).stdout
+    check("IR@v1@" in out, "ir create printed:\n%s", out)
+    st = os.stat("/var/lib/shir-relay/state.json")
+    check(st.st_uid == pwd.getpwnam("shir-relay").pw_uid and st.st_mode & 0o777 == 0o600,
+          "/var/lib/shir-relay/state.json: uid %d mode %o", st.st_uid, st.st_mode & 0o777)
 
     # the installed shird as the installed user, with the installed paths
     os.chmod(h.tmp, 0o755)

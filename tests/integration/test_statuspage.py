@@ -325,5 +325,61 @@ def test_metrics_causes_proxy_kinds_and_credentials(h):
     stop_clean(p)
 
 
+@test
+def test_metrics_proxy_failure_kinds_with_squid(h):
+    """/metrics counts a 407 from a real squid as kind="auth" and its 403 as kind="denied"
+    (the labels the ShirProxyAuthFailing alert reads)"""
+    from squid import Squid
+    relay_port = free_port()	# nothing listens: squid refuses or asks first
+    hosts = {"relay.test": "127.0.0.1"}	# a loopback relay address is never proxied
+    sq = Squid(h, auth="basic", hosts=hosts)
+    sq_deny = Squid(h, deny_port=relay_port, hosts=hosts)
+    bad = h.write("bad.pw", "wrong-pw\n", mode=0o600)
+    key = h.write("node.key", "c2VjcmV0c2VjcmV0c2VjcmV0\n", mode=0o600)
+    for kind, proxy, user in (("auth", sq, "user = svc\npassword_file = %s\nauth = basic\n" % bad),
+                              ("denied", sq_deny, "")):
+        port = free_port()
+        conf, sock = shird_conf(h, name="node-" + kind,
+                                endpoint="wss://relay.test:%d" % relay_port, key_file=key,
+                                tail="[proxy]\nmode = custom\naddress = 127.0.0.1\nport = %d\n%s"
+                                "[admin]\nmetrics = 127.0.0.1:%d\n" % (proxy.port, user, port),
+                                fname="shird-%s.conf" % kind)
+        p = h.start("shird-" + kind, [h.bin("shird"), "-f", conf])
+        p.wait_log(r"event=listening what=metrics")
+        name = ('shird_channel_proxy_failures_total{channel="relay",replacing="0",kind="%s"}'
+                % kind)
+        last = {}
+
+        def counted():
+            last["body"] = http("http://127.0.0.1:%d/metrics" % port)[1]
+            return metric(last["body"], name) and last["body"]
+        try:
+            body = wait_until(counted, 20, "a proxy failure of kind " + kind)
+        except TestFailure as e:
+            raise TestFailure("%s; /metrics has:\n%s" % (e, "\n".join(
+                l for l in last.get("body", "").splitlines() if "proxy_failures" in l)))
+        others = [k for k in ("auth", "denied", "unreachable", "timeout")
+                  if k != kind and metric(body, name.replace('"%s"' % kind, '"%s"' % k))]
+        check(not others, "kind %s also counted as %s:\n%s", kind, others, body)
+        check("wrong-pw" not in body, "the proxy password in /metrics")
+        stop_clean(p)
+
+
+@test
+def test_prometheus_samples_load_and_alert(h):
+    """the sample scrape config and alert rules load in Prometheus's own promtool, and
+    the alerts fire when (and only when) they should: tests/prometheus/shird-alerts.test.yml"""
+    from shirtest import SRCDIR
+    promtool = h.require("promtool", "prometheus")
+    r = h.run([promtool, "check", "config",
+               os.path.join(SRCDIR, "conf", "prometheus", "prometheus-shird.yml")])
+    check(r.returncode == 0 and "SUCCESS" in r.stdout + r.stderr,
+          "promtool check config:\n%s%s", r.stdout, r.stderr)
+    r = h.run([promtool, "test", "rules",
+               os.path.join(SRCDIR, "tests", "prometheus", "shird-alerts.test.yml")])
+    check(r.returncode == 0 and "SUCCESS" in r.stdout + r.stderr,
+          "promtool test rules:\n%s%s", r.stdout, r.stderr)
+
+
 if __name__ == "__main__":
     main()

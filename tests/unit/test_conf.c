@@ -202,7 +202,7 @@ test_forwards(void **state)
 static void
 test_cross_key_checks(void **state)
 {
-	expect_error("[proxy]\nmode = custom\n", "proxy.mode is custom but proxy.address is not set");
+	expect_error("[proxy]\nmode = custom\n", "proxy.mode is custom but neither proxy.address nor proxy.pac_url is set");
 	expect_error("[security]\nallowed_folders = /srv:data\n", "data is not an absolute path");
 }
 

@@ -250,9 +250,10 @@ static const struct dcase cases[] = {
 	{ "bypassonlocal_only_no_address", "<defaultProxy><proxy bypassonlocal=\"true\"/>"
 	  "</defaultProxy>", NULL, { "https_proxy=http://envp:1" }, "https://x.example.com/",
 	  "DIRECT", "no proxy address" },
-	{ "autodetect_alone_fallback_direct", "<defaultProxy><proxy autoDetect=\"true\"/>"
-	  "</defaultProxy>", NULL, { "https_proxy=http://envp:1" }, "https://x.example.com/",
-	  "DIRECT", NULL },
+	{ "script_missing_file_fallback_direct", "<defaultProxy><proxy scriptLocation="
+	  "\"file:///nonexistent/shir-test.pac\"/></defaultProxy>", NULL,
+	  { "https_proxy=http://envp:1" }, "https://x.example.com/", "DIRECT",
+	  "PAC file:///nonexistent/shir-test.pac: " },
 	{ "autodetect_with_address_static", "<defaultProxy><proxy autoDetect=\"true\" "
 	  "proxyaddress=\"http://proxy.corp:8080\"/></defaultProxy>", NULL, { NULL },
 	  "https://x.example.com/", PROXY1, NULL },
@@ -761,10 +762,42 @@ test_pac_warnings(void **state)
 	char *f = write_config("pac.config", "<defaultProxy><proxy scriptLocation="
 	    "\"http://wpad/p.pac\"/></defaultProxy>");
 
+	cJSON *o;
+	char *txt;
+
 	assert_int_equal(proxy_config_load_dotnet_with(f, &si, &pc, &err), 0);
-	assert_non_null(strstr(proxy_config_warnings(pc), "scriptLocation is not evaluated yet"));
-	assert_non_null(strstr(proxy_config_warnings(pc), "DIRECT for every destination"));
+	assert_string_equal(proxy_config_warnings(pc), "");	/* PAC is used now */
+	o = cJSON_CreateObject();
+	proxy_config_describe(pc, o);
+	txt = cJSON_PrintUnformatted(o);
+	assert_non_null(strstr(txt, "\"scriptLocation\":\"http://wpad/p.pac\""));
+	assert_non_null(strstr(txt, "\"downloadTimeoutMs\":60000"));
+	assert_non_null(strstr(txt, "\"retryIntervalS\":600"));
+	free(txt);
+	cJSON_Delete(o);
 	proxy_config_unref(pc);
+	unlink(f);
+	free(f);
+	/* <webProxyScript> in <system.net><settings> sets the download limits */
+	f = write_config("pac.config", "<settings><webProxyScript downloadTimeout=\"00:00:07\" "
+	    "autoConfigUrlRetryInterval=\"45\"/></settings><defaultProxy><proxy "
+	    "scriptLocation=\"http://wpad/p.pac\"/></defaultProxy>");
+	assert_int_equal(proxy_config_load_dotnet_with(f, &si, &pc, &err), 0);
+	o = cJSON_CreateObject();
+	proxy_config_describe(pc, o);
+	txt = cJSON_PrintUnformatted(o);
+	assert_non_null(strstr(txt, "\"downloadTimeoutMs\":7000"));
+	assert_non_null(strstr(txt, "\"retryIntervalS\":45"));
+	free(txt);
+	cJSON_Delete(o);
+	proxy_config_unref(pc);
+	unlink(f);
+	free(f);
+	f = write_config("pac.config", "<settings><webProxyScript downloadTimeout=\"soon\"/>"
+	    "</settings><defaultProxy/>");
+	assert_int_not_equal(proxy_config_load_dotnet_with(f, &si, &pc, &err), 0);
+	assert_non_null(strstr(err.msg, "<webProxyScript downloadTimeout="));
+	assert_non_null(strstr(err.msg, "not a time span"));
 	unlink(f);
 	free(f);
 	f = write_config("pac.config", "<defaultProxy><proxy autoDetect=\"true\" "

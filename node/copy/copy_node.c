@@ -1,0 +1,1316 @@
+/* copy_node: see copy_node.h. Two halves:
+ *
+ * - the loop thread speaks to the relay's queue with libcurl's multi_socket
+ *   API on the node's event base: one long-poll lease request at a time
+ *   while fewer than copy_jobs run, a heartbeat per running job, then its
+ *   complete or fail;
+ * - each job runs on a thread of its own (at most copy_jobs), never on the
+ *   authoring pool, so interactive authoring keeps its workers whatever the
+ *   copies do. The thread reads the source, writes the sink, and counts rows
+ *   and bytes in atomics the heartbeat reads; when it ends it wakes the loop
+ *   (event_active, the one libevent call it makes).
+ *
+ * What is built: FileSystem DelimitedText sources (the policy of a preview:
+ * allowed folders, path validation) to a FileSystem sink inside the node's
+ * writable folders, as DelimitedText, JSON Lines or Parquet. The file is
+ * written under a temporary name and renamed when whole, so a job that is
+ * interrupted and leased again never leaves a partial or a doubled file. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "common/atomicfile.h"
+#include "common/log.h"
+#include "node/admin/admin_node.h"
+#include "node/admin/registration.h"
+#include "node/api.h"
+#include "node/authoring/auth_ctx.h"
+#include "node/authoring/csv_reader.h"
+#include "node/conf.h"
+#include "node/copy/copy_node.h"
+#include "node/copy/parquet.h"
+#include "node/node.h"
+#include "node/proxy_node.h"
+#include "proxy/proxy.h"
+#include "relay/sas.h"
+
+#define LEASE_WAIT 25		/* seconds a lease request waits at the relay */
+#define VISIBILITY 30		/* seconds of a lease */
+#define HEARTBEAT 10		/* seconds between heartbeats */
+#define RESP_MAX (1024 * 1024)	/* bytes of a queue answer */
+#define READ_CHUNK 65536
+
+struct copyd;
+
+/* One HTTP request to the relay's queue. */
+struct creq {
+	struct creq *next;
+	struct copyd *d;
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char *body;
+	char *resp;
+	size_t rlen;
+	bool over;
+	void (*done)(struct creq *r, CURLcode rc, long status);
+	void *arg;
+	char err[CURL_ERROR_SIZE];
+};
+
+struct csock {
+	struct csock *next;
+	struct copyd *d;
+	curl_socket_t fd;
+	struct event *ev;
+};
+
+struct cjob {
+	struct cjob *next;
+	struct copyd *d;
+	char id[40], lease_id[40];
+	int dequeue_count;
+	time_t since;
+	cJSON *spec;
+	pthread_t th;
+	bool started;
+	atomic_int stop;
+	atomic_ullong rows, bytes;
+	struct event *done_ev, *hb;
+	bool lost;			/* the relay said LeaseLost or JobCancelled */
+	bool reporting;
+	struct timespec t0;
+	/* written by the thread before it signals */
+	int failed;			/* 0 ok, 1 failed */
+	bool retryable;
+	char code[64];
+	char msg[1024];
+	cJSON *result;
+	/* the policy, copied on the loop thread */
+	char *allowed, *writable;
+	bool validation;
+};
+
+struct copyd {
+	struct node *n;
+	time_t since;
+	struct event_base *base;
+	CURLM *multi;
+	struct event *curl_timer, *check_ev, *lease_timer;
+	struct csock *socks;
+	struct creq *reqs;
+	struct cjob *jobs;
+	int running, max;
+	bool leasing, stopping;
+	char base_url[600];		/* http(s)://host:port/hc/v1/jobs */
+	char *audience, *key_name, *key, *ca_file;
+	char node_name[128];
+};
+
+static struct copyd *the_copyd;
+
+/* ---- libcurl on the event loop -------------------------------------------------- */
+
+static void check_done(struct copyd *d);
+
+static void
+sock_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct csock *cs = arg;
+	struct copyd *d = cs->d;
+	int running, act = 0;
+
+	if (what & EV_READ)
+		act |= CURL_CSELECT_IN;
+	if (what & EV_WRITE)
+		act |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(d->multi, fd, act, &running);
+	check_done(d);
+}
+
+static void
+sock_free(struct copyd *d, struct csock *cs)
+{
+	struct csock **pp;
+
+	for (pp = &d->socks; *pp; pp = &(*pp)->next)
+		if (*pp == cs) {
+			*pp = cs->next;
+			break;
+		}
+	if (cs->ev)
+		event_free(cs->ev);
+	free(cs);
+}
+
+static int
+socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct copyd *d = userp;
+	struct csock *cs = socketp;
+	short kind = EV_PERSIST;
+
+	(void)e;
+	if (what == CURL_POLL_REMOVE) {
+		if (cs != NULL) {
+			curl_multi_assign(d->multi, s, NULL);
+			sock_free(d, cs);
+		}
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		kind |= EV_READ;
+	if (what & CURL_POLL_OUT)
+		kind |= EV_WRITE;
+	if (cs == NULL) {
+		if ((cs = calloc(1, sizeof *cs)) == NULL)
+			return -1;
+		cs->d = d;
+		cs->fd = s;
+		cs->next = d->socks;
+		d->socks = cs;
+		curl_multi_assign(d->multi, s, cs);
+	} else if (cs->ev != NULL) {
+		event_free(cs->ev);
+		cs->ev = NULL;
+	}
+	cs->ev = event_new(d->base, s, kind, sock_event, cs);
+	if (cs->ev == NULL || event_add(cs->ev, NULL) != 0)
+		return -1;
+	return 0;
+}
+
+static void
+curl_timer_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct copyd *d = arg;
+	int running;
+
+	(void)fd;
+	(void)what;
+	curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(d);
+}
+
+static int
+timer_cb(CURLM *m, long ms, void *userp)
+{
+	struct copyd *d = userp;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	(void)m;
+	if (ms < 0)
+		evtimer_del(d->curl_timer);
+	else
+		evtimer_add(d->curl_timer, &tv);
+	return 0;
+}
+
+static void
+req_free(struct copyd *d, struct creq *r)
+{
+	struct creq **pp;
+
+	for (pp = &d->reqs; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	if (r->easy) {
+		curl_multi_remove_handle(d->multi, r->easy);
+		curl_easy_cleanup(r->easy);
+	}
+	curl_slist_free_all(r->hdrs);
+	free(r->body);
+	free(r->resp);
+	free(r);
+}
+
+/* Finished transfers are handled from a zero-delay event: never inside
+ * curl's callbacks. */
+static void
+check_done(struct copyd *d)
+{
+	event_active(d->check_ev, 0, 0);
+}
+
+static void
+check_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct copyd *d = arg;
+	CURLMsg *m;
+	int left;
+
+	(void)fd;
+	(void)what;
+	while ((m = curl_multi_info_read(d->multi, &left)) != NULL) {
+		struct creq *r = NULL;
+		long status = 0;
+		CURLcode rc;
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		rc = m->data.result;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+		if (r == NULL)
+			continue;
+		r->done(r, rc, status);
+		req_free(d, r);
+	}
+}
+
+static size_t
+on_body(char *p, size_t sz, size_t nm, void *arg)
+{
+	struct creq *r = arg;
+	size_t n = sz * nm;
+	char *b;
+
+	if (r->rlen + n > RESP_MAX) {
+		r->over = true;
+		return 0;
+	}
+	b = realloc(r->resp, r->rlen + n + 1);
+	if (b == NULL)
+		return 0;
+	memcpy(b + r->rlen, p, n);
+	r->resp = b;
+	r->rlen += n;
+	r->resp[r->rlen] = '\0';
+	return n;
+}
+
+/* POST {base_url}{path} with a JSON body, through the node's proxy decision. */
+static int
+queue_post(struct copyd *d, const char *path, cJSON *body, long timeout_s,
+    void (*done)(struct creq *, CURLcode, long), void *arg)
+{
+	struct creq *r = calloc(1, sizeof *r);
+	char url[800], *tok = NULL, *auth = NULL;
+	struct proxy_config *pc = proxy_node_current(d->n);
+	struct proxy_decision dec;
+
+	if (r == NULL)
+		return SHIR_ENOMEM;
+	r->d = d;
+	r->done = done;
+	r->arg = arg;
+	snprintf(url, sizeof url, "%s%s", d->base_url, path);
+	r->body = cJSON_PrintUnformatted(body);
+	r->easy = curl_easy_init();
+	if (r->body == NULL || r->easy == NULL ||
+	    sas_token_build(d->audience, d->key_name, d->key, (int64_t)time(NULL) + 3600, &tok) != 0 ||
+	    asprintf(&auth, "ServiceBusAuthorization: %s", tok) < 0) {
+		free(tok);
+		req_free(d, r);
+		return SHIR_ENOMEM;
+	}
+	free(tok);
+	r->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+	r->hdrs = curl_slist_append(r->hdrs, auth);
+	free(auth);
+	curl_easy_setopt(r->easy, CURLOPT_URL, url);
+	curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body);
+	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->hdrs);
+	curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->err);
+	curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT, 15L);
+	curl_easy_setopt(r->easy, CURLOPT_TIMEOUT, timeout_s);
+	curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (d->ca_file)
+		curl_easy_setopt(r->easy, CURLOPT_CAINFO, d->ca_file);
+	curl_easy_setopt(r->easy, CURLOPT_NOPROXY, "");
+	/* the node's proxy decision, as for its control channels (the first
+	 * proxy of the list; libcurl copies what it needs) */
+	if (pc != NULL && proxy_decide(pc, url, &dec) == 0 && !dec.direct && dec.nproxies > 0)
+		proxy_curl_setup(pc, r->easy, dec.proxies[0]);
+	else
+		curl_easy_setopt(r->easy, CURLOPT_PROXY, "");
+	proxy_config_unref(pc);
+	r->next = d->reqs;
+	d->reqs = r;
+	if (curl_multi_add_handle(d->multi, r->easy) != CURLM_OK) {
+		req_free(d, r);
+		return SHIR_EINTERNAL;
+	}
+	return 0;
+}
+
+static cJSON *
+resp_json(const struct creq *r)
+{
+	return r->resp ? cJSON_ParseWithLength(r->resp, r->rlen) : NULL;
+}
+
+static const char *
+resp_code(cJSON *o)
+{
+	const char *c = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(o, "error"), "code"));
+
+	return c ? c : "-";
+}
+
+/* ---- the copy itself (on the job's thread) ------------------------------------- */
+
+struct out {
+	int fd;
+	EVP_MD_CTX *md;
+	unsigned long long bytes;
+	struct cjob *j;
+	char buf[READ_CHUNK];
+	size_t n;
+};
+
+static int
+out_flush(struct out *o)
+{
+	size_t off = 0;
+
+	EVP_DigestUpdate(o->md, o->buf, o->n);	/* hashed a buffer at a time, not per cell */
+	while (off < o->n) {
+		ssize_t w = write(o->fd, o->buf + off, o->n - off);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		off += (size_t)w;
+	}
+	o->n = 0;
+	return 0;
+}
+
+static int
+out_write(void *arg, const void *d, size_t n)
+{
+	struct out *o = arg;
+	const char *p = d;
+
+	o->bytes += n;
+	atomic_store(&o->j->bytes, o->bytes);
+	while (n > 0) {
+		size_t k = sizeof o->buf - o->n < n ? sizeof o->buf - o->n : n;
+
+		memcpy(o->buf + o->n, p, k);
+		o->n += k;
+		p += k;
+		n -= k;
+		if (o->n == sizeof o->buf && out_flush(o) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+enum fmt { F_CSV, F_JSONL, F_PARQUET };
+
+struct copyrun {
+	struct cjob *j;
+	enum fmt fmt;
+	char odelim, oquote;
+	bool oheader;
+	bool iheader;
+	struct out *o;
+	struct parquet_writer *pw;
+	char **names;
+	size_t ncols;
+	bool have_cols;
+	unsigned long long rows;
+	struct shir_error e;
+	bool failed;
+};
+
+static int
+fail_job(struct cjob *j, const char *code, bool retryable, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int
+fail_job(struct cjob *j, const char *code, bool retryable, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (j->failed)
+		return -1;
+	j->failed = 1;
+	j->retryable = retryable;
+	snprintf(j->code, sizeof j->code, "%s", code);
+	va_start(ap, fmt);
+	vsnprintf(j->msg, sizeof j->msg, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static void
+csv_cell(struct copyrun *c, const char *s, size_t n)
+{
+	bool q = c->oquote && (memchr(s, c->odelim, n) || memchr(s, c->oquote, n) ||
+	    memchr(s, '\n', n) || memchr(s, '\r', n));
+	size_t i, st = 0;
+
+	if (!q) {
+		out_write(c->o, s, n);
+		return;
+	}
+	out_write(c->o, &c->oquote, 1);
+	for (i = 0; i < n; i++)
+		if (s[i] == c->oquote) {
+			out_write(c->o, s + st, i + 1 - st);
+			out_write(c->o, &c->oquote, 1);
+			st = i + 1;
+		}
+	out_write(c->o, s + st, n - st);
+	out_write(c->o, &c->oquote, 1);
+}
+
+static void
+json_str(struct copyrun *c, const char *s, size_t n)
+{
+	size_t i, st = 0;
+	char esc[8];
+
+	out_write(c->o, "\"", 1);
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch >= 0x20 && ch != '"' && ch != '\\')
+			continue;
+		out_write(c->o, s + st, i - st);
+		if (ch == '"' || ch == '\\')
+			snprintf(esc, sizeof esc, "\\%c", ch);
+		else if (ch == '\n')
+			snprintf(esc, sizeof esc, "\\n");
+		else
+			snprintf(esc, sizeof esc, "\\u%04x", ch);
+		out_write(c->o, esc, strlen(esc));
+		st = i + 1;
+	}
+	out_write(c->o, s + st, n - st);
+	out_write(c->o, "\"", 1);
+}
+
+static int
+start_columns(struct copyrun *c, const struct csv_field *f, size_t n, bool from_header)
+{
+	size_t i;
+
+	c->names = calloc(n, sizeof *c->names);
+	if (c->names == NULL)
+		return -1;
+	c->ncols = n;
+	for (i = 0; i < n; i++) {
+		char tmp[32];
+
+		snprintf(tmp, sizeof tmp, "Prop_%zu", i);
+		c->names[i] = strdup(from_header ? f[i].data : tmp);
+		if (c->names[i] == NULL)
+			return -1;
+	}
+	c->have_cols = true;
+	if (c->fmt == F_PARQUET) {
+		struct parquet_column *pc = calloc(n, sizeof *pc);
+
+		if (pc == NULL)
+			return -1;
+		for (i = 0; i < n; i++) {
+			pc[i].name = c->names[i];
+			pc[i].type = "String";
+			pc[i].nullable = true;
+		}
+		c->pw = parquet_writer_new(pc, (int)n, PARQUET_SNAPPY, PARQUET_ROW_GROUP_DEFAULT,
+		    out_write, c->o, &c->e);
+		free(pc);
+		if (c->pw == NULL)
+			return fail_job(c->j, "InvalidRequest", false, "%s", c->e.msg);
+	} else if (c->fmt == F_CSV && c->oheader) {
+		for (i = 0; i < n; i++) {
+			if (i)
+				out_write(c->o, &c->odelim, 1);
+			csv_cell(c, c->names[i], strlen(c->names[i]));
+		}
+		out_write(c->o, "\n", 1);
+	}
+	return 0;
+}
+
+static int
+on_record(void *arg, const struct csv_field *f, size_t n)
+{
+	struct copyrun *c = arg;
+	size_t i;
+
+	if (atomic_load(&c->j->stop))
+		return 1;
+	if (!c->have_cols) {
+		if (start_columns(c, f, n, c->iheader) != 0) {
+			c->failed = true;
+			return 1;
+		}
+		if (c->iheader)
+			return 0;
+	}
+	if (n != c->ncols) {
+		fail_job(c->j, "StoreError", false, "row %llu has %zu fields where the first row has %zu",
+		    c->rows + 1, n, c->ncols);
+		c->failed = true;
+		return 1;
+	}
+	for (i = 0; i < n; i++) {
+		if (f[i].truncated) {
+			fail_job(c->j, "StoreError", false, "row %llu: a field is longer than 16 MiB",
+			    c->rows + 1);
+			c->failed = true;
+			return 1;
+		}
+		switch (c->fmt) {
+		case F_CSV:
+			if (i)
+				out_write(c->o, &c->odelim, 1);
+			csv_cell(c, f[i].data, f[i].len);
+			break;
+		case F_JSONL:
+			out_write(c->o, i ? "," : "{", 1);
+			json_str(c, c->names[i], strlen(c->names[i]));
+			out_write(c->o, ":", 1);
+			json_str(c, f[i].data, f[i].len);
+			break;
+		case F_PARQUET:
+			if (parquet_text(c->pw, f[i].data, f[i].len, &c->e) != 0) {
+				fail_job(c->j, "StoreError", false, "%s", c->e.msg);
+				c->failed = true;
+				return 1;
+			}
+			break;
+		}
+	}
+	if (c->fmt == F_CSV)
+		out_write(c->o, "\n", 1);
+	else if (c->fmt == F_JSONL)
+		out_write(c->o, "}\n", 2);
+	else if (parquet_end_row(c->pw, &c->e) != 0) {
+		fail_job(c->j, "StoreError", false, "%s", c->e.msg);
+		c->failed = true;
+		return 1;
+	}
+	c->rows++;
+	atomic_store(&c->j->rows, c->rows);
+	return 0;
+}
+
+static const char *
+str(const cJSON *o, const char *k, const char *def)
+{
+	const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+
+	return v ? v : def;
+}
+
+static bool
+flag(const cJSON *o, const char *k, bool def)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	return cJSON_IsBool(v) ? cJSON_IsTrue(v) : def;
+}
+
+/* A path checked by the node's policy (auth_check_local_path), with its
+ * failure turned into the job's. */
+static char *
+checked_path(struct cjob *j, const char *what, const char *path, bool validation, const char *folders)
+{
+	struct auth_ctx ac;
+	char *real = NULL;
+
+	memset(&ac, 0, sizeof ac);
+	ac.policy.path_validation = validation;
+	ac.policy.allowed_folders = (char *)folders;
+	if (auth_check_local_path(&ac, what, path, &real) != 0) {
+		fail_job(j, auth_code_name(ac.code), false, "%s", ac.msg);
+		return NULL;
+	}
+	return real;
+}
+
+/* An earlier attempt of this job that died (the node killed, the lease
+ * expired) left its temporary file: it goes, the new attempt starts over. */
+static void
+remove_stale_parts(const char *dir, const char *name, const char *id)
+{
+	DIR *dd = opendir(dir);
+	struct dirent *de;
+	char prefix[400];
+	size_t pl;
+
+	if (dd == NULL)
+		return;
+	pl = (size_t)snprintf(prefix, sizeof prefix, ".%s.%s.", name, id);
+	while ((de = readdir(dd)) != NULL) {
+		size_t l = strlen(de->d_name);
+
+		if (pl < sizeof prefix && strncmp(de->d_name, prefix, pl) == 0 && l > 5 &&
+		    strcmp(de->d_name + l - 5, ".part") == 0 && unlinkat(dirfd(dd), de->d_name, 0) == 0)
+			log_info("copy", "event=job.stale_part_removed job=%s file=%s", id,
+			    log_q(de->d_name));
+	}
+	closedir(dd);
+}
+
+static void
+hex(const unsigned char *d, size_t n, char *out)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void
+run_copy(struct cjob *j)
+{
+	const cJSON *src = cJSON_GetObjectItemCaseSensitive(j->spec, "source");
+	const cJSON *ls = cJSON_GetObjectItemCaseSensitive(src, "linkedService");
+	const cJSON *lp = cJSON_GetObjectItemCaseSensitive(ls, "properties");
+	const cJSON *ds = cJSON_GetObjectItemCaseSensitive(src, "dataset");
+	const cJSON *sink = cJSON_GetObjectItemCaseSensitive(j->spec, "sink");
+	const cJSON *fm = cJSON_GetObjectItemCaseSensitive(j->spec, "format");
+	const char *ft = str(fm, "type", ""), *root = str(lp, "root", NULL);
+	const char *rel = str(ds, "path", NULL), *folder = str(sink, "folder", NULL);
+	const char *opath = str(sink, "path", NULL);
+	char *srcreal = NULL, *dirreal = NULL, *path = NULL, *final = NULL, *tmp = NULL;
+	struct copyrun c;
+	struct out *o = NULL;
+	struct csv_reader *rd = NULL;
+	int fd = -1, in = -1;
+	char buf[READ_CHUNK], md[65];
+	unsigned char dg[EVP_MAX_MD_SIZE];
+	unsigned dl = 0;
+	const char *idelim = str(ds, "columnDelimiter", ","), *iquote = str(ds, "quoteChar", "\"");
+	struct shir_error fe;
+
+	memset(&c, 0, sizeof c);
+	c.j = j;
+	if (strcmp(str(ls, "type", ""), "FileSystem") != 0 ||
+	    strcmp(str(ds, "type", ""), "DelimitedText") != 0) {
+		fail_job(j, "UnsupportedStoreType", false, "this node copies FileSystem DelimitedText "
+		    "sources so far (got %s %s)", str(ls, "type", "?"), str(ds, "type", "?"));
+		goto out;
+	}
+	if (strcmp(str(sink, "type", ""), "FileSystem") != 0) {
+		fail_job(j, "UnsupportedStoreType", false, "this node writes to FileSystem sinks so far "
+		    "(got %s)", str(sink, "type", "?"));
+		goto out;
+	}
+	c.fmt = strcmp(ft, "DelimitedText") == 0 ? F_CSV : strcmp(ft, "JsonLines") == 0 ? F_JSONL :
+	    F_PARQUET;
+	if (root == NULL || rel == NULL || folder == NULL || opath == NULL || *opath == '\0' ||
+	    opath[0] == '/' || strlen(idelim) != 1 || strlen(iquote) > 1) {
+		fail_job(j, "InvalidRequest", false, "the job needs source.linkedService.properties.root, "
+		    "source.dataset.path, sink.folder and a relative sink.path (one-character "
+		    "columnDelimiter and quoteChar)");
+		goto out;
+	}
+	c.odelim = str(fm, "columnDelimiter", ",")[0] ? str(fm, "columnDelimiter", ",")[0] : ',';
+	c.oquote = str(fm, "quoteChar", "\"")[0];
+	c.oheader = flag(fm, "firstRowAsHeader", true);
+	c.iheader = flag(ds, "firstRowAsHeader", true);
+	/* the source: the policy of a preview */
+	if (asprintf(&path, "%s/%s", root, rel) < 0) {
+		path = NULL;
+		goto nomem;
+	}
+	if ((srcreal = checked_path(j, "dataset path", path, j->validation, j->allowed)) == NULL)
+		goto out;
+	/* the sink: inside the writable folders, always checked */
+	free(path);
+	if (asprintf(&path, "%s/%s", folder, opath) < 0) {
+		path = NULL;
+		goto nomem;
+	}
+	if (strchr(opath, '/') != NULL || opath[0] == '.' || strlen(opath) > 200 ||
+	    strcspn(opath, "\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r") != strlen(opath)) {
+		fail_job(j, "PathNotAllowed", false, "sink.path must be a file name in sink.folder (no "
+		    "'/', not starting with '.', at most 200 bytes)");
+		goto out;
+	}
+	if (!*j->writable) {
+		fail_job(j, "PathNotAllowed", false, "this node allows no writes: its admin sets "
+		    "security.writable_folders to let copy jobs write files");
+		goto out;
+	}
+	if ((dirreal = checked_path(j, "sink.folder", folder, true, j->writable)) == NULL)
+		goto out;
+	if (asprintf(&final, "%s/%s", dirreal, opath) < 0 ||
+	    asprintf(&tmp, "%s/.%s.%s.%s.part", dirreal, opath, j->id, j->lease_id) < 0) {
+		final = tmp = NULL;
+		goto nomem;
+	}
+	remove_stale_parts(dirreal, opath, j->id);
+	in = open(srcreal, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		fail_job(j, "NotFound", false, "cannot open %s: %s", rel, strerror(errno));
+		goto out;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd < 0) {
+		fail_job(j, "StoreError", false, "cannot create %s in the sink folder: %s", opath,
+		    strerror(errno));
+		goto out;
+	}
+	o = calloc(1, sizeof *o);
+	rd = csv_reader_new(idelim[0], iquote[0], 16 * 1024 * 1024, AUTH_COLUMNS_MAX);
+	if (o == NULL || rd == NULL || (o->md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(o->md, EVP_sha256(), NULL) != 1)
+		goto nomem;
+	o->fd = fd;
+	o->j = j;
+	c.o = o;
+	for (;;) {
+		ssize_t r = read(in, buf, sizeof buf);
+		enum csv_status cs;
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			fail_job(j, "StoreError", true, "reading %s: %s", rel, strerror(errno));
+			goto out;
+		}
+		cs = r == 0 ? csv_reader_finish(rd, on_record, &c) :
+		    csv_reader_feed(rd, buf, (size_t)r, on_record, &c);
+		if (c.failed || j->failed)
+			goto out;
+		if (atomic_load(&j->stop)) {
+			fail_job(j, "Stopped", true, "the job was stopped");
+			goto out;
+		}
+		if (cs == CSV_ERROR) {
+			fail_job(j, "StoreError", false, "%s is not valid delimited text: %s", rel,
+			    csv_reader_error(rd));
+			goto out;
+		}
+		if (r == 0)
+			break;
+	}
+	if (!c.have_cols && c.fmt == F_PARQUET) {
+		fail_job(j, "StoreError", false, "%s has no rows to give Parquet a schema", rel);
+		goto out;
+	}
+	if (c.pw != NULL && parquet_finish(c.pw, &c.e) != 0) {
+		fail_job(j, "StoreError", false, "%s", c.e.msg);
+		goto out;
+	}
+	if (out_flush(o) != 0 || fsync(fd) != 0) {
+		fail_job(j, "StoreError", true, "writing %s: %s", opath, strerror(errno));
+		goto out;
+	}
+	close(fd);
+	fd = -1;
+	/* commit: the whole file appears under its name, or nothing does */
+	if (rename(tmp, final) != 0 || atomicfile_fsync_dir(final, &fe) != 0) {
+		fail_job(j, "StoreError", true, "committing %s: %s", opath, strerror(errno));
+		goto out;
+	}
+	free(tmp);
+	tmp = NULL;
+	EVP_DigestFinal_ex(o->md, dg, &dl);
+	hex(dg, dl, md);
+	{
+		struct timespec t1;
+		cJSON *files;
+
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		j->result = cJSON_CreateObject();
+		cJSON_AddNumberToObject(j->result, "rowsRead", (double)c.rows);
+		cJSON_AddNumberToObject(j->result, "rowsWritten", (double)c.rows);
+		cJSON_AddNumberToObject(j->result, "bytesWritten", (double)o->bytes);
+		cJSON_AddNumberToObject(j->result, "durationMs", (double)((t1.tv_sec - j->t0.tv_sec) *
+		    1000 + (t1.tv_nsec - j->t0.tv_nsec) / 1000000));
+		files = cJSON_AddArrayToObject(j->result, "files");
+		{
+			cJSON *f = cJSON_CreateObject();
+
+			cJSON_AddStringToObject(f, "path", opath);
+			cJSON_AddNumberToObject(f, "bytes", (double)o->bytes);
+			cJSON_AddStringToObject(f, "sha256", md);
+			cJSON_AddItemToArray(files, f);
+		}
+	}
+	goto out;
+nomem:
+	fail_job(j, "Internal", true, "out of memory");
+out:
+	if (fd >= 0)
+		close(fd);
+	if (in >= 0)
+		close(in);
+	if (tmp != NULL)
+		unlink(tmp);
+	if (o != NULL) {
+		EVP_MD_CTX_free(o->md);
+		free(o);
+	}
+	if (c.names) {
+		size_t i;
+
+		for (i = 0; i < c.ncols; i++)
+			free(c.names[i]);
+		free(c.names);
+	}
+	parquet_writer_free(c.pw);
+	csv_reader_free(rd);
+	free(srcreal);
+	free(dirreal);
+	free(path);
+	free(final);
+	free(tmp);
+}
+
+static void *
+job_thread(void *arg)
+{
+	struct cjob *j = arg;
+
+	run_copy(j);
+	event_active(j->done_ev, 0, 0);
+	return NULL;
+}
+
+/* ---- jobs on the loop ---------------------------------------------------------- */
+
+static void lease(struct copyd *d);
+
+static void
+job_free(struct copyd *d, struct cjob *j)
+{
+	struct cjob **pp;
+
+	struct creq *r;
+
+	for (pp = &d->jobs; *pp; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			break;
+		}
+	for (r = d->reqs; r != NULL; r = r->next)	/* a heartbeat still under way */
+		if (r->arg == j)
+			r->arg = NULL;
+	if (j->hb)
+		event_free(j->hb);
+	if (j->done_ev)
+		event_free(j->done_ev);
+	cJSON_Delete(j->spec);
+	cJSON_Delete(j->result);
+	free(j->allowed);
+	free(j->writable);
+	free(j);
+}
+
+static cJSON *
+progress(struct cjob *j)
+{
+	cJSON *p = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(p, "rowsRead", (double)atomic_load(&j->rows));
+	cJSON_AddNumberToObject(p, "bytesWritten", (double)atomic_load(&j->bytes));
+	return p;
+}
+
+static void
+report_done(struct creq *r, CURLcode rc, long status)
+{
+	struct cjob *j = r->arg;
+	struct copyd *d = r->d;
+
+	if (rc != CURLE_OK || (status >= 500 && status != 501)) {
+		/* the relay may have it or not: the lease decides; log and let it expire
+		 * if it did not (the job runs again, the commit is idempotent) */
+		log_warn("copy", "event=job.report_failed job=%s status=%ld error=%s", j->id, status,
+		    log_q(rc != CURLE_OK ? r->err : "relay error"));
+	} else {
+		cJSON *o = resp_json(r);
+
+		log_info("copy", "event=job.reported job=%s status=%ld state=%s", j->id, status,
+		    log_q(str(o, "state", resp_code(o))));
+		cJSON_Delete(o);
+	}
+	d->running--;
+	job_free(d, j);
+	lease(d);
+}
+
+static void
+job_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct cjob *j = arg;
+	struct copyd *d = j->d;
+	cJSON *b;
+	char path[128];
+
+	(void)fd;
+	(void)what;
+	if (j->started)
+		pthread_join(j->th, NULL);
+	j->started = false;
+	evtimer_del(j->hb);
+	if (j->lost || d->stopping) {
+		log_info("copy", "event=job.abandoned job=%s why=%s", j->id,
+		    j->lost ? "the relay took the lease back" : "shutting down");
+		d->running--;
+		job_free(d, j);
+		lease(d);
+		return;
+	}
+	b = cJSON_CreateObject();
+	cJSON_AddStringToObject(b, "leaseId", j->lease_id);
+	cJSON_AddItemToObject(b, "progress", progress(j));
+	if (!j->failed) {
+		cJSON_AddItemToObject(b, "result", j->result);
+		j->result = NULL;
+		snprintf(path, sizeof path, "/%s/complete", j->id);
+		log_info("copy", "event=job.succeeded job=%s rows=%llu bytes=%llu", j->id,
+		    (unsigned long long)atomic_load(&j->rows), (unsigned long long)atomic_load(&j->bytes));
+	} else {
+		cJSON *e = cJSON_AddObjectToObject(b, "error");
+
+		cJSON_AddStringToObject(e, "code", j->code);
+		cJSON_AddStringToObject(e, "message", j->msg);
+		cJSON_AddBoolToObject(b, "retryable", j->retryable);
+		snprintf(path, sizeof path, "/%s/fail", j->id);
+		log_info("copy", "event=job.failed job=%s code=%s retryable=%d why=%s", j->id,
+		    j->code, j->retryable, log_q(j->msg));
+	}
+	if (queue_post(d, path, b, 30, report_done, j) != 0) {
+		d->running--;
+		job_free(d, j);
+		lease(d);
+	}
+	cJSON_Delete(b);
+}
+
+static void
+hb_done(struct creq *r, CURLcode rc, long status)
+{
+	struct cjob *j = r->arg;
+
+	if (j == NULL)		/* the job ended meanwhile */
+		return;
+	if (rc == CURLE_OK && status == 409) {
+		cJSON *o = resp_json(r);
+
+		log_info("copy", "event=job.stop job=%s why=%s", j->id, log_q(resp_code(o)));
+		cJSON_Delete(o);
+		j->lost = true;
+		atomic_store(&j->stop, 1);
+	} else if (rc != CURLE_OK || status != 200) {
+		log_warn("copy", "event=job.heartbeat_failed job=%s status=%ld error=%s", j->id, status,
+		    log_q(rc != CURLE_OK ? r->err : "relay error"));
+	}
+	j->reporting = false;
+}
+
+static void
+heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+	struct cjob *j = arg;
+	cJSON *b;
+	char path[128];
+
+	(void)fd;
+	(void)what;
+	if (!j->started || j->reporting)
+		return;
+	b = cJSON_CreateObject();
+	cJSON_AddStringToObject(b, "leaseId", j->lease_id);
+	cJSON_AddNumberToObject(b, "visibilityTimeoutSeconds", VISIBILITY);
+	cJSON_AddItemToObject(b, "progress", progress(j));
+	snprintf(path, sizeof path, "/%s/heartbeat", j->id);
+	if (queue_post(j->d, path, b, HEARTBEAT, hb_done, j) == 0)
+		j->reporting = true;
+	cJSON_Delete(b);
+}
+
+static void
+start_job(struct copyd *d, cJSON *lease_answer)
+{
+	struct cjob *j = calloc(1, sizeof *j);
+	const struct conf *c = node_conf(d->n);
+	const char *id = str(lease_answer, "id", ""), *lid = str(lease_answer, "leaseId", "");
+	struct timeval hb = { HEARTBEAT, 0 };
+
+	if (j == NULL)
+		return;
+	j->d = d;
+	snprintf(j->id, sizeof j->id, "%s", id);
+	snprintf(j->lease_id, sizeof j->lease_id, "%s", lid);
+	j->spec = cJSON_DetachItemFromObjectCaseSensitive(lease_answer, "job");
+	j->allowed = strdup(c->allowed_folders ? c->allowed_folders : "");
+	j->writable = strdup(c->writable_folders ? c->writable_folders : "");
+	j->validation = c->local_folder_path_validation;
+	j->done_ev = event_new(d->base, -1, 0, job_done, j);
+	j->hb = event_new(d->base, -1, EV_PERSIST, heartbeat, j);
+	clock_gettime(CLOCK_MONOTONIC, &j->t0);
+	j->since = time(NULL);
+	j->dequeue_count = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(lease_answer,
+	    "dequeueCount"));
+	j->next = d->jobs;
+	d->jobs = j;
+	d->running++;
+	if (j->spec == NULL || j->allowed == NULL || j->writable == NULL || j->done_ev == NULL ||
+	    j->hb == NULL || pthread_create(&j->th, NULL, job_thread, j) != 0) {
+		fail_job(j, "Internal", true, "the node could not start the job");
+		if (j->done_ev != NULL && j->hb != NULL) {
+			event_active(j->done_ev, 0, 0);	/* reports the failure */
+		} else {
+			d->running--;
+			job_free(d, j);
+		}
+		return;
+	}
+	j->started = true;
+	evtimer_add(j->hb, &hb);
+	log_info("copy", "event=job.started job=%s dequeue_count=%d running=%d", j->id,
+	    (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(lease_answer, "dequeueCount")),
+	    d->running);
+}
+
+static void
+lease_later(struct copyd *d, int secs)
+{
+	struct timeval tv = { secs, 0 };
+
+	evtimer_add(d->lease_timer, &tv);
+}
+
+static void
+lease_done(struct creq *r, CURLcode rc, long status)
+{
+	struct copyd *d = r->d;
+
+	d->leasing = false;
+	if (d->stopping)
+		return;
+	if (rc == CURLE_OK && status == 200) {
+		cJSON *o = resp_json(r);
+
+		if (o != NULL)
+			start_job(d, o);
+		cJSON_Delete(o);
+		lease(d);
+		return;
+	}
+	if (rc == CURLE_OK && status == 204) {
+		lease(d);
+		return;
+	}
+	{
+		cJSON *o = resp_json(r);
+
+		log_warn("copy", "event=lease.failed status=%ld code=%s error=%s", status,
+		    log_q(resp_code(o)), log_q(rc != CURLE_OK ? r->err : "the relay refused"));
+		cJSON_Delete(o);
+	}
+	lease_later(d, 2);
+}
+
+static void
+lease(struct copyd *d)
+{
+	cJSON *b;
+
+	if (d->leasing || d->stopping || d->running >= d->max)
+		return;
+	b = cJSON_CreateObject();
+	cJSON_AddStringToObject(b, "node", d->node_name);
+	cJSON_AddNumberToObject(b, "waitSeconds", LEASE_WAIT);
+	cJSON_AddNumberToObject(b, "visibilityTimeoutSeconds", VISIBILITY);
+	if (queue_post(d, "/lease", b, LEASE_WAIT + 15, lease_done, NULL) == 0)
+		d->leasing = true;
+	else
+		lease_later(d, 2);
+	cJSON_Delete(b);
+}
+
+static void
+lease_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	lease(arg);
+}
+
+/* ---- GET /v1/copy/jobs (control socket): what `shirctl jobs` shows ---------------- */
+
+static const char *copy_off_why;
+
+static void
+api_jobs(struct api_reply *r, const struct api_request *rq, void *ud)
+{
+	struct copyd *d = the_copyd;
+	cJSON *o = cJSON_CreateObject(), *a;
+	struct cjob *j;
+
+	(void)rq;
+	(void)ud;
+	cJSON_AddBoolToObject(o, "enabled", d != NULL);
+	if (d == NULL)
+		cJSON_AddStringToObject(o, "why", copy_off_why ? copy_off_why : "not started");
+	cJSON_AddNumberToObject(o, "maxJobs", d ? d->max : 0);
+	if (d != NULL)
+		cJSON_AddStringToObject(o, "queue", d->base_url);
+	a = cJSON_AddArrayToObject(o, "jobs");
+	for (j = d ? d->jobs : NULL; j != NULL; j = j->next) {
+		cJSON *x = cJSON_CreateObject();
+		const cJSON *src = cJSON_GetObjectItemCaseSensitive(j->spec, "source");
+
+		cJSON_AddStringToObject(x, "id", j->id);
+		cJSON_AddNumberToObject(x, "dequeueCount", j->dequeue_count);
+		cJSON_AddNumberToObject(x, "runningSeconds", (double)(time(NULL) - j->since));
+		cJSON_AddNumberToObject(x, "rowsRead", (double)atomic_load(&j->rows));
+		cJSON_AddNumberToObject(x, "bytesWritten", (double)atomic_load(&j->bytes));
+		cJSON_AddStringToObject(x, "source", str(cJSON_GetObjectItemCaseSensitive(src, "dataset"),
+		    "path", str(cJSON_GetObjectItemCaseSensitive(src, "dataset"), "type", "?")));
+		cJSON_AddStringToObject(x, "sink", str(cJSON_GetObjectItemCaseSensitive(j->spec, "sink"),
+		    "path", "?"));
+		cJSON_AddStringToObject(x, "format", str(cJSON_GetObjectItemCaseSensitive(j->spec,
+		    "format"), "type", "?"));
+		cJSON_AddStringToObject(x, "state", j->started ? "running" : "reporting");
+		cJSON_AddItemToArray(a, x);
+	}
+	api_reply_json(r, 200, o);
+}
+
+/* ---- life cycle ------------------------------------------------------------------ */
+
+int
+copy_node_start(struct node *n, struct shir_error *err)
+{
+	const struct conf *c = node_conf(n);
+	const struct registration *reg = admin_node_registration(n);
+	struct copyd *d;
+	const char *ep;
+	static bool routed;
+
+	if (!routed) {
+		if (api_route(node_api(n), "GET", "/v1/copy/jobs", API_FROM_LOCAL, api_jobs, NULL) != 0)
+			return shir_error_set(err, SHIR_ENOMEM, "out of memory");
+		routed = true;
+	}
+	if (c->copy_jobs <= 0) {
+		copy_off_why = "node.copy_jobs = 0 in shird.conf";
+		log_info("copy", "event=copy.off why=%s", log_q(copy_off_why));
+		return 0;
+	}
+	if (reg == NULL || reg->endpoint == NULL) {
+		copy_off_why = "the node was not registered when shird started";
+		log_info("copy", "event=copy.off why=%s", log_q(copy_off_why));
+		return 0;
+	}
+	ep = reg->endpoint;
+	d = calloc(1, sizeof *d);
+	if (d == NULL)
+		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
+	d->n = n;
+	d->base = node_base(n);
+	d->max = c->copy_jobs;
+	snprintf(d->node_name, sizeof d->node_name, "%s", node_name(n));
+	snprintf(d->base_url, sizeof d->base_url, "%s%s/%s/v1/jobs",
+	    strncmp(ep, "wss://", 6) == 0 ? "https://" : "http://",
+	    ep + (strncmp(ep, "wss://", 6) == 0 ? 6 : strncmp(ep, "ws://", 5) == 0 ? 5 : 0), reg->hc);
+	if (asprintf(&d->audience, "%s%s/%s", strncmp(ep, "wss://", 6) == 0 ? "https://" : "http://",
+	    ep + (strncmp(ep, "wss://", 6) == 0 ? 6 : strncmp(ep, "ws://", 5) == 0 ? 5 : 0),
+	    reg->hc) < 0)
+		d->audience = NULL;
+	d->key_name = strdup(reg->key_name);
+	d->key = strdup(reg->key);
+	d->ca_file = c->relay_ca_file ? strdup(c->relay_ca_file) : NULL;
+	d->multi = curl_multi_init();
+	d->curl_timer = evtimer_new(d->base, curl_timer_event, d);
+	d->check_ev = event_new(d->base, -1, 0, check_event, d);
+	d->lease_timer = evtimer_new(d->base, lease_timer, d);
+	the_copyd = d;
+	if (d->audience == NULL || d->key_name == NULL || d->key == NULL || d->multi == NULL ||
+	    d->curl_timer == NULL || d->check_ev == NULL || d->lease_timer == NULL) {
+		copy_node_stop(n);
+		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
+	}
+	curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
+	curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
+	log_info("copy", "event=copy.started jobs=%d queue=%s writable=%s", d->max, log_q(d->base_url),
+	    log_q(c->writable_folders && *c->writable_folders ? c->writable_folders : "(none)"));
+	lease(d);
+	return 0;
+}
+
+void
+copy_node_shutdown(struct node *n)
+{
+	struct copyd *d = the_copyd;
+	struct cjob *j;
+
+	(void)n;
+	if (d == NULL)
+		return;
+	d->stopping = true;
+	for (j = d->jobs; j != NULL; j = j->next)
+		atomic_store(&j->stop, 1);
+}
+
+void
+copy_node_stop(struct node *n)
+{
+	struct copyd *d = the_copyd;
+
+	(void)n;
+	if (d == NULL)
+		return;
+	d->stopping = true;
+	while (d->jobs != NULL) {
+		struct cjob *j = d->jobs;
+
+		atomic_store(&j->stop, 1);
+		if (j->started)
+			pthread_join(j->th, NULL);
+		job_free(d, j);
+	}
+	while (d->reqs != NULL)
+		req_free(d, d->reqs);
+	while (d->socks != NULL)
+		sock_free(d, d->socks);
+	if (d->multi)
+		curl_multi_cleanup(d->multi);
+	if (d->curl_timer)
+		event_free(d->curl_timer);
+	if (d->check_ev)
+		event_free(d->check_ev);
+	if (d->lease_timer)
+		event_free(d->lease_timer);
+	if (d->key)
+		OPENSSL_cleanse(d->key, strlen(d->key));
+	free(d->key);
+	free(d->key_name);
+	free(d->audience);
+	free(d->ca_file);
+	free(d);
+	the_copyd = NULL;
+}
