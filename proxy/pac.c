@@ -20,6 +20,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 
 #include <openssl/evp.h>
 
@@ -51,6 +53,7 @@ struct pac_script {
 	int fails;
 	char error[1024];	/* the last failure */
 	time_t used;		/* last asked for (which slot to reuse) */
+	unsigned net_gen;	/* pac_net_gen when last fetched or failed */
 };
 
 struct pac_cached {
@@ -71,6 +74,11 @@ static struct pac_script pac_scripts[PAC_NSCRIPTS];
 static struct pac_cached pac_results[PAC_NRESULTS];
 static struct pac_bad pac_bads[PAC_NBAD];
 static char pac_last_err[1200];
+/* Network changes (pac_network_check): a route netlink socket the kernel
+ * queues address, link and route changes on; under pac_mu. Each change seen
+ * bumps pac_net_gen, which the scripts compare under pac_eval_mu. */
+static int pac_nl_fd = -1;	/* -1 not opened yet, -2 cannot watch */
+static volatile unsigned pac_net_gen;
 static time_t pac_last_err_at;
 /* the helper (under pac_eval_mu) */
 static pid_t pac_pid = -1;
@@ -602,6 +610,14 @@ pac_script_get(const struct pac_params *p, const char *url, struct pac_script **
 
 	*out = s;
 	*stale = 0;
+	if (s->net_gen != pac_net_gen) {
+		/* a new network: forget the failure, fetch again (the old text stays
+		 * for stale-while-error) */
+		s->net_gen = pac_net_gen;
+		s->fails = 0;
+		s->next_try = 0;
+		s->fetched = 0;
+	}
 	if (s->text != NULL && now - s->fetched < PAC_SCRIPT_TTL)
 		return 0;
 	if (s->next_try != 0 && now < s->next_try) {
@@ -774,21 +790,64 @@ pac_cache_key(const struct pac_params *p, const char *key, char *out, size_t ol)
 	snprintf(out, ol, "%d|%s|%s", p->auto_detect, p->script_url, key);
 }
 
+/* Whether the network changed since the last call: WinHTTP forgets a failed
+ * auto-detection, and its cached answers, when it does. The kernel queues the
+ * changes on a route netlink socket; a non-blocking read drains them, so the
+ * check costs one system call and needs no event loop (shirctl uses it too).
+ * Under pac_mu. */
+static void
+pac_network_check(void)
+{
+	struct sockaddr_nl sa;
+	char buf[8192];
+	ssize_t n;
+	int changed = 0;
+	size_t i;
+
+	if (pac_nl_fd == -2)
+		return;
+	if (pac_nl_fd == -1) {
+		pac_nl_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+		memset(&sa, 0, sizeof sa);
+		sa.nl_family = AF_NETLINK;
+		sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR |
+		    RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE;
+		if (pac_nl_fd < 0 || bind(pac_nl_fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+			log_warn("proxy", "event=pac.netwatch.off reason=%s (a failed WPAD "
+			    "discovery is retried after its back-off only)", log_q(strerror(errno)));
+			if (pac_nl_fd >= 0)
+				close(pac_nl_fd);
+			pac_nl_fd = -2;
+		}
+		return;
+	}
+	/* ENOBUFS: the kernel dropped notifications, so something changed */
+	while ((n = recv(pac_nl_fd, buf, sizeof buf, MSG_DONTWAIT)) > 0 ||
+	    (n < 0 && errno == ENOBUFS))
+		changed = 1;
+	if (!changed)
+		return;
+	pac_net_gen++;
+	for (i = 0; i < PAC_NRESULTS; i++)
+		pac_results[i].at = 0;
+	log_info("proxy", "event=pac.network.changed gen=%u (cached PAC answers dropped; a "
+	    "failed discovery or download is tried again)", pac_net_gen);
+}
+
 int
 pac_decide_cached(const struct pac_params *p, const char *scheme, const char *host, int port,
     struct proxy_decision *d)
 {
-	char url[600], key[600], ck[1700];
+	char url[600], key[600], ck[1700], base[400], chosen[700];
+	struct pac_result r;
 	size_t slot;
 	int hit = 0;
 
 	pac_sanitize(scheme, host, port, url, sizeof url, key, sizeof key);
 	pac_cache_key(p, key, ck, sizeof ck);
 	slot = pac_key_slot(ck);
-	struct pac_result r;
-	char base[400], chosen[700];
-
 	pthread_mutex_lock(&pac_mu);
+	pac_network_check();
 	if (pac_results[slot].at != 0 && strcmp(pac_results[slot].key, ck) == 0 &&
 	    pac_mono() - pac_results[slot].at < PAC_RESULT_TTL) {
 		r = pac_results[slot].r;

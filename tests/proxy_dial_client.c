@@ -37,6 +37,7 @@ struct client {
 	int started, finished, failed;
 	int verbose;
 	int keep_going;		/* dial --count times even after a failure */
+	const char *between;	/* --between CMD: a shell command run after the first dial */
 	struct shir_error first_err;
 };
 
@@ -60,8 +61,13 @@ static void start_one(struct client *c);
 static void
 next_or_stop(struct client *c)
 {
-	if ((!c->failed || c->keep_going) && c->started < c->count)
+	if ((!c->failed || c->keep_going) && c->started < c->count) {
+		if (c->between != NULL && c->started == 1 && system(c->between) != 0) {
+			fprintf(stderr, "--between %s failed\n", c->between);
+			exit(1);
+		}
 		start_one(c);
+	}
 	else if (c->finished == c->started)
 		event_base_loopbreak(c->base);
 }
@@ -203,7 +209,7 @@ main(int argc, char **argv)
 		{ "ca", required_argument, NULL, 'a' }, { "sni", required_argument, NULL, 's' },
 		{ "bytes", required_argument, NULL, 'b' }, { "count", required_argument, NULL, 'n' },
 		{ "parallel", required_argument, NULL, 'P' }, { "verbose", no_argument, NULL, 'v' },
-		{ "keep-going", no_argument, NULL, 'k' },
+		{ "keep-going", no_argument, NULL, 'k' }, { "between", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct client c;
@@ -235,13 +241,14 @@ main(int argc, char **argv)
 		case 'P': c.parallel = atoi(optarg); break;
 		case 'v': c.verbose = 1; break;
 		case 'k': c.keep_going = 1; break;
+		case 'B': c.between = optarg; break;
 		default: return 2;
 		}
 	}
 	if (c.url == NULL || c.host == NULL || c.port <= 0 || (!conf_path && !dotnet)) {
 		fprintf(stderr, "usage: proxy_dial_client (--conf F | --dotnet F) --url U --host H "
 		    "--port P [--url2 U2] [--timeout S] [--ca PEM] [--sni NAME] [--bytes N] [--count N] "
-		    "[--parallel N] [--verbose] [--keep-going]\n");
+		    "[--parallel N] [--verbose] [--keep-going] [--between CMD]\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);

@@ -621,6 +621,24 @@ def test_wpad_fails_then_script_location_and_remembered(h):
 
 
 @test
+def test_failed_discovery_forgotten_when_the_network_changes(h):
+    """a failed WPAD discovery is remembered until the network changes, as WinHTTP does: an
+    address added between two decisions makes the second one ask for wpad again"""
+    h.write("www/corp.pac", 'function FindProxyForURL(u, h) { return "PROXY fallback.test:8080"; }')
+    cfg = h.write("diahost.exe.config", WPAD_DOTNET % 'scriptLocation="http://127.0.0.1/corp.pac"')
+    r, dns = in_netns(h, [], [h.bin("proxy_dial_client"), "--dotnet", cfg, "--url",
+                              "https://one.test:9/", "--url2", "https://two.test:9/",
+                              "--host", "127.0.0.1", "--port", "9", "--count", "2",
+                              "--timeout", "3", "--verbose", "--keep-going",
+                              "--between", "ip addr add 127.0.0.2/8 dev lo"])
+    check("--between" not in r.stderr, r.stderr[-2000:])
+    check(re.search(r"event=pac.network.changed", r.stderr), r.stderr[-3000:])
+    check(dns.count("query[A] wpad.corp.shir.test") == 2, dns)
+    check(len(re.findall(r"event=pac.fetch.failed url=http://wpad/wpad.dat", r.stderr)) == 2,
+          r.stderr[-3000:])
+    check(len(re.findall(r"event=dial.pac .*fallback.test:8080", r.stderr)) == 2, r.stderr[-3000:])
+
+@test
 def test_wpad_devolution_opt_in_bounded(h):
     """proxy.wpad_devolution (opt-in): on a machine in b.corp.example.test, wpad.corp.example.test
     and wpad.example.test are tried after the search list, never wpad.test (a public suffix);
