@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "node/authoring/auth_ctx.h"
+#include "proxy/pac.h"
 #include "proxy/proxy.h"
 #include "node/conf.h"
 #include "common/log.h"
@@ -502,25 +503,60 @@ auth_item(cJSON *items, const char *name, const char *type)
 /* ---- proxy seam ------------------------------------------------------- */
 
 int
-auth_proxy_setup(struct auth_ctx *c, void *curl_handle, const char *url, bool *proxied)
+auth_proxy_setup(struct auth_ctx *c, void *curl_handle, const char *url, size_t idx,
+    bool *proxied, char *used, size_t ulen)
 {
 	struct proxy_decision d;
 	CURL *h = curl_handle;
 
 	*proxied = false;
+	used[0] = '\0';
 	if (c->policy.proxy == NULL) {
 		curl_easy_setopt(h, CURLOPT_PROXY, "");
-		return 0;
+		return idx == 0 ? 0 : 1;
 	}
 	if (proxy_decide(c->policy.proxy, url, &d) != 0)
 		return auth_fail(c, AUTH_E_UNREACHABLE, "no proxy decision for %s: %s", url, d.reason);
 	if (d.direct || d.nproxies == 0) {
 		curl_easy_setopt(h, CURLOPT_PROXY, "");
-		return 0;
+		return idx == 0 ? 0 : 1;
 	}
-	/* curl tries one proxy; the first of the decided list, like .NET's
-	 * WebProxy for a static configuration. */
+	/* a list (PAC's "PROXY a; PROXY b"): the caller moves to the next entry
+	 * when a proxy cannot be reached, as the node's own dialer does */
+	if (idx >= d.nproxies)
+		return 1;
 	*proxied = true;
-	proxy_curl_setup(c->policy.proxy, h, d.proxies[0]);
+	snprintf(used, ulen, "%s", d.proxies[idx]);
+	proxy_curl_setup(c->policy.proxy, h, d.proxies[idx]);
 	return 0;
+}
+
+int
+auth_proxy_next(struct auth_ctx *c, void *curl_handle, const char *url, int curl_code,
+    size_t *idx, bool *proxied, char *used, size_t ulen)
+{
+	long connect_code = 0;
+	char failed[512];
+	int r;
+
+	if (!*proxied || (curl_code != CURLE_COULDNT_CONNECT &&
+	    curl_code != CURLE_COULDNT_RESOLVE_PROXY))
+		return 0;
+	curl_easy_getinfo((CURL *)curl_handle, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+	if (connect_code != 0)
+		return 0;	/* the proxy answered: its answer is the error */
+	snprintf(failed, sizeof failed, "%s", used);
+	r = auth_proxy_setup(c, curl_handle, url, *idx + 1, proxied, used, ulen);
+	if (r != 0) {
+		if (r == 1) {	/* none left: the last error stands */
+			snprintf(used, ulen, "%s", failed);
+			*proxied = true;
+		}
+		return r < 0 ? -1 : 0;
+	}
+	pac_mark_bad(failed);
+	(*idx)++;
+	log_info("authoring", "event=http.proxy.failover url=%s failed=%s next=%s", log_q(url),
+	    log_q(failed), log_q(used));
+	return 1;
 }

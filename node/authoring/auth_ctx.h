@@ -176,9 +176,19 @@ struct cJSON *auth_item(struct cJSON *items, const char *name, const char *type)
 
 /* HttpServer's proxy: decides for url with the node's proxy settings (the
  * same decision as every other outbound connection: .NET rules, environment,
- * custom) and sets it on the curl handle, with the proxy's credentials, auth
- * scheme and CA. *proxied tells whether a proxy was set. Returns -1 (after
- * auth_fail) when url cannot be decided. */
-int auth_proxy_setup(struct auth_ctx *c, void *curl_handle, const char *url, bool *proxied);
+ * custom, PAC) and sets entry `idx` of the decided list on the curl handle,
+ * with the proxy's credentials, auth scheme and CA; `used` gets its URL ("" for
+ * none). *proxied tells whether a proxy was set. Returns 0, 1 when the list
+ * has no entry idx (every proxy was tried), -1 (after auth_fail) when url
+ * cannot be decided. */
+int auth_proxy_setup(struct auth_ctx *c, void *curl_handle, const char *url, size_t idx,
+    bool *proxied, char *used, size_t ulen);
+/* After a transfer that ended with curl_code: when the proxy in use (entry
+ * *idx, URL `used`) could not be reached at all, it is marked bad for the
+ * node's other connections and the next entry of the list is set up. Returns
+ * 1 to try again, 0 when there is nothing to retry (the error stands), -1
+ * after auth_fail. */
+int auth_proxy_next(struct auth_ctx *c, void *curl_handle, const char *url, int curl_code,
+    size_t *idx, bool *proxied, char *used, size_t ulen);
 
 #endif

@@ -376,6 +376,31 @@ def test_http_connector_through_pac_squid(h):
     n.stop_clean()
 
 
+@test
+def test_http_connector_fails_over_along_the_pac_list(h):
+    """PAC answers "PROXY dead; PROXY squid": the HttpServer connector's request goes on to the
+    second proxy when the first cannot be reached, as the node's own dialer does"""
+    base = ta.http_server(h).replace("127.0.0.1", ta.STORE_HOST)
+    port, access = ta.start_squid(h, "proxyuser", "pr0xy-pw")
+    dead = free_port()
+    pwf = h.write("proxy.pw", "pr0xy-pw\n", mode=0o600)
+    srv = PacServer(h)
+    pac = srv.add("/store.pac", 'function FindProxyForURL(url, host) {\n'
+                  '  if (dnsDomainIs(host, ".shir.test"))\n'
+                  '    return "PROXY 127.0.0.1:%d; PROXY 127.0.0.1:%d";\n'
+                  '  return "DIRECT"; }' % (dead, port))
+    n = ta.Node(h, lma=True, extra="[proxy]\nmode = custom\npac_url = %s\n"
+                "user = proxyuser\npassword_file = %s\n" % (pac, pwf))
+    ls = {"type": "HttpServer", "properties": {"url": base + "/api/"}}
+    r = n.author("preview", {"linkedService": ls, "dataset": {"type": "Json", "relativeUrl": "orders"},
+                             "limit": 1})
+    check(r.get("rows") == [[1, 1.5, "2026-11-01T00:00:00Z"]], "%r", r)
+    wait_until(lambda: os.path.exists(access) and "/api/orders" in open(access).read(), 10,
+               "squid to log the request")
+    n.p.wait_log(r"event=http.proxy.failover .*failed=\"?http://127\.0\.0\.1:%d\"? "
+                    r"next=\"?http://127\.0\.0\.1:%d" % (dead, port))
+    n.stop_clean()
+
 # --- hostile scripts ----------------------------------------------------------
 
 def hostile(h, body, ctype="application/x-ns-proxy-autoconfig", slow=0, extra_conf="",

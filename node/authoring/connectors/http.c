@@ -31,6 +31,8 @@ struct ht {
 	size_t body_bytes;	/* read so far; at most the request's memory budget */
 	long status;
 	bool proxied;		/* through the node's proxy */
+	size_t pidx;		/* the entry of the proxy list in use */
+	char proxy[512];	/* its URL, "" for none */
 	char origin[512];	/* scheme://host:port the credentials belong to */
 	char errbody[512];
 	size_t errlen;
@@ -239,7 +241,7 @@ ht_setup(struct auth_ctx *c, struct ht *t, const char *rel)
 	curl_easy_setopt(t->h, CURLOPT_ERRORBUFFER, t->errbuf);
 	curl_easy_setopt(t->h, CURLOPT_USERAGENT, "shir-authoring/" PACKAGE_VERSION);
 	curl_easy_setopt(t->h, CURLOPT_ACCEPT_ENCODING, "");
-	if (auth_proxy_setup(c, t->h, t->url, &t->proxied) != 0)
+	if (auth_proxy_setup(c, t->h, t->url, 0, &t->proxied, t->proxy, sizeof t->proxy) != 0)
 		goto out;
 	if (strcmp(auth, "Basic") == 0) {
 		l = strlen(user) + (c->password ? strlen(c->password) : 0) + 2;
@@ -281,7 +283,8 @@ ht_redirect(struct ht *t, int hops)
 	free(t->url);
 	t->url = nu;
 	curl_easy_setopt(t->h, CURLOPT_URL, t->url);
-	if (auth_proxy_setup(c, t->h, t->url, &t->proxied) != 0)
+	t->pidx = 0;
+	if (auth_proxy_setup(c, t->h, t->url, 0, &t->proxied, t->proxy, sizeof t->proxy) != 0)
 		return -1;
 	if (t->userpwd != NULL && strcmp(origin, t->origin) != 0) {
 		/* credentials belong to the origin they were given for */
@@ -306,6 +309,13 @@ ht_perform(struct ht *t)
 
 	for (;;) {
 		e = curl_easy_perform(t->h);
+		if ((r = auth_proxy_next(c, t->h, t->url, (int)e, &t->pidx, &t->proxied, t->proxy,
+		    sizeof t->proxy)) < 0)
+			return -1;
+		if (r == 1) {
+			t->errbuf[0] = '\0';
+			continue;
+		}
 		if (t->status == 0)
 			curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &t->status);
 		if (e != CURLE_OK || c->code != AUTH_OK || t->status < 300 || t->status >= 400)
