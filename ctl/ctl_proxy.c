@@ -62,7 +62,8 @@ ctl_proxy_pac_print(const struct pac_explain *ex)
 	if (ex->source[0])
 		printf("PAC:       %s (sha256 %s, fetched %ld s ago%s)\n", ex->source, ex->hash,
 		    ex->age_s, ex->stale ? ", stale: its refresh failed" : "");
-	printf("Called:    FindProxyForURL(\"%s\", \"%s\")\n", ex->sanitized, ex->host);
+	printf("Called:    FindProxyForURL%s(\"%s\", \"%s\")\n", ex->ex_fn ? "Ex" : "",
+	    ex->sanitized, ex->host);
 	if (ex->error[0])
 		printf("PAC error: %s\n", ex->error);
 	else
@@ -81,6 +82,8 @@ ctl_proxy_pac_json(cJSON *o, const struct pac_explain *ex)
 	cJSON_AddNumberToObject(p, "ageSeconds", (double)ex->age_s);
 	cJSON_AddBoolToObject(p, "stale", ex->stale);
 	cJSON_AddStringToObject(p, "url", ex->sanitized);
+	cJSON_AddStringToObject(p, "function", ex->result[0] ? (ex->ex_fn ? "FindProxyForURLEx" :
+	    "FindProxyForURL") : "");
 	cJSON_AddStringToObject(p, "returned", ex->result);
 	cJSON_AddStringToObject(p, "tried", ex->tried);
 	cJSON_AddStringToObject(p, "error", ex->error);

@@ -488,11 +488,12 @@ pac_dns_answer(char op, const char *host, uint64_t deadline, char *out, size_t c
 
 /* --- evaluation ------------------------------------------------------------- */
 
-/* FindProxyForURL(url, host) in the helper: 0 and the string in out, else
+/* FindProxyForURLEx(url, host) in the helper, or FindProxyForURL when the
+ * script has no Ex: 0 and the string in out (*ex_fn 1 when Ex answered), else
  * -1 with err set. Under pac_eval_mu. */
 static int
 pac_eval(const struct pac_script *s, const char *url, const char *host, int limit_ms,
-    char *out, size_t cap, char *err, size_t el)
+    char *out, size_t cap, int *ex_fn, char *err, size_t el)
 {
 	uint64_t deadline = pac_now_ms() + (uint64_t)limit_ms;
 	char type, *buf = NULL, call[1200];
@@ -540,8 +541,9 @@ pac_eval(const struct pac_script *s, const char *url, const char *host, int limi
 				goto fail;
 		} else if (type == 'M') {
 			log_info("proxy", "event=pac.alert text=%s", log_q(buf));
-		} else if (type == 'R') {
+		} else if (type == 'R' || type == 'X') {
 			snprintf(out, cap, "%.*s", (int)(len < cap ? len : cap - 1), buf);
+			*ex_fn = type == 'X';
 			rc = 0;
 			goto out;
 		} else if (type == 'E') {
@@ -918,7 +920,7 @@ pac_decide(const struct pac_params *p, const char *scheme, const char *host, int
 		ex->age_s = (long)(pac_mono() - s->fetched);
 		ex->stale = stale;
 		ok = pac_eval(s, ex->sanitized, hhost, p->call_timeout_ms, ex->result,
-		    sizeof ex->result, err, sizeof err);
+		    sizeof ex->result, &ex->ex_fn, err, sizeof err);
 		if (ok != 0)
 			snprintf(ex->error, sizeof ex->error, "PAC %s: %s", s->url, err);
 	} else {

@@ -35,7 +35,8 @@ struct pac_explain {
 	long age_s;		/* since it was fetched */
 	char sanitized[600];	/* the URL the script saw */
 	char host[300];		/* and the host */
-	char result[1024];	/* what FindProxyForURL returned */
+	char result[1024];	/* what FindProxyForURL(Ex) returned */
+	int ex_fn;		/* 1: the script's FindProxyForURLEx answered */
 	char error[1200];	/* why PAC gave no answer ("" when it did) */
 	int cached;		/* the result came from the short cache */
 	int stale;		/* the script is older than 12 h: a refresh failed */

@@ -325,7 +325,8 @@ ph_call(const char *p, size_t len)
 		duk_size_t l;
 		const char *r = duk_get_lstring(ph_ctx, -1, &l);
 
-		ph_send('R', r, l > 8192 ? 8192 : l);
+		/* 'X': FindProxyForURLEx answered, 'R': FindProxyForURL */
+		ph_send(fn[15] == 'E' ? 'X' : 'R', r, l > 8192 ? 8192 : l);
 	}
 	duk_pop(ph_ctx);
 	duk_gc(ph_ctx, 0);

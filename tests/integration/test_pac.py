@@ -185,6 +185,24 @@ def test_decision_table(h):
 
 
 @test
+def test_find_proxy_for_url_ex_preferred(h):
+    """a script that defines FindProxyForURLEx (Microsoft's IPv6-aware entry point) is called
+    through it, as WinHTTP does; FindProxyForURL is the fallback only"""
+    srv = PacServer(h)
+    both = srv.add("/both.pac", 'function FindProxyForURL(u, h) { return "PROXY old.test:1"; }\n'
+                   'function FindProxyForURLEx(u, h) { return "PROXY ex.test:2; DIRECT"; }\n')
+    j, r = explain(h, pac_conf(h, both), "https://x.corp.test/")
+    check(j["proxies"] == ["http://ex.test:2", "DIRECT"] and
+          j["pac"]["function"] == "FindProxyForURLEx", "%r", j)
+    r = h.run([h.bin("shirctl"), "--conf", pac_conf(h, both), "proxy", "explain",
+               "https://x.corp.test/"], check=0, env=tp.clean_env())
+    check('FindProxyForURLEx("https://x.corp.test/", "x.corp.test")' in r.stdout, r.stdout)
+    old = srv.add("/old.pac", 'function FindProxyForURL(u, h) { return "PROXY old.test:1"; }\n')
+    j, r = explain(h, pac_conf(h, old, name="old.conf"), "https://x.corp.test/")
+    check(j["proxies"] == ["http://old.test:1"] and j["pac"]["function"] == "FindProxyForURL",
+          "%r", j)
+
+@test
 def test_sample_pac(h):
     """conf/sample.pac, the documented example, decides as its comments say"""
     sample = os.path.join(os.environ["SHIR_SRCDIR"], "conf", "sample.pac")
