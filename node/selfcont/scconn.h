@@ -26,7 +26,7 @@ struct node;
 struct scconn;
 struct cJSON;
 
-#define SCCONN_OUT_MAX (64 * 1024)
+#define SCCONN_OUT_MAX (256 * 1024)
 #define SCCONN_HEADERS_MAX (16 * 1024)	/* a request's header list */
 
 struct scctx {

@@ -297,6 +297,83 @@ def test_sender_gone_cancels_query(h):
     n.stop_clean()
 
 
+
+@test
+def test_deadline_cancels_query(h):
+    """the node honours shir-deadline-s: a PostgreSQL query that outlives the relay's response_timeout (3 s) is cancelled by the node (gone from pg_stat_activity) and the sender gets the node's 504 Timeout, not the relay's own 504; the node still serves"""
+    s = shared_pg()
+    r = Relay(h, limits="response_timeout = 3")
+    create(r, "sc-ir", "--self-contained")
+    r.start()
+    n = Node(h, level="info", extra=node_section(h, r, conns=1))
+    n.p.wait_log(r"event=selfcontained\.mode mode=on")
+    wait_status(h, n, lambda st: st["status"] == "Online", "Online")
+
+    def running(q):
+        return s.sql("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = '%s'"
+                     % q).strip()
+    q = "SELECT pg_sleep(29.5) AS deadline_s"
+    t0 = time.monotonic()
+    st, hd, b = send(r, "/v1/preview", {"linkedService": s.linked_service(),
+                                        "dataset": {"type": "Query", "query": q}}, timeout=30)
+    took = time.monotonic() - t0
+    check(st == 504, "a query past the deadline: %d %r" % (st, b[:300]))
+    j = json.loads(b)
+    check(j["error"]["code"] == "Timeout" and "deadline" in j["error"]["message"],
+          "the node's 504 (not the relay's): %r" % j)
+    check(2.0 < took < 3.5, "answered after %.2f s (deadline 3 s)" % took)
+    wait_until(lambda: running(q) == "0", 5, "the query to be cancelled at the deadline")
+    n.p.wait_log(r"event=request\.timeout conn=selfcontained-1 .*target=\"?/v1/preview",
+                 after_mark=False)
+    n.p.wait_log(r"event=authoring\.cancelled", after_mark=False)
+    st, _, b = send(r, "/v1/preview", {"linkedService": s.linked_service(),
+                                       "dataset": {"type": "Query", "query": "SELECT 7 AS x"}})
+    check(st == 200, "after: %d %r" % (st, b))
+    n.stop_clean()
+
+
+@test
+def test_no_stream_free_is_503_retry_after(h):
+    """a runtime in self-contained mode with no node connected, and one whose every stream is busy: the sender waits the brief queue (5 s) and gets 503 with Retry-After, each with its reason; a free stream later serves again"""
+    r = Relay(h)
+    create(r, "sc-ir", "--self-contained")
+    r.start()
+    t0 = time.monotonic()
+    st, hd, b = send(r, "/v1/testConnection", {"linkedService": {"type": "FileSystem"}})
+    took = time.monotonic() - t0
+    check(st == 503 and hd.get("retry-after") == "1", "no node: %d %r %r" % (st, hd, b[:200]))
+    check(b"no node of this runtime holds a self-contained connection" in b, "reason: %r" % b)
+    check(4.5 < took < 8, "no node: answered after %.2f s (queue of 5 s)" % took)
+    # one node, one connection of 4 streams (1 job + 1 queued + 2 for the mode streams)
+    n = Node(h, jobs=1, queue=1, extra=node_section(h, r, conns=1, extra="test_routes = true\n"))
+    n.p.wait_log(r"event=selfcontained\.mode mode=on")
+    wait_status(h, n, lambda st: st["status"] == "Online", "Online")
+    cap = int(r.proc.wait_log(r"event=sc\.connected .*capacity=(\d+)", after_mark=False).group(1))
+    slow = []
+    for i in range(cap):
+        t = threading.Thread(target=lambda: slow.append(
+            send(r, "/v1/test/blob?bytes=10&delay_ms=9000", method="GET")))
+        t.start()
+    def busy():
+        rs = json.loads(r.admin_get("/status"))
+        cs = [e for e in rs["entities"] if e["name"] == "sc-ir"][0]["selfContainedConnections"]
+        return sum(c["streams"] for c in cs) >= cap
+    wait_until(busy, 10, "every stream of the connection to be busy")
+    t0 = time.monotonic()
+    st, hd, b = send(r, "/v1/test/blob?bytes=10", method="GET")
+    took = time.monotonic() - t0
+    check(st == 503 and hd.get("retry-after") == "1", "all busy: %d %r %r" % (st, hd, b[:200]))
+    check(b"every self-contained connection of this runtime is busy" in b, "reason: %r" % b)
+    check(4.5 < took < 8, "all busy: answered after %.2f s" % took)
+    m = r.admin_get("/metrics")
+    check(int(re.search(r"^shir_relay_sc_busy_total (\d+)$", m, re.M).group(1)) == 2,
+          "the 503s counted: %s" % m)
+    wait_until(lambda: len(slow) == cap, 15, "the slow requests to finish")
+    check(all(x[0] == 200 for x in slow), "slow: %r" % [x[0] for x in slow])
+    st, _, b = send(r, "/v1/test/blob?bytes=10", method="GET")
+    check(st == 200, "a free stream again: %d %r" % (st, b))
+    n.stop_clean()
+
 def parallel(fn, n):
     """Runs fn(i) for i in 0..n-1 in threads; returns the results in order."""
     out = [None] * n
