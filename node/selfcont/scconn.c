@@ -23,6 +23,7 @@
 #include "node/api.h"
 #include "node/node.h"
 #include "node/selfcont/scconn.h"
+#include "relay/announce.h"
 #include "relay/hcdial.h"
 #include "relay/sc_proto.h"
 
@@ -769,6 +770,7 @@ sc_dial_cb(void *arg, struct bufferevent *bev, const struct shir_error *err)
 {
 	struct scconn *c = arg;
 	struct sc_hello h;
+	struct announce_lines ann;
 	char host[300], *tok = NULL, *head;
 	char cap[16];
 
@@ -795,6 +797,10 @@ sc_dial_cb(void *arg, struct bufferevent *bev, const struct shir_error *err)
 	h.version = PACKAGE_VERSION;
 	h.capacity = c->ctx->capacity;
 	(void)cap;
+	/* name, version and installation, as on the listener's upgrade: the
+	 * relay refuses another installation under this node's name (409) */
+	if (announce_headers(node_name(c->ctx->node), PACKAGE_VERSION, c->ctx->instance, &ann) == 0)
+		h.ann = &ann;
 	head = sc_proto_request(&h);
 	OPENSSL_cleanse(tok, strlen(tok));
 	free(tok);

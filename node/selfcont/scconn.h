@@ -41,6 +41,7 @@ struct scctx {
 	void (*on_mode)(void *arg, int on);
 	void *arg;
 	int capacity;		/* SETTINGS_MAX_CONCURRENT_STREAMS */
+	char instance[40];	/* this installation's id, announced at the upgrade */
 };
 
 /* spec: endpoint is the service endpoint; the rest is the runtime's. */

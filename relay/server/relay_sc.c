@@ -14,6 +14,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "common/evread.h"
+#include "relay/announce.h"
 #include "relay/sc_proto.h"
 #include "relay/server/relay_srv_int.h"
 
@@ -45,6 +46,7 @@ struct scconn {
 	char id[37];
 	char node[96];
 	char peer[64];
+	struct announce ann;	/* Shir-Node, Shir-Version, Shir-Node-Instance */
 	int capacity;
 	int nout;		/* sender streams outstanding */
 	int pings_out;
@@ -77,6 +79,8 @@ struct scstream {
 static int sc_flush(struct scconn *c);
 static void sc_conn_close(struct scconn *c, const char *why);
 static void sc_queue_drain(struct rsrv *s, struct ent *e);
+static bool sc_name_taken(struct rsrv *s, struct hconn *h, struct ent *e,
+    const struct announce *a);
 
 static uint64_t sc_m_streams, sc_m_retried, sc_m_refused503, sc_m_conns_total;
 
@@ -506,6 +510,7 @@ relay_sc_adopt(struct hconn *h)
 	struct scconn *c;
 	struct ent *e;
 	bool ua;
+	struct announce ann;
 	int st, n;
 	nghttp2_session_callbacks *cb = NULL;
 	nghttp2_option *opt = NULL;
@@ -545,6 +550,10 @@ relay_sc_adopt(struct hconn *h)
 		hconn_fail(h, st, why);
 		return;
 	}
+	announce_parse(http1_msg_get(h->req, ANNOUNCE_NODE), http1_msg_get(h->req, ANNOUNCE_VERSION),
+	    http1_msg_get(h->req, ANNOUNCE_INSTANCE), &ann);
+	if (sc_name_taken(s, h, e, &ann))
+		return;
 	if (s->shutting_down || e->nsc >= SC_MAX_PER_ENT) {
 		/* written before the connection closes (hconn_fail_retry flushes) */
 		hconn_fail_retry(h, 503, 5, s->shutting_down ? "the relay is shutting down" :
@@ -583,11 +592,12 @@ relay_sc_adopt(struct hconn *h)
 	c->since = time(NULL);
 	rs_uuid(c->id);
 	snprintf(c->peer, sizeof c->peer, "%s", h->peer);
+	c->ann = ann;
 	{
 		const char *nn = http1_msg_get(h->req, "Shir-Node-Name");
 		const char *cap = http1_msg_get(h->req, "Shir-Capacity");
 
-		snprintf(c->node, sizeof c->node, "%s", nn ? nn : "-");
+		snprintf(c->node, sizeof c->node, "%s", c->ann.node[0] ? c->ann.node : nn ? nn : "-");
 		c->capacity = cap ? atoi(cap) : 0;
 	}
 	c->ping = event_new(s->base, -1, EV_PERSIST, sc_ping, c);
@@ -636,6 +646,43 @@ relay_sc_adopt(struct hconn *h)
 	    e->self_contained ? "on" : "off");
 	/* bytes after the head, if the node sent any, are HTTP/2 */
 	sc_read(bev, c);
+}
+
+/* One name per node on a runtime, as for listeners (relay_listen.c): a live
+ * self-contained connection or listener with the announced name from another
+ * installation refuses this one with 409 "Node name in use: NAME". A node
+ * that announces no name is not compared. Returns true when refused. */
+static bool
+sc_name_taken(struct rsrv *s, struct hconn *h, struct ent *e, const struct announce *a)
+{
+	const struct scconn *o;
+	const struct ctl *l;
+	const char *peer = NULL;
+	time_t since = 0;
+	char reason[96 + ANNOUNCE_NAME_MAX], msg[512 + ANNOUNCE_NAME_MAX];
+
+	if (a->node[0] == '\0')
+		return false;
+	for (o = e->scs; o != NULL && peer == NULL; o = o->next)
+		if (!o->dead && strcmp(o->ann.node, a->node) == 0 &&
+		    strcmp(o->ann.instance, a->instance) != 0)
+			peer = o->peer, since = o->since;
+	for (l = e->ctls; l != NULL && peer == NULL; l = l->next)
+		if (!l->closing && strcmp(l->ann.node, a->node) == 0 &&
+		    strcmp(l->ann.instance, a->instance) != 0)
+			peer = l->peer, since = l->since;
+	if (peer == NULL)
+		return false;
+	s->m.listen_fail++;
+	log_warn("relay", "event=sc.refused status=409 hc=%s node=%s peer=%s other_peer=%s why=%s",
+	    log_q(e->name), log_q(a->node), h->peer, peer,
+	    log_q("another installation is connected under this node name"));
+	snprintf(reason, sizeof reason, "%s: %s", ANNOUNCE_NAME_IN_USE, a->node);
+	snprintf(msg, sizeof msg, "another node named \"%s\" (from %s, connected for %ld s) serves "
+	    "integration runtime %s; each node of a runtime needs its own name", a->node, peer,
+	    (long)(time(NULL) - since), e->name);
+	hconn_fail_reason(h, 409, reason, 0, msg);
+	return true;
 }
 
 /* --- routing ------------------------------------------------------------------------ */
@@ -984,6 +1031,10 @@ relay_sc_status(const struct ent *e, cJSON *o)
 		cJSON_AddItemToArray(arr, j);
 		cJSON_AddStringToObject(j, "id", c->id);
 		cJSON_AddStringToObject(j, "node", c->node);
+		if (c->ann.version[0])
+			cJSON_AddStringToObject(j, "version", c->ann.version);
+		if (c->ann.instance[0])
+			cJSON_AddStringToObject(j, "instance", c->ann.instance);
 		cJSON_AddStringToObject(j, "peer", c->peer);
 		cJSON_AddStringToObject(j, "transport", "h2-reverse");
 		cJSON_AddNumberToObject(j, "capacity", c->capacity);

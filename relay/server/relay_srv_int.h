@@ -399,6 +399,9 @@ void rjobs_status(struct rsrv *s, cJSON *o);
 void rjobs_admin(struct evhttp_request *req, void *arg);
 /* hconn_fail with a Retry-After header (seconds; 0 = none) */
 void hconn_fail_retry(struct hconn *h, int status, int retry_after, const char *msg);
+/* The same with a reason phrase of the status line (no control bytes). */
+void hconn_fail_reason(struct hconn *h, int status, const char *reason, int retry_after,
+    const char *msg);
 /* self-contained connections (relay_sc.c; docs/self-contained.md) */
 bool relay_sc_wants(const struct http1_msg *req);
 void relay_sc_adopt(struct hconn *h);

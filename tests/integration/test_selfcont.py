@@ -443,6 +443,44 @@ def test_relay_restart_reconnects(h):
 
 
 @test
+def test_announce_and_duplicate_name(h):
+    """the self-contained upgrade announces the node's name, version and installation: the relay's /status shows them; a second installation under the same node name is refused with 409 "Node name in use" (the node logs it and shows it in its status), and the first keeps serving"""
+    r = Relay(h)
+    create(r, "sc-ir", "--self-contained")
+    r.start()
+    a = Node(h, level="info", extra=node_section(h, r, name="a", conns=1, extra="test_routes = true\n"))
+    a.p.wait_log(r"event=channel\.connected conn=selfcontained-1")
+    rs = json.loads(r.admin_get("/status"))
+    conns = [e for e in rs["entities"] if e["name"] == "sc-ir"][0]["selfContainedConnections"]
+    ver = h.run([h.bin("shird"), "--version"]).stdout.split()[-1]
+    check(len(conns) == 1 and conns[0]["node"] == "auth-node" and conns[0]["version"] == ver and
+          re.fullmatch(r"[0-9a-f-]{36}", conns[0].get("instance", "")), "/status: %r" % conns)
+    # another installation (its own state_dir, so its own instance id) with the same name
+    b_conf = node_section(h, r, name="b", conns=1, extra="test_routes = true\n")
+    os.makedirs(h.path("b"), exist_ok=True)
+    b_text = open(a.conf).read().replace(a.sock, h.path("b/shird.sock")).replace(
+        h.path("state"), h.path("b/state"))
+    b_text = b_text[:b_text.index("[relay]")] + b_conf
+    bconf = h.write("b/shird.conf", b_text)
+    b = h.start("shird-b", [h.bin("shird"), "-f", bconf])
+    b.wait_log(r"conn=selfcontained-1 .*409 Node name in use: auth-node")
+    r.proc.wait_log(r"event=sc\.refused status=409 hc=sc-ir node=auth-node", after_mark=False)
+
+    class B:
+        sock = h.path("b/shird.sock")
+    st = wait_status(h, B, lambda st: "Node name in use: auth-node" in json.dumps(sc_channels(st)),
+                     "b's status to show the 409")
+    check("give each node its own name" in json.dumps(sc_channels(st)), "b's status: %r"
+          % sc_channels(st))
+    rs = json.loads(r.admin_get("/status"))
+    conns = [e for e in rs["entities"] if e["name"] == "sc-ir"][0]["selfContainedConnections"]
+    check(len(conns) == 1 and conns[0]["instance"] != "", "only a's connection: %r" % conns)
+    check(blob_ok(send(r, "/v1/test/blob?bytes=100", method="GET"), 100), "a still serves")
+    b.p.terminate()
+    b.p.wait(10)
+    a.stop_clean()
+
+@test
 def test_two_nodes_share_and_survive_kill9(h):
     """two nodes share the streams; one killed with -9 while requests run: every request is still answered (refused or lost streams are sent again on the other node)"""
     r = Relay(h)
