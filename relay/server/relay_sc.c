@@ -648,6 +648,19 @@ relay_sc_adopt(struct hconn *h)
 	sc_read(bev, c);
 }
 
+const char *
+relay_sc_name_user(struct ent *e, const char *node, const char *instance, time_t *since)
+{
+	const struct scconn *o;
+
+	for (o = e->scs; o != NULL; o = o->next)
+		if (!o->dead && strcmp(o->ann.node, node) == 0 && strcmp(o->ann.instance, instance) != 0) {
+			*since = o->since;
+			return o->peer;
+		}
+	return NULL;
+}
+
 /* One name per node on a runtime, as for listeners (relay_listen.c): a live
  * self-contained connection or listener with the announced name from another
  * installation refuses this one with 409 "Node name in use: NAME". A node
@@ -655,7 +668,6 @@ relay_sc_adopt(struct hconn *h)
 static bool
 sc_name_taken(struct rsrv *s, struct hconn *h, struct ent *e, const struct announce *a)
 {
-	const struct scconn *o;
 	const struct ctl *l;
 	const char *peer = NULL;
 	time_t since = 0;
@@ -663,10 +675,7 @@ sc_name_taken(struct rsrv *s, struct hconn *h, struct ent *e, const struct annou
 
 	if (a->node[0] == '\0')
 		return false;
-	for (o = e->scs; o != NULL && peer == NULL; o = o->next)
-		if (!o->dead && strcmp(o->ann.node, a->node) == 0 &&
-		    strcmp(o->ann.instance, a->instance) != 0)
-			peer = o->peer, since = o->since;
+	peer = relay_sc_name_user(e, a->node, a->instance, &since);
 	for (l = e->ctls; l != NULL && peer == NULL; l = l->next)
 		if (!l->closing && strcmp(l->ann.node, a->node) == 0 &&
 		    strcmp(l->ann.instance, a->instance) != 0)
@@ -1032,7 +1041,7 @@ relay_sc_status(const struct ent *e, cJSON *o)
 		cJSON_AddStringToObject(j, "id", c->id);
 		cJSON_AddStringToObject(j, "node", c->node);
 		if (c->ann.version[0])
-			cJSON_AddStringToObject(j, "version", c->ann.version);
+			cJSON_AddStringToObject(j, "nodeVersion", c->ann.version);
 		if (c->ann.instance[0])
 			cJSON_AddStringToObject(j, "instance", c->ann.instance);
 		cJSON_AddStringToObject(j, "peer", c->peer);

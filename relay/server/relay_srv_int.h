@@ -409,6 +409,10 @@ void relay_sc_send(struct hconn *h);
 void relay_sc_detach(struct hconn *h);
 void relay_sc_unqueue(struct hconn *h);
 void relay_sc_writable(struct hconn *h);
+/* The peer of a live self-contained connection of e announcing node from
+ * another instance (*since: when it connected), or NULL. */
+const char *relay_sc_name_user(struct ent *e, const char *node, const char *instance,
+    time_t *since);
 void relay_sc_set_mode(struct ent *e, bool on);
 void relay_sc_close_ent(struct ent *e, const char *why);
 void relay_sc_free_ent(struct ent *e);

@@ -298,6 +298,50 @@ def test_sender_gone_cancels_query(h):
 
 
 
+
+@test
+def test_sender_gone_cancels_sqlite_query(h):
+    """the same over the self-contained path for SQLite: a sender that disconnects mid-preview of an endless query makes shird interrupt it (the job ends within seconds, not at operation_timeout); with one worker, the next request is served at once"""
+    import sqlite3
+    d = h.path("sq")
+    os.makedirs(d, exist_ok=True)
+    db = os.path.join(d, "shop.db")
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t (x INTEGER)")
+    con.execute("INSERT INTO t VALUES (7)")
+    con.commit()
+    con.close()
+    r = Relay(h)
+    create(r, "sc-ir", "--self-contained")
+    r.start()
+    n = Node(h, allowed=d, jobs=1, queue=4, timeout=45, level="info",
+             extra=node_section(h, r, conns=1))
+    n.p.wait_log(r"event=selfcontained\.mode mode=on")
+    wait_status(h, n, lambda st: st["status"] == "Online", "Online")
+    ls = {"type": "Sqlite", "properties": {"path": db}}
+    q = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+    body = json.dumps({"linkedService": ls, "dataset": {"type": "Query", "query": q}}).encode()
+    n.p.mark()
+    c = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+    c.sendall(("POST /sc-ir/v1/preview HTTP/1.1\r\nHost: h\r\nServiceBusAuthorization: %s\r\n"
+               "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (
+                   token(r), len(body))).encode() + body)
+    m = n.p.wait_log(r"event=authoring\.request id=(\d+) op=preview store=Sqlite")
+    time.sleep(1)  # the query runs
+    check(not re.search(r"event=authoring\.done id=%s " % m.group(1), n.p.log()), "ended early")
+    c.close()
+    t0 = time.monotonic()
+    n.p.wait_log(r"event=request\.cancelled conn=selfcontained-1 .*the relay cancelled the stream")
+    n.p.wait_log(r"event=authoring\.done id=%s op=preview store=Sqlite" % m.group(1), timeout=10)
+    check(time.monotonic() - t0 < 5, "the job ended %.1f s after the sender left" % (time.monotonic() - t0))
+    t0 = time.monotonic()
+    st, _, b = send(r, "/v1/preview", {"linkedService": ls, "dataset": {"type": "Query",
+                                                                       "query": "SELECT x FROM t"}})
+    check(st == 200 and json.loads(b)["rows"] == [[7]], "after: %d %r" % (st, b))
+    check(time.monotonic() - t0 < 5, "the one worker was free: %.1f s" % (time.monotonic() - t0))
+    n.stop_clean()
+
+
 @test
 def test_deadline_cancels_query(h):
     """the node honours shir-deadline-s: a PostgreSQL query that outlives the relay's response_timeout (3 s) is cancelled by the node (gone from pg_stat_activity) and the sender gets the node's 504 Timeout, not the relay's own 504; the node still serves"""
@@ -453,7 +497,7 @@ def test_announce_and_duplicate_name(h):
     rs = json.loads(r.admin_get("/status"))
     conns = [e for e in rs["entities"] if e["name"] == "sc-ir"][0]["selfContainedConnections"]
     ver = h.run([h.bin("shird"), "--version"]).stdout.split()[-1]
-    check(len(conns) == 1 and conns[0]["node"] == "auth-node" and conns[0]["version"] == ver and
+    check(len(conns) == 1 and conns[0]["node"] == "auth-node" and conns[0]["nodeVersion"] == ver and
           re.fullmatch(r"[0-9a-f-]{36}", conns[0].get("instance", "")), "/status: %r" % conns)
     # another installation (its own state_dir, so its own instance id) with the same name
     b_conf = node_section(h, r, name="b", conns=1, extra="test_routes = true\n")
