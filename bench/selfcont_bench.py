@@ -8,7 +8,8 @@ run on one shir-relay and one shird (loopback only, ~2 minutes).
       on (HTTP/2 streams) and off (the listener: JSON control message, inline
       answer or rendezvous);
   (b) time to fetch a 10 MB answer (the node's test route
-      GET /v1/test/blob?bytes=10485760) both ways, best of 5;
+      GET /v1/test/blob?bytes=10485760) both ways, best of 5, read by Python's
+      urllib, then (b2) by curl (time to first byte and total);
   (c) memory per idle self-contained connection: the relay's VmRSS before and
       after 200 connections made by this script (Upgrade: reverse with a Listen
       token, then the node's HTTP/2 SETTINGS), and shird's VmRSS with 4
@@ -190,6 +191,29 @@ try:
             print("| %s | %.3f | %.0f |" % (name, min(ts), 10 / min(ts)))
         print("\nratio listener time / self-contained time: %.2f\n" % (
             best["listener (rendezvous)"] / best["self-contained"]))
+        # the same with curl (a C reader: Python's own reading is not in the
+        # figure); time to the first byte and to the last, best of 5 each
+        print("(b2) the same read by curl, best of 5: time to first byte / total\n")
+        print("| path | first byte s | total s | MB/s |")
+        print("|---|---|---|---|")
+        cbest = {}
+        for name, on in (("self-contained", True), ("listener (rendezvous)", False)):
+            set_mode(on)
+            rows = []
+            for _ in range(5):
+                r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-H",
+                                    "ServiceBusAuthorization: " + TOK, "-w",
+                                    "%{time_starttransfer} %{time_total} %{size_download}",
+                                    "http://127.0.0.1:%d/%s/v1/test/blob?bytes=10485760" % (rp, HC)],
+                                   capture_output=True, text=True, timeout=120)
+                f = r.stdout.split()
+                assert len(f) == 3 and int(f[2]) == 10485760, r.stdout + r.stderr
+                rows.append((float(f[1]), float(f[0])))
+            t, ttfb = min(rows)
+            cbest[name] = t
+            print("| %s | %.3f | %.3f | %.0f |" % (name, ttfb, t, 10 / t))
+        print("\nratio listener time / self-contained time (curl): %.2f\n" % (
+            cbest["listener (rendezvous)"] / cbest["self-contained"]))
 
     if "c" in parts:
         set_mode(True)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "relay/announce.h"
 #include "relay/sc_proto.h"
 
 static int
@@ -23,20 +24,25 @@ sc_proto_request(const struct sc_hello *h)
 {
 #define SC_PROTO_REQ_FMT "GET " SC_PROTO_PATH "%s HTTP/1.1\r\nHost: %s\r\nConnection: upgrade\r\n" \
 	    "Upgrade: reverse\r\nALPN: h2\r\nServiceBusAuthorization: %s\r\nShir-Node-Name: %s\r\n" \
-	    "Shir-Node-Id: %s\r\nShir-Version: %s\r\nShir-Capacity: %d\r\n\r\n"
+	    "Shir-Node-Id: %s\r\nShir-Version: %s\r\nShir-Capacity: %d\r\n%s%s%s%s\r\n"
 	char *out;
 	int n;
+	const char *a1 = h->ann ? h->ann->node : "", *a2 = h->ann ? h->ann->instance : "";
+	const char *e1 = h->ann ? "\r\n" : "";
 
 	if (!sc_proto_value_ok(h->host) || !sc_proto_value_ok(h->hc) || !sc_proto_value_ok(h->token) ||
 	    !sc_proto_value_ok(h->node_name) || !sc_proto_value_ok(h->node_id) ||
-	    !sc_proto_value_ok(h->version) || strpbrk(h->hc, " ?#") != NULL)
+	    !sc_proto_value_ok(h->version) || strpbrk(h->hc, " ?#") != NULL ||
+	    (h->ann != NULL && (!sc_proto_value_ok(a1) || !sc_proto_value_ok(a2))))
 		return NULL;
+	/* Shir-Version is already there: the announce adds Shir-Node and
+	 * Shir-Node-Instance */
 	n = snprintf(NULL, 0, SC_PROTO_REQ_FMT, h->hc, h->host, h->token, h->node_name, h->node_id, h->version,
-	    h->capacity);
+	    h->capacity, a1, e1, a2, e1);
 	if (n < 0 || (out = malloc((size_t)n + 1)) == NULL)
 		return NULL;
 	snprintf(out, (size_t)n + 1, SC_PROTO_REQ_FMT, h->hc, h->host, h->token, h->node_name, h->node_id,
-	    h->version, h->capacity);
+	    h->version, h->capacity, a1, e1, a2, e1);
 	return out;
 }
 

@@ -20,6 +20,8 @@
 
 #include "common/shir_err.h"
 
+struct announce_lines;
+
 #define SC_PROTO_PATH "/$shir/v1/tunnel/"
 #define SC_PROTO_HEAD_MAX 8192	/* the relay's answer head, at most */
 /* the relay -> node stream that carries a mode change ({"selfContained":b}) */
@@ -33,6 +35,7 @@ struct sc_hello {
 	const char *node_id;
 	const char *version;
 	int capacity;		/* streams the node serves at once */
+	const struct announce_lines *ann;	/* relay/announce.h; NULL: not announced */
 };
 
 /* The upgrade request head; NULL when out of memory or a value would break

@@ -470,7 +470,7 @@ listener_validate(const struct conf *c, struct shir_error *err)
 /* The installation's id the channels announce (relay/announce.h): a UUID in
  * state_dir/node-instance, made at first start. Not part of a backup, so a
  * node restored on another machine is another installation. */
-static void
+void
 listener_instance(const char *state_dir, char *out, size_t len)
 {
 	char path[4096], *buf = NULL, id[RANDOM_UUID_LEN + 2];

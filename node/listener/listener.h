@@ -25,6 +25,9 @@ void listener_refresh_status(struct node *n);
 /* SIGTERM: take no new work; channels close once their requests are done;
  * tunnels are closed. */
 void listener_shutdown(struct node *n);
+/* The installation's id every channel announces (state_dir/node-instance,
+ * made at first use; relay/announce.h). */
+void listener_instance(const char *state_dir, char *out, size_t len);
 /* Frees everything (n may be NULL). */
 void listener_stop(struct node *n);
 

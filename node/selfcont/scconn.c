@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <cjson/cJSON.h>
@@ -14,16 +17,20 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/crypto.h>
 
+#include "common/evread.h"
 #include "common/log.h"
 #include "common/random.h"
 #include "node/api.h"
 #include "node/node.h"
 #include "node/selfcont/scconn.h"
+#include "relay/announce.h"
 #include "relay/hcdial.h"
 #include "relay/sc_proto.h"
 
 #define SC_WINDOW (256 * 1024)
 #define SC_NO_SETTINGS_S 10	/* after the 101, the relay's SETTINGS must come within this */
+#define SC_DEADLINE_MAX_S 86400	/* a larger shir-deadline-s is taken as this */
+#define SC_DEADLINE_EARLY_MS 250	/* answer this much before the relay gives up */
 
 enum sc_phase { SC_IDLE = 0, SC_DIALING, SC_UPGRADING, SC_H2 };
 
@@ -41,6 +48,8 @@ struct scstr {
 	char *resp;			/* the answer's body, sent as the window allows */
 	size_t resp_len, resp_off;
 	int64_t start_ms;
+	int64_t deadline_ms;		/* shir-deadline-s of the relay, 0: none */
+	struct event *ev_deadline;
 };
 
 struct scconn {
@@ -100,6 +109,8 @@ sc_str_free(struct scstr *q)
 	c->cs.inflight = c->nstreams;
 	if (q->handle != NULL)
 		api_reply_cancel(q->handle);	/* the store operation stops */
+	if (q->ev_deadline)
+		event_free(q->ev_deadline);
 	if (q->body)
 		evbuffer_free(q->body);
 	free(q->path);
@@ -219,6 +230,8 @@ sc_api_done(void *arg, int status, const char *headers, const char *ctype, const
 	struct scstr *q = arg;
 
 	q->handle = NULL;
+	if (q->ev_deadline)
+		evtimer_del(q->ev_deadline);
 	sc_respond(q, status, headers, ctype, body, len);
 }
 
@@ -238,6 +251,51 @@ sc_path_is(const char *path, const char *p)
 	size_t l = strlen(p);
 
 	return strncmp(path, p, l) == 0 && (path[l] == '\0' || path[l] == '?');
+}
+
+/* The request's deadline (shir-deadline-s) passed while the store works: the
+ * operation is cancelled (as when the relay resets the stream) and the
+ * stream, still open, gets 504. It fires a little before the relay's own
+ * limit, so the sender reads the node's reason rather than the relay's. */
+static void
+sc_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct scstr *q = arg;
+	char msg[200];
+
+	if (q->handle == NULL)
+		return;
+	log_warn("selfcont", "event=request.timeout conn=%s stream=%d method=%s target=%s ms=%lld",
+	    log_q(q->c->cs.name), q->sid, log_q(q->method), log_q(q->path ? q->path : "-"),
+	    (long long)(sc_now_ms() - q->start_ms));
+	api_reply_cancel(q->handle);	/* the store operation stops */
+	q->handle = NULL;
+	snprintf(msg, sizeof msg, "the request did not finish within its deadline of %lld ms "
+	    "(shir-deadline-s from the relay); the operation was cancelled",
+	    (long long)q->deadline_ms);
+	sc_error(q, 504, "Timeout", msg);
+}
+
+static void
+sc_deadline_arm(struct scstr *q)
+{
+	int64_t ms = q->deadline_ms - (sc_now_ms() - q->start_ms);
+	struct timeval tv;
+
+	if (q->deadline_ms <= 0)
+		return;
+	if (ms > 2 * SC_DEADLINE_EARLY_MS)
+		ms -= SC_DEADLINE_EARLY_MS;
+	else if (ms > SC_DEADLINE_EARLY_MS)
+		ms = SC_DEADLINE_EARLY_MS;
+	if (ms < 1)
+		ms = 1;
+	if (q->ev_deadline == NULL &&
+	    (q->ev_deadline = evtimer_new(q->c->ctx->base, sc_deadline_cb, q)) == NULL)
+		return;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(q->ev_deadline, &tv);
 }
 
 static void
@@ -293,6 +351,8 @@ sc_dispatch(struct scstr *q)
 		return;
 	}
 	api_dispatch(node_api(c->ctx->node), &rq, sc_api_done, q, &q->handle);
+	if (q->handle != NULL)
+		sc_deadline_arm(q);
 }
 
 /* --- nghttp2 callbacks -------------------------------------------------------------- */
@@ -343,6 +403,19 @@ sc_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, si
 			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 		memcpy(q->path, value, vl);
 		q->path[vl] = '\0';
+	} else if (nl == 15 && memcmp(name, "shir-deadline-s", 15) == 0 && vl > 0 && vl < 24) {
+		char v[24], *end;
+		double d;
+
+		memcpy(v, value, vl);
+		v[vl] = '\0';
+		d = strtod(v, &end);
+		/* a value that is not a positive number is ignored (no deadline) */
+		if (*end == '\0' && d > 0) {
+			if (d > SC_DEADLINE_MAX_S)
+				d = SC_DEADLINE_MAX_S;
+			q->deadline_ms = (int64_t)(d * 1000);
+		}
 	}
 	return 0;
 }
@@ -630,6 +703,8 @@ sc_read_cb(struct bufferevent *bev, void *arg)
 
 	if (c->phase == SC_UPGRADING)
 		sc_upgrading_read(c, in);
+	else
+		evread_more(bev, SCCONN_OUT_MAX);	/* a request body: fewer wakeups */
 	while (c->phase == SC_H2 && c->sess != NULL && evbuffer_get_length(in) > 0) {
 		struct evbuffer_iovec v;
 		ssize_t n;
@@ -676,11 +751,26 @@ sc_event_cb(struct bufferevent *bev, short what, void *arg)
 		    "connection" : "the connection to the relay failed");
 }
 
+/* Large answers: libevent reads and writes 16 KiB a loop turn by default, and
+ * Nagle would hold the tail of a frame; both cost a preview's transfer time. */
+static void
+sc_tune(struct bufferevent *bev)
+{
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	int one = 1;
+
+	bufferevent_set_max_single_read(bev, SCCONN_OUT_MAX);
+	bufferevent_set_max_single_write(bev, SCCONN_OUT_MAX);
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 static void
 sc_dial_cb(void *arg, struct bufferevent *bev, const struct shir_error *err)
 {
 	struct scconn *c = arg;
 	struct sc_hello h;
+	struct announce_lines ann;
 	char host[300], *tok = NULL, *head;
 	char cap[16];
 
@@ -691,6 +781,7 @@ sc_dial_cb(void *arg, struct bufferevent *bev, const struct shir_error *err)
 		return;
 	}
 	c->bev = bev;
+	sc_tune(bev);
 	hcdial_host_header(&c->u, host, sizeof host);
 	if (hcdial_listen_token(c->spec.endpoint, c->spec.path, c->spec.key_name, c->spec.key,
 	    sc_now_ms() / 1000 + c->spec.token_lifetime, &tok) != 0) {
@@ -706,6 +797,10 @@ sc_dial_cb(void *arg, struct bufferevent *bev, const struct shir_error *err)
 	h.version = PACKAGE_VERSION;
 	h.capacity = c->ctx->capacity;
 	(void)cap;
+	/* name, version and installation, as on the listener's upgrade: the
+	 * relay refuses another installation under this node's name (409) */
+	if (announce_headers(node_name(c->ctx->node), PACKAGE_VERSION, c->ctx->instance, &ann) == 0)
+		h.ann = &ann;
 	head = sc_proto_request(&h);
 	OPENSSL_cleanse(tok, strlen(tok));
 	free(tok);

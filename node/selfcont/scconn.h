@@ -26,7 +26,7 @@ struct node;
 struct scconn;
 struct cJSON;
 
-#define SCCONN_OUT_MAX (64 * 1024)
+#define SCCONN_OUT_MAX (256 * 1024)
 #define SCCONN_HEADERS_MAX (16 * 1024)	/* a request's header list */
 
 struct scctx {
@@ -41,6 +41,7 @@ struct scctx {
 	void (*on_mode)(void *arg, int on);
 	void *arg;
 	int capacity;		/* SETTINGS_MAX_CONCURRENT_STREAMS */
+	char instance[40];	/* this installation's id, announced at the upgrade */
 };
 
 /* spec: endpoint is the service endpoint; the rest is the runtime's. */

@@ -374,6 +374,10 @@ selfcont_start(struct node *n, struct shir_error *err)
 		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
 	s->ctx.node = n;
 	s->ctx.base = node_base(n);
+	if (node_conf(n) != NULL && node_conf(n)->state_dir != NULL)
+		listener_instance(node_conf(n)->state_dir, s->ctx.instance, sizeof s->ctx.instance);
+	else
+		snprintf(s->ctx.instance, sizeof s->ctx.instance, "unknown");
 	s->ctx.on_state = sc_on_state;
 	s->ctx.on_finished = sc_on_finished;
 	s->ctx.on_mode = sc_on_mode;

@@ -192,6 +192,13 @@ hconn_fail(struct hconn *h, int status, const char *msg)
 void
 hconn_fail_retry(struct hconn *h, int status, int retry_after, const char *msg)
 {
+	hconn_fail_reason(h, status, NULL, retry_after, msg);
+}
+
+void
+hconn_fail_reason(struct hconn *h, int status, const char *reason, int retry_after,
+    const char *msg)
+{
 	struct evbuffer *out;
 	char *body;
 
@@ -204,7 +211,7 @@ hconn_fail_retry(struct hconn *h, int status, int retry_after, const char *msg)
 	body = rs_error_json(rs_error_code(status), msg);
 	out = bufferevent_get_output(h->bev);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-	    "Content-Length: %zu\r\nConnection: close\r\n", status, http1_reason(status),
+	    "Content-Length: %zu\r\nConnection: close\r\n", status, reason ? reason : http1_reason(status),
 	    body ? strlen(body) : 0);
 	if (retry_after > 0)
 		evbuffer_add_printf(out, "Retry-After: %d\r\n", retry_after);

@@ -454,13 +454,16 @@ static const char *const SYNC_ACK[] = { "Shir-Relay-Features: sync", NULL };
 
 /* One name per node on a hybrid connection: a live listener with the name c
  * announces, from another installation, refuses c (409, and the live one is
- * pinged: a dead one is dropped, so the next try gets in). Listeners that
+ * pinged: a dead one is dropped, so the next try gets in); so does a live
+ * self-contained connection with that name (relay_sc.c). Listeners that
  * announce no name are not compared. Returns true when c was refused (and freed). */
 static bool
 listen_name_taken(struct rsrv *s, struct ws *ws, struct ent *e, struct ctl *c)
 {
 	struct ctl *o;
 	char reason[96 + ANNOUNCE_NAME_MAX], msg[512 + ANNOUNCE_NAME_MAX];
+	const char *peer = NULL;
+	time_t since = 0;
 
 	if (c->ann.node[0] == '\0')
 		return false;
@@ -468,17 +471,24 @@ listen_name_taken(struct rsrv *s, struct ws *ws, struct ent *e, struct ctl *c)
 		if (!o->closing && strcmp(o->ann.node, c->ann.node) == 0 &&
 		    strcmp(o->ann.instance, c->ann.instance) != 0)
 			break;
-	if (o == NULL)
+	if (o != NULL) {
+		ctl_probe(o);
+		peer = o->peer;
+		since = o->since;
+	} else {
+		/* the name may be held by a self-contained connection */
+		peer = relay_sc_name_user(e, c->ann.node, c->ann.instance, &since);
+	}
+	if (peer == NULL)
 		return false;
-	ctl_probe(o);
 	s->m.listen_fail++;
 	log_warn("relay", "event=listen.refused status=409 hc=%s node=%s peer=%s other_peer=%s "
-	    "why=%s", log_q(e->name), log_q(c->ann.node), c->peer, o->peer,
+	    "why=%s", log_q(e->name), log_q(c->ann.node), c->peer, peer,
 	    log_q("another installation listens under this node name"));
 	snprintf(reason, sizeof reason, "%s: %s", ANNOUNCE_NAME_IN_USE, c->ann.node);
 	snprintf(msg, sizeof msg, "another node named \"%s\" (from %s, listening for %ld s) is "
 	    "connected to hybrid connection %s; each node of a runtime needs its own name",
-	    c->ann.node, o->peer, (long)(time(NULL) - o->since), e->name);
+	    c->ann.node, peer, (long)(time(NULL) - since), e->name);
 	event_free(c->expiry_timer);
 	free(c);
 	rs_ws_fail(s, ws, 409, reason, msg);

@@ -13,14 +13,21 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "common/evread.h"
+#include "relay/announce.h"
 #include "relay/sc_proto.h"
 #include "relay/server/relay_srv_int.h"
 
 #define SC_MAX_PER_ENT 256	/* connections of one runtime (64 nodes of 4) */
-#define SC_WINDOW (256 * 1024)	/* per stream */
+/* Flow-control windows the relay grants the node for its answers. The bytes
+ * of a stream the relay holds are at most the sender's tunnel_buffer plus
+ * SC_WINDOW; of a connection at most SC_CONN_WINDOW (the memory cap of one
+ * node connection, whatever its senders do). */
+#define SC_WINDOW (2 * 1024 * 1024)	/* per stream */
 #define SC_CONN_WINDOW (16 * 1024 * 1024)
 #define SC_FRAME_MAX (64 * 1024)
 #define SC_OUT_MAX (256 * 1024)	/* bytes queued to the node before nghttp2 is asked for more */
+#define SC_READ_MAX (256 * 1024)	/* read from a node's socket in one wakeup */
 #define SC_PING_S 15
 #define SC_QUEUE_S 5		/* a request waits this long for a free stream */
 #define SC_STREAMS_CAP 4096	/* whatever the node advertises */
@@ -39,6 +46,7 @@ struct scconn {
 	char id[37];
 	char node[96];
 	char peer[64];
+	struct announce ann;	/* Shir-Node, Shir-Version, Shir-Node-Instance */
 	int capacity;
 	int nout;		/* sender streams outstanding */
 	int pings_out;
@@ -71,6 +79,8 @@ struct scstream {
 static int sc_flush(struct scconn *c);
 static void sc_conn_close(struct scconn *c, const char *why);
 static void sc_queue_drain(struct rsrv *s, struct ent *e);
+static bool sc_name_taken(struct rsrv *s, struct hconn *h, struct ent *e,
+    const struct announce *a);
 
 static uint64_t sc_m_streams, sc_m_retried, sc_m_refused503, sc_m_conns_total;
 
@@ -188,6 +198,8 @@ sc_stream_release(struct scstream *st)
 	if (h != NULL) {
 		h->sc = NULL;
 		st->h = NULL;
+		if (h->bev != NULL)
+			bufferevent_setwatermark(h->bev, EV_WRITE, 0, 0);
 	}
 	return h;
 }
@@ -360,7 +372,12 @@ sc_read(struct bufferevent *bev, void *arg)
 {
 	struct scconn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
+	int i;
 
+	/* libevent read 4 KiB: take what else the socket holds (a large answer
+	 * otherwise costs about six system calls per 4 KiB) */
+	for (i = 0; i < 4 && evread_more(bev, SC_READ_MAX) > 0; i++)
+		;
 	while (!c->dead && evbuffer_get_length(in) > 0) {
 		struct evbuffer_iovec v;
 		ssize_t n;
@@ -493,6 +510,7 @@ relay_sc_adopt(struct hconn *h)
 	struct scconn *c;
 	struct ent *e;
 	bool ua;
+	struct announce ann;
 	int st, n;
 	nghttp2_session_callbacks *cb = NULL;
 	nghttp2_option *opt = NULL;
@@ -532,6 +550,10 @@ relay_sc_adopt(struct hconn *h)
 		hconn_fail(h, st, why);
 		return;
 	}
+	announce_parse(http1_msg_get(h->req, ANNOUNCE_NODE), http1_msg_get(h->req, ANNOUNCE_VERSION),
+	    http1_msg_get(h->req, ANNOUNCE_INSTANCE), &ann);
+	if (sc_name_taken(s, h, e, &ann))
+		return;
 	if (s->shutting_down || e->nsc >= SC_MAX_PER_ENT) {
 		/* written before the connection closes (hconn_fail_retry flushes) */
 		hconn_fail_retry(h, 503, 5, s->shutting_down ? "the relay is shutting down" :
@@ -570,11 +592,12 @@ relay_sc_adopt(struct hconn *h)
 	c->since = time(NULL);
 	rs_uuid(c->id);
 	snprintf(c->peer, sizeof c->peer, "%s", h->peer);
+	c->ann = ann;
 	{
 		const char *nn = http1_msg_get(h->req, "Shir-Node-Name");
 		const char *cap = http1_msg_get(h->req, "Shir-Capacity");
 
-		snprintf(c->node, sizeof c->node, "%s", nn ? nn : "-");
+		snprintf(c->node, sizeof c->node, "%s", c->ann.node[0] ? c->ann.node : nn ? nn : "-");
 		c->capacity = cap ? atoi(cap) : 0;
 	}
 	c->ping = event_new(s->base, -1, EV_PERSIST, sc_ping, c);
@@ -623,6 +646,52 @@ relay_sc_adopt(struct hconn *h)
 	    e->self_contained ? "on" : "off");
 	/* bytes after the head, if the node sent any, are HTTP/2 */
 	sc_read(bev, c);
+}
+
+const char *
+relay_sc_name_user(struct ent *e, const char *node, const char *instance, time_t *since)
+{
+	const struct scconn *o;
+
+	for (o = e->scs; o != NULL; o = o->next)
+		if (!o->dead && strcmp(o->ann.node, node) == 0 && strcmp(o->ann.instance, instance) != 0) {
+			*since = o->since;
+			return o->peer;
+		}
+	return NULL;
+}
+
+/* One name per node on a runtime, as for listeners (relay_listen.c): a live
+ * self-contained connection or listener with the announced name from another
+ * installation refuses this one with 409 "Node name in use: NAME". A node
+ * that announces no name is not compared. Returns true when refused. */
+static bool
+sc_name_taken(struct rsrv *s, struct hconn *h, struct ent *e, const struct announce *a)
+{
+	const struct ctl *l;
+	const char *peer = NULL;
+	time_t since = 0;
+	char reason[96 + ANNOUNCE_NAME_MAX], msg[512 + ANNOUNCE_NAME_MAX];
+
+	if (a->node[0] == '\0')
+		return false;
+	peer = relay_sc_name_user(e, a->node, a->instance, &since);
+	for (l = e->ctls; l != NULL && peer == NULL; l = l->next)
+		if (!l->closing && strcmp(l->ann.node, a->node) == 0 &&
+		    strcmp(l->ann.instance, a->instance) != 0)
+			peer = l->peer, since = l->since;
+	if (peer == NULL)
+		return false;
+	s->m.listen_fail++;
+	log_warn("relay", "event=sc.refused status=409 hc=%s node=%s peer=%s other_peer=%s why=%s",
+	    log_q(e->name), log_q(a->node), h->peer, peer,
+	    log_q("another installation is connected under this node name"));
+	snprintf(reason, sizeof reason, "%s: %s", ANNOUNCE_NAME_IN_USE, a->node);
+	snprintf(msg, sizeof msg, "another node named \"%s\" (from %s, connected for %ld s) serves "
+	    "integration runtime %s; each node of a runtime needs its own name", a->node, peer,
+	    (long)(time(NULL) - since), e->name);
+	hconn_fail_reason(h, 409, reason, 0, msg);
+	return true;
 }
 
 /* --- routing ------------------------------------------------------------------------ */
@@ -760,7 +829,20 @@ relay_sc_send(struct hconn *h)
 			t += 1 + hl;
 		NV(":path", t);
 	}
-	snprintf(dl, sizeof dl, "%d", h->s->conf->response_timeout);
+	{
+		/* what is left of the sender's deadline (it may have waited in the
+		 * queue): the node cancels the store operation when it passes */
+		struct timeval at, now;
+		long long ms = (long long)h->s->conf->response_timeout * 1000;
+
+		if (h->deadline != NULL && evtimer_pending(h->deadline, &at) &&
+		    event_base_gettimeofday_cached(h->s->base, &now) == 0) {
+			ms = ((long long)at.tv_sec - now.tv_sec) * 1000 + (at.tv_usec - now.tv_usec) / 1000;
+			if (ms < 1)
+				ms = 1;
+		}
+		snprintf(dl, sizeof dl, "%lld.%03lld", ms / 1000, ms % 1000);
+	}
 	NV("shir-request-id", h->req_id);
 	NV("shir-deadline-s", dl);
 	for (i = 0; i < h->req->nh && nn < sizeof nv / sizeof nv[0] - 1; i++) {
@@ -799,6 +881,10 @@ relay_sc_send(struct hconn *h)
 	c->streams_total++;
 	sc_m_streams++;
 	h->sc = st;
+	/* the window is granted again as the sender's socket takes the bytes,
+	 * well before its output is empty, so the node keeps sending */
+	if (h->bev != NULL)
+		bufferevent_setwatermark(h->bev, EV_WRITE, (size_t)h->s->conf->tunnel_buffer / 2, 0);
 	h->sc_sent = true;
 	h->sc_retry_pending = false;
 	h->fwd = HF_INLINE;
@@ -821,6 +907,8 @@ relay_sc_detach(struct hconn *h)
 		return;
 	h->sc = NULL;
 	st->h = NULL;
+	if (h->bev != NULL)
+		bufferevent_setwatermark(h->bev, EV_WRITE, 0, 0);
 	if (st->owed > 0) {
 		nghttp2_session_consume(st->c->sess, st->sid, st->owed);
 		st->owed = 0;
@@ -952,6 +1040,10 @@ relay_sc_status(const struct ent *e, cJSON *o)
 		cJSON_AddItemToArray(arr, j);
 		cJSON_AddStringToObject(j, "id", c->id);
 		cJSON_AddStringToObject(j, "node", c->node);
+		if (c->ann.version[0])
+			cJSON_AddStringToObject(j, "nodeVersion", c->ann.version);
+		if (c->ann.instance[0])
+			cJSON_AddStringToObject(j, "instance", c->ann.instance);
 		cJSON_AddStringToObject(j, "peer", c->peer);
 		cJSON_AddStringToObject(j, "transport", "h2-reverse");
 		cJSON_AddNumberToObject(j, "capacity", c->capacity);

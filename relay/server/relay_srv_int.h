@@ -401,6 +401,9 @@ void rjobs_status(struct rsrv *s, cJSON *o);
 void rjobs_admin(struct evhttp_request *req, void *arg);
 /* hconn_fail with a Retry-After header (seconds; 0 = none) */
 void hconn_fail_retry(struct hconn *h, int status, int retry_after, const char *msg);
+/* The same with a reason phrase of the status line (no control bytes). */
+void hconn_fail_reason(struct hconn *h, int status, const char *reason, int retry_after,
+    const char *msg);
 /* self-contained connections (relay_sc.c; docs/self-contained.md) */
 bool relay_sc_wants(const struct http1_msg *req);
 void relay_sc_adopt(struct hconn *h);
@@ -408,6 +411,10 @@ void relay_sc_send(struct hconn *h);
 void relay_sc_detach(struct hconn *h);
 void relay_sc_unqueue(struct hconn *h);
 void relay_sc_writable(struct hconn *h);
+/* The peer of a live self-contained connection of e announcing node from
+ * another instance (*since: when it connected), or NULL. */
+const char *relay_sc_name_user(struct ent *e, const char *node, const char *instance,
+    time_t *since);
 void relay_sc_set_mode(struct ent *e, bool on);
 void relay_sc_close_ent(struct ent *e, const char *why);
 void relay_sc_free_ent(struct ent *e);

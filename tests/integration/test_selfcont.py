@@ -297,6 +297,127 @@ def test_sender_gone_cancels_query(h):
     n.stop_clean()
 
 
+
+
+@test
+def test_sender_gone_cancels_sqlite_query(h):
+    """the same over the self-contained path for SQLite: a sender that disconnects mid-preview of an endless query makes shird interrupt it (the job ends within seconds, not at operation_timeout); with one worker, the next request is served at once"""
+    import sqlite3
+    d = h.path("sq")
+    os.makedirs(d, exist_ok=True)
+    db = os.path.join(d, "shop.db")
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t (x INTEGER)")
+    con.execute("INSERT INTO t VALUES (7)")
+    con.commit()
+    con.close()
+    r = Relay(h)
+    create(r, "sc-ir", "--self-contained")
+    r.start()
+    n = Node(h, allowed=d, jobs=1, queue=4, timeout=45, level="info",
+             extra=node_section(h, r, conns=1))
+    n.p.wait_log(r"event=selfcontained\.mode mode=on")
+    wait_status(h, n, lambda st: st["status"] == "Online", "Online")
+    ls = {"type": "Sqlite", "properties": {"path": db}}
+    q = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+    body = json.dumps({"linkedService": ls, "dataset": {"type": "Query", "query": q}}).encode()
+    n.p.mark()
+    c = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+    c.sendall(("POST /sc-ir/v1/preview HTTP/1.1\r\nHost: h\r\nServiceBusAuthorization: %s\r\n"
+               "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (
+                   token(r), len(body))).encode() + body)
+    m = n.p.wait_log(r"event=authoring\.request id=(\d+) op=preview store=Sqlite")
+    time.sleep(1)  # the query runs
+    check(not re.search(r"event=authoring\.done id=%s " % m.group(1), n.p.log()), "ended early")
+    c.close()
+    t0 = time.monotonic()
+    n.p.wait_log(r"event=request\.cancelled conn=selfcontained-1 .*the relay cancelled the stream")
+    n.p.wait_log(r"event=authoring\.done id=%s op=preview store=Sqlite" % m.group(1), timeout=10)
+    check(time.monotonic() - t0 < 5, "the job ended %.1f s after the sender left" % (time.monotonic() - t0))
+    t0 = time.monotonic()
+    st, _, b = send(r, "/v1/preview", {"linkedService": ls, "dataset": {"type": "Query",
+                                                                       "query": "SELECT x FROM t"}})
+    check(st == 200 and json.loads(b)["rows"] == [[7]], "after: %d %r" % (st, b))
+    check(time.monotonic() - t0 < 5, "the one worker was free: %.1f s" % (time.monotonic() - t0))
+    n.stop_clean()
+
+
+@test
+def test_deadline_cancels_query(h):
+    """the node honours shir-deadline-s: a PostgreSQL query that outlives the relay's response_timeout (3 s) is cancelled by the node (gone from pg_stat_activity) and the sender gets the node's 504 Timeout, not the relay's own 504; the node still serves"""
+    s = shared_pg()
+    r = Relay(h, limits="response_timeout = 3")
+    create(r, "sc-ir", "--self-contained")
+    r.start()
+    n = Node(h, level="info", extra=node_section(h, r, conns=1))
+    n.p.wait_log(r"event=selfcontained\.mode mode=on")
+    wait_status(h, n, lambda st: st["status"] == "Online", "Online")
+
+    def running(q):
+        return s.sql("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = '%s'"
+                     % q).strip()
+    q = "SELECT pg_sleep(29.5) AS deadline_s"
+    t0 = time.monotonic()
+    st, hd, b = send(r, "/v1/preview", {"linkedService": s.linked_service(),
+                                        "dataset": {"type": "Query", "query": q}}, timeout=30)
+    took = time.monotonic() - t0
+    check(st == 504, "a query past the deadline: %d %r" % (st, b[:300]))
+    j = json.loads(b)
+    check(j["error"]["code"] == "Timeout" and "deadline" in j["error"]["message"],
+          "the node's 504 (not the relay's): %r" % j)
+    check(2.0 < took < 3.5, "answered after %.2f s (deadline 3 s)" % took)
+    wait_until(lambda: running(q) == "0", 5, "the query to be cancelled at the deadline")
+    n.p.wait_log(r"event=request\.timeout conn=selfcontained-1 .*target=\"?/v1/preview",
+                 after_mark=False)
+    n.p.wait_log(r"event=authoring\.cancelled", after_mark=False)
+    st, _, b = send(r, "/v1/preview", {"linkedService": s.linked_service(),
+                                       "dataset": {"type": "Query", "query": "SELECT 7 AS x"}})
+    check(st == 200, "after: %d %r" % (st, b))
+    n.stop_clean()
+
+
+@test
+def test_no_stream_free_is_503_retry_after(h):
+    """a runtime in self-contained mode with no node connected, and one whose every stream is busy: the sender waits the brief queue (5 s) and gets 503 with Retry-After, each with its reason; a free stream later serves again"""
+    r = Relay(h)
+    create(r, "sc-ir", "--self-contained")
+    r.start()
+    t0 = time.monotonic()
+    st, hd, b = send(r, "/v1/testConnection", {"linkedService": {"type": "FileSystem"}})
+    took = time.monotonic() - t0
+    check(st == 503 and hd.get("retry-after") == "1", "no node: %d %r %r" % (st, hd, b[:200]))
+    check(b"no node of this runtime holds a self-contained connection" in b, "reason: %r" % b)
+    check(4.5 < took < 8, "no node: answered after %.2f s (queue of 5 s)" % took)
+    # one node, one connection of 4 streams (1 job + 1 queued + 2 for the mode streams)
+    n = Node(h, jobs=1, queue=1, extra=node_section(h, r, conns=1, extra="test_routes = true\n"))
+    n.p.wait_log(r"event=selfcontained\.mode mode=on")
+    wait_status(h, n, lambda st: st["status"] == "Online", "Online")
+    cap = int(r.proc.wait_log(r"event=sc\.connected .*capacity=(\d+)", after_mark=False).group(1))
+    slow = []
+    for i in range(cap):
+        t = threading.Thread(target=lambda: slow.append(
+            send(r, "/v1/test/blob?bytes=10&delay_ms=9000", method="GET")))
+        t.start()
+    def busy():
+        rs = json.loads(r.admin_get("/status"))
+        cs = [e for e in rs["entities"] if e["name"] == "sc-ir"][0]["selfContainedConnections"]
+        return sum(c["streams"] for c in cs) >= cap
+    wait_until(busy, 10, "every stream of the connection to be busy")
+    t0 = time.monotonic()
+    st, hd, b = send(r, "/v1/test/blob?bytes=10", method="GET")
+    took = time.monotonic() - t0
+    check(st == 503 and hd.get("retry-after") == "1", "all busy: %d %r %r" % (st, hd, b[:200]))
+    check(b"every self-contained connection of this runtime is busy" in b, "reason: %r" % b)
+    check(4.5 < took < 8, "all busy: answered after %.2f s" % took)
+    m = r.admin_get("/metrics")
+    check(int(re.search(r"^shir_relay_sc_busy_total (\d+)$", m, re.M).group(1)) == 2,
+          "the 503s counted: %s" % m)
+    wait_until(lambda: len(slow) == cap, 15, "the slow requests to finish")
+    check(all(x[0] == 200 for x in slow), "slow: %r" % [x[0] for x in slow])
+    st, _, b = send(r, "/v1/test/blob?bytes=10", method="GET")
+    check(st == 200, "a free stream again: %d %r" % (st, b))
+    n.stop_clean()
+
 def parallel(fn, n):
     """Runs fn(i) for i in 0..n-1 in threads; returns the results in order."""
     out = [None] * n
@@ -364,6 +485,44 @@ def test_relay_restart_reconnects(h):
     check(blob_ok(send(r, "/v1/test/blob?bytes=100", method="GET"), 100), "after")
     n.stop_clean()
 
+
+@test
+def test_announce_and_duplicate_name(h):
+    """the self-contained upgrade announces the node's name, version and installation: the relay's /status shows them; a second installation under the same node name is refused with 409 "Node name in use" (the node logs it and shows it in its status), and the first keeps serving"""
+    r = Relay(h)
+    create(r, "sc-ir", "--self-contained")
+    r.start()
+    a = Node(h, level="info", extra=node_section(h, r, name="a", conns=1, extra="test_routes = true\n"))
+    a.p.wait_log(r"event=channel\.connected conn=selfcontained-1")
+    rs = json.loads(r.admin_get("/status"))
+    conns = [e for e in rs["entities"] if e["name"] == "sc-ir"][0]["selfContainedConnections"]
+    ver = h.run([h.bin("shird"), "--version"]).stdout.split()[-1]
+    check(len(conns) == 1 and conns[0]["node"] == "auth-node" and conns[0]["nodeVersion"] == ver and
+          re.fullmatch(r"[0-9a-f-]{36}", conns[0].get("instance", "")), "/status: %r" % conns)
+    # another installation (its own state_dir, so its own instance id) with the same name
+    b_conf = node_section(h, r, name="b", conns=1, extra="test_routes = true\n")
+    os.makedirs(h.path("b"), exist_ok=True)
+    b_text = open(a.conf).read().replace(a.sock, h.path("b/shird.sock")).replace(
+        h.path("state"), h.path("b/state"))
+    b_text = b_text[:b_text.index("[relay]")] + b_conf
+    bconf = h.write("b/shird.conf", b_text)
+    b = h.start("shird-b", [h.bin("shird"), "-f", bconf])
+    b.wait_log(r"conn=selfcontained-1 .*409 Node name in use: auth-node")
+    r.proc.wait_log(r"event=sc\.refused status=409 hc=sc-ir node=auth-node", after_mark=False)
+
+    class B:
+        sock = h.path("b/shird.sock")
+    st = wait_status(h, B, lambda st: "Node name in use: auth-node" in json.dumps(sc_channels(st)),
+                     "b's status to show the 409")
+    check("give each node its own name" in json.dumps(sc_channels(st)), "b's status: %r"
+          % sc_channels(st))
+    rs = json.loads(r.admin_get("/status"))
+    conns = [e for e in rs["entities"] if e["name"] == "sc-ir"][0]["selfContainedConnections"]
+    check(len(conns) == 1 and conns[0]["instance"] != "", "only a's connection: %r" % conns)
+    check(blob_ok(send(r, "/v1/test/blob?bytes=100", method="GET"), 100), "a still serves")
+    b.p.terminate()
+    b.p.wait(10)
+    a.stop_clean()
 
 @test
 def test_two_nodes_share_and_survive_kill9(h):
