@@ -11,7 +11,7 @@ import time
 from authnode import Node
 from relaytest import Relay, decode_key, sas_token
 from shirtest import check, main, make_test_pki, test, wait_until
-from stores import shared_pg
+from stores import shared_mariadb, shared_pg
 
 
 def register(h, n, node_key):
@@ -92,6 +92,53 @@ def test_author_through_tls_relay(h):
     # TLS and the token are accepted; no node listens yet, so the relay says 502
     check(res.returncode == 1 and "no listener" in res.stderr and "HTTP 502" in res.stderr, "%s", res.stderr)
 
+
+@test
+def test_sender_gone_cancels_mariadb_query(h):
+    """a sender that leaves while a MariaDB preview runs: shird kills the statement in the server
+    at once (gone from the processlist within seconds, not at the operation timeout), and the
+    one worker is free for the next request"""
+    s = shared_mariadb()
+    r = Relay(h)
+    printed = [w for w in r.cli("ir", "create", "sales-ir").stdout.split() if w.startswith("IR@v1@")]
+    keys = {decode_key(w)["keyName"]: decode_key(w) for w in printed}
+    node_key = [w for w in printed if decode_key(w)["keyName"] == "node-key1"][0]
+    r.start()
+    n = Node(h, timeout=45, level="debug", jobs=1)
+    register(h, n, node_key)
+    tok = sas_token("http://127.0.0.1:%d/sales-ir" % r.port, "service-key", keys["service-key"]["key"])
+
+    def running():
+        return s.sql("SELECT count(*) FROM information_schema.processlist WHERE info LIKE "
+                     "'SELECT SLEEP(29)%'").strip()
+    body = json.dumps({"linkedService": s.linked_service(),
+                       "dataset": {"type": "Query", "query": "SELECT SLEEP(29) AS s"}}).encode()
+    c = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+    c.sendall(("POST /sales-ir/v1/preview HTTP/1.1\r\nHost: h\r\nServiceBusAuthorization: %s\r\n"
+               "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (tok, len(body))).encode()
+              + body)
+    wait_until(lambda: running() == "1", 20, "the query to run")
+    c.close()
+    t0 = time.monotonic()
+    wait_until(lambda: running() == "0", 10, "the query of a sender that left to be killed")
+    check(time.monotonic() - t0 < 5, "killed %.1f s after the sender left" % (time.monotonic() - t0))
+    n.p.wait_log(r"event=authoring\.cancelled", after_mark=False)
+    n.p.wait_log(r"event=authoring\.done .*store=MySql", after_mark=False)
+    body = json.dumps({"linkedService": s.linked_service(),
+                       "dataset": {"type": "Query", "query": "SELECT 7 AS x"}}).encode()
+    c = socket.create_connection(("127.0.0.1", r.port), timeout=20)
+    c.sendall(("POST /sales-ir/v1/preview HTTP/1.1\r\nHost: h\r\nConnection: close\r\n"
+               "ServiceBusAuthorization: %s\r\nContent-Length: %d\r\n\r\n" % (tok, len(body))).encode()
+              + body)
+    data = b""
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        data += d
+    check(data.startswith(b"HTTP/1.1 200") and b"[[7]]" in data.replace(b" ", b""), "after: %r",
+          data[:300])
+    n.stop_clean()
 
 @test
 def test_sender_gone_cancels_query(h):

@@ -15,9 +15,13 @@
  * server can read are allowed (MARIADB_OPT_RESTRICTED_AUTH). */
 #include "config.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/socket.h>
 
 #include <cjson/cJSON.h>
 #include <mysql.h>
@@ -38,6 +42,10 @@ struct my_conn {
 	char addr[64];		/* the address the local machine check resolved */
 	int port, cto;
 	bool ssl;
+	/* my_wait: the statement running, and whether it was killed */
+	unsigned long id;
+	bool killed;
+	struct timespec killed_at;
 };
 
 static const char *
@@ -116,6 +124,8 @@ my_open(struct auth_ctx *c, struct my_conn *mc, bool with_db)
 		auth_fail(c, AUTH_E_INTERNAL, "out of memory");
 		return NULL;
 	}
+	/* the statements run with the non-blocking calls (my_wait) */
+	mysql_options(m, MYSQL_OPT_NONBLOCK, 0);
 	to = (unsigned)auth_secs_for(c, mc->cto);
 	mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &to);
 	to = (unsigned)auth_secs_for(c, 0);
@@ -156,33 +166,112 @@ my_open(struct auth_ctx *c, struct my_conn *mc, bool with_db)
 	return m;
 }
 
+/* Stops the statement of thread id in the server, from a second connection,
+ * as the mysql client does on Ctrl-C (at most 5 s). */
+static void
+my_kill(struct auth_ctx *c, struct my_conn *mc, unsigned long id)
+{
+	struct auth_ctx tmp;
+	MYSQL *k;
+	char kill[64];
+
+	memset(&tmp, 0, sizeof tmp);
+	tmp.props = c->props;
+	tmp.password = c->password;
+	clock_gettime(CLOCK_MONOTONIC, &tmp.deadline);
+	tmp.deadline.tv_sec += 5;
+	k = my_open(&tmp, mc, false);
+	if (k != NULL) {
+		snprintf(kill, sizeof kill, "KILL QUERY %lu", id);
+		mysql_real_query(k, kill, strlen(kill));
+		mysql_close(k);
+	}
+}
+
+/* Waits for what a non-blocking call asked for (status: MYSQL_WAIT_*), looking
+ * every 100 ms whether the request must stop (the sender went away, the
+ * deadline): then the statement is killed in the server, which answers it
+ * with an error at once; a server that stays silent 5 s after the kill has
+ * its socket shut down, so the call fails instead of waiting for the read
+ * timeout. Returns the ready status for the _cont call. */
+static int
+my_wait(struct auth_ctx *c, struct my_conn *mc, int status)
+{
+	struct pollfd p = { .fd = mysql_get_socket(mc->m) };
+	struct timespec now;
+	int r;
+
+	if (status & MYSQL_WAIT_READ)
+		p.events |= POLLIN;
+	if (status & MYSQL_WAIT_WRITE)
+		p.events |= POLLOUT;
+	if (status & MYSQL_WAIT_EXCEPT)
+		p.events |= POLLPRI;
+	for (;;) {
+		if (!mc->killed && auth_should_stop(c)) {
+			mc->killed = true;
+			clock_gettime(CLOCK_MONOTONIC, &mc->killed_at);
+			my_kill(c, mc, mc->id);
+		} else if (mc->killed) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if (now.tv_sec - mc->killed_at.tv_sec > 5)
+				shutdown(p.fd, SHUT_RDWR);
+		}
+		r = poll(&p, 1, 100);
+		if (r > 0) {
+			r = 0;
+			if (p.revents & (POLLIN | POLLHUP | POLLERR))
+				r |= MYSQL_WAIT_READ;
+			if (p.revents & (POLLOUT | POLLHUP | POLLERR))
+				r |= MYSQL_WAIT_WRITE;
+			if (p.revents & POLLPRI)
+				r |= MYSQL_WAIT_EXCEPT;
+			return r & status;
+		}
+		if (r < 0 && errno != EINTR)
+			return status & (MYSQL_WAIT_READ | MYSQL_WAIT_WRITE);
+	}
+}
+
+/* mysql_real_query, cancellable within 100 ms (my_wait). */
+static int
+my_real_query(struct auth_ctx *c, struct my_conn *mc, const char *sql)
+{
+	int err = 0, st;
+
+	mc->id = mysql_thread_id(mc->m);
+	st = mysql_real_query_start(&err, mc->m, sql, strlen(sql));
+	while (st != 0)
+		st = mysql_real_query_cont(&err, mc->m, my_wait(c, mc, st));
+	return err;
+}
+
+/* mysql_fetch_row of a mysql_use_result, cancellable the same way: a row the
+ * server is still computing (SELECT SLEEP(60)) is waited for here. */
+static MYSQL_ROW
+my_fetch(struct auth_ctx *c, struct my_conn *mc, MYSQL_RES *res)
+{
+	MYSQL_ROW row = NULL;
+	int st = mysql_fetch_row_start(&row, res);
+
+	while (st != 0)
+		st = mysql_fetch_row_cont(&row, res, my_wait(c, mc, st));
+	return row;
+}
+
 static int
 my_query(struct auth_ctx *c, struct my_conn *mc, const char *sql, const char *what)
 {
-	unsigned long id = mysql_thread_id(mc->m);
-
-	if (mysql_real_query(mc->m, sql, strlen(sql)) == 0)
+	if (my_real_query(c, mc, sql) == 0)
 		return 0;
-	if (auth_should_stop(c) && (mysql_errno(mc->m) == CR_SERVER_LOST ||
+	if (auth_should_stop(c) && !mc->killed && (mysql_errno(mc->m) == CR_SERVER_LOST ||
 		mysql_errno(mc->m) == CR_SERVER_GONE_ERROR)) {
 		/* the read timed out at the deadline: stop the query in the server */
-		struct auth_ctx tmp;
-		MYSQL *k;
-		char kill[64];
-
-		memset(&tmp, 0, sizeof tmp);
-		tmp.props = c->props;
-		tmp.password = c->password;
-		clock_gettime(CLOCK_MONOTONIC, &tmp.deadline);
-		tmp.deadline.tv_sec += 5;
-		k = my_open(&tmp, mc, false);
-		if (k != NULL) {
-			snprintf(kill, sizeof kill, "KILL QUERY %lu", id);
-			mysql_real_query(k, kill, strlen(kill));
-			mysql_close(k);
-		}
+		my_kill(c, mc, mc->id);
 		return auth_fail_timeout(c, what);
 	}
+	if (auth_should_stop(c) && mc->killed)
+		return auth_fail_timeout(c, what);
 	return my_fail(c, mc->m, what);
 }
 
@@ -448,7 +537,7 @@ my_run(struct auth_ctx *c, bool preview)
 		auth_rows_add_column(c->rows, f[i].name,
 		    my_type(f[i].type, f[i].flags, f[i].length, f[i].charsetnr),
 		    preview ? -1 : !(f[i].flags & NOT_NULL_FLAG));
-	while ((row = mysql_fetch_row(res)) != NULL) {
+	while ((row = my_fetch(c, &mc, res)) != NULL) {
 		if (!preview)
 			continue;
 		if (!auth_rows_want(c->rows)) {
@@ -476,7 +565,10 @@ my_run(struct auth_ctx *c, bool preview)
 		auth_rows_end(c->rows);
 	}
 	if (mysql_errno(mc.m)) {
-		my_fail(c, mc.m, "reading the rows");
+		if (auth_should_stop(c) && mc.killed)
+			auth_fail_timeout(c, "the query");
+		else
+			my_fail(c, mc.m, "reading the rows");
 		goto out;
 	}
 	rc = 0;
