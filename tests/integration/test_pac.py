@@ -724,6 +724,7 @@ for i in $(seq 100); do
   sleep 0.2
 done
 "$SHIRCTL" --socket "$SOCK" status --json >"$TMP/status.json" 2>&1 || true
+"$SHIRCTL" --socket "$SOCK" --conf "$CONF" diagnose >"$TMP/diagnose.txt" 2>&1 || true
 kill -TERM $PID
 wait $PID
 """
@@ -731,7 +732,7 @@ wait $PID
 
 @test
 def test_status_names_the_pac_failure(h):
-    """shird whose PAC file answers 404: status (text and JSON) names the failure and the .NET
+    """shird whose PAC file answers 404: status (text and JSON) and diagnose name the failure and the .NET
     fallback; the channel dials DIRECT (run in a network namespace with its own resolver, so
     the DIRECT fallback to relay.test stays on loopback)"""
     key = tl.write_key(h, "c2VjcmV0")
@@ -749,6 +750,9 @@ def test_status_names_the_pac_failure(h):
         st = json.load(f)
     check(st["proxy"]["pacError"].startswith(want) and st["proxy"]["pac"]["scriptLocation"] ==
           "http://127.0.0.1/missing.pac", json.dumps(st["proxy"]))
+    with open(h.path("diagnose.txt")) as f:
+        diag = f.read()
+    check(want in diag, "diagnose does not name the PAC failure:\n%s", diag)
     with open(h.path("shird.log")) as f:
         log = f.read()
     check(re.search(r"event=dial.attempt dest=relay.test port=9 via=DIRECT", log) or
