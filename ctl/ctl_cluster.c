@@ -169,18 +169,27 @@ ctl_cmd_nodes(struct ctl_ctx *ctx, int argc, char **argv)
 	}
 	printf("%-24s %-12s %-10s %-10s %-12s %s\n", "NAME", "VERSION", "STATUS", "CREDS", "CRED-VER",
 	    "NODE ID");
-	printf("%-24s %-12s %-10s %-10s %-12.0f %s (this node)\n",
-	    cJSON_GetStringValue(cJSON_GetObjectItem(c, "name")),
-	    cJSON_GetStringValue(cJSON_GetObjectItem(c, "version")),
-	    cJSON_GetStringValue(cJSON_GetObjectItem(doc, "status")),
-	    cJSON_GetStringValue(cJSON_GetObjectItem(c, "state")),
-	    cJSON_GetNumberValue(cJSON_GetObjectItem(c, "credentialsVersion")),
-	    cJSON_GetStringValue(cJSON_GetObjectItem(c, "nodeId")));
+	/* STATUS: a node's channels (Online / Limited / Offline), or Inactive when
+	 * its credentials have differed from the majority's (docs/ha.md) */
+	{
+		const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(c, "state"));
+
+		printf("%-24s %-12s %-10s %-10s %-12.0f %s (this node)\n",
+		    cJSON_GetStringValue(cJSON_GetObjectItem(c, "name")),
+		    cJSON_GetStringValue(cJSON_GetObjectItem(c, "version")),
+		    st && strcmp(st, "Inactive") == 0 ? st :
+		    cJSON_GetStringValue(cJSON_GetObjectItem(doc, "status")), "-",
+		    cJSON_GetNumberValue(cJSON_GetObjectItem(c, "credentialsVersion")),
+		    cJSON_GetStringValue(cJSON_GetObjectItem(c, "nodeId")));
+	}
 	cJSON_ArrayForEach(p, cJSON_GetObjectItem(c, "peers")) {
+		const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(p, "state"));
+
 		n++;
 		printf("%-24s %-12s %-10s %-10s %-12.0f %s\n",
 		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "name")),
-		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "version")), "Online",
+		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "version")),
+		    st && strcmp(st, "Inactive") == 0 ? "Inactive" : "Online",
 		    cJSON_IsTrue(cJSON_GetObjectItem(p, "agrees")) ? "same" : "differ",
 		    cJSON_GetNumberValue(cJSON_GetObjectItem(p, "credentialsVersion")),
 		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "nodeId")));

@@ -156,6 +156,58 @@ def test_credential_set_on_node_1_serves_node_3(h):
         "the runtime Offline with no node")
 
 
+def ir(h, relay, *args):
+    return h.run([h.bin("shir-relay"), "-f", relay.conf, "ir"] + list(args), check=0).stdout
+
+
+@test
+def test_runtime_status(h):
+    """the runtime's status in ir list and ir nodes: Need Registration, Online, Limited (a node
+    away, listed Offline), Offline; the names it has had survive a restart of the relay"""
+    import json
+    admin = shirtest.free_port()
+    relay = Relay(h, extra="[relay]\nadmin = 127.0.0.1:%d\n" % admin)
+    relay.create()
+    relay.start()
+    out = ir(h, relay, "list")
+    check(re.search(r"^myhc\s+yes\s+Need Registration\s", out, re.M), out)
+    check("myhc: Need Registration, 0 nodes connected" in ir(h, relay, "nodes", "myhc"), "")
+    n1, n2 = HaNode(h, relay, "node-1"), HaNode(h, relay, "node-2")
+    last = {}
+
+    def online():
+        last["o"] = ir(h, relay, "list") + ir(h, relay, "nodes", "myhc")
+        return re.search(r"^myhc\s+yes\s+Online\s", last["o"], re.M)
+    try:
+        wait_until(online, 10, "ir list: Online with both nodes")
+    except TestFailure as e:
+        raise TestFailure("%s:\n%s" % (e, last.get("o")))
+    js = json.loads(ir(h, relay, "list", "--json"))
+    check(js[0]["status"] == "Online", "%r" % js)
+    stop_clean(n2.p)
+    wait_until(lambda: "myhc: Limited, 1 node connected" in ir(h, relay, "nodes", "myhc"), 10,
+               "Limited with one of two nodes")
+    out = ir(h, relay, "nodes", "myhc")
+    check(re.search(r"^node-1\s+Online\s", out, re.M) and
+          re.search(r"^node-2\s+Offline\s+\(not connected\)", out, re.M), out)
+    js = json.loads(ir(h, relay, "nodes", "myhc", "--json"))
+    check(js["status"] == "Limited" and {"node": "node-2", "status": "Offline"} in js["knownNodes"],
+          "%r" % js)
+    check(re.search(r"^myhc\s+yes\s+Limited\s", ir(h, relay, "list"), re.M), "list: Limited")
+    stop_clean(n1.p)
+    wait_until(lambda: "myhc: Offline, 0 nodes connected" in ir(h, relay, "nodes", "myhc"), 10,
+               "Offline with no node")
+    # the names it has had are kept beside the state file: still Offline, not Need Registration
+    stop_clean(relay.proc)
+    relay.start()
+    out = ir(h, relay, "nodes", "myhc")
+    check("myhc: Offline, 0 nodes connected" in out and "node-1" in out and "node-2" in out, out)
+    stop_clean(relay.proc)
+    r = h.run([h.bin("shir-relay"), "-f", relay.conf, "ir", "list"], check=0)
+    check(re.search(r"^myhc\s+yes\s+unknown\s", r.stdout, re.M) and
+          "runtime status unknown: the relay does not answer" in r.stderr, r.stdout + r.stderr)
+
+
 @test
 def test_stopped_node_catches_up(h):
     """node 2 stopped; credentials changed and deleted; node 2 restarted converges"""
@@ -410,7 +462,7 @@ def test_inactive_when_differing_from_the_majority(h):
     """a node that cannot take the runtime's credentials shows Inactive after node.inactive_after,
     naming them; Active again once it agrees"""
     import json
-    relay, nodes = runtime(h, 3)
+    relay, nodes = runtime(h, 3, admin=shirtest.free_port())
     n1, n2, n3 = nodes
     stop_clean(n3.p)
     n3.start_read_only()
@@ -422,6 +474,18 @@ def test_inactive_when_differing_from_the_majority(h):
     check(st["state"] == "Inactive" and st["differing"] == ["db"], "%r" % st)
     out = n3.ctl("cluster", "status").stdout
     check("Inactive" in out and "differing: db" in out, out)
+    # Inactive in the roster of the others, in the relay's, and the runtime Limited
+    wait_until(lambda: re.search(r"^node-3\s+\S+\s+Inactive\s", n1.ctl("nodes").stdout, re.M), 12,
+               "node 1's shirctl nodes shows node 3 Inactive")
+    check(re.search(r"^node-3\s+\S+\s+Inactive\s.*\(this node\)", n3.ctl("nodes").stdout, re.M),
+          n3.ctl("nodes").stdout)
+    wait_until(lambda: re.search(r"^node-3\s+Inactive\s", ir(h, relay, "nodes", "myhc"), re.M), 12,
+               "ir nodes shows node 3 Inactive")
+    out = ir(h, relay, "nodes", "myhc")
+    check("myhc: Limited, 3 nodes connected" in out and re.search(r"^node-1\s+Online\s", out, re.M),
+          out)
+    check(re.search(r"event=listener.node_state hc=myhc .*node=node-3 state=Inactive",
+                    relay.proc.log()), "relay log")
     for nd in (n1, n2):
         st = json.loads(nd.ctl("cluster", "status", "--json").stdout)
         check(st["state"] == "Active", "%s: %r" % (nd.name, st))
@@ -430,6 +494,8 @@ def test_inactive_when_differing_from_the_majority(h):
     converged(nodes, 20, "node 3 catches up")
     wait_until(lambda: json.loads(n3.ctl("cluster", "status", "--json").stdout)["state"] ==
                "Active", 15, "node 3 Active again")
+    wait_until(lambda: "myhc: Online, 3 nodes connected" in ir(h, relay, "nodes", "myhc"), 12,
+               "the runtime Online again")
     for nd in nodes:
         stop_clean(nd.p)
 
