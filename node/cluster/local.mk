@@ -3,6 +3,7 @@
 # part on the event loop (cluster).
 libshir_a_SOURCES += \
 	node/cluster/rtkey.c node/cluster/rtkey.h \
+	node/cluster/rtgrant.c node/cluster/rtgrant.h \
 	node/cluster/csync.c node/cluster/csync.h \
 	node/cluster/cluster.c node/cluster/cluster.h
 

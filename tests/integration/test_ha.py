@@ -282,6 +282,59 @@ def test_other_runtime_refused(h):
 
 
 @test
+def test_key_granted_to_a_new_nodes_own_key(h):
+    """cluster request / grant / join: a member seals the data key to the new node's X25519 key;
+    no password; the grant opens nowhere else; the new node syncs"""
+    import json
+    relay, nodes = runtime(h, 2)
+    n1, n2 = nodes
+    n1.set("db", "v1")
+    converged(nodes, 15, "members agree")
+    fresh = HaNode(h, relay, "fresh")
+    req = h.path("fresh.request")
+    r = fresh.ctl("cluster", "request", req)
+    fp = re.search(r"fingerprint ([0-9a-f]{32})", r.stdout).group(1)
+    doc = json.loads(open(req).read())["shirKeyRequest"]
+    check(doc["node"] == "fresh" and len(doc["publicKey"]) == 64, "%r" % doc)
+    st = os.stat(os.path.join(fresh.state, "runtime-key-request"))
+    check(st.st_mode & 0o777 == 0o600, "the request key must be 0600")
+    check(doc["publicKey"] not in open(os.path.join(fresh.state, "runtime-key-request"), "rb")
+          .read().decode("latin-1"), "the request key is sealed at rest")
+    grant = h.path("fresh.grant")
+    r = n2.ctl("cluster", "grant", req, grant)
+    check(("fingerprint %s" % fp) in r.stdout, "the member prints the same fingerprint: " + r.stdout)
+    check(os.stat(grant).st_mode & 0o777 == 0o600, "the grant file must be 0600")
+    # nobody else can open it: another node that made its own request
+    thief = HaNode(h, relay, "thief")
+    thief.ctl("cluster", "request", h.path("thief.request"))
+    r = thief.ctl("cluster", "join", grant, rc=1)
+    check("does not open with this node's request key" in r.stderr, r.stderr)
+    # a node that made no request, and a grant with one changed byte
+    r = n1.ctl("cluster", "join", grant, rc=1)
+    check("made no key request" in r.stderr, r.stderr)
+    g = json.loads(open(grant).read())
+    box = g["shirKeyGrant"]["box"]
+    g["shirKeyGrant"]["box"] = box[:-2] + ("00" if box[-2:] != "00" else "11")
+    bad = h.write("bad.grant", json.dumps(g))
+    r = fresh.ctl("cluster", "join", bad, rc=1)
+    check("does not open" in r.stderr, r.stderr)
+    r = n2.ctl("cluster", "grant", h.path("runtime.key"), h.path("x.grant"), rc=1)
+    check("is not a key request" in r.stderr, r.stderr)
+    # the right node takes it, with no password asked
+    r = fresh.ctl("cluster", "join", grant)
+    check("took the runtime data key from the grant" in r.stdout, r.stdout)
+    check(not os.path.exists(os.path.join(fresh.state, "runtime-key-request")),
+          "the request key is forgotten once used")
+    fresh.p.wait_log(r"event=sync.enabled")
+    n1.set("api", "a1")
+    converged(nodes + [fresh], 20, "the granted node syncs")
+    check(fresh.values() == {"db": "v1", "api": "a1"}, "%r" % fresh.values())
+    check(thief.values() == {}, "the thief got nothing")
+    for nd in nodes + [fresh, thief]:
+        stop_clean(nd.p)
+
+
+@test
 def test_backup_carries_the_runtime_data_key(h):
     """a node restored from a member's backup has the runtime data key and syncs"""
     relay, nodes = runtime(h, 2)
