@@ -13,10 +13,41 @@
 #include "ctl/shirctl.h"
 #include "node/admin/credstore.h"
 #include "node/admin/seal.h"
+#include "node/cluster/rtgrant.h"
 #include "node/cluster/rtkey.h"
 
 static const char ctl_cluster_usage[] = "cluster init | cluster export-key FILE | "
-    "cluster join FILE | cluster status [--json]";
+    "cluster join FILE | cluster request FILE | cluster grant REQUEST-FILE FILE | "
+    "cluster status [--json]";
+
+/* request (new node), grant (member), join of a grant (new node): the data
+ * key sealed to the new node's own X25519 key, no password (rtgrant.h). */
+static int
+ctl_cluster_grant(const struct conf *c, int argc, char **argv, struct shir_error *err)
+{
+	char fp[RTGRANT_FP_LEN + 1];
+	int rc;
+
+	if (strcmp(argv[1], "request") == 0) {
+		if ((rc = rtgrant_request(c->state_dir, c->node_name, argv[2], fp, err)) == 0)
+			printf("wrote the key request to %s (fingerprint %s); on a member node: "
+			    "'shirctl cluster grant %s GRANT-FILE', check that it prints the same "
+			    "fingerprint, then here: 'shirctl cluster join GRANT-FILE'\n", argv[2], fp,
+			    argv[2]);
+		return rc;
+	}
+	if (strcmp(argv[1], "grant") == 0) {
+		if ((rc = rtgrant_grant(c->state_dir, argv[2], argv[3], fp, err)) == 0)
+			printf("wrote the runtime data key to %s, sealed to the request with "
+			    "fingerprint %s (compare it with what the new node printed); only that node "
+			    "can open it\n", argv[3], fp);
+		return rc;
+	}
+	if ((rc = rtgrant_accept(c->state_dir, argv[2], err)) == 0)
+		printf("took the runtime data key from the grant %s; a running shird starts syncing "
+		    "within a second\n", argv[2]);
+	return rc;
+}
 
 static int
 ctl_cluster_status(const struct ctl_ctx *ctx, int json)
@@ -80,7 +111,8 @@ ctl_cmd_cluster(struct ctl_ctx *ctx, int argc, char **argv)
 	    (argc == 2 || strcmp(argv[2], "--json") == 0))
 		return ctl_cluster_status(ctx, argc == 3);
 	if (!((argc == 2 && strcmp(argv[1], "init") == 0) || (argc == 3 &&
-	    (strcmp(argv[1], "export-key") == 0 || strcmp(argv[1], "join") == 0)))) {
+	    (strcmp(argv[1], "export-key") == 0 || strcmp(argv[1], "join") == 0 ||
+	    strcmp(argv[1], "request") == 0)) || (argc == 4 && strcmp(argv[1], "grant") == 0))) {
 		ctl_die_usage("cluster", ctl_cluster_usage);
 		return 2;
 	}
@@ -92,6 +124,11 @@ ctl_cmd_cluster(struct ctl_ctx *ctx, int argc, char **argv)
 			printf("made the runtime data key in %s/%s; copy it to the other nodes with "
 			    "'shirctl cluster export-key FILE' here and 'shirctl cluster join FILE' "
 			    "there\n", c->state_dir, RTKEY_FILE);
+		goto out;
+	}
+	if (strcmp(argv[1], "request") == 0 || strcmp(argv[1], "grant") == 0 ||
+	    (strcmp(argv[1], "join") == 0 && rtgrant_is_grant(argv[2]))) {
+		rc = ctl_cluster_grant(c, argc, argv, &err);
 		goto out;
 	}
 	exp = strcmp(argv[1], "export-key") == 0;
@@ -169,18 +206,27 @@ ctl_cmd_nodes(struct ctl_ctx *ctx, int argc, char **argv)
 	}
 	printf("%-24s %-12s %-10s %-10s %-12s %s\n", "NAME", "VERSION", "STATUS", "CREDS", "CRED-VER",
 	    "NODE ID");
-	printf("%-24s %-12s %-10s %-10s %-12.0f %s (this node)\n",
-	    cJSON_GetStringValue(cJSON_GetObjectItem(c, "name")),
-	    cJSON_GetStringValue(cJSON_GetObjectItem(c, "version")),
-	    cJSON_GetStringValue(cJSON_GetObjectItem(doc, "status")),
-	    cJSON_GetStringValue(cJSON_GetObjectItem(c, "state")),
-	    cJSON_GetNumberValue(cJSON_GetObjectItem(c, "credentialsVersion")),
-	    cJSON_GetStringValue(cJSON_GetObjectItem(c, "nodeId")));
+	/* STATUS: a node's channels (Online / Limited / Offline), or Inactive when
+	 * its credentials have differed from the majority's (docs/ha.md) */
+	{
+		const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(c, "state"));
+
+		printf("%-24s %-12s %-10s %-10s %-12.0f %s (this node)\n",
+		    cJSON_GetStringValue(cJSON_GetObjectItem(c, "name")),
+		    cJSON_GetStringValue(cJSON_GetObjectItem(c, "version")),
+		    st && strcmp(st, "Inactive") == 0 ? st :
+		    cJSON_GetStringValue(cJSON_GetObjectItem(doc, "status")), "-",
+		    cJSON_GetNumberValue(cJSON_GetObjectItem(c, "credentialsVersion")),
+		    cJSON_GetStringValue(cJSON_GetObjectItem(c, "nodeId")));
+	}
 	cJSON_ArrayForEach(p, cJSON_GetObjectItem(c, "peers")) {
+		const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(p, "state"));
+
 		n++;
 		printf("%-24s %-12s %-10s %-10s %-12.0f %s\n",
 		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "name")),
-		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "version")), "Online",
+		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "version")),
+		    st && strcmp(st, "Inactive") == 0 ? "Inactive" : "Online",
 		    cJSON_IsTrue(cJSON_GetObjectItem(p, "agrees")) ? "same" : "differ",
 		    cJSON_GetNumberValue(cJSON_GetObjectItem(p, "credentialsVersion")),
 		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "nodeId")));

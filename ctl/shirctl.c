@@ -74,7 +74,7 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "nodes", { NULL }, ctl_cmd_nodes, "nodes [--json]",
 	  "the runtime's nodes this node hears (sync digests): name, version, credentials" },
 	{ "cluster", { NULL }, ctl_cmd_cluster,
-	  "cluster init|export-key FILE|join FILE|status [--json]",
+	  "cluster init|export-key FILE|join FILE|request FILE|grant REQUEST FILE|status [--json]",
 	  "the runtime data key the nodes of a runtime share to sync credentials; sync status" },
 	{ "remote-access", { "-era", "-EnableRemoteAccess", "-dra", "-DisableRemoteAccess" },
 	  ctl_cmd_remote_access, "remote-access enable --port N [--cert F]|disable|show",

@@ -412,6 +412,10 @@ decode_text(const char *json, size_t len, struct hc_msg *m, struct shir_error *e
 			rc = shir_error_set(e, SHIR_EPROTO, "shirSync must be an object");
 			goto out;
 		}
+		/* the one unsealed field: the sending node says it is Inactive
+		 * (shown in the relay's roster) */
+		m->sync_inactive = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "state")) &&
+		    strcmp(cJSON_GetObjectItemCaseSensitive(o, "state")->valuestring, "Inactive") == 0;
 	} else if ((o = cJSON_GetObjectItemCaseSensitive(root, "renewToken")) != NULL) {
 		m->type = HC_MSG_RENEW;
 		if (!cJSON_IsObject(o)) {

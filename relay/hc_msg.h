@@ -106,6 +106,7 @@ struct hc_msg {
 	struct hc_response response;
 	char *renew_token;
 	char *cancel_id;
+	bool sync_inactive;	/* HC_MSG_SYNC with "state":"Inactive" (the sender's own word) */
 };
 
 /* Decodes one control message. Returns 0 (type may be HC_MSG_UNKNOWN for a

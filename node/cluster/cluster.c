@@ -24,6 +24,7 @@ struct cluster_peer {
 	char digest[CSYNC_DIGEST_LEN + 1];
 	char name[129];
 	char version[33];
+	char state[16];		/* as its digest says: "Active", "Inactive", "" */
 	uint64_t count, store_version;
 	time_t seen;
 };
@@ -68,6 +69,15 @@ cluster_send(struct cluster *cl, char *text)
 {
 	if (text == NULL)
 		return;
+	if (cl->inactive) {
+		/* the relay shows the node Inactive in its roster */
+		char *marked = csync_mark_inactive(text);
+
+		if (marked != NULL) {
+			free(text);
+			text = marked;
+		}
+	}
 	if (listener_sync_send(cl->n, text, strlen(text)) > 0)
 		cl->sent++;
 	free(text);
@@ -107,6 +117,7 @@ cluster_send_digest(struct cluster *cl)
 	d.name = node_name(cl->n);
 	d.version = PACKAGE_VERSION;
 	d.store_version = cl->store_version;
+	d.state = cl->inactive ? "Inactive" : "Active";
 	if (csync_encode_digest(cl->key, &d, &text, &err) != 0) {
 		log_error("cluster", "event=sync.encode_failed reason=%s", log_q(err.msg));
 		return;
@@ -204,6 +215,7 @@ cluster_note_peer(struct cluster *cl, const struct csync_msg *m)
 	snprintf(cl->peers[i].name, sizeof cl->peers[i].name, "%s", m->name);
 	snprintf(cl->peers[i].version, sizeof cl->peers[i].version, "%s", m->version);
 	cl->peers[i].store_version = m->store_version;
+	snprintf(cl->peers[i].state, sizeof cl->peers[i].state, "%s", m->state);
 	snprintf(cl->peers[i].digest, sizeof cl->peers[i].digest, "%s", m->digest);
 	cl->peers[i].count = m->count;
 	cl->peers[i].seen = now;
@@ -428,6 +440,8 @@ cluster_status(void *arg, cJSON *obj)
 		cJSON_AddStringToObject(p, "digest", cl->peers[i].digest);
 		cJSON_AddNumberToObject(p, "records", (double)cl->peers[i].count);
 		cJSON_AddBoolToObject(p, "agrees", same);
+		cJSON_AddStringToObject(p, "state", cl->peers[i].state[0] ? cl->peers[i].state :
+		    "Active");
 		cJSON_AddNumberToObject(p, "secondsSinceSeen", (double)(now - cl->peers[i].seen));
 		cJSON_AddItemToArray(peers, p);
 	}

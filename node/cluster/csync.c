@@ -135,7 +135,8 @@ csync_encode_digest(const uint8_t key[CSYNC_KEY_LEN], const struct csync_digest_
 	    !cJSON_AddNumberToObject(doc, "n", (double)d->count) ||
 	    !cJSON_AddStringToObject(doc, "name", d->name ? d->name : "") ||
 	    !cJSON_AddStringToObject(doc, "version", d->version ? d->version : "") ||
-	    !cJSON_AddNumberToObject(doc, "storeVersion", (double)d->store_version)) {
+	    !cJSON_AddNumberToObject(doc, "storeVersion", (double)d->store_version) ||
+	    (d->state != NULL && !cJSON_AddStringToObject(doc, "state", d->state))) {
 		cJSON_Delete(doc);
 		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
 	}
@@ -322,6 +323,10 @@ csync_decode_plain(cJSON *doc, struct csync_msg *m, struct shir_error *err)
 				    "malformed");
 			m->store_version = (uint64_t)cnt;
 		}
+		if (cJSON_GetObjectItemCaseSensitive(doc, "state") != NULL &&
+		    (csync_str(doc, "state", m->state, sizeof m->state) != 0 ||
+		    (strcmp(m->state, "Active") != 0 && strcmp(m->state, "Inactive") != 0)))
+			return shir_error_set(err, SHIR_EPROTO, "the digest's state is malformed");
 		return 0;
 	}
 	if (strcmp(t, "records") != 0)
@@ -384,4 +389,17 @@ out:
 	free(sealed);
 	cJSON_Delete(env);
 	return rc;
+}
+
+char *
+csync_mark_inactive(const char *text)
+{
+	static const char head[] = "{\"shirSync\":{\"v\":1,";
+	char *out;
+
+	if (strncmp(text, head, sizeof head - 1) != 0)
+		return NULL;
+	if (asprintf(&out, "%s\"state\":\"Inactive\",%s", head, text + sizeof head - 1) < 0)
+		return NULL;
+	return out;
 }

@@ -11,7 +11,8 @@
  * relay sees neither names nor values; inside is one JSON object:
  *
  *   {"t":"digest","node":ID,"digest":HEX,"n":N,"name":NODE-NAME,
- *    "version":SHIRD-VERSION,"storeVersion":S}     (the last three optional)
+ *    "version":SHIRD-VERSION,"storeVersion":S,"state":"Active"|"Inactive"}
+ *                                          (the last four optional)
  *   {"t":"records","node":ID,"records":[{"n":NAME,"h":[MS,C,ORIGIN],
  *        "v":BASE64-VALUE}                 a value
  *      | {"n":NAME,"h":[...],"d":true}]}   a tombstone
@@ -42,6 +43,7 @@ struct csync_msg {
 	char name[129];				/* CSYNC_DIGEST: node name, or "" */
 	char version[33];			/* CSYNC_DIGEST: shird's version, or "" */
 	uint64_t store_version;			/* CSYNC_DIGEST: its credentials version */
+	char state[16];				/* CSYNC_DIGEST: "Active", "Inactive" or "" */
 	struct credstore_rec *recs;		/* CSYNC_RECORDS */
 	size_t nrecs;
 };
@@ -54,6 +56,7 @@ void csync_digest(const struct credstore_rec *v, size_t n, char out[CSYNC_DIGEST
 struct csync_digest_info {
 	const char *node, *digest, *name, *version;
 	uint64_t count, store_version;
+	const char *state;	/* "Active" / "Inactive", or NULL */
 };
 int csync_encode_digest(const uint8_t key[CSYNC_KEY_LEN], const struct csync_digest_info *d,
     char **out, struct shir_error *err);
@@ -69,5 +72,12 @@ int csync_encode_records(const uint8_t key[CSYNC_KEY_LEN], const char *node,
 int csync_decode(const uint8_t key[CSYNC_KEY_LEN], const char *text, size_t len,
     struct csync_msg *m, struct shir_error *err);
 void csync_msg_clear(struct csync_msg *m);
+
+/* The envelope's one unsealed field besides the box, for the relay's roster:
+ *   {"shirSync":{"v":1,"state":"Inactive","box":...}}
+ * (only "Inactive" is ever written; no field means Active). Returns a new
+ * malloc'ed text with it, or NULL when out of memory or text is not a
+ * csync envelope. */
+char *csync_mark_inactive(const char *text);
 
 #endif

@@ -3,10 +3,12 @@
 # part on the event loop (cluster).
 libshir_a_SOURCES += \
 	node/cluster/rtkey.c node/cluster/rtkey.h \
+	node/cluster/rtgrant.c node/cluster/rtgrant.h \
+	node/cluster/rtca.c node/cluster/rtca.h \
 	node/cluster/csync.c node/cluster/csync.h \
 	node/cluster/cluster.c node/cluster/cluster.h
 
-UNIT_TESTS += tests/unit/test_csync
+UNIT_TESTS += tests/unit/test_csync tests/unit/test_rtca
 FUZZ_TARGETS += tests/fuzz/fuzz_csync
 tests_fuzz_fuzz_csync_LDFLAGS = $(FUZZ_LINKFLAGS)
 INTEGRATION_TESTS += tests/integration/test_ha.py

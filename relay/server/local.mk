@@ -6,6 +6,7 @@ libshir_a_SOURCES += \
 	relay/server/relay_route.c relay/server/relay_listen.c relay/server/relay_tunnel.c \
 	relay/server/relay_http.c relay/server/relay_admin.c \
 	relay/server/relay_nodes.c relay/server/relay_nodes.h \
+	relay/server/relay_roster.c relay/server/relay_roster.h \
 	relay/server/relay_jobs.c relay/server/relay_jobsctl.c relay/server/relay_jobsctl.h \
 	relay/server/relay_sc.c
 

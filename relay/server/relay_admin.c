@@ -29,6 +29,7 @@
 #include "relay/http1.h"
 #include "common/log.h"
 #include "relay/ws.h"
+#include "relay/server/relay_roster.h"
 #include "relay/server/relay_srv_int.h"
 
 /* ---- admin: /metrics and /status -------------------------------------------------- */
@@ -173,6 +174,7 @@ admin_status(struct evhttp_request *req, void *arg)
 		cJSON_AddNumberToObject(j, "requests", (double)e->requests);
 		cJSON_AddNumberToObject(j, "accepts", (double)e->accepts);
 		relay_sc_status(e, j);
+		relay_roster_status(s, e, j);
 		ls = cJSON_AddArrayToObject(j, "listeners");
 		for (c = e->ctls; c; c = c->next) {
 			cJSON *l = cJSON_CreateObject();
@@ -182,6 +184,7 @@ admin_status(struct evhttp_request *req, void *arg)
 			cJSON_AddStringToObject(l, "remote", c->peer);
 			cJSON_AddStringToObject(l, "node", c->ann.node);
 			cJSON_AddStringToObject(l, "nodeVersion", c->ann.version);
+			cJSON_AddStringToObject(l, "status", c->inactive ? "Inactive" : "Online");
 			cJSON_AddNumberToObject(l, "connectedSeconds", (double)(time(NULL) - c->since));
 			cJSON_AddNumberToObject(l, "tokenExpiry", (double)c->expiry);
 		}

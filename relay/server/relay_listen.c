@@ -33,6 +33,7 @@
 #include "common/log.h"
 #include "relay/sas.h"
 #include "relay/ws.h"
+#include "relay/server/relay_roster.h"
 #include "relay/server/relay_srv_int.h"
 
 /* ---- control channels ------------------------------------------------------- */
@@ -351,6 +352,11 @@ ctl_on_message(struct ws *ws, enum ws_opcode op, const uint8_t *d, size_t n, voi
 			ctl_close(c, WS_CLOSE_POLICY, "renewToken failed");
 		}
 	} else if (m.type == HC_MSG_SYNC) {
+		if (c->inactive != m.sync_inactive)
+			log_info("relay", "event=listener.node_state hc=%s id=%s node=%s state=%s",
+			    log_q(c->ent ? c->ent->name : ""), log_q(c->id), log_q(c->ann.node),
+			    m.sync_inactive ? "Inactive" : "Active");
+		c->inactive = m.sync_inactive;
 		ctl_sync_fanout(c, d, n);
 	} else if (m.type != HC_MSG_UNKNOWN) {
 		log_info("relay", "event=listener.unexpected_command id=%s type=%d", log_q(c->id), m.type);
@@ -600,6 +606,7 @@ route_listen(struct rsrv *s, struct ws *ws, const struct http1_msg *req, struct 
 	if (c->expiry > 0)
 		ctl_expiry_arm(c);
 	s->m.listen_ok++;
+	relay_roster_note(s, e, c->ann.node);
 	log_info("relay", "event=listener.connected hc=%s id=%s peer=%s listeners=%d node=%s "
 	    "version=%s", log_q(e->name), log_q(c->id), peer, e->nctl, log_q(c->ann.node),
 	    log_q(c->ann.version));

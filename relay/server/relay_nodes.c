@@ -94,6 +94,39 @@ fail:
 	return NULL;
 }
 
+cJSON *
+relay_nodes_status(const char *admin, char *why, size_t whylen)
+{
+	char *body;
+	cJSON *doc;
+
+	if (admin == NULL || *admin == '\0') {
+		snprintf(why, whylen, "relay.admin is not set (the runtime status comes from the "
+		    "running relay's admin address)");
+		return NULL;
+	}
+	if ((body = nodes_fetch(admin, why, whylen)) == NULL)
+		return NULL;
+	doc = cJSON_Parse(body);
+	free(body);
+	if (doc == NULL)
+		snprintf(why, whylen, "relay.admin %s answered /status with invalid JSON", admin);
+	return doc;
+}
+
+/* Offline known nodes of ent (not connected now), for the listing. */
+static void
+nodes_print_offline(const cJSON *ent)
+{
+	const cJSON *k;
+
+	cJSON_ArrayForEach(k, cJSON_GetObjectItem(ent, "knownNodes"))
+		if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(k, "status")) ?: "",
+		    "Offline") == 0)
+			printf("%-24s %-10s (not connected)\n",
+			    cJSON_GetStringValue(cJSON_GetObjectItem(k, "node")) ?: "", "Offline");
+}
+
 int
 relay_nodes_print(const char *admin, const char *name, bool json)
 {
@@ -127,9 +160,14 @@ relay_nodes_print(const char *admin, const char *name, bool json)
 
 		out = cJSON_CreateObject();
 		cJSON_AddStringToObject(out, "name", name);
-		cJSON_AddStringToObject(out, "status", n > 0 ? "Online" : "Offline");
+		cJSON_AddStringToObject(out, "status",
+		    cJSON_GetStringValue(cJSON_GetObjectItem(ent, "runtimeStatus")) ?:
+		    (n > 0 ? "Online" : "Offline"));
 		cJSON_AddItemToObject(out, "nodes",
 		    cJSON_Duplicate(cJSON_GetObjectItem(ent, "listeners"), 1));
+		if (cJSON_GetObjectItem(ent, "knownNodes") != NULL)
+			cJSON_AddItemToObject(out, "knownNodes",
+			    cJSON_Duplicate(cJSON_GetObjectItem(ent, "knownNodes"), 1));
 		t = cJSON_Print(out);
 		printf("%s\n", t ? t : "{}");
 		free(t);
@@ -138,19 +176,22 @@ relay_nodes_print(const char *admin, const char *name, bool json)
 		return 0;
 	}
 	printf("Integration runtime %s: %s, %d node%s connected\n", name,
-	    n > 0 ? "Online" : "Offline", n, n == 1 ? "" : "s");
-	if (n > 0)
-		printf("%-24s %-12s %-22s %-10s %s\n", "NODE", "VERSION", "REMOTE", "CONNECTED",
-		    "LISTENER ID");
+	    cJSON_GetStringValue(cJSON_GetObjectItem(ent, "runtimeStatus")) ?:
+	    (n > 0 ? "Online" : "Offline"), n, n == 1 ? "" : "s");
+	if (n > 0 || cJSON_GetArraySize(cJSON_GetObjectItem(ent, "knownNodes")) > 0)
+		printf("%-24s %-10s %-12s %-22s %-10s %s\n", "NODE", "STATUS", "VERSION", "REMOTE",
+		    "CONNECTED", "LISTENER ID");
 	cJSON_ArrayForEach(l, cJSON_GetObjectItem(ent, "listeners")) {
 		const char *node = cJSON_GetStringValue(cJSON_GetObjectItem(l, "node"));
 
-		printf("%-24s %-12s %-22s %-10.0f %s\n", node && *node ? node : "(unnamed)",
+		printf("%-24s %-10s %-12s %-22s %-10.0f %s\n", node && *node ? node : "(unnamed)",
+		    cJSON_GetStringValue(cJSON_GetObjectItem(l, "status")) ?: "Online",
 		    cJSON_GetStringValue(cJSON_GetObjectItem(l, "nodeVersion")) ?: "",
 		    cJSON_GetStringValue(cJSON_GetObjectItem(l, "remote")) ?: "",
 		    cJSON_GetNumberValue(cJSON_GetObjectItem(l, "connectedSeconds")),
 		    cJSON_GetStringValue(cJSON_GetObjectItem(l, "id")) ?: "");
 	}
+	nodes_print_offline(ent);
 	cJSON_Delete(doc);
 	return 0;
 }

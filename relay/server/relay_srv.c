@@ -33,6 +33,7 @@
 #include "common/random.h"
 #include "relay/server/relay_srv.h"
 #include "relay/ws.h"
+#include "relay/server/relay_roster.h"
 #include "relay/server/relay_srv_int.h"
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -919,6 +920,7 @@ rsrv_free(struct rsrv *s)
 
 	if (s == NULL)
 		return;
+	relay_roster_free();
 	tokcache_clear(&s->tokens);
 	while ((ls = s->lsocks) != NULL) {
 		s->lsocks = ls->next;

@@ -75,6 +75,7 @@ struct ctl {
 	bool cancel_ok;		/* the listener asked for {"cancel":...} messages */
 	bool sync_ok;		/* the listener sends and takes {"shirSync":...} */
 	struct announce ann;	/* node name, version, instance (relay/announce.h) */
+	bool inactive;		/* its last sync message said Inactive (relay_roster.h) */
 	char id[ID_MAX];
 	char peer[64];
 	int64_t expiry;

@@ -46,7 +46,7 @@ usage(FILE *f)
 	    "       shir-relay [-f FILE] ir keys NAME          (root: print its keys again)\n"
 	    "       shir-relay [-f FILE] ir regenerate-key NAME key1|key2|service\n"
 	    "       shir-relay [-f FILE] ir delete NAME\n"
-	    "       shir-relay [-f FILE] ir nodes NAME [--json]  (the nodes connected now; needs relay.admin)\n"
+	    "       shir-relay [-f FILE] ir nodes NAME [--json]  (runtime status and nodes; needs relay.admin)\n"
 	    "       shir-relay [-f FILE] jobs list [--state STATE] [--json] | show ID | cancel ID\n"
 	    "       shir-relay --version\n", SYSCONFDIR);
 }
@@ -206,6 +206,23 @@ print_key(const char *label, const struct rstate_entity *en, const char *rule)
 	return 0;
 }
 
+/* The runtime status of hybrid connection name in the running relay's /status
+ * (relay_roster.h), "unknown" without it; "Need Registration" for one the
+ * running relay does not know yet (created after it started). */
+static const char *
+ir_live_status(const cJSON *live, const char *name)
+{
+	const cJSON *e;
+
+	if (live == NULL)
+		return "unknown";
+	cJSON_ArrayForEach(e, cJSON_GetObjectItem(live, "entities"))
+		if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(e, "name")) ?: "", name) == 0)
+			return cJSON_GetStringValue(cJSON_GetObjectItem(e, "runtimeStatus")) ?:
+			    "unknown";
+	return "Need Registration";
+}
+
 static int
 ir_cmd(const char *path, int argc, char **argv)
 {
@@ -292,11 +309,17 @@ ir_cmd(const char *path, int argc, char **argv)
 		bool json = argc > 1 && strcmp(argv[1], "--json") == 0;
 		cJSON *arr = json ? cJSON_CreateArray() : NULL;
 
+		char why[512];
+		cJSON *live = relay_nodes_status(c->admin, why, sizeof why);
+
+		if (live == NULL)
+			fprintf(stderr, "shir-relay: runtime status unknown: %s\n", why);
 		if (!json)
-			printf("%-24s %-8s %-34s %s\n", "NAME", "IR", "ENDPOINT", "RULES");
+			printf("%-24s %-8s %-18s %-34s %s\n", "NAME", "IR", "STATUS", "ENDPOINT", "RULES");
 		for (i = 0; i < st->n; i++) {
 			const struct rstate_entity *en = &st->e[i];
 			char rules[512] = "";
+			const char *status = ir_live_status(live, en->name);
 
 			for (j = 0; j < en->nrules; j++) {
 				size_t l = strlen(rules);
@@ -315,11 +338,13 @@ ir_cmd(const char *path, int argc, char **argv)
 				cJSON_AddStringToObject(o, "endpoint", en->endpoint ? en->endpoint : "");
 				cJSON_AddStringToObject(o, "rules", rules);
 				cJSON_AddBoolToObject(o, "selfContained", en->self_contained);
+				cJSON_AddStringToObject(o, "status", en->ir ? status : "-");
 			} else {
-				printf("%-24s %-8s %-34s %s\n", en->name, en->ir ? "yes" : "no",
-				    en->endpoint ? en->endpoint : "-", rules);
+				printf("%-24s %-8s %-18s %-34s %s\n", en->name, en->ir ? "yes" : "no",
+				    en->ir ? status : "-", en->endpoint ? en->endpoint : "-", rules);
 			}
 		}
+		cJSON_Delete(live);
 		if (json) {
 			char *t = cJSON_Print(arr);
 

@@ -156,6 +156,58 @@ def test_credential_set_on_node_1_serves_node_3(h):
         "the runtime Offline with no node")
 
 
+def ir(h, relay, *args):
+    return h.run([h.bin("shir-relay"), "-f", relay.conf, "ir"] + list(args), check=0).stdout
+
+
+@test
+def test_runtime_status(h):
+    """the runtime's status in ir list and ir nodes: Need Registration, Online, Limited (a node
+    away, listed Offline), Offline; the names it has had survive a restart of the relay"""
+    import json
+    admin = shirtest.free_port()
+    relay = Relay(h, extra="[relay]\nadmin = 127.0.0.1:%d\n" % admin)
+    relay.create()
+    relay.start()
+    out = ir(h, relay, "list")
+    check(re.search(r"^myhc\s+yes\s+Need Registration\s", out, re.M), out)
+    check("myhc: Need Registration, 0 nodes connected" in ir(h, relay, "nodes", "myhc"), "")
+    n1, n2 = HaNode(h, relay, "node-1"), HaNode(h, relay, "node-2")
+    last = {}
+
+    def online():
+        last["o"] = ir(h, relay, "list") + ir(h, relay, "nodes", "myhc")
+        return re.search(r"^myhc\s+yes\s+Online\s", last["o"], re.M)
+    try:
+        wait_until(online, 10, "ir list: Online with both nodes")
+    except TestFailure as e:
+        raise TestFailure("%s:\n%s" % (e, last.get("o")))
+    js = json.loads(ir(h, relay, "list", "--json"))
+    check(js[0]["status"] == "Online", "%r" % js)
+    stop_clean(n2.p)
+    wait_until(lambda: "myhc: Limited, 1 node connected" in ir(h, relay, "nodes", "myhc"), 10,
+               "Limited with one of two nodes")
+    out = ir(h, relay, "nodes", "myhc")
+    check(re.search(r"^node-1\s+Online\s", out, re.M) and
+          re.search(r"^node-2\s+Offline\s+\(not connected\)", out, re.M), out)
+    js = json.loads(ir(h, relay, "nodes", "myhc", "--json"))
+    check(js["status"] == "Limited" and {"node": "node-2", "status": "Offline"} in js["knownNodes"],
+          "%r" % js)
+    check(re.search(r"^myhc\s+yes\s+Limited\s", ir(h, relay, "list"), re.M), "list: Limited")
+    stop_clean(n1.p)
+    wait_until(lambda: "myhc: Offline, 0 nodes connected" in ir(h, relay, "nodes", "myhc"), 10,
+               "Offline with no node")
+    # the names it has had are kept beside the state file: still Offline, not Need Registration
+    stop_clean(relay.proc)
+    relay.start()
+    out = ir(h, relay, "nodes", "myhc")
+    check("myhc: Offline, 0 nodes connected" in out and "node-1" in out and "node-2" in out, out)
+    stop_clean(relay.proc)
+    r = h.run([h.bin("shir-relay"), "-f", relay.conf, "ir", "list"], check=0)
+    check(re.search(r"^myhc\s+yes\s+unknown\s", r.stdout, re.M) and
+          "runtime status unknown: the relay does not answer" in r.stderr, r.stdout + r.stderr)
+
+
 @test
 def test_stopped_node_catches_up(h):
     """node 2 stopped; credentials changed and deleted; node 2 restarted converges"""
@@ -226,6 +278,59 @@ def test_other_runtime_refused(h):
     r = rogue.ctl("cluster", "join", h.path("runtime.key"), input="wrong\n", rc=1)
     check("cannot be opened" in r.stderr, r.stderr)
     for nd in nodes + [rogue]:
+        stop_clean(nd.p)
+
+
+@test
+def test_key_granted_to_a_new_nodes_own_key(h):
+    """cluster request / grant / join: a member seals the data key to the new node's X25519 key;
+    no password; the grant opens nowhere else; the new node syncs"""
+    import json
+    relay, nodes = runtime(h, 2)
+    n1, n2 = nodes
+    n1.set("db", "v1")
+    converged(nodes, 15, "members agree")
+    fresh = HaNode(h, relay, "fresh")
+    req = h.path("fresh.request")
+    r = fresh.ctl("cluster", "request", req)
+    fp = re.search(r"fingerprint ([0-9a-f]{32})", r.stdout).group(1)
+    doc = json.loads(open(req).read())["shirKeyRequest"]
+    check(doc["node"] == "fresh" and len(doc["publicKey"]) == 64, "%r" % doc)
+    st = os.stat(os.path.join(fresh.state, "runtime-key-request"))
+    check(st.st_mode & 0o777 == 0o600, "the request key must be 0600")
+    check(doc["publicKey"] not in open(os.path.join(fresh.state, "runtime-key-request"), "rb")
+          .read().decode("latin-1"), "the request key is sealed at rest")
+    grant = h.path("fresh.grant")
+    r = n2.ctl("cluster", "grant", req, grant)
+    check(("fingerprint %s" % fp) in r.stdout, "the member prints the same fingerprint: " + r.stdout)
+    check(os.stat(grant).st_mode & 0o777 == 0o600, "the grant file must be 0600")
+    # nobody else can open it: another node that made its own request
+    thief = HaNode(h, relay, "thief")
+    thief.ctl("cluster", "request", h.path("thief.request"))
+    r = thief.ctl("cluster", "join", grant, rc=1)
+    check("does not open with this node's request key" in r.stderr, r.stderr)
+    # a node that made no request, and a grant with one changed byte
+    r = n1.ctl("cluster", "join", grant, rc=1)
+    check("made no key request" in r.stderr, r.stderr)
+    g = json.loads(open(grant).read())
+    box = g["shirKeyGrant"]["box"]
+    g["shirKeyGrant"]["box"] = box[:-2] + ("00" if box[-2:] != "00" else "11")
+    bad = h.write("bad.grant", json.dumps(g))
+    r = fresh.ctl("cluster", "join", bad, rc=1)
+    check("does not open" in r.stderr, r.stderr)
+    r = n2.ctl("cluster", "grant", h.path("runtime.key"), h.path("x.grant"), rc=1)
+    check("is not a key request" in r.stderr, r.stderr)
+    # the right node takes it, with no password asked
+    r = fresh.ctl("cluster", "join", grant)
+    check("took the runtime data key from the grant" in r.stdout, r.stdout)
+    check(not os.path.exists(os.path.join(fresh.state, "runtime-key-request")),
+          "the request key is forgotten once used")
+    fresh.p.wait_log(r"event=sync.enabled")
+    n1.set("api", "a1")
+    converged(nodes + [fresh], 20, "the granted node syncs")
+    check(fresh.values() == {"db": "v1", "api": "a1"}, "%r" % fresh.values())
+    check(thief.values() == {}, "the thief got nothing")
+    for nd in nodes + [fresh, thief]:
         stop_clean(nd.p)
 
 
@@ -410,7 +515,7 @@ def test_inactive_when_differing_from_the_majority(h):
     """a node that cannot take the runtime's credentials shows Inactive after node.inactive_after,
     naming them; Active again once it agrees"""
     import json
-    relay, nodes = runtime(h, 3)
+    relay, nodes = runtime(h, 3, admin=shirtest.free_port())
     n1, n2, n3 = nodes
     stop_clean(n3.p)
     n3.start_read_only()
@@ -422,6 +527,18 @@ def test_inactive_when_differing_from_the_majority(h):
     check(st["state"] == "Inactive" and st["differing"] == ["db"], "%r" % st)
     out = n3.ctl("cluster", "status").stdout
     check("Inactive" in out and "differing: db" in out, out)
+    # Inactive in the roster of the others, in the relay's, and the runtime Limited
+    wait_until(lambda: re.search(r"^node-3\s+\S+\s+Inactive\s", n1.ctl("nodes").stdout, re.M), 12,
+               "node 1's shirctl nodes shows node 3 Inactive")
+    check(re.search(r"^node-3\s+\S+\s+Inactive\s.*\(this node\)", n3.ctl("nodes").stdout, re.M),
+          n3.ctl("nodes").stdout)
+    wait_until(lambda: re.search(r"^node-3\s+Inactive\s", ir(h, relay, "nodes", "myhc"), re.M), 12,
+               "ir nodes shows node 3 Inactive")
+    out = ir(h, relay, "nodes", "myhc")
+    check("myhc: Limited, 3 nodes connected" in out and re.search(r"^node-1\s+Online\s", out, re.M),
+          out)
+    check(re.search(r"event=listener.node_state hc=myhc .*node=node-3 state=Inactive",
+                    relay.proc.log()), "relay log")
     for nd in (n1, n2):
         st = json.loads(nd.ctl("cluster", "status", "--json").stdout)
         check(st["state"] == "Active", "%s: %r" % (nd.name, st))
@@ -430,6 +547,8 @@ def test_inactive_when_differing_from_the_majority(h):
     converged(nodes, 20, "node 3 catches up")
     wait_until(lambda: json.loads(n3.ctl("cluster", "status", "--json").stdout)["state"] ==
                "Active", 15, "node 3 Active again")
+    wait_until(lambda: "myhc: Online, 3 nodes connected" in ir(h, relay, "nodes", "myhc"), 12,
+               "the runtime Online again")
     for nd in nodes:
         stop_clean(nd.p)
 

@@ -232,7 +232,7 @@ def test_ir_cli(h):
     check(p.wait_exit(10) == 1 and "is not loopback" in p.log(), "plain listener on 0.0.0.0 is refused:\n%s", p.log())
     keys = r.create("sales-ir")
     out = r.cli("ir", "list").stdout
-    check(re.search(r"^sales-ir\s+yes\s+ws://127\.0\.0\.1:%d\s+node-key1\(L\) node-key2\(L\) service-key\(S\)" % r.port,
+    check(re.search(r"^sales-ir\s+yes\s+unknown\s+ws://127\.0\.0\.1:%d\s+node-key1\(L\) node-key2\(L\) service-key\(S\)" % r.port,
                     out, re.M), "ir list:\n%s", out)
     check(keys["service-key"]["endpoint"] == "ws://127.0.0.1:%d" % r.port, "endpoint in the key: %r", keys)
     check(os.stat(r.state).st_mode & 0o777 == 0o600, "state file mode")

@@ -60,6 +60,7 @@ test_digest_roundtrip(void **state)
 	assert_string_equal(m.name, "alpha");
 	assert_string_equal(m.version, "1.2.3");
 	assert_int_equal(m.store_version, 42);
+	assert_string_equal(m.state, "");
 	csync_msg_clear(&m);
 	/* another runtime's key: refused as such */
 	assert_int_equal(csync_decode(OTHER, text, strlen(text), &m, &err), SHIR_ECRYPTO);
@@ -69,6 +70,36 @@ test_digest_roundtrip(void **state)
 	free(text);
 	assert_int_equal(csync_decode(KEY, "{\"shirSync\":{}}", 15, &m, &err), SHIR_EPROTO);
 	assert_int_equal(csync_decode(KEY, "garbage", 7, &m, &err), SHIR_EPROTO);
+}
+
+/* The node's Active/Inactive state: sealed in the digest for the peers, and
+ * the one unsealed envelope field for the relay's roster. */
+static void
+test_digest_state(void **state)
+{
+	struct shir_error err;
+	struct csync_msg m;
+	char *text = NULL, *marked;
+	struct csync_digest_info d = { "node-a", "0123456789abcdef0123456789abcdef", "alpha",
+	    "1.2.3", 7, 42, "Inactive" };
+
+	(void)state;
+	assert_int_equal(csync_encode_digest(KEY, &d, &text, &err), 0);
+	assert_null(strstr(text, "Inactive"));
+	marked = csync_mark_inactive(text);
+	assert_non_null(marked);
+	assert_non_null(strstr(marked, "{\"shirSync\":{\"v\":1,\"state\":\"Inactive\",\"box\":"));
+	/* the marked envelope opens the same */
+	assert_int_equal(csync_decode(KEY, marked, strlen(marked), &m, &err), 0);
+	assert_string_equal(m.state, "Inactive");
+	csync_msg_clear(&m);
+	free(marked);
+	free(text);
+	assert_null(csync_mark_inactive("{\"other\":1}"));
+	d.state = "Sleepy";
+	assert_int_equal(csync_encode_digest(KEY, &d, &text, &err), 0);
+	assert_int_equal(csync_decode(KEY, text, strlen(text), &m, &err), SHIR_EPROTO);
+	free(text);
 }
 
 static void
@@ -307,6 +338,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_digest_roundtrip),
+		cmocka_unit_test(test_digest_state),
 		cmocka_unit_test(test_records_roundtrip_and_split),
 		cmocka_unit_test_setup_teardown(test_merge_newest_wins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tombstones, setup, teardown),

@@ -139,6 +139,17 @@ test_decode_renew_accept_request(void **state)
 	assert_string_equal(m.cancel_id, "r-1");
 	hc_msg_clear(&m);
 	assert_int_equal(dec("{\"cancel\":\"r-1\"}", &m), SHIR_EPROTO);
+	/* shir's sync envelope: the sender's Inactive mark, the only field read */
+	assert_int_equal(dec("{\"shirSync\":{\"v\":1,\"state\":\"Inactive\",\"box\":\"x\"}}", &m), 0);
+	assert_int_equal(m.type, HC_MSG_SYNC);
+	assert_true(m.sync_inactive);
+	hc_msg_clear(&m);
+	assert_int_equal(dec("{\"shirSync\":{\"v\":1,\"box\":\"x\"}}", &m), 0);
+	assert_false(m.sync_inactive);
+	hc_msg_clear(&m);
+	assert_int_equal(dec("{\"shirSync\":{\"state\":7}}", &m), 0);
+	assert_false(m.sync_inactive);
+	hc_msg_clear(&m);
 	assert_int_equal(dec("{\"cancel\":{\"id\":7}}", &m), SHIR_EPROTO);
 	assert_int_equal(dec("{\"accept\":{\"address\":\"wss://h/$hc/x?sb-hc-action=accept&sb-hc-id=1\","
 	    "\"id\":\"1\",\"connectHeaders\":{\"Sec-WebSocket-Key\":\"k\"},"
