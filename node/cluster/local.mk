@@ -11,4 +11,7 @@ libshir_a_SOURCES += \
 UNIT_TESTS += tests/unit/test_csync tests/unit/test_rtca
 FUZZ_TARGETS += tests/fuzz/fuzz_csync
 tests_fuzz_fuzz_csync_LDFLAGS = $(FUZZ_LINKFLAGS)
+# the key request and grant files of shirctl cluster request/grant/join
+FUZZ_TARGETS += tests/fuzz/fuzz_rtgrant
+tests_fuzz_fuzz_rtgrant_LDFLAGS = $(FUZZ_LINKFLAGS)
 INTEGRATION_TESTS += tests/integration/test_ha.py
