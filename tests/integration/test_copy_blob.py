@@ -13,12 +13,14 @@ import csv
 import hashlib
 import json
 import os
+import uuid
 
 from azurite import ACCOUNT, KEY, Azurite
 from shirtest import check, main, test, wait_until
 import shirtest
+from stores import READER, READER_PASSWORD, shared_pg
 from test_copy_node import restart, setup, wait_final
-from test_parquet import read_back
+from test_parquet import read_back, same
 
 shirtest._tests.clear()  # the modules above are imported for their helpers, not their tests
 
@@ -157,6 +159,91 @@ def test_blob_node_killed_mid_upload(h):
         ids = [int(row["id"]) for row in csv.DictReader(f)]
     check(ids == list(range(rows)), "%d rows, %d distinct", len(ids), len(set(ids)))
     check(props["uncommitted"] == 0 and props["md5"] == g["result"]["files"][0]["contentMd5"], "%r", props)
+    n.stop_clean()
+
+
+PG_ROWS = 100000
+PG_TABLE = """
+DROP TABLE IF EXISTS copy_orders;
+CREATE TABLE copy_orders (id int8 PRIMARY KEY, qty int4 NOT NULL, small int2, price numeric(12,2),
+  ratio float8, quarter real, ok bool, at timestamptz, local_ts timestamp, name text, raw bytea, u uuid);
+INSERT INTO copy_orders SELECT i, i * 3, (i %% 30000)::int2, (i * 1.25)::numeric(12,2), i / 7.0::float8,
+  (i / 4.0)::real, i %% 2 = 0, timestamptz '2020-01-01 00:00:00+00' + i * interval '1 second',
+  timestamp '2020-01-01 00:00:00' + i * interval '1 minute',
+  CASE WHEN i %% 10 = 0 THEN NULL ELSE 'name-' || i || ' ; "q"' END, decode(md5(i::text), 'hex'),
+  md5(i::text)::uuid FROM generate_series(0, %d) i;
+GRANT SELECT ON copy_orders TO %s;
+"""
+
+
+def pg_expected(i):
+    md = hashlib.md5(str(i).encode())
+    return {"id": str(i), "qty": {"num": i * 3}, "small": {"num": i % 30000},
+            "price": "%d.%02d" % divmod(i * 125, 100), "ratio": {"num": i / 7.0}, "quarter": {"num": i / 4.0},
+            "ok": i % 2 == 0, "at": {"micros": str((1577836800 + i) * 1000000)},
+            "local_ts": {"micros": str((1577836800 + 60 * i) * 1000000)},
+            "name": None if i % 10 == 0 else 'name-%d ; "q"' % i,
+            "raw": {"b64": base64.b64encode(md.digest()).decode()}, "u": str(uuid.UUID(md.hexdigest()))}
+
+
+def pg_job(pg, az, dataset, sink, fmt):
+    ls = pg.linked_service(password={"type": "CredentialReference", "name": "pg-reader"})
+    s = {"type": "AzureBlob", "accountUrl": az.url, "container": "landing", "sasToken": az.sas("landing", "cw")}
+    s.update(sink)
+    return {"source": {"linkedService": ls, "dataset": dataset}, "sink": s, "format": fmt}
+
+
+@test
+def test_postgres_to_azurite(h):
+    """100,000 PostgreSQL rows streamed in full: Parquet with the columns' real types and CSV, into Azurite, every value compared"""
+    pg = shared_pg()
+    pg.sql(PG_TABLE % (PG_ROWS - 1, READER))
+    r, n, snd, data, out, _ = setup(h, rows=1)
+    az = Azurite(h)
+    az.mkcontainer("landing")
+    h.run([h.bin("shirctl"), "--socket", n.sock, "--conf", n.conf, "credentials", "set", "pg-reader"],
+          input=READER_PASSWORD + "\n", check=0)
+    # a Table, to Parquet (ZSTD), 1 MiB blocks
+    st, j = snd.call("POST", "", pg_job(pg, az, {"type": "Table", "schema": "public", "table": "copy_orders"},
+                                         {"path": "orders.parquet", "blockSizeMB": 1},
+                                         {"type": "Parquet", "compression": "zstd"}))
+    check(st == 201, "submit: %d %r", st, j)
+    g = wait_final(snd, j["id"], timeout=180)
+    check(g["state"] == "Succeeded" and g["result"]["rowsWritten"] == PG_ROWS, "Parquet: %r", g)
+    local = h.path("orders.parquet")
+    props = az.get("landing", "orders.parquet", local)
+    check(props["md5"] == g["result"]["files"][0]["contentMd5"] and props["committed"] > 1, "%r", props)
+    pq = read_back(h, local)
+    types = {c["name"]: (c["type"], c["logical"] or c["converted"]) for c in pq["schema"]}
+    check(types["id"][0] == "INT64" and types["qty"][0] == "INT32" and types["small"][0] == "INT32" and
+          types["ratio"][0] == "DOUBLE" and types["quarter"][0] == "FLOAT" and types["ok"][0] == "BOOLEAN" and
+          types["at"][0] == "INT64" and types["raw"][0] == "BYTE_ARRAY" and types["price"][0] == "BYTE_ARRAY",
+          "the columns' Parquet types: %r", types)
+    check(all(gr["codec"] == "ZSTD" for gr in pq["groups"]), "ZSTD: %r", pq["groups"])
+    got = sorted(pq["rows"], key=lambda x: int(x["id"]))
+    bad = [(i, k, row.get(k), v) for i, row in enumerate(got) for k, v in pg_expected(i).items()
+           if not same(row.get(k), v)]
+    check(len(got) == PG_ROWS and not bad, "%d rows; %d values differ, first: %r", len(got), len(bad), bad[:5])
+    # a Query, to CSV: nulls are empty fields
+    st, j = snd.call("POST", "", pg_job(pg, az, {"type": "Query", "query": "SELECT id, name, price FROM "
+                                                 "copy_orders WHERE id < 5000 ORDER BY id"},
+                                         {"path": "q.csv"}, {"type": "DelimitedText"}))
+    g = wait_final(snd, j["id"], timeout=120)
+    check(g["state"] == "Succeeded" and g["result"]["rowsWritten"] == 5000, "CSV: %r", g)
+    az.get("landing", "q.csv", h.path("q.csv"))
+    with open(h.path("q.csv"), newline="") as f:
+        rows = list(csv.reader(f))
+    want = [["id", "name", "price"]] + [[str(i), "" if i % 10 == 0 else 'name-%d ; "q"' % i,
+                                          "%d.%02d" % divmod(i * 125, 100)] for i in range(5000)]
+    check(rows == want, "CSV rows: first differing %r", next(((a, b) for a, b in zip(rows, want) if a != b), None))
+    # the read-only session of authoring: a writing query fails and writes nothing
+    st, j = snd.call("POST", "", pg_job(pg, az, {"type": "Query", "query": "DELETE FROM copy_orders RETURNING id"},
+                                         {"path": "w.csv"}, {"type": "DelimitedText"}))
+    g = wait_final(snd, j["id"])
+    check(g["state"] == "Failed" and g["error"]["code"] == "ReadOnlyViolation", "a writing query: %r", g)
+    check(pg.sql("SELECT count(*) FROM copy_orders").strip() == str(PG_ROWS), "nothing deleted")
+    check(sorted(az.ls("landing")) == ["orders.parquet", "q.csv"], "no blob for the refused job: %r",
+          az.ls("landing"))
     n.stop_clean()
 
 
