@@ -110,6 +110,7 @@ struct cjob {
 	struct proxy_config *pc;	/* the node's proxy configuration when it started */
 	struct credstore *creds;
 	bool lma;			/* security.local_machine_access */
+	char *ca_file;			/* node.copy_ca_file */
 	size_t mem_limit;		/* node.request_memory_limit: one source row at most */
 	bool validation;
 };
@@ -870,6 +871,7 @@ blob_open(struct cjob *j, const cJSON *sink, enum fmt fmt, struct blob_secrets *
 		t.block_size = (size_t)(mb * 1048576);
 	}
 	t.pc = j->pc;
+	t.ca_file = j->ca_file;
 	t.stop = &j->stop;
 	memset(&be, 0, sizeof be);
 	if ((*out = blob_sink_new(&t, &be)) == NULL)
@@ -1327,6 +1329,7 @@ job_free(struct copyd *d, struct cjob *j)
 	free(j->writable);
 	if (j->pc != NULL)
 		proxy_config_unref(j->pc);
+	free(j->ca_file);
 	free(j);
 }
 
@@ -1473,6 +1476,7 @@ start_job(struct copyd *d, cJSON *lease_answer)
 	j->validation = c->local_folder_path_validation;
 	j->pc = proxy_node_current(d->n);
 	j->lma = c->local_machine_access;
+	j->ca_file = c->copy_ca_file ? strdup(c->copy_ca_file) : NULL;
 	j->mem_limit = (size_t)c->request_memory_limit << 20;
 	j->creds = node_ext(d->n, NODE_EXT_CREDS);
 	j->done_ev = event_new(d->base, -1, 0, job_done, j);

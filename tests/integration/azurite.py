@@ -77,22 +77,27 @@ def npm_azure(h):
 
 
 class Azurite:
-    def __init__(self, h):
+    def __init__(self, h, tls=None):
+        """tls: (certificate, key, CA file): Azurite serves https, the SDK trusts the CA."""
         self.h = h
         self.mods = npm_azure(h)
         self.port = free_port()
         self.dir = h.path("azurite")
+        self.ca = tls[2] if tls else None
         os.makedirs(self.dir, exist_ok=True)
-        self.url = "http://127.0.0.1:%d/%s" % (self.port, ACCOUNT)
+        self.url = "%s://127.0.0.1:%d/%s" % ("https" if tls else "http", self.port, ACCOUNT)
+        extra = ["--cert", tls[0], "--key", tls[1]] if tls else []
         self.p = h.start("azurite", ["node", os.path.join(self.mods, "azurite", "dist", "src", "blob", "main.js"),
                                      "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
                                      "--inMemoryPersistence", "--extentMemoryLimit", "512", "--loose",
-                                     "--skipApiVersionCheck"], cwd=self.dir)
+                                     "--skipApiVersionCheck"] + extra, cwd=self.dir)
         self.p.wait_log(r"Azurite Blob service successfully listens", timeout=60)
         self.script = h.write("azclient.js", CLIENT)
 
     def client(self, *args, check=0, timeout=120):
         env = {"NODE_PATH": self.mods}
+        if self.ca:
+            env["NODE_EXTRA_CA_CERTS"] = self.ca
         r = self.h.run(["node", self.script, args[0], self.url, ACCOUNT, KEY] + list(args[1:]), env=env,
                        timeout=timeout)
         if check is not None and r.returncode != check:

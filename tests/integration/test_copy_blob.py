@@ -16,7 +16,10 @@ import os
 import uuid
 
 from azurite import ACCOUNT, KEY, Azurite
-from shirtest import check, main, test, wait_until
+from authnode import Node
+from relaytest import Relay, decode_key
+from shirtest import check, main, make_ca, make_server_cert, test, wait_until
+from squid import Squid
 import shirtest
 from stores import READER, READER_PASSWORD, shared_pg
 from test_copy_node import restart, setup, wait_final
@@ -159,6 +162,56 @@ def test_blob_node_killed_mid_upload(h):
         ids = [int(row["id"]) for row in csv.DictReader(f)]
     check(ids == list(range(rows)), "%d rows, %d distinct", len(ids), len(set(ids)))
     check(props["uncommitted"] == 0 and props["md5"] == g["result"]["files"][0]["contentMd5"], "%r", props)
+    n.stop_clean()
+
+
+@test
+def test_blob_through_squid(h):
+    """the blocks go through squid with Basic auth to an https Azurite whose name only squid resolves (virtual-host style, as on Azure); TLS verified with node.copy_ca_file"""
+    sq = Squid(h, auth="basic", user="svc", password="right-pw", hosts={"devstoreaccount1.blob.test": "127.0.0.1"})
+    ca_key, ca = make_ca(h, "store", "Test Storage CA")
+    key, crt = make_server_cert(h, ca_key, ca, san="DNS:devstoreaccount1.blob.test,IP:127.0.0.1", cn="devstoreaccount1.blob.test")
+    az = Azurite(h, tls=(crt, key, ca))
+    az.mkcontainer("landing")
+    r = Relay(h)
+    printed = [w for w in r.cli("ir", "create", "sales-ir").stdout.split() if w.startswith("IR@v1@")]
+    r.keys["sales-ir"] = {decode_key(w)["keyName"]: decode_key(w) for w in printed}
+    node_key = [w for w in printed if decode_key(w)["keyName"] == "node-key1"][0]
+    r.start()
+    data = h.path("data")
+    os.makedirs(data)
+    with open(os.path.join(data, "orders.csv"), "w") as f:
+        f.write("id;customer;note\n")
+        for i in range(3000):
+            f.write('%d;cust-%d;"say ""hi""; %d"\n' % (i, i % 97, i))
+    pw = h.write("proxy.pw", "right-pw\n", mode=0o600)
+    extra = ("[node]\ncopy_jobs = 1\ncopy_ca_file = %s\n[proxy]\nmode = custom\naddress = 127.0.0.1\n"
+             "port = %d\nauth = basic\nuser = svc\npassword_file = %s\n" % (ca, sq.port, pw))
+    n = Node(h, allowed=data, extra=extra)
+    h.run([h.bin("shirctl"), "--socket", n.sock, "--conf", n.conf, "register-node", "-", "auth-node"],
+          input=node_key + "\n", check=0)
+    n.p.wait_log(r"event=channel\.connected")
+    n = restart(h, n, extra, data)
+    from test_relay_jobs import Client
+    snd = Client(r, hc="sales-ir")
+    spec = blob_job(data, az, {"accountUrl": "https://devstoreaccount1.blob.test:%d" % az.port,
+                               "sasToken": az.sas("landing", "cw"), "path": "via-squid.parquet",
+                               "blockSizeMB": 0.0625}, fmt="Parquet")
+    st, j = snd.call("POST", "", spec)
+    g = wait_final(snd, j["id"], timeout=90)
+    check(g["state"] == "Succeeded", "through squid: %r", g)
+    check_blob(h, az, g["result"], "via-squid.parquet", 3000, "Parquet")
+    n.stop_clean()
+    wait_until(lambda: "CONNECT devstoreaccount1.blob.test:%d svc" % az.port in sq.log(), 20,
+               "squid to log the node's tunnel to devstoreaccount1.blob.test:\n" + sq.log())
+    # without the CA the node refuses the certificate: verification is on
+    n = Node(h, allowed=data, extra=extra.replace("copy_ca_file = %s\n" % ca, ""))
+    n.p.wait_log(r"event=copy\.started jobs=")
+    spec["sink"]["path"] = "unverified.csv"
+    st, j = snd.call("POST", "", spec)
+    g = wait_final(snd, j["id"], timeout=90)
+    check(g["state"] == "Failed" and "certificate" in g["error"]["message"], "unverified TLS: %r", g)
+    check("unverified.csv" not in az.ls("landing"), "no blob without a verified certificate")
     n.stop_clean()
 
 
