@@ -86,13 +86,18 @@ class Azurite:
         self.ca = tls[2] if tls else None
         os.makedirs(self.dir, exist_ok=True)
         self.url = "%s://127.0.0.1:%d/%s" % ("https" if tls else "http", self.port, ACCOUNT)
-        extra = ["--cert", tls[0], "--key", tls[1]] if tls else []
-        self.p = h.start("azurite", ["node", os.path.join(self.mods, "azurite", "dist", "src", "blob", "main.js"),
-                                     "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
-                                     "--inMemoryPersistence", "--extentMemoryLimit", "512", "--loose",
-                                     "--skipApiVersionCheck"] + extra, cwd=self.dir)
-        self.p.wait_log(r"Azurite Blob service successfully listens", timeout=60)
+        self.extra = ["--cert", tls[0], "--key", tls[1]] if tls else []
+        self.start()
         self.script = h.write("azclient.js", CLIENT)
+
+    def start(self):
+        """Starts Azurite (again, on the same port and empty: it keeps nothing in memory across runs)."""
+        self.p = self.h.start("azurite", ["node", os.path.join(self.mods, "azurite", "dist", "src", "blob",
+                                                                "main.js"),
+                                          "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
+                                          "--inMemoryPersistence", "--extentMemoryLimit", "512", "--loose",
+                                          "--skipApiVersionCheck"] + self.extra, cwd=self.dir)
+        self.p.wait_log(r"Azurite Blob service successfully listens", timeout=60)
 
     def client(self, *args, check=0, timeout=120):
         env = {"NODE_PATH": self.mods}
