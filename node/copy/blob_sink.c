@@ -177,7 +177,7 @@ static CURLcode
 put_once(struct blob_sink *b, const char *query, const char *canon, const char *body, size_t len,
     const char *md5_hdr, const char *extra, struct answer *a, long *status, char *cerr)
 {
-	struct curl_slist *h = NULL;
+	struct curl_slist *h = NULL, *res = b->t.resolve ? curl_slist_append(NULL, b->t.resolve) : NULL;
 	char url[4096], date[64], hdr[512], len_s[32];
 	struct proxy_decision dec;
 	time_t now = time(NULL);
@@ -217,6 +217,7 @@ put_once(struct blob_sink *b, const char *query, const char *canon, const char *
 		    b->path, canon) < 0 || blob_sharedkey_sign(b->t.key, sts, sig, sizeof sig) != 0) {
 			free(sts);
 			curl_slist_free_all(h);
+			curl_slist_free_all(res);
 			snprintf(cerr, CURL_ERROR_SIZE, "cannot sign the request (is the account key base64?)");
 			return CURLE_BAD_FUNCTION_ARGUMENT;
 		}
@@ -251,9 +252,12 @@ put_once(struct blob_sink *b, const char *query, const char *canon, const char *
 		proxy_curl_setup(b->t.pc, b->easy, dec.proxies[0]);
 	else
 		curl_easy_setopt(b->easy, CURLOPT_PROXY, "");
+	if (res != NULL)	/* the address local machine access checked, and no other */
+		curl_easy_setopt(b->easy, CURLOPT_RESOLVE, res);
 	rc = curl_easy_perform(b->easy);
 	curl_easy_getinfo(b->easy, CURLINFO_RESPONSE_CODE, status);
 	curl_slist_free_all(h);
+	curl_slist_free_all(res);
 	return rc;
 }
 

@@ -46,6 +46,7 @@ struct blob_target {
 	size_t block_size;
 	struct proxy_config *pc;	/* the node's proxy configuration (may be NULL) */
 	const char *ca_file;		/* NULL: the system's CAs */
+	const char *resolve;		/* "host:port:address" the node checked, or NULL */
 	atomic_int *stop;		/* set when the job must stop */
 	int retries;			/* attempts per request for 5xx and network errors */
 	int backoff_ms;			/* first back-off, doubled each retry */

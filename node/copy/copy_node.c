@@ -788,6 +788,50 @@ host_is_name(const char *url)
 	    strspn(h, "0123456789.") < n;
 }
 
+/* Local machine access applies to a sink's host as to a store's: with it
+ * off, a direct connection may not reach the node's own addresses. The name
+ * is resolved and checked once, and the upload goes to that address only
+ * (no second DNS answer). Through a proxy the proxy resolves the name, as for
+ * every other outbound connection of the node. */
+static int
+sink_host_check(struct cjob *j, const char *url, char *resolve, size_t rlen)
+{
+	struct proxy_decision dec;
+	struct auth_ctx ac;
+	char host[256], addr[64];
+	const char *h = strstr(url, "://"), *e;
+	int port;
+
+	if (h == NULL)
+		return 0;		/* blob_sink_new refuses it */
+	h += 3;
+	if (*h == '[') {
+		e = strchr(h, ']');
+		if (e == NULL)
+			return fail_job(j, "InvalidRequest", false, "sink.accountUrl: a bad address");
+		snprintf(host, sizeof host, "%.*s", (int)(e - h - 1), h + 1);
+		e++;
+	} else {
+		e = h + strcspn(h, ":/");
+		snprintf(host, sizeof host, "%.*s", (int)(e - h), h);
+	}
+	port = *e == ':' ? atoi(e + 1) : strncmp(url, "https:", 6) == 0 ? 443 : 80;
+	if (j->pc != NULL && proxy_decide(j->pc, url, &dec) == 0 && !dec.direct && dec.nproxies > 0)
+		return 0;
+	memset(&ac, 0, sizeof ac);
+	ac.policy.local_machine_access = false;
+	clock_gettime(CLOCK_MONOTONIC, &ac.deadline);
+	ac.deadline.tv_sec += 60;
+	ac.timeout_s = 60;
+	if (auth_check_host_addr(&ac, host, addr, sizeof addr) != 0)
+		return fail_job(j, auth_code_name(ac.code), ac.code == AUTH_E_UNREACHABLE, "the sink: %s",
+		    ac.msg);
+	if (addr[0])
+		snprintf(resolve, rlen, "%s:%d:%s%s%s", host, port, strchr(addr, ':') ? "[" : "", addr,
+		    strchr(addr, ':') ? "]" : "");
+	return 0;
+}
+
 static int
 blob_open(struct cjob *j, const cJSON *sink, enum fmt fmt, struct blob_secrets *sec, char *name,
     size_t namelen, struct blob_sink **out)
@@ -798,6 +842,7 @@ blob_open(struct cjob *j, const cJSON *sink, enum fmt fmt, struct blob_secrets *
 	struct blob_target t;
 	struct blob_error be;
 	size_t pl = strlen(p);
+	char resolve[400] = "";
 
 	if (sink_secret(j, sink, "sink", "sasUrl", &sec->sas_url) != 0 ||
 	    sink_secret(j, sink, "sink", "sasToken", &sec->sas) != 0 ||
@@ -872,6 +917,9 @@ blob_open(struct cjob *j, const cJSON *sink, enum fmt fmt, struct blob_secrets *
 	}
 	t.pc = j->pc;
 	t.ca_file = j->ca_file;
+	if (!j->lma && sink_host_check(j, au, resolve, sizeof resolve) != 0)
+		return -1;
+	t.resolve = resolve[0] ? resolve : NULL;
 	t.stop = &j->stop;
 	memset(&be, 0, sizeof be);
 	if ((*out = blob_sink_new(&t, &be)) == NULL)

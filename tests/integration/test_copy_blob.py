@@ -106,7 +106,7 @@ def test_blob_sas_and_shared_key(h):
 @test
 def test_blob_refused(h):
     """a read-only SAS, a SAS signed with the wrong key, a wrong shared key, a missing container: precise failures, no blob"""
-    r, n, snd, data, out, _ = setup(h, rows=50)
+    r, n, snd, data, out, extra = setup(h, rows=50)
     az = Azurite(h)
     az.mkcontainer("landing")
     wrong_key = base64.b64encode(b"k" * 64).decode()
@@ -131,6 +131,14 @@ def test_blob_refused(h):
               "want %s (%s): %r", code, words, g)
         check(g["dequeueCount"] == 1, "a refused credential is final: %r", g)
     check(az.ls("landing") == [], "no blob, committed or not: %r", az.ls("landing"))
+    n.stop_clean()
+    # local machine access off: no upload to this machine's own addresses (Azurite is on loopback)
+    n = Node(h, allowed=data, lma=False, extra=extra)
+    n.p.wait_log(r"event=copy\.started jobs=")
+    st, j = snd.call("POST", "", blob_job(data, az, {"sasToken": az.sas("landing", "cw"), "path": "l.csv"}))
+    g = wait_final(snd, j["id"])
+    check(g["state"] == "Failed" and g["error"]["code"] == "LocalMachineAccessDenied", "local: %r", g)
+    check(az.ls("landing") == [], "no blob on this machine: %r", az.ls("landing"))
     n.stop_clean()
 
 
