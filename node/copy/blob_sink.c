@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,17 @@ struct blob_sink {
 	char md5_b64[32];
 	CURL *easy;
 	bool loopback;
+	/* the uploader thread: one block in flight while the other fills */
+	char *spare;
+	pthread_t th;
+	bool th_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool busy, quit, ufailed;
+	const char *pend;
+	size_t pend_len;
+	unsigned pend_idx;
+	struct blob_error uerr;
 };
 
 static int
@@ -350,32 +362,107 @@ list_add(struct blob_sink *b, const char *s, size_t n)
 	return 0;
 }
 
+/* Put Block of block idx (the uploader's thread, or the caller's). */
 static int
-send_block(struct blob_sink *b, struct blob_error *e)
+upload_block(struct blob_sink *b, unsigned idx, const char *data, size_t len, struct blob_error *e)
 {
-	char id[BLOCK_ID_LEN + 1], esc[3 * BLOCK_ID_LEN + 1], q[300], canon[200], md5b[32], x[128];
+	char id[BLOCK_ID_LEN + 1], esc[3 * BLOCK_ID_LEN + 1], q[300], canon[200], md5b[32];
 	unsigned char dg[EVP_MAX_MD_SIZE];
 	unsigned dl = 0, i, o = 0;
 
-	if (b->nblocks >= BLOB_MAX_BLOCKS)
-		return fail(e, "StoreError", false, "the blob needs more than %d blocks of %zu bytes: "
-		    "raise sink.blockSizeMB", BLOB_MAX_BLOCKS, b->t.block_size);
-	block_id(b, b->nblocks, id);
+	block_id(b, idx, id);
 	for (i = 0; id[i]; i++)
 		if (id[i] == '+' || id[i] == '/' || id[i] == '=')
 			o += (unsigned)sprintf(esc + o, "%%%02X", (unsigned char)id[i]);
 		else
 			esc[o++] = id[i];
 	esc[o] = '\0';
-	EVP_Digest(b->block, b->used, dg, &dl, EVP_md5(), NULL);
+	EVP_Digest(data, len, dg, &dl, EVP_md5(), NULL);
 	b64(dg, dl, md5b);
 	snprintf(q, sizeof q, "comp=block&blockid=%s", esc);
 	snprintf(canon, sizeof canon, "\nblockid:%s\ncomp:block", id);
-	if (put(b, q, canon, b->block, b->used, md5b, NULL, e) != 0)
-		return -1;
+	return put(b, q, canon, data, len, md5b, NULL, e);
+}
+
+/* The uploader: sends the block handed over while the caller fills the
+ * other buffer (two blocks in memory, one in flight). */
+static void *
+uploader(void *arg)
+{
+	struct blob_sink *b = arg;
+
+	pthread_mutex_lock(&b->mu);
+	for (;;) {
+		struct blob_error e;
+		int rc;
+
+		while (!b->busy && !b->quit)
+			pthread_cond_wait(&b->cv, &b->mu);
+		if (!b->busy)
+			break;
+		pthread_mutex_unlock(&b->mu);
+		memset(&e, 0, sizeof e);
+		rc = upload_block(b, b->pend_idx, b->pend, b->pend_len, &e);
+		pthread_mutex_lock(&b->mu);
+		if (rc != 0 && !b->ufailed) {
+			b->ufailed = true;
+			b->uerr = e;
+		}
+		b->busy = false;
+		pthread_cond_broadcast(&b->cv);
+	}
+	pthread_mutex_unlock(&b->mu);
+	return NULL;
+}
+
+/* Waits for the uploader to be idle; -1 with its error if a block failed. */
+static int
+wait_idle(struct blob_sink *b, struct blob_error *e)
+{
+	int rc = 0;
+
+	if (!b->th_started)
+		return 0;
+	pthread_mutex_lock(&b->mu);
+	while (b->busy)
+		pthread_cond_wait(&b->cv, &b->mu);
+	if (b->ufailed) {
+		*e = b->uerr;
+		rc = -1;
+	}
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int
+send_block(struct blob_sink *b, struct blob_error *e)
+{
+	char id[BLOCK_ID_LEN + 1], x[128], *t;
+
+	if (b->nblocks >= BLOB_MAX_BLOCKS)
+		return fail(e, "StoreError", false, "the blob needs more than %d blocks of %zu bytes: "
+		    "raise sink.blockSizeMB", BLOB_MAX_BLOCKS, b->t.block_size);
+	block_id(b, b->nblocks, id);
 	snprintf(x, sizeof x, "<Latest>%s</Latest>", id);
 	if (list_add(b, x, strlen(x)) != 0)
 		return fail(e, "Internal", true, "out of memory");
+	if (!b->th_started) {
+		if (pthread_create(&b->th, NULL, uploader, b) != 0)
+			return fail(e, "Internal", true, "cannot start the uploader thread");
+		b->th_started = true;
+	}
+	if (wait_idle(b, e) != 0)
+		return -1;
+	pthread_mutex_lock(&b->mu);
+	b->pend = b->block;
+	b->pend_len = b->used;
+	b->pend_idx = b->nblocks;
+	b->busy = true;
+	pthread_cond_broadcast(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+	t = b->block;		/* fill the other buffer meanwhile */
+	b->block = b->spare;
+	b->spare = t;
 	b->nblocks++;
 	b->used = 0;
 	return 0;
@@ -394,6 +481,8 @@ blob_sink_new(const struct blob_target *t, struct blob_error *e)
 		return NULL;
 	}
 	b->t = *t;
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_cond_init(&b->cv, NULL);
 	if (b->t.block_size == 0)
 		b->t.block_size = BLOB_BLOCK_DEFAULT;
 	while (aul > 0 && au[aul - 1] == '/')
@@ -419,9 +508,10 @@ blob_sink_new(const struct blob_target *t, struct blob_error *e)
 	p += strcspn(p, "/");
 	b->path = strdup(p);
 	b->block = malloc(b->t.block_size);
+	b->spare = malloc(b->t.block_size);
 	b->md5 = EVP_MD_CTX_new();
 	b->easy = curl_easy_init();
-	if (b->path == NULL || b->block == NULL || b->md5 == NULL || b->easy == NULL ||
+	if (b->path == NULL || b->block == NULL || b->spare == NULL || b->md5 == NULL || b->easy == NULL ||
 	    EVP_DigestInit_ex(b->md5, EVP_md5(), NULL) != 1 ||
 	    list_add(b, "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>", 49) != 0) {
 		fail(e, "Internal", true, "out of memory");
@@ -465,6 +555,8 @@ blob_sink_commit(struct blob_sink *b, struct blob_error *e)
 
 	if (b->used > 0 && send_block(b, e) != 0)
 		return -1;
+	if (wait_idle(b, e) != 0)	/* every block is in before the list */
+		return -1;
 	if (list_add(b, "</BlockList>", 12) != 0)
 		return fail(e, "Internal", true, "out of memory");
 	EVP_DigestFinal_ex(b->md5, dg, &dl);
@@ -500,12 +592,22 @@ blob_sink_free(struct blob_sink *b)
 {
 	if (b == NULL)
 		return;
+	if (b->th_started) {
+		pthread_mutex_lock(&b->mu);
+		b->quit = true;
+		pthread_cond_broadcast(&b->cv);
+		pthread_mutex_unlock(&b->mu);
+		pthread_join(b->th, NULL);
+	}
+	pthread_mutex_destroy(&b->mu);
+	pthread_cond_destroy(&b->cv);
 	if (b->easy)
 		curl_easy_cleanup(b->easy);
 	EVP_MD_CTX_free(b->md5);
 	free(b->url);
 	free(b->path);
 	free(b->block);
+	free(b->spare);
 	free(b->list);
 	free(b);
 }
