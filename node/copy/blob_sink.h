@@ -1,7 +1,7 @@
 /* blob_sink: an Azure Blob Storage block blob written by a copy job, over
- * the Blob service's REST API with libcurl, on the job's own thread (blocking
- * calls: the thread has nothing else to do, and the reader waits while a
- * block is uploaded, which is the job's backpressure).
+ * the Blob service's REST API with libcurl: blocking calls on an uploader
+ * thread of the job, one block in flight while the job fills the other
+ * buffer; with both taken the job waits (the reader's backpressure).
  *
  * The bytes are cut into blocks of block_size; each full block is sent with
  * Put Block (Content-MD5 of the block), and blob_sink_commit sends the last
@@ -13,8 +13,8 @@
  * replaces the uncommitted blocks of the same id, and the committed list
  * names only this attempt's blocks.
  *
- * Memory: one block buffer (one block in flight) plus the block list (about
- * 70 bytes a block, at most 50,000 blocks).
+ * Memory: two block buffers (one in flight) plus the block list (about 70
+ * bytes a block, at most 50,000 blocks).
  *
  * Authentication: a SAS token (the query string of a SAS URL) or the
  * account's shared key (HMAC-SHA256 "SharedKey" signing). Requests go

@@ -11,10 +11,12 @@
  *   (event_active, the one libevent call it makes).
  *
  * What is built: FileSystem DelimitedText sources (the policy of a preview:
- * allowed folders, path validation) to a FileSystem sink inside the node's
- * writable folders, as DelimitedText, JSON Lines or Parquet. The file is
- * written under a temporary name and renamed when whole, so a job that is
- * interrupted and leased again never leaves a partial or a doubled file. */
+ * allowed folders, path validation) and PostgreSql Table/Query sources (the
+ * connector's stream operation) to a FileSystem sink inside the node's
+ * writable folders or an Azure blob (blob_sink.c), as DelimitedText, JSON
+ * Lines or Parquet. The file is written under a temporary name and renamed
+ * when whole, the blob committed by its block list, so a job that is
+ * interrupted and leased again never leaves a partial or a doubled result. */
 #include "config.h"
 
 #include <dirent.h>
