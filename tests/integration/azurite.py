@@ -77,8 +77,10 @@ def npm_azure(h):
 
 
 class Azurite:
-    def __init__(self, h, tls=None):
-        """tls: (certificate, key, CA file): Azurite serves https, the SDK trusts the CA."""
+    def __init__(self, h, tls=None, persist=False):
+        """tls: (certificate, key, CA file): Azurite serves https, the SDK trusts the CA.
+        persist: keep the data in h.path("azurite") (it survives a restart) instead of memory."""
+        self.persist = persist
         self.h = h
         self.mods = npm_azure(h)
         self.port = free_port()
@@ -91,12 +93,13 @@ class Azurite:
         self.script = h.write("azclient.js", CLIENT)
 
     def start(self):
-        """Starts Azurite (again, on the same port and empty: it keeps nothing in memory across runs)."""
+        """Starts Azurite (again, on the same port; with persist, with the data it had)."""
+        store = ["--location", self.dir] if self.persist else ["--inMemoryPersistence", "--extentMemoryLimit", "512"]
         self.p = self.h.start("azurite", ["node", os.path.join(self.mods, "azurite", "dist", "src", "blob",
                                                                 "main.js"),
                                           "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
-                                          "--inMemoryPersistence", "--extentMemoryLimit", "512", "--loose",
-                                          "--skipApiVersionCheck"] + self.extra, cwd=self.dir)
+                                          "--loose", "--skipApiVersionCheck"] + store + self.extra,
+                                      cwd=self.dir)
         self.p.wait_log(r"Azurite Blob service successfully listens", timeout=60)
 
     def client(self, *args, check=0, timeout=120):

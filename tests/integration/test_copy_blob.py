@@ -177,13 +177,13 @@ def test_blob_node_killed_mid_upload(h):
 def test_blob_retries_while_storage_is_down(h):
     """storage that refuses connections: the node retries with back-off within the attempt and commits when it is back"""
     r, n, snd, data, out, _ = setup(h, rows=100)
-    az = Azurite(h)
+    az = Azurite(h, persist=True)  # the container survives the restart, as a real account's does
+    az.mkcontainer("landing")
     sas = az.sas("landing", "cw")
     az.p.stop()
     st, j = snd.call("POST", "", blob_job(data, az, {"sasToken": sas, "path": "late.csv"}))
     n.p.wait_log(r"event=blob\.retry what=\"Put Block\" status=0 .*attempt=2", timeout=30)
     az.start()
-    az.mkcontainer("landing")
     g = wait_final(snd, j["id"], timeout=60)
     check(g["state"] == "Succeeded" and g["dequeueCount"] == 1, "after the retries: %r", g)
     check_blob(h, az, g["result"], "late.csv", 100, "DelimitedText")
