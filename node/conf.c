@@ -65,6 +65,8 @@ static const struct conf_key conf_table[] = {
 	  "colon-separated absolute folders copy jobs may write files into (none by default)" },
 	{ "node", "copy_jobs", CONF_T_INT, 0, 16, NULL, "0", false, O(copy_jobs),
 	  "copy jobs run at once, leased from the relay (0: none)" },
+	{ "node", "copy_ca_file", CONF_T_PATH, 0, 0, NULL, NULL, false, O(copy_ca_file),
+	  "CA bundle to verify cloud storage (Azure Blob) in copy jobs (default: the system's)" },
 	{ "security", "local_machine_access", CONF_T_BOOL, 0, 0, NULL, "false", true,
 	  O(local_machine_access), "allow stores on this machine (loopback, own addresses)" },
 	{ "proxy", "mode", CONF_T_ENUM, 0, 0, "none|system|custom", "none", true, O(proxy.mode),

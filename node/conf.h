@@ -49,6 +49,7 @@ struct conf {
 	char *allowed_folders;	/* colon-separated absolute paths */
 	char *writable_folders;	/* colon-separated: where copy jobs may write files */
 	int copy_jobs;		/* copy jobs run at once; 0: the node leases none */
+	char *copy_ca_file;	/* CA bundle for cloud storage in copy jobs; NULL: the system's */
 	bool local_machine_access;
 	/* [proxy] */
 	struct proxy_settings proxy;

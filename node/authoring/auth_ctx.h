@@ -137,6 +137,21 @@ bool auth_path_inside(const char *real, const char *dir);
 /* Success object helpers. */
 void auth_result_store(struct auth_ctx *c, const char *product, const char *version);
 
+/* A whole dataset for a copy job (node/copy): the columns once, then every
+ * row, with no row, byte or value caps (a preview's limits do not apply); the
+ * connector holds one row at a time (c->policy.mem_limit bounds it) and
+ * waits while row() runs, so a slow sink pauses the reading. vals[i] is NULL
+ * for a null; a ByteArray value is its raw bytes; timestamps are ISO 8601
+ * as in a preview. row() returns 0, or non-zero to stop (the connector then
+ * cancels the query and returns -1 after auth_fail, or 0 when c->code is
+ * already set by the caller). */
+struct auth_stream {
+	int (*columns)(void *arg, size_t n, const char *const *names, const char *const *types,
+	    const int *nullable);
+	int (*row)(void *arg, size_t n, const char *const *vals, const size_t *lens);
+	void *arg;
+};
+
 /* A connector. Each function returns 0 or -1 after auth_fail(). test fills
  * the store object; browse appends to items (and sets *truncated); schema
  * and preview fill c->rows. NULL: the operation is not supported by this
@@ -148,6 +163,8 @@ struct auth_store {
 	int (*browse)(struct auth_ctx *c, struct cJSON *items, bool *truncated);
 	int (*schema)(struct auth_ctx *c);
 	int (*preview)(struct auth_ctx *c);
+	/* copy jobs: the whole dataset (NULL: not streamed yet) */
+	int (*stream)(struct auth_ctx *c, const struct auth_stream *s);
 };
 
 extern const struct auth_store conn_fs_store;

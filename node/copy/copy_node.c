@@ -11,10 +11,12 @@
  *   (event_active, the one libevent call it makes).
  *
  * What is built: FileSystem DelimitedText sources (the policy of a preview:
- * allowed folders, path validation) to a FileSystem sink inside the node's
- * writable folders, as DelimitedText, JSON Lines or Parquet. The file is
- * written under a temporary name and renamed when whole, so a job that is
- * interrupted and leased again never leaves a partial or a doubled file. */
+ * allowed folders, path validation) and PostgreSql Table/Query sources (the
+ * connector's stream operation) to a FileSystem sink inside the node's
+ * writable folders or an Azure blob (blob_sink.c), as DelimitedText, JSON
+ * Lines or Parquet. The file is written under a temporary name and renamed
+ * when whole, the blob committed by its block list, so a job that is
+ * interrupted and leased again never leaves a partial or a doubled result. */
 #include "config.h"
 
 #include <dirent.h>
@@ -44,6 +46,8 @@
 #include "node/authoring/auth_ctx.h"
 #include "node/authoring/csv_reader.h"
 #include "node/conf.h"
+#include "node/admin/credstore.h"
+#include "node/copy/blob_sink.h"
 #include "node/copy/copy_node.h"
 #include "node/copy/parquet.h"
 #include "node/node.h"
@@ -56,6 +60,7 @@
 #define HEARTBEAT 10		/* seconds between heartbeats */
 #define RESP_MAX (1024 * 1024)	/* bytes of a queue answer */
 #define READ_CHUNK 65536
+#define COPY_DEADLINE (7 * 86400)	/* seconds a SQL source may stream */
 
 struct copyd;
 
@@ -104,6 +109,11 @@ struct cjob {
 	cJSON *result;
 	/* the policy, copied on the loop thread */
 	char *allowed, *writable;
+	struct proxy_config *pc;	/* the node's proxy configuration when it started */
+	struct credstore *creds;
+	bool lma;			/* security.local_machine_access */
+	char *ca_file;			/* node.copy_ca_file */
+	size_t mem_limit;		/* node.request_memory_limit: one source row at most */
 	bool validation;
 };
 
@@ -375,9 +385,12 @@ resp_code(cJSON *o)
 
 struct out {
 	int fd;
+	struct blob_sink *bs;		/* an Azure blob instead of the file */
+	struct blob_error be;
 	EVP_MD_CTX *md;
 	unsigned long long bytes;
 	struct cjob *j;
+	bool err;			/* a write failed: every later one fails too */
 	char buf[READ_CHUNK];
 	size_t n;
 };
@@ -388,6 +401,13 @@ out_flush(struct out *o)
 	size_t off = 0;
 
 	EVP_DigestUpdate(o->md, o->buf, o->n);	/* hashed a buffer at a time, not per cell */
+	if (o->bs != NULL) {
+		/* blocks while a block is uploaded: the reader waits (backpressure) */
+		if (blob_sink_write(o->bs, o->buf, o->n, &o->be) != 0)
+			return -1;
+		o->n = 0;
+		return 0;
+	}
 	while (off < o->n) {
 		ssize_t w = write(o->fd, o->buf + off, o->n - off);
 
@@ -408,6 +428,8 @@ out_write(void *arg, const void *d, size_t n)
 	struct out *o = arg;
 	const char *p = d;
 
+	if (o->err)
+		return -1;
 	o->bytes += n;
 	atomic_store(&o->j->bytes, o->bytes);
 	while (n > 0) {
@@ -417,8 +439,10 @@ out_write(void *arg, const void *d, size_t n)
 		o->n += k;
 		p += k;
 		n -= k;
-		if (o->n == sizeof o->buf && out_flush(o) != 0)
+		if (o->n == sizeof o->buf && out_flush(o) != 0) {
+			o->err = true;
 			return -1;
+		}
 	}
 	return 0;
 }
@@ -434,7 +458,9 @@ struct copyrun {
 	struct out *o;
 	struct parquet_writer *pw;
 	char **names;
+	char **types;			/* the source's column types (SQL), else NULL: String */
 	size_t ncols;
+	enum parquet_codec codec;
 	bool have_cols;
 	unsigned long long rows;
 	struct shir_error e;
@@ -509,6 +535,8 @@ json_str(struct copyrun *c, const char *s, size_t n)
 	out_write(c->o, "\"", 1);
 }
 
+static int start_output(struct copyrun *c);
+
 static int
 start_columns(struct copyrun *c, const struct csv_field *f, size_t n, bool from_header)
 {
@@ -526,6 +554,15 @@ start_columns(struct copyrun *c, const struct csv_field *f, size_t n, bool from_
 		if (c->names[i] == NULL)
 			return -1;
 	}
+	return start_output(c);
+}
+
+/* The header (CSV) or the schema (Parquet), once the columns are known. */
+static int
+start_output(struct copyrun *c)
+{
+	size_t i, n = c->ncols;
+
 	c->have_cols = true;
 	if (c->fmt == F_PARQUET) {
 		struct parquet_column *pc = calloc(n, sizeof *pc);
@@ -534,10 +571,10 @@ start_columns(struct copyrun *c, const struct csv_field *f, size_t n, bool from_
 			return -1;
 		for (i = 0; i < n; i++) {
 			pc[i].name = c->names[i];
-			pc[i].type = "String";
+			pc[i].type = c->types ? c->types[i] : "String";
 			pc[i].nullable = true;
 		}
-		c->pw = parquet_writer_new(pc, (int)n, PARQUET_SNAPPY, PARQUET_ROW_GROUP_DEFAULT,
+		c->pw = parquet_writer_new(pc, (int)n, c->codec, PARQUET_ROW_GROUP_DEFAULT,
 		    out_write, c->o, &c->e);
 		free(pc);
 		if (c->pw == NULL)
@@ -609,6 +646,10 @@ on_record(void *arg, const struct csv_field *f, size_t n)
 		out_write(c->o, "}\n", 2);
 	else if (parquet_end_row(c->pw, &c->e) != 0) {
 		fail_job(c->j, "StoreError", false, "%s", c->e.msg);
+		c->failed = true;
+		return 1;
+	}
+	if (c->o->err) {		/* the sink failed: run_copy says why */
 		c->failed = true;
 		return 1;
 	}
@@ -684,6 +725,378 @@ hex(const unsigned char *d, size_t n, char *out)
 		snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
+/* ---- the Azure Blob sink (blob_sink.c does the REST) ----------------------------- */
+
+struct blob_secrets {
+	char *sas_url, *sas, *key;
+	char *account_url, *container, *account;
+};
+
+static void
+blob_secrets_free(struct blob_secrets *s)
+{
+	if (s->sas_url)
+		credstore_secret_free(s->sas_url);
+	if (s->sas)
+		credstore_secret_free(s->sas);
+	if (s->key)
+		credstore_secret_free(s->key);
+	free(s->account_url);
+	free(s->container);
+	free(s->account);
+	memset(s, 0, sizeof *s);
+}
+
+/* sink.<name>: an inline string or {"type": "CredentialReference", "name": N}
+ * from the node's credential store. 0 with *out NULL when absent. */
+static int
+sink_secret(struct cjob *j, const cJSON *sink, const char *where, const char *name, char **out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(sink, name);
+	struct shir_error e;
+	const char *ref;
+
+	*out = NULL;
+	if (v == NULL)
+		return 0;
+	if (cJSON_IsString(v)) {
+		if ((*out = strdup(v->valuestring)) == NULL)
+			return fail_job(j, "Internal", true, "out of memory");
+		return 0;
+	}
+	ref = str(v, "name", NULL);
+	if (!cJSON_IsObject(v) || strcmp(str(v, "type", ""), "CredentialReference") != 0 || ref == NULL)
+		return fail_job(j, "InvalidRequest", false, "%s.%s must be a string or a "
+		    "CredentialReference {\"type\": \"CredentialReference\", \"name\": ...}", where, name);
+	if (j->creds == NULL || credstore_resolve(j->creds, ref, out, &e) != 0) {
+		*out = NULL;
+		return fail_job(j, "CredentialNotFound", false, "%s.%s names credential '%.128s', which "
+		    "this node does not have (shirctl credentials set %.128s)", where, name, ref, ref);
+	}
+	return 0;
+}
+
+static bool
+host_is_name(const char *url)
+{
+	const char *h = strstr(url, "://");
+	size_t n;
+
+	if (h == NULL)
+		return false;
+	h += 3;
+	n = strcspn(h, ":/");
+	return !(n == 9 && strncmp(h, "localhost", 9) == 0) && h[0] != '[' &&
+	    strspn(h, "0123456789.") < n;
+}
+
+/* Local machine access applies to a sink's host as to a store's: with it
+ * off, a direct connection may not reach the node's own addresses. The name
+ * is resolved and checked once, and the upload goes to that address only
+ * (no second DNS answer). Through a proxy the proxy resolves the name, as for
+ * every other outbound connection of the node. */
+static int
+sink_host_check(struct cjob *j, const char *url, char *resolve, size_t rlen)
+{
+	struct proxy_decision dec;
+	struct auth_ctx ac;
+	char host[256], addr[64];
+	const char *h = strstr(url, "://"), *e;
+	int port;
+
+	if (h == NULL)
+		return 0;		/* blob_sink_new refuses it */
+	h += 3;
+	if (*h == '[') {
+		e = strchr(h, ']');
+		if (e == NULL)
+			return fail_job(j, "InvalidRequest", false, "sink.accountUrl: a bad address");
+		snprintf(host, sizeof host, "%.*s", (int)(e - h - 1), h + 1);
+		e++;
+	} else {
+		e = h + strcspn(h, ":/");
+		snprintf(host, sizeof host, "%.*s", (int)(e - h), h);
+	}
+	port = *e == ':' ? atoi(e + 1) : strncmp(url, "https:", 6) == 0 ? 443 : 80;
+	if (j->pc != NULL && proxy_decide(j->pc, url, &dec) == 0 && !dec.direct && dec.nproxies > 0)
+		return 0;
+	memset(&ac, 0, sizeof ac);
+	ac.policy.local_machine_access = false;
+	clock_gettime(CLOCK_MONOTONIC, &ac.deadline);
+	ac.deadline.tv_sec += 60;
+	ac.timeout_s = 60;
+	if (auth_check_host_addr(&ac, host, addr, sizeof addr) != 0)
+		return fail_job(j, auth_code_name(ac.code), ac.code == AUTH_E_UNREACHABLE, "the sink: %s",
+		    ac.msg);
+	if (addr[0])
+		snprintf(resolve, rlen, "%s:%d:%s%s%s", host, port, strchr(addr, ':') ? "[" : "", addr,
+		    strchr(addr, ':') ? "]" : "");
+	return 0;
+}
+
+static int
+blob_open(struct cjob *j, const cJSON *sink, enum fmt fmt, struct blob_secrets *sec, char *name,
+    size_t namelen, struct blob_sink **out)
+{
+	const char *au = str(sink, "accountUrl", NULL), *ct = str(sink, "container", NULL);
+	const char *p = str(sink, "path", ""), *an = str(sink, "accountName", NULL);
+	const cJSON *bsz = cJSON_GetObjectItemCaseSensitive(sink, "blockSizeMB");
+	struct blob_target t;
+	struct blob_error be;
+	size_t pl = strlen(p);
+	char resolve[400] = "";
+
+	if (sink_secret(j, sink, "sink", "sasUrl", &sec->sas_url) != 0 ||
+	    sink_secret(j, sink, "sink", "sasToken", &sec->sas) != 0 ||
+	    sink_secret(j, sink, "sink", "accountKey", &sec->key) != 0)
+		return -1;
+	if (sec->sas_url != NULL) {
+		/* a container's SAS URL: scheme://host[/account]/container?token */
+		char *q = strchr(sec->sas_url, '?'), *slash;
+
+		if (q == NULL || sec->sas != NULL)
+			return fail_job(j, "InvalidRequest", false, "sink.sasUrl must be a container URL "
+			    "with its SAS token after '?' (and comes without sink.sasToken)");
+		if ((sec->sas = strdup(q + 1)) == NULL)
+			return fail_job(j, "Internal", true, "out of memory");
+		*q = '\0';
+		while (q > sec->sas_url && q[-1] == '/')
+			*--q = '\0';
+		slash = strrchr(sec->sas_url, '/');
+		if (slash == NULL || slash < strstr(sec->sas_url, "://") + 3)
+			return fail_job(j, "InvalidRequest", false, "sink.sasUrl must name the container "
+			    "(https://account.blob.core.windows.net/container?sv=...)");
+		if ((sec->container = strdup(slash + 1)) == NULL ||
+		    (sec->account_url = strndup(sec->sas_url, (size_t)(slash - sec->sas_url))) == NULL)
+			return fail_job(j, "Internal", true, "out of memory");
+		if (au == NULL)
+			au = sec->account_url;
+		if (ct == NULL)
+			ct = sec->container;
+	}
+	if (sec->sas != NULL && sec->sas[0] == '?')
+		memmove(sec->sas, sec->sas + 1, strlen(sec->sas));
+	if (au == NULL || ct == NULL || *ct == '\0' || pl == 0 || pl > 900 || p[0] == '/' ||
+	    strcspn(p, "\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r") != pl)
+		return fail_job(j, "InvalidRequest", false, "the AzureBlob sink needs accountUrl (or "
+		    "sasUrl), container and path (a blob name, or a folder ending in '/')");
+	if ((sec->sas == NULL) == (sec->key == NULL))
+		return fail_job(j, "InvalidRequest", false, "the AzureBlob sink needs one credential: "
+		    "sasUrl, sasToken or accountKey (with accountName)");
+	if (sec->key != NULL && an == NULL) {
+		/* the account: the host's first label, or the path's first
+		 * segment for an emulator addressed by IP (path style) */
+		const char *h = strstr(au, "://");
+
+		h = h ? h + 3 : au;
+		if (host_is_name(au))
+			sec->account = strndup(h, strcspn(h, ".:/"));
+		else if (strchr(h, '/') != NULL)
+			sec->account = strndup(strchr(h, '/') + 1, strcspn(strchr(h, '/') + 1, "/"));
+		an = sec->account;
+	}
+	if (p[pl - 1] == '/')
+		snprintf(name, namelen, "%s%s.%s", p, j->id, fmt == F_CSV ? "csv" : fmt == F_JSONL ?
+		    "jsonl" : "parquet");
+	else
+		snprintf(name, namelen, "%s", p);
+	memset(&t, 0, sizeof t);
+	t.account_url = au;
+	t.container = ct;
+	t.blob = name;
+	t.sas = sec->sas;
+	t.key = sec->key;
+	t.account = an;
+	t.job_id = j->id;
+	t.block_size = BLOB_BLOCK_DEFAULT;
+	if (bsz != NULL) {
+		double mb = cJSON_GetNumberValue(bsz);
+
+		if (!cJSON_IsNumber(bsz) || mb * 1048576 < BLOB_BLOCK_MIN || mb * 1048576 > BLOB_BLOCK_MAX)
+			return fail_job(j, "InvalidRequest", false, "sink.blockSizeMB must be a number "
+			    "from 0.0625 (64 KiB) to 100");
+		t.block_size = (size_t)(mb * 1048576);
+	}
+	t.pc = j->pc;
+	t.ca_file = j->ca_file;
+	if (!j->lma && sink_host_check(j, au, resolve, sizeof resolve) != 0)
+		return -1;
+	t.resolve = resolve[0] ? resolve : NULL;
+	t.stop = &j->stop;
+	memset(&be, 0, sizeof be);
+	if ((*out = blob_sink_new(&t, &be)) == NULL)
+		return fail_job(j, be.code, be.retryable, "%s", be.msg);
+	log_info("copy", "event=job.blob job=%s url=%s block_size=%zu auth=%s", j->id,
+	    log_q(blob_sink_url(*out)), t.block_size, t.key ? "SharedKey" : "SAS");
+	return 0;
+}
+
+/* The sink refused a write: the blob's own error, or the file's. */
+static void
+sink_failed(struct cjob *j, struct out *o, const char *opath)
+{
+	if (o->bs != NULL && o->be.code[0])
+		fail_job(j, o->be.code, o->be.retryable, "%s", o->be.msg);
+	else
+		fail_job(j, "StoreError", true, "writing %s failed", opath);
+}
+
+static void
+blob_result(struct cjob *j, const struct copyrun *c, const struct out *o, struct blob_sink *bs,
+    const char *name, const char *sha)
+{
+	struct timespec t1;
+	cJSON *files, *f;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	j->result = cJSON_CreateObject();
+	cJSON_AddNumberToObject(j->result, "rowsRead", (double)c->rows);
+	cJSON_AddNumberToObject(j->result, "rowsWritten", (double)c->rows);
+	cJSON_AddNumberToObject(j->result, "bytesWritten", (double)o->bytes);
+	cJSON_AddNumberToObject(j->result, "durationMs", (double)((t1.tv_sec - j->t0.tv_sec) *
+	    1000 + (t1.tv_nsec - j->t0.tv_nsec) / 1000000));
+	files = cJSON_AddArrayToObject(j->result, "files");
+	f = cJSON_CreateObject();
+	cJSON_AddStringToObject(f, "path", name);
+	cJSON_AddStringToObject(f, "url", blob_sink_url(bs));
+	cJSON_AddNumberToObject(f, "bytes", (double)o->bytes);
+	cJSON_AddNumberToObject(f, "blocks", blob_sink_blocks(bs));
+	cJSON_AddStringToObject(f, "contentMd5", blob_sink_md5(bs));
+	cJSON_AddStringToObject(f, "sha256", sha);
+	cJSON_AddItemToArray(files, f);
+	log_info("copy", "event=job.blob_committed job=%s url=%s bytes=%llu blocks=%u", j->id,
+	    log_q(blob_sink_url(bs)), o->bytes, blob_sink_blocks(bs));
+}
+
+/* ---- SQL sources (the connectors' stream operation) --------------------------- */
+
+static int
+sql_columns(void *arg, size_t n, const char *const *names, const char *const *types,
+    const int *nullable)
+{
+	struct copyrun *c = arg;
+	size_t i;
+
+	(void)nullable;
+	if (n == 0 || n > AUTH_COLUMNS_MAX)
+		return fail_job(c->j, "StoreError", false, "the query returns %zu columns (1 to %d "
+		    "can be copied)", n, AUTH_COLUMNS_MAX);
+	c->names = calloc(n, sizeof *c->names);
+	c->types = calloc(n, sizeof *c->types);
+	if (c->names == NULL || c->types == NULL)
+		return fail_job(c->j, "Internal", true, "out of memory");
+	c->ncols = n;
+	for (i = 0; i < n; i++) {
+		c->names[i] = strdup(names[i]);
+		c->types[i] = strdup(types[i]);
+		if (c->names[i] == NULL || c->types[i] == NULL)
+			return fail_job(c->j, "Internal", true, "out of memory");
+	}
+	if (start_output(c) != 0)
+		return -1;
+	return c->o->err ? -1 : 0;
+}
+
+/* One row of typed values: CSV (a null is an empty field), JSON Lines (a
+ * null is null, every other value a string), Parquet (the column's type). */
+static int
+sql_row(void *arg, size_t n, const char *const *v, const size_t *l)
+{
+	struct copyrun *c = arg;
+	size_t i;
+
+	if (atomic_load(&c->j->stop))
+		return 1;
+	for (i = 0; i < n; i++) {
+		switch (c->fmt) {
+		case F_CSV:
+			if (i)
+				out_write(c->o, &c->odelim, 1);
+			if (v[i] != NULL)
+				csv_cell(c, v[i], l[i]);
+			break;
+		case F_JSONL:
+			out_write(c->o, i ? "," : "{", 1);
+			json_str(c, c->names[i], strlen(c->names[i]));
+			out_write(c->o, ":", 1);
+			if (v[i] == NULL)
+				out_write(c->o, "null", 4);
+			else
+				json_str(c, v[i], l[i]);
+			break;
+		case F_PARQUET:
+			if ((v[i] == NULL ? parquet_null(c->pw, &c->e) :
+			    strcmp(c->types[i], "ByteArray") == 0 ? parquet_bytes(c->pw, v[i], l[i], &c->e) :
+			    parquet_text(c->pw, v[i], l[i], &c->e)) != 0)
+				return fail_job(c->j, "StoreError", false, "%s", c->e.msg);
+			break;
+		}
+	}
+	if (c->fmt == F_CSV)
+		out_write(c->o, "\n", 1);
+	else if (c->fmt == F_JSONL)
+		out_write(c->o, "}\n", 2);
+	else if (parquet_end_row(c->pw, &c->e) != 0)
+		return fail_job(c->j, "StoreError", false, "%s", c->e.msg);
+	if (c->o->err)
+		return -1;
+	c->rows++;
+	atomic_store(&c->j->rows, c->rows);
+	return 0;
+}
+
+/* The linked service's store, run in full by its stream operation under the
+ * policy of a preview (the same checks: hosts, local machine access, the
+ * read-only session), with the request memory limit bounding one row. */
+static int
+run_sql(struct cjob *j, struct copyrun *c, const cJSON *ls, const cJSON *ds)
+{
+	const struct auth_store *st = &conn_pg_store;
+	const char *dt = str(ds, "type", "");
+	struct auth_stream s = { sql_columns, sql_row, c };
+	struct auth_ctx ac;
+	char *pw = NULL;
+	int i, rc;
+
+	for (i = 0; st->datasets[i] != NULL && strcmp(st->datasets[i], dt) != 0; i++)
+		;
+	if (st->datasets[i] == NULL)
+		return fail_job(j, "InvalidRequest", false, "a %s source takes Table or Query datasets "
+		    "(got %s)", st->type, dt);
+	if (sink_secret(j, cJSON_GetObjectItemCaseSensitive(ls, "properties"), "source.linkedService.properties", "password", &pw) != 0)
+		return -1;
+	memset(&ac, 0, sizeof ac);
+	ac.op = AUTH_OP_PREVIEW;
+	ac.store_type = st->type;
+	ac.props = cJSON_GetObjectItemCaseSensitive(ls, "properties");
+	ac.dataset = ds;
+	ac.dataset_type = dt;
+	ac.path = "";
+	ac.password = pw;
+	ac.policy.path_validation = j->validation;
+	ac.policy.allowed_folders = j->allowed;
+	ac.policy.local_machine_access = j->lma;
+	ac.policy.mem_limit = j->mem_limit;
+	ac.timeout_s = COPY_DEADLINE;
+	clock_gettime(CLOCK_MONOTONIC, &ac.deadline);
+	ac.deadline.tv_sec += COPY_DEADLINE;
+	rc = st->stream(&ac, &s);
+	if (pw != NULL)
+		credstore_secret_free(pw);
+	if (j->failed)
+		return -1;
+	if (c->o->err) {
+		sink_failed(j, c->o, "the sink");
+		return -1;
+	}
+	if (atomic_load(&j->stop))
+		return fail_job(j, "Stopped", true, "the job was stopped");
+	if (rc != 0 || ac.code != AUTH_OK)
+		return fail_job(j, auth_code_name(ac.code), ac.code == AUTH_E_UNREACHABLE ||
+		    ac.code == AUTH_E_INTERNAL, "%s", ac.msg);
+	return 0;
+}
+
 static void
 run_copy(struct cjob *j)
 {
@@ -706,24 +1119,30 @@ run_copy(struct cjob *j)
 	unsigned dl = 0;
 	const char *idelim = str(ds, "columnDelimiter", ","), *iquote = str(ds, "quoteChar", "\"");
 	struct shir_error fe;
+	bool blob = strcmp(str(sink, "type", ""), "AzureBlob") == 0;
+	bool sql = strcmp(str(ls, "type", ""), "PostgreSql") == 0;
+	struct blob_sink *bs = NULL;
+	struct blob_secrets sec;
+	char blob_name[1100];
 
 	memset(&c, 0, sizeof c);
+	memset(&sec, 0, sizeof sec);
 	c.j = j;
-	if (strcmp(str(ls, "type", ""), "FileSystem") != 0 ||
-	    strcmp(str(ds, "type", ""), "DelimitedText") != 0) {
+	if (!sql && (strcmp(str(ls, "type", ""), "FileSystem") != 0 ||
+	    strcmp(str(ds, "type", ""), "DelimitedText") != 0)) {
 		fail_job(j, "UnsupportedStoreType", false, "this node copies FileSystem DelimitedText "
-		    "sources so far (got %s %s)", str(ls, "type", "?"), str(ds, "type", "?"));
+		    "and PostgreSql sources so far (got %s %s)", str(ls, "type", "?"), str(ds, "type", "?"));
 		goto out;
 	}
-	if (strcmp(str(sink, "type", ""), "FileSystem") != 0) {
-		fail_job(j, "UnsupportedStoreType", false, "this node writes to FileSystem sinks so far "
-		    "(got %s)", str(sink, "type", "?"));
+	if (strcmp(str(sink, "type", ""), "FileSystem") != 0 && !blob) {
+		fail_job(j, "UnsupportedStoreType", false, "this node writes to FileSystem and AzureBlob "
+		    "sinks so far (got %s)", str(sink, "type", "?"));
 		goto out;
 	}
 	c.fmt = strcmp(ft, "DelimitedText") == 0 ? F_CSV : strcmp(ft, "JsonLines") == 0 ? F_JSONL :
 	    F_PARQUET;
-	if (root == NULL || rel == NULL || folder == NULL || opath == NULL || *opath == '\0' ||
-	    opath[0] == '/' || strlen(idelim) != 1 || strlen(iquote) > 1) {
+	if (((root == NULL || rel == NULL) && !sql) || (folder == NULL && !blob) || opath == NULL ||
+	    *opath == '\0' || opath[0] == '/' || strlen(idelim) != 1 || strlen(iquote) > 1) {
 		fail_job(j, "InvalidRequest", false, "the job needs source.linkedService.properties.root, "
 		    "source.dataset.path, sink.folder and a relative sink.path (one-character "
 		    "columnDelimiter and quoteChar)");
@@ -733,13 +1152,27 @@ run_copy(struct cjob *j)
 	c.oquote = str(fm, "quoteChar", "\"")[0];
 	c.oheader = flag(fm, "firstRowAsHeader", true);
 	c.iheader = flag(ds, "firstRowAsHeader", true);
-	/* the source: the policy of a preview */
+	if (sql)
+		rel = str(ds, "table", str(ds, "type", "query"));
+	if (c.fmt == F_PARQUET && parquet_codec_parse(str(fm, "compression", "snappy"), &c.codec) != 0) {
+		fail_job(j, "InvalidRequest", false, "format.compression must be snappy, zstd or none");
+		goto out;
+	}
+	/* the source: the policy of a preview (SQL stores: checked when connecting) */
+	if (sql)
+		goto source_checked;
 	if (asprintf(&path, "%s/%s", root, rel) < 0) {
 		path = NULL;
 		goto nomem;
 	}
 	if ((srcreal = checked_path(j, "dataset path", path, j->validation, j->allowed)) == NULL)
 		goto out;
+source_checked:
+	if (blob) {
+		if (blob_open(j, sink, c.fmt, &sec, blob_name, sizeof blob_name, &bs) != 0)
+			goto out;
+		goto opened;
+	}
 	/* the sink: inside the writable folders, always checked */
 	free(path);
 	if (asprintf(&path, "%s/%s", folder, opath) < 0) {
@@ -765,13 +1198,12 @@ run_copy(struct cjob *j)
 		goto nomem;
 	}
 	remove_stale_parts(dirreal, opath, j->id);
-	in = open(srcreal, O_RDONLY | O_CLOEXEC);
-	if (in < 0) {
+opened:
+	if (!sql && (in = open(srcreal, O_RDONLY | O_CLOEXEC)) < 0) {
 		fail_job(j, "NotFound", false, "cannot open %s: %s", rel, strerror(errno));
 		goto out;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
-	if (fd < 0) {
+	if (!blob && (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640)) < 0) {
 		fail_job(j, "StoreError", false, "cannot create %s in the sink folder: %s", opath,
 		    strerror(errno));
 		goto out;
@@ -782,8 +1214,14 @@ run_copy(struct cjob *j)
 	    EVP_DigestInit_ex(o->md, EVP_sha256(), NULL) != 1)
 		goto nomem;
 	o->fd = fd;
+	o->bs = bs;
 	o->j = j;
 	c.o = o;
+	if (sql) {
+		if (run_sql(j, &c, ls, ds) != 0)
+			goto out;
+		goto read_done;
+	}
 	for (;;) {
 		ssize_t r = read(in, buf, sizeof buf);
 		enum csv_status cs;
@@ -796,6 +1234,8 @@ run_copy(struct cjob *j)
 		}
 		cs = r == 0 ? csv_reader_finish(rd, on_record, &c) :
 		    csv_reader_feed(rd, buf, (size_t)r, on_record, &c);
+		if (o->err && !j->failed)
+			sink_failed(j, o, opath);
 		if (c.failed || j->failed)
 			goto out;
 		if (atomic_load(&j->stop)) {
@@ -810,6 +1250,7 @@ run_copy(struct cjob *j)
 		if (r == 0)
 			break;
 	}
+read_done:
 	if (!c.have_cols && c.fmt == F_PARQUET) {
 		fail_job(j, "StoreError", false, "%s has no rows to give Parquet a schema", rel);
 		goto out;
@@ -818,7 +1259,17 @@ run_copy(struct cjob *j)
 		fail_job(j, "StoreError", false, "%s", c.e.msg);
 		goto out;
 	}
-	if (out_flush(o) != 0 || fsync(fd) != 0) {
+	if (blob) {
+		if (o->err || out_flush(o) != 0 || blob_sink_commit(bs, &o->be) != 0) {
+			sink_failed(j, o, opath);
+			goto out;
+		}
+		EVP_DigestFinal_ex(o->md, dg, &dl);
+		hex(dg, dl, md);
+		blob_result(j, &c, o, bs, blob_name, md);
+		goto out;
+	}
+	if (o->err || out_flush(o) != 0 || fsync(fd) != 0) {
 		fail_job(j, "StoreError", true, "writing %s: %s", opath, strerror(errno));
 		goto out;
 	}
@@ -874,8 +1325,13 @@ out:
 		for (i = 0; i < c.ncols; i++)
 			free(c.names[i]);
 		free(c.names);
+		for (i = 0; c.types != NULL && i < c.ncols; i++)
+			free(c.types[i]);
+		free(c.types);
 	}
 	parquet_writer_free(c.pw);
+	blob_sink_free(bs);
+	blob_secrets_free(&sec);
 	csv_reader_free(rd);
 	free(srcreal);
 	free(dirreal);
@@ -921,6 +1377,9 @@ job_free(struct copyd *d, struct cjob *j)
 	cJSON_Delete(j->result);
 	free(j->allowed);
 	free(j->writable);
+	if (j->pc != NULL)
+		proxy_config_unref(j->pc);
+	free(j->ca_file);
 	free(j);
 }
 
@@ -1065,6 +1524,11 @@ start_job(struct copyd *d, cJSON *lease_answer)
 	j->allowed = strdup(c->allowed_folders ? c->allowed_folders : "");
 	j->writable = strdup(c->writable_folders ? c->writable_folders : "");
 	j->validation = c->local_folder_path_validation;
+	j->pc = proxy_node_current(d->n);
+	j->lma = c->local_machine_access;
+	j->ca_file = c->copy_ca_file ? strdup(c->copy_ca_file) : NULL;
+	j->mem_limit = (size_t)c->request_memory_limit << 20;
+	j->creds = node_ext(d->n, NODE_EXT_CREDS);
 	j->done_ev = event_new(d->base, -1, 0, job_done, j);
 	j->hb = event_new(d->base, -1, EV_PERSIST, heartbeat, j);
 	clock_gettime(CLOCK_MONOTONIC, &j->t0);

@@ -1,14 +1,16 @@
 # node/copy/: copy jobs on the node (docs/copy.md): the runner that leases jobs
 # from the relay (copy_node), the Parquet writer (parquet), its unit and fuzz
 # tests, and pq_write, which test_parquet uses to write files hyparquet reads.
-libshir_a_SOURCES += node/copy/parquet.c node/copy/parquet.h \
+libshir_a_SOURCES += node/copy/parquet.c node/copy/parquet.h node/copy/blob_sink.c node/copy/blob_sink.h \
 	node/copy/copy_node.c node/copy/copy_node.h
 
-UNIT_TESTS += tests/unit/test_parquet
+UNIT_TESTS += tests/unit/test_parquet tests/unit/test_blob_sink
 FUZZ_TARGETS += tests/fuzz/fuzz_parquet
 tests_fuzz_fuzz_parquet_LDFLAGS = $(FUZZ_LINKFLAGS)
 check_PROGRAMS += tests/pq_write
-INTEGRATION_TESTS += tests/integration/test_parquet.py tests/integration/test_copy_node.py
+INTEGRATION_TESTS += tests/integration/test_parquet.py tests/integration/test_copy_node.py \
+	tests/integration/test_copy_blob.py
+EXTRA_DIST += tests/integration/azurite.py
 EXTRA_DIST += tests/integration/parquet
 noinst_PROGRAMS += bench/parquet_bench
-EXTRA_DIST += bench/copy_bench.py
+EXTRA_DIST += bench/copy_bench.py bench/blob_bench.py

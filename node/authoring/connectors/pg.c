@@ -656,6 +656,162 @@ out:
 	return rc;
 }
 
+/* A cell as a copy wants it: timestamps as in a preview, bytea raw. buf
+ * holds a converted timestamp; *freeme what PQunescapeBytea allocated. */
+static const char *
+pg_stream_cell(PGresult *r, int col, char *buf, size_t buflen, size_t *len, unsigned char **freeme)
+{
+	Oid t = PQftype(r, col);
+	const char *v = PQgetvalue(r, 0, col);
+
+	*len = (size_t)PQgetlength(r, 0, col);
+	if (PQgetisnull(r, 0, col))
+		return NULL;
+	if (t == PG_BYTEA) {
+		size_t n = 0;
+
+		*freeme = PQunescapeBytea((const unsigned char *)v, &n);
+		*len = n;
+		return *freeme ? (const char *)*freeme : "";
+	}
+	if ((t == PG_TIMESTAMP || t == PG_TIMESTAMPTZ) && *len >= 19 && *len < buflen - 8 &&
+	    v[10] == ' ') {
+		memcpy(buf, v, *len + 1);
+		buf[10] = 'T';
+		if (t == PG_TIMESTAMPTZ) {
+			char *off = buf + 19;
+
+			while (*off == '.' || (*off >= '0' && *off <= '9'))
+				off++;
+			if (strcmp(off, "+00") == 0)
+				strcpy(off, "Z");
+			else if ((off[0] == '+' || off[0] == '-') && strlen(off) == 3)
+				strcat(off, ":00");
+		}
+		*len = strlen(buf);
+		return buf;
+	}
+	return v;
+}
+
+/* The whole Table or Query, a row at a time (single-row mode: libpq holds
+ * one row; the socket is read only as rows are taken, so a slow sink makes
+ * the server wait), inside the read-only transaction of every operation. */
+static int
+pg_stream(struct auth_ctx *c, const struct auth_stream *s)
+{
+	PGconn *conn = NULL;
+	PGresult *r = NULL;
+	char *rel = NULL, *sql = NULL;
+	const char *q;
+	const char **vals = NULL, **names = NULL, **types = NULL;
+	size_t *lens = NULL;
+	unsigned char **frees = NULL;
+	int *nullable = NULL;
+	char (*bufs)[96] = NULL;
+	bool f, cols = false;
+	int i, nf = 0, rc = -1;
+
+	if (pg_begin(c, &conn) != 0)
+		goto out;
+	if (strcmp(c->dataset_type, "Table") == 0) {
+		size_t l;
+
+		if ((rel = pg_relation(c, conn)) == NULL)
+			goto out;
+		l = strlen(rel) + 32;
+		if ((sql = malloc(l)) == NULL) {
+			auth_fail(c, AUTH_E_INTERNAL, "out of memory");
+			goto out;
+		}
+		snprintf(sql, l, "SELECT * FROM %s", rel);
+		q = sql;
+	} else if ((q = auth_ds_str(c, "query", true, NULL)) == NULL) {
+		goto out;
+	}
+	if (!PQsendQueryParams(conn, q, 0, NULL, NULL, NULL, NULL, 0)) {
+		pg_fail_msg(c, NULL, PQerrorMessage(conn), "the query");
+		goto out;
+	}
+	PQsetSingleRowMode(conn);
+	while ((r = pg_next(c, conn, &f)) != NULL) {
+		ExecStatusType st = PQresultStatus(r);
+
+		if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK) {
+			if (st == PGRES_COMMAND_OK)
+				auth_fail(c, AUTH_E_INVALID, "dataset.query returns no rows: a copy needs a "
+				    "query that reads rows");
+			else
+				pg_fail_res(c, conn, r, "the query");
+			PQclear(r);
+			r = NULL;
+			pg_drain(c, conn);
+			goto out;
+		}
+		if (!cols) {
+			nf = PQnfields(r);
+			vals = calloc((size_t)nf + 1, sizeof *vals);
+			names = calloc((size_t)nf + 1, sizeof *names);
+			types = calloc((size_t)nf + 1, sizeof *types);
+			lens = calloc((size_t)nf + 1, sizeof *lens);
+			frees = calloc((size_t)nf + 1, sizeof *frees);
+			nullable = calloc((size_t)nf + 1, sizeof *nullable);
+			bufs = calloc((size_t)nf + 1, sizeof *bufs);
+			if (!vals || !names || !types || !lens || !frees || !nullable || !bufs) {
+				auth_fail(c, AUTH_E_INTERNAL, "out of memory");
+				goto stop;
+			}
+			for (i = 0; i < nf; i++) {
+				names[i] = PQfname(r, i);
+				types[i] = pg_type(PQftype(r, i));
+				nullable[i] = -1;
+			}
+			if (s->columns(s->arg, (size_t)nf, names, types, nullable) != 0)
+				goto stop;
+			cols = true;
+		}
+		if (PQntuples(r) > 0) {
+			int st2;
+
+			for (i = 0; i < nf; i++)
+				vals[i] = pg_stream_cell(r, i, bufs[i], sizeof bufs[i], &lens[i], &frees[i]);
+			st2 = s->row(s->arg, (size_t)nf, vals, lens);
+			for (i = 0; i < nf; i++) {
+				PQfreemem(frees[i]);
+				frees[i] = NULL;
+			}
+			if (st2 != 0 || auth_should_stop(c))
+				goto stop;
+		}
+		PQclear(r);
+		r = NULL;
+	}
+	if (f)
+		goto out;
+	rc = 0;
+	goto out;
+stop:
+	PQclear(r);
+	r = NULL;
+	pg_cancel(conn);
+	pg_drain(c, conn);
+	if (c->code == AUTH_OK)
+		auth_fail(c, AUTH_E_SHUTDOWN, "the copy was stopped");
+out:
+	PQclear(r);
+	PQfinish(conn);
+	free(rel);
+	free(sql);
+	free(vals);
+	free(names);
+	free(types);
+	free(lens);
+	free(frees);
+	free(nullable);
+	free(bufs);
+	return rc;
+}
+
 static const char *const pg_datasets[] = { "Table", "Query", NULL };
 
 const struct auth_store conn_pg_store = {
@@ -665,4 +821,5 @@ const struct auth_store conn_pg_store = {
 	.browse = pg_browse,
 	.schema = pg_schema,
 	.preview = pg_preview,
+	.stream = pg_stream,
 };

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Copy-job benchmark into Azure Blob Storage (BENCHMARKS.md, "Copy: PostgreSQL to Azurite").
+
+    python3 bench/blob_bench.py [BUILDDIR] [ROWS]
+
+A real PostgreSQL, a real shir-relay, a real shird (registered,
+node.copy_jobs = 1) and Azurite (npm azurite, in memory), all on loopback. A
+table of ROWS rows (default 1,000,000) is copied by a job into a blob as CSV
+and as Parquet, each timed from submission to the relay answering Succeeded
+(polled every 20 ms). The baseline, in the same run: `psql -c "\\copy (SELECT
+...) TO STDOUT WITH CSV HEADER"` into a file, then that file uploaded with
+Microsoft's SDK (@azure/storage-blob uploadFile, 4 MiB blocks, 4 at once);
+its time is the sum of both. shird's peak RSS (VmHWM) is read before and
+after the copies.
+
+Use a build without sanitizers (../configure in build-bench).
+"""
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "build-bench"))
+ROWS = int(sys.argv[2]) if len(sys.argv) > 2 else 1000000
+os.environ["SHIR_BUILDDIR"] = BUILD
+os.environ.setdefault("SHIR_SRCDIR", os.path.join(HERE, ".."))
+
+import shirtest  # noqa: E402
+from authnode import Node  # noqa: E402
+from azurite import Azurite  # noqa: E402
+from relaytest import Relay, decode_key  # noqa: E402
+from stores import READER, READER_PASSWORD, Postgres  # noqa: E402
+import test_relay_jobs  # noqa: E402
+
+shirtest._tests.clear()
+
+TABLE = """
+CREATE TABLE bench_orders (id int8 PRIMARY KEY, customer text, amount numeric(12,2), qty int4,
+  placed timestamptz, note text);
+INSERT INTO bench_orders SELECT i, 'customer-' || (i %% 100000), (i %% 9973) + (i %% 100) / 100.0, i %% 1000,
+  timestamptz '2026-01-01 00:00:00+00' + i * interval '1 second', 'n; ' || i FROM generate_series(0, %d) i;
+GRANT SELECT ON bench_orders TO %s;
+"""
+
+
+def kb(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    h = shirtest.Harness("blobbench")
+    pg = Postgres()
+    try:
+        pg.sql(TABLE % (ROWS - 1, READER))
+        r = Relay(h)
+        printed = [w for w in r.cli("ir", "create", "bench").stdout.split() if w.startswith("IR@v1@")]
+        r.keys["bench"] = {decode_key(w)["keyName"]: decode_key(w) for w in printed}
+        node_key = [w for w in printed if decode_key(w)["keyName"] == "node-key1"][0]
+        r.start()
+        az = Azurite(h)
+        az.mkcontainer("landing")
+        extra = "[node]\ncopy_jobs = 1\n"
+        n = Node(h, extra=extra)
+        h.run([h.bin("shirctl"), "--socket", n.sock, "--conf", n.conf, "register-node", "-", "bench-node"],
+              input=node_key + "\n", check=0)
+        n.p.wait_log(r"event=channel\.connected")
+        n.stop_clean()
+        n = Node(h, extra=extra)
+        n.p.wait_log(r"event=copy\.started")
+        snd = test_relay_jobs.Client(r, hc="bench")
+        idle_rss = kb(n.p.pid, "VmRSS")
+        sas = az.sas("landing", "cw")
+        print("rows=%d shird_idle_rss_kb=%d" % (ROWS, idle_rss))
+        results = []
+        # the baseline: psql \copy to a file, then the SDK uploads it
+        csvf = h.path("baseline.csv")
+        t0 = time.monotonic()
+        with open(csvf, "w") as f:
+            subprocess.run(["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(pg.port), "-U", READER,
+                            "-d", pg.database, "-c", "\\copy (SELECT * FROM bench_orders) TO STDOUT WITH CSV HEADER"],
+                           stdout=f, check=True, env=dict(os.environ, PGPASSWORD=READER_PASSWORD))
+        t_psql = time.monotonic() - t0
+        t1 = time.monotonic()
+        az.client("put", "landing", "baseline.csv", csvf, timeout=600)
+        t_up = time.monotonic() - t1
+        results.append(("psql \\copy + SDK upload", t_psql + t_up, os.path.getsize(csvf)))
+        print("baseline: psql %.3f s, upload %.3f s" % (t_psql, t_up))
+        for fmt, name in (("DelimitedText", "o.csv"), ("Parquet", "o.parquet")):
+            spec = {"source": {"linkedService": pg.linked_service(),
+                               "dataset": {"type": "Table", "schema": "public", "table": "bench_orders"}},
+                    "sink": {"type": "AzureBlob", "accountUrl": az.url, "container": "landing",
+                             "sasToken": sas, "path": name},
+                    "format": {"type": fmt}}
+            t0 = time.monotonic()
+            st, j = snd.call("POST", "", spec)
+            assert st == 201, (st, j)
+            while True:
+                st, g = snd.call("GET", "/" + j["id"])
+                if g["state"] not in ("Queued", "Running"):
+                    break
+                time.sleep(0.02)
+            dt = time.monotonic() - t0
+            assert g["state"] == "Succeeded" and g["result"]["rowsWritten"] == ROWS, g
+            results.append(("shird job -> " + fmt, dt, g["result"]["bytesWritten"]))
+        hwm = kb(n.p.pid, "VmHWM")
+        base = results[0][1]
+        print("%-28s %9s %12s %10s %8s %14s" % ("copy", "seconds", "rows/s", "MB/s out", "vs base", "blob bytes"))
+        for name, dt, outb in results:
+            print("%-28s %9.3f %12.0f %10.1f %8.2f %14d" % (name, dt, ROWS / dt, outb / dt / 1e6, base / dt, outb))
+        print("shird_peak_rss_kb=%d (idle rss %d, +%d)" % (hwm, idle_rss, hwm - idle_rss))
+        n.stop_clean()
+    finally:
+        h.close()
+        pg.close()
+
+
+if __name__ == "__main__":
+    main()
