@@ -16,26 +16,17 @@
 int
 ctl_cmd_jobs(struct ctl_ctx *ctx, int argc, char **argv)
 {
-	struct ctl_response resp;
-	struct shir_error err;
 	int json = ctx->json || ctl_has_flag(argc, argv, "--json");
+	char *raw = NULL;
 	cJSON *o, *j;
+	int rc;
 
 	if (argc > 2 || (argc == 2 && !json))
 		ctl_die_usage("jobs", "jobs [--json]");
-	if (ctl_client_request(ctx->socket, "GET", "/v1/copy/jobs", NULL, &resp, &err) != 0) {
-		fprintf(stderr, "shirctl: %s\n", err.msg);
-		return ctl_request_exit_code(&err);
-	}
-	o = cJSON_Parse(resp.body);
-	if (o == NULL || resp.status != 200) {
-		fprintf(stderr, "shirctl: shird answered %ld: %s\n", resp.status, resp.body);
-		cJSON_Delete(o);
-		ctl_response_clear(&resp);
-		return CTL_STATUS_ERROR;
-	}
+	if ((rc = ctl_node_get(ctx, "GET", "/v1/copy/jobs", NULL, &o, &raw)) != 0)
+		return rc;
 	if (json) {
-		printf("%s\n", resp.body);
+		printf("%s\n", raw);
 	} else if (!cJSON_IsTrue(cJSON_GetObjectItem(o, "enabled"))) {
 		printf("Copy jobs are off on this node: %s.\n", ctl_json_str(o, "why"));
 	} else {
@@ -55,6 +46,6 @@ ctl_cmd_jobs(struct ctl_ctx *ctx, int argc, char **argv)
 		}
 	}
 	cJSON_Delete(o);
-	ctl_response_clear(&resp);
+	free(raw);
 	return 0;
 }

@@ -20,8 +20,7 @@
 #define CTL_LOGS_DEFAULT 200
 #define CTL_LOGS_MAX 5000	/* AUTH_LOG_LINES_MAX of the route */
 
-/* One request whose answer must be 200 JSON; *out is the parsed object. */
-static int
+int
 ctl_node_get(struct ctl_ctx *ctx, const char *method, const char *path, const char *body,
     cJSON **out, char **raw)
 {

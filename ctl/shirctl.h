@@ -35,6 +35,11 @@ int ctl_request_exit_code(const struct shir_error *err);
 const char *ctl_json_str(const struct cJSON *o, const char *k);
 int ctl_cmd_reload(struct ctl_ctx *ctx, int argc, char **argv);
 /* ctl_node.c */
+/* One request to shird whose answer must be 200 JSON: *out is the parsed object
+ * (and *raw the body when raw is not NULL); else a message on stderr and the
+ * exit code to return. */
+int ctl_node_get(struct ctl_ctx *ctx, const char *method, const char *path, const char *body,
+    struct cJSON **out, char **raw);
 int ctl_cmd_get_ip(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_send_logs(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_logs(struct ctl_ctx *ctx, int argc, char **argv);

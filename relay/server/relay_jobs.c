@@ -420,7 +420,7 @@ jobs_load(struct rjobs *q, struct shir_error *e)
 
 /* The one setter of a job's state: writes the file, then logs old -> new.
  * When the file cannot be written the caller puts the job back as it was
- * (snap_restore) and answers 503: what is not on disk was not done. */
+ * (snap_settle) and answers 503: what is not on disk was not done. */
 static int
 job_set_state(struct rjobs *q, struct job *j, enum jstate st, const char *why)
 {
@@ -504,6 +504,17 @@ snap_drop(struct jsnap *s)
 	cJSON_Delete(s->progress);
 	cJSON_Delete(s->result);
 	cJSON_Delete(s->error);
+}
+
+/* Ends a change begun with snap_take: rc != 0 (it did not reach the disk)
+ * puts the job back as it was. Returns rc. */
+static int
+snap_settle(struct job *j, struct jsnap *s, int rc)
+{
+	if (rc != 0)
+		snap_restore(j, s);
+	snap_drop(s);
+	return rc;
 }
 
 static void
@@ -603,14 +614,14 @@ static void
 lease_to(struct rjobs *q, struct job *j, struct hconn *h, const char *node, int vis)
 {
 	struct jsnap sn;
+	char lid[RANDOM_UUID_LEN + 1];
 
-	snap_take(j, &sn);
-	if (random_uuid(j->lease_id) != 0) {
-		snap_restore(j, &sn);
-		snap_drop(&sn);
+	if (random_uuid(lid) != 0) {
 		answer_error(h, 500, "Internal", "the relay's random source failed");
 		return;
 	}
+	snap_take(j, &sn);
+	memcpy(j->lease_id, lid, sizeof lid);
 	j->dequeue_count++;
 	snprintf(j->node, sizeof j->node, "%s", node);
 	j->lease_expires = now_ms() + 1000LL * vis;
@@ -618,17 +629,13 @@ lease_to(struct rjobs *q, struct job *j, struct hconn *h, const char *node, int 
 		j->started = now_ms();
 	cJSON_Delete(j->error);
 	j->error = NULL;
-	q->leased++;
-	if (job_set_state(q, j, J_RUNNING, "leased") != 0) {
+	if (snap_settle(j, &sn, job_set_state(q, j, J_RUNNING, "leased")) != 0) {
 		/* not on disk: the lease is not given */
-		q->leased--;
-		snap_restore(j, &sn);
-		snap_drop(&sn);
 		answer_error(h, 503, "ServerBusy", "the relay could not write the lease to its state "
 		    "directory; try again");
 		return;
 	}
-	snap_drop(&sn);
+	q->leased++;
 	answer(h, 200, lease_json(j));
 }
 
@@ -1009,14 +1016,11 @@ op_finish(struct rjobs *q, struct hconn *h, const char *id, cJSON *body, bool ok
 		else
 			rc = job_set_state(q, j, J_FAILED, "failed by the node");
 	}
-	if (rc != 0) {
-		snap_restore(j, &sn);
-		snap_drop(&sn);
+	if (snap_settle(j, &sn, rc) != 0) {
 		answer_error(h, 503, "ServerBusy", "the relay could not write the job's new state; "
 		    "the lease stands, retry");
 		return;
 	}
-	snap_drop(&sn);
 	answer(h, 200, job_to_json(j, false));
 	dispatch(q);
 }
@@ -1025,19 +1029,14 @@ static int
 job_cancel(struct rjobs *q, struct job *j, const char *who)
 {
 	char why[96];
-
 	struct jsnap sn;
-	int rc;
 
 	if (terminal(j->st))
 		return SHIR_EEXIST;
 	snprintf(why, sizeof why, "cancelled by %s", who);
 	snap_take(j, &sn);
 	set_error(j, "Cancelled", why);
-	if ((rc = job_set_state(q, j, J_CANCELLED, why)) != 0)
-		snap_restore(j, &sn);
-	snap_drop(&sn);
-	return rc;
+	return snap_settle(j, &sn, job_set_state(q, j, J_CANCELLED, why));
 }
 
 static void
