@@ -239,6 +239,8 @@ peerlink_ctx_new(const struct conf *c, const uint8_t key[32], const char *node_i
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* an issued certificate goes alone: every member has the CA already */
+	SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, pl_verify_cb);
 	peerlink_cert_fp(SSL_CTX_get0_certificate(ctx), fp);
 	EVP_PKEY_free(ca_key);

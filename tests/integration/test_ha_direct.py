@@ -224,7 +224,10 @@ def raw(port, data, wait=10):
     got = b""
     try:
         while True:
-            b = s.recv(4096)
+            try:
+                b = s.recv(4096)
+            except ConnectionResetError:
+                break       # closed with unread bytes: a reset
             if not b:
                 break
             got += b
