@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -496,6 +499,16 @@ pl_event_cb(struct bufferevent *bev, short what, void *arg)
 		pl_close(c, what, NULL);
 }
 
+/* Small messages go out at once (no Nagle delay waiting for an ACK). */
+static void
+pl_nodelay(evutil_socket_t fd)
+{
+	int one = 1;
+
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 static int
 pl_conn_tls(struct pl_conn *c, evutil_socket_t fd, struct bufferevent *under)
 {
@@ -504,6 +517,7 @@ pl_conn_tls(struct pl_conn *c, evutil_socket_t fd, struct bufferevent *under)
 
 	if (ssl == NULL)
 		return -1;
+	pl_nodelay(under != NULL ? bufferevent_getfd(under) : fd);
 	SSL_set_ex_data(ssl, pl_ex_idx, c);
 	if (under != NULL)
 		c->bev = bufferevent_openssl_filter_new(c->pl->base, under, ssl,
