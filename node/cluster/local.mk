@@ -16,6 +16,9 @@ tests_fuzz_fuzz_csync_LDFLAGS = $(FUZZ_LINKFLAGS)
 # the key request and grant files of shirctl cluster request/grant/join
 FUZZ_TARGETS += tests/fuzz/fuzz_rtgrant
 tests_fuzz_fuzz_rtgrant_LDFLAGS = $(FUZZ_LINKFLAGS)
+# issues a runtime-CA certificate from a node's state (test_ha_direct.py)
+check_PROGRAMS += tests/rtcert
+tests_rtcert_SOURCES = tests/integration/rtcert.c
 # the frames a peer sends on the node-to-node link
 FUZZ_TARGETS += tests/fuzz/fuzz_peerframe
 tests_fuzz_fuzz_peerframe_LDFLAGS = $(FUZZ_LINKFLAGS)

@@ -240,8 +240,8 @@ def raw(port, data, wait=10):
 
 @test
 def test_bad_peers_refused(h):
-    """another runtime, a forged certificate, an expired one, no certificate, TLS 1.2, garbage,
-    plain HTTP and a stalled handshake: each refused with its reason in the log, within the
+    """another runtime, a forged certificate, expired ones (the runtime CA's and an admin's), no
+    certificate, TLS 1.2, garbage, plain HTTP and a stalled handshake: each refused with its reason in the log, within the
     handshake deadline; the store unchanged and the node still syncing"""
     h.require("openssl", "openssl")
     p1, p2, p3 = ports(3)
@@ -299,6 +299,16 @@ def test_bad_peers_refused(h):
     s_client(h, p1, "-tls1_3", "-cert", h.path("self.pem"), "-key", h.path("self.key"))
     n1.p.wait_log(r"event=peer.refused side=accept peer=\S+ reason=\"a self-signed certificate "
                   r"that no member of this runtime announced")
+    # a certificate this runtime's CA issued (made from node 2's data key by a helper):
+    # accepted from a plain TLS client while valid, refused once expired
+    member, old = h.path("member.pem"), h.path("old.pem")
+    h.run([h.bin("rtcert"), n2.state, "3600", member], check=0)
+    h.run([h.bin("rtcert"), n2.state, "-120", old], check=0)
+    s_client(h, p1, "-tls1_3", "-cert", member, "-key", member)
+    n1.p.wait_log(r"event=peer.accepted peer=\S+ node=rtcert")
+    s_client(h, p1, "-tls1_3", "-cert", old, "-key", old)
+    n1.p.wait_log(r"event=peer.refused side=accept peer=\S+ reason=\"the certificate has expired "
+                  r"\(verifier: certificate has expired; issuer CN shir runtime CA [0-9a-f]{16}\)")
     # no certificate at all, and TLS 1.2
     s_client(h, p1, "-tls1_3")
     n1.p.wait_log(r"event=peer.refused side=accept peer=\S+ reason=\"the peer presented no "
@@ -327,7 +337,7 @@ def test_bad_peers_refused(h):
     for s in stalled + [half]:
         s.close()
     st = n1.status()
-    check(st["remoteAccess"]["refused"] >= 10, st["remoteAccess"])
+    check(st["remoteAccess"]["refused"] >= 11, st["remoteAccess"])
     check(n1.values() == {"keep": "original", "during": "attack"}, "%r" % n1.values())
     check(st["recordsApplied"] == st0["recordsApplied"] + 1, "refused peers changed the store: "
           "%r -> %r" % (st0["recordsApplied"], st["recordsApplied"]))
