@@ -70,6 +70,8 @@ struct peerlink {
 	time_t issued;
 	struct peerlink_cb cb;
 	struct pl_conn *conns;
+	struct pl_conn *dead;	/* killed, freed by reap */
+	struct event *reap;
 	size_t ninbound;
 	struct pl_peer peers[64];
 	uint64_t accepted, refused, dials, dial_failures;
@@ -258,21 +260,10 @@ fail:
 
 /* --- connections ------------------------------------------------------- */
 
+/* Frees a connection that is already off the live list. */
 static void
-pl_conn_free(struct pl_conn *c)
+pl_conn_destroy(struct pl_conn *c)
 {
-	struct peerlink *pl = c->pl;
-
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		pl->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	if (!c->outbound)
-		pl->ninbound--;
-	if (c->peer != NULL && c->peer->conn == c)
-		c->peer->conn = NULL;
 	if (c->deadline)
 		event_free(c->deadline);
 	if (c->bev) {
@@ -285,6 +276,56 @@ pl_conn_free(struct pl_conn *c)
 	if (c->raw)
 		bufferevent_free(c->raw);
 	free(c);
+}
+
+static void
+pl_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct peerlink *pl = arg;
+	struct pl_conn *c;
+
+	(void)fd;
+	(void)what;
+	while ((c = pl->dead) != NULL) {
+		pl->dead = c->next;
+		pl_conn_destroy(c);
+	}
+}
+
+/* Takes a connection out of use at once (callbacks off, no longer a peer's
+ * link) and frees it from a zero-delay event: it may be inside one of its
+ * own callbacks. */
+static void
+pl_conn_kill(struct pl_conn *c)
+{
+	struct peerlink *pl = c->pl;
+	struct timeval zero = { 0, 0 };
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		pl->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (!c->outbound)
+		pl->ninbound--;
+	if (c->peer != NULL && c->peer->conn == c)
+		c->peer->conn = NULL;
+	c->peer = NULL;
+	if (c->deadline)
+		event_del(c->deadline);
+	if (c->bev) {
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	}
+	if (c->raw) {
+		bufferevent_disable(c->raw, EV_READ | EV_WRITE);
+		bufferevent_setcb(c->raw, NULL, NULL, NULL, NULL);
+	}
+	c->prev = NULL;
+	c->next = pl->dead;
+	pl->dead = c;
+	event_add(pl->reap, &zero);
 }
 
 static struct pl_conn *
@@ -357,7 +398,7 @@ pl_dial_failed(struct pl_conn *c, const char *why)
 		    "fallback=relay", c->why[0] ? "peer.refused" : "peer.unreachable", log_q(p->node),
 		    log_q(p->addr), log_q(why), p->backoff);
 	}
-	pl_conn_free(c);
+	pl_conn_kill(c);
 }
 
 static void
@@ -383,7 +424,7 @@ pl_close(struct pl_conn *c, short what, const char *why_in)
 		if (c->outbound && c->peer != NULL)
 			c->peer->next_try = time(NULL) + 1;
 	}
-	pl_conn_free(c);
+	pl_conn_kill(c);
 }
 
 static void
@@ -574,7 +615,7 @@ pl_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, 
 	if (pl_conn_tls(c, fd, NULL) != 0) {
 		if (c->bev == NULL)
 			evutil_closesocket(fd);
-		pl_conn_free(c);
+		pl_conn_kill(c);
 	}
 }
 
@@ -656,7 +697,7 @@ pl_dial(struct peerlink *pl, struct pl_peer *p)
 	if ((c->raw = bufferevent_socket_new(pl->base, -1, BEV_OPT_CLOSE_ON_FREE)) == NULL ||
 	    (c->deadline = evtimer_new(pl->base, pl_deadline_cb, c)) == NULL ||
 	    evtimer_add(c->deadline, &tv) != 0) {
-		pl_conn_free(c);
+		pl_conn_kill(c);
 		return;
 	}
 	bufferevent_setcb(c->raw, NULL, NULL, pl_raw_event_cb, c);
@@ -698,7 +739,7 @@ peerlink_send(struct peerlink *pl, const char *node_id, const char *addr, const 
 		p->backoff = 0;
 		p->next_try = 0;
 		if (p->conn != NULL)
-			pl_conn_free(p->conn);
+			pl_conn_kill(p->conn);
 	}
 	snprintf(p->fp, sizeof p->fp, "%s", fp ? fp : "");
 	if (p->conn == NULL) {
@@ -731,7 +772,7 @@ peerlink_forget(struct peerlink *pl, const char *node_id)
 	if (p == NULL)
 		return;
 	if (p->conn != NULL)
-		pl_conn_free(p->conn);
+		pl_conn_kill(p->conn);
 	p->used = 0;
 }
 
@@ -814,6 +855,10 @@ peerlink_start(struct event_base *base, const struct conf *c, const uint8_t key[
 	pl->cb = *cb;
 	memcpy(pl->key, key, sizeof pl->key);
 	snprintf(pl->node_id, sizeof pl->node_id, "%s", node_id);
+	if ((pl->reap = evtimer_new(base, pl_reap_cb, pl)) == NULL) {
+		free(pl);
+		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
+	}
 	if ((pl->ctx = peerlink_ctx_new(c, key, node_id, pl->fp, err)) == NULL ||
 	    pl_listen(pl, c, err) != 0) {
 		peerlink_free(pl);
@@ -865,7 +910,11 @@ peerlink_free(struct peerlink *pl)
 	if (pl == NULL)
 		return;
 	while (pl->conns != NULL)
-		pl_conn_free(pl->conns);
+		pl_conn_kill(pl->conns);
+	if (pl->reap != NULL)
+		pl_reap_cb(-1, 0, pl);
+	if (pl->reap != NULL)
+		event_free(pl->reap);
 	if (pl->lst)
 		evconnlistener_free(pl->lst);
 	if (pl->dns)
