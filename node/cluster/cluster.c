@@ -613,6 +613,13 @@ cluster_status(void *arg, cJSON *obj)
 }
 
 static int
+cluster_validate(void *arg, const struct conf *newc, struct shir_error *err)
+{
+	(void)arg;
+	return peerlink_validate(newc, err);
+}
+
+static int
 cluster_str_differ(const char *a, const char *b)
 {
 	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
@@ -680,6 +687,7 @@ cluster_start(struct node *n, struct shir_error *err)
 	h.status = cluster_status;
 	h.metrics = cluster_metrics;
 	h.apply = cluster_apply;
+	h.validate = cluster_validate;
 	h.arg = cl;
 	if (node_add_hooks(n, &h) != 0) {
 		cluster_free(cl);

@@ -778,6 +778,28 @@ peerlink_forget(struct peerlink *pl, const char *node_id)
 
 /* --- the listener and the whole ------------------------------------------ */
 
+int
+peerlink_validate(const struct conf *c, struct shir_error *err)
+{
+	const char *l = c->remote_access_listen, *a = c->remote_access_address;
+	unsigned char buf[sizeof(struct in6_addr)];
+	size_t i;
+
+	if (l != NULL && l[0] && evutil_inet_pton(AF_INET, l, buf) != 1 &&
+	    evutil_inet_pton(AF_INET6, l, buf) != 1)
+		return shir_error_set(err, SHIR_ECONFIG, "node.remote_access_listen = %s is not an IP "
+		    "address (leave it unset to listen on all addresses)", l);
+	if (a == NULL || a[0] == 0)
+		return 0;
+	for (i = 0; a[i]; i++)
+		if ((unsigned char)a[i] <= 0x20 || (unsigned char)a[i] >= 0x7f)
+			break;
+	if (a[i] != 0 || i > PEERLINK_ADDR_MAX - 7)
+		return shir_error_set(err, SHIR_ECONFIG, "node.remote_access_address must be host or "
+		    "host:port (at most %d visible characters, no spaces)", PEERLINK_ADDR_MAX - 7);
+	return 0;
+}
+
 static int
 pl_listen(struct peerlink *pl, const struct conf *c, struct shir_error *err)
 {

@@ -43,6 +43,8 @@ struct peerlink_cb {
 	void *arg;
 };
 
+/* The remote-access settings of a configuration (shird -t, start, reload). */
+int peerlink_validate(const struct conf *c, struct shir_error *err);
 int peerlink_start(struct event_base *base, const struct conf *c, const uint8_t key[32],
     const char *node_id, const struct peerlink_cb *cb, struct peerlink **out,
     struct shir_error *err);

@@ -192,6 +192,19 @@ def test_closed_port_falls_back_to_relay(h):
         stop_clean(nd.p)
 
 
+@test
+def test_remote_access_settings_checked(h):
+    """shird -t refuses a listen address that is no IP address and an announced address with a
+    space, saying which key"""
+    for line, want in (("remote_access_listen = nothost", "node.remote_access_listen = nothost "
+                        "is not an IP address"),
+                       ("remote_access_address = a b:1", "node.remote_access_address must be")):
+        conf = h.write("t.conf", "[node]\nstate_dir = %s\nremote_access = true\n%s\n" % (
+            h.path("st"), line))
+        r = h.run([h.bin("shird"), "-t", "-f", conf], check=1)
+        check(want in r.stderr, r.stderr)
+
+
 def openssl(h, *args):
     return h.run(["openssl"] + list(args), check=0)
 
