@@ -193,6 +193,43 @@ def test_closed_port_falls_back_to_relay(h):
 
 
 @test
+def test_admin_certificate_pinned(h):
+    """node 2 presents the admin's certificate (--cert): accepted both ways because node 2
+    announced its fingerprint sealed; the same subject with another key is refused"""
+    h.require("openssl", "openssl")
+    p1, p2 = ports(2)
+    cert = h.path("admin.pem")
+    openssl(h, "req", "-x509", "-newkey", "ed25519", "-nodes", "-keyout", cert, "-out",
+            h.path("admin.crt"), "-subj", "/CN=node-2-admin", "-days", "2")
+    with open(h.path("admin.crt")) as f:
+        crt = f.read()
+    with open(cert, "a") as f:
+        f.write(crt)
+    os.chmod(cert, 0o600)
+    relay, nodes = direct_runtime(h, [("node-1", p1, None, None), ("node-2", p2, None, None)])
+    n1, n2 = nodes
+    # set the way an admin does: shirctl checks the file, shird reopens the port on reload
+    n2.ctl("remote-access", "enable", "--port", str(p2), "--cert", cert)
+    n2.p.wait_log(r"event=peer.listening port=%d address=127\.0\.0\.1:%d certificate=\"?%s"
+                  % (p2, p2, re.escape(cert)), timeout=30)
+    for nd in nodes:
+        wait_until(lambda: nd.direct_to(1), 40, "%s reaches the other direct" % nd.name)
+    n1.p.wait_log(r"event=peer.accepted peer=\S+ node=node-2-admin", after_mark=False)
+    check(n2.status()["remoteAccess"]["certificate"] == "admin", n2.status()["remoteAccess"])
+    n2.set("pinned", "yes")
+    wait_until(lambda: n1.values().get("pinned") == "yes", 10, "node 1 has it")
+    # a look-alike: same subject, another key, never announced
+    openssl(h, "req", "-x509", "-newkey", "ed25519", "-nodes", "-keyout", h.path("alike.key"),
+            "-out", h.path("alike.pem"), "-subj", "/CN=node-2-admin", "-days", "2")
+    n1.p.mark()
+    s_client(h, p1, "-tls1_3", "-cert", h.path("alike.pem"), "-key", h.path("alike.key"))
+    n1.p.wait_log(r"event=peer.refused side=accept peer=\S+ reason=\"a self-signed certificate "
+                  r"that no member of this runtime announced")
+    for nd in nodes:
+        stop_clean(nd.p)
+
+
+@test
 def test_remote_access_settings_checked(h):
     """shird -t refuses a listen address that is no IP address and an announced address with a
     space, saying which key"""
