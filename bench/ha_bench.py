@@ -3,12 +3,15 @@
 
   propagation N   a credential set on node 1 until every node stored it, for N nodes;
                   baseline: the same `shirctl credentials set` stored locally on node 1
+  direct N        the same propagation with node-to-node TLS (every node on its own
+                  loopback port, links up) against sync through the relay only
+                  (baseline, remote access off), for N nodes, in one run
   failover        3 nodes under 6 closed-loop senders (300 ms requests), node 2 killed -9
                   after 3 s; baseline: the same load with no kill
   rest N          CPU and RSS of N idle nodes for SECONDS without the runtime data key
                   (baseline), then the same with it (digest exchange every 5 s)
 
-usage: ha_bench.py BUILDDIR [propagation N... | failover | rest N SECONDS]"""
+usage: ha_bench.py BUILDDIR [propagation N... | direct N... | failover | rest N SECONDS]"""
 import base64
 import hashlib
 import hmac
@@ -81,16 +84,16 @@ class Relay:
 
 
 class Node:
-    def __init__(self, relay, name, extra=""):
+    def __init__(self, relay, name, extra="", node_extra=""):
         self.name = name
         k = relay.keys["node-key1"]
         key = write(name + ".key", k["key"] + "\n", 0o600)
         self.sock = path(name + ".sock")
         self.conf = write(name + ".conf", (
-            "[node]\nname = %s\ncontrol_socket = %s\nstate_dir = %s\nconcurrent_jobs = 4\n"
+            "[node]\nname = %s\ncontrol_socket = %s\nstate_dir = %s\nconcurrent_jobs = 4\n%s"
             "[log]\nlevel = info\n[relay]\nendpoint = ws://127.0.0.1:%d\npath = myhc\n"
             "key_name = node-key1\nkey_file = %s\n%s") % (
-                name, self.sock, path("state-" + name), relay.port, key, extra))
+                name, self.sock, path("state-" + name), node_extra, relay.port, key, extra))
         self.logpath = path(name + ".log")
         self.start()
 
@@ -123,10 +126,17 @@ def wait(cond, timeout, what):
         time.sleep(0.05)
 
 
-def runtime(n, extra="", key=True):
+def remote_access():
+    port = benchlib.free_port()
+    return ("remote_access = true\nremote_access_port = %d\nremote_access_listen = 127.0.0.1\n"
+            "remote_access_address = 127.0.0.1:%d\n" % (port, port))
+
+
+def runtime(n, extra="", key=True, direct=False):
     RUN[0] = tempfile.mkdtemp(dir=TMP)
     relay = Relay()
-    nodes = [Node(relay, "n%02d" % (i + 1), extra) for i in range(n)]
+    nodes = [Node(relay, "n%02d" % (i + 1), extra, remote_access() if direct else "")
+             for i in range(n)]
     for nd in nodes:
         wait(lambda: "event=channel.connected" in nd.text(), 60, nd.name + " connected")
     if key:
@@ -141,6 +151,66 @@ def join(nodes):
         nd.ctl("cluster", "join", path("rt.key"), input=PW)
     for nd in nodes:
         wait(lambda: "event=sync.enabled" in nd.text(), 30, nd.name + " sync")
+
+
+def all_direct(nodes):
+    for nd in nodes:
+        st = json.loads(nd.ctl("cluster", "status", "--json").stdout or "{}")
+        peers = st.get("peers", [])
+        if len(peers) != len(nodes) - 1 or any(p.get("path") != "direct" for p in peers):
+            return False
+    return True
+
+
+def sync_msgs(nd):
+    st = json.loads(nd.ctl("cluster", "status", "--json").stdout)
+    return st["syncMessages"]
+
+
+def spread_of(n, rounds, direct):
+    """Per round: seconds from the set on node 1 to the last node storing it."""
+    relay, nodes = runtime(n, direct=direct)
+    time.sleep(6)      # one digest exchange: everyone has heard everyone
+    if direct:
+        wait(lambda: all_direct(nodes), 90, "every link up")
+    before = sync_msgs(nodes[0])
+    spread, wire = [], []
+    for r in range(rounds):
+        name = "bench-%d" % r
+        nodes[0].ctl("credentials", "set", name, input="v%d\n" % r)
+        pat = re.compile(r"event=credential.synced name=%s " % name)
+        wait(lambda: all(pat.search(nd.text()) for nd in nodes[1:]), 60, "propagation")
+        t1 = nodes[0].text()
+        m = re.search(r".*event=credential.stored name=%s .*" % name, t1)
+        t0 = ts_of(m.group(0))
+        # the push that carried it: the first one logged after the store
+        tp = ts_of(re.search(r".*event=sync.push .*", t1[m.end():]).group(0))
+        last = max(ts_of([l for l in nd.text().splitlines() if pat.search(l)][0])
+                   for nd in nodes[1:])
+        spread.append(last - t0)
+        wire.append(last - tp)
+        time.sleep(0.3)
+    after = sync_msgs(nodes[0])
+    benchlib.cleanup()
+    moved = {p: after[p]["sent"]["records"] - before[p]["sent"]["records"]
+             for p in ("direct", "relay")}
+    spread.sort()
+    wire.sort()
+    return spread, wire, moved
+
+
+def direct_vs_relay(n, rounds=9):
+    relay_s, relay_w, relay_m = spread_of(n, rounds, False)
+    direct_s, direct_w, direct_m = spread_of(n, rounds, True)
+    med = lambda v: v[len(v) // 2]   # noqa: E731
+    for what, v, w, m in (("relay only (baseline)", relay_s, relay_w, relay_m),
+                          ("direct TLS", direct_s, direct_w, direct_m)):
+        print("direct nodes=%d %-21s rounds=%d set->stored on all median=%.0f ms max=%.0f ms; "
+              "push->stored on all median=%.1f ms max=%.1f ms (node 1 sent records: direct %d, "
+              "relay %d)" % (n, what, rounds, 1000 * med(v), 1000 * v[-1], 1000 * med(w),
+                             1000 * w[-1], m["direct"], m["relay"]))
+    print("direct nodes=%d ratio relay/direct (median): set->stored %.2f, push->stored %.2f" % (
+        n, med(relay_s) / max(med(direct_s), 1e-6), med(relay_w) / max(med(direct_w), 1e-6)))
 
 
 def propagation(n, rounds=5):
@@ -247,6 +317,9 @@ try:
     if what == "propagation":
         for n in sys.argv[3:]:
             propagation(int(n))
+    elif what == "direct":
+        for n in sys.argv[3:]:
+            direct_vs_relay(int(n))
     elif what == "failover":
         failover()
     elif what == "rest":

@@ -49,27 +49,66 @@ ctl_cluster_grant(const struct conf *c, int argc, char **argv, struct shir_error
 	return rc;
 }
 
+/* GET /v1/node from the running shird: the whole document in *doc (free it)
+ * and its "cluster" object in *c. Returns 0, or the exit code (7: shird is
+ * not running, 1: another failure) after saying why. */
 static int
-ctl_cluster_status(const struct ctl_ctx *ctx, int json)
+ctl_cluster_fetch(const struct ctl_ctx *ctx, cJSON **doc, cJSON **c)
 {
 	struct ctl_response r = { 0 };
-	cJSON *doc, *c, *p;
 	int rc = ctl_admin_call(ctx, "GET", "/v1/node", NULL, &r);
 
+	*doc = *c = NULL;
 	if (rc != 0) {
 		ctl_response_clear(&r);
 		if (rc == 2)
 			fprintf(stderr, "shirctl: shird is not running\n");
 		return rc == 2 ? 7 : 1;
 	}
-	doc = cJSON_Parse(r.body);
+	*doc = cJSON_Parse(r.body);
 	ctl_response_clear(&r);
-	c = cJSON_GetObjectItemCaseSensitive(doc, "cluster");
-	if (c == NULL) {
+	*c = cJSON_GetObjectItemCaseSensitive(*doc, "cluster");
+	if (*c == NULL) {
 		fprintf(stderr, "shirctl: shird gave no cluster status\n");
-		cJSON_Delete(doc);
+		cJSON_Delete(*doc);
+		*doc = NULL;
 		return 1;
 	}
+	return 0;
+}
+
+/* The sync messages by path: "direct D sent / D received, relay R sent / R
+ * received" (digests and records together). */
+static void
+ctl_cluster_paths(cJSON *c)
+{
+	cJSON *m = cJSON_GetObjectItem(c, "syncMessages");
+	const char *path[2] = { "direct", "relay" };
+	double v[2][2];
+	int i, j;
+
+	if (m == NULL)
+		return;
+	for (i = 0; i < 2; i++)
+		for (j = 0; j < 2; j++) {
+			cJSON *d = cJSON_GetObjectItem(cJSON_GetObjectItem(m, path[i]),
+			    j ? "received" : "sent");
+
+			v[i][j] = cJSON_GetNumberValue(cJSON_GetObjectItem(d, "digest")) +
+			    cJSON_GetNumberValue(cJSON_GetObjectItem(d, "records"));
+		}
+	printf("sync messages: direct %.0f sent / %.0f received, relay %.0f sent / %.0f received\n",
+	    v[0][0], v[0][1], v[1][0], v[1][1]);
+}
+
+static int
+ctl_cluster_status(const struct ctl_ctx *ctx, int json)
+{
+	cJSON *doc, *c, *p;
+	int rc = ctl_cluster_fetch(ctx, &doc, &c);
+
+	if (rc != 0)
+		return rc;
 	if (json) {
 		char *t = cJSON_Print(c);
 
@@ -90,11 +129,20 @@ ctl_cluster_status(const struct ctl_ctx *ctx, int json)
 	cJSON_ArrayForEach(p, cJSON_GetObjectItem(c, "differing"))
 		printf("differing: %s\n", cJSON_GetStringValue(p));
 	cJSON_ArrayForEach(p, cJSON_GetObjectItem(c, "peers"))
-		printf("peer %s: %s, %d records, seen %ds ago\n",
+		printf("peer %s: %s, %d records, seen %ds ago, sync %s\n",
 		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "nodeId")),
 		    cJSON_IsTrue(cJSON_GetObjectItem(p, "agrees")) ? "agrees" : "differs",
 		    (int)cJSON_GetNumberValue(cJSON_GetObjectItem(p, "records")),
-		    (int)cJSON_GetNumberValue(cJSON_GetObjectItem(p, "secondsSinceSeen")));
+		    (int)cJSON_GetNumberValue(cJSON_GetObjectItem(p, "secondsSinceSeen")),
+		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "path")) ?: "relay");
+	p = cJSON_GetObjectItem(c, "remoteAccess");
+	if (cJSON_IsTrue(cJSON_GetObjectItem(p, "listening")))
+		printf("remote access: listening, announced as %s (%s certificate)\n",
+		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "address")),
+		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "certificate")));
+	else
+		printf("remote access: not listening (disabled, or no runtime data key)\n");
+	ctl_cluster_paths(c);
 	cJSON_Delete(doc);
 	return 0;
 }
@@ -156,7 +204,6 @@ out:
 int
 ctl_cmd_nodes(struct ctl_ctx *ctx, int argc, char **argv)
 {
-	struct ctl_response r = { 0 };
 	cJSON *doc, *c, *p;
 	int rc, json = argc == 2 && strcmp(argv[1], "--json") == 0, n = 1;
 
@@ -164,20 +211,8 @@ ctl_cmd_nodes(struct ctl_ctx *ctx, int argc, char **argv)
 		ctl_die_usage("nodes", "nodes [--json]");
 		return 2;
 	}
-	if ((rc = ctl_admin_call(ctx, "GET", "/v1/node", NULL, &r)) != 0) {
-		ctl_response_clear(&r);
-		if (rc == 2)
-			fprintf(stderr, "shirctl: shird is not running\n");
-		return rc == 2 ? 7 : 1;
-	}
-	doc = cJSON_Parse(r.body);
-	ctl_response_clear(&r);
-	c = cJSON_GetObjectItemCaseSensitive(doc, "cluster");
-	if (c == NULL) {
-		fprintf(stderr, "shirctl: shird gave no cluster status\n");
-		cJSON_Delete(doc);
-		return 1;
-	}
+	if ((rc = ctl_cluster_fetch(ctx, &doc, &c)) != 0)
+		return rc;
 	if (json) {
 		cJSON *out = cJSON_CreateArray(), *me = cJSON_CreateObject();
 		char *t;
@@ -204,36 +239,38 @@ ctl_cmd_nodes(struct ctl_ctx *ctx, int argc, char **argv)
 		cJSON_Delete(doc);
 		return 0;
 	}
-	printf("%-24s %-12s %-10s %-10s %-12s %s\n", "NAME", "VERSION", "STATUS", "CREDS", "CRED-VER",
-	    "NODE ID");
+	printf("%-24s %-12s %-10s %-10s %-12s %-7s %s\n", "NAME", "VERSION", "STATUS", "CREDS",
+	    "CRED-VER", "SYNC", "NODE ID");
 	/* STATUS: a node's channels (Online / Limited / Offline), or Inactive when
 	 * its credentials have differed from the majority's (docs/ha.md) */
 	{
 		const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(c, "state"));
 
-		printf("%-24s %-12s %-10s %-10s %-12.0f %s (this node)\n",
+		printf("%-24s %-12s %-10s %-10s %-12.0f %-7s %s (this node)\n",
 		    cJSON_GetStringValue(cJSON_GetObjectItem(c, "name")),
 		    cJSON_GetStringValue(cJSON_GetObjectItem(c, "version")),
 		    st && strcmp(st, "Inactive") == 0 ? st :
 		    cJSON_GetStringValue(cJSON_GetObjectItem(doc, "status")), "-",
-		    cJSON_GetNumberValue(cJSON_GetObjectItem(c, "credentialsVersion")),
+		    cJSON_GetNumberValue(cJSON_GetObjectItem(c, "credentialsVersion")), "-",
 		    cJSON_GetStringValue(cJSON_GetObjectItem(c, "nodeId")));
 	}
 	cJSON_ArrayForEach(p, cJSON_GetObjectItem(c, "peers")) {
 		const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(p, "state"));
 
 		n++;
-		printf("%-24s %-12s %-10s %-10s %-12.0f %s\n",
+		printf("%-24s %-12s %-10s %-10s %-12.0f %-7s %s\n",
 		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "name")),
 		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "version")),
 		    st && strcmp(st, "Inactive") == 0 ? "Inactive" : "Online",
 		    cJSON_IsTrue(cJSON_GetObjectItem(p, "agrees")) ? "same" : "differ",
 		    cJSON_GetNumberValue(cJSON_GetObjectItem(p, "credentialsVersion")),
+		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "path")) ?: "relay",
 		    cJSON_GetStringValue(cJSON_GetObjectItem(p, "nodeId")));
 	}
 	printf("%d node%s heard from%s\n", n, n == 1 ? "" : "s",
 	    cJSON_IsTrue(cJSON_GetObjectItem(c, "dataKey")) ? "" :
 	    " (no runtime data key: other nodes are not heard)");
+	ctl_cluster_paths(c);
 	cJSON_Delete(doc);
 	return 0;
 }

@@ -75,6 +75,8 @@ ctl_dmg_check_cert(const char *path)
 {
 	FILE *f;
 	X509 *x;
+	EVP_PKEY *k;
+	int ok;
 
 	if (path[0] != '/') {
 		fprintf(stderr, "shirctl: the certificate must be an absolute path, not %s\n", path);
@@ -87,13 +89,24 @@ ctl_dmg_check_cert(const char *path)
 		return -1;
 	}
 	x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
 	if (x == NULL) {
+		fclose(f);
 		fprintf(stderr, "shirctl: %s holds no PEM certificate (BEGIN CERTIFICATE); dmgcmd "
 		    "takes a thumbprint from the Windows store, shir takes a PEM file\n", path);
 		return -1;
 	}
+	/* shird presents it on the node-to-node port: its key must be there too */
+	rewind(f);
+	k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	ok = k != NULL && X509_check_private_key(x, k) == 1;
+	EVP_PKEY_free(k);
 	X509_free(x);
+	if (!ok) {
+		fprintf(stderr, "shirctl: %s holds no private key matching its certificate; put the "
+		    "certificate and its unencrypted key in one PEM file (mode 0600)\n", path);
+		return -1;
+	}
 	return 0;
 }
 
@@ -101,7 +114,7 @@ int
 ctl_cmd_remote_access(struct ctl_ctx *ctx, int argc, char **argv)
 {
 	static const char usage[] = "remote-access enable --port PORT [--cert FILE] | disable | "
-	    "show (also -era PORT [CERT], -dra)";
+	    "show | check HOST:PORT (also -era PORT [CERT], -dra)";
 	const char *cert = NULL, *port_s = NULL;
 	char portbuf[16];
 	int enable, port = 0, i, rc;
@@ -136,10 +149,18 @@ ctl_cmd_remote_access(struct ctl_ctx *ctx, int argc, char **argv)
 		printf("remote access: %s, port %d%s%s\n", c->remote_access ? "enabled" : "disabled",
 		    c->remote_access_port, c->remote_access_cert ? ", certificate " : "",
 		    c->remote_access_cert ? c->remote_access_cert : "");
-		printf("note: node-to-node communication (high availability) is not built yet; "
-		    "the setting is stored for it\n");
+		printf("shird listens on the port once the node has the runtime data key; "
+		    "'shirctl cluster status' shows the links and the sync path\n");
 		conf_free(c);
 		return 0;
+	} else if (argc == 3 && strcmp(argv[1], "check") == 0) {
+		struct conf *c = ctl_admin_conf(ctx);
+
+		if (c == NULL)
+			return 1;
+		rc = ctl_remote_access_check(c, argv[2]);
+		conf_free(c);
+		return rc;
 	} else {
 		ctl_die_usage("remote-access", usage);
 		return 2;
@@ -160,8 +181,10 @@ ctl_cmd_remote_access(struct ctl_ctx *ctx, int argc, char **argv)
 
 		rc = ctl_dmg_edit(ctx, ed, 1);
 	}
-	printf("note: node-to-node communication (high availability) is not built yet: shird "
-	    "stores this setting but does not listen on the port\n");
+	if (rc == 0)
+		printf("note: a running shird %s the node-to-node port on reload (credential sync "
+		    "goes direct between nodes that reach each other, through the relay "
+		    "otherwise)\n", enable ? "opens" : "closes");
 	return rc;
 }
 

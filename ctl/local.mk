@@ -10,6 +10,7 @@ libshir_a_SOURCES += \
 	ctl/ctl_author.c ctl/ctl_author.h \
 	ctl/ctl_node.c \
 	ctl/ctl_cluster.c \
+	ctl/ctl_racheck.c \
 	ctl/ctl_jobs.c
 
 bin_PROGRAMS += shirctl

@@ -57,6 +57,9 @@ int ctl_cmd_backup(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_cluster(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_nodes(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_remote_access(struct ctl_ctx *ctx, int argc, char **argv);
+/* remote-access check HOST:PORT (ctl_racheck.c) */
+struct conf;
+int ctl_remote_access_check(const struct conf *c, const char *addr);
 int ctl_cmd_service(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_local_machine_access(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_local_folder_path_validation(struct ctl_ctx *ctx, int argc, char **argv);

@@ -41,11 +41,16 @@ static const struct conf_key conf_table[] = {
 	{ "node", "shutdown_timeout", CONF_T_INT, 1, 300, NULL, "10", true, O(shutdown_timeout),
 	  "seconds to drain on SIGTERM before exiting" },
 	{ "node", "remote_access", CONF_T_BOOL, 0, 0, NULL, "false", true, O(remote_access),
-	  "node-to-node TLS (stored, not used yet: nodes sync through the relay)" },
+	  "node-to-node TLS: credential sync direct between the runtime's nodes (docs/ha.md)" },
 	{ "node", "remote_access_port", CONF_T_INT, 1, 65535, NULL, "8060", true,
 	  O(remote_access_port), "TCP port of node-to-node communication" },
 	{ "node", "remote_access_cert", CONF_T_PATH, 0, 0, NULL, NULL, true, O(remote_access_cert),
 	  "PEM certificate (and key) for node-to-node TLS" },
+	{ "node", "remote_access_listen", CONF_T_STR, 0, 0, NULL, NULL, true,
+	  O(remote_access_listen), "address node-to-node TLS listens on (default: all)" },
+	{ "node", "remote_access_address", CONF_T_STR, 0, 0, NULL, NULL, true,
+	  O(remote_access_address), "host[:port] the runtime's other nodes reach this node at "
+	  "(default: the host name and remote_access_port)" },
 	{ "node", "inactive_after", CONF_T_INT, 1, 86400, NULL, "120", true, O(inactive_after),
 	  "seconds this node's credentials may differ from most of its runtime's nodes before it "
 	  "shows Inactive (docs/ha.md)" },

@@ -35,9 +35,11 @@ struct conf {
 	int request_memory_limit;	/* MiB per authoring request */
 	int shutdown_timeout;	/* seconds */
 	int inactive_after;	/* seconds: credentials differing from the runtime's majority */
-	bool remote_access;	/* node-to-node (high availability: stored, not used yet) */
+	bool remote_access;	/* node-to-node TLS (node/cluster/peerlink.c) */
 	int remote_access_port;
 	char *remote_access_cert;
+	char *remote_access_listen;	/* NULL: all addresses */
+	char *remote_access_address;	/* host[:port] announced to peers; NULL: host name */
 	/* [admin] loopback listeners (node/admin/statuspage.c) */
 	char *admin_status_page;	/* host:port or NULL */
 	char *admin_metrics;		/* host:port or NULL */

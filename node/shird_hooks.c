@@ -5,6 +5,7 @@
 #include "node/admin/admin_node.h"
 #include "node/authoring/authoring.h"
 #include "node/cluster/cluster.h"
+#include "node/cluster/peerlink.h"
 #include "node/copy/copy_node.h"
 #include "node/admin/credstore.h"
 #include "node/listener/listener.h"
@@ -57,6 +58,10 @@ shird_hook_validate(const struct conf *c, struct shir_error *err)
 
 	/* self-contained channel: the service endpoint */
 	if (selfcont_validate(c, err) != 0)
+		return err->code ? err->code : SHIR_ECONFIG;
+
+	/* node-to-node TLS: the remote-access addresses */
+	if (peerlink_validate(c, err) != 0)
 		return err->code ? err->code : SHIR_ECONFIG;
 
 	return 0;

@@ -15,6 +15,7 @@
 #include "node/admin/credstore.h"
 #include "node/cluster/cluster.h"
 #include "node/cluster/csync.h"
+#include "node/cluster/peerlink.h"
 #include "node/cluster/rtkey.h"
 #include "node/listener/listener.h"
 #include "node/node.h"
@@ -25,6 +26,8 @@ struct cluster_peer {
 	char name[129];
 	char version[33];
 	char state[16];		/* as its digest says: "Active", "Inactive", "" */
+	char addr[PEERLINK_ADDR_MAX + 1];	/* its remote-access host:port, or "" */
+	char fp[PEERLINK_FP_LEN + 1];		/* its certificate's fingerprint, or "" */
 	uint64_t count, store_version;
 	time_t seen;
 };
@@ -49,6 +52,12 @@ struct cluster {
 	struct cluster_peer peers[CLUSTER_PEERS_MAX];
 	size_t npeers;
 	uint64_t sent, received, refused, applied;
+	/* the node-to-node link (peerlink.h), when remote access is enabled */
+	struct peerlink *pl;
+	time_t pl_retry;
+	unsigned pl_ticks;
+	/* sync messages by [path: direct, relay][sent, received][digest, records] */
+	uint64_t msgs[2][2][2];
 	/* status parity: differing from most of the runtime's nodes */
 	time_t differs_since;	/* 0: agrees (or no majority) */
 	int inactive;
@@ -57,6 +66,10 @@ struct cluster {
 };
 
 #define CLUSTER_DIFF_MAX 8
+#define CLUSTER_PL_RETRY_S 30	/* a remote-access port that could not be opened */
+
+enum { PATH_DIRECT = 0, PATH_RELAY = 1 };
+enum { DIR_SENT = 0, DIR_RECEIVED = 1 };
 
 static struct cluster *
 cluster_get(struct node *n)
@@ -64,9 +77,16 @@ cluster_get(struct node *n)
 	return node_ext(n, NODE_EXT_CLUSTER);
 }
 
+/* A message goes direct to each live peer whose link is up; through the relay
+ * (which hands it to every other listener) when a peer is not reached
+ * direct, and always for digests: they are how nodes and their addresses
+ * are found, and how the relay learns a node's state. */
 static void
-cluster_send(struct cluster *cl, char *text)
+cluster_send(struct cluster *cl, char *text, int kind)
 {
+	size_t i, len;
+	int relay = kind == CSYNC_DIGEST || cl->pl == NULL || cl->npeers == 0;
+
 	if (text == NULL)
 		return;
 	if (cl->inactive) {
@@ -78,8 +98,20 @@ cluster_send(struct cluster *cl, char *text)
 			text = marked;
 		}
 	}
-	if (listener_sync_send(cl->n, text, strlen(text)) > 0)
+	len = strlen(text);
+	for (i = 0; cl->pl != NULL && i < cl->npeers; i++) {
+		if (cl->peers[i].addr[0] && peerlink_send(cl->pl, cl->peers[i].node,
+		    cl->peers[i].addr, cl->peers[i].fp, text, len)) {
+			cl->sent++;
+			cl->msgs[PATH_DIRECT][DIR_SENT][kind - 1]++;
+		} else {
+			relay = 1;
+		}
+	}
+	if (relay && listener_sync_send(cl->n, text, len) > 0) {
 		cl->sent++;
+		cl->msgs[PATH_RELAY][DIR_SENT][kind - 1]++;
+	}
 	free(text);
 }
 
@@ -96,7 +128,7 @@ cluster_send_records(struct cluster *cl, const struct credstore_rec *v, size_t n
 			log_error("cluster", "event=sync.encode_failed reason=%s", log_q(err.msg));
 			return;
 		}
-		cluster_send(cl, text);
+		cluster_send(cl, text, CSYNC_RECORDS);
 	}
 }
 
@@ -118,11 +150,13 @@ cluster_send_digest(struct cluster *cl)
 	d.version = PACKAGE_VERSION;
 	d.store_version = cl->store_version;
 	d.state = cl->inactive ? "Inactive" : "Active";
+	d.addr = peerlink_address(cl->pl);
+	d.fp = peerlink_fingerprint(cl->pl);
 	if (csync_encode_digest(cl->key, &d, &text, &err) != 0) {
 		log_error("cluster", "event=sync.encode_failed reason=%s", log_q(err.msg));
 		return;
 	}
-	cluster_send(cl, text);
+	cluster_send(cl, text, CSYNC_DIGEST);
 	cl->last_digest = time(NULL);
 }
 
@@ -217,6 +251,11 @@ cluster_note_peer(struct cluster *cl, const struct csync_msg *m)
 	cl->peers[i].store_version = m->store_version;
 	snprintf(cl->peers[i].state, sizeof cl->peers[i].state, "%s", m->state);
 	snprintf(cl->peers[i].digest, sizeof cl->peers[i].digest, "%s", m->digest);
+	if (strcmp(cl->peers[i].addr, m->addr) != 0)
+		log_info("cluster", "event=sync.peer_address node=%s addr=%s", log_q(m->node),
+		    log_q(m->addr[0] ? m->addr : "none (remote access off)"));
+	snprintf(cl->peers[i].addr, sizeof cl->peers[i].addr, "%s", m->addr);
+	snprintf(cl->peers[i].fp, sizeof cl->peers[i].fp, "%s", m->fp);
 	cl->peers[i].count = m->count;
 	cl->peers[i].seen = now;
 }
@@ -304,9 +343,8 @@ cluster_parity(struct cluster *cl, time_t now)
 }
 
 static void
-cluster_on_sync(void *arg, const char *text, size_t len)
+cluster_on_sync_path(struct cluster *cl, const char *text, size_t len, int path)
 {
-	struct cluster *cl = arg;
 	struct shir_error err;
 	struct csync_msg m;
 	size_t applied = 0;
@@ -325,6 +363,7 @@ cluster_on_sync(void *arg, const char *text, size_t len)
 		return;
 	}
 	cl->received++;
+	cl->msgs[path][DIR_RECEIVED][m.kind == CSYNC_DIGEST ? 0 : 1]++;
 	if (strcmp(m.node, cl->node_id) == 0) {
 		csync_msg_clear(&m);
 		return;
@@ -346,6 +385,67 @@ cluster_on_sync(void *arg, const char *text, size_t len)
 	if (m.kind == CSYNC_RECORDS)
 		cluster_note_diff(cl, &m);
 	csync_msg_clear(&m);
+}
+
+/* a sync message through the relay */
+static void
+cluster_on_sync(void *arg, const char *text, size_t len)
+{
+	cluster_on_sync_path(arg, text, len, PATH_RELAY);
+}
+
+/* a sync message on a node-to-node link */
+static void
+cluster_on_direct(void *arg, const char *text, size_t len)
+{
+	cluster_on_sync_path(arg, text, len, PATH_DIRECT);
+}
+
+/* A certificate that does not chain to the runtime CA is accepted when a
+ * live member announced it in its sealed digest (an admin's certificate). */
+static int
+cluster_pinned(void *arg, const char *fp)
+{
+	struct cluster *cl = arg;
+	size_t i;
+
+	for (i = 0; i < cl->npeers; i++)
+		if (cl->peers[i].fp[0] && strcmp(cl->peers[i].fp, fp) == 0)
+			return 1;
+	return 0;
+}
+
+/* Opens the remote-access port once the node has its data key (and closes
+ * it when remote access is turned off). */
+static void
+cluster_peerlink(struct cluster *cl, time_t now)
+{
+	const struct conf *c = node_conf(cl->n);
+	struct peerlink_cb cb = { cluster_on_direct, cluster_pinned, cl };
+	struct shir_error err;
+
+	if (!c->remote_access || !cl->have_key || cl->node_id[0] == 0) {
+		if (cl->pl != NULL) {
+			peerlink_free(cl->pl);
+			cl->pl = NULL;
+			log_info("cluster", "event=peer.stopped why=%s",
+			    log_q("remote access is disabled"));
+		}
+		return;
+	}
+	if (cl->pl != NULL) {
+		peerlink_tick(cl->pl);
+		return;
+	}
+	if (now < cl->pl_retry)
+		return;
+	if (peerlink_start(node_base(cl->n), c, cl->key, cl->node_id, &cb, &cl->pl, &err) != 0) {
+		cl->pl_retry = now + CLUSTER_PL_RETRY_S;
+		log_error("cluster", "event=peer.disabled reason=%s retry_in_s=%d fallback=relay",
+		    log_q(err.msg), CLUSTER_PL_RETRY_S);
+		return;
+	}
+	cl->last_digest = 0;	/* announce the address at once */
 }
 
 static int
@@ -391,17 +491,63 @@ cluster_tick(evutil_socket_t fd, short what, void *arg)
 		cl->dirty = 0;
 		cluster_look(cl);
 	}
+	if (cl->pl_ticks++ % (1000 / CLUSTER_TICK_MS) == 0)
+		cluster_peerlink(cl, now);
 	if (now - cl->last_digest >= CLUSTER_DIGEST_S)
 		cluster_send_digest(cl);
 	for (i = 0; i < cl->npeers;) {
 		if (now - cl->peers[i].seen > 4 * CLUSTER_DIGEST_S) {
 			log_info("cluster", "event=sync.peer_gone node=%s", log_q(cl->peers[i].node));
+			peerlink_forget(cl->pl, cl->peers[i].node);
 			cl->peers[i] = cl->peers[--cl->npeers];
 		} else {
 			i++;
 		}
 	}
 	cluster_parity(cl, now);
+}
+
+static const char *const cluster_path_names[] = { "direct", "relay" };
+static const char *const cluster_dir_names[] = { "sent", "received" };
+static const char *const cluster_kind_names[] = { "digest", "records" };
+
+/* "syncMessages": {"direct": {"sent": {"digest": N, "records": N},
+ * "received": {...}}, "relay": {...}} */
+static void
+cluster_status_paths(const struct cluster *cl, cJSON *c)
+{
+	cJSON *all = cJSON_AddObjectToObject(c, "syncMessages"), *p, *d;
+	int i, j, k;
+
+	for (i = 0; all != NULL && i < 2; i++) {
+		if ((p = cJSON_AddObjectToObject(all, cluster_path_names[i])) == NULL)
+			return;
+		for (j = 0; j < 2; j++) {
+			if ((d = cJSON_AddObjectToObject(p, cluster_dir_names[j])) == NULL)
+				return;
+			for (k = 0; k < 2; k++)
+				cJSON_AddNumberToObject(d, cluster_kind_names[k], (double)cl->msgs[i][j][k]);
+		}
+	}
+}
+
+static void
+cluster_metrics(void *arg, struct evbuffer *out)
+{
+	struct cluster *cl = arg;
+	int i, j, k;
+
+	evbuffer_add_printf(out, "# HELP shird_cluster_sync_messages_total credential sync "
+	    "messages by path (direct node-to-node TLS, or through the relay)\n"
+	    "# TYPE shird_cluster_sync_messages_total counter\n");
+	for (i = 0; i < 2; i++)
+		for (j = 0; j < 2; j++)
+			for (k = 0; k < 2; k++)
+				evbuffer_add_printf(out, "shird_cluster_sync_messages_total{path=\"%s\","
+				    "direction=\"%s\",kind=\"%s\"} %llu\n", cluster_path_names[i],
+				    cluster_dir_names[j], cluster_kind_names[k],
+				    (unsigned long long)cl->msgs[i][j][k]);
+	peerlink_metrics(cl->pl, out);
 }
 
 static void
@@ -443,6 +589,9 @@ cluster_status(void *arg, cJSON *obj)
 		cJSON_AddStringToObject(p, "state", cl->peers[i].state[0] ? cl->peers[i].state :
 		    "Active");
 		cJSON_AddNumberToObject(p, "secondsSinceSeen", (double)(now - cl->peers[i].seen));
+		cJSON_AddStringToObject(p, "address", cl->peers[i].addr);
+		cJSON_AddStringToObject(p, "path", peerlink_up(cl->pl, cl->peers[i].node) ?
+		    "direct" : "relay");
 		cJSON_AddItemToArray(peers, p);
 	}
 	cJSON_AddNumberToObject(c, "peersAgreeing", (double)agree);
@@ -459,6 +608,40 @@ cluster_status(void *arg, cJSON *obj)
 	cJSON_AddNumberToObject(c, "messagesReceived", (double)cl->received);
 	cJSON_AddNumberToObject(c, "messagesRefused", (double)cl->refused);
 	cJSON_AddNumberToObject(c, "recordsApplied", (double)cl->applied);
+	cluster_status_paths(cl, c);
+	peerlink_status(cl->pl, c);
+}
+
+static int
+cluster_validate(void *arg, const struct conf *newc, struct shir_error *err)
+{
+	(void)arg;
+	return peerlink_validate(newc, err);
+}
+
+static int
+cluster_str_differ(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+/* A reload that changes remote access closes the port; the next tick opens
+ * it again with the new settings (or not, when it is now disabled). */
+static void
+cluster_apply(void *arg, const struct conf *newc, const struct conf *oldc)
+{
+	struct cluster *cl = arg;
+
+	if (cl->pl == NULL || (newc->remote_access == oldc->remote_access &&
+	    newc->remote_access_port == oldc->remote_access_port &&
+	    !cluster_str_differ(newc->remote_access_cert, oldc->remote_access_cert) &&
+	    !cluster_str_differ(newc->remote_access_listen, oldc->remote_access_listen) &&
+	    !cluster_str_differ(newc->remote_access_address, oldc->remote_access_address)))
+		return;
+	peerlink_free(cl->pl);
+	cl->pl = NULL;
+	cl->pl_retry = 0;
+	log_info("cluster", "event=peer.stopped why=%s", log_q("the remote-access settings changed"));
 }
 
 static void
@@ -468,6 +651,7 @@ cluster_free(struct cluster *cl)
 		return;
 	if (cl->tick != NULL)
 		event_free(cl->tick);
+	peerlink_free(cl->pl);
 	OPENSSL_cleanse(cl->key, sizeof cl->key);
 	free(cl->state_dir);
 	free(cl->store_path);
@@ -501,6 +685,9 @@ cluster_start(struct node *n, struct shir_error *err)
 	memset(&h, 0, sizeof h);
 	h.name = "cluster";
 	h.status = cluster_status;
+	h.metrics = cluster_metrics;
+	h.apply = cluster_apply;
+	h.validate = cluster_validate;
 	h.arg = cl;
 	if (node_add_hooks(n, &h) != 0) {
 		cluster_free(cl);

@@ -4,9 +4,11 @@
  * digest of its records; a node that sees a digest other than its own sends
  * all its records, and each side keeps, name by name, the newest version
  * (credstore_merge). Messages are sealed under the runtime data key (rtkey.h)
- * and travel through the relay on the nodes' control channels (the relay
- * hands each to the runtime's other listeners, unread). Without a runtime data
- * key the node does not sync, and GET /v1/node says so. */
+ * and travel direct on node-to-node TLS links (peerlink.h) to the peers that
+ * can be reached, and through the relay on the nodes' control channels (the
+ * relay hands each to the runtime's other listeners, unread) for the others
+ * and for every digest. Without a runtime data key the node does not sync,
+ * and GET /v1/node says so. */
 #ifndef SHIR_CLUSTER_H
 #define SHIR_CLUSTER_H
 

@@ -136,7 +136,9 @@ csync_encode_digest(const uint8_t key[CSYNC_KEY_LEN], const struct csync_digest_
 	    !cJSON_AddStringToObject(doc, "name", d->name ? d->name : "") ||
 	    !cJSON_AddStringToObject(doc, "version", d->version ? d->version : "") ||
 	    !cJSON_AddNumberToObject(doc, "storeVersion", (double)d->store_version) ||
-	    (d->state != NULL && !cJSON_AddStringToObject(doc, "state", d->state))) {
+	    (d->state != NULL && !cJSON_AddStringToObject(doc, "state", d->state)) ||
+	    (d->addr != NULL && !cJSON_AddStringToObject(doc, "addr", d->addr)) ||
+	    (d->fp != NULL && !cJSON_AddStringToObject(doc, "fp", d->fp))) {
 		cJSON_Delete(doc);
 		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
 	}
@@ -292,6 +294,27 @@ csync_decode_rec(cJSON *o, struct credstore_rec *r, struct shir_error *err)
 	return 0;
 }
 
+/* Visible ASCII, no space (an address). */
+static int
+csync_visible(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+			return 0;
+	return 1;
+}
+
+static int
+csync_hex(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; s[i]; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return i == n;
+}
+
 static int
 csync_decode_plain(cJSON *doc, struct csync_msg *m, struct shir_error *err)
 {
@@ -327,6 +350,13 @@ csync_decode_plain(cJSON *doc, struct csync_msg *m, struct shir_error *err)
 		    (csync_str(doc, "state", m->state, sizeof m->state) != 0 ||
 		    (strcmp(m->state, "Active") != 0 && strcmp(m->state, "Inactive") != 0)))
 			return shir_error_set(err, SHIR_EPROTO, "the digest's state is malformed");
+		/* optional: where its remote-access port is, and its certificate */
+		if (cJSON_GetObjectItemCaseSensitive(doc, "addr") != NULL &&
+		    (csync_str(doc, "addr", m->addr, sizeof m->addr) != 0 || !csync_visible(m->addr)))
+			return shir_error_set(err, SHIR_EPROTO, "the digest's address is malformed");
+		if (cJSON_GetObjectItemCaseSensitive(doc, "fp") != NULL &&
+		    (csync_str(doc, "fp", m->fp, sizeof m->fp) != 0 || !csync_hex(m->fp, 64)))
+			return shir_error_set(err, SHIR_EPROTO, "the digest's fingerprint is malformed");
 		return 0;
 	}
 	if (strcmp(t, "records") != 0)

@@ -11,8 +11,10 @@
  * relay sees neither names nor values; inside is one JSON object:
  *
  *   {"t":"digest","node":ID,"digest":HEX,"n":N,"name":NODE-NAME,
- *    "version":SHIRD-VERSION,"storeVersion":S,"state":"Active"|"Inactive"}
- *                                          (the last four optional)
+ *    "version":SHIRD-VERSION,"storeVersion":S,"state":"Active"|"Inactive",
+ *    "addr":"HOST:PORT","fp":HEX}          (the last six optional; addr and
+ *                                           fp: its remote-access port and TLS
+ *                                           certificate, peerlink.h)
  *   {"t":"records","node":ID,"records":[{"n":NAME,"h":[MS,C,ORIGIN],
  *        "v":BASE64-VALUE}                 a value
  *      | {"n":NAME,"h":[...],"d":true}]}   a tombstone
@@ -44,6 +46,8 @@ struct csync_msg {
 	char version[33];			/* CSYNC_DIGEST: shird's version, or "" */
 	uint64_t store_version;			/* CSYNC_DIGEST: its credentials version */
 	char state[16];				/* CSYNC_DIGEST: "Active", "Inactive" or "" */
+	char addr[263];				/* CSYNC_DIGEST: remote-access host:port, or "" */
+	char fp[65];				/* CSYNC_DIGEST: its TLS certificate's SHA-256, or "" */
 	struct credstore_rec *recs;		/* CSYNC_RECORDS */
 	size_t nrecs;
 };
@@ -57,6 +61,7 @@ struct csync_digest_info {
 	const char *node, *digest, *name, *version;
 	uint64_t count, store_version;
 	const char *state;	/* "Active" / "Inactive", or NULL */
+	const char *addr, *fp;	/* remote access (peerlink.h), or NULL */
 };
 int csync_encode_digest(const uint8_t key[CSYNC_KEY_LEN], const struct csync_digest_info *d,
     char **out, struct shir_error *err);

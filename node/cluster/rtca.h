@@ -1,6 +1,5 @@
-/* rtca: the runtime CA the node-to-node transport is to use as proof of
- * membership (docs/ha.md, "Node-to-node transport: the chosen design"). The
- * transport itself is not built; this is its certificate part, tested alone.
+/* rtca: the runtime CA the node-to-node transport (peerlink.h) uses as proof
+ * of membership (docs/ha.md, "Node-to-node transport").
  *
  * The CA key (Ed25519) is derived from the runtime data key with HKDF-SHA256
  * (label "shir runtime CA v1"), and the CA certificate from it is the same

@@ -378,7 +378,8 @@ def test_remote_access(h):
     """-era/-dra and remote-access enable/disable: stored in shird.conf, reloaded"""
     p, conf, sock = setup(h)
     r = ctl(h, sock, conf, "-era", "8061")
-    check("remote_access = true" in r.stdout and "not built yet" in r.stdout, r.stdout)
+    check("remote_access = true" in r.stdout and "opens the node-to-node port on reload" in
+          r.stdout, r.stdout)
     p.wait_log(r"event=reload status=done")
     t = conf_text(conf)
     check("remote_access = true" in t and "remote_access_port = 8061" in t, t)
@@ -403,6 +404,10 @@ def test_remote_access(h):
     check("remote_access_cert = %s" % cert in t and "remote_access_port = 8062" in t, t)
     r = ctl(h, sock, conf, "-era", "8063", conf, check_rc=1)
     check("no PEM certificate" in r.stderr, r.stderr)
+    # the certificate alone is not enough: shird presents it, so its key must be there
+    h.run(["openssl", "x509", "-in", cert, "-out", h.path("nokey.pem")], check=0)
+    r = ctl(h, sock, conf, "-era", "8063", h.path("nokey.pem"), check_rc=1)
+    check("no private key matching its certificate" in r.stderr, r.stderr)
     ctl(h, sock, conf, "-eraic", "8064")
     check("remote_access_port = 8064" in conf_text(conf), conf_text(conf))
     r = ctl(h, sock, conf, "-era", "99999", check_rc=1)

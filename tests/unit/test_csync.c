@@ -102,6 +102,45 @@ test_digest_state(void **state)
 	free(text);
 }
 
+/* The remote-access address and certificate fingerprint a digest carries
+ * (peerlink.h): round trip, and malformed ones refused. */
+static void
+test_digest_address(void **state)
+{
+	static const char fp[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+	struct shir_error err;
+	struct csync_msg m;
+	char *text = NULL;
+	struct csync_digest_info d = { "node-a", "0123456789abcdef0123456789abcdef", "alpha",
+	    "1.2.3", 7, 42, "Active", "127.0.0.1:8060", fp };
+
+	(void)state;
+	assert_int_equal(csync_encode_digest(KEY, &d, &text, &err), 0);
+	assert_null(strstr(text, "8060"));	/* sealed */
+	assert_int_equal(csync_decode(KEY, text, strlen(text), &m, &err), 0);
+	assert_string_equal(m.addr, "127.0.0.1:8060");
+	assert_string_equal(m.fp, fp);
+	csync_msg_clear(&m);
+	free(text);
+	d.addr = "host name:1";
+	assert_int_equal(csync_encode_digest(KEY, &d, &text, &err), 0);
+	assert_int_equal(csync_decode(KEY, text, strlen(text), &m, &err), SHIR_EPROTO);
+	free(text);
+	d.addr = "h:1";
+	d.fp = "ABCDEF";
+	assert_int_equal(csync_encode_digest(KEY, &d, &text, &err), 0);
+	assert_int_equal(csync_decode(KEY, text, strlen(text), &m, &err), SHIR_EPROTO);
+	free(text);
+	/* without them (remote access off): empty */
+	d.addr = d.fp = NULL;
+	assert_int_equal(csync_encode_digest(KEY, &d, &text, &err), 0);
+	assert_int_equal(csync_decode(KEY, text, strlen(text), &m, &err), 0);
+	assert_string_equal(m.addr, "");
+	assert_string_equal(m.fp, "");
+	csync_msg_clear(&m);
+	free(text);
+}
+
 static void
 test_records_roundtrip_and_split(void **state)
 {
@@ -339,6 +378,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_digest_roundtrip),
 		cmocka_unit_test(test_digest_state),
+		cmocka_unit_test(test_digest_address),
 		cmocka_unit_test(test_records_roundtrip_and_split),
 		cmocka_unit_test_setup_teardown(test_merge_newest_wins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tombstones, setup, teardown),
