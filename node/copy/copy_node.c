@@ -11,8 +11,8 @@
  *   (event_active, the one libevent call it makes).
  *
  * What is built: FileSystem DelimitedText sources (the policy of a preview:
- * allowed folders, path validation) and PostgreSql Table/Query sources (the
- * connector's stream operation) to a FileSystem sink inside the node's
+ * allowed folders, path validation) and every other source a preview reads
+ * (copy_sources: the connector's stream operation) to a FileSystem sink inside the node's
  * writable folders or an Azure blob (blob_sink.c), as DelimitedText, JSON
  * Lines or Parquet. The file is written under a temporary name and renamed
  * when whole, the blob committed by its block list, so a job that is
