@@ -178,6 +178,17 @@ def test_mysql_source(h):
     wait_until(lambda: "SLEEP" not in db.sql("SELECT info FROM information_schema.processlist WHERE "
                                               "user = '%s' AND info IS NOT NULL" % READER), 15,
                "the sleeping query to be killed in the server")
+    # a job cancelled while its query hangs: the node learns at its next heartbeat and the
+    # statement is killed in the server, not left to run
+    st, j = snd.call("POST", "", local_job(ls, {"type": "Query", "query": "SELECT SLEEP(300) AS s"}, out,
+                                           "cancel.csv"))
+    sleeping = lambda: "SLEEP(300)" in db.sql("SELECT info FROM information_schema.processlist WHERE "
+                                              "user = '%s' AND info IS NOT NULL" % READER)
+    wait_until(sleeping, 30, "the query to run")
+    st, c = snd.call("POST", "/%s/cancel" % j["id"])
+    check(st == 200 and c["state"] == "Cancelled", "cancel: %d %r", st, c)
+    wait_until(lambda: not sleeping(), 30, "the cancelled job's query to be killed in the server")
+    n.p.wait_log(r"event=job\.stop job=%s" % j["id"], timeout=30)
     # writing statements: refused, nothing written
     failed(snd, local_job(ls, {"type": "Query", "query": "DELETE FROM copy_items"}, out, "del.csv"),
            "ReadOnlyViolation", "")
