@@ -13,4 +13,4 @@ INTEGRATION_TESTS += tests/integration/test_parquet.py tests/integration/test_co
 EXTRA_DIST += tests/integration/azurite.py
 EXTRA_DIST += tests/integration/parquet
 noinst_PROGRAMS += bench/parquet_bench
-EXTRA_DIST += bench/copy_bench.py bench/blob_bench.py
+EXTRA_DIST += bench/copy_bench.py bench/blob_bench.py bench/copy_sources_bench.py
