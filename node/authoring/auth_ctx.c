@@ -83,7 +83,7 @@ auth_ms_left(const struct auth_ctx *c)
 	struct timespec now;
 	long ms;
 
-	if (atomic_load(&c->stop))
+	if (atomic_load(&c->stop) || (c->stop_also != NULL && atomic_load(c->stop_also)))
 		return 0;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ms = (long)(c->deadline.tv_sec - now.tv_sec) * 1000 +

@@ -76,6 +76,7 @@ struct auth_ctx {
 	struct timespec deadline;	/* CLOCK_MONOTONIC */
 	int timeout_s;
 	atomic_int stop;		/* set by the loop: deadline passed or shutdown */
+	atomic_int *stop_also;		/* NULL, or another flag that stops it (a copy job's) */
 	/* secrets resolved on the loop thread (by the credential seam) */
 	char *password;
 	char *connection_string;
@@ -187,6 +188,16 @@ typedef int (*auth_feed_fn)(void *feeder, const char *buf, size_t len, bool last
 typedef int (*auth_pull_fn)(void *arg, void *feeder, auth_feed_fn feed);
 int conn_json_rows(struct auth_ctx *c, bool lines, auth_pull_fn pull, void *pull_arg,
     const char *what);
+
+/* A copy job's whole text dataset from the same byte sources
+ * (connectors/text_stream.c): Json records or delimited text to s, one
+ * record held at a time (at most the request memory limit, 64 MiB at
+ * most). Json columns: dataset.schema, else the first 100 records' members.
+ * Return 0 or -1 after auth_fail. */
+int conn_json_stream(struct auth_ctx *c, bool lines, auth_pull_fn pull, void *pull_arg,
+    const char *what, const struct auth_stream *s);
+int conn_csv_stream(struct auth_ctx *c, char delim, char quote, bool header, auth_pull_fn pull,
+    void *pull_arg, const char *what, const struct auth_stream *s);
 
 /* Browse items. */
 struct cJSON *auth_item(struct cJSON *items, const char *name, const char *type);

@@ -12,10 +12,13 @@ libshir_a_SOURCES += \
 	node/authoring/connectors/pg.c \
 	node/authoring/connectors/mysql.c \
 	node/authoring/connectors/odbc.c \
-	node/authoring/connectors/http.c
+	node/authoring/connectors/http.c \
+	node/authoring/connectors/text_stream.c
 
 UNIT_TESTS += tests/unit/test_readers tests/unit/test_authoring_api tests/unit/test_auth_guard
-FUZZ_TARGETS += tests/fuzz/fuzz_csv_reader tests/fuzz/fuzz_json_reader tests/fuzz/fuzz_auth_guard
+FUZZ_TARGETS += tests/fuzz/fuzz_csv_reader tests/fuzz/fuzz_json_reader tests/fuzz/fuzz_auth_guard \
+	tests/fuzz/fuzz_json_stream
+tests_fuzz_fuzz_json_stream_LDFLAGS = $(FUZZ_LINKFLAGS)
 tests_fuzz_fuzz_csv_reader_LDFLAGS = $(FUZZ_LINKFLAGS)
 tests_fuzz_fuzz_json_reader_LDFLAGS = $(FUZZ_LINKFLAGS)
 tests_fuzz_fuzz_auth_guard_LDFLAGS = $(FUZZ_LINKFLAGS)

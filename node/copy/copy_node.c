@@ -11,8 +11,8 @@
  *   (event_active, the one libevent call it makes).
  *
  * What is built: FileSystem DelimitedText sources (the policy of a preview:
- * allowed folders, path validation) and PostgreSql Table/Query sources (the
- * connector's stream operation) to a FileSystem sink inside the node's
+ * allowed folders, path validation) and every other source a preview reads
+ * (copy_sources: the connector's stream operation) to a FileSystem sink inside the node's
  * writable folders or an Azure blob (blob_sink.c), as DelimitedText, JSON
  * Lines or Parquet. The file is written under a temporary name and renamed
  * when whole, the blob committed by its block list, so a job that is
@@ -1045,56 +1045,137 @@ sql_row(void *arg, size_t n, const char *const *v, const size_t *l)
 	return 0;
 }
 
-/* The linked service's store, run in full by its stream operation under the
- * policy of a preview (the same checks: hosts, local machine access, the
- * read-only session), with the request memory limit bounding one row. */
-static int
-run_sql(struct cjob *j, struct copyrun *c, const cJSON *ls, const cJSON *ds)
-{
-	const struct auth_store *st = &conn_pg_store;
-	const char *dt = str(ds, "type", "");
-	struct auth_stream s = { sql_columns, sql_row, c };
-	struct auth_ctx ac;
-	char *pw = NULL;
-	int i, rc;
+/* The sources a connector streams in full (its stream operation), by linked
+ * service and dataset type. FileSystem DelimitedText is read by run_copy
+ * itself (csv_reader), as before. */
+static const struct copy_source {
+	const char *ls, *ds;
+	const struct auth_store *st;
+} copy_sources[] = {
+	{ "PostgreSql", "Table", &conn_pg_store }, { "PostgreSql", "Query", &conn_pg_store },
+	{ "MySql", "Table", &conn_mysql_store }, { "MySql", "Query", &conn_mysql_store },
+	{ "Sqlite", "Table", &conn_sqlite_store }, { "Sqlite", "Query", &conn_sqlite_store },
+	{ "Odbc", "Table", &conn_odbc_store }, { "Odbc", "Query", &conn_odbc_store },
+	{ "FileSystem", "Json", &conn_fs_store },
+	{ "HttpServer", "Json", &conn_http_store }, { "HttpServer", "DelimitedText", &conn_http_store },
+};
 
-	for (i = 0; st->datasets[i] != NULL && strcmp(st->datasets[i], dt) != 0; i++)
-		;
-	if (st->datasets[i] == NULL)
-		return fail_job(j, "InvalidRequest", false, "a %s source takes Table or Query datasets "
-		    "(got %s)", st->type, dt);
-	if (sink_secret(j, cJSON_GetObjectItemCaseSensitive(ls, "properties"), "source.linkedService.properties", "password", &pw) != 0)
+/* The store that streams ls/ds; NULL when run_copy reads it (FileSystem
+ * DelimitedText) or nothing does (*known false: the message lists them). */
+static const struct auth_store *
+copy_source_store(const char *ls, const char *ds, bool *known)
+{
+	size_t i;
+
+	*known = strcmp(ls, "FileSystem") == 0 && strcmp(ds, "DelimitedText") == 0;
+	for (i = 0; i < sizeof copy_sources / sizeof copy_sources[0]; i++)
+		if (strcmp(copy_sources[i].ls, ls) == 0 && strcmp(copy_sources[i].ds, ds) == 0) {
+			*known = true;
+			return copy_sources[i].st;
+		}
+	return NULL;
+}
+
+#define COPY_SOURCES_TEXT "FileSystem (DelimitedText, Json), HttpServer (Json, DelimitedText), " \
+	"and PostgreSql, MySql, Sqlite and Odbc (Table, Query)"
+
+/* options.timeoutSeconds: the job's deadline for reading its source. */
+static int
+copy_deadline(struct cjob *j, int *secs)
+{
+	const cJSON *opt = cJSON_GetObjectItemCaseSensitive(j->spec, "options");
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(opt, "timeoutSeconds");
+
+	*secs = COPY_DEADLINE;
+	if (v == NULL)
+		return 0;
+	if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > COPY_DEADLINE ||
+	    v->valuedouble != (double)(int)v->valuedouble)
+		return fail_job(j, "InvalidRequest", false, "options.timeoutSeconds must be a whole "
+		    "number of seconds from 1 to %d", COPY_DEADLINE);
+	*secs = (int)v->valuedouble;
+	return 0;
+}
+
+/* The linked service's store, run in full by its stream operation under the
+ * policy of a preview (the same checks: paths, hosts, local machine access,
+ * the read-only session), with the request memory limit bounding one row.
+ * The job's stop flag stops the connector too (auth_ctx.stop_also), even
+ * while it waits for a store that does not answer. */
+static int
+run_sql(struct cjob *j, struct copyrun *c, const struct auth_store *st, const cJSON *ls,
+    const cJSON *ds)
+{
+	const char *dt = str(ds, "type", "");
+	const cJSON *lp = cJSON_GetObjectItemCaseSensitive(ls, "properties");
+	struct auth_stream s = { sql_columns, sql_row, c };
+	struct auth_ctx *ac;
+	char *pw = NULL, *cs = NULL;
+	int rc, secs;
+	bool timed_out;
+
+	if (copy_deadline(j, &secs) != 0)
 		return -1;
-	memset(&ac, 0, sizeof ac);
-	ac.op = AUTH_OP_PREVIEW;
-	ac.store_type = st->type;
-	ac.props = cJSON_GetObjectItemCaseSensitive(ls, "properties");
-	ac.dataset = ds;
-	ac.dataset_type = dt;
-	ac.path = "";
-	ac.password = pw;
-	ac.policy.path_validation = j->validation;
-	ac.policy.allowed_folders = j->allowed;
-	ac.policy.local_machine_access = j->lma;
-	ac.policy.mem_limit = j->mem_limit;
-	ac.timeout_s = COPY_DEADLINE;
-	clock_gettime(CLOCK_MONOTONIC, &ac.deadline);
-	ac.deadline.tv_sec += COPY_DEADLINE;
-	rc = st->stream(&ac, &s);
-	if (pw != NULL)
-		credstore_secret_free(pw);
-	if (j->failed)
-		return -1;
-	if (c->o->err) {
-		sink_failed(j, c->o, "the sink");
+	if (sink_secret(j, lp, "source.linkedService.properties", "password", &pw) != 0 ||
+	    sink_secret(j, lp, "source.linkedService.properties", "connectionString", &cs) != 0) {
+		if (pw != NULL)
+			credstore_secret_free(pw);
 		return -1;
 	}
-	if (atomic_load(&j->stop))
-		return fail_job(j, "Stopped", true, "the job was stopped");
-	if (rc != 0 || ac.code != AUTH_OK)
-		return fail_job(j, auth_code_name(ac.code), ac.code == AUTH_E_UNREACHABLE ||
-		    ac.code == AUTH_E_INTERNAL, "%s", ac.msg);
-	return 0;
+	if ((ac = calloc(1, sizeof *ac)) == NULL) {
+		if (pw != NULL)
+			credstore_secret_free(pw);
+		if (cs != NULL)
+			credstore_secret_free(cs);
+		return fail_job(j, "Internal", true, "out of memory");
+	}
+	ac->op = AUTH_OP_PREVIEW;
+	ac->store_type = st->type;
+	ac->props = lp;
+	ac->dataset = ds;
+	ac->dataset_type = dt;
+	ac->path = "";
+	ac->password = pw;
+	ac->connection_string = cs;
+	ac->policy.path_validation = j->validation;
+	ac->policy.allowed_folders = j->allowed;
+	ac->policy.local_machine_access = j->lma;
+	ac->policy.proxy = j->pc;
+	ac->policy.mem_limit = j->mem_limit;
+	ac->stop_also = &j->stop;
+	ac->timeout_s = secs;
+	clock_gettime(CLOCK_MONOTONIC, &ac->deadline);
+	ac->deadline.tv_sec += secs;
+	rc = st->stream(ac, &s);
+	timed_out = auth_ms_left(ac) == 0 && !atomic_load(&j->stop);
+	if (pw != NULL)
+		credstore_secret_free(pw);
+	if (cs != NULL)
+		credstore_secret_free(cs);
+	if (j->failed)
+		goto out;
+	if (c->o->err) {
+		sink_failed(j, c->o, "the sink");
+		goto out;
+	}
+	if (atomic_load(&j->stop)) {
+		fail_job(j, "Stopped", true, "the job was stopped");
+		goto out;
+	}
+	if (timed_out && (rc != 0 || ac->code != AUTH_OK)) {
+		/* a store that hangs: the job's deadline, not a preview's */
+		fail_job(j, "StoreUnreachable", false, "the %s source did not finish within the job's "
+		    "deadline (options.timeoutSeconds: %d s); %llu rows were read and nothing was "
+		    "committed", st->type, secs, c->rows);
+		goto out;
+	}
+	if (rc != 0 || ac->code != AUTH_OK)
+		fail_job(j, auth_code_name(ac->code), ac->code == AUTH_E_UNREACHABLE ||
+		    ac->code == AUTH_E_INTERNAL, "%s", ac->msg);
+out:
+	rc = j->failed ? -1 : 0;
+	free(ac);
+	return rc;
 }
 
 static void
@@ -1120,7 +1201,10 @@ run_copy(struct cjob *j)
 	const char *idelim = str(ds, "columnDelimiter", ","), *iquote = str(ds, "quoteChar", "\"");
 	struct shir_error fe;
 	bool blob = strcmp(str(sink, "type", ""), "AzureBlob") == 0;
-	bool sql = strcmp(str(ls, "type", ""), "PostgreSql") == 0;
+	bool known;
+	const struct auth_store *st = copy_source_store(str(ls, "type", ""), str(ds, "type", ""),
+	    &known);
+	bool sql = st != NULL;
 	struct blob_sink *bs = NULL;
 	struct blob_secrets sec;
 	char blob_name[1100];
@@ -1128,10 +1212,9 @@ run_copy(struct cjob *j)
 	memset(&c, 0, sizeof c);
 	memset(&sec, 0, sizeof sec);
 	c.j = j;
-	if (!sql && (strcmp(str(ls, "type", ""), "FileSystem") != 0 ||
-	    strcmp(str(ds, "type", ""), "DelimitedText") != 0)) {
-		fail_job(j, "UnsupportedStoreType", false, "this node copies FileSystem DelimitedText "
-		    "and PostgreSql sources so far (got %s %s)", str(ls, "type", "?"), str(ds, "type", "?"));
+	if (!known) {
+		fail_job(j, "UnsupportedStoreType", false, "this node copies " COPY_SOURCES_TEXT
+		    " sources (got %s %s)", str(ls, "type", "?"), str(ds, "type", "?"));
 		goto out;
 	}
 	if (strcmp(str(sink, "type", ""), "FileSystem") != 0 && !blob) {
@@ -1153,7 +1236,7 @@ run_copy(struct cjob *j)
 	c.oheader = flag(fm, "firstRowAsHeader", true);
 	c.iheader = flag(ds, "firstRowAsHeader", true);
 	if (sql)
-		rel = str(ds, "table", str(ds, "type", "query"));
+		rel = str(ds, "table", str(ds, "path", str(ds, "type", "query")));
 	if (c.fmt == F_PARQUET && parquet_codec_parse(str(fm, "compression", "snappy"), &c.codec) != 0) {
 		fail_job(j, "InvalidRequest", false, "format.compression must be snappy, zstd or none");
 		goto out;
@@ -1218,7 +1301,7 @@ opened:
 	o->j = j;
 	c.o = o;
 	if (sql) {
-		if (run_sql(j, &c, ls, ds) != 0)
+		if (run_sql(j, &c, st, ls, ds) != 0)
 			goto out;
 		goto read_done;
 	}

@@ -9,8 +9,8 @@ FUZZ_TARGETS += tests/fuzz/fuzz_parquet
 tests_fuzz_fuzz_parquet_LDFLAGS = $(FUZZ_LINKFLAGS)
 check_PROGRAMS += tests/pq_write
 INTEGRATION_TESTS += tests/integration/test_parquet.py tests/integration/test_copy_node.py \
-	tests/integration/test_copy_blob.py
+	tests/integration/test_copy_blob.py tests/integration/test_copy_sources.py
 EXTRA_DIST += tests/integration/azurite.py
 EXTRA_DIST += tests/integration/parquet
 noinst_PROGRAMS += bench/parquet_bench
-EXTRA_DIST += bench/copy_bench.py bench/blob_bench.py
+EXTRA_DIST += bench/copy_bench.py bench/blob_bench.py bench/copy_sources_bench.py

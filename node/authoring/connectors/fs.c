@@ -445,7 +445,8 @@ fs_iconv_name(const char *enc)
 }
 
 /* Reads path in chunks, decodes to UTF-8 and calls feed until it returns
- * non-zero (stop), the end of the file, or the scan cap. */
+ * non-zero (stop), the end of the file, or the scan cap (none when capped
+ * is NULL: a copy reads the whole file). */
 static int
 fs_stream(struct auth_ctx *c, const char *path, const char *encoding, fs_feed_fn feed, void *arg,
     bool *capped)
@@ -457,7 +458,8 @@ fs_stream(struct auth_ctx *c, const char *path, const char *encoding, fs_feed_fn
 	int fd = -1, rc = -1;
 	ssize_t n;
 
-	*capped = false;
+	if (capped != NULL)
+		*capped = false;
 	if (ic == NULL)
 		return auth_fail(c, AUTH_E_INVALID, "dataset.encoding \"%s\" is not supported: use "
 		    "UTF-8, UTF-16, UTF-16LE, UTF-16BE, ISO-8859-1 (Latin-1) or Windows-1252", encoding);
@@ -544,7 +546,7 @@ fs_stream(struct auth_ctx *c, const char *path, const char *encoding, fs_feed_fn
 			goto out;
 		if (stop > 0 || eof)
 			break;
-		if (total >= AUTH_FILE_SCAN_MAX) {
+		if (capped != NULL && total >= AUTH_FILE_SCAN_MAX) {
 			*capped = true;
 			break;
 		}
@@ -847,6 +849,61 @@ fs_rows(struct auth_ctx *c)
 	return fs_json(c);
 }
 
+/* ---- copy jobs: the whole file --------------------------------------------- */
+
+struct fs_whole {
+	struct auth_ctx *c;
+	const char *file, *enc;
+};
+
+static int
+fs_whole_pull(void *arg, void *feeder, auth_feed_fn feed)
+{
+	struct fs_whole *p = arg;
+
+	return fs_stream(p->c, p->file, p->enc, feed, feeder, NULL);
+}
+
+/* A Json or DelimitedText file in full, under the checks of a preview
+ * (the root and the file inside the allowed folders, a regular file only,
+ * the dataset's encoding decoded to UTF-8). */
+static int
+fs_stream_op(struct auth_ctx *c, const struct auth_stream *s)
+{
+	struct fs_whole p;
+	const char *rel, *enc, *cd, *qc;
+	char *root = NULL, *file = NULL, delim, quote;
+	bool lines, header;
+	int rc = -1;
+
+	memset(&p, 0, sizeof p);
+	if ((enc = auth_ds_str(c, "encoding", false, "UTF-8")) == NULL)
+		goto out;
+	if (strcmp(c->dataset_type, "Json") == 0) {
+		if (auth_ds_bool(c, "jsonLines", false, &lines) != 0)
+			goto out;
+	} else if ((cd = auth_ds_str(c, "columnDelimiter", false, ",")) == NULL ||
+	    (qc = auth_ds_str(c, "quoteChar", false, "\"")) == NULL ||
+	    auth_ds_bool(c, "firstRowAsHeader", true, &header) != 0 ||
+	    fs_one_char(c, "columnDelimiter", cd, &delim, false) != 0 ||
+	    fs_one_char(c, "quoteChar", qc, &quote, true) != 0) {
+		goto out;
+	}
+	if (fs_file(c, &rel, &root, &file) != 0)
+		goto out;
+	p.c = c;
+	p.file = file;
+	p.enc = enc;
+	if (strcmp(c->dataset_type, "Json") == 0)
+		rc = conn_json_stream(c, lines, fs_whole_pull, &p, rel, s);
+	else
+		rc = conn_csv_stream(c, delim, quote, header, fs_whole_pull, &p, rel, s);
+out:
+	free(root);
+	free(file);
+	return rc;
+}
+
 static const char *const fs_datasets[] = { "DelimitedText", "Json", NULL };
 
 const struct auth_store conn_fs_store = {
@@ -856,4 +913,5 @@ const struct auth_store conn_fs_store = {
 	.browse = fs_browse,
 	.schema = fs_rows,
 	.preview = fs_rows,
+	.stream = fs_stream_op,
 };

@@ -29,6 +29,7 @@ struct ht {
 	auth_feed_fn feed;
 	int feed_rc;		/* 1 enough rows, -1 reader error */
 	size_t body_bytes;	/* read so far; at most the request's memory budget */
+	bool whole;		/* a copy job: the whole body, no budget for it */
 	long status;
 	bool proxied;		/* through the node's proxy */
 	size_t pidx;		/* the entry of the proxy list in use */
@@ -156,7 +157,7 @@ ht_write(char *p, size_t sz, size_t n, void *arg)
 		return t->feed == NULL && t->status < 400 ? 0 : len;
 	}
 	t->body_bytes += len;
-	if (t->c->policy.mem_limit > 0 && t->body_bytes > t->c->policy.mem_limit) {
+	if (!t->whole && t->c->policy.mem_limit > 0 && t->body_bytes > t->c->policy.mem_limit) {
 		/* an answer that goes on without giving the rows asked for */
 		auth_fail_budget(t->c, "the HttpServer answer (read without finding enough rows)");
 		return 0;
@@ -416,6 +417,46 @@ out:
 	return rc;
 }
 
+/* A Json or DelimitedText body in full for a copy job: the same request as
+ * a preview's (every address checked before curl connects, redirects
+ * followed by ht_redirect with each Location checked, the node's proxy
+ * decision, Basic credentials kept to their origin), the body handed to
+ * the reader as it arrives: while the sink is busy the write callback
+ * waits, curl stops reading and TCP holds the server back. */
+static int
+ht_stream(struct auth_ctx *c, const struct auth_stream *s)
+{
+	const char *rel = auth_ds_str(c, "relativeUrl", false, NULL), *cd, *qc;
+	struct ht t;
+	bool lines, header;
+	int rc = -1;
+
+	memset(&t, 0, sizeof t);
+	if (rel == NULL && c->code == AUTH_OK)
+		rel = auth_ds_str(c, "path", false, "");
+	if (rel == NULL || auth_ds_bool(c, "jsonLines", false, &lines) != 0 ||
+	    (cd = auth_ds_str(c, "columnDelimiter", false, ",")) == NULL ||
+	    (qc = auth_ds_str(c, "quoteChar", false, "\"")) == NULL ||
+	    auth_ds_bool(c, "firstRowAsHeader", true, &header) != 0)
+		goto out;
+	if (strcmp(c->dataset_type, "DelimitedText") == 0 && (strlen(cd) != 1 || strlen(qc) > 1 ||
+	    cd[0] == qc[0] || cd[0] == '\n' || cd[0] == '\r')) {
+		auth_fail(c, AUTH_E_INVALID, "dataset.columnDelimiter must be one character and "
+		    "dataset.quoteChar one character or empty, not the same");
+		goto out;
+	}
+	if (ht_setup(c, &t, rel) != 0)
+		goto out;
+	t.whole = true;
+	if (strcmp(c->dataset_type, "DelimitedText") == 0)
+		rc = conn_csv_stream(c, cd[0], qc[0], header, ht_pull, &t, t.url, s);
+	else
+		rc = conn_json_stream(c, lines, ht_pull, &t, t.url, s);
+out:
+	ht_free(&t);
+	return rc;
+}
+
 static const char *const ht_datasets[] = { "Json", NULL };
 
 const struct auth_store conn_http_store = {
@@ -425,4 +466,5 @@ const struct auth_store conn_http_store = {
 	.browse = NULL,
 	.schema = ht_rows,
 	.preview = ht_rows,
+	.stream = ht_stream,
 };

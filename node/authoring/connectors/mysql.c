@@ -454,7 +454,8 @@ out:
 	return rc;
 }
 
-/* The SELECT for a Table dataset; NULL after auth_fail. */
+/* The SELECT for a Table dataset (limit < 0: every row); NULL after
+ * auth_fail. */
 static char *
 my_table_sql(struct auth_ctx *c, int limit)
 {
@@ -468,7 +469,9 @@ my_table_sql(struct auth_ctx *c, int limit)
 	qs = *schema ? my_ident(schema) : NULL;
 	l = (qt ? strlen(qt) : 0) + (qs ? strlen(qs) : 0) + 64;
 	sql = qt ? malloc(l) : NULL;
-	if (sql != NULL) {
+	if (sql != NULL && limit < 0) {
+		snprintf(sql, l, "SELECT * FROM %s%s%s", qs ? qs : "", qs ? "." : "", qt);
+	} else if (sql != NULL) {
 		snprintf(sql, l, "SELECT * FROM %s%s%s LIMIT %d", qs ? qs : "", qs ? "." : "", qt,
 		    limit);
 	} else {
@@ -592,6 +595,143 @@ my_preview(struct auth_ctx *c)
 	return my_run(c, true);
 }
 
+/* One value as a copy wants it: timestamps as in a preview ('T'), a BIT(1)
+ * Boolean as true/false (the server sends the raw bit), bytes raw. */
+static const char *
+my_stream_cell(const MYSQL_FIELD *f, const char *type, const char *v, unsigned long *len,
+    char *buf, size_t buflen)
+{
+	if (v == NULL)
+		return NULL;
+	if (f->type == MYSQL_TYPE_BIT && strcmp(type, "Boolean") == 0) {
+		*len = v[0] ? 4 : 5;
+		return v[0] ? "true" : "false";
+	}
+	if (strcmp(type, "DateTime") == 0 && *len >= 19 && *len < buflen && v[10] == ' ') {
+		memcpy(buf, v, *len);
+		buf[10] = 'T';
+		return buf;
+	}
+	return v;
+}
+
+/* The whole Table or Query for a copy job: the session and transaction of
+ * every operation (read-only, the Query checked by auth_guard_sql first),
+ * read unbuffered (mysql_use_result: libmariadb holds one row, at most
+ * MYSQL_OPT_MAX_ALLOWED_PACKET = the request memory limit), so while the
+ * sink is busy the socket is not read and the server waits. The server's
+ * net_write_timeout is raised to the job's deadline, or it would drop a
+ * reader that pauses for a slow upload. Stopping (the deadline, the job
+ * stopped) kills the statement with KILL QUERY as a preview's deadline does. */
+static int
+my_stream(struct auth_ctx *c, const struct auth_stream *s)
+{
+	struct my_conn mc;
+	MYSQL_RES *res = NULL;
+	MYSQL_FIELD *f;
+	MYSQL_ROW row;
+	unsigned long *lens;
+	char *sql = NULL, set[96], why[256];
+	const char *q = NULL, **names = NULL, **types = NULL, **vals = NULL;
+	size_t *vl = NULL;
+	int *nullable = NULL;
+	char (*bufs)[40] = NULL;
+	unsigned i, n;
+	int rc = -1;
+
+	mc.m = NULL;
+	if (strcmp(c->dataset_type, "Table") != 0 &&
+	    (q = auth_ds_str(c, "query", true, NULL)) != NULL &&
+	    auth_guard_sql(q, why, sizeof why) != 0) {
+		auth_fail(c, AUTH_E_READONLY, "%s", why);
+		goto out;
+	}
+	if (c->code != AUTH_OK || my_connect(c, &mc, true) != 0)
+		goto out;
+	snprintf(set, sizeof set, "SET SESSION net_write_timeout = %d", auth_secs_for(c, 31536000));
+	if (my_query(c, &mc, set, "setting the write timeout") != 0)
+		goto out;
+	if (strcmp(c->dataset_type, "Table") == 0) {
+		if ((sql = my_table_sql(c, -1)) == NULL)
+			goto out;
+		q = sql;
+	}
+	if (my_query(c, &mc, q, "the query") != 0)
+		goto out;
+	if (mysql_more_results(mc.m)) {
+		auth_fail(c, AUTH_E_INVALID, "dataset.query must be a single statement");
+		goto out;
+	}
+	res = mysql_use_result(mc.m);
+	if (res == NULL) {
+		if (mysql_errno(mc.m))
+			my_fail(c, mc.m, "the query");
+		else
+			auth_fail(c, AUTH_E_INVALID, "dataset.query returns no rows: a copy needs a "
+			    "query that reads rows");
+		goto out;
+	}
+	n = mysql_num_fields(res);
+	f = mysql_fetch_fields(res);
+	names = calloc(n + 1, sizeof *names);
+	types = calloc(n + 1, sizeof *types);
+	vals = calloc(n + 1, sizeof *vals);
+	vl = calloc(n + 1, sizeof *vl);
+	nullable = calloc(n + 1, sizeof *nullable);
+	bufs = calloc(n + 1, sizeof *bufs);
+	if (!names || !types || !vals || !vl || !nullable || !bufs) {
+		auth_fail(c, AUTH_E_INTERNAL, "out of memory");
+		goto stop;
+	}
+	for (i = 0; i < n; i++) {
+		names[i] = f[i].name;
+		types[i] = my_type(f[i].type, f[i].flags, f[i].length, f[i].charsetnr);
+		nullable[i] = !(f[i].flags & NOT_NULL_FLAG);
+	}
+	if (s->columns(s->arg, n, names, types, nullable) != 0)
+		goto stop;
+	while ((row = my_fetch(c, &mc, res)) != NULL) {
+		lens = mysql_fetch_lengths(res);
+		for (i = 0; i < n; i++) {
+			unsigned long l = lens[i];
+
+			vals[i] = my_stream_cell(&f[i], types[i], row[i], &l, bufs[i], sizeof bufs[i]);
+			vl[i] = l;
+		}
+		if (s->row(s->arg, n, vals, vl) != 0 || auth_should_stop(c))
+			goto stop;
+	}
+	if (mysql_errno(mc.m)) {
+		if (auth_should_stop(c) && mc.killed)
+			auth_fail_timeout(c, "the query");
+		else
+			my_fail(c, mc.m, "reading the rows");
+		goto out;
+	}
+	rc = 0;
+	goto out;
+stop:
+	/* the server is still sending: stop the statement rather than read
+	 * the rest of the table to free the result */
+	if (!mc.killed)
+		my_kill(c, &mc, mc.id);
+	mc.killed = true;
+	if (c->code == AUTH_OK)
+		auth_fail(c, AUTH_E_SHUTDOWN, "the copy was stopped");
+out:
+	if (res)
+		mysql_free_result(res);
+	free(sql);
+	free(names);
+	free(types);
+	free(vals);
+	free(vl);
+	free(nullable);
+	free(bufs);
+	mysql_close(mc.m);
+	return rc;
+}
+
 static const char *const my_datasets[] = { "Table", "Query", NULL };
 
 const struct auth_store conn_mysql_store = {
@@ -601,4 +741,5 @@ const struct auth_store conn_mysql_store = {
 	.browse = my_browse,
 	.schema = my_schema,
 	.preview = my_preview,
+	.stream = my_stream,
 };

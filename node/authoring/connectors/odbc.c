@@ -466,7 +466,7 @@ od_session_read_only(struct auth_ctx *c, struct od *o)
 }
 
 static int
-od_connect(struct auth_ctx *c, struct od *o)
+od_connect_as(struct auth_ctx *c, struct od *o, bool whole)
 {
 	const char *user = auth_prop_str(c, "username", false, NULL);
 	bool psql = false;
@@ -490,7 +490,10 @@ od_connect(struct auth_ctx *c, struct od *o)
 	    (c->password && od_append(cs, sizeof cs, "PWD", c->password) != 0) ||
 	    (psql && od_append(cs, sizeof cs, "pqopt", "passfile=/nonexistent/shir-no-file "
 	    "sslcert=/nonexistent/shir-no-file sslkey=/nonexistent/shir-no-file "
-	    "gssencmode=disable") != 0)) {
+	    "gssencmode=disable") != 0) ||
+	    (psql && whole && !strcasestr(c->connection_string, "usedeclarefetch") &&
+	    (od_append(cs, sizeof cs, "UseDeclareFetch", "1") != 0 ||
+	    od_append(cs, sizeof cs, "Fetch", "1000") != 0))) {
 		explicit_bzero(cs, sizeof cs);
 		return auth_fail(c, AUTH_E_INVALID, "the connection string is too long");
 	}
@@ -536,6 +539,12 @@ out:
 	if (rc != 0)
 		od_close(o);
 	return rc;
+}
+
+static int
+od_connect(struct auth_ctx *c, struct od *o)
+{
+	return od_connect_as(c, o, false);
 }
 
 static int
@@ -685,6 +694,7 @@ struct od_guard {
 	pthread_t th;
 	atomic_int done;
 	atomic_int tripped;	/* 1: budget, 2: deadline */
+	bool whole;		/* a copy: no budget for the whole answer */
 };
 
 static bool
@@ -783,7 +793,7 @@ od_guard_run(void *arg)
 		unsigned long long rx;
 
 		nanosleep(&tick, NULL);
-		if (g->c->policy.mem_limit > 0 && od_sock_rx(g->fd, &rx) &&
+		if (g->c->policy.mem_limit > 0 && !g->whole && od_sock_rx(g->fd, &rx) &&
 		    rx - g->base > g->c->policy.mem_limit) {
 			atomic_store(&g->tripped, 1);
 			shutdown(g->fd, SHUT_RDWR);
@@ -804,10 +814,11 @@ od_guard_run(void *arg)
 }
 
 static void
-od_guard_start(struct od_guard *g, struct auth_ctx *c, struct od *o)
+od_guard_start(struct od_guard *g, struct auth_ctx *c, struct od *o, bool whole)
 {
 	memset(g, 0, sizeof *g);
 	g->c = c;
+	g->whole = whole;
 	g->st = o->st;
 	g->fd = od_driver_socket(o);
 	if (g->fd >= 0 && (!od_sock_rx(g->fd, &g->base) ||
@@ -895,7 +906,7 @@ od_run(struct auth_ctx *c, bool preview)
 	/* values are cut at AUTH_VALUE_MAX and read through a buffer of that
 	 * size; drivers that honour it need not hold more of a long value */
 	SQLSetStmtAttr(o.st, SQL_ATTR_MAX_LENGTH, (SQLPOINTER)(SQLULEN)(AUTH_VALUE_MAX + 1), 0);
-	od_guard_start(&g, c, &o);
+	od_guard_start(&g, c, &o, false);
 	r = SQLExecDirect(o.st, (SQLCHAR *)q, SQL_NTS);
 	if (!SQL_SUCCEEDED(r) && r != SQL_NO_DATA) {
 		od_stmt_fail(c, &g, &o, "the query");
@@ -983,6 +994,209 @@ od_preview(struct auth_ctx *c)
 	return od_run(c, true);
 }
 
+/* The SELECT of a Table dataset, or the Query (checked by auth_guard_sql
+ * on MySQL/MariaDB drivers); NULL after auth_fail. *sql is what to free. */
+static const char *
+od_statement(struct auth_ctx *c, struct od *o, char **sql)
+{
+	const char *q;
+
+	*sql = NULL;
+	if (strcmp(c->dataset_type, "Table") == 0) {
+		const char *schema = auth_ds_str(c, "schema", false, NULL);
+		const char *table = auth_ds_str(c, "table", true, NULL);
+		size_t l;
+
+		if (table == NULL || c->code != AUTH_OK)
+			return NULL;
+		if (strchr(table, '"') || (schema && strchr(schema, '"'))) {
+			auth_fail(c, AUTH_E_INVALID, "dataset.table and dataset.schema must not contain "
+			    "double quotes for ODBC stores");
+			return NULL;
+		}
+		l = strlen(table) + (schema ? strlen(schema) : 0) + 32;
+		if ((*sql = malloc(l)) == NULL) {
+			auth_fail(c, AUTH_E_INTERNAL, "out of memory");
+			return NULL;
+		}
+		snprintf(*sql, l, "SELECT * FROM %s%s%s\"%s\"", schema ? "\"" : "", schema ? schema : "",
+		    schema ? "\"." : "", table);
+		return *sql;
+	}
+	if ((q = auth_ds_str(c, "query", true, NULL)) == NULL)
+		return NULL;
+	if (o->mysql) {
+		char why[256];
+
+		if (auth_guard_sql(q, why, sizeof why) != 0) {
+			auth_fail(c, AUTH_E_READONLY, "%s", why);
+			return NULL;
+		}
+	}
+	return q;
+}
+
+/* One whole value with SQLGetData, in pieces, into *buf (grown, at most
+ * cap bytes for the row): 0, 1 for a null, -1 after auth_fail. */
+static int
+od_value(struct auth_ctx *c, struct od_guard *g, struct od *o, SQLUSMALLINT col, bool bin,
+    char **buf, size_t *size, size_t *used, size_t cap, size_t *len)
+{
+	size_t start = *used;
+
+	for (;;) {
+		SQLLEN ind = 0;
+		size_t room, got;
+		SQLRETURN r;
+
+		if (*size - *used < 4096) {
+			size_t ns = *size * 2;
+			char *nb;
+
+			if (ns > cap + 4096)
+				ns = cap + 4096;
+			if (ns <= *size || *used >= cap)
+				return auth_fail_budget(c, "one row of the ODBC answer");
+			if ((nb = realloc(*buf, ns)) == NULL)
+				return auth_fail(c, AUTH_E_INTERNAL, "out of memory");
+			*buf = nb;
+			*size = ns;
+		}
+		room = *size - *used;
+		r = SQLGetData(o->st, col, bin ? SQL_C_BINARY : SQL_C_CHAR, *buf + *used,
+		    (SQLLEN)room, &ind);
+		if (r == SQL_NO_DATA)
+			break;
+		if (!SQL_SUCCEEDED(r))
+			return od_stmt_fail(c, g, o, "reading a value");
+		if (ind == SQL_NULL_DATA)
+			return 1;
+		/* a piece fills the buffer (less the text's terminator) while
+		 * more is left (01004); the last piece says its length */
+		if (r == SQL_SUCCESS_WITH_INFO && (ind == SQL_NO_TOTAL || (size_t)ind >= room -
+		    (bin ? 0 : 1))) {
+			got = room - (bin ? 0 : 1);
+			*used += got;
+			continue;
+		}
+		got = (size_t)ind;
+		*used += got;
+		break;
+	}
+	*len = *used - start;
+	return 0;
+}
+
+/* The whole Table or Query for a copy job: the connection of every
+ * operation (the keyword allowlist, every host checked, read-only session,
+ * no autocommit and rolled back), the statement without SQL_ATTR_MAX_ROWS,
+ * then SQLFetch and SQLGetData in pieces: a row may hold up to the request
+ * memory limit. What the driver itself buffers is the driver's: psqlODBC is
+ * given UseDeclareFetch=1 (a cursor, 1,000 rows at a time) unless the
+ * connection string sets it. The guard thread cancels at the deadline. */
+static int
+od_stream(struct auth_ctx *c, const struct auth_stream *s)
+{
+	struct od o;
+	struct od_guard g = { .fd = -1 };
+	char *sql = NULL, *buf = NULL, (*names)[256] = NULL;
+	const char *q, **np = NULL, **types = NULL, **vals = NULL;
+	size_t *vl = NULL, *off = NULL, size = 65536, used, cap;
+	int *nullable = NULL, rc = -1, v;
+	SQLSMALLINT ncols = 0, i;
+	SQLRETURN r;
+
+	cap = c->policy.mem_limit > 0 ? c->policy.mem_limit : (size_t)256 << 20;
+	if (od_connect_as(c, &o, true) != 0)
+		return -1;
+	if ((q = od_statement(c, &o, &sql)) == NULL)
+		goto out;
+	od_guard_start(&g, c, &o, true);
+	r = SQLExecDirect(o.st, (SQLCHAR *)q, SQL_NTS);
+	if (!SQL_SUCCEEDED(r) && r != SQL_NO_DATA) {
+		od_stmt_fail(c, &g, &o, "the query");
+		goto out;
+	}
+	SQLNumResultCols(o.st, &ncols);
+	if (ncols <= 0) {
+		auth_fail(c, AUTH_E_READONLY, "dataset.query returns no rows, so it is not a read: "
+		    "authoring is read-only and rolled it back; a copy needs a query that reads rows");
+		goto out;
+	}
+	names = calloc((size_t)ncols, sizeof *names);
+	np = calloc((size_t)ncols, sizeof *np);
+	types = calloc((size_t)ncols, sizeof *types);
+	vals = calloc((size_t)ncols, sizeof *vals);
+	vl = calloc((size_t)ncols, sizeof *vl);
+	off = calloc((size_t)ncols, sizeof *off);
+	nullable = calloc((size_t)ncols, sizeof *nullable);
+	buf = malloc(size);
+	if (!names || !np || !types || !vals || !vl || !off || !nullable || !buf) {
+		auth_fail(c, AUTH_E_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < ncols; i++) {
+		SQLSMALLINT nl, dt, dd, nul;
+		SQLULEN sz;
+
+		SQLDescribeCol(o.st, (SQLUSMALLINT)(i + 1), (SQLCHAR *)names[i], sizeof names[i], &nl,
+		    &dt, &sz, &dd, &nul);
+		np[i] = names[i];
+		types[i] = od_type(dt);
+		nullable[i] = nul == SQL_NO_NULLS ? 0 : nul == SQL_NULLABLE ? 1 : -1;
+	}
+	if (s->columns(s->arg, (size_t)ncols, np, types, nullable) != 0)
+		goto stopped;
+	while ((r = SQLFetch(o.st)) != SQL_NO_DATA) {
+		if (!SQL_SUCCEEDED(r)) {
+			od_stmt_fail(c, &g, &o, "reading the rows");
+			goto out;
+		}
+		used = 0;
+		for (i = 0; i < ncols; i++) {
+			bool bin = strcmp(types[i], "ByteArray") == 0;
+
+			off[i] = used;
+			v = od_value(c, &g, &o, (SQLUSMALLINT)(i + 1), bin, &buf, &size, &used, cap,
+			    &vl[i]);
+			if (v < 0)
+				goto out;
+			off[i] = v == 1 ? (size_t)-1 : off[i];
+			if (v == 0 && !bin) {
+				buf[off[i] + vl[i]] = '\0';
+				used++;		/* its terminator, so the next one starts after */
+			}
+		}
+		for (i = 0; i < ncols; i++) {
+			vals[i] = off[i] == (size_t)-1 ? NULL : buf + off[i];
+			if (vals[i] != NULL && strcmp(types[i], "DateTime") == 0 && vl[i] >= 19 &&
+			    vals[i][10] == ' ')
+				buf[off[i] + 10] = 'T';
+		}
+		if (s->row(s->arg, (size_t)ncols, vals, vl) != 0 || auth_should_stop(c))
+			goto stopped;
+	}
+	rc = 0;
+	goto out;
+stopped:
+	SQLCancel(o.st);
+	if (c->code == AUTH_OK)
+		auth_fail(c, AUTH_E_SHUTDOWN, "the copy was stopped");
+out:
+	od_guard_stop(&g);
+	free(buf);
+	free(sql);
+	free(names);
+	free(np);
+	free(types);
+	free(vals);
+	free(vl);
+	free(off);
+	free(nullable);
+	od_close(&o);
+	return rc;
+}
+
 static const char *const od_datasets[] = { "Table", "Query", NULL };
 
 const struct auth_store conn_odbc_store = {
@@ -992,4 +1206,5 @@ const struct auth_store conn_odbc_store = {
 	.browse = od_browse,
 	.schema = od_schema,
 	.preview = od_preview,
+	.stream = od_stream,
 };

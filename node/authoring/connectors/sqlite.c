@@ -604,6 +604,108 @@ sq_preview(struct auth_ctx *c)
 	return sq_run(c, true);
 }
 
+/* The whole Table or Query for a copy job, one sqlite3_step at a time: the
+ * connection of every operation (read-only, DEFENSIVE, the authorizer, no
+ * ATTACH, the statement checked with sqlite3_stmt_readonly), SQLite's heap
+ * for this connection within the request memory limit (a value or row
+ * larger fails), the progress handler stopping it at the deadline or when
+ * the job stops. Column types: the declared ones, else the first row's. */
+static int
+sq_stream(struct auth_ctx *c, const struct auth_stream *s)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	const char **names = NULL, **types = NULL, **vals = NULL;
+	size_t *vl = NULL;
+	int *nullable = NULL;
+	char (*bufs)[40] = NULL;
+	int rc = -1, r, i, n;
+	bool cols = false;
+
+	if (sq_open(c, &db) != 0)
+		return -1;
+	if (sq_prepare(c, db, &st, -1) != 0)	/* LIMIT -1: every row */
+		goto out;
+	n = sqlite3_column_count(st);
+	names = calloc((size_t)n + 1, sizeof *names);
+	types = calloc((size_t)n + 1, sizeof *types);
+	vals = calloc((size_t)n + 1, sizeof *vals);
+	vl = calloc((size_t)n + 1, sizeof *vl);
+	nullable = calloc((size_t)n + 1, sizeof *nullable);
+	bufs = calloc((size_t)n + 1, sizeof *bufs);
+	if (!names || !types || !vals || !vl || !nullable || !bufs) {
+		auth_fail(c, AUTH_E_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (r = sqlite3_step(st);; r = sqlite3_step(st)) {
+		if (r != SQLITE_ROW && r != SQLITE_DONE) {
+			if (auth_should_stop(c))
+				auth_fail_timeout(c, "the query");
+			else
+				sq_fail(c, db, r, "running the query");
+			goto out;
+		}
+		if (!cols) {
+			for (i = 0; i < n; i++) {
+				const char *t = sq_type(sqlite3_column_decltype(st, i));
+
+				names[i] = sqlite3_column_name(st, i);
+				types[i] = t ? t : r == SQLITE_ROW ?
+				    sq_value_type(sqlite3_column_type(st, i)) : "String";
+				nullable[i] = -1;
+			}
+			if (s->columns(s->arg, (size_t)n, names, types, nullable) != 0)
+				goto stopped;
+			cols = true;
+		}
+		if (r == SQLITE_DONE)
+			break;
+		for (i = 0; i < n; i++) {
+			int ct = sqlite3_column_type(st, i);
+
+			if (ct == SQLITE_NULL) {
+				vals[i] = NULL;
+				vl[i] = 0;
+			} else if (strcmp(types[i], "ByteArray") == 0) {
+				vals[i] = sqlite3_column_blob(st, i);
+				vl[i] = (size_t)sqlite3_column_bytes(st, i);
+				if (vals[i] == NULL)
+					vals[i] = "";
+			} else {
+				vals[i] = (const char *)sqlite3_column_text(st, i);
+				vl[i] = (size_t)sqlite3_column_bytes(st, i);
+				if (vals[i] == NULL) {
+					auth_fail_budget(c, "a value of the SQLite answer");
+					goto out;
+				}
+				if (strcmp(types[i], "DateTime") == 0 && vl[i] >= 19 &&
+				    vl[i] < sizeof bufs[i] && vals[i][10] == ' ') {
+					memcpy(bufs[i], vals[i], vl[i]);
+					bufs[i][10] = 'T';
+					vals[i] = bufs[i];
+				}
+			}
+		}
+		if (s->row(s->arg, (size_t)n, vals, vl) != 0 || auth_should_stop(c))
+			goto stopped;
+	}
+	rc = 0;
+	goto out;
+stopped:
+	if (c->code == AUTH_OK)
+		auth_fail(c, AUTH_E_SHUTDOWN, "the copy was stopped");
+out:
+	free(names);
+	free(types);
+	free(vals);
+	free(vl);
+	free(nullable);
+	free(bufs);
+	sqlite3_finalize(st);
+	sq_close(db);
+	return rc;
+}
+
 static const char *const sq_datasets[] = { "Table", "Query", NULL };
 
 const struct auth_store conn_sqlite_store = {
@@ -613,4 +715,5 @@ const struct auth_store conn_sqlite_store = {
 	.browse = sq_browse,
 	.schema = sq_schema,
 	.preview = sq_preview,
+	.stream = sq_stream,
 };
