@@ -13,6 +13,11 @@ Microsoft's SDK (@azure/storage-blob uploadFile, 4 MiB blocks, 4 at once);
 its time is the sum of both. shird's peak RSS (VmHWM) is read before and
 after the copies.
 
+With BENCH_PERF=PREFIX set, `perf record -g -p <shird>` runs during each
+job and writes PREFIX.DelimitedText and PREFIX.Parquet (perf report -i ...).
+Each job's line also gives writer_wait_ms: the time the job waited for a free
+uploader (from shird's log).
+
 Use a build without sanitizers (../configure in build-bench).
 """
 import os
