@@ -1,5 +1,7 @@
-"""What the relay benchmarks share (bench/relay_bench.py, bench/relay_attack.py):
-processes they start and always stop, free loopback ports, /proc figures."""
+"""What the benchmarks share: processes they start and always stop, free loopback
+ports, /proc figures (bench/relay_bench.py, bench/relay_attack.py), and for the
+copy benchmarks (bench/copy_bench.py, bench/blob_bench.py) a relay with a
+registered shird running copy jobs, and a job timed from submission to its end."""
 import re
 import socket
 import subprocess
@@ -56,3 +58,44 @@ def cleanup():
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def copy_node(h, allowed=None, extra="[node]\ncopy_jobs = 1\n"):
+    """A real shir-relay with a runtime "bench" and a real shird registered with its node
+    key and restarted (the runner starts with a registered node), for copy benchmarks.
+    Needs tests/integration on sys.path. Returns the relay, the node, a sender (Send key)
+    and the node's idle VmRSS in KiB."""
+    from authnode import Node
+    from relaytest import Relay, decode_key
+    import test_relay_jobs
+
+    r = Relay(h)
+    printed = [w for w in r.cli("ir", "create", "bench").stdout.split() if w.startswith("IR@v1@")]
+    r.keys["bench"] = {decode_key(w)["keyName"]: decode_key(w) for w in printed}
+    node_key = [w for w in printed if decode_key(w)["keyName"] == "node-key1"][0]
+    r.start()
+    kw = {"allowed": allowed} if allowed else {}
+    n = Node(h, extra=extra, **kw)
+    h.run([h.bin("shirctl"), "--socket", n.sock, "--conf", n.conf, "register-node", "-", "bench-node"],
+          input=node_key + "\n", check=0)
+    n.p.wait_log(r"event=channel\.connected")
+    n.stop_clean()
+    n = Node(h, extra=extra, **kw)
+    n.p.wait_log(r"event=copy\.started")
+    return r, n, test_relay_jobs.Client(r, hc="bench"), status_kb(n.p.pid, "VmRSS")
+
+
+def run_job(snd, spec, poll=0.02, on_poll=None):
+    """Submits a copy job and polls it until it is final; returns (seconds, the job).
+    on_poll, if given, is called at each poll (e.g. to sample the node's RSS)."""
+    t0 = time.monotonic()
+    st, j = snd.call("POST", "", spec)
+    assert st == 201, (st, j)
+    while True:
+        st, g = snd.call("GET", "/" + j["id"])
+        if g["state"] not in ("Queued", "Running"):
+            break
+        if on_poll:
+            on_poll()
+        time.sleep(poll)
+    return time.monotonic() - t0, g

@@ -13,6 +13,11 @@ Microsoft's SDK (@azure/storage-blob uploadFile, 4 MiB blocks, 4 at once);
 its time is the sum of both. shird's peak RSS (VmHWM) is read before and
 after the copies.
 
+With BENCH_PERF=PREFIX set, `perf record -g -p <shird>` runs during each
+job and writes PREFIX.DelimitedText and PREFIX.Parquet (perf report -i ...).
+Each job's line also gives writer_wait_ms: the time the job waited for a free
+uploader (from shird's log).
+
 Use a build without sanitizers (../configure in build-bench).
 """
 import os
@@ -28,11 +33,9 @@ os.environ["SHIR_BUILDDIR"] = BUILD
 os.environ.setdefault("SHIR_SRCDIR", os.path.join(HERE, ".."))
 
 import shirtest  # noqa: E402
-from authnode import Node  # noqa: E402
 from azurite import Azurite  # noqa: E402
-from relaytest import Relay, decode_key  # noqa: E402
+from benchlib import copy_node, run_job, status_kb  # noqa: E402
 from stores import READER, READER_PASSWORD, Postgres  # noqa: E402
-import test_relay_jobs  # noqa: E402
 
 shirtest._tests.clear()
 
@@ -45,36 +48,14 @@ GRANT SELECT ON bench_orders TO %s;
 """
 
 
-def kb(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
-
-
 def main():
     h = shirtest.Harness("blobbench")
     pg = Postgres()
     try:
         pg.sql(TABLE % (ROWS - 1, READER))
-        r = Relay(h)
-        printed = [w for w in r.cli("ir", "create", "bench").stdout.split() if w.startswith("IR@v1@")]
-        r.keys["bench"] = {decode_key(w)["keyName"]: decode_key(w) for w in printed}
-        node_key = [w for w in printed if decode_key(w)["keyName"] == "node-key1"][0]
-        r.start()
         az = Azurite(h)
         az.mkcontainer("landing")
-        extra = "[node]\ncopy_jobs = 1\n"
-        n = Node(h, extra=extra)
-        h.run([h.bin("shirctl"), "--socket", n.sock, "--conf", n.conf, "register-node", "-", "bench-node"],
-              input=node_key + "\n", check=0)
-        n.p.wait_log(r"event=channel\.connected")
-        n.stop_clean()
-        n = Node(h, extra=extra)
-        n.p.wait_log(r"event=copy\.started")
-        snd = test_relay_jobs.Client(r, hc="bench")
-        idle_rss = kb(n.p.pid, "VmRSS")
+        r, n, snd, idle_rss = copy_node(h)
         sas = az.sas("landing", "cw")
         print("rows=%d shird_idle_rss_kb=%d" % (ROWS, idle_rss))
         results = []
@@ -97,18 +78,23 @@ def main():
                     "sink": {"type": "AzureBlob", "accountUrl": az.url, "container": "landing",
                              "sasToken": sas, "path": name},
                     "format": {"type": fmt}}
-            t0 = time.monotonic()
-            st, j = snd.call("POST", "", spec)
-            assert st == 201, (st, j)
-            while True:
-                st, g = snd.call("GET", "/" + j["id"])
-                if g["state"] not in ("Queued", "Running"):
-                    break
-                time.sleep(0.02)
-            dt = time.monotonic() - t0
+            perf = None
+            if os.environ.get("BENCH_PERF"):	# profile shird during this job: perf record -g
+                perf = subprocess.Popen(["perf", "record", "-g", "-o", os.environ["BENCH_PERF"] + "." + fmt,
+                                         "-p", str(n.p.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(1)
+            dt, j = run_job(snd, spec)
+            g = j
+            if perf is not None:
+                perf.send_signal(2)
+                perf.wait()
             assert g["state"] == "Succeeded" and g["result"]["rowsWritten"] == ROWS, g
             results.append(("shird job -> " + fmt, dt, g["result"]["bytesWritten"]))
-        hwm = kb(n.p.pid, "VmHWM")
+            for line in n.p.log().splitlines():	# where the job waited for its uploaders
+                if "event=job.blob_committed" in line and j["id"] in line:
+                    print(fmt, "blocks=%s" % line.split("blocks=")[1].split()[0],
+                          "writer_wait_ms=%s" % line.split("writer_wait_ms=")[1].split()[0])
+        hwm = status_kb(n.p.pid, "VmHWM")
         base = results[0][1]
         print("%-28s %9s %12s %10s %8s %14s" % ("copy", "seconds", "rows/s", "MB/s out", "vs base", "blob bytes"))
         for name, dt, outb in results:

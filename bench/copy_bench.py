@@ -27,19 +27,9 @@ ROWS = int(sys.argv[2]) if len(sys.argv) > 2 else 1000000
 os.environ["SHIR_BUILDDIR"] = BUILD
 
 import shirtest  # noqa: E402
-from authnode import Node  # noqa: E402
-from relaytest import Relay, decode_key  # noqa: E402
-import test_relay_jobs  # noqa: E402
+from benchlib import copy_node, run_job, status_kb  # noqa: E402
 
 shirtest._tests.clear()
-
-
-def kb(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def main():
@@ -55,21 +45,8 @@ def main():
                 f.write("%d;customer-%d;%d.%02d;2026-%02d-%02d %02d:%02d:00;\"n; %d\"\n" % (
                     i, i % 100000, i % 9973, i % 100, 1 + i % 12, 1 + i % 28, i % 24, i % 60, i))
         size = os.path.getsize(src)
-        r = Relay(h)
-        printed = [w for w in r.cli("ir", "create", "bench").stdout.split() if w.startswith("IR@v1@")]
-        r.keys["bench"] = {decode_key(w)["keyName"]: decode_key(w) for w in printed}
-        node_key = [w for w in printed if decode_key(w)["keyName"] == "node-key1"][0]
-        r.start()
         extra = "writable_folders = %s\n[node]\ncopy_jobs = 1\n" % out
-        n = Node(h, allowed=data, extra=extra)
-        h.run([h.bin("shirctl"), "--socket", n.sock, "--conf", n.conf, "register-node", "-", "bench-node"],
-              input=node_key + "\n", check=0)
-        n.p.wait_log(r"event=channel\.connected")
-        n.stop_clean()
-        n = Node(h, allowed=data, extra=extra)
-        n.p.wait_log(r"event=copy\.started")
-        snd = test_relay_jobs.Client(r, hc="bench")
-        idle_rss = kb(n.p.pid, "VmRSS")
+        r, n, snd, idle_rss = copy_node(h, allowed=data, extra=extra)
         print("rows=%d source_bytes=%d shird_idle_rss_kb=%d" % (ROWS, size, idle_rss))
         results = []
 
@@ -86,18 +63,10 @@ def main():
             spec = {"source": {"linkedService": {"type": "FileSystem", "properties": {"root": data}},
                                "dataset": {"type": "DelimitedText", "path": "orders.csv", "columnDelimiter": ";"}},
                     "sink": {"type": "FileSystem", "folder": out, "path": name}, "format": {"type": fmt}}
-            t0 = time.monotonic()
-            st, j = snd.call("POST", "", spec)
-            assert st == 201, (st, j)
-            while True:
-                st, g = snd.call("GET", "/" + j["id"])
-                if g["state"] not in ("Queued", "Running"):
-                    break
-                time.sleep(0.02)
-            dt = time.monotonic() - t0
+            dt, g = run_job(snd, spec)
             assert g["state"] == "Succeeded" and g["result"]["rowsWritten"] == ROWS, g
             results.append(("shird job -> " + fmt, dt, os.path.getsize(os.path.join(out, name))))
-        hwm = kb(n.p.pid, "VmHWM")
+        hwm = status_kb(n.p.pid, "VmHWM")
         base = results[0][1]
         print("%-28s %9s %12s %10s %8s %14s" % ("copy", "seconds", "rows/s", "MB/s", "vs cp", "output bytes"))
         for name, dt, outb in results:

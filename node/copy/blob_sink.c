@@ -22,7 +22,17 @@
 
 #define API_VERSION "2021-08-06"
 #define ANSWER_MAX 8192		/* bytes of an error answer kept */
-#define BLOCK_ID_LEN 64		/* base64 of 48 bytes */
+#define ID_RAW 57		/* "shir-2-%06u-%010zu-" and the block's MD5 in hex */
+#define BLOCK_ID_LEN 76		/* its base64 (57 bytes: no padding) */
+#define IDS_PER_PAGE 1024
+
+/* A block in the uploaders' hands: its buffer, number and length. */
+struct slot {
+	char *buf;
+	size_t len;
+	unsigned idx;
+	bool busy;
+};
 
 struct blob_sink {
 	struct blob_target t;
@@ -31,23 +41,28 @@ struct blob_sink {
 	char *block;		/* the block being filled */
 	size_t used;
 	unsigned nblocks;
-	char *list;		/* the block list's XML body, as blocks are sent */
-	size_t list_len, list_cap;
+	/* the block ids in order, written by the uploaders (fixed pages, so
+	 * the writer never moves one an uploader writes to) */
+	char *ids[BLOB_MAX_BLOCKS / IDS_PER_PAGE + 1];
 	EVP_MD_CTX *md5;
 	char md5_b64[32];
-	CURL *easy;
 	bool loopback;
-	/* the uploader thread: one block in flight while the other fills */
-	char *spare;
-	pthread_t th;
-	bool th_started;
+	/* the uploaders: BLOB_IN_FLIGHT threads, each with its slot and its
+	 * curl handle, while the writer fills one more buffer */
+	struct slot slot[BLOB_IN_FLIGHT];
+	CURL *easy[BLOB_IN_FLIGHT];
+	pthread_t th[BLOB_IN_FLIGHT];
+	int nth;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	bool busy, quit, ufailed;
-	const char *pend;
-	size_t pend_len;
-	unsigned pend_idx;
+	bool quit, ufailed;
 	struct blob_error uerr;
+	/* resuming: the ids (raw, sorted) of the uncommitted blocks the service
+	 * already holds for this blob, read once before the first block */
+	char *have;
+	size_t nhave;
+	unsigned skipped;
+	unsigned long long wait_ns;	/* the writer waiting for a free slot */
 };
 
 static int
@@ -134,20 +149,24 @@ host_is_loopback(const char *url)
 	    strncmp(h, "[::1]", 5) == 0;
 }
 
-/* The block id of block i: base64 of 48 bytes fixed by the job and i. */
+/* The raw block id of block i: its number, its length and its MD5, so an
+ * id the service already holds names these very bytes (the service checked
+ * the MD5 when it took the block). */
 static void
-block_id(const struct blob_sink *b, unsigned i, char *out)
+block_raw_id(unsigned i, size_t len, const unsigned char md5[16], char out[ID_RAW + 1])
 {
-	char raw[49];
+	int k;
 
-	snprintf(raw, sizeof raw, "shir-%-36.36s-%06u", b->t.job_id, i);
-	b64((const unsigned char *)raw, 48, out);
+	snprintf(out, ID_RAW + 1, "shir-2-%06u-%010zu-", i, len);
+	for (k = 0; k < 16; k++)
+		snprintf(out + 25 + 2 * k, 3, "%02x", md5[k]);
 }
 
 struct answer {
 	char body[ANSWER_MAX];
 	size_t n;
 	char errcode[96];
+	struct blob_list_parser *lp;	/* Get Block List: the names as they come */
 };
 
 static size_t
@@ -156,6 +175,8 @@ on_answer(char *p, size_t sz, size_t nm, void *arg)
 	struct answer *a = arg;
 	size_t n = sz * nm, k = n < sizeof a->body - 1 - a->n ? n : sizeof a->body - 1 - a->n;
 
+	if (a->lp != NULL)
+		blob_list_feed(a->lp, p, n);
 	memcpy(a->body + a->n, p, k);
 	a->n += k;
 	a->body[a->n] = '\0';
@@ -186,8 +207,9 @@ on_header(char *p, size_t sz, size_t nm, void *arg)
 /* One PUT with its body; status in *status. query is "comp=..." (decoded
  * value pairs for signing are given in canon, "\nname:value" lines). */
 static CURLcode
-put_once(struct blob_sink *b, const char *query, const char *canon, const char *body, size_t len,
-    const char *md5_hdr, const char *extra, struct answer *a, long *status, char *cerr)
+put_once(struct blob_sink *b, CURL *easy, const char *verb, const char *query, const char *canon,
+    const char *body, size_t len, const char *md5_hdr, const char *extra, struct answer *a,
+    long *status, char *cerr)
 {
 	struct curl_slist *h = NULL, *res = b->t.resolve ? curl_slist_append(NULL, b->t.resolve) : NULL;
 	char url[4096], date[64], hdr[512], len_s[32];
@@ -224,8 +246,8 @@ put_once(struct blob_sink *b, const char *query, const char *canon, const char *
 
 			snprintf(xh, sizeof xh, "%.*s:%s\n", (int)(c - x), x, c + 1 + (c[1] == ' '));
 		}
-		if (asprintf(&sts, "PUT\n\n\n%s\n%s\n\n\n\n\n\n\n\n%sx-ms-date:%s\nx-ms-version:%s\n/%s%s%s",
-		    len ? len_s : "", md5_hdr ? md5_hdr : "", xh, date, API_VERSION, b->t.account,
+		if (asprintf(&sts, "%s\n\n\n%s\n%s\n\n\n\n\n\n\n\n%sx-ms-date:%s\nx-ms-version:%s\n/%s%s%s",
+		    verb, len ? len_s : "", md5_hdr ? md5_hdr : "", xh, date, API_VERSION, b->t.account,
 		    b->path, canon) < 0 || blob_sharedkey_sign(b->t.key, sts, sig, sizeof sig) != 0) {
 			free(sts);
 			curl_slist_free_all(h);
@@ -237,53 +259,58 @@ put_once(struct blob_sink *b, const char *query, const char *canon, const char *
 		snprintf(hdr, sizeof hdr, "Authorization: SharedKey %s:%s", b->t.account, sig);
 		h = curl_slist_append(h, hdr);
 	}
-	curl_easy_reset(b->easy);
-	curl_easy_setopt(b->easy, CURLOPT_URL, url);
-	curl_easy_setopt(b->easy, CURLOPT_CUSTOMREQUEST, "PUT");
-	curl_easy_setopt(b->easy, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(b->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	curl_easy_setopt(b->easy, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(b->easy, CURLOPT_WRITEFUNCTION, on_answer);
-	curl_easy_setopt(b->easy, CURLOPT_WRITEDATA, a);
-	curl_easy_setopt(b->easy, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(b->easy, CURLOPT_HEADERDATA, a);
-	curl_easy_setopt(b->easy, CURLOPT_ERRORBUFFER, cerr);
-	curl_easy_setopt(b->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(b->easy, CURLOPT_CONNECTTIMEOUT, 15L);
+	curl_easy_reset(easy);
+	curl_easy_setopt(easy, CURLOPT_URL, url);
+	if (strcmp(verb, "PUT") == 0) {
+		curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, "PUT");
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	}
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_answer);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, a);
+	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(easy, CURLOPT_HEADERDATA, a);
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, cerr);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, 15L);
 	/* a store that hangs: less than 1 KiB/s for 30 s ends the request */
-	curl_easy_setopt(b->easy, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-	curl_easy_setopt(b->easy, CURLOPT_LOW_SPEED_TIME, 30L);
-	curl_easy_setopt(b->easy, CURLOPT_PROTOCOLS_STR, b->loopback ? "http,https" : "https");
-	curl_easy_setopt(b->easy, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(b->easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, 30L);
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, b->loopback ? "http,https" : "https");
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (b->t.ca_file)
-		curl_easy_setopt(b->easy, CURLOPT_CAINFO, b->t.ca_file);
-	curl_easy_setopt(b->easy, CURLOPT_NOPROXY, "");
+		curl_easy_setopt(easy, CURLOPT_CAINFO, b->t.ca_file);
+	curl_easy_setopt(easy, CURLOPT_NOPROXY, "");
 	/* the job's thread may decide (PAC may fetch): never the loop's */
 	if (b->t.pc != NULL && proxy_decide(b->t.pc, url, &dec) == 0 && !dec.direct && dec.nproxies > 0)
-		proxy_curl_setup(b->t.pc, b->easy, dec.proxies[0]);
+		proxy_curl_setup(b->t.pc, easy, dec.proxies[0]);
 	else
-		curl_easy_setopt(b->easy, CURLOPT_PROXY, "");
+		curl_easy_setopt(easy, CURLOPT_PROXY, "");
 	if (res != NULL)	/* the address local machine access checked, and no other */
-		curl_easy_setopt(b->easy, CURLOPT_RESOLVE, res);
-	rc = curl_easy_perform(b->easy);
-	curl_easy_getinfo(b->easy, CURLINFO_RESPONSE_CODE, status);
+		curl_easy_setopt(easy, CURLOPT_RESOLVE, res);
+	rc = curl_easy_perform(easy);
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, status);
 	curl_slist_free_all(h);
 	curl_slist_free_all(res);
 	return rc;
 }
 
 static const char *
-what_of(const char *query)
+what_of(const char *verb, const char *query)
 {
+	if (strcmp(verb, "GET") == 0)
+		return "Get Block List";
 	return strncmp(query, "comp=blocklist", 14) == 0 ? "Put Block List" : "Put Block";
 }
 
 /* A PUT with retries for what another try may cure (5xx, 408, 429, the
  * network), and a precise error for the rest. */
 static int
-put(struct blob_sink *b, const char *query, const char *canon, const char *body, size_t len,
-    const char *md5_hdr, const char *extra, struct blob_error *e)
+put(struct blob_sink *b, CURL *easy, const char *verb, const char *query, const char *canon,
+    const char *body, size_t len, const char *md5_hdr, const char *extra,
+    struct blob_list_parser *lp, struct blob_error *e)
 {
 	int attempt, wait = b->t.backoff_ms > 0 ? b->t.backoff_ms : 1000;
 	int tries = b->t.retries > 0 ? b->t.retries : 5;
@@ -297,7 +324,10 @@ put(struct blob_sink *b, const char *query, const char *canon, const char *body,
 		int slept;
 
 		memset(&a, 0, sizeof a);
-		rc = put_once(b, query, canon, body, len, md5_hdr, extra, &a, &st, cerr);
+		a.lp = lp;
+		if (lp != NULL)
+			blob_list_reset(lp);
+		rc = put_once(b, easy, verb, query, canon, body, len, md5_hdr, extra, &a, &st, cerr);
 		if (rc == CURLE_OK && st >= 200 && st < 300)
 			return 0;
 		if (rc == CURLE_BAD_FUNCTION_ARGUMENT)
@@ -309,30 +339,30 @@ put(struct blob_sink *b, const char *query, const char *canon, const char *body,
 			if (rc != CURLE_OK)
 				return fail(e, rc == CURLE_PEER_FAILED_VERIFICATION ? "AuthenticationFailed" :
 				    "StoreUnreachable", again, "%s of %s failed after %d attempt%s: %s",
-				    what_of(query), b->url, attempt, attempt == 1 ? "" : "s",
+				    what_of(verb, query), b->url, attempt, attempt == 1 ? "" : "s",
 				    cerr[0] ? cerr : curl_easy_strerror(rc));
 			if (st == 403)
-				return fail(e, "AuthenticationFailed", false, "%s of %s: 403 %s: %s", what_of(query),
+				return fail(e, "AuthenticationFailed", false, "%s of %s: 403 %s: %s", what_of(verb, query),
 				    b->url, a.errcode[0] ? a.errcode : "Forbidden", b->t.sas ?
 				    "the SAS does not allow write to this blob (check its permissions sp=w or "
 				    "sp=cw, its expiry and its signature)" :
 				    "the storage account refused the shared key signature (check the "
 				    "account name and key)");
 			if (st == 404)
-				return fail(e, "NotFound", false, "%s of %s: 404 %s: %s", what_of(query), b->url,
+				return fail(e, "NotFound", false, "%s of %s: 404 %s: %s", what_of(verb, query), b->url,
 				    a.errcode[0] ? a.errcode : "NotFound",
 				    strcmp(a.errcode, "ContainerNotFound") == 0 ? "container not found (create "
 				    "it first: the node does not create containers)" : "not found");
 			if (st == 409)
-				return fail(e, "StoreError", false, "%s of %s: 409 %s: %s", what_of(query), b->url,
+				return fail(e, "StoreError", false, "%s of %s: 409 %s: %s", what_of(verb, query), b->url,
 				    a.errcode[0] ? a.errcode : "Conflict",
 				    strstr(a.errcode, "Lease") ? "the blob has an active lease; break it or "
 				    "choose another name" : "the blob's state conflicts with the write");
-			return fail(e, "StoreError", again, "%s of %s: HTTP %ld %s%s", what_of(query), b->url,
+			return fail(e, "StoreError", again, "%s of %s: HTTP %ld %s%s", what_of(verb, query), b->url,
 			    st, a.errcode, again ? " (after retries)" : "");
 		}
 		log_warn("copy", "event=blob.retry what=%s status=%ld error=%s attempt=%d wait_ms=%d",
-		    log_q(what_of(query)), st, log_q(rc != CURLE_OK ? cerr : a.errcode), attempt, wait);
+		    log_q(what_of(verb, query)), st, log_q(rc != CURLE_OK ? cerr : a.errcode), attempt, wait);
 		for (slept = 0; slept < wait; slept += 100) {
 			if (b->t.stop != NULL && atomic_load(b->t.stop))
 				return fail(e, "Stopped", true, "the job was stopped");
@@ -342,90 +372,249 @@ put(struct blob_sink *b, const char *query, const char *canon, const char *body,
 	}
 }
 
-static int
-list_add(struct blob_sink *b, const char *s, size_t n)
-{
-	if (b->list_len + n + 1 > b->list_cap) {
-		size_t cap = b->list_cap ? b->list_cap * 2 : 4096;
-		char *p;
+/* ---- the uncommitted block list (Get Block List), read as it streams --------- */
 
-		while (cap < b->list_len + n + 1)
-			cap *= 2;
-		if ((p = realloc(b->list, cap)) == NULL)
-			return -1;
-		b->list = p;
-		b->list_cap = cap;
-	}
-	memcpy(b->list + b->list_len, s, n);
-	b->list_len += n;
-	b->list[b->list_len] = '\0';
-	return 0;
+static bool
+is_ours(const char *name, size_t n, char raw[ID_RAW + 1])
+{
+	unsigned char dec[BLOCK_ID_LEN];
+
+	if (n != BLOCK_ID_LEN || EVP_DecodeBlock(dec, (const unsigned char *)name, BLOCK_ID_LEN) !=
+	    ID_RAW || memcmp(dec, "shir-2-", 7) != 0)
+		return false;
+	memcpy(raw, dec, ID_RAW);
+	raw[ID_RAW] = '\0';
+	return true;
 }
 
-/* Put Block of block idx (the uploader's thread, or the caller's). */
-static int
-upload_block(struct blob_sink *b, unsigned idx, const char *data, size_t len, struct blob_error *e)
+void
+blob_list_reset(struct blob_list_parser *p)
 {
-	char id[BLOCK_ID_LEN + 1], esc[3 * BLOCK_ID_LEN + 1], q[300], canon[200], md5b[32];
+	p->nc = 0;
+	p->n = 0;
+	p->in_uncommitted = false;
+}
+
+/* Handles the complete tags at the start of the carry; returns how many
+ * bytes it used (the rest waits for more). */
+static size_t
+list_scan(struct blob_list_parser *p, bool last)
+{
+	size_t at = 0;
+
+	while (at < p->nc) {
+		char *lt = memchr(p->carry + at, '<', p->nc - at), *gt;
+		size_t tl;
+
+		if (lt == NULL)
+			return p->nc;
+		at = (size_t)(lt - p->carry);
+		gt = memchr(lt, '>', p->nc - at);
+		if (gt == NULL)
+			break;
+		tl = (size_t)(gt - lt) + 1;
+		if (tl >= 19 && memcmp(lt, "<UncommittedBlocks", 18) == 0 && (lt[18] == '>' || lt[18] == ' '))
+			p->in_uncommitted = lt[tl - 2] != '/';
+		else if (tl >= 20 && memcmp(lt, "</UncommittedBlocks>", 20) == 0)
+			p->in_uncommitted = false;
+		else if (tl == 6 && memcmp(lt, "<Name>", 6) == 0) {
+			char *v = gt + 1, *end;
+			size_t rest = p->nc - (size_t)(v - p->carry);
+			char raw[ID_RAW + 1];
+
+			end = rest >= 7 ? memmem(v, rest, "</Name>", 7) : NULL;
+			if (end == NULL)
+				break;
+			if (p->in_uncommitted && p->n < p->max &&
+			    is_ours(v, (size_t)(end - v), raw)) {
+				if (p->n == p->cap) {
+					size_t cap = p->cap ? p->cap * 2 : 64;
+					char *ni = realloc(p->ids, cap * ID_RAW);
+
+					if (ni == NULL)
+						return p->nc;	/* fewer skips, never a wrong one */
+					p->ids = ni;
+					p->cap = cap;
+				}
+				memcpy(p->ids + p->n * ID_RAW, raw, ID_RAW);
+				p->n++;
+			}
+			at = (size_t)(end - p->carry) + 7;
+			continue;
+		}
+		at += tl;
+	}
+	/* an unfinished tag: kept unless it already fills the carry (then it
+	 * is nothing of ours, and is dropped) */
+	if (!last && at < p->nc && p->nc - at < sizeof p->carry)
+		return at;
+	return p->nc;
+}
+
+void
+blob_list_feed(struct blob_list_parser *p, const char *d, size_t n)
+{
+	while (n > 0) {
+		size_t k = sizeof p->carry - p->nc < n ? sizeof p->carry - p->nc : n, used;
+
+		memcpy(p->carry + p->nc, d, k);
+		p->nc += k;
+		d += k;
+		n -= k;
+		used = list_scan(p, false);
+		if (used == 0 && p->nc == sizeof p->carry)
+			used = 1;	/* a tag longer than the carry: skip its '<' */
+		memmove(p->carry, p->carry + used, p->nc - used);
+		p->nc -= used;
+	}
+}
+
+static int
+raw_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, ID_RAW);
+}
+
+size_t
+blob_list_count(const struct blob_list_parser *p)
+{
+	return p->n;
+}
+
+void
+blob_list_free(struct blob_list_parser *p)
+{
+	free(p->ids);
+	p->ids = NULL;
+	p->n = p->cap = 0;
+}
+
+/* A new attempt: the ids of the uncommitted blocks the service holds for
+ * this blob (left by an attempt that did not commit). A service that does
+ * not answer (a SAS without read permission, no such blob yet) means
+ * nothing to skip: every block is sent. */
+static void
+read_uncommitted(struct blob_sink *b)
+{
+	struct blob_list_parser lp;
+	struct blob_error e;
+
+	memset(&lp, 0, sizeof lp);
+	memset(&e, 0, sizeof e);
+	lp.max = 2 * BLOB_MAX_BLOCKS;
+	if (put(b, b->easy[0], "GET", "comp=blocklist&blocklisttype=uncommitted",
+	    "\nblocklisttype:uncommitted\ncomp:blocklist", NULL, 0, NULL, NULL, &lp, &e) != 0) {
+		log_info("copy", "event=blob.resume_none url=%s why=%s", log_q(b->url), log_q(e.msg));
+		blob_list_free(&lp);
+		return;
+	}
+	qsort(lp.ids, lp.n, ID_RAW, raw_cmp);
+	b->have = lp.ids;
+	b->nhave = lp.n;
+	log_info("copy", "event=blob.resume url=%s uncommitted_blocks=%zu", log_q(b->url), lp.n);
+}
+
+/* ---- blocks ---------------------------------------------------------------------- */
+
+/* Put Block of the block in slot s (an uploader's thread): skipped when the
+ * service already holds a block of this id (the same number, length and
+ * MD5: the same bytes). */
+static int
+upload_block(struct blob_sink *b, int s, struct blob_error *e)
+{
+	struct slot *sl = &b->slot[s];
+	char raw[ID_RAW + 1], *id, esc[3 * BLOCK_ID_LEN + 1], q[300], canon[200], md5b[32];
 	unsigned char dg[EVP_MAX_MD_SIZE];
 	unsigned dl = 0, i, o = 0;
 
-	block_id(b, idx, id);
+	EVP_Digest(sl->buf, sl->len, dg, &dl, EVP_md5(), NULL);
+	block_raw_id(sl->idx, sl->len, dg, raw);
+	id = b->ids[sl->idx / IDS_PER_PAGE] + (sl->idx % IDS_PER_PAGE) * (BLOCK_ID_LEN + 1);
+	b64((const unsigned char *)raw, ID_RAW, id);
+	if (b->nhave > 0 && bsearch(raw, b->have, b->nhave, ID_RAW, raw_cmp) != NULL) {
+		pthread_mutex_lock(&b->mu);
+		b->skipped++;
+		pthread_mutex_unlock(&b->mu);
+		return 0;
+	}
 	for (i = 0; id[i]; i++)
 		if (id[i] == '+' || id[i] == '/' || id[i] == '=')
 			o += (unsigned)sprintf(esc + o, "%%%02X", (unsigned char)id[i]);
 		else
 			esc[o++] = id[i];
 	esc[o] = '\0';
-	EVP_Digest(data, len, dg, &dl, EVP_md5(), NULL);
 	b64(dg, dl, md5b);
 	snprintf(q, sizeof q, "comp=block&blockid=%s", esc);
 	snprintf(canon, sizeof canon, "\nblockid:%s\ncomp:block", id);
-	return put(b, q, canon, data, len, md5b, NULL, e);
+	return put(b, b->easy[s], "PUT", q, canon, sl->buf, sl->len, md5b, NULL, NULL, e);
 }
 
-/* The uploader: sends the block handed over while the caller fills the
- * other buffer (two blocks in memory, one in flight). */
+struct uploader_arg {
+	struct blob_sink *b;
+	int s;
+};
+
+/* An uploader: sends the blocks handed to its slot while the writer fills
+ * another buffer. */
 static void *
 uploader(void *arg)
 {
-	struct blob_sink *b = arg;
+	struct uploader_arg *ua = arg;
+	struct blob_sink *b = ua->b;
+	int s = ua->s;
 
+	free(ua);
 	pthread_mutex_lock(&b->mu);
 	for (;;) {
 		struct blob_error e;
+		bool skip;
 		int rc;
 
-		while (!b->busy && !b->quit)
+		while (!b->slot[s].busy && !b->quit)
 			pthread_cond_wait(&b->cv, &b->mu);
-		if (!b->busy)
+		if (!b->slot[s].busy)
 			break;
+		skip = b->ufailed;	/* another block failed: the job fails anyway */
 		pthread_mutex_unlock(&b->mu);
 		memset(&e, 0, sizeof e);
-		rc = upload_block(b, b->pend_idx, b->pend, b->pend_len, &e);
+		rc = skip ? 0 : upload_block(b, s, &e);
 		pthread_mutex_lock(&b->mu);
 		if (rc != 0 && !b->ufailed) {
 			b->ufailed = true;
 			b->uerr = e;
 		}
-		b->busy = false;
+		b->slot[s].busy = false;
 		pthread_cond_broadcast(&b->cv);
 	}
 	pthread_mutex_unlock(&b->mu);
 	return NULL;
 }
 
-/* Waits for the uploader to be idle; -1 with its error if a block failed. */
-static int
-wait_idle(struct blob_sink *b, struct blob_error *e)
+static void
+add_ns(struct blob_sink *b, const struct timespec *t0)
 {
-	int rc = 0;
+	struct timespec t1;
 
-	if (!b->th_started)
-		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	b->wait_ns += (unsigned long long)((t1.tv_sec - t0->tv_sec) * 1000000000LL +
+	    (t1.tv_nsec - t0->tv_nsec));
+}
+
+/* Waits until every block handed over is in; -1 with the error if one failed. */
+static int
+wait_all(struct blob_sink *b, struct blob_error *e)
+{
+	int rc = 0, s;
+	bool busy = true;
+
 	pthread_mutex_lock(&b->mu);
-	while (b->busy)
-		pthread_cond_wait(&b->cv, &b->mu);
+	while (busy) {
+		busy = false;
+		for (s = 0; s < b->nth; s++)
+			busy |= b->slot[s].busy;
+		if (busy)
+			pthread_cond_wait(&b->cv, &b->mu);
+	}
 	if (b->ufailed) {
 		*e = b->uerr;
 		rc = -1;
@@ -435,34 +624,65 @@ wait_idle(struct blob_sink *b, struct blob_error *e)
 }
 
 static int
+start_uploaders(struct blob_sink *b, struct blob_error *e)
+{
+	for (; b->nth < BLOB_IN_FLIGHT; b->nth++) {
+		struct uploader_arg *ua = malloc(sizeof *ua);
+
+		if (ua == NULL)
+			return fail(e, "Internal", true, "out of memory");
+		ua->b = b;
+		ua->s = b->nth;
+		if (pthread_create(&b->th[b->nth], NULL, uploader, ua) != 0) {
+			free(ua);
+			return fail(e, "Internal", true, "cannot start the uploader threads");
+		}
+	}
+	return 0;
+}
+
+/* Hands the filled block to a free uploader (waiting for one: the reader's
+ * backpressure) and takes that uploader's spare buffer to fill next. */
+static int
 send_block(struct blob_sink *b, struct blob_error *e)
 {
-	char id[BLOCK_ID_LEN + 1], x[128], *t;
+	unsigned page = b->nblocks / IDS_PER_PAGE;
+	struct timespec t0;
+	char *t;
+	int s, free_s = -1;
 
 	if (b->nblocks >= BLOB_MAX_BLOCKS)
 		return fail(e, "StoreError", false, "the blob needs more than %d blocks of %zu bytes: "
 		    "raise sink.blockSizeMB", BLOB_MAX_BLOCKS, b->t.block_size);
-	block_id(b, b->nblocks, id);
-	snprintf(x, sizeof x, "<Latest>%s</Latest>", id);
-	if (list_add(b, x, strlen(x)) != 0)
+	if (b->ids[page] == NULL &&
+	    (b->ids[page] = calloc(IDS_PER_PAGE, BLOCK_ID_LEN + 1)) == NULL)
 		return fail(e, "Internal", true, "out of memory");
-	if (!b->th_started) {
-		if (pthread_create(&b->th, NULL, uploader, b) != 0)
-			return fail(e, "Internal", true, "cannot start the uploader thread");
-		b->th_started = true;
-	}
-	if (wait_idle(b, e) != 0)
+	if (b->nth < BLOB_IN_FLIGHT && start_uploaders(b, e) != 0)
 		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pthread_mutex_lock(&b->mu);
-	b->pend = b->block;
-	b->pend_len = b->used;
-	b->pend_idx = b->nblocks;
-	b->busy = true;
+	for (;;) {
+		if (b->ufailed) {
+			*e = b->uerr;
+			pthread_mutex_unlock(&b->mu);
+			return -1;
+		}
+		for (s = 0; s < b->nth && free_s < 0; s++)
+			if (!b->slot[s].busy)
+				free_s = s;
+		if (free_s >= 0)
+			break;
+		pthread_cond_wait(&b->cv, &b->mu);
+	}
+	t = b->slot[free_s].buf;
+	b->slot[free_s].buf = b->block;
+	b->slot[free_s].len = b->used;
+	b->slot[free_s].idx = b->nblocks;
+	b->slot[free_s].busy = true;
 	pthread_cond_broadcast(&b->cv);
 	pthread_mutex_unlock(&b->mu);
-	t = b->block;		/* fill the other buffer meanwhile */
-	b->block = b->spare;
-	b->spare = t;
+	add_ns(b, &t0);
+	b->block = t;
 	b->nblocks++;
 	b->used = 0;
 	return 0;
@@ -475,6 +695,7 @@ blob_sink_new(const struct blob_target *t, struct blob_error *e)
 	char *c = NULL, *n = NULL, *u = NULL;
 	const char *au = t->account_url, *p;
 	size_t aul = strlen(au);
+	int s;
 
 	if (b == NULL) {
 		fail(e, "Internal", true, "out of memory");
@@ -507,19 +728,23 @@ blob_sink_new(const struct blob_target *t, struct blob_error *e)
 	p = strstr(u, "://") + 3;
 	p += strcspn(p, "/");
 	b->path = strdup(p);
+	/* buffers are touched only as they fill: a small blob costs little */
 	b->block = malloc(b->t.block_size);
-	b->spare = malloc(b->t.block_size);
 	b->md5 = EVP_MD_CTX_new();
-	b->easy = curl_easy_init();
-	if (b->path == NULL || b->block == NULL || b->spare == NULL || b->md5 == NULL || b->easy == NULL ||
-	    EVP_DigestInit_ex(b->md5, EVP_md5(), NULL) != 1 ||
-	    list_add(b, "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>", 49) != 0) {
-		fail(e, "Internal", true, "out of memory");
-		goto bad;
-	}
+	if (b->path == NULL || b->block == NULL || b->md5 == NULL ||
+	    EVP_DigestInit_ex(b->md5, EVP_md5(), NULL) != 1)
+		goto nomem;
+	for (s = 0; s < BLOB_IN_FLIGHT; s++)
+		if ((b->slot[s].buf = malloc(b->t.block_size)) == NULL ||
+		    (b->easy[s] = curl_easy_init()) == NULL)
+			goto nomem;
 	free(c);
 	free(n);
+	if (t->resume)
+		read_uncommitted(b);
 	return b;
+nomem:
+	fail(e, "Internal", true, "out of memory");
 bad:
 	free(c);
 	free(n);
@@ -549,24 +774,47 @@ blob_sink_write(struct blob_sink *b, const void *p, size_t n, struct blob_error 
 int
 blob_sink_commit(struct blob_sink *b, struct blob_error *e)
 {
+	static const char head[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>";
 	unsigned char dg[EVP_MAX_MD_SIZE];
-	unsigned dl = 0;
-	char x[200], lmd5[32];
+	unsigned dl = 0, i;
+	char x[200], lmd5[32], *list;
+	size_t len = 0;
+	int rc;
 
 	if (b->used > 0 && send_block(b, e) != 0)
 		return -1;
-	if (wait_idle(b, e) != 0)	/* every block is in before the list */
+	if (wait_all(b, e) != 0)	/* every block is in before the list */
 		return -1;
-	if (list_add(b, "</BlockList>", 12) != 0)
+	list = malloc(sizeof head + (size_t)b->nblocks * (BLOCK_ID_LEN + 17) + 16);
+	if (list == NULL)
 		return fail(e, "Internal", true, "out of memory");
+	len += (size_t)sprintf(list, "%s", head);
+	for (i = 0; i < b->nblocks; i++)
+		len += (size_t)sprintf(list + len, "<Latest>%s</Latest>",
+		    b->ids[i / IDS_PER_PAGE] + (i % IDS_PER_PAGE) * (BLOCK_ID_LEN + 1));
+	len += (size_t)sprintf(list + len, "</BlockList>");
 	EVP_DigestFinal_ex(b->md5, dg, &dl);
 	b64(dg, dl, b->md5_b64);
-	EVP_Digest(b->list, b->list_len, dg, &dl, EVP_md5(), NULL);
+	EVP_Digest(list, len, dg, &dl, EVP_md5(), NULL);
 	b64(dg, dl, lmd5);
 	snprintf(x, sizeof x, "x-ms-blob-content-md5: %s", b->md5_b64);
 	/* x-ms-blob-content-type is left to the service's default: one x-ms-
 	 * header to sign besides date and version keeps the signing simple */
-	return put(b, "comp=blocklist", "\ncomp:blocklist", b->list, b->list_len, lmd5, x, e);
+	rc = put(b, b->easy[0], "PUT", "comp=blocklist", "\ncomp:blocklist", list, len, lmd5, x, NULL, e);
+	free(list);
+	return rc;
+}
+
+unsigned
+blob_sink_skipped(const struct blob_sink *b)
+{
+	return b->skipped;
+}
+
+unsigned long long
+blob_sink_wait_ms(const struct blob_sink *b)
+{
+	return b->wait_ns / 1000000;
 }
 
 const char *
@@ -590,24 +838,32 @@ blob_sink_md5(const struct blob_sink *b)
 void
 blob_sink_free(struct blob_sink *b)
 {
+	int s;
+	unsigned i;
+
 	if (b == NULL)
 		return;
-	if (b->th_started) {
+	if (b->nth > 0) {
 		pthread_mutex_lock(&b->mu);
 		b->quit = true;
 		pthread_cond_broadcast(&b->cv);
 		pthread_mutex_unlock(&b->mu);
-		pthread_join(b->th, NULL);
+		for (s = 0; s < b->nth; s++)
+			pthread_join(b->th[s], NULL);
 	}
 	pthread_mutex_destroy(&b->mu);
 	pthread_cond_destroy(&b->cv);
-	if (b->easy)
-		curl_easy_cleanup(b->easy);
+	for (s = 0; s < BLOB_IN_FLIGHT; s++) {
+		if (b->easy[s])
+			curl_easy_cleanup(b->easy[s]);
+		free(b->slot[s].buf);
+	}
+	for (i = 0; i < sizeof b->ids / sizeof b->ids[0]; i++)
+		free(b->ids[i]);
 	EVP_MD_CTX_free(b->md5);
 	free(b->url);
 	free(b->path);
 	free(b->block);
-	free(b->spare);
-	free(b->list);
+	free(b->have);
 	free(b);
 }

@@ -401,6 +401,7 @@ out_flush(struct out *o)
 	size_t off = 0;
 
 	EVP_DigestUpdate(o->md, o->buf, o->n);	/* hashed a buffer at a time, not per cell */
+	atomic_store_explicit(&o->j->bytes, o->bytes, memory_order_relaxed);	/* progress */
 	if (o->bs != NULL) {
 		/* blocks while a block is uploaded: the reader waits (backpressure) */
 		if (blob_sink_write(o->bs, o->buf, o->n, &o->be) != 0)
@@ -431,7 +432,11 @@ out_write(void *arg, const void *d, size_t n)
 	if (o->err)
 		return -1;
 	o->bytes += n;
-	atomic_store(&o->j->bytes, o->bytes);
+	if (n <= sizeof o->buf - o->n) {	/* the common case: it fits */
+		memcpy(o->buf + o->n, p, n);
+		o->n += n;
+		return 0;
+	}
 	while (n > 0) {
 		size_t k = sizeof o->buf - o->n < n ? sizeof o->buf - o->n : n;
 
@@ -459,8 +464,10 @@ struct copyrun {
 	struct parquet_writer *pw;
 	char **names;
 	char **types;			/* the source's column types (SQL), else NULL: String */
+	char **jkeys;			/* JSON Lines: ",\"name\":" per column, escaped once */
 	size_t ncols;
 	enum parquet_codec codec;
+	bool special[256];		/* the bytes that make a CSV field quoted */
 	bool have_cols;
 	unsigned long long rows;
 	struct shir_error e;
@@ -487,13 +494,20 @@ fail_job(struct cjob *j, const char *code, bool retryable, const char *fmt, ...)
 	return -1;
 }
 
+/* A field, quoted when it holds the delimiter, the quote or a line break
+ * (one pass over it, with the table of those bytes). */
 static void
 csv_cell(struct copyrun *c, const char *s, size_t n)
 {
-	bool q = c->oquote && (memchr(s, c->odelim, n) || memchr(s, c->oquote, n) ||
-	    memchr(s, '\n', n) || memchr(s, '\r', n));
 	size_t i, st = 0;
+	bool q = false;
 
+	if (c->oquote)
+		for (i = 0; i < n; i++)
+			if (c->special[(unsigned char)s[i]]) {
+				q = true;
+				break;
+			}
 	if (!q) {
 		out_write(c->o, s, n);
 		return;
@@ -579,6 +593,27 @@ start_output(struct copyrun *c)
 		free(pc);
 		if (c->pw == NULL)
 			return fail_job(c->j, "InvalidRequest", false, "%s", c->e.msg);
+	} else if (c->fmt == F_JSONL) {
+		struct out *o = c->o, tmp;
+
+		/* each key escaped once, by json_str writing into a scratch output */
+		if ((c->jkeys = calloc(n, sizeof *c->jkeys)) == NULL)
+			return -1;
+		for (i = 0; i < n; i++) {
+			if (strlen(c->names[i]) > 4096)	/* escaped, it must fit the scratch buffer */
+				return fail_job(c->j, "StoreError", false, "column %zu's name is longer "
+				    "than 4 KiB", i + 1);
+			memset(&tmp, 0, sizeof tmp);
+			tmp.j = o->j;
+			c->o = &tmp;
+			out_write(&tmp, i ? "," : "{", 1);
+			json_str(c, c->names[i], strlen(c->names[i]));
+			out_write(&tmp, ":", 1);
+			c->o = o;
+			if (tmp.err || tmp.n == sizeof tmp.buf ||
+			    (c->jkeys[i] = strndup(tmp.buf, tmp.n)) == NULL)
+				return -1;
+		}
 	} else if (c->fmt == F_CSV && c->oheader) {
 		for (i = 0; i < n; i++) {
 			if (i)
@@ -626,9 +661,7 @@ on_record(void *arg, const struct csv_field *f, size_t n)
 			csv_cell(c, f[i].data, f[i].len);
 			break;
 		case F_JSONL:
-			out_write(c->o, i ? "," : "{", 1);
-			json_str(c, c->names[i], strlen(c->names[i]));
-			out_write(c->o, ":", 1);
+			out_write(c->o, c->jkeys[i], strlen(c->jkeys[i]));
 			json_str(c, f[i].data, f[i].len);
 			break;
 		case F_PARQUET:
@@ -654,7 +687,7 @@ on_record(void *arg, const struct csv_field *f, size_t n)
 		return 1;
 	}
 	c->rows++;
-	atomic_store(&c->j->rows, c->rows);
+	atomic_store_explicit(&c->j->rows, c->rows, memory_order_relaxed);
 	return 0;
 }
 
@@ -908,6 +941,7 @@ blob_open(struct cjob *j, const cJSON *sink, enum fmt fmt, struct blob_secrets *
 	t.key = sec->key;
 	t.account = an;
 	t.job_id = j->id;
+	t.resume = j->dequeue_count > 1;	/* an earlier attempt may have left blocks */
 	t.block_size = BLOB_BLOCK_DEFAULT;
 	if (bsz != NULL) {
 		double mb = cJSON_GetNumberValue(bsz);
@@ -961,11 +995,13 @@ blob_result(struct cjob *j, const struct copyrun *c, const struct out *o, struct
 	cJSON_AddStringToObject(f, "url", blob_sink_url(bs));
 	cJSON_AddNumberToObject(f, "bytes", (double)o->bytes);
 	cJSON_AddNumberToObject(f, "blocks", blob_sink_blocks(bs));
+	cJSON_AddNumberToObject(f, "blocksSkipped", blob_sink_skipped(bs));
 	cJSON_AddStringToObject(f, "contentMd5", blob_sink_md5(bs));
 	cJSON_AddStringToObject(f, "sha256", sha);
 	cJSON_AddItemToArray(files, f);
-	log_info("copy", "event=job.blob_committed job=%s url=%s bytes=%llu blocks=%u", j->id,
-	    log_q(blob_sink_url(bs)), o->bytes, blob_sink_blocks(bs));
+	log_info("copy", "event=job.blob_committed job=%s url=%s bytes=%llu blocks=%u "
+	    "blocks_skipped=%u writer_wait_ms=%llu", j->id, log_q(blob_sink_url(bs)), o->bytes,
+	    blob_sink_blocks(bs), blob_sink_skipped(bs), blob_sink_wait_ms(bs));
 }
 
 /* ---- SQL sources (the connectors' stream operation) --------------------------- */
@@ -1016,9 +1052,7 @@ sql_row(void *arg, size_t n, const char *const *v, const size_t *l)
 				csv_cell(c, v[i], l[i]);
 			break;
 		case F_JSONL:
-			out_write(c->o, i ? "," : "{", 1);
-			json_str(c, c->names[i], strlen(c->names[i]));
-			out_write(c->o, ":", 1);
+			out_write(c->o, c->jkeys[i], strlen(c->jkeys[i]));
 			if (v[i] == NULL)
 				out_write(c->o, "null", 4);
 			else
@@ -1041,7 +1075,7 @@ sql_row(void *arg, size_t n, const char *const *v, const size_t *l)
 	if (c->o->err)
 		return -1;
 	c->rows++;
-	atomic_store(&c->j->rows, c->rows);
+	atomic_store_explicit(&c->j->rows, c->rows, memory_order_relaxed);
 	return 0;
 }
 
@@ -1234,6 +1268,8 @@ run_copy(struct cjob *j)
 	c.odelim = str(fm, "columnDelimiter", ",")[0] ? str(fm, "columnDelimiter", ",")[0] : ',';
 	c.oquote = str(fm, "quoteChar", "\"")[0];
 	c.oheader = flag(fm, "firstRowAsHeader", true);
+	c.special[(unsigned char)c.odelim] = c.special[(unsigned char)c.oquote] = true;
+	c.special['\n'] = c.special['\r'] = true;
 	c.iheader = flag(ds, "firstRowAsHeader", true);
 	if (sql)
 		rel = str(ds, "table", str(ds, "path", str(ds, "type", "query")));
@@ -1411,6 +1447,9 @@ out:
 		for (i = 0; c.types != NULL && i < c.ncols; i++)
 			free(c.types[i]);
 		free(c.types);
+		for (i = 0; c.jkeys != NULL && i < c.ncols; i++)
+			free(c.jkeys[i]);
+		free(c.jkeys);
 	}
 	parquet_writer_free(c.pw);
 	blob_sink_free(bs);

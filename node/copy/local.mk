@@ -7,10 +7,12 @@ libshir_a_SOURCES += node/copy/parquet.c node/copy/parquet.h node/copy/blob_sink
 UNIT_TESTS += tests/unit/test_parquet tests/unit/test_blob_sink
 FUZZ_TARGETS += tests/fuzz/fuzz_parquet
 tests_fuzz_fuzz_parquet_LDFLAGS = $(FUZZ_LINKFLAGS)
+FUZZ_TARGETS += tests/fuzz/fuzz_blob_list
+tests_fuzz_fuzz_blob_list_LDFLAGS = $(FUZZ_LINKFLAGS)
 check_PROGRAMS += tests/pq_write
 INTEGRATION_TESTS += tests/integration/test_parquet.py tests/integration/test_copy_node.py \
 	tests/integration/test_copy_blob.py tests/integration/test_copy_sources.py
 EXTRA_DIST += tests/integration/azurite.py
 EXTRA_DIST += tests/integration/parquet
 noinst_PROGRAMS += bench/parquet_bench
-EXTRA_DIST += bench/copy_bench.py bench/blob_bench.py bench/copy_sources_bench.py
+EXTRA_DIST += bench/copy_bench.py bench/blob_bench.py bench/copy_sources_bench.py bench/copy_rss_bench.py

@@ -40,6 +40,15 @@ const svc = new BlobServiceClient(url, cred);
     console.log(JSON.stringify({ size: p.contentLength,
       md5: p.contentMD5 ? Buffer.from(p.contentMD5).toString("base64") : null,
       committed: bl.committedBlocks.length, uncommitted: (bl.uncommittedBlocks || []).length }));
+  } else if (cmd === "uncommitted") {   // container blob: the uncommitted blocks' count (0: no blob)
+    const b = svc.getContainerClient(a[0]).getBlockBlobClient(a[1]);
+    try {
+      const bl = await b.getBlockList("uncommitted");
+      console.log(JSON.stringify({ uncommitted: (bl.uncommittedBlocks || []).length }));
+    } catch (e) {
+      if (e.statusCode !== 404) throw e;
+      console.log(JSON.stringify({ uncommitted: 0 }));
+    }
   } else if (cmd === "ls") {    // container: every blob, uncommitted ones too
     const names = [];
     for await (const b of svc.getContainerClient(a[0]).listBlobsFlat({ includeUncommitedBlobs: true }))

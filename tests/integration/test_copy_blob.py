@@ -144,12 +144,13 @@ def test_blob_refused(h):
 
 @test
 def test_blob_node_killed_mid_upload(h):
-    """shird killed with -9 between blocks: nothing visible; the next attempt commits every row once"""
+    """shird killed with -9 between blocks: nothing visible; the next attempt reads the uncommitted block list, does not send again the blocks the service holds with the same bytes, sends the changed one, and commits every row once"""
     rows = 400000
     r, n, snd, data, out, extra = setup(h, rows=rows, copy_jobs=1)
     az = Azurite(h)
     az.mkcontainer("landing")
-    st, j = snd.call("POST", "", blob_job(data, az, {"sasToken": az.sas("landing", "cw"), "path": "big.csv",
+    # read permission too: a new attempt lists the uncommitted blocks (Get Block List)
+    st, j = snd.call("POST", "", blob_job(data, az, {"sasToken": az.sas("landing", "rcw"), "path": "big.csv",
                                                        "blockSizeMB": 0.0625}))
 
     def uploading():
@@ -162,14 +163,30 @@ def test_blob_node_killed_mid_upload(h):
     got = h.path("early.csv")
     early = az.client("get", "landing", "big.csv", got, check=None)
     check(early.returncode != 0, "no readable blob from the killed attempt: %s", early.stdout)
+    held = json.loads(az.client("uncommitted", "landing", "big.csv").stdout)["uncommitted"]
+    check(held >= 8, "the killed attempt left uncommitted blocks: %d", held)
+    # before the lease expires, the source changes in its first block, keeping its length: that
+    # block's bytes (and so its id) differ, every later block is the same
+    src = os.path.join(data, "orders.csv")
+    with open(src, "r+b") as f:
+        head = f.read(200)
+        f.seek(0)
+        f.write(head.replace(b'say ""hi""; 0', b'say ""HI""; 0', 1))
     g = wait_final(snd, j["id"], timeout=150)
     check(g["state"] == "Succeeded" and g["dequeueCount"] == 2, "after the restart: %r", g)
+    f0 = g["result"]["files"][0]
+    check(f0["blocksSkipped"] == held - 1 and f0["blocks"] > held,
+          "the new attempt skipped the %d blocks held but the changed one: %r", held - 1, f0)
+    n.p.wait_log(r"event=blob\.resume .*uncommitted_blocks=%d" % held, after_mark=False, timeout=1)
     local = h.path("big-got.csv")
     props = az.get("landing", "big.csv", local)
     with open(local, newline="") as f:
-        ids = [int(row["id"]) for row in csv.DictReader(f)]
+        got_rows = list(csv.DictReader(f))
+    ids = [int(row["id"]) for row in got_rows]
     check(ids == list(range(rows)), "%d rows, %d distinct", len(ids), len(set(ids)))
-    check(props["uncommitted"] == 0 and props["md5"] == g["result"]["files"][0]["contentMd5"], "%r", props)
+    check(got_rows[0]["note"] == 'say "HI"; 0' and got_rows[1]["note"] == 'say "hi"; 1',
+          "the committed blob has the new attempt's bytes: %r", got_rows[:2])
+    check(props["uncommitted"] == 0 and props["md5"] == f0["contentMd5"], "%r", props)
     n.stop_clean()
 
 
@@ -190,9 +207,9 @@ def test_blob_retries_while_storage_is_down(h):
     n.stop_clean()
 
 
-@test
-def test_blob_through_squid(h):
-    """the blocks go through squid with Basic auth to an https Azurite whose name only squid resolves (virtual-host style, as on Azure); TLS verified with node.copy_ca_file"""
+def through_squid(h):
+    """squid with Basic auth, an https Azurite named devstoreaccount1.blob.test (a name only squid
+    resolves), a relay and a registered node whose proxy is squid and whose copy_ca_file is the CA"""
     sq = Squid(h, auth="basic", user="svc", password="right-pw", hosts={"devstoreaccount1.blob.test": "127.0.0.1"})
     ca_key, ca = make_ca(h, "store", "Test Storage CA")
     key, crt = make_server_cert(h, ca_key, ca, san="DNS:devstoreaccount1.blob.test,IP:127.0.0.1", cn="devstoreaccount1.blob.test")
@@ -218,7 +235,13 @@ def test_blob_through_squid(h):
     n.p.wait_log(r"event=channel\.connected")
     n = restart(h, n, extra, data)
     from test_relay_jobs import Client
-    snd = Client(r, hc="sales-ir")
+    return sq, az, ca, Client(r, hc="sales-ir"), n, data, extra
+
+
+@test
+def test_blob_through_squid(h):
+    """the blocks go through squid with Basic auth to an https Azurite whose name only squid resolves (virtual-host style, as on Azure); TLS verified with node.copy_ca_file"""
+    sq, az, ca, snd, n, data, extra = through_squid(h)
     spec = blob_job(data, az, {"accountUrl": "https://devstoreaccount1.blob.test:%d" % az.port,
                                "sasToken": az.sas("landing", "cw"), "path": "via-squid.parquet",
                                "blockSizeMB": 0.0625}, fmt="Parquet")
@@ -323,6 +346,63 @@ def test_postgres_to_azurite(h):
     check(sorted(az.ls("landing")) == ["orders.parquet", "q.csv"], "no blob for the refused job: %r",
           az.ls("landing"))
     n.stop_clean()
+
+
+MILLION = 1000000
+MILLION_TABLE = """
+DROP TABLE IF EXISTS copy_million;
+CREATE TABLE copy_million (id int8 PRIMARY KEY, qty int4 NOT NULL, price numeric(12,2), at timestamptz,
+  name text);
+INSERT INTO copy_million SELECT i, i %% 1000, (i * 1.25)::numeric(12,2),
+  timestamptz '2020-01-01 00:00:00+00' + i * interval '1 second',
+  CASE WHEN i %% 10 = 0 THEN NULL ELSE 'name-' || i END FROM generate_series(0, %d) i;
+GRANT SELECT ON copy_million TO %s;
+"""
+
+
+@test
+def test_postgres_million_through_squid(h):
+    """1,000,000 PostgreSQL rows to Parquet in an https Azurite through squid with Basic auth: every value compared by hyparquet"""
+    pg = shared_pg()
+    pg.sql(MILLION_TABLE % (MILLION - 1, READER))
+    sq, az, ca, snd, n, data, extra = through_squid(h)
+    h.run([h.bin("shirctl"), "--socket", n.sock, "--conf", n.conf, "credentials", "set", "pg-reader"],
+          input=READER_PASSWORD + "\n", check=0)
+    ls = pg.linked_service(password={"type": "CredentialReference", "name": "pg-reader"})
+    spec = {"source": {"linkedService": ls, "dataset": {"type": "Table", "schema": "public", "table": "copy_million"}},
+            "sink": {"type": "AzureBlob", "accountUrl": "https://devstoreaccount1.blob.test:%d" % az.port,
+                     "container": "landing", "sasToken": az.sas("landing", "cw"), "path": "million.parquet"},
+            "format": {"type": "Parquet"}}
+    st, j = snd.call("POST", "", spec)
+    check(st == 201, "submit: %d %r", st, j)
+    g = wait_final(snd, j["id"], timeout=600)
+    check(g["state"] == "Succeeded" and g["result"]["rowsWritten"] == MILLION, "1,000,000 rows: %r", g)
+    f0 = g["result"]["files"][0]
+    local = h.path("million.parquet")
+    props = az.get("landing", "million.parquet", local)
+    check(props["md5"] == f0["contentMd5"] and props["committed"] == f0["blocks"] and props["uncommitted"] == 0,
+          "%r %r", props, f0)
+    pq = read_back(h, local)
+    types = {c["name"]: c["type"] for c in pq["schema"]}
+    check(types == {"id": "INT64", "qty": "INT32", "price": "BYTE_ARRAY", "at": "INT64", "name": "BYTE_ARRAY"},
+          "the columns' Parquet types: %r", types)
+    got = pq["rows"]
+    check(len(got) == MILLION, "%d rows", len(got))
+    got.sort(key=lambda x: int(x["id"]))
+    bad = []
+    for i, row in enumerate(got):
+        want = {"id": str(i), "qty": {"num": i % 1000}, "price": "%d.%02d" % divmod(i * 125, 100),
+                "at": {"micros": str((1577836800 + i) * 1000000)}, "name": None if i % 10 == 0 else "name-%d" % i}
+        for k, v in want.items():
+            if not same(row.get(k), v):
+                bad.append((i, k, row.get(k), v))
+        if len(bad) > 5:
+            break
+    check(not bad, "values differ, first: %r", bad[:5])
+    n.stop_clean()
+    wait_until(lambda: "CONNECT devstoreaccount1.blob.test:%d svc" % az.port in sq.log(), 20,
+               "squid to log the node's tunnel to devstoreaccount1.blob.test:\n" + sq.log())
+    pg.sql("DROP TABLE copy_million;")
 
 
 if __name__ == "__main__":

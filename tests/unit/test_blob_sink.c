@@ -1,7 +1,8 @@
 /* Unit tests for node/copy/blob_sink.c: the SharedKey signature (HMAC-SHA256
  * under the base64-decoded account key, checked against values computed
  * independently with Python's hmac), keys that are not base64, and the
- * checks blob_sink_new makes before any request. Requests themselves are
+ * checks blob_sink_new makes before any request, and the reader of the
+ * uncommitted block list a resumed copy uses. Requests themselves are
  * tested against Azurite in tests/integration/test_copy_blob.py. */
 #include "config.h"
 
@@ -77,12 +78,44 @@ t_new_refuses(void **state)
 	blob_sink_free(b);
 }
 
+/* The Get Block List answer, however libcurl cuts it: only the uncommitted
+ * ids of this sink's format are kept (not a committed one, not a foreign
+ * one), and at most max of them. */
+static void
+t_block_list(void **state)
+{
+	static const char body[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList><CommittedBlocks><Block><Name>c2hpci0yLTAwMDAwMC0wMDAwMDY1NTM2LTAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZGVm</Name>"
+	    "<Size>65536</Size></Block></CommittedBlocks><UncommittedBlocks><Block><Name>c2hpci0yLTAwMDAwMS0wMDAwMDY1NTM2LTAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZGVm</Name>"
+	    "<Size>65536</Size></Block><Block><Name>QUJD</Name><Size>3</Size></Block><Block><Name>c2hpci0yLTAwMDAwMi0wMDAwMDY1NTM2LTAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZGVm"
+	    "</Name><Size>65536</Size></Block></UncommittedBlocks></BlockList>";
+	struct blob_list_parser p;
+	size_t piece, off;
+
+	(void)state;
+	for (piece = 1; piece <= sizeof body; piece++) {
+		memset(&p, 0, sizeof p);
+		p.max = 10;
+		for (off = 0; off < sizeof body - 1; off += piece)
+			blob_list_feed(&p, body + off, sizeof body - 1 - off < piece ? sizeof body - 1 - off : piece);
+		assert_int_equal(blob_list_count(&p), 2);
+		assert_memory_equal(p.ids, "shir-2-000001-0000065536-0123456789abcdef0123456789abcdef", 57);
+		assert_memory_equal(p.ids + 57, "shir-2-000002-0000065536-0123456789abcdef0123456789abcdef", 57);
+		blob_list_free(&p);
+	}
+	memset(&p, 0, sizeof p);
+	p.max = 1;
+	blob_list_feed(&p, body, sizeof body - 1);
+	assert_int_equal(blob_list_count(&p), 1);
+	blob_list_free(&p);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_sign),
 		cmocka_unit_test(t_new_refuses),
+		cmocka_unit_test(t_block_list),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

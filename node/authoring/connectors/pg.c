@@ -283,10 +283,17 @@ pg_rx(PGconn *conn, unsigned long long *acc, bool before_read)
 static PGresult *
 pg_next(struct auth_ctx *c, PGconn *conn, bool *failed)
 {
-	unsigned long long acc = 0, mark = pg_rx(conn, &acc, false);
+	unsigned long long acc = 0, mark = 0;
+	bool marked = false;
 
 	*failed = false;
 	while (PQisBusy(conn)) {
+		/* counted from the first read this result needs: a row libpq
+		 * already holds costs no system call (a copy takes most rows so) */
+		if (!marked) {
+			mark = pg_rx(conn, &acc, false);
+			marked = true;
+		}
 		if (pg_wait_sock(c, conn, POLLIN, -1) != 0) {
 			pg_cancel(conn);
 			auth_fail_timeout(c, "the PostgreSQL query");
@@ -576,15 +583,32 @@ pg_cell(struct auth_rows *rows, PGresult *r, int row, int col)
 	auth_rows_text(rows, v, len);
 }
 
+/* What pg_rows hands each row to: the columns once (before the first row),
+ * then each row (PQgetvalue(r, 0, i)). row answers 0 for more, 1 to stop
+ * with what it has (a preview that has its rows), -1 to fail (after
+ * auth_fail, or with c->code still AUTH_OK for a stop: the caller says why). */
+struct pg_row_sink {
+	int (*columns)(void *arg, PGresult *r);
+	int (*row)(void *arg, PGresult *r);
+	void *arg;
+	const char *needs;		/* "preview needs", "a copy needs" */
+};
+
+/* The one row iterator of previews and copies: the dataset's Table (SELECT *
+ * FROM schema.table, with LIMIT limit + 1 when limit >= 0) or Query (run as
+ * given: one statement, the extended protocol refuses several) in the
+ * read-only transaction, rows one at a time (single-row mode: libpq holds
+ * one row; the socket is read only as rows are taken, so a slow sink makes
+ * the server wait). Returns 0 (every row, or the sink stopped with 1), -1. */
 static int
-pg_preview(struct auth_ctx *c)
+pg_rows(struct auth_ctx *c, long limit, const struct pg_row_sink *s)
 {
 	PGconn *conn = NULL;
 	PGresult *r = NULL;
 	char *rel = NULL, *sql = NULL;
 	const char *q;
 	bool f, cols = false;
-	int i, rc = -1;
+	int rc = -1, st2;
 
 	if (pg_begin(c, &conn) != 0)
 		goto out;
@@ -594,15 +618,18 @@ pg_preview(struct auth_ctx *c)
 		if ((rel = pg_relation(c, conn)) == NULL)
 			goto out;
 		l = strlen(rel) + 64;
-		if ((sql = malloc(l)) == NULL)
+		if ((sql = malloc(l)) == NULL) {
+			auth_fail(c, AUTH_E_INTERNAL, "out of memory");
 			goto out;
-		snprintf(sql, l, "SELECT * FROM %s LIMIT %d", rel, c->limit + 1);
+		}
+		if (limit >= 0)
+			snprintf(sql, l, "SELECT * FROM %s LIMIT %ld", rel, limit + 1);
+		else
+			snprintf(sql, l, "SELECT * FROM %s", rel);
 		q = sql;
 	} else if ((q = auth_ds_str(c, "query", true, NULL)) == NULL) {
 		goto out;
 	}
-	/* one statement only (the extended protocol refuses several), rows one
-	 * at a time so a large result costs nothing beyond the rows we keep */
 	if (!PQsendQueryParams(conn, q, 0, NULL, NULL, NULL, NULL, 0)) {
 		pg_fail_msg(c, NULL, PQerrorMessage(conn), "the query");
 		goto out;
@@ -613,8 +640,8 @@ pg_preview(struct auth_ctx *c)
 
 		if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK) {
 			if (st == PGRES_COMMAND_OK)
-				auth_fail(c, AUTH_E_INVALID, "dataset.query returns no rows: preview needs a "
-				    "query that reads rows");
+				auth_fail(c, AUTH_E_INVALID, "dataset.query returns no rows: %s a query "
+				    "that reads rows", s->needs);
 			else
 				pg_fail_res(c, conn, r, "the query");
 			PQclear(r);
@@ -623,24 +650,22 @@ pg_preview(struct auth_ctx *c)
 			goto out;
 		}
 		if (!cols) {
-			for (i = 0; i < PQnfields(r); i++)
-				auth_rows_add_column(c->rows, PQfname(r, i), pg_type(PQftype(r, i)), -1);
+			if (s->columns(s->arg, r) != 0)
+				goto stop;
 			cols = true;
 		}
 		if (PQntuples(r) > 0) {
-			if (!auth_rows_want(c->rows)) {
-				/* one row more than asked: say so and stop the query */
-				auth_rows_set_truncated(c->rows);
-				PQclear(r);
-				r = NULL;
-				pg_cancel(conn);
-				pg_drain(c, conn);
-				break;
+			st2 = s->row(s->arg, r);
+			if (st2 == 1) {
+				rc = 0;
+				goto stop;
 			}
-			auth_rows_begin(c->rows);
-			for (i = 0; i < PQnfields(r); i++)
-				pg_cell(c->rows, r, 0, i);
-			auth_rows_end(c->rows);
+			if (st2 != 0)
+				goto stop;
+			if (auth_should_stop(c)) {
+				auth_fail_timeout(c, "the PostgreSQL query");
+				goto stop;
+			}
 		}
 		PQclear(r);
 		r = NULL;
@@ -648,6 +673,13 @@ pg_preview(struct auth_ctx *c)
 	if (f)
 		goto out;
 	rc = 0;
+	goto out;
+stop:
+	/* the query may still be sending: cancel it and drop the rest */
+	PQclear(r);
+	r = NULL;
+	pg_cancel(conn);
+	pg_drain(c, conn);
 out:
 	PQclear(r);
 	PQfinish(conn);
@@ -656,17 +688,55 @@ out:
 	return rc;
 }
 
+static int
+pv_columns(void *arg, PGresult *r)
+{
+	struct auth_ctx *c = arg;
+	int i;
+
+	for (i = 0; i < PQnfields(r); i++)
+		auth_rows_add_column(c->rows, PQfname(r, i), pg_type(PQftype(r, i)), -1);
+	return 0;
+}
+
+static int
+pv_row(void *arg, PGresult *r)
+{
+	struct auth_ctx *c = arg;
+	int i;
+
+	if (!auth_rows_want(c->rows)) {
+		/* one row more than asked: say so and stop the query */
+		auth_rows_set_truncated(c->rows);
+		return 1;
+	}
+	auth_rows_begin(c->rows);
+	for (i = 0; i < PQnfields(r); i++)
+		pg_cell(c->rows, r, 0, i);
+	auth_rows_end(c->rows);
+	return 0;
+}
+
+static int
+pg_preview(struct auth_ctx *c)
+{
+	const struct pg_row_sink s = { pv_columns, pv_row, c, "preview needs" };
+
+	return pg_rows(c, c->limit, &s);
+}
+
 /* A cell as a copy wants it: timestamps as in a preview, bytea raw. buf
  * holds a converted timestamp; *freeme what PQunescapeBytea allocated. */
 static const char *
-pg_stream_cell(PGresult *r, int col, char *buf, size_t buflen, size_t *len, unsigned char **freeme)
+pg_stream_cell(PGresult *r, int col, Oid t, char *buf, size_t buflen, size_t *len,
+    unsigned char **freeme)
 {
-	Oid t = PQftype(r, col);
-	const char *v = PQgetvalue(r, 0, col);
+	const char *v;
 
-	*len = (size_t)PQgetlength(r, 0, col);
 	if (PQgetisnull(r, 0, col))
 		return NULL;
+	v = PQgetvalue(r, 0, col);
+	*len = (size_t)PQgetlength(r, 0, col);
 	if (t == PG_BYTEA) {
 		size_t n = 0;
 
@@ -676,11 +746,12 @@ pg_stream_cell(PGresult *r, int col, char *buf, size_t buflen, size_t *len, unsi
 	}
 	if ((t == PG_TIMESTAMP || t == PG_TIMESTAMPTZ) && *len >= 19 && *len < buflen - 8 &&
 	    v[10] == ' ') {
+		char *off;
+
 		memcpy(buf, v, *len + 1);
 		buf[10] = 'T';
+		off = buf + 19;
 		if (t == PG_TIMESTAMPTZ) {
-			char *off = buf + 19;
-
 			while (*off == '.' || (*off >= '0' && *off <= '9'))
 				off++;
 			if (strcmp(off, "+00") == 0)
@@ -694,121 +765,86 @@ pg_stream_cell(PGresult *r, int col, char *buf, size_t buflen, size_t *len, unsi
 	return v;
 }
 
-/* The whole Table or Query, a row at a time (single-row mode: libpq holds
- * one row; the socket is read only as rows are taken, so a slow sink makes
- * the server wait), inside the read-only transaction of every operation. */
+/* A copy's state: the columns' arrays, allocated once. */
+struct pg_copy {
+	struct auth_ctx *c;
+	const struct auth_stream *s;
+	int nf;
+	Oid *oids;
+	const char **vals;
+	size_t *lens;
+	unsigned char **frees;
+	char (*bufs)[96];
+};
+
+static int
+st_columns(void *arg, PGresult *r)
+{
+	struct pg_copy *p = arg;
+	const char **names, **types;
+	int *nullable, i, rc;
+
+	p->nf = PQnfields(r);
+	names = calloc((size_t)p->nf + 1, sizeof *names);
+	types = calloc((size_t)p->nf + 1, sizeof *types);
+	nullable = calloc((size_t)p->nf + 1, sizeof *nullable);
+	p->oids = calloc((size_t)p->nf + 1, sizeof *p->oids);
+	p->vals = calloc((size_t)p->nf + 1, sizeof *p->vals);
+	p->lens = calloc((size_t)p->nf + 1, sizeof *p->lens);
+	p->frees = calloc((size_t)p->nf + 1, sizeof *p->frees);
+	p->bufs = calloc((size_t)p->nf + 1, sizeof *p->bufs);
+	if (!names || !types || !nullable || !p->oids || !p->vals || !p->lens || !p->frees || !p->bufs) {
+		rc = auth_fail(p->c, AUTH_E_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < p->nf; i++) {
+		names[i] = PQfname(r, i);
+		p->oids[i] = PQftype(r, i);
+		types[i] = pg_type(p->oids[i]);
+		nullable[i] = -1;
+	}
+	rc = p->s->columns(p->s->arg, (size_t)p->nf, names, types, nullable) != 0 ? -1 : 0;
+out:
+	free(names);
+	free(types);
+	free(nullable);
+	return rc;
+}
+
+static int
+st_row(void *arg, PGresult *r)
+{
+	struct pg_copy *p = arg;
+	int i, rc;
+
+	for (i = 0; i < p->nf; i++)
+		p->vals[i] = pg_stream_cell(r, i, p->oids[i], p->bufs[i], sizeof p->bufs[i], &p->lens[i],
+		    &p->frees[i]);
+	rc = p->s->row(p->s->arg, (size_t)p->nf, p->vals, p->lens);
+	for (i = 0; i < p->nf; i++)
+		if (p->frees[i] != NULL) {
+			PQfreemem(p->frees[i]);
+			p->frees[i] = NULL;
+		}
+	return rc != 0 ? -1 : 0;
+}
+
+/* The whole Table or Query: the iterator of previews with no row limit (and
+ * no byte or value caps: the request memory limit bounds one row). */
 static int
 pg_stream(struct auth_ctx *c, const struct auth_stream *s)
 {
-	PGconn *conn = NULL;
-	PGresult *r = NULL;
-	char *rel = NULL, *sql = NULL;
-	const char *q;
-	const char **vals = NULL, **names = NULL, **types = NULL;
-	size_t *lens = NULL;
-	unsigned char **frees = NULL;
-	int *nullable = NULL;
-	char (*bufs)[96] = NULL;
-	bool f, cols = false;
-	int i, nf = 0, rc = -1;
+	struct pg_copy p = { .c = c, .s = s };
+	const struct pg_row_sink rs = { st_columns, st_row, &p, "a copy needs" };
+	int rc = pg_rows(c, -1, &rs);
 
-	if (pg_begin(c, &conn) != 0)
-		goto out;
-	if (strcmp(c->dataset_type, "Table") == 0) {
-		size_t l;
-
-		if ((rel = pg_relation(c, conn)) == NULL)
-			goto out;
-		l = strlen(rel) + 32;
-		if ((sql = malloc(l)) == NULL) {
-			auth_fail(c, AUTH_E_INTERNAL, "out of memory");
-			goto out;
-		}
-		snprintf(sql, l, "SELECT * FROM %s", rel);
-		q = sql;
-	} else if ((q = auth_ds_str(c, "query", true, NULL)) == NULL) {
-		goto out;
-	}
-	if (!PQsendQueryParams(conn, q, 0, NULL, NULL, NULL, NULL, 0)) {
-		pg_fail_msg(c, NULL, PQerrorMessage(conn), "the query");
-		goto out;
-	}
-	PQsetSingleRowMode(conn);
-	while ((r = pg_next(c, conn, &f)) != NULL) {
-		ExecStatusType st = PQresultStatus(r);
-
-		if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK) {
-			if (st == PGRES_COMMAND_OK)
-				auth_fail(c, AUTH_E_INVALID, "dataset.query returns no rows: a copy needs a "
-				    "query that reads rows");
-			else
-				pg_fail_res(c, conn, r, "the query");
-			PQclear(r);
-			r = NULL;
-			pg_drain(c, conn);
-			goto out;
-		}
-		if (!cols) {
-			nf = PQnfields(r);
-			vals = calloc((size_t)nf + 1, sizeof *vals);
-			names = calloc((size_t)nf + 1, sizeof *names);
-			types = calloc((size_t)nf + 1, sizeof *types);
-			lens = calloc((size_t)nf + 1, sizeof *lens);
-			frees = calloc((size_t)nf + 1, sizeof *frees);
-			nullable = calloc((size_t)nf + 1, sizeof *nullable);
-			bufs = calloc((size_t)nf + 1, sizeof *bufs);
-			if (!vals || !names || !types || !lens || !frees || !nullable || !bufs) {
-				auth_fail(c, AUTH_E_INTERNAL, "out of memory");
-				goto stop;
-			}
-			for (i = 0; i < nf; i++) {
-				names[i] = PQfname(r, i);
-				types[i] = pg_type(PQftype(r, i));
-				nullable[i] = -1;
-			}
-			if (s->columns(s->arg, (size_t)nf, names, types, nullable) != 0)
-				goto stop;
-			cols = true;
-		}
-		if (PQntuples(r) > 0) {
-			int st2;
-
-			for (i = 0; i < nf; i++)
-				vals[i] = pg_stream_cell(r, i, bufs[i], sizeof bufs[i], &lens[i], &frees[i]);
-			st2 = s->row(s->arg, (size_t)nf, vals, lens);
-			for (i = 0; i < nf; i++) {
-				PQfreemem(frees[i]);
-				frees[i] = NULL;
-			}
-			if (st2 != 0 || auth_should_stop(c))
-				goto stop;
-		}
-		PQclear(r);
-		r = NULL;
-	}
-	if (f)
-		goto out;
-	rc = 0;
-	goto out;
-stop:
-	PQclear(r);
-	r = NULL;
-	pg_cancel(conn);
-	pg_drain(c, conn);
-	if (c->code == AUTH_OK)
+	if (rc != 0 && c->code == AUTH_OK)
 		auth_fail(c, AUTH_E_SHUTDOWN, "the copy was stopped");
-out:
-	PQclear(r);
-	PQfinish(conn);
-	free(rel);
-	free(sql);
-	free(vals);
-	free(names);
-	free(types);
-	free(lens);
-	free(frees);
-	free(nullable);
-	free(bufs);
+	free(p.oids);
+	free(p.vals);
+	free(p.lens);
+	free(p.frees);
+	free(p.bufs);
 	return rc;
 }
 
