@@ -52,6 +52,7 @@
 #include "node/copy/parquet.h"
 #include "node/node.h"
 #include "node/proxy_node.h"
+#include "proxy/curl_ev.h"
 #include "proxy/proxy.h"
 #include "relay/sas.h"
 
@@ -77,13 +78,6 @@ struct creq {
 	void (*done)(struct creq *r, CURLcode rc, long status);
 	void *arg;
 	char err[CURL_ERROR_SIZE];
-};
-
-struct csock {
-	struct csock *next;
-	struct copyd *d;
-	curl_socket_t fd;
-	struct event *ev;
 };
 
 struct cjob {
@@ -121,9 +115,9 @@ struct copyd {
 	struct node *n;
 	time_t since;
 	struct event_base *base;
-	CURLM *multi;
-	struct event *curl_timer, *check_ev, *lease_timer;
-	struct csock *socks;
+	struct curl_ev *ce;		/* libcurl on the loop (proxy/curl_ev.c) */
+	CURLM *multi;			/* its multi handle */
+	struct event *check_ev, *lease_timer;
 	struct creq *reqs;
 	struct cjob *jobs;
 	int running, max;
@@ -137,100 +131,7 @@ static struct copyd *the_copyd;
 
 /* ---- libcurl on the event loop -------------------------------------------------- */
 
-static void check_done(struct copyd *d);
-
-static void
-sock_event(evutil_socket_t fd, short what, void *arg)
-{
-	struct csock *cs = arg;
-	struct copyd *d = cs->d;
-	int running, act = 0;
-
-	if (what & EV_READ)
-		act |= CURL_CSELECT_IN;
-	if (what & EV_WRITE)
-		act |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(d->multi, fd, act, &running);
-	check_done(d);
-}
-
-static void
-sock_free(struct copyd *d, struct csock *cs)
-{
-	struct csock **pp;
-
-	for (pp = &d->socks; *pp; pp = &(*pp)->next)
-		if (*pp == cs) {
-			*pp = cs->next;
-			break;
-		}
-	if (cs->ev)
-		event_free(cs->ev);
-	free(cs);
-}
-
-static int
-socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
-{
-	struct copyd *d = userp;
-	struct csock *cs = socketp;
-	short kind = EV_PERSIST;
-
-	(void)e;
-	if (what == CURL_POLL_REMOVE) {
-		if (cs != NULL) {
-			curl_multi_assign(d->multi, s, NULL);
-			sock_free(d, cs);
-		}
-		return 0;
-	}
-	if (what & CURL_POLL_IN)
-		kind |= EV_READ;
-	if (what & CURL_POLL_OUT)
-		kind |= EV_WRITE;
-	if (cs == NULL) {
-		if ((cs = calloc(1, sizeof *cs)) == NULL)
-			return -1;
-		cs->d = d;
-		cs->fd = s;
-		cs->next = d->socks;
-		d->socks = cs;
-		curl_multi_assign(d->multi, s, cs);
-	} else if (cs->ev != NULL) {
-		event_free(cs->ev);
-		cs->ev = NULL;
-	}
-	cs->ev = event_new(d->base, s, kind, sock_event, cs);
-	if (cs->ev == NULL || event_add(cs->ev, NULL) != 0)
-		return -1;
-	return 0;
-}
-
-static void
-curl_timer_event(evutil_socket_t fd, short what, void *arg)
-{
-	struct copyd *d = arg;
-	int running;
-
-	(void)fd;
-	(void)what;
-	curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done(d);
-}
-
-static int
-timer_cb(CURLM *m, long ms, void *userp)
-{
-	struct copyd *d = userp;
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-	(void)m;
-	if (ms < 0)
-		evtimer_del(d->curl_timer);
-	else
-		evtimer_add(d->curl_timer, &tv);
-	return 0;
-}
+static void check_done(void *arg);
 
 static void
 req_free(struct copyd *d, struct creq *r)
@@ -255,8 +156,10 @@ req_free(struct copyd *d, struct creq *r)
 /* Finished transfers are handled from a zero-delay event: never inside
  * curl's callbacks. */
 static void
-check_done(struct copyd *d)
+check_done(void *arg)
 {
+	struct copyd *d = arg;
+
 	event_active(d->check_ev, 0, 0);
 }
 
@@ -776,18 +679,14 @@ sink_secret(struct cjob *j, const cJSON *sink, const char *where, const char *na
 	return 0;
 }
 
+/* The URL's host is a DNS name (not an IP literal, not localhost). */
 static bool
 host_is_name(const char *url)
 {
-	const char *h = strstr(url, "://");
-	size_t n;
+	struct proxy_url u;
+	char why[300];
 
-	if (h == NULL)
-		return false;
-	h += 3;
-	n = strcspn(h, ":/");
-	return !(n == 9 && strncmp(h, "localhost", 9) == 0) && h[0] != '[' &&
-	    strspn(h, "0123456789.") < n;
+	return proxy_url_parse(url, &u, why, sizeof why) == 0 && !u.ip && strcmp(u.host, "localhost") != 0;
 }
 
 /* Local machine access applies to a sink's host as to a store's: with it
@@ -799,25 +698,18 @@ static int
 sink_host_check(struct cjob *j, const char *url, char *resolve, size_t rlen)
 {
 	struct proxy_decision dec;
+	struct proxy_url u;
 	struct auth_ctx ac;
-	char host[256], addr[64];
-	const char *h = strstr(url, "://"), *e;
-	int port;
+	char host[300], addr[64], why[300];
+	size_t hl;
 
-	if (h == NULL)
-		return 0;		/* blob_sink_new refuses it */
-	h += 3;
-	if (*h == '[') {
-		e = strchr(h, ']');
-		if (e == NULL)
-			return fail_job(j, "InvalidRequest", false, "sink.accountUrl: a bad address");
-		snprintf(host, sizeof host, "%.*s", (int)(e - h - 1), h + 1);
-		e++;
-	} else {
-		e = h + strcspn(h, ":/");
-		snprintf(host, sizeof host, "%.*s", (int)(e - h), h);
-	}
-	port = *e == ':' ? atoi(e + 1) : strncmp(url, "https:", 6) == 0 ? 443 : 80;
+	if (proxy_url_parse(url, &u, why, sizeof why) != 0)
+		return 0;		/* the sink refuses it */
+	hl = strlen(u.host);		/* an IPv6 literal without its brackets */
+	if (u.host[0] == '[' && hl >= 2)
+		snprintf(host, sizeof host, "%.*s", (int)(hl - 2), u.host + 1);
+	else
+		snprintf(host, sizeof host, "%s", u.host);
 	if (j->pc != NULL && proxy_decide(j->pc, url, &dec) == 0 && !dec.direct && dec.nproxies > 0)
 		return 0;
 	memset(&ac, 0, sizeof ac);
@@ -829,7 +721,7 @@ sink_host_check(struct cjob *j, const char *url, char *resolve, size_t rlen)
 		return fail_job(j, auth_code_name(ac.code), ac.code == AUTH_E_UNREACHABLE, "the sink: %s",
 		    ac.msg);
 	if (addr[0])
-		snprintf(resolve, rlen, "%s:%d:%s%s%s", host, port, strchr(addr, ':') ? "[" : "", addr,
+		snprintf(resolve, rlen, "%s:%d:%s%s%s", host, u.port, strchr(addr, ':') ? "[" : "", addr,
 		    strchr(addr, ':') ? "]" : "");
 	return 0;
 }
@@ -886,13 +778,15 @@ blob_open(struct cjob *j, const cJSON *sink, enum fmt fmt, struct blob_secrets *
 	if (sec->key != NULL && an == NULL) {
 		/* the account: the host's first label, or the path's first
 		 * segment for an emulator addressed by IP (path style) */
-		const char *h = strstr(au, "://");
+		struct proxy_url u;
+		char why[300];
 
-		h = h ? h + 3 : au;
+		if (proxy_url_parse(au, &u, why, sizeof why) != 0)
+			return fail_job(j, "InvalidRequest", false, "sink.accountUrl: %s", why);
 		if (host_is_name(au))
-			sec->account = strndup(h, strcspn(h, ".:/"));
-		else if (strchr(h, '/') != NULL)
-			sec->account = strndup(strchr(h, '/') + 1, strcspn(strchr(h, '/') + 1, "/"));
+			sec->account = strndup(u.host, strcspn(u.host, "."));
+		else if (u.path[1] != '\0')
+			sec->account = strndup(u.path + 1, strcspn(u.path + 1, "/"));
 		an = sec->account;
 	}
 	if (p[pl - 1] == '/')
@@ -1706,20 +1600,16 @@ copy_node_start(struct node *n, struct shir_error *err)
 	d->key_name = strdup(reg->key_name);
 	d->key = strdup(reg->key);
 	d->ca_file = c->relay_ca_file ? strdup(c->relay_ca_file) : NULL;
-	d->multi = curl_multi_init();
-	d->curl_timer = evtimer_new(d->base, curl_timer_event, d);
+	d->ce = curl_ev_new(d->base, check_done, d);
+	d->multi = d->ce ? curl_ev_multi(d->ce) : NULL;
 	d->check_ev = event_new(d->base, -1, 0, check_event, d);
 	d->lease_timer = evtimer_new(d->base, lease_timer, d);
 	the_copyd = d;
 	if (d->audience == NULL || d->key_name == NULL || d->key == NULL || d->multi == NULL ||
-	    d->curl_timer == NULL || d->check_ev == NULL || d->lease_timer == NULL) {
+	    d->check_ev == NULL || d->lease_timer == NULL) {
 		copy_node_stop(n);
 		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
 	}
-	curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-	curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
-	curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
 	log_info("copy", "event=copy.started jobs=%d queue=%s writable=%s", d->max, log_q(d->base_url),
 	    log_q(c->writable_folders && *c->writable_folders ? c->writable_folders : "(none)"));
 	lease(d);
@@ -1759,12 +1649,7 @@ copy_node_stop(struct node *n)
 	}
 	while (d->reqs != NULL)
 		req_free(d, d->reqs);
-	while (d->socks != NULL)
-		sock_free(d, d->socks);
-	if (d->multi)
-		curl_multi_cleanup(d->multi);
-	if (d->curl_timer)
-		event_free(d->curl_timer);
+	curl_ev_free(d->ce);
 	if (d->check_ev)
 		event_free(d->check_ev);
 	if (d->lease_timer)
