@@ -56,3 +56,42 @@ def cleanup():
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+# --- copy jobs (bench/s3_bench.py) -------------------------------------------------
+# These use the integration tests' harness (tests/integration on sys.path, and
+# SHIR_BUILDDIR set) to start a real shir-relay and a registered shird.
+
+def copy_setup(h, extra="[node]\ncopy_jobs = 1\n", allowed="", hc="bench"):
+    """A shir-relay with hybrid connection hc and a shird registered with its
+    node key, restarted so its copy-job runner runs; returns (relay, node,
+    sender) where sender is test_relay_jobs.Client with the Send key."""
+    from authnode import Node
+    from relaytest import Relay, decode_key
+    import test_relay_jobs
+    r = Relay(h)
+    printed = [w for w in r.cli("ir", "create", hc).stdout.split() if w.startswith("IR@v1@")]
+    r.keys[hc] = {decode_key(w)["keyName"]: decode_key(w) for w in printed}
+    node_key = [w for w in printed if decode_key(w)["keyName"] == "node-key1"][0]
+    r.start()
+    n = Node(h, allowed=allowed, extra=extra)
+    h.run([h.bin("shirctl"), "--socket", n.sock, "--conf", n.conf, "register-node", "-", "bench-node"],
+          input=node_key + "\n", check=0)
+    n.p.wait_log(r"event=channel\.connected")
+    n.stop_clean()
+    n = Node(h, allowed=allowed, extra=extra)
+    n.p.wait_log(r"event=copy\.started")
+    return r, n, test_relay_jobs.Client(r, hc=hc)
+
+
+def run_job(snd, spec, poll=0.02):
+    """Submits a job and polls until it is final; returns (seconds, job)."""
+    t0 = time.monotonic()
+    st, j = snd.call("POST", "", spec)
+    if st != 201:
+        raise SystemExit("submit: %d %r" % (st, j))
+    while True:
+        st, g = snd.call("GET", "/" + j["id"])
+        if g["state"] not in ("Queued", "Running"):
+            return time.monotonic() - t0, g
+        time.sleep(poll)

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,7 +50,9 @@
 #include "node/admin/credstore.h"
 #include "node/copy/blob_sink.h"
 #include "node/copy/copy_node.h"
+#include "node/copy/gzip_out.h"
 #include "node/copy/parquet.h"
+#include "node/copy/s3_sink.h"
 #include "node/node.h"
 #include "node/proxy_node.h"
 #include "proxy/curl_ev.h"
@@ -289,30 +292,35 @@ resp_code(cJSON *o)
 struct out {
 	int fd;
 	struct blob_sink *bs;		/* an Azure blob instead of the file */
-	struct blob_error be;
-	EVP_MD_CTX *md;
-	unsigned long long bytes;
+	struct s3_sink *s3;		/* or an S3 object */
+	struct blob_error be;		/* the blob's or the object's error */
+	struct gzip_out *gz;		/* format.compressionCodec gzip, else NULL */
+	EVP_MD_CTX *md;			/* of the bytes stored */
+	unsigned long long bytes;	/* written by the format */
+	unsigned long long stored;	/* stored (after gzip) */
 	struct cjob *j;
 	bool err;			/* a write failed: every later one fails too */
 	char buf[READ_CHUNK];
 	size_t n;
 };
 
+/* Bytes as stored: hashed, counted and handed to the sink. */
 static int
-out_flush(struct out *o)
+out_emit(void *arg, const void *p, size_t n)
 {
+	struct out *o = arg;
+	const char *c = p;
 	size_t off = 0;
 
-	EVP_DigestUpdate(o->md, o->buf, o->n);	/* hashed a buffer at a time, not per cell */
-	if (o->bs != NULL) {
-		/* blocks while a block is uploaded: the reader waits (backpressure) */
-		if (blob_sink_write(o->bs, o->buf, o->n, &o->be) != 0)
-			return -1;
-		o->n = 0;
-		return 0;
-	}
-	while (off < o->n) {
-		ssize_t w = write(o->fd, o->buf + off, o->n - off);
+	EVP_DigestUpdate(o->md, p, n);	/* hashed a buffer at a time, not per cell */
+	o->stored += n;
+	/* the sinks block while uploads are behind: the reader waits (backpressure) */
+	if (o->s3 != NULL)
+		return s3_sink_write(o->s3, p, n, &o->be);
+	if (o->bs != NULL)
+		return blob_sink_write(o->bs, p, n, &o->be);
+	while (off < n) {
+		ssize_t w = write(o->fd, c + off, n - off);
 
 		if (w < 0) {
 			if (errno == EINTR)
@@ -321,8 +329,25 @@ out_flush(struct out *o)
 		}
 		off += (size_t)w;
 	}
-	o->n = 0;
 	return 0;
+}
+
+static int
+out_flush(struct out *o)
+{
+	int rc = o->gz != NULL ? gzip_out_write(o->gz, o->buf, o->n) : out_emit(o, o->buf, o->n);
+
+	o->n = 0;
+	return rc;
+}
+
+/* The last buffer, and the end of the gzip stream. */
+static int
+out_finish(struct out *o)
+{
+	if (out_flush(o) != 0)
+		return -1;
+	return o->gz != NULL ? gzip_out_finish(o->gz) : 0;
 }
 
 static int
@@ -633,6 +658,7 @@ hex(const unsigned char *d, size_t n, char *out)
 struct blob_secrets {
 	char *sas_url, *sas, *key;
 	char *account_url, *container, *account;
+	char *akid, *secret, *token;	/* S3 */
 };
 
 static void
@@ -644,6 +670,12 @@ blob_secrets_free(struct blob_secrets *s)
 		credstore_secret_free(s->sas);
 	if (s->key)
 		credstore_secret_free(s->key);
+	if (s->akid)
+		credstore_secret_free(s->akid);
+	if (s->secret)
+		credstore_secret_free(s->secret);
+	if (s->token)
+		credstore_secret_free(s->token);
 	free(s->account_url);
 	free(s->container);
 	free(s->account);
@@ -726,8 +758,22 @@ sink_host_check(struct cjob *j, const char *url, char *resolve, size_t rlen)
 	return 0;
 }
 
+/* The object's name: sink.path, or {job id}.csv (.jsonl, .parquet, + .gz)
+ * in the folder sink.path ends with '/'. */
+static void
+object_name(const struct cjob *j, const char *p, enum fmt fmt, bool gz, char *name, size_t namelen)
+{
+	size_t pl = strlen(p);
+
+	if (pl > 0 && p[pl - 1] == '/')
+		snprintf(name, namelen, "%s%s.%s%s", p, j->id, fmt == F_CSV ? "csv" : fmt == F_JSONL ?
+		    "jsonl" : "parquet", gz ? ".gz" : "");
+	else
+		snprintf(name, namelen, "%s", p);
+}
+
 static int
-blob_open(struct cjob *j, const cJSON *sink, enum fmt fmt, struct blob_secrets *sec, char *name,
+blob_open(struct cjob *j, const cJSON *sink, enum fmt fmt, bool gz, struct blob_secrets *sec, char *name,
     size_t namelen, struct blob_sink **out)
 {
 	const char *au = str(sink, "accountUrl", NULL), *ct = str(sink, "container", NULL);
@@ -789,11 +835,7 @@ blob_open(struct cjob *j, const cJSON *sink, enum fmt fmt, struct blob_secrets *
 			sec->account = strndup(u.path + 1, strcspn(u.path + 1, "/"));
 		an = sec->account;
 	}
-	if (p[pl - 1] == '/')
-		snprintf(name, namelen, "%s%s.%s", p, j->id, fmt == F_CSV ? "csv" : fmt == F_JSONL ?
-		    "jsonl" : "parquet");
-	else
-		snprintf(name, namelen, "%s", p);
+	object_name(j, p, fmt, gz, name, namelen);
 	memset(&t, 0, sizeof t);
 	t.account_url = au;
 	t.container = ct;
@@ -825,11 +867,125 @@ blob_open(struct cjob *j, const cJSON *sink, enum fmt fmt, struct blob_secrets *
 	return 0;
 }
 
-/* The sink refused a write: the blob's own error, or the file's. */
+/* ---- the S3 sink (s3_sink.c does the REST) ----------------------------------- */
+
+static int
+s3_open(struct cjob *j, const cJSON *sink, enum fmt fmt, bool gz, struct blob_secrets *sec, char *name,
+    size_t namelen, struct s3_sink **out)
+{
+	const char *region = str(sink, "region", "us-east-1"), *bucket = str(sink, "bucket", NULL);
+	const char *su = str(sink, "serviceUrl", NULL), *p = str(sink, "path", "");
+	const cJSON *psz = cJSON_GetObjectItemCaseSensitive(sink, "partSizeMB");
+	const cJSON *mc = cJSON_GetObjectItemCaseSensitive(sink, "maxConcurrentConnections");
+	char def[200], resolve[400] = "";
+	struct s3_target t;
+	struct blob_error be;
+	size_t pl = strlen(p);
+
+	if (sink_secret(j, sink, "sink", "accessKeyId", &sec->akid) != 0 ||
+	    sink_secret(j, sink, "sink", "secretAccessKey", &sec->secret) != 0 ||
+	    sink_secret(j, sink, "sink", "sessionToken", &sec->token) != 0)
+		return -1;
+	if (*region == '\0' || strlen(region) > 40 || strspn(region, "abcdefghijklmnopqrstuvwxyz0123456789-") !=
+	    strlen(region))
+		return fail_job(j, "InvalidRequest", false, "sink.region must be a region name (us-east-1 ...)");
+	if (su == NULL) {
+		snprintf(def, sizeof def, "https://s3.%s.amazonaws.com", region);
+		su = def;
+	}
+	if (bucket == NULL || pl == 0 || pl > 900 || p[0] == '/' ||
+	    strcspn(p, "\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r") != pl)
+		return fail_job(j, "InvalidRequest", false, "the S3 sink needs bucket and path (an object "
+		    "key, or a folder ending in '/')");
+	if (sec->akid == NULL || sec->secret == NULL)
+		return fail_job(j, "InvalidRequest", false, "the S3 sink needs accessKeyId and "
+		    "secretAccessKey (best a CredentialReference to the node's credential store)");
+	object_name(j, p, fmt, gz, name, namelen);
+	memset(&t, 0, sizeof t);
+	t.endpoint = su;
+	t.region = region;
+	t.bucket = bucket;
+	t.key = name;
+	t.path_style = flag(sink, "forcePathStyle", false);
+	t.access_key_id = sec->akid;
+	t.secret = sec->secret;
+	t.session_token = sec->token;
+	t.part_size = S3_PART_DEFAULT;
+	if (psz != NULL) {
+		double mb = cJSON_GetNumberValue(psz);
+
+		if (!cJSON_IsNumber(psz) || mb * 1048576 < S3_PART_MIN || mb * 1048576 > S3_PART_MAX)
+			return fail_job(j, "InvalidRequest", false, "sink.partSizeMB must be a number from 5 "
+			    "to 512");
+		t.part_size = (size_t)(mb * 1048576);
+	}
+	t.parallel = 2;
+	if (mc != NULL) {
+		double v = cJSON_GetNumberValue(mc);
+
+		if (!cJSON_IsNumber(mc) || v < 1 || v > S3_PARALLEL_MAX || v != (int)v)
+			return fail_job(j, "InvalidRequest", false, "sink.maxConcurrentConnections must be "
+			    "an integer from 1 to %d", S3_PARALLEL_MAX);
+		t.parallel = (unsigned)v;
+	}
+	t.pc = j->pc;
+	t.ca_file = j->ca_file;
+	t.stop = &j->stop;
+	memset(&be, 0, sizeof be);
+	if ((*out = s3_sink_new(&t, &be)) == NULL)
+		return fail_job(j, be.code, be.retryable, "%s", be.msg);
+	if (!j->lma && sink_host_check(j, s3_sink_url(*out), resolve, sizeof resolve) != 0)
+		return -1;
+	if (resolve[0] && s3_sink_pin(*out, resolve) != 0)
+		return fail_job(j, "Internal", true, "out of memory");
+	log_info("copy", "event=job.s3 job=%s url=%s part_size=%zu parallel=%u", j->id,
+	    log_q(s3_sink_url(*out)), t.part_size, t.parallel);
+	return 0;
+}
+
+/* The result's common part; returns its files array. */
+static cJSON *
+result_new(struct cjob *j, const struct copyrun *c, const struct out *o)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	j->result = cJSON_CreateObject();
+	cJSON_AddNumberToObject(j->result, "rowsRead", (double)c->rows);
+	cJSON_AddNumberToObject(j->result, "rowsWritten", (double)c->rows);
+	cJSON_AddNumberToObject(j->result, "bytesWritten", (double)o->stored);
+	if (o->gz != NULL) {
+		cJSON_AddStringToObject(j->result, "compressionCodec", "gzip");
+		cJSON_AddNumberToObject(j->result, "uncompressedBytes", (double)o->bytes);
+	}
+	cJSON_AddNumberToObject(j->result, "durationMs", (double)((t1.tv_sec - j->t0.tv_sec) *
+	    1000 + (t1.tv_nsec - j->t0.tv_nsec) / 1000000));
+	return cJSON_AddArrayToObject(j->result, "files");
+}
+
+static void
+s3_result(struct cjob *j, const struct copyrun *c, const struct out *o, struct s3_sink *s3,
+    const char *name, const char *sha)
+{
+	cJSON *files = result_new(j, c, o), *f = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(f, "path", name);
+	cJSON_AddStringToObject(f, "url", s3_sink_url(s3));
+	cJSON_AddNumberToObject(f, "bytes", (double)o->stored);
+	cJSON_AddNumberToObject(f, "parts", s3_sink_parts(s3));
+	cJSON_AddStringToObject(f, "etag", s3_sink_etag(s3));
+	cJSON_AddStringToObject(f, "contentMd5", s3_sink_md5(s3));
+	cJSON_AddStringToObject(f, "sha256", sha);
+	cJSON_AddItemToArray(files, f);
+	log_info("copy", "event=job.s3_committed job=%s url=%s bytes=%llu parts=%u etag=%s", j->id,
+	    log_q(s3_sink_url(s3)), o->stored, s3_sink_parts(s3), log_q(s3_sink_etag(s3)));
+}
+
+/* The sink refused a write: the blob's or the object's own error, or the file's. */
 static void
 sink_failed(struct cjob *j, struct out *o, const char *opath)
 {
-	if (o->bs != NULL && o->be.code[0])
+	if ((o->bs != NULL || o->s3 != NULL) && o->be.code[0])
 		fail_job(j, o->be.code, o->be.retryable, "%s", o->be.msg);
 	else
 		fail_job(j, "StoreError", true, "writing %s failed", opath);
@@ -839,27 +995,17 @@ static void
 blob_result(struct cjob *j, const struct copyrun *c, const struct out *o, struct blob_sink *bs,
     const char *name, const char *sha)
 {
-	struct timespec t1;
-	cJSON *files, *f;
+	cJSON *files = result_new(j, c, o), *f = cJSON_CreateObject();
 
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	j->result = cJSON_CreateObject();
-	cJSON_AddNumberToObject(j->result, "rowsRead", (double)c->rows);
-	cJSON_AddNumberToObject(j->result, "rowsWritten", (double)c->rows);
-	cJSON_AddNumberToObject(j->result, "bytesWritten", (double)o->bytes);
-	cJSON_AddNumberToObject(j->result, "durationMs", (double)((t1.tv_sec - j->t0.tv_sec) *
-	    1000 + (t1.tv_nsec - j->t0.tv_nsec) / 1000000));
-	files = cJSON_AddArrayToObject(j->result, "files");
-	f = cJSON_CreateObject();
 	cJSON_AddStringToObject(f, "path", name);
 	cJSON_AddStringToObject(f, "url", blob_sink_url(bs));
-	cJSON_AddNumberToObject(f, "bytes", (double)o->bytes);
+	cJSON_AddNumberToObject(f, "bytes", (double)o->stored);
 	cJSON_AddNumberToObject(f, "blocks", blob_sink_blocks(bs));
 	cJSON_AddStringToObject(f, "contentMd5", blob_sink_md5(bs));
 	cJSON_AddStringToObject(f, "sha256", sha);
 	cJSON_AddItemToArray(files, f);
 	log_info("copy", "event=job.blob_committed job=%s url=%s bytes=%llu blocks=%u", j->id,
-	    log_q(blob_sink_url(bs)), o->bytes, blob_sink_blocks(bs));
+	    log_q(blob_sink_url(bs)), o->stored, blob_sink_blocks(bs));
 }
 
 /* ---- SQL sources (the connectors' stream operation) --------------------------- */
@@ -1014,8 +1160,13 @@ run_copy(struct cjob *j)
 	const char *idelim = str(ds, "columnDelimiter", ","), *iquote = str(ds, "quoteChar", "\"");
 	struct shir_error fe;
 	bool blob = strcmp(str(sink, "type", ""), "AzureBlob") == 0;
+	bool s3 = strcmp(str(sink, "type", ""), "S3") == 0, cloud = blob || s3;
 	bool sql = strcmp(str(ls, "type", ""), "PostgreSql") == 0;
+	const char *codec = str(fm, "compressionCodec", str(fm, "compression", "none"));
+	bool gz = false;
+	int gz_level = 6;
 	struct blob_sink *bs = NULL;
+	struct s3_sink *s3s = NULL;
 	struct blob_secrets sec;
 	char blob_name[1100];
 
@@ -1028,14 +1179,14 @@ run_copy(struct cjob *j)
 		    "and PostgreSql sources so far (got %s %s)", str(ls, "type", "?"), str(ds, "type", "?"));
 		goto out;
 	}
-	if (strcmp(str(sink, "type", ""), "FileSystem") != 0 && !blob) {
-		fail_job(j, "UnsupportedStoreType", false, "this node writes to FileSystem and AzureBlob "
-		    "sinks so far (got %s)", str(sink, "type", "?"));
+	if (strcmp(str(sink, "type", ""), "FileSystem") != 0 && !cloud) {
+		fail_job(j, "UnsupportedStoreType", false, "this node writes to FileSystem, AzureBlob and "
+		    "S3 sinks (got %s)", str(sink, "type", "?"));
 		goto out;
 	}
 	c.fmt = strcmp(ft, "DelimitedText") == 0 ? F_CSV : strcmp(ft, "JsonLines") == 0 ? F_JSONL :
 	    F_PARQUET;
-	if (((root == NULL || rel == NULL) && !sql) || (folder == NULL && !blob) || opath == NULL ||
+	if (((root == NULL || rel == NULL) && !sql) || (folder == NULL && !cloud) || opath == NULL ||
 	    *opath == '\0' || opath[0] == '/' || strlen(idelim) != 1 || strlen(iquote) > 1) {
 		fail_job(j, "InvalidRequest", false, "the job needs source.linkedService.properties.root, "
 		    "source.dataset.path, sink.folder and a relative sink.path (one-character "
@@ -1048,6 +1199,19 @@ run_copy(struct cjob *j)
 	c.iheader = flag(ds, "firstRowAsHeader", true);
 	if (sql)
 		rel = str(ds, "table", str(ds, "type", "query"));
+	/* gzip for the text formats (Parquet compresses its pages itself) */
+	if (c.fmt != F_PARQUET && strcasecmp(codec, "none") != 0) {
+		const char *lv = str(fm, "compressionLevel", "Optimal");
+
+		if (strcasecmp(codec, "gzip") != 0 || (strcasecmp(lv, "Optimal") != 0 &&
+		    strcasecmp(lv, "Fastest") != 0)) {
+			fail_job(j, "InvalidRequest", false, "format.compressionCodec must be gzip or none "
+			    "for %s (format.compressionLevel Optimal or Fastest)", ft);
+			goto out;
+		}
+		gz = true;
+		gz_level = strcasecmp(lv, "Fastest") == 0 ? 1 : 6;
+	}
 	if (c.fmt == F_PARQUET && parquet_codec_parse(str(fm, "compression", "snappy"), &c.codec) != 0) {
 		fail_job(j, "InvalidRequest", false, "format.compression must be snappy, zstd or none");
 		goto out;
@@ -1063,7 +1227,12 @@ run_copy(struct cjob *j)
 		goto out;
 source_checked:
 	if (blob) {
-		if (blob_open(j, sink, c.fmt, &sec, blob_name, sizeof blob_name, &bs) != 0)
+		if (blob_open(j, sink, c.fmt, gz, &sec, blob_name, sizeof blob_name, &bs) != 0)
+			goto out;
+		goto opened;
+	}
+	if (s3) {
+		if (s3_open(j, sink, c.fmt, gz, &sec, blob_name, sizeof blob_name, &s3s) != 0)
 			goto out;
 		goto opened;
 	}
@@ -1097,7 +1266,7 @@ opened:
 		fail_job(j, "NotFound", false, "cannot open %s: %s", rel, strerror(errno));
 		goto out;
 	}
-	if (!blob && (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640)) < 0) {
+	if (!cloud && (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640)) < 0) {
 		fail_job(j, "StoreError", false, "cannot create %s in the sink folder: %s", opath,
 		    strerror(errno));
 		goto out;
@@ -1109,7 +1278,10 @@ opened:
 		goto nomem;
 	o->fd = fd;
 	o->bs = bs;
+	o->s3 = s3s;
 	o->j = j;
+	if (gz && (o->gz = gzip_out_new(gz_level, out_emit, o)) == NULL)
+		goto nomem;
 	c.o = o;
 	if (sql) {
 		if (run_sql(j, &c, ls, ds) != 0)
@@ -1153,17 +1325,23 @@ read_done:
 		fail_job(j, "StoreError", false, "%s", c.e.msg);
 		goto out;
 	}
-	if (blob) {
-		if (o->err || out_flush(o) != 0 || blob_sink_commit(bs, &o->be) != 0) {
+	if (cloud) {
+		/* nothing is visible before the commit (the block list, or the
+		 * multipart upload's completion) succeeds */
+		if (o->err || out_finish(o) != 0 || (bs != NULL ? blob_sink_commit(bs, &o->be) :
+		    s3_sink_commit(s3s, &o->be)) != 0) {
 			sink_failed(j, o, opath);
 			goto out;
 		}
 		EVP_DigestFinal_ex(o->md, dg, &dl);
 		hex(dg, dl, md);
-		blob_result(j, &c, o, bs, blob_name, md);
+		if (bs != NULL)
+			blob_result(j, &c, o, bs, blob_name, md);
+		else
+			s3_result(j, &c, o, s3s, blob_name, md);
 		goto out;
 	}
-	if (o->err || out_flush(o) != 0 || fsync(fd) != 0) {
+	if (o->err || out_finish(o) != 0 || fsync(fd) != 0) {
 		fail_job(j, "StoreError", true, "writing %s: %s", opath, strerror(errno));
 		goto out;
 	}
@@ -1179,25 +1357,12 @@ read_done:
 	EVP_DigestFinal_ex(o->md, dg, &dl);
 	hex(dg, dl, md);
 	{
-		struct timespec t1;
-		cJSON *files;
+		cJSON *files = result_new(j, &c, o), *f = cJSON_CreateObject();
 
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		j->result = cJSON_CreateObject();
-		cJSON_AddNumberToObject(j->result, "rowsRead", (double)c.rows);
-		cJSON_AddNumberToObject(j->result, "rowsWritten", (double)c.rows);
-		cJSON_AddNumberToObject(j->result, "bytesWritten", (double)o->bytes);
-		cJSON_AddNumberToObject(j->result, "durationMs", (double)((t1.tv_sec - j->t0.tv_sec) *
-		    1000 + (t1.tv_nsec - j->t0.tv_nsec) / 1000000));
-		files = cJSON_AddArrayToObject(j->result, "files");
-		{
-			cJSON *f = cJSON_CreateObject();
-
-			cJSON_AddStringToObject(f, "path", opath);
-			cJSON_AddNumberToObject(f, "bytes", (double)o->bytes);
-			cJSON_AddStringToObject(f, "sha256", md);
-			cJSON_AddItemToArray(files, f);
-		}
+		cJSON_AddStringToObject(f, "path", opath);
+		cJSON_AddNumberToObject(f, "bytes", (double)o->stored);
+		cJSON_AddStringToObject(f, "sha256", md);
+		cJSON_AddItemToArray(files, f);
 	}
 	goto out;
 nomem:
@@ -1210,6 +1375,7 @@ out:
 	if (tmp != NULL)
 		unlink(tmp);
 	if (o != NULL) {
+		gzip_out_free(o->gz);
 		EVP_MD_CTX_free(o->md);
 		free(o);
 	}
@@ -1225,6 +1391,7 @@ out:
 	}
 	parquet_writer_free(c.pw);
 	blob_sink_free(bs);
+	s3_sink_free(s3s);	/* aborts an upload that was not completed */
 	blob_secrets_free(&sec);
 	csv_reader_free(rd);
 	free(srcreal);
