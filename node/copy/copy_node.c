@@ -974,7 +974,8 @@ s3_result(struct cjob *j, const struct copyrun *c, const struct out *o, struct s
 	cJSON_AddNumberToObject(f, "bytes", (double)o->stored);
 	cJSON_AddNumberToObject(f, "parts", s3_sink_parts(s3));
 	cJSON_AddStringToObject(f, "etag", s3_sink_etag(s3));
-	cJSON_AddStringToObject(f, "contentMd5", s3_sink_md5(s3));
+	if (*s3_sink_md5(s3))	/* one PutObject: the object's MD5 */
+		cJSON_AddStringToObject(f, "contentMd5", s3_sink_md5(s3));
 	cJSON_AddStringToObject(f, "sha256", sha);
 	cJSON_AddItemToArray(files, f);
 	log_info("copy", "event=job.s3_committed job=%s url=%s bytes=%llu parts=%u etag=%s", j->id,

@@ -50,8 +50,7 @@ struct s3_sink {
 	bool completed;
 	char (*etags)[ETAG_MAX];	/* by part number - 1 */
 	size_t etag_cap;
-	EVP_MD_CTX *md5;
-	char md5_b64[32], etag[ETAG_MAX];
+	char md5_b64[32], etag[ETAG_MAX];	/* md5_b64: a PutObject's body */
 	CURL *easy;			/* the job thread's requests */
 	bool loopback;
 	struct s3_slot *slots;
@@ -292,7 +291,12 @@ req_once(struct s3_sink *s, CURL *easy, const struct s3_req *q, struct answer *a
 
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof date, "%Y%m%dT%H%M%SZ", &tm);
-	if (q->len > 0)
+	/* A body sent with its Content-MD5 is bound to the signature by that
+	 * (signed) header and checked by the service: its SHA-256 is not computed
+	 * again (UNSIGNED-PAYLOAD, as the SDKs send over https). Others are hashed. */
+	if (q->md5 != NULL)
+		snprintf(payload, sizeof payload, "UNSIGNED-PAYLOAD");
+	else if (q->len > 0)
 		sha256_hex(q->body, q->len, payload);
 	else
 		snprintf(payload, sizeof payload, "%s", EMPTY_SHA256);
@@ -814,10 +818,8 @@ s3_sink_new(const struct s3_target *t, struct blob_error *e)
 	s->nslots = s->t.parallel;
 	s->slots = calloc(s->nslots, sizeof *s->slots);
 	s->cur = malloc(s->t.part_size);
-	s->md5 = EVP_MD_CTX_new();
 	s->easy = curl_easy_init();
-	if (s->slots == NULL || s->cur == NULL || s->md5 == NULL || s->easy == NULL ||
-	    EVP_DigestInit_ex(s->md5, EVP_md5(), NULL) != 1)
+	if (s->slots == NULL || s->cur == NULL || s->easy == NULL)
 		goto oom;
 	for (i = 0; i < s->nslots; i++) {
 		s->slots[i].s = s;
@@ -843,7 +845,6 @@ s3_sink_write(struct s3_sink *s, const void *p, size_t n, struct blob_error *e)
 {
 	const char *c = p;
 
-	EVP_DigestUpdate(s->md5, p, n);
 	while (n > 0) {
 		size_t k = s->t.part_size - s->used < n ? s->t.part_size - s->used : n;
 
@@ -867,11 +868,6 @@ s3_sink_write(struct s3_sink *s, const void *p, size_t n, struct blob_error *e)
 int
 s3_sink_commit(struct s3_sink *s, struct blob_error *e)
 {
-	unsigned char dg[EVP_MAX_MD_SIZE];
-	unsigned dl = 0;
-
-	EVP_DigestFinal_ex(s->md5, dg, &dl);
-	EVP_EncodeBlock((unsigned char *)s->md5_b64, dg, (int)dl);
 	if (s->upload_id[0] == '\0') {
 		/* smaller than a part: one PutObject, its Content-MD5 checked */
 		struct answer *a = malloc(sizeof *a);
@@ -880,6 +876,7 @@ s3_sink_commit(struct s3_sink *s, struct blob_error *e)
 
 		if (a == NULL)
 			return fail(e, "Internal", true, "out of memory");
+		md5_b64(s->cur, s->used, s->md5_b64);
 		rc = req(s, s->easy, &q, 0, a, e);
 		if (rc == 0) {
 			strip_quotes(a->etag, s->etag, sizeof s->etag);
@@ -953,7 +950,6 @@ s3_sink_free(struct s3_sink *s)
 	pthread_cond_destroy(&s->cv);
 	if (s->easy)
 		curl_easy_cleanup(s->easy);
-	EVP_MD_CTX_free(s->md5);
 	free(s->etags);
 	free(s->hostport);
 	free(s->uri);

@@ -18,6 +18,10 @@
  *
  * Memory: (parallel + 1) part buffers, plus the parts' ETags (at most 10,000).
  *
+ * A request with a body carries its Content-MD5 in a signed header and the
+ * payload hash UNSIGNED-PAYLOAD: the signature covers the MD5, the service
+ * checks the body against it, and the body is hashed once, not twice.
+ *
  * Requests go through the node's proxy decision (proxy_decide,
  * proxy_curl_setup) with TLS verification on; plain http only to loopback.
  * Addressing: virtual-hosted (https://bucket.endpoint/key) or path style
@@ -65,7 +69,9 @@ int s3_sink_write(struct s3_sink *s, const void *p, size_t n, struct blob_error 
  * appears whole. -1 with *e (and the upload aborted) on a failure. */
 int s3_sink_commit(struct s3_sink *s, struct blob_error *e);
 /* The object's URL, the number of parts (0: one PutObject), the ETag as the
- * service gave it (quotes removed), the MD5 of the bytes (base64). */
+ * service gave it (quotes removed), and for one PutObject the MD5 of the
+ * bytes (base64; "" for a multipart upload: each part's MD5 was sent and
+ * checked, the whole object's is not computed). */
 const char *s3_sink_url(const struct s3_sink *s);
 unsigned s3_sink_parts(const struct s3_sink *s);
 const char *s3_sink_etag(const struct s3_sink *s);
