@@ -14,7 +14,8 @@ Amazon's SDK, @aws-sdk/lib-storage's Upload (8 MiB parts, queueSize 4), timed
 in its own process around the upload alone. The figure is MB/s of the object's
 bytes (of the CSV before gzip) and the ratio job / SDK. Then the same copy
 with gzip (level 6), whose object is smaller: its MB/s are of the CSV it
-compressed.
+compressed. Last, the same job into a local folder (no upload at all): what
+reading and converting the rows cost on their own.
 
 Use a build without sanitizers (../configure in build-bench).
 """
@@ -45,8 +46,10 @@ def main():
             f.write("id;customer;amount;note\n")
             for i in range(ROWS):
                 f.write('%d;customer-%d;%d.%02d;"n; %d"\n' % (i, i % 100000, i % 9973, i % 100, i))
+        out = h.path("out")
+        os.makedirs(out)
         s3 = S3Server(h)
-        r, n, snd = benchlib.copy_setup(h, allowed=data)
+        r, n, snd = benchlib.copy_setup(h, allowed=data, extra="writable_folders = %s\n[node]\ncopy_jobs = 1\n" % out)
         h.run([h.bin("shirctl"), "--socket", n.sock, "--conf", n.conf, "credentials", "set", "s3-secret"],
               input=SECRET + "\n", check=0)
         results = []
@@ -72,6 +75,12 @@ def main():
                                                         timeout=900).stdout)["ms"]
                 results.insert(0, ("SDK lib-storage Upload", ms / 1000.0, os.path.getsize(local),
                                    os.path.getsize(local)))
+        # the same job into a local folder: reading and converting alone, no upload
+        spec["sink"] = {"type": "FileSystem", "folder": out, "path": "o.csv"}
+        spec["format"] = {"type": "DelimitedText"}
+        dt, g = benchlib.run_job(snd, spec)
+        assert g["state"] == "Succeeded" and g["result"]["rowsWritten"] == ROWS, g
+        results.append(("shird job -> local file", dt, g["result"]["bytesWritten"], g["result"]["bytesWritten"]))
         base = results[0][2] / results[0][1]
         print("rows=%d" % ROWS)
         print("%-26s %9s %12s %10s %9s %14s" % ("upload", "seconds", "rows/s", "MB/s (CSV)", "vs SDK",
