@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import time
 
 from azurite import Azurite
 from authnode import Node
@@ -234,8 +235,8 @@ def test_s3_abort_on_failure(h):
 
 @test
 def test_s3_storage_down_mid_upload(h):
-    """the storage stopped after the upload began: the node retries with back-off and completes once it is back"""
-    rows = 400000
+    """the storage stopped after the upload began: the reader waits, the node retries with back-off and completes once it is back"""
+    rows = 1000000
     r, n, snd, data, out, extra = setup(h, rows=rows, copy_jobs=1)
     s3 = S3Server(h)
     store_secret(h, n)
@@ -243,7 +244,18 @@ def test_s3_storage_down_mid_upload(h):
                                                     "maxConcurrentConnections": 1}))
     n.p.wait_log(r"event=s3\.upload_created", timeout=60)
     s3.p.stop()
-    n.p.wait_log(r"event=s3\.retry what=(UploadPart|CompleteMultipartUpload) status=0 .*attempt=2", timeout=60)
+    n.p.wait_log(r"event=s3\.retry what=UploadPart status=0 .*attempt=2", timeout=60)
+
+    # backpressure: while the one part in flight cannot go, the reader waits with one more part
+    # filled (two 5 MiB buffers and the 64 KiB output buffer), far from the end of the 38 MB file
+    def progress():
+        js = json.loads(h.run([h.bin("shirctl"), "--socket", n.sock, "jobs", "--json"], check=0).stdout)["jobs"]
+        return js[0]["bytesWritten"], js[0]["rowsRead"]
+    first = progress()
+    time.sleep(1.5)
+    second = progress()
+    check(first == second and second[0] > 5 * 1048576 and second[1] < rows // 2,
+          "the reader is paused while the upload is behind: %r then %r", first, second)
     s3.start()
     g = wait_final(snd, j["id"], timeout=90)
     check(g["state"] == "Succeeded" and g["dequeueCount"] == 1, "after the retries: %r", g)
