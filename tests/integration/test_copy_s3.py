@@ -160,6 +160,17 @@ def test_gzip_blob_and_s3(h):
               "blob: %r %r", props, g["result"])
         got = parse(gzip.decompress(body), fmt)
         check(got == want_rows(rows), "%s: %d rows", name, len(got))
+    # a local folder sink: the file is the gzip stream, committed by rename as any file
+    spec = s3_job(data, s3, {}, "JsonLines", extra_fmt={"compressionCodec": "gzip"})
+    spec["sink"] = {"type": "FileSystem", "folder": out, "path": "local.jsonl.gz"}
+    st, j = snd.call("POST", "", spec)
+    g = wait_final(snd, j["id"])
+    check(g["state"] == "Succeeded", "local gzip: %r", g)
+    with open(os.path.join(out, "local.jsonl.gz"), "rb") as f:
+        body = f.read()
+    check(len(body) == g["result"]["bytesWritten"] and
+          hashlib.sha256(body).hexdigest() == g["result"]["files"][0]["sha256"], "local: %r", g["result"])
+    check(parse(gzip.decompress(body), "JsonLines") == want_rows(rows), "local gzip rows")
     # a codec the node does not write is refused, naming the field
     st, j = snd.call("POST", "", s3_job(data, s3, {"path": "x.bz2"}, "DelimitedText",
                                         extra_fmt={"compressionCodec": "bzip2"}))
