@@ -281,7 +281,8 @@ req_once(struct s3_sink *s, CURL *easy, const struct s3_req *q, struct answer *a
     char *cerr)
 {
 	struct curl_slist *h = NULL, *res = s->resolve ? curl_slist_append(NULL, s->resolve) : NULL;
-	char url[4096], date[20], payload[65], canon[2048], hdr[2200], auth[512];
+	/* bounded: a key of 1,024 bytes escaped, a session token of a few KiB */
+	char url[8192], date[20], payload[65], canon[8192], hdr[8300], auth[512];
 	struct s3_sigv4_in in;
 	struct proxy_decision dec;
 	time_t now = time(NULL);
@@ -788,8 +789,14 @@ s3_sink_new(const struct s3_target *t, struct blob_error *e)
 		goto bad;
 	}
 	if (t->access_key_id == NULL || *t->access_key_id == '\0' || strlen(t->access_key_id) > 128 ||
-	    t->secret == NULL || *t->secret == '\0') {
-		fail(e, "InvalidRequest", false, "the S3 sink needs accessKeyId and secretAccessKey");
+	    strpbrk(t->access_key_id, "\r\n\t /,=") != NULL || t->secret == NULL || *t->secret == '\0') {
+		fail(e, "InvalidRequest", false, "the S3 sink needs accessKeyId (1 to 128 bytes, no spaces, "
+		    "'/', ',' or '=') and secretAccessKey");
+		goto bad;
+	}
+	if (t->session_token != NULL && (*t->session_token == '\0' || strlen(t->session_token) > 6000 ||
+	    strpbrk(t->session_token, "\r\n") != NULL)) {
+		fail(e, "InvalidRequest", false, "sink.sessionToken must be one line of at most 6,000 bytes");
 		goto bad;
 	}
 	def_port = u.port == (strcmp(u.scheme, "https") == 0 ? 443 : 80);

@@ -159,6 +159,16 @@ t_new_refuses(void **state)
 	t.bucket = "Landing_Zone";
 	assert_null(s3_sink_new(&t, &e));
 	assert_non_null(strstr(e.msg, "bucket"));
+	/* an access key id that would break the Authorization header, a session token of two lines */
+	t.bucket = "landing";
+	t.access_key_id = "AKIA\r\nX-Injected: 1";
+	assert_null(s3_sink_new(&t, &e));
+	assert_non_null(strstr(e.msg, "accessKeyId"));
+	t.access_key_id = "AKIAIOSFODNN7EXAMPLE";
+	t.session_token = "a\nb";
+	assert_null(s3_sink_new(&t, &e));
+	assert_non_null(strstr(e.msg, "sessionToken"));
+	t.session_token = NULL;
 	/* no secret */
 	t.bucket = "landing";
 	t.secret = NULL;
