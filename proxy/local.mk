@@ -1,7 +1,7 @@
 # proxy/: .NET <defaultProxy> and environment proxy configuration, the bypass
 # decision, CONNECT tunnels (libcurl multi on the event loop). See docs/proxy.md.
 libshir_a_SOURCES += \
-	proxy/proxy.h proxy/proxy_int.h \
+	proxy/proxy.h proxy/proxy_int.h proxy/curl_ev.c proxy/curl_ev.h \
 	proxy/proxy_config.c proxy/proxy_dial.c \
 	proxy/proxy_dotnet.c proxy/proxy_dotnet.h \
 	proxy/proxy_noproxy.c proxy/proxy_noproxy.h \

@@ -119,4 +119,18 @@ struct proxy_dial *proxy_dial(struct event_base *base, struct proxy_config *pc,
  * is gone once the callback has run (do not cancel it then). */
 void proxy_dial_cancel(struct proxy_dial *d);
 
+/* A URL's parts, read by libcurl's URL parser (CURLU): scheme and host in
+ * lower case (an IPv6 literal in brackets), the port (explicit, else the
+ * scheme's default, -1 unknown), the path (decoded as given, "/" when none),
+ * whether the host is an IP literal and whether it is loopback (localhost,
+ * 127.0.0.0/8, ::1). 0, or -1 with why. */
+struct proxy_url {
+	char scheme[32];
+	char host[300];
+	int port;
+	char path[1024];
+	bool ip, loopback;
+};
+int proxy_url_parse(const char *url, struct proxy_url *u, char *why, size_t wl);
+
 #endif

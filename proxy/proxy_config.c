@@ -984,6 +984,33 @@ pc_is_loopback(const char *host)
 	}
 }
 
+int
+proxy_url_parse(const char *url, struct proxy_url *u, char *why, size_t wl)
+{
+	struct pc_target t;
+	struct proxy_addr a;
+	CURLU *cu;
+	char *path = NULL;
+
+	memset(u, 0, sizeof *u);
+	if (pc_parse_url(url, &t, why, wl) != 0)
+		return -1;
+	snprintf(u->scheme, sizeof u->scheme, "%s", t.scheme);
+	snprintf(u->host, sizeof u->host, "%s", t.host);
+	u->port = t.port;
+	u->ip = proxy_addr_parse(t.host, &a) == 0;
+	/* "loopback", a name .NET's bypass list knows, is not one here */
+	u->loopback = strcmp(t.host, "localhost") == 0 || (u->ip && pc_is_loopback(t.host));
+	snprintf(u->path, sizeof u->path, "/");
+	if ((cu = curl_url()) != NULL &&
+	    curl_url_set(cu, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+	    curl_url_get(cu, CURLUPART_PATH, &path, 0) == CURLUE_OK && path != NULL)
+		snprintf(u->path, sizeof u->path, "%s", path);
+	curl_free(path);
+	curl_url_cleanup(cu);
+	return 0;
+}
+
 /* WebProxy.IsLocal: own IP, dotless name, or the text after the first dot
  * equals the machine's domain. Writes why into why. */
 static int

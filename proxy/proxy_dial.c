@@ -34,6 +34,7 @@
 #include <event2/event.h>
 
 #include "common/log.h"
+#include "proxy/curl_ev.h"
 #include "proxy/pac.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
@@ -54,13 +55,6 @@ struct dial_pac_job {
 #define DIAL_HIGH (256 * 1024)	/* stop reading the proxy above this much unread */
 #define DIAL_LOW (64 * 1024)	/* and resume below this */
 
-struct dial_sock {
-	struct proxy_dial *d;
-	struct event *ev;
-	curl_socket_t fd;
-	struct dial_sock *next;
-};
-
 struct proxy_dial {
 	struct event_base *base;
 	struct proxy_config *pc;
@@ -71,10 +65,10 @@ struct proxy_dial {
 	struct proxy_decision dec;
 	size_t next;		/* next proxy to try */
 	const char *cur;	/* proxy of the current attempt, NULL: direct */
-	CURLM *multi;
+	struct curl_ev *ce;	/* curl on the loop */
+	CURLM *multi;		/* its multi handle */
 	CURL *easy;
-	struct dial_sock *socks;
-	struct event *curl_timer, *step_ev;
+	struct event *step_ev;
 	int started, bad_url;
 	int done;		/* the attempt finished: result holds its code */
 	CURLcode result;
@@ -107,101 +101,9 @@ dial_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* --- libcurl multi_socket on libevent ------------------------------------ */
+/* --- libcurl multi_socket on libevent (proxy/curl_ev.c) ----------------- */
 
-static void dial_check(struct proxy_dial *d);
-
-static void
-dial_sock_event(evutil_socket_t fd, short what, void *arg)
-{
-	struct dial_sock *ds = arg;
-	struct proxy_dial *d = ds->d;	/* ds may be freed inside socket_action */
-	int running = 0, act = 0;
-
-	if (what & EV_READ)
-		act |= CURL_CSELECT_IN;
-	if (what & EV_WRITE)
-		act |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(d->multi, fd, act, &running);
-	dial_check(d);
-}
-
-static void
-dial_sock_free(struct proxy_dial *d, struct dial_sock *ds)
-{
-	struct dial_sock **pp;
-
-	for (pp = &d->socks; *pp; pp = &(*pp)->next) {
-		if (*pp == ds) {
-			*pp = ds->next;
-			break;
-		}
-	}
-	if (ds->ev)
-		event_free(ds->ev);
-	free(ds);
-}
-
-static int
-dial_socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
-{
-	struct proxy_dial *d = userp;
-	struct dial_sock *ds = socketp;
-	short kind = EV_PERSIST;
-
-	if (what == CURL_POLL_REMOVE) {
-		if (ds != NULL) {
-			curl_multi_assign(d->multi, s, NULL);
-			dial_sock_free(d, ds);
-		}
-		return 0;
-	}
-	if (what & CURL_POLL_IN)
-		kind |= EV_READ;
-	if (what & CURL_POLL_OUT)
-		kind |= EV_WRITE;
-	if (ds == NULL) {
-		if ((ds = calloc(1, sizeof *ds)) == NULL)
-			return -1;
-		ds->d = d;
-		ds->fd = s;
-		ds->next = d->socks;
-		d->socks = ds;
-		curl_multi_assign(d->multi, s, ds);
-	} else if (ds->ev != NULL) {
-		event_free(ds->ev);
-		ds->ev = NULL;
-	}
-	ds->ev = event_new(d->base, s, kind, dial_sock_event, ds);
-	if (ds->ev == NULL || event_add(ds->ev, NULL) != 0)
-		return -1;
-	return 0;
-}
-
-static void
-dial_curl_timer_event(evutil_socket_t fd, short what, void *arg)
-{
-	struct proxy_dial *d = arg;
-	int running = 0;
-
-	curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	dial_check(d);
-}
-
-static int
-dial_timer_cb(CURLM *m, long timeout_ms, void *userp)
-{
-	struct proxy_dial *d = userp;
-	struct timeval tv;
-
-	if (timeout_ms < 0) {
-		evtimer_del(d->curl_timer);
-		return 0;
-	}
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	return evtimer_add(d->curl_timer, &tv);
-}
+static void dial_check(void *arg);
 
 /* Collects the schemes of Proxy-Authenticate headers (for the 407 message). */
 static size_t
@@ -241,8 +143,9 @@ dial_step_later(struct proxy_dial *d)
 }
 
 static void
-dial_check(struct proxy_dial *d)
+dial_check(void *arg)
 {
+	struct proxy_dial *d = arg;
 	CURLMsg *m;
 	int left;
 
@@ -265,9 +168,8 @@ dial_end_attempt(struct proxy_dial *d)
 		curl_easy_cleanup(d->easy);
 		d->easy = NULL;
 	}
-	while (d->socks != NULL)
-		dial_sock_free(d, d->socks);
-	evtimer_del(d->curl_timer);
+	if (d->ce != NULL)
+		curl_ev_forget(d->ce);
 	d->done = 0;
 	d->offered[0] = '\0';
 	d->errbuf[0] = '\0';
@@ -446,10 +348,7 @@ dial_free(struct proxy_dial *d)
 		event_free(d->pac_ev);
 	dial_pac_job_unref(d->pac_job);
 	dial_end_attempt(d);
-	if (d->multi)
-		curl_multi_cleanup(d->multi);
-	if (d->curl_timer)
-		event_free(d->curl_timer);
+	curl_ev_free(d->ce);
 	if (d->step_ev)
 		event_free(d->step_ev);
 	proxy_config_unref(d->pc);
@@ -627,7 +526,6 @@ dial_make_pump(struct proxy_dial *d, curl_socket_t fd, struct shir_error *err)
 {
 	struct dial_pump *p = calloc(1, sizeof *p);
 	struct bufferevent *outer = NULL;
-	struct dial_sock *ds;
 	int sp[2] = { -1, -1 };
 
 	if (p == NULL)
@@ -651,17 +549,11 @@ dial_make_pump(struct proxy_dial *d, curl_socket_t fd, struct shir_error *err)
 	if (p->rd == NULL || p->wr == NULL || p->close_ev == NULL)
 		goto oom;
 	/* curl keeps the finished connect-only transfer; we drive its socket now */
-	for (ds = d->socks; ds; ds = ds->next)
-		curl_multi_assign(d->multi, ds->fd, NULL);
-	while (d->socks != NULL)
-		dial_sock_free(d, d->socks);
-	evtimer_del(d->curl_timer);
-	curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, NULL);
-	curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, NULL);
 	curl_easy_setopt(d->easy, CURLOPT_HEADERDATA, NULL);
 	curl_easy_setopt(d->easy, CURLOPT_ERRORBUFFER, NULL);
-	p->multi = d->multi;
+	p->multi = curl_ev_detach(d->ce);
 	p->easy = d->easy;
+	d->ce = NULL;
 	d->multi = NULL;
 	d->easy = NULL;
 	bufferevent_setcb(p->inner, pump_inner_read, pump_inner_write, pump_inner_event, p);
@@ -805,17 +697,13 @@ dial_new(struct event_base *base, struct proxy_config *pc,
 		snprintf(d->host, sizeof d->host, "[%s]", host);
 	else
 		snprintf(d->host, sizeof d->host, "%s", host);
-	d->multi = curl_multi_init();
-	d->curl_timer = evtimer_new(base, dial_curl_timer_event, d);
+	d->ce = curl_ev_new(base, dial_check, d);
 	d->step_ev = evtimer_new(base, dial_step, d);
-	if (d->multi == NULL || d->curl_timer == NULL || d->step_ev == NULL) {
+	if (d->ce == NULL || d->step_ev == NULL) {
 		dial_free(d);
 		return NULL;
 	}
-	curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, dial_socket_cb);
-	curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
-	curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, dial_timer_cb);
-	curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
+	d->multi = curl_ev_multi(d->ce);
 	return d;
 }
 

@@ -138,15 +138,10 @@ escape_name(const char *s)
 static bool
 host_is_loopback(const char *url)
 {
-	const char *h = strstr(url, "://");
-	size_t n;
+	struct proxy_url u;
+	char why[300];
 
-	if (h == NULL)
-		return false;
-	h += 3;
-	n = strcspn(h, ":/");
-	return (n == 9 && strncmp(h, "localhost", 9) == 0) || strncmp(h, "127.", 4) == 0 ||
-	    strncmp(h, "[::1]", 5) == 0;
+	return proxy_url_parse(url, &u, why, sizeof why) == 0 && u.loopback;
 }
 
 /* The raw block id of block i: its number, its length and its MD5, so an

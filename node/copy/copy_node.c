@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,9 +50,12 @@
 #include "node/admin/credstore.h"
 #include "node/copy/blob_sink.h"
 #include "node/copy/copy_node.h"
+#include "node/copy/gzip_out.h"
 #include "node/copy/parquet.h"
+#include "node/copy/s3_sink.h"
 #include "node/node.h"
 #include "node/proxy_node.h"
+#include "proxy/curl_ev.h"
 #include "proxy/proxy.h"
 #include "relay/sas.h"
 
@@ -77,13 +81,6 @@ struct creq {
 	void (*done)(struct creq *r, CURLcode rc, long status);
 	void *arg;
 	char err[CURL_ERROR_SIZE];
-};
-
-struct csock {
-	struct csock *next;
-	struct copyd *d;
-	curl_socket_t fd;
-	struct event *ev;
 };
 
 struct cjob {
@@ -121,9 +118,9 @@ struct copyd {
 	struct node *n;
 	time_t since;
 	struct event_base *base;
-	CURLM *multi;
-	struct event *curl_timer, *check_ev, *lease_timer;
-	struct csock *socks;
+	struct curl_ev *ce;		/* libcurl on the loop (proxy/curl_ev.c) */
+	CURLM *multi;			/* its multi handle */
+	struct event *check_ev, *lease_timer;
 	struct creq *reqs;
 	struct cjob *jobs;
 	int running, max;
@@ -137,100 +134,7 @@ static struct copyd *the_copyd;
 
 /* ---- libcurl on the event loop -------------------------------------------------- */
 
-static void check_done(struct copyd *d);
-
-static void
-sock_event(evutil_socket_t fd, short what, void *arg)
-{
-	struct csock *cs = arg;
-	struct copyd *d = cs->d;
-	int running, act = 0;
-
-	if (what & EV_READ)
-		act |= CURL_CSELECT_IN;
-	if (what & EV_WRITE)
-		act |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(d->multi, fd, act, &running);
-	check_done(d);
-}
-
-static void
-sock_free(struct copyd *d, struct csock *cs)
-{
-	struct csock **pp;
-
-	for (pp = &d->socks; *pp; pp = &(*pp)->next)
-		if (*pp == cs) {
-			*pp = cs->next;
-			break;
-		}
-	if (cs->ev)
-		event_free(cs->ev);
-	free(cs);
-}
-
-static int
-socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
-{
-	struct copyd *d = userp;
-	struct csock *cs = socketp;
-	short kind = EV_PERSIST;
-
-	(void)e;
-	if (what == CURL_POLL_REMOVE) {
-		if (cs != NULL) {
-			curl_multi_assign(d->multi, s, NULL);
-			sock_free(d, cs);
-		}
-		return 0;
-	}
-	if (what & CURL_POLL_IN)
-		kind |= EV_READ;
-	if (what & CURL_POLL_OUT)
-		kind |= EV_WRITE;
-	if (cs == NULL) {
-		if ((cs = calloc(1, sizeof *cs)) == NULL)
-			return -1;
-		cs->d = d;
-		cs->fd = s;
-		cs->next = d->socks;
-		d->socks = cs;
-		curl_multi_assign(d->multi, s, cs);
-	} else if (cs->ev != NULL) {
-		event_free(cs->ev);
-		cs->ev = NULL;
-	}
-	cs->ev = event_new(d->base, s, kind, sock_event, cs);
-	if (cs->ev == NULL || event_add(cs->ev, NULL) != 0)
-		return -1;
-	return 0;
-}
-
-static void
-curl_timer_event(evutil_socket_t fd, short what, void *arg)
-{
-	struct copyd *d = arg;
-	int running;
-
-	(void)fd;
-	(void)what;
-	curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done(d);
-}
-
-static int
-timer_cb(CURLM *m, long ms, void *userp)
-{
-	struct copyd *d = userp;
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-	(void)m;
-	if (ms < 0)
-		evtimer_del(d->curl_timer);
-	else
-		evtimer_add(d->curl_timer, &tv);
-	return 0;
-}
+static void check_done(void *arg);
 
 static void
 req_free(struct copyd *d, struct creq *r)
@@ -255,8 +159,10 @@ req_free(struct copyd *d, struct creq *r)
 /* Finished transfers are handled from a zero-delay event: never inside
  * curl's callbacks. */
 static void
-check_done(struct copyd *d)
+check_done(void *arg)
 {
+	struct copyd *d = arg;
+
 	event_active(d->check_ev, 0, 0);
 }
 
@@ -386,31 +292,35 @@ resp_code(cJSON *o)
 struct out {
 	int fd;
 	struct blob_sink *bs;		/* an Azure blob instead of the file */
-	struct blob_error be;
-	EVP_MD_CTX *md;
-	unsigned long long bytes;
+	struct s3_sink *s3;		/* or an S3 object */
+	struct blob_error be;		/* the blob's or the object's error */
+	struct gzip_out *gz;		/* format.compressionCodec gzip, else NULL */
+	EVP_MD_CTX *md;			/* of the bytes stored */
+	unsigned long long bytes;	/* written by the format */
+	unsigned long long stored;	/* stored (after gzip) */
 	struct cjob *j;
 	bool err;			/* a write failed: every later one fails too */
 	char buf[READ_CHUNK];
 	size_t n;
 };
 
+/* Bytes as stored: hashed, counted and handed to the sink. */
 static int
-out_flush(struct out *o)
+out_emit(void *arg, const void *p, size_t n)
 {
+	struct out *o = arg;
+	const char *c = p;
 	size_t off = 0;
 
-	EVP_DigestUpdate(o->md, o->buf, o->n);	/* hashed a buffer at a time, not per cell */
-	atomic_store_explicit(&o->j->bytes, o->bytes, memory_order_relaxed);	/* progress */
-	if (o->bs != NULL) {
-		/* blocks while a block is uploaded: the reader waits (backpressure) */
-		if (blob_sink_write(o->bs, o->buf, o->n, &o->be) != 0)
-			return -1;
-		o->n = 0;
-		return 0;
-	}
-	while (off < o->n) {
-		ssize_t w = write(o->fd, o->buf + off, o->n - off);
+	EVP_DigestUpdate(o->md, p, n);	/* hashed a buffer at a time, not per cell */
+	o->stored += n;
+	/* the sinks block while uploads are behind: the reader waits (backpressure) */
+	if (o->s3 != NULL)
+		return s3_sink_write(o->s3, p, n, &o->be);
+	if (o->bs != NULL)
+		return blob_sink_write(o->bs, p, n, &o->be);
+	while (off < n) {
+		ssize_t w = write(o->fd, c + off, n - off);
 
 		if (w < 0) {
 			if (errno == EINTR)
@@ -419,8 +329,28 @@ out_flush(struct out *o)
 		}
 		off += (size_t)w;
 	}
-	o->n = 0;
 	return 0;
+}
+
+static int
+out_flush(struct out *o)
+{
+	int rc;
+
+	atomic_store_explicit(&o->j->bytes, o->bytes, memory_order_relaxed);	/* progress */
+	rc = o->gz != NULL ? gzip_out_write(o->gz, o->buf, o->n) : out_emit(o, o->buf, o->n);
+
+	o->n = 0;
+	return rc;
+}
+
+/* The last buffer, and the end of the gzip stream. */
+static int
+out_finish(struct out *o)
+{
+	if (out_flush(o) != 0)
+		return -1;
+	return o->gz != NULL ? gzip_out_finish(o->gz) : 0;
 }
 
 static int
@@ -763,6 +693,7 @@ hex(const unsigned char *d, size_t n, char *out)
 struct blob_secrets {
 	char *sas_url, *sas, *key;
 	char *account_url, *container, *account;
+	char *akid, *secret, *token;	/* S3 */
 };
 
 static void
@@ -774,6 +705,12 @@ blob_secrets_free(struct blob_secrets *s)
 		credstore_secret_free(s->sas);
 	if (s->key)
 		credstore_secret_free(s->key);
+	if (s->akid)
+		credstore_secret_free(s->akid);
+	if (s->secret)
+		credstore_secret_free(s->secret);
+	if (s->token)
+		credstore_secret_free(s->token);
 	free(s->account_url);
 	free(s->container);
 	free(s->account);
@@ -809,18 +746,14 @@ sink_secret(struct cjob *j, const cJSON *sink, const char *where, const char *na
 	return 0;
 }
 
+/* The URL's host is a DNS name (not an IP literal, not localhost). */
 static bool
 host_is_name(const char *url)
 {
-	const char *h = strstr(url, "://");
-	size_t n;
+	struct proxy_url u;
+	char why[300];
 
-	if (h == NULL)
-		return false;
-	h += 3;
-	n = strcspn(h, ":/");
-	return !(n == 9 && strncmp(h, "localhost", 9) == 0) && h[0] != '[' &&
-	    strspn(h, "0123456789.") < n;
+	return proxy_url_parse(url, &u, why, sizeof why) == 0 && !u.ip && strcmp(u.host, "localhost") != 0;
 }
 
 /* Local machine access applies to a sink's host as to a store's: with it
@@ -832,25 +765,18 @@ static int
 sink_host_check(struct cjob *j, const char *url, char *resolve, size_t rlen)
 {
 	struct proxy_decision dec;
+	struct proxy_url u;
 	struct auth_ctx ac;
-	char host[256], addr[64];
-	const char *h = strstr(url, "://"), *e;
-	int port;
+	char host[300], addr[64], why[300];
+	size_t hl;
 
-	if (h == NULL)
-		return 0;		/* blob_sink_new refuses it */
-	h += 3;
-	if (*h == '[') {
-		e = strchr(h, ']');
-		if (e == NULL)
-			return fail_job(j, "InvalidRequest", false, "sink.accountUrl: a bad address");
-		snprintf(host, sizeof host, "%.*s", (int)(e - h - 1), h + 1);
-		e++;
-	} else {
-		e = h + strcspn(h, ":/");
-		snprintf(host, sizeof host, "%.*s", (int)(e - h), h);
-	}
-	port = *e == ':' ? atoi(e + 1) : strncmp(url, "https:", 6) == 0 ? 443 : 80;
+	if (proxy_url_parse(url, &u, why, sizeof why) != 0)
+		return 0;		/* the sink refuses it */
+	hl = strlen(u.host);		/* an IPv6 literal without its brackets */
+	if (u.host[0] == '[' && hl >= 2)
+		snprintf(host, sizeof host, "%.*s", (int)(hl - 2), u.host + 1);
+	else
+		snprintf(host, sizeof host, "%s", u.host);
 	if (j->pc != NULL && proxy_decide(j->pc, url, &dec) == 0 && !dec.direct && dec.nproxies > 0)
 		return 0;
 	memset(&ac, 0, sizeof ac);
@@ -862,13 +788,27 @@ sink_host_check(struct cjob *j, const char *url, char *resolve, size_t rlen)
 		return fail_job(j, auth_code_name(ac.code), ac.code == AUTH_E_UNREACHABLE, "the sink: %s",
 		    ac.msg);
 	if (addr[0])
-		snprintf(resolve, rlen, "%s:%d:%s%s%s", host, port, strchr(addr, ':') ? "[" : "", addr,
+		snprintf(resolve, rlen, "%s:%d:%s%s%s", host, u.port, strchr(addr, ':') ? "[" : "", addr,
 		    strchr(addr, ':') ? "]" : "");
 	return 0;
 }
 
+/* The object's name: sink.path, or {job id}.csv (.jsonl, .parquet, + .gz)
+ * in the folder sink.path ends with '/'. */
+static void
+object_name(const struct cjob *j, const char *p, enum fmt fmt, bool gz, char *name, size_t namelen)
+{
+	size_t pl = strlen(p);
+
+	if (pl > 0 && p[pl - 1] == '/')
+		snprintf(name, namelen, "%s%s.%s%s", p, j->id, fmt == F_CSV ? "csv" : fmt == F_JSONL ?
+		    "jsonl" : "parquet", gz ? ".gz" : "");
+	else
+		snprintf(name, namelen, "%s", p);
+}
+
 static int
-blob_open(struct cjob *j, const cJSON *sink, enum fmt fmt, struct blob_secrets *sec, char *name,
+blob_open(struct cjob *j, const cJSON *sink, enum fmt fmt, bool gz, struct blob_secrets *sec, char *name,
     size_t namelen, struct blob_sink **out)
 {
 	const char *au = str(sink, "accountUrl", NULL), *ct = str(sink, "container", NULL);
@@ -919,20 +859,18 @@ blob_open(struct cjob *j, const cJSON *sink, enum fmt fmt, struct blob_secrets *
 	if (sec->key != NULL && an == NULL) {
 		/* the account: the host's first label, or the path's first
 		 * segment for an emulator addressed by IP (path style) */
-		const char *h = strstr(au, "://");
+		struct proxy_url u;
+		char why[300];
 
-		h = h ? h + 3 : au;
+		if (proxy_url_parse(au, &u, why, sizeof why) != 0)
+			return fail_job(j, "InvalidRequest", false, "sink.accountUrl: %s", why);
 		if (host_is_name(au))
-			sec->account = strndup(h, strcspn(h, ".:/"));
-		else if (strchr(h, '/') != NULL)
-			sec->account = strndup(strchr(h, '/') + 1, strcspn(strchr(h, '/') + 1, "/"));
+			sec->account = strndup(u.host, strcspn(u.host, "."));
+		else if (u.path[1] != '\0')
+			sec->account = strndup(u.path + 1, strcspn(u.path + 1, "/"));
 		an = sec->account;
 	}
-	if (p[pl - 1] == '/')
-		snprintf(name, namelen, "%s%s.%s", p, j->id, fmt == F_CSV ? "csv" : fmt == F_JSONL ?
-		    "jsonl" : "parquet");
-	else
-		snprintf(name, namelen, "%s", p);
+	object_name(j, p, fmt, gz, name, namelen);
 	memset(&t, 0, sizeof t);
 	t.account_url = au;
 	t.container = ct;
@@ -965,11 +903,126 @@ blob_open(struct cjob *j, const cJSON *sink, enum fmt fmt, struct blob_secrets *
 	return 0;
 }
 
-/* The sink refused a write: the blob's own error, or the file's. */
+/* ---- the S3 sink (s3_sink.c does the REST) ----------------------------------- */
+
+static int
+s3_open(struct cjob *j, const cJSON *sink, enum fmt fmt, bool gz, struct blob_secrets *sec, char *name,
+    size_t namelen, struct s3_sink **out)
+{
+	const char *region = str(sink, "region", "us-east-1"), *bucket = str(sink, "bucket", NULL);
+	const char *su = str(sink, "serviceUrl", NULL), *p = str(sink, "path", "");
+	const cJSON *psz = cJSON_GetObjectItemCaseSensitive(sink, "partSizeMB");
+	const cJSON *mc = cJSON_GetObjectItemCaseSensitive(sink, "maxConcurrentConnections");
+	char def[200], resolve[400] = "";
+	struct s3_target t;
+	struct blob_error be;
+	size_t pl = strlen(p);
+
+	if (sink_secret(j, sink, "sink", "accessKeyId", &sec->akid) != 0 ||
+	    sink_secret(j, sink, "sink", "secretAccessKey", &sec->secret) != 0 ||
+	    sink_secret(j, sink, "sink", "sessionToken", &sec->token) != 0)
+		return -1;
+	if (*region == '\0' || strlen(region) > 40 || strspn(region, "abcdefghijklmnopqrstuvwxyz0123456789-") !=
+	    strlen(region))
+		return fail_job(j, "InvalidRequest", false, "sink.region must be a region name (us-east-1 ...)");
+	if (su == NULL) {
+		snprintf(def, sizeof def, "https://s3.%s.amazonaws.com", region);
+		su = def;
+	}
+	if (bucket == NULL || pl == 0 || pl > 900 || p[0] == '/' ||
+	    strcspn(p, "\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r") != pl)
+		return fail_job(j, "InvalidRequest", false, "the S3 sink needs bucket and path (an object "
+		    "key, or a folder ending in '/')");
+	if (sec->akid == NULL || sec->secret == NULL)
+		return fail_job(j, "InvalidRequest", false, "the S3 sink needs accessKeyId and "
+		    "secretAccessKey (best a CredentialReference to the node's credential store)");
+	object_name(j, p, fmt, gz, name, namelen);
+	memset(&t, 0, sizeof t);
+	t.endpoint = su;
+	t.region = region;
+	t.bucket = bucket;
+	t.key = name;
+	t.path_style = flag(sink, "forcePathStyle", false);
+	t.access_key_id = sec->akid;
+	t.secret = sec->secret;
+	t.session_token = sec->token;
+	t.part_size = S3_PART_DEFAULT;
+	if (psz != NULL) {
+		double mb = cJSON_GetNumberValue(psz);
+
+		if (!cJSON_IsNumber(psz) || mb * 1048576 < S3_PART_MIN || mb * 1048576 > S3_PART_MAX)
+			return fail_job(j, "InvalidRequest", false, "sink.partSizeMB must be a number from 5 "
+			    "to 512");
+		t.part_size = (size_t)(mb * 1048576);
+	}
+	t.parallel = 2;
+	if (mc != NULL) {
+		double v = cJSON_GetNumberValue(mc);
+
+		if (!cJSON_IsNumber(mc) || v < 1 || v > S3_PARALLEL_MAX || v != (int)v)
+			return fail_job(j, "InvalidRequest", false, "sink.maxConcurrentConnections must be "
+			    "an integer from 1 to %d", S3_PARALLEL_MAX);
+		t.parallel = (unsigned)v;
+	}
+	t.pc = j->pc;
+	t.ca_file = j->ca_file;
+	t.stop = &j->stop;
+	memset(&be, 0, sizeof be);
+	if ((*out = s3_sink_new(&t, &be)) == NULL)
+		return fail_job(j, be.code, be.retryable, "%s", be.msg);
+	if (!j->lma && sink_host_check(j, s3_sink_url(*out), resolve, sizeof resolve) != 0)
+		return -1;
+	if (resolve[0] && s3_sink_pin(*out, resolve) != 0)
+		return fail_job(j, "Internal", true, "out of memory");
+	log_info("copy", "event=job.s3 job=%s url=%s part_size=%zu parallel=%u", j->id,
+	    log_q(s3_sink_url(*out)), t.part_size, t.parallel);
+	return 0;
+}
+
+/* The result's common part; returns its files array. */
+static cJSON *
+result_new(struct cjob *j, const struct copyrun *c, const struct out *o)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	j->result = cJSON_CreateObject();
+	cJSON_AddNumberToObject(j->result, "rowsRead", (double)c->rows);
+	cJSON_AddNumberToObject(j->result, "rowsWritten", (double)c->rows);
+	cJSON_AddNumberToObject(j->result, "bytesWritten", (double)o->stored);
+	if (o->gz != NULL) {
+		cJSON_AddStringToObject(j->result, "compressionCodec", "gzip");
+		cJSON_AddNumberToObject(j->result, "uncompressedBytes", (double)o->bytes);
+	}
+	cJSON_AddNumberToObject(j->result, "durationMs", (double)((t1.tv_sec - j->t0.tv_sec) *
+	    1000 + (t1.tv_nsec - j->t0.tv_nsec) / 1000000));
+	return cJSON_AddArrayToObject(j->result, "files");
+}
+
+static void
+s3_result(struct cjob *j, const struct copyrun *c, const struct out *o, struct s3_sink *s3,
+    const char *name, const char *sha)
+{
+	cJSON *files = result_new(j, c, o), *f = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(f, "path", name);
+	cJSON_AddStringToObject(f, "url", s3_sink_url(s3));
+	cJSON_AddNumberToObject(f, "bytes", (double)o->stored);
+	cJSON_AddNumberToObject(f, "parts", s3_sink_parts(s3));
+	cJSON_AddStringToObject(f, "etag", s3_sink_etag(s3));
+	if (*s3_sink_md5(s3))	/* one PutObject: the object's MD5 */
+		cJSON_AddStringToObject(f, "contentMd5", s3_sink_md5(s3));
+	cJSON_AddStringToObject(f, "sha256", sha);
+	cJSON_AddItemToArray(files, f);
+	log_info("copy", "event=job.s3_committed job=%s url=%s bytes=%llu parts=%u etag=%s", j->id,
+	    log_q(s3_sink_url(s3)), o->stored, s3_sink_parts(s3), log_q(s3_sink_etag(s3)));
+}
+
+/* The sink refused a write: the blob's or the object's own error, or the file's. */
 static void
 sink_failed(struct cjob *j, struct out *o, const char *opath)
 {
-	if (o->bs != NULL && o->be.code[0])
+	if ((o->bs != NULL || o->s3 != NULL) && o->be.code[0])
 		fail_job(j, o->be.code, o->be.retryable, "%s", o->be.msg);
 	else
 		fail_job(j, "StoreError", true, "writing %s failed", opath);
@@ -979,28 +1032,18 @@ static void
 blob_result(struct cjob *j, const struct copyrun *c, const struct out *o, struct blob_sink *bs,
     const char *name, const char *sha)
 {
-	struct timespec t1;
-	cJSON *files, *f;
+	cJSON *files = result_new(j, c, o), *f = cJSON_CreateObject();
 
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	j->result = cJSON_CreateObject();
-	cJSON_AddNumberToObject(j->result, "rowsRead", (double)c->rows);
-	cJSON_AddNumberToObject(j->result, "rowsWritten", (double)c->rows);
-	cJSON_AddNumberToObject(j->result, "bytesWritten", (double)o->bytes);
-	cJSON_AddNumberToObject(j->result, "durationMs", (double)((t1.tv_sec - j->t0.tv_sec) *
-	    1000 + (t1.tv_nsec - j->t0.tv_nsec) / 1000000));
-	files = cJSON_AddArrayToObject(j->result, "files");
-	f = cJSON_CreateObject();
 	cJSON_AddStringToObject(f, "path", name);
 	cJSON_AddStringToObject(f, "url", blob_sink_url(bs));
-	cJSON_AddNumberToObject(f, "bytes", (double)o->bytes);
+	cJSON_AddNumberToObject(f, "bytes", (double)o->stored);
 	cJSON_AddNumberToObject(f, "blocks", blob_sink_blocks(bs));
 	cJSON_AddNumberToObject(f, "blocksSkipped", blob_sink_skipped(bs));
 	cJSON_AddStringToObject(f, "contentMd5", blob_sink_md5(bs));
 	cJSON_AddStringToObject(f, "sha256", sha);
 	cJSON_AddItemToArray(files, f);
 	log_info("copy", "event=job.blob_committed job=%s url=%s bytes=%llu blocks=%u "
-	    "blocks_skipped=%u writer_wait_ms=%llu", j->id, log_q(blob_sink_url(bs)), o->bytes,
+	    "blocks_skipped=%u writer_wait_ms=%llu", j->id, log_q(blob_sink_url(bs)), o->stored,
 	    blob_sink_blocks(bs), blob_sink_skipped(bs), blob_sink_wait_ms(bs));
 }
 
@@ -1239,7 +1282,12 @@ run_copy(struct cjob *j)
 	const struct auth_store *st = copy_source_store(str(ls, "type", ""), str(ds, "type", ""),
 	    &known);
 	bool sql = st != NULL;
+	bool s3 = strcmp(str(sink, "type", ""), "S3") == 0, cloud = blob || s3;
+	const char *codec = str(fm, "compressionCodec", str(fm, "compression", "none"));
+	bool gz = false;
+	int gz_level = 6;
 	struct blob_sink *bs = NULL;
+	struct s3_sink *s3s = NULL;
 	struct blob_secrets sec;
 	char blob_name[1100];
 
@@ -1251,14 +1299,14 @@ run_copy(struct cjob *j)
 		    " sources (got %s %s)", str(ls, "type", "?"), str(ds, "type", "?"));
 		goto out;
 	}
-	if (strcmp(str(sink, "type", ""), "FileSystem") != 0 && !blob) {
-		fail_job(j, "UnsupportedStoreType", false, "this node writes to FileSystem and AzureBlob "
-		    "sinks so far (got %s)", str(sink, "type", "?"));
+	if (strcmp(str(sink, "type", ""), "FileSystem") != 0 && !cloud) {
+		fail_job(j, "UnsupportedStoreType", false, "this node writes to FileSystem, AzureBlob and "
+		    "S3 sinks (got %s)", str(sink, "type", "?"));
 		goto out;
 	}
 	c.fmt = strcmp(ft, "DelimitedText") == 0 ? F_CSV : strcmp(ft, "JsonLines") == 0 ? F_JSONL :
 	    F_PARQUET;
-	if (((root == NULL || rel == NULL) && !sql) || (folder == NULL && !blob) || opath == NULL ||
+	if (((root == NULL || rel == NULL) && !sql) || (folder == NULL && !cloud) || opath == NULL ||
 	    *opath == '\0' || opath[0] == '/' || strlen(idelim) != 1 || strlen(iquote) > 1) {
 		fail_job(j, "InvalidRequest", false, "the job needs source.linkedService.properties.root, "
 		    "source.dataset.path, sink.folder and a relative sink.path (one-character "
@@ -1273,6 +1321,19 @@ run_copy(struct cjob *j)
 	c.iheader = flag(ds, "firstRowAsHeader", true);
 	if (sql)
 		rel = str(ds, "table", str(ds, "path", str(ds, "type", "query")));
+	/* gzip for the text formats (Parquet compresses its pages itself) */
+	if (c.fmt != F_PARQUET && strcasecmp(codec, "none") != 0) {
+		const char *lv = str(fm, "compressionLevel", "Optimal");
+
+		if (strcasecmp(codec, "gzip") != 0 || (strcasecmp(lv, "Optimal") != 0 &&
+		    strcasecmp(lv, "Fastest") != 0)) {
+			fail_job(j, "InvalidRequest", false, "format.compressionCodec must be gzip or none "
+			    "for %s (format.compressionLevel Optimal or Fastest)", ft);
+			goto out;
+		}
+		gz = true;
+		gz_level = strcasecmp(lv, "Fastest") == 0 ? 1 : 6;
+	}
 	if (c.fmt == F_PARQUET && parquet_codec_parse(str(fm, "compression", "snappy"), &c.codec) != 0) {
 		fail_job(j, "InvalidRequest", false, "format.compression must be snappy, zstd or none");
 		goto out;
@@ -1288,7 +1349,12 @@ run_copy(struct cjob *j)
 		goto out;
 source_checked:
 	if (blob) {
-		if (blob_open(j, sink, c.fmt, &sec, blob_name, sizeof blob_name, &bs) != 0)
+		if (blob_open(j, sink, c.fmt, gz, &sec, blob_name, sizeof blob_name, &bs) != 0)
+			goto out;
+		goto opened;
+	}
+	if (s3) {
+		if (s3_open(j, sink, c.fmt, gz, &sec, blob_name, sizeof blob_name, &s3s) != 0)
 			goto out;
 		goto opened;
 	}
@@ -1322,7 +1388,7 @@ opened:
 		fail_job(j, "NotFound", false, "cannot open %s: %s", rel, strerror(errno));
 		goto out;
 	}
-	if (!blob && (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640)) < 0) {
+	if (!cloud && (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640)) < 0) {
 		fail_job(j, "StoreError", false, "cannot create %s in the sink folder: %s", opath,
 		    strerror(errno));
 		goto out;
@@ -1334,7 +1400,10 @@ opened:
 		goto nomem;
 	o->fd = fd;
 	o->bs = bs;
+	o->s3 = s3s;
 	o->j = j;
+	if (gz && (o->gz = gzip_out_new(gz_level, out_emit, o)) == NULL)
+		goto nomem;
 	c.o = o;
 	if (sql) {
 		if (run_sql(j, &c, st, ls, ds) != 0)
@@ -1378,17 +1447,23 @@ read_done:
 		fail_job(j, "StoreError", false, "%s", c.e.msg);
 		goto out;
 	}
-	if (blob) {
-		if (o->err || out_flush(o) != 0 || blob_sink_commit(bs, &o->be) != 0) {
+	if (cloud) {
+		/* nothing is visible before the commit (the block list, or the
+		 * multipart upload's completion) succeeds */
+		if (o->err || out_finish(o) != 0 || (bs != NULL ? blob_sink_commit(bs, &o->be) :
+		    s3_sink_commit(s3s, &o->be)) != 0) {
 			sink_failed(j, o, opath);
 			goto out;
 		}
 		EVP_DigestFinal_ex(o->md, dg, &dl);
 		hex(dg, dl, md);
-		blob_result(j, &c, o, bs, blob_name, md);
+		if (bs != NULL)
+			blob_result(j, &c, o, bs, blob_name, md);
+		else
+			s3_result(j, &c, o, s3s, blob_name, md);
 		goto out;
 	}
-	if (o->err || out_flush(o) != 0 || fsync(fd) != 0) {
+	if (o->err || out_finish(o) != 0 || fsync(fd) != 0) {
 		fail_job(j, "StoreError", true, "writing %s: %s", opath, strerror(errno));
 		goto out;
 	}
@@ -1404,25 +1479,12 @@ read_done:
 	EVP_DigestFinal_ex(o->md, dg, &dl);
 	hex(dg, dl, md);
 	{
-		struct timespec t1;
-		cJSON *files;
+		cJSON *files = result_new(j, &c, o), *f = cJSON_CreateObject();
 
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		j->result = cJSON_CreateObject();
-		cJSON_AddNumberToObject(j->result, "rowsRead", (double)c.rows);
-		cJSON_AddNumberToObject(j->result, "rowsWritten", (double)c.rows);
-		cJSON_AddNumberToObject(j->result, "bytesWritten", (double)o->bytes);
-		cJSON_AddNumberToObject(j->result, "durationMs", (double)((t1.tv_sec - j->t0.tv_sec) *
-		    1000 + (t1.tv_nsec - j->t0.tv_nsec) / 1000000));
-		files = cJSON_AddArrayToObject(j->result, "files");
-		{
-			cJSON *f = cJSON_CreateObject();
-
-			cJSON_AddStringToObject(f, "path", opath);
-			cJSON_AddNumberToObject(f, "bytes", (double)o->bytes);
-			cJSON_AddStringToObject(f, "sha256", md);
-			cJSON_AddItemToArray(files, f);
-		}
+		cJSON_AddStringToObject(f, "path", opath);
+		cJSON_AddNumberToObject(f, "bytes", (double)o->stored);
+		cJSON_AddStringToObject(f, "sha256", md);
+		cJSON_AddItemToArray(files, f);
 	}
 	goto out;
 nomem:
@@ -1435,6 +1497,7 @@ out:
 	if (tmp != NULL)
 		unlink(tmp);
 	if (o != NULL) {
+		gzip_out_free(o->gz);
 		EVP_MD_CTX_free(o->md);
 		free(o);
 	}
@@ -1453,6 +1516,7 @@ out:
 	}
 	parquet_writer_free(c.pw);
 	blob_sink_free(bs);
+	s3_sink_free(s3s);	/* aborts an upload that was not completed */
 	blob_secrets_free(&sec);
 	csv_reader_free(rd);
 	free(srcreal);
@@ -1828,20 +1892,16 @@ copy_node_start(struct node *n, struct shir_error *err)
 	d->key_name = strdup(reg->key_name);
 	d->key = strdup(reg->key);
 	d->ca_file = c->relay_ca_file ? strdup(c->relay_ca_file) : NULL;
-	d->multi = curl_multi_init();
-	d->curl_timer = evtimer_new(d->base, curl_timer_event, d);
+	d->ce = curl_ev_new(d->base, check_done, d);
+	d->multi = d->ce ? curl_ev_multi(d->ce) : NULL;
 	d->check_ev = event_new(d->base, -1, 0, check_event, d);
 	d->lease_timer = evtimer_new(d->base, lease_timer, d);
 	the_copyd = d;
 	if (d->audience == NULL || d->key_name == NULL || d->key == NULL || d->multi == NULL ||
-	    d->curl_timer == NULL || d->check_ev == NULL || d->lease_timer == NULL) {
+	    d->check_ev == NULL || d->lease_timer == NULL) {
 		copy_node_stop(n);
 		return shir_error_set(err, SHIR_ENOMEM, "out of memory");
 	}
-	curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-	curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
-	curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
 	log_info("copy", "event=copy.started jobs=%d queue=%s writable=%s", d->max, log_q(d->base_url),
 	    log_q(c->writable_folders && *c->writable_folders ? c->writable_folders : "(none)"));
 	lease(d);
@@ -1881,12 +1941,7 @@ copy_node_stop(struct node *n)
 	}
 	while (d->reqs != NULL)
 		req_free(d, d->reqs);
-	while (d->socks != NULL)
-		sock_free(d, d->socks);
-	if (d->multi)
-		curl_multi_cleanup(d->multi);
-	if (d->curl_timer)
-		event_free(d->curl_timer);
+	curl_ev_free(d->ce);
 	if (d->check_ev)
 		event_free(d->check_ev);
 	if (d->lease_timer)

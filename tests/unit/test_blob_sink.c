@@ -57,6 +57,12 @@ t_new_refuses(void **state)
 	assert_string_equal(e.code, "InvalidRequest");
 	assert_false(e.retryable);
 	assert_non_null(strstr(e.msg, "https://"));
+	/* user info that looks like loopback does not make the host loopback (the URL is
+	 * read by libcurl's parser, not by hand) */
+	t.account_url = "http://127.0.0.1@acct.blob.core.windows.net/acct";
+	memset(&e, 0, sizeof e);
+	assert_null(blob_sink_new(&t, &e));
+	assert_non_null(strstr(e.msg, "https://"));
 	/* a shared key without the account's name */
 	t.account_url = "https://acct.blob.core.windows.net";
 	t.sas = NULL;

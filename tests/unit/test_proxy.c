@@ -810,6 +810,47 @@ test_pac_warnings(void **state)
 	free(f);
 }
 
+/* proxy_url_parse: libcurl's URL parser, as the copy sinks use it */
+static void
+test_url_parse(void **state)
+{
+	struct proxy_url u;
+	char why[300];
+
+	(void)state;
+	assert_int_equal(proxy_url_parse("https://Acct.Blob.Core.Windows.NET/landing?sv=x", &u, why,
+	    sizeof why), 0);
+	assert_string_equal(u.scheme, "https");
+	assert_string_equal(u.host, "acct.blob.core.windows.net");
+	assert_int_equal(u.port, 443);
+	assert_string_equal(u.path, "/landing");
+	assert_false(u.ip);
+	assert_false(u.loopback);
+	assert_int_equal(proxy_url_parse("http://127.0.0.1:10000/devstoreaccount1", &u, why, sizeof why), 0);
+	assert_true(u.ip && u.loopback);
+	assert_int_equal(u.port, 10000);
+	assert_string_equal(u.path, "/devstoreaccount1");
+	assert_int_equal(proxy_url_parse("http://[::1]:9000", &u, why, sizeof why), 0);
+	assert_string_equal(u.host, "[::1]");
+	assert_true(u.ip && u.loopback);
+	assert_string_equal(u.path, "/");
+	assert_int_equal(proxy_url_parse("http://localhost/", &u, why, sizeof why), 0);
+	assert_true(!u.ip && u.loopback);
+	/* a name that starts like an address is a name; 10.x is not loopback; "loopback" is a name */
+	assert_int_equal(proxy_url_parse("http://127.0.0.1.example.com/", &u, why, sizeof why), 0);
+	assert_false(u.ip || u.loopback);
+	assert_int_equal(proxy_url_parse("http://10.0.0.1/", &u, why, sizeof why), 0);
+	assert_true(u.ip && !u.loopback);
+	assert_int_equal(proxy_url_parse("http://loopback/", &u, why, sizeof why), 0);
+	assert_false(u.loopback);
+	/* user info does not fool the host */
+	assert_int_equal(proxy_url_parse("http://127.0.0.1@evil.example/", &u, why, sizeof why), 0);
+	assert_string_equal(u.host, "evil.example");
+	assert_false(u.loopback);
+	assert_int_equal(proxy_url_parse("no-scheme.example.com", &u, why, sizeof why), -1);
+	assert_int_equal(proxy_url_parse("https://", &u, why, sizeof why), -1);
+}
+
 static void
 test_refcount(void **state)
 {
@@ -917,6 +958,7 @@ main(void)
 		cmocka_unit_test(test_two_files_disagree),
 		cmocka_unit_test(test_missing_files_warn),
 		cmocka_unit_test(test_pac_warnings),
+		cmocka_unit_test(test_url_parse),
 		cmocka_unit_test(test_refcount),
 		cmocka_unit_test(test_noproxy_parser),
 		cmocka_unit_test(test_sysinfo_domain),
