@@ -28,6 +28,9 @@ struct auth_rows {
 	int ncur;
 	int count;
 	bool truncated;
+	auth_rows_sink_fn sink;	/* streaming: rows go here, not to rows */
+	void *sink_arg;
+	bool sink_stop;
 };
 
 struct auth_rows *
@@ -106,7 +109,20 @@ auth_rows_set_col_type(struct auth_rows *r, int i, const char *type)
 bool
 auth_rows_want(const struct auth_rows *r)
 {
-	return r->count < r->limit && r->used < r->cap && !r->truncated;
+	return r->count < r->limit && r->used < r->cap && !r->truncated && !r->sink_stop;
+}
+
+void
+auth_rows_set_sink(struct auth_rows *r, auth_rows_sink_fn fn, void *arg)
+{
+	r->sink = fn;
+	r->sink_arg = arg;
+}
+
+bool
+auth_rows_truncated(const struct auth_rows *r)
+{
+	return r->truncated;
 }
 
 void
@@ -191,6 +207,15 @@ auth_rows_end(struct auth_rows *r)
 		return;
 	while (r->ncur < r->ncols)
 		auth_rows_null(r);
+	if (r->sink != NULL) {
+		cJSON *row = r->cur;
+
+		r->cur = NULL;
+		r->count++;
+		if (!r->sink_stop && r->sink(r->sink_arg, r, row) != 0)
+			r->sink_stop = true;
+		return;
+	}
 	cJSON_AddItemToArray(r->rows, r->cur);
 	r->cur = NULL;
 	r->count++;
@@ -198,6 +223,22 @@ auth_rows_end(struct auth_rows *r)
 
 int
 auth_rows_to_json(struct auth_rows *r, cJSON *obj, bool preview)
+{
+	int rc = auth_rows_columns_json(r, obj, preview);
+
+	if (rc != 0)
+		return rc;
+	if (preview) {
+		cJSON_AddItemToObject(obj, "rows", r->rows);
+		r->rows = NULL;
+		cJSON_AddBoolToObject(obj, "truncated", r->truncated);
+		r->rows = cJSON_CreateArray();
+	}
+	return 0;
+}
+
+int
+auth_rows_columns_json(const struct auth_rows *r, cJSON *obj, bool preview)
 {
 	cJSON *cols = cJSON_AddArrayToObject(obj, "columns");
 	int i;
@@ -214,12 +255,6 @@ auth_rows_to_json(struct auth_rows *r, cJSON *obj, bool preview)
 		if (!preview)
 			cJSON_AddBoolToObject(c, "nullable", r->cols[i].nullable != 0);
 		cJSON_AddItemToArray(cols, c);
-	}
-	if (preview) {
-		cJSON_AddItemToObject(obj, "rows", r->rows);
-		r->rows = NULL;
-		cJSON_AddBoolToObject(obj, "truncated", r->truncated);
-		r->rows = cJSON_CreateArray();
 	}
 	return 0;
 }
