@@ -16,7 +16,7 @@
 struct api_stream {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;	/* the producer waits for room */
-	int refs;		/* loop thread only */
+	atomic_int refs;
 	char *buf;
 	size_t size, cap, off, len;
 	int ended;		/* 1 complete, -1 failed */
@@ -73,7 +73,7 @@ api_stream_cb(evutil_socket_t fd, short what, void *arg)
 	full_arg = s->full_arg;
 	pthread_mutex_unlock(&s->mu);
 	/* the callbacks may drop references: hold one across them */
-	s->refs++;
+	atomic_fetch_add(&s->refs, 1);
 	if (full && on_full != NULL)
 		on_full(full_arg);
 	pthread_mutex_lock(&s->mu);
@@ -98,7 +98,7 @@ api_stream_new(struct event_base *base, size_t cap, void (*on_full)(void *arg), 
 	}
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
-	s->refs = 1;
+	atomic_init(&s->refs, 1);
 	s->cap = cap > 0 ? cap : API_STREAM_CAP;
 	s->on_full = on_full;
 	s->full_arg = arg;
@@ -128,13 +128,13 @@ api_stream_started(struct api_stream *s)
 void
 api_stream_ref(struct api_stream *s)
 {
-	s->refs++;
+	atomic_fetch_add(&s->refs, 1);
 }
 
 void
 api_stream_unref(struct api_stream *s)
 {
-	if (s == NULL || --s->refs > 0)
+	if (s == NULL || atomic_fetch_sub(&s->refs, 1) > 1)
 		return;
 	event_free(s->ev);
 	api_stream_count(-(long)s->len);

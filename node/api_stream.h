@@ -5,9 +5,8 @@
  * peer that stops reading stops the store's row fetch, and the node holds at
  * most the pipe's capacity of the answer.
  *
- * Ownership: two references, the producer's and the channel's, both dropped
- * with api_stream_unref() on the loop thread. The callbacks run on the loop
- * thread. */
+ * Ownership: references (the producer's and the channel's), dropped with
+ * api_stream_unref() on any thread. The callbacks run on the loop thread. */
 #ifndef SHIR_API_STREAM_H
 #define SHIR_API_STREAM_H
 
