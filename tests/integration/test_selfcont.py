@@ -880,7 +880,7 @@ def hpack_literal(name, value):
 
 @test
 def test_relay_that_stops_reading_holds_the_store(h):
-    """backpressure from the relay to the store's row fetch: a relay (simulated, raw HTTP/2) asks for a preview of a PostgreSQL query that would return gigabytes and then grants no flow-control window beyond HTTP/2's first 64 KiB; shird sends those, fills its 256 KiB answer pipe and its worker waits: the query stays active and unfinished, the job does not end, shird's peak memory does not grow while it waits; RST_STREAM(CANCEL) from the relay cancels the query"""
+    """backpressure from the relay to the store's row fetch: a relay (simulated, raw HTTP/2) asks for a preview of a PostgreSQL query that would return gigabytes and then grants no flow-control window beyond HTTP/2's first 64 KiB; shird sends those, fills its 256 KiB answer pipe and its worker waits: the query stays active and unfinished, the job does not end, shird's peak memory does not grow while it waits and /metrics shows the full pipe (at most 256 KiB); RST_STREAM(CANCEL) from the relay cancels the query"""
     s = shared_pg()
     q = WIDE_Q % 1000000
     body = json.dumps({"linkedService": s.linked_service(), "dataset": {"type": "Query", "query": q},
@@ -926,6 +926,10 @@ def test_relay_that_stops_reading_holds_the_store(h):
           "the job ended although the relay granted no window")
     grow_kb = vmhwm_kb(n.p.pid) - before
     check(grow_kb < 1024, "shird's peak memory grew by %d KiB while the relay read nothing" % grow_kb)
+    met = h.run(["curl", "-sS", "--unix-socket", n.sock, "http://localhost/metrics"], check=0).stdout
+    held = re.search(r"^shird_streamed_answer_bytes (\d+)$", met, re.M)
+    check(held and 0 < int(held.group(1)) <= 256 * 1024, "the full pipe in /metrics: %s" % (
+        held.group(0) if held else met[-500:]))
     got["sock"].sendall(frame(3, 0, 1, (8).to_bytes(4, "big")))  # RST_STREAM CANCEL
     t0 = time.monotonic()
     wait_until(lambda: running() == "0", 10, "the query to be cancelled after RST_STREAM")
