@@ -317,12 +317,14 @@ def vmhwm_kb(pid):
 
 @test
 def test_large_preview_streamed(h):
-    """a ~4 MB PostgreSQL preview over self-contained leaves as its rows arrive (event=authoring.streaming): the bytes are exactly the listener path's answer, and shird's peak memory grows by less than 5 MiB (it holds its 256 KiB answer pipe and output buffer, not the whole answer; held whole, as the listener path does, it grows by about 15 MiB)"""
+    """a ~4 MB PostgreSQL preview over self-contained leaves as its rows arrive (event=authoring.streaming): the bytes are exactly the listener path's answer (and so are those of a 0.6 MB browse answer), and shird's peak memory grows by less than 5 MiB (it holds its 256 KiB answer pipe and output buffer, not the whole answer; held whole, as the listener path does, it grows by about 15 MiB)"""
     s = shared_pg()
     r = Relay(h)
     create(r, "sc-ir", "--self-contained")
     r.start()
-    n = Node(h, level="info", jobs=1, queue=4, env=SMALL_QUARANTINE,
+    big = h.path("many")
+    os.makedirs(big, exist_ok=True)
+    n = Node(h, level="info", jobs=1, queue=4, env=SMALL_QUARANTINE, allowed=big,
              extra=node_section(h, r, conns=1))
     n.p.wait_log(r"event=selfcontained\.mode mode=on")
     wait_status(h, n, lambda st: st["status"] == "Online", "Online")
@@ -356,11 +358,23 @@ def test_large_preview_streamed(h):
         st, len(hc_body), hc_body == sc_body))
     print("peak memory growth: self-contained (streamed) %d KiB, listener (whole) %d KiB" % (
         grow_kb, vmhwm_kb(n.p.pid) - before))
+    # a large browse answer (6,000 entries, ~0.6 MB) streams too: the same bytes both ways
+    for i in range(6000):
+        open(os.path.join(big, "file-%05d-%s.csv" % (i, "x" * 40)), "w").close()
+    breq = {"linkedService": {"type": "FileSystem", "properties": {"root": big}}, "limit": 10000}
+    st, _, hc_browse = send(r, "/v1/browse", breq)
+    check(st == 200 and len(json.loads(hc_browse)["items"]) == 6000 and len(hc_browse) > 256 * 1024,
+          "listener browse: %d, %d bytes" % (st, len(hc_browse)))
     # small answers are unchanged (whole, with their length)
     r.cli("ir", "set", "sc-ir", "--self-contained", "on")
     n.p.wait_log(r"event=selfcontained\.mode mode=on", timeout=10)
     st, _, b = send(r, "/v1/preview", dict(req, limit=3))
     check(st == 200 and len(json.loads(b)["rows"]) == 3, "small: %d %r" % (st, b[:300]))
+    n.p.mark()
+    st, _, sc_browse = send(r, "/v1/browse", breq)
+    check(st == 200 and sc_browse == hc_browse, "self-contained browse: %d, %d bytes, same: %s" % (
+        st, len(sc_browse), sc_browse == hc_browse))
+    n.p.wait_log(r"event=authoring\.streaming id=\d+ op=browse store=FileSystem")
     n.stop_clean()
 
 
