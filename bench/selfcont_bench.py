@@ -6,10 +6,13 @@ run on one shir-relay and one shird (loopback only, ~2 minutes).
       /v1/testConnection of a FileSystem linked service) sent with the Send key
       through the relay (wrk -t2 -c16 -d10s), the runtime's self-contained mode
       on (HTTP/2 streams) and off (the listener: JSON control message, inline
-      answer or rendezvous);
+      answer or rendezvous), with the CPU time each process spent per request
+      (utime + stime from /proc: where the time goes);
   (b) time to fetch a 10 MB answer (the node's test route
       GET /v1/test/blob?bytes=10485760) both ways, best of 5, read by Python's
-      urllib, then (b2) by curl (time to first byte and total);
+      urllib, then (b2) by curl (time to first byte and total); (b3) a real
+      preview of the largest size a preview may have (a SQLite table of wide
+      rows: 4 MiB of row bytes, the answer's cap), read by curl, best of 5;
   (c) memory per idle self-contained connection: the relay's VmRSS before and
       after 200 connections made by this script (Upgrade: reverse with a Listen
       token, then the node's HTTP/2 SETTINGS), and shird's VmRSS with 4
@@ -19,7 +22,8 @@ run on one shir-relay and one shird (loopback only, ~2 minutes).
       VmRSS of relay and node.
 
 Usage: bench/selfcont_bench.py BUILDDIR   (a build without sanitizers: ../configure)
-       PARTS=a (or b, c, d, ab, ...) runs only those parts.
+       PARTS=a (or b, c, d, ab, ...) runs only those parts; SC_CONNS=N gives the
+       node N self-contained connections for (a) and (b) (default 2).
 """
 import base64
 import hashlib
@@ -27,6 +31,7 @@ import hmac
 import json
 import os
 import re
+import resource
 import socket
 import subprocess
 import sys
@@ -144,7 +149,7 @@ def pct(v, p):
 try:
     print("# Self-contained vs listener (bench/selfcont_bench.py; loopback; a shared, loaded "
           "2-core machine)\n")
-    start_node(2)
+    start_node(int(os.environ.get("SC_CONNS", "2")))
     if "a" in parts:
         lua = write("post.lua", 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = '
                     '"application/json"\nwrk.headers["ServiceBusAuthorization"] = "%s"\n' % (
@@ -152,24 +157,37 @@ try:
                                                                  "properties": {"root": data}}})),
                         TOK))
         print("## (a) small authoring request (testConnection), wrk -t2 -c16 -d10s --latency\n")
-        print("| path | requests/s | p50 | p99 | non-2xx |")
-        print("|---|---|---|---|---|")
+        print("| path | requests/s | p50 | p99 | non-2xx | CPU us/request: relay | shird | wrk | all |")
+        print("|---|---|---|---|---|---|---|---|---|")
         res = {}
+
+        def cpu_ticks(pid):
+            with open("/proc/%d/stat" % pid) as f:
+                v = f.read().rsplit(")", 1)[1].split()
+            return int(v[11]) + int(v[12])  # utime + stime
+        hz = os.sysconf("SC_CLK_TCK")
         for name, on in (("self-contained (HTTP/2 stream)", True), ("listener (HC control channel)", False),
                          ("self-contained, again", True)):
             set_mode(on)
+            c0 = (cpu_ticks(relay.pid), cpu_ticks(node.pid), resource.getrusage(resource.RUSAGE_CHILDREN))
             r = subprocess.run(["wrk", "-t2", "-c16", "-d10s", "--latency", "-s", lua,
                                 "http://127.0.0.1:%d/%s/v1/testConnection" % (rp, HC)],
                                capture_output=True, text=True, timeout=60)
+            c1 = (cpu_ticks(relay.pid), cpu_ticks(node.pid), resource.getrusage(resource.RUSAGE_CHILDREN))
             rps = re.search(r"Requests/sec:\s+([\d.]+)", r.stdout)
             p50 = re.search(r"^\s+50%\s+(\S+)", r.stdout, re.M)
             p99 = re.search(r"^\s+99%\s+(\S+)", r.stdout, re.M)
             bad = re.search(r"Non-2xx or 3xx responses: (\d+)", r.stdout)
+            nreq = re.search(r"(\d+) requests in", r.stdout)
+            nreq = int(nreq.group(1)) if nreq else 0
             res[name] = float(rps.group(1)) if rps else 0
-            print("| %s | %s | %s | %s | %s |" % (name, rps.group(1) if rps else "?",
-                                                  p50.group(1) if p50 else "?",
-                                                  p99.group(1) if p99 else "?",
-                                                  bad.group(1) if bad else "0"))
+            us = [(c1[0] - c0[0]) * 1e6 / hz, (c1[1] - c0[1]) * 1e6 / hz,
+                  ((c1[2].ru_utime + c1[2].ru_stime) - (c0[2].ru_utime + c0[2].ru_stime)) * 1e6]
+            us = [u / nreq if nreq else 0 for u in us]
+            print("| %s | %s | %s | %s | %s | %.0f | %.0f | %.0f | %.0f |" % (
+                name, rps.group(1) if rps else "?", p50.group(1) if p50 else "?",
+                p99.group(1) if p99 else "?", bad.group(1) if bad else "0", us[0], us[1], us[2],
+                sum(us)))
         print("\nratio self-contained / listener: %.2f (first run), %.2f (second run)\n" % (
             res["self-contained (HTTP/2 stream)"] / res["listener (HC control channel)"],
             res["self-contained, again"] / res["listener (HC control channel)"]))
@@ -214,6 +232,43 @@ try:
             print("| %s | %.3f | %.3f | %.0f |" % (name, ttfb, t, 10 / t))
         print("\nratio listener time / self-contained time (curl): %.2f\n" % (
             cbest["listener (rendezvous)"] / cbest["self-contained"]))
+        # (b3) a real preview as large as a preview may be (4 MiB of row bytes)
+        import sqlite3
+        db = os.path.join(data, "wide.db")
+        if not os.path.exists(db):
+            con = sqlite3.connect(db)
+            con.execute("CREATE TABLE t (id INTEGER, a TEXT, b TEXT, c TEXT, d TEXT)")
+            con.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)",
+                            [(i, "a" * 4000, "b" * 4000, "c" * 4000, "d" * 4000) for i in range(2000)])
+            con.commit()
+            con.close()
+        pv = write("preview.json", json.dumps({
+            "linkedService": {"type": "Sqlite", "properties": {"path": db}},
+            "dataset": {"type": "Query", "query": "SELECT * FROM t"}, "limit": 1000}))
+        print("(b3) a SQLite preview of 4 MiB of rows (the cap of a preview answer), read by curl, "
+              "best of 5: time to first byte / total\n")
+        print("| path | bytes | first byte s | total s | MB/s |")
+        print("|---|---|---|---|---|")
+        pbest, psize = {}, {}
+        for name, on in (("self-contained (streamed)", True), ("listener (rendezvous)", False)):
+            set_mode(on)
+            rows = []
+            for _ in range(5):
+                r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-H",
+                                    "ServiceBusAuthorization: " + TOK, "-H",
+                                    "Content-Type: application/json", "--data-binary", "@" + pv, "-w",
+                                    "%{http_code} %{time_starttransfer} %{time_total} %{size_download}",
+                                    "http://127.0.0.1:%d/%s/v1/preview" % (rp, HC)],
+                                   capture_output=True, text=True, timeout=120)
+                f = r.stdout.split()
+                assert len(f) == 4 and f[0] == "200" and int(f[3]) > 4000000, r.stdout + r.stderr
+                rows.append((float(f[2]), float(f[1]), int(f[3])))
+            t, ttfb, size = min(rows)
+            pbest[name], psize[name] = t, size
+            print("| %s | %d | %.3f | %.3f | %.0f |" % (name, size, ttfb, t, size / 1e6 / t))
+        assert len(set(psize.values())) == 1, psize
+        print("\nratio listener time / self-contained time (preview): %.2f\n" % (
+            pbest["listener (rendezvous)"] / pbest["self-contained (streamed)"]))
 
     if "c" in parts:
         set_mode(True)

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "node/api.h"
+#include "node/api_stream.h"
 #include "common/log.h"
 #include "common/shir_err.h"
 
@@ -37,6 +38,7 @@ struct api_reply {
 	char *method, *target, *path, *body;
 	char headers[API_MAX_HEADERS];
 	api_done_fn done;
+	api_stream_fn stream;	/* NULL: the channel takes whole answers only */
 	void *arg;
 	struct api_reply **handle;
 	int cancelled;
@@ -282,9 +284,45 @@ api_find(const struct api *api, const char *method, const char *path, int *path_
 	return NULL;
 }
 
+int
+api_reply_can_stream(const struct api_reply *r)
+{
+	return r->stream != NULL && !r->cancelled;
+}
+
+void
+api_reply_stream(struct api_reply *r, int status, const char *ctype, struct api_stream *s)
+{
+	if (r->handle != NULL)
+		*r->handle = NULL;
+	r->api->inflight--;
+	if (!r->cancelled) {
+		api_stream_ref(s);
+		r->stream(r->arg, status, r->headers, ctype, s);
+	}
+	api_reply_free(r);
+}
+
+static void api_dispatch_r(struct api *api, const struct api_request *rq, api_done_fn done,
+    api_stream_fn stream, void *arg, struct api_reply **handle);
+
 void
 api_dispatch(struct api *api, const struct api_request *rq, api_done_fn done, void *arg,
     struct api_reply **handle)
+{
+	api_dispatch_r(api, rq, done, NULL, arg, handle);
+}
+
+void
+api_dispatch_stream(struct api *api, const struct api_request *rq, api_done_fn done,
+    api_stream_fn stream, void *arg, struct api_reply **handle)
+{
+	api_dispatch_r(api, rq, done, stream, arg, handle);
+}
+
+static void
+api_dispatch_r(struct api *api, const struct api_request *rq, api_done_fn done,
+    api_stream_fn stream, void *arg, struct api_reply **handle)
 {
 	const struct api_route *rt;
 	struct api_reply *r;
@@ -302,6 +340,7 @@ api_dispatch(struct api *api, const struct api_request *rq, api_done_fn done, vo
 	plen = strcspn(rq->target, "?#");
 	r->api = api;
 	r->done = done;
+	r->stream = stream;
 	r->arg = arg;
 	r->method = strdup(rq->method);
 	r->target = strdup(rq->target);

@@ -62,6 +62,16 @@ int api_route_info(const struct api *api, size_t i, const char **method, const c
  * until done has run (then the api sets it to NULL), so the channel can cancel. */
 void api_dispatch(struct api *api, const struct api_request *rq, api_done_fn done, void *arg,
     struct api_reply **handle);
+/* Streamed answers (node/api_stream.h). A channel that can send an answer
+ * as it is produced dispatches with api_dispatch_stream(): a handler may then
+ * complete with api_reply_stream(), and the channel gets the pipe in stream()
+ * (instead of done()) with one reference to drop. Other answers arrive in
+ * done() as with api_dispatch(). */
+struct api_stream;
+typedef void (*api_stream_fn)(void *arg, int status, const char *headers, const char *ctype,
+    struct api_stream *s);
+void api_dispatch_stream(struct api *api, const struct api_request *rq, api_done_fn done,
+    api_stream_fn stream, void *arg, struct api_reply **handle);
 /* The channel no longer wants the answer; done will not be called and the
  * handle slot is no longer touched. r may be NULL. */
 void api_reply_cancel(struct api_reply *r);
@@ -80,6 +90,11 @@ void api_reply_send(struct api_reply *r, int status, const char *ctype, const ch
 void api_reply_json(struct api_reply *r, int status, struct cJSON *json); /* takes json */
 void api_reply_error(struct api_reply *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Handler side: may this reply be streamed (the channel takes pipes)? */
+int api_reply_can_stream(const struct api_reply *r);
+/* Completes and frees r with a streamed answer; takes a reference to s for
+ * the channel. Only when api_reply_can_stream(r). */
+void api_reply_stream(struct api_reply *r, int status, const char *ctype, struct api_stream *s);
 /* Adds a response header before completion. */
 int api_reply_header(struct api_reply *r, const char *name, const char *value);
 const struct api_request *api_reply_request(const struct api_reply *r);

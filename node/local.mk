@@ -3,6 +3,7 @@
 libshir_a_SOURCES += \
 	node/conf.c node/conf.h \
 	node/api.c node/api.h \
+	node/api_stream.c node/api_stream.h \
 	node/node.c node/node.h \
 	node/ctlsock.c node/ctlsock.h \
 	node/workpool.c node/workpool.h \
@@ -11,6 +12,7 @@ libshir_a_SOURCES += \
 sbin_PROGRAMS += shird
 shird_SOURCES = node/shird.c node/shird.h node/shird_hooks.c
 
-UNIT_TESTS += tests/unit/test_conf tests/unit/test_api tests/unit/test_workpool
+UNIT_TESTS += tests/unit/test_conf tests/unit/test_api tests/unit/test_workpool \
+	tests/unit/test_api_stream
 FUZZ_TARGETS += tests/fuzz/fuzz_conf
 tests_fuzz_fuzz_conf_LDFLAGS = $(FUZZ_LINKFLAGS)

@@ -36,6 +36,16 @@ void auth_rows_text(struct auth_rows *r, const char *text, size_t len);
 void auth_rows_bytes(struct auth_rows *r, const void *bytes, size_t len);
 void auth_rows_end(struct auth_rows *r);
 
+/* Streaming (a preview answered as its rows arrive): each finished row goes
+ * to fn, which takes the cJSON array, instead of being kept. fn returns 0,
+ * or -1 to stop: auth_rows_want() is false from then on, so the connector
+ * stops (and cancels) its query. */
+typedef int (*auth_rows_sink_fn)(void *arg, struct auth_rows *r, struct cJSON *row);
+void auth_rows_set_sink(struct auth_rows *r, auth_rows_sink_fn fn, void *arg);
+bool auth_rows_truncated(const struct auth_rows *r);
+/* Adds "columns" alone (as auth_rows_to_json does) to obj. */
+int auth_rows_columns_json(const struct auth_rows *r, struct cJSON *obj, bool preview);
+
 /* Adds "columns" (with "nullable" when with_nullable), and for a preview
  * "rows" and "truncated", to obj. */
 int auth_rows_to_json(struct auth_rows *r, struct cJSON *obj, bool preview);

@@ -16,6 +16,7 @@
 #include <mysql.h>
 
 #include "node/api.h"
+#include "node/api_stream.h"
 #include "node/authoring/auth_ctx.h"
 #include "node/authoring/auth_rows.h"
 #include "node/authoring/authoring.h"
@@ -67,6 +68,15 @@ struct auth_job {
 	/* set by the worker */
 	int status;
 	char *body;
+	/* a streamed answer (preview, browse over a channel that takes them):
+	 * the worker writes the JSON into out as rows arrive; once out is
+	 * full the answer starts leaving (published) and the worker waits for
+	 * room, so a peer that stops reading stops the store's row fetch */
+	struct api_stream *out;
+	int published;		/* loop thread: the reply went with out */
+	bool prefix_done;	/* worker: the answer's head is in out */
+	int rows_out;		/* worker */
+	bool out_failed;	/* worker: a write failed (cancelled) */
 };
 
 static const struct auth_store *const auth_stores[] = {
@@ -129,6 +139,11 @@ auth_job_free(struct auth_job *j)
 		return;
 	if (j->ev_deadline)
 		event_free(j->ev_deadline);
+	if (j->out != NULL) {
+		api_stream_forget_producer(j->out);
+		api_stream_cancel(j->out);	/* a late reader sees the end it got */
+		api_stream_unref(j->out);
+	}
 	cJSON_Delete(j->req);
 	cJSON_Delete(j->ctx.result);
 	auth_rows_free(j->ctx.rows);
@@ -193,6 +208,8 @@ auth_on_deadline(evutil_socket_t fd, short what, void *arg)
 	char msg[256];
 
 	atomic_store(&j->ctx.stop, 1);
+	if (j->out != NULL)
+		api_stream_cancel(j->out);	/* a worker waiting for room wakes */
 	snprintf(msg, sizeof msg, "the %s operation against the %s store timed out after %d s "
 	    "(node.operation_timeout); the store did not answer in time", auth_op_names[j->ctx.op],
 	    j->store->type, j->ctx.timeout_s);
@@ -208,6 +225,8 @@ auth_on_cancel(void *arg)
 	struct auth_job *j = arg;
 
 	atomic_store(&j->ctx.stop, 1);
+	if (j->out != NULL)
+		api_stream_cancel(j->out);
 	log_info("authoring", "event=authoring.cancelled id=%lu op=%s store=%s why=%s", j->id,
 	    auth_op_names[j->ctx.op], j->store->type, log_q("the caller went away"));
 }
@@ -263,6 +282,168 @@ auth_items_finish(cJSON *result, cJSON *items, int limit, bool truncated)
 	cJSON_AddBoolToObject(result, "truncated", truncated);
 }
 
+/* ---- streamed answers (worker thread) ----------------------------------
+ * The same bytes as cJSON_PrintUnformatted() of the whole answer, written
+ * into j->out piece by piece: the head (the result's members, "columns",
+ * then "rows":[), each row as the store returns it, then the tail. */
+
+static int
+auth_out(struct auth_job *j, const char *d, size_t n)
+{
+	if (j->out_failed)
+		return -1;
+	if (api_stream_write(j->out, d, n) != 0) {
+		/* the reader went away, or the deadline passed: the store
+		 * operation stops (the connector cancels its query) */
+		j->out_failed = true;
+		atomic_store(&j->ctx.stop, 1);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+auth_out_json(struct auth_job *j, const cJSON *v)
+{
+	char *t = cJSON_PrintUnformatted(v);
+	int rc;
+
+	if (t == NULL) {
+		j->out_failed = true;
+		atomic_store(&j->ctx.stop, 1);
+		return -1;
+	}
+	rc = auth_out(j, t, strlen(t));
+	free(t);
+	return rc;
+}
+
+static int
+auth_out_preview_head(struct auth_job *j)
+{
+	cJSON *cols = cJSON_CreateObject();
+	char *a = cJSON_PrintUnformatted(j->ctx.result), *b = NULL;
+	int rc = -1;
+
+	j->prefix_done = true;
+	if (cols != NULL && a != NULL && auth_rows_columns_json(j->ctx.rows, cols, true) == 0 &&
+	    (b = cJSON_PrintUnformatted(cols)) != NULL) {
+		size_t la = strlen(a), lb = strlen(b);
+
+		/* "{...}" and "{"columns":[...]}" make {...,"columns":[...],"rows":[ */
+		if (la > 2 && lb > 2 && auth_out(j, a, la - 1) == 0 && auth_out(j, ",", 1) == 0 &&
+		    auth_out(j, b + 1, lb - 2) == 0 && auth_out(j, ",\"rows\":[", 9) == 0)
+			rc = 0;
+	}
+	if (rc != 0 && !j->out_failed) {
+		j->out_failed = true;	/* out of memory */
+		atomic_store(&j->ctx.stop, 1);
+	}
+	cJSON_Delete(cols);
+	free(a);
+	free(b);
+	return rc;
+}
+
+/* auth_rows' sink: a finished preview row leaves now. */
+static int
+auth_sink_row(void *arg, struct auth_rows *r, cJSON *row)
+{
+	struct auth_job *j = arg;
+	int rc = -1;
+
+	if ((j->prefix_done || auth_out_preview_head(j) == 0) &&
+	    (j->rows_out == 0 || auth_out(j, ",", 1) == 0))
+		rc = auth_out_json(j, row);
+	j->rows_out++;
+	cJSON_Delete(row);
+	return rc;
+}
+
+/* An object member by member, its arrays element by element (a browse
+ * answer: the listing is not printed whole). */
+static int
+auth_out_object(struct auth_job *j, const cJSON *o)
+{
+	const cJSON *m, *e;
+	int rc = auth_out(j, "{", 1);
+
+	for (m = o->child; m != NULL && rc == 0; m = m->next) {
+		cJSON *k = cJSON_CreateString(m->string ? m->string : "");
+
+		if (k == NULL) {
+			j->out_failed = true;	/* out of memory */
+			atomic_store(&j->ctx.stop, 1);
+			return -1;
+		}
+		rc = (m == o->child ? 0 : auth_out(j, ",", 1));
+		if (rc == 0)
+			rc = auth_out_json(j, k);
+		cJSON_Delete(k);
+		if (rc == 0)
+			rc = auth_out(j, ":", 1);
+		if (rc != 0 || !cJSON_IsArray(m)) {
+			if (rc == 0)
+				rc = auth_out_json(j, m);
+			continue;
+		}
+		rc = auth_out(j, "[", 1);
+		for (e = m->child; e != NULL && rc == 0; e = e->next)
+			rc = (e == m->child ? 0 : auth_out(j, ",", 1)) == 0 ? auth_out_json(j, e) : -1;
+		if (rc == 0)
+			rc = auth_out(j, "]", 1);
+	}
+	return rc == 0 ? auth_out(j, "}", 1) : -1;
+}
+
+/* The end of a streamed job: a success writes the rest; an answer that
+ * never filled the pipe is taken back whole (j->body, answered as
+ * today, with its length); one that started leaving ends in the pipe (a
+ * failure resets the stream). */
+static void
+auth_out_finish(struct auth_job *j)
+{
+	struct auth_ctx *c = &j->ctx;
+	int ok = c->code == AUTH_OK && !j->out_failed;
+
+	if (ok && c->op == AUTH_OP_PREVIEW) {
+		char tail[40];
+
+		if (!j->prefix_done)
+			auth_out_preview_head(j);
+		snprintf(tail, sizeof tail, "],\"truncated\":%s}",
+		    auth_rows_truncated(c->rows) ? "true" : "false");
+		auth_out(j, tail, strlen(tail));
+	} else if (ok) {
+		auth_out_object(j, c->result);
+	}
+	ok = c->code == AUTH_OK && !j->out_failed;
+	if (!api_stream_started(j->out)) {
+		/* all of it is in the pipe (at most its capacity) */
+		size_t n = api_stream_buffered(j->out), got = 0, k;
+		char *b = malloc(n + 1);
+		int end;
+
+		while (b != NULL && got < n &&
+		    (k = api_stream_read(j->out, b + got, n - got, &end)) > 0)
+			got += k;
+		if (ok && b != NULL) {
+			b[got] = '\0';
+			j->body = b;
+			j->status = 200;
+		} else {
+			free(b);
+			if (ok)
+				auth_fail(c, AUTH_E_INTERNAL, "out of memory");
+		}
+	} else if (ok) {
+		j->status = 200;	/* it left through the pipe */
+	}
+	if (!ok && c->code == AUTH_OK)
+		auth_fail(c, AUTH_E_INTERNAL, "the answer was cancelled while it was being sent");
+	api_stream_end(j->out, !ok);
+}
+
 /* Worker thread: runs the operation and serialises the answer. */
 static void
 auth_run(void *arg)
@@ -310,8 +491,14 @@ auth_run(void *arg)
 			auth_fail(c, AUTH_E_INTERNAL, "out of memory");
 			break;
 		}
+		if (j->out != NULL && c->op == AUTH_OP_PREVIEW)
+			auth_rows_set_sink(c->rows, auth_sink_row, j);
 		rc = c->op == AUTH_OP_SCHEMA ? s->schema(c) : s->preview(c);
-		if (rc == 0 && auth_rows_to_json(c->rows, c->result, c->op == AUTH_OP_PREVIEW) != 0)
+		if (rc == 0 && j->out_failed && c->code == AUTH_OK)
+			rc = auth_fail(c, AUTH_E_INTERNAL, "the answer was cancelled while it was being "
+			    "sent");
+		if (rc == 0 && j->out == NULL &&
+		    auth_rows_to_json(c->rows, c->result, c->op == AUTH_OP_PREVIEW) != 0)
 			rc = auth_fail(c, AUTH_E_INTERNAL, "out of memory");
 		break;
 	}
@@ -319,10 +506,13 @@ auth_run(void *arg)
 		auth_fail(c, AUTH_E_INTERNAL, "the %s connector failed without saying why", s->type);
 out:
 	cJSON_Delete(items);
-	if (c->code == AUTH_OK) {
+	if (j->out != NULL) {
+		auth_out_finish(j);
+	} else if (c->code == AUTH_OK) {
 		j->status = 200;
 		j->body = cJSON_PrintUnformatted(c->result);
-	} else {
+	}
+	if (c->code != AUTH_OK) {
 		cJSON *o = cJSON_CreateObject(), *e = cJSON_CreateObject();
 
 		if (o && e) {
@@ -341,6 +531,25 @@ out:
 	c->result = NULL;
 	auth_rows_free(c->rows);
 	c->rows = NULL;
+}
+
+/* Loop thread: the worker filled the pipe; the answer starts leaving now
+ * (200; the channel reads the pipe as its peer takes the bytes). */
+static void
+auth_on_full(void *arg)
+{
+	struct auth_job *j = arg;
+	struct api_reply *r = j->reply;
+
+	if (r == NULL) {
+		api_stream_cancel(j->out);	/* answered already (the deadline) */
+		return;
+	}
+	j->reply = NULL;
+	j->published = 1;
+	log_info("authoring", "event=authoring.streaming id=%lu op=%s store=%s ms=%ld", j->id,
+	    auth_op_names[j->ctx.op], j->store->type, auth_ms_since(&j->t0));
+	api_reply_stream(r, 200, "application/json", j->out);
 }
 
 /* Loop thread: the pool finished (ran) or dropped (!ran) the job. */
@@ -364,6 +573,16 @@ auth_done(void *arg, int ran)
 			api_reply_error(r, 500, "Internal", "out of memory serialising the answer");
 		else
 			api_reply_send(r, j->status, "application/json", j->body, strlen(j->body));
+	} else if (j->published) {
+		/* the answer left as a stream: complete, or cut (the reader
+		 * went away, the deadline passed, the store failed midway) */
+		int ok = j->ctx.code == AUTH_OK;
+
+		log_info("authoring", "event=authoring.done id=%lu op=%s store=%s status=%d code=%s "
+		    "ms=%ld streamed=%s rows=%d", j->id, auth_op_names[j->ctx.op], j->store->type,
+		    ok ? 200 : j->status, auth_code_name(j->ctx.code), auth_ms_since(&j->t0),
+		    ok ? "complete" : "cut", j->rows_out);
+		auth_count(j->a, j->ctx.op, ok ? 200 : j->status, auth_ms_since(&j->t0));
 	} else {
 		log_debug("authoring", "event=authoring.late id=%lu ms=%ld reason=\"answered before the "
 		    "store call returned\"", j->id, auth_ms_since(&j->t0));
@@ -569,6 +788,14 @@ auth_handle(struct api_reply *r, const struct api_request *rq, struct authoring 
 	j->ctx.deadline.tv_sec += conf->operation_timeout;
 	j->ev_deadline = evtimer_new(node_base(a->node), auth_on_deadline, j);
 	if (j->ev_deadline == NULL) {
+		code = AUTH_E_INTERNAL;
+		snprintf(msg, sizeof msg, "out of memory");
+		goto fail;
+	}
+	/* preview and browse answers leave as they are produced when the
+	 * channel can send them so (self-contained streams) */
+	if ((op == AUTH_OP_PREVIEW || op == AUTH_OP_BROWSE) && api_reply_can_stream(r) &&
+	    (j->out = api_stream_new(node_base(a->node), API_STREAM_CAP, auth_on_full, j)) == NULL) {
 		code = AUTH_E_INTERNAL;
 		snprintf(msg, sizeof msg, "out of memory");
 		goto fail;
@@ -926,6 +1153,8 @@ authoring_stop(struct node *n)
 	workpool_close(a->pool);
 	for (j = a->jobs; j != NULL; j = j->next) {
 		atomic_store(&j->ctx.stop, 1);
+		if (j->out != NULL)
+			api_stream_cancel(j->out);	/* a worker waiting for room wakes */
 		auth_job_answer_error(j, AUTH_E_SHUTDOWN, "the node is shutting down; the operation "
 		    "was stopped; retry on another node");
 	}

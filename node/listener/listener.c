@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <event2/event.h>
 
 #include "node/api.h"
+#include "node/api_stream.h"
 #include "node/listener/chstate.h"
 #include "node/listener/lchan.h"
 #include "relay/hcdial.h"
@@ -374,15 +376,79 @@ listener_hook_apply(void *arg, const struct conf *newc, const struct conf *oldc)
 struct listener_blob {
 	struct api_reply *r;
 	struct event *ev;
+	struct event_base *base;
 	long n;
 };
 
-static void
-listener_blob_send(struct api_reply *r, long n)
+struct listener_blob_fill {
+	struct api_stream *s;
+	long n;
+};
+
+/* A streamed blob (a channel that takes streams): written from a thread of
+ * its own as the channel's peer reads, as a store's rows would be. */
+static void *
+listener_blob_fill(void *arg)
 {
-	char *buf = malloc((size_t)n + 1);
+	struct listener_blob_fill *f = arg;
+	char chunk[26 * 2048];
+	long off = 0, i;
+
+	for (i = 0; i < (long)sizeof chunk; i++)
+		chunk[i] = (char)('a' + i % 26);
+	while (off < f->n) {
+		long k = f->n - off < (long)sizeof chunk ? f->n - off : (long)sizeof chunk;
+
+		if (api_stream_write(f->s, chunk, (size_t)k) != 0)
+			break;
+		off += k;
+	}
+	api_stream_end(f->s, off < f->n);
+	api_stream_unref(f->s);
+	free(f);
+	return NULL;
+}
+
+static int
+listener_blob_stream(struct api_reply *r, struct event_base *base, long n)
+{
+	struct listener_blob_fill *f = calloc(1, sizeof *f);
+	pthread_attr_t at;
+	pthread_t t;
+	int rc;
+
+	if (f == NULL || (f->s = api_stream_new(base, API_STREAM_CAP, NULL, NULL)) == NULL) {
+		free(f);
+		return -1;
+	}
+	f->n = n;
+	api_stream_ref(f->s);	/* the thread's */
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&t, &at, listener_blob_fill, f);
+	pthread_attr_destroy(&at);
+	if (rc != 0) {
+		api_stream_unref(f->s);
+		api_stream_unref(f->s);
+		free(f);
+		return -1;
+	}
+	api_reply_stream(r, 200, "application/octet-stream", f->s);
+	api_stream_unref(f->s);	/* ours; the thread's and the channel's remain */
+	return 0;
+}
+
+static void
+listener_blob_send(struct api_reply *r, struct event_base *base, long n)
+{
+	char *buf;
 	long i;
 
+	/* larger than a pipe: streamed where the channel takes it (as a large
+	 * preview is); smaller ones whole, as before */
+	if (n > API_STREAM_CAP && api_reply_can_stream(r) && listener_blob_stream(r, base, n) == 0)
+		return;
+	buf = malloc((size_t)n + 1);
 	if (buf == NULL) {
 		api_reply_error(r, 500, "Internal", "out of memory");
 		return;
@@ -398,7 +464,7 @@ listener_blob_later(evutil_socket_t fd, short what, void *arg)
 {
 	struct listener_blob *b = arg;
 
-	listener_blob_send(b->r, b->n);
+	listener_blob_send(b->r, b->base, b->n);
 	event_free(b->ev);
 	free(b);
 }
@@ -424,7 +490,7 @@ listener_blob(struct api_reply *r, const struct api_request *rq, void *ud)
 		return;
 	}
 	if (delay == 0) {
-		listener_blob_send(r, n);
+		listener_blob_send(r, l->ctx.base, n);
 		return;
 	}
 	b = calloc(1, sizeof *b);
@@ -434,6 +500,7 @@ listener_blob(struct api_reply *r, const struct api_request *rq, void *ud)
 		return;
 	}
 	b->r = r;
+	b->base = l->ctx.base;
 	b->n = n;
 	tv.tv_sec = delay / 1000;
 	tv.tv_usec = (delay % 1000) * 1000;

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/random.h"
 #include "node/api.h"
+#include "node/api_stream.h"
 #include "node/node.h"
 #include "node/selfcont/scconn.h"
 #include "relay/announce.h"
@@ -46,6 +47,8 @@ struct scstr {
 	int dispatched;
 	struct api_reply *handle;	/* while the API works on it */
 	char *resp;			/* the answer's body, sent as the window allows */
+	struct api_stream *pipe;	/* or a streamed answer, read as the window allows */
+	int status;
 	size_t resp_len, resp_off;
 	int64_t start_ms;
 	int64_t deadline_ms;		/* shir-deadline-s of the relay, 0: none */
@@ -109,6 +112,13 @@ sc_str_free(struct scstr *q)
 	c->cs.inflight = c->nstreams;
 	if (q->handle != NULL)
 		api_reply_cancel(q->handle);	/* the store operation stops */
+	if (q->pipe != NULL) {
+		/* a streamed answer: its producer stops (the store query is
+		 * cancelled) if it has not finished */
+		api_stream_set_reader(q->pipe, NULL, NULL);
+		api_stream_cancel(q->pipe);
+		api_stream_unref(q->pipe);
+	}
 	if (q->ev_deadline)
 		event_free(q->ev_deadline);
 	if (q->body)
@@ -219,6 +229,76 @@ sc_respond(struct scstr *q, int status, const char *headers, const char *ctype, 
 	dp.source.ptr = q;
 	dp.read_callback = sc_read_resp;
 	if (nghttp2_submit_response(c->sess, q->sid, nv, n, len > 0 ? &dp : NULL) != 0)
+		nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, q->sid, NGHTTP2_INTERNAL_ERROR);
+	sc_flush(c);
+}
+
+/* A streamed answer: DATA as the pipe fills and the relay's window allows;
+ * an empty pipe defers the stream until the producer writes more. */
+static ssize_t
+sc_read_pipe(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len, uint32_t *flags,
+    nghttp2_data_source *src, void *arg)
+{
+	struct scstr *q = src->ptr;
+	int end;
+	size_t n = api_stream_read(q->pipe, buf, len, &end);
+
+	if (n == 0 && end == 0)
+		return NGHTTP2_ERR_DEFERRED;
+	if (n == 0 && end < 0) {
+		/* the answer failed after it started: the sender sees it cut */
+		log_warn("selfcont", "event=request.cut conn=%s stream=%d target=%s bytes=%zu "
+		    "reason=\"the operation failed or was stopped after its answer started\"",
+		    log_q(q->c->cs.name), q->sid, log_q(q->path ? q->path : "-"), q->resp_off);
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;	/* RST_STREAM */
+	}
+	q->resp_off += n;
+	q->c->cs.bytes_out += n;
+	if (end > 0)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+static void
+sc_pipe_readable(void *arg)
+{
+	struct scstr *q = arg;
+
+	if (q->c->sess == NULL)
+		return;
+	nghttp2_session_resume_data(q->c->sess, q->sid);
+	sc_flush(q->c);
+}
+
+static void
+sc_api_stream(void *arg, int status, const char *headers, const char *ctype, struct api_stream *p)
+{
+	struct scstr *q = arg;
+	struct scconn *c = q->c;
+	nghttp2_nv nv[40];
+	char st[8], store[4096];
+	nghttp2_data_provider dp;
+	size_t n = 0;
+
+	q->handle = NULL;
+	q->pipe = p;
+	q->status = status;
+	if (q->ev_deadline)
+		evtimer_del(q->ev_deadline);
+	log_info("selfcont", "event=request.streaming conn=%s stream=%d method=%s target=%s "
+	    "status=%d ms=%lld", log_q(c->cs.name), q->sid, log_q(q->method),
+	    log_q(q->path ? q->path : "-"), status, (long long)(sc_now_ms() - q->start_ms));
+	if (c->sess == NULL)
+		return;
+	api_stream_set_reader(p, sc_pipe_readable, q);
+	snprintf(st, sizeof st, "%d", status);
+	nv[n++] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)st, 7, strlen(st), 0 };
+	if (ctype != NULL && *ctype)
+		nv[n++] = (nghttp2_nv){ (uint8_t *)"content-type", (uint8_t *)ctype, 12, strlen(ctype), 0 };
+	n += sc_parse_headers(headers, store, sizeof store, nv + n, sizeof nv / sizeof nv[0] - n);
+	dp.source.ptr = q;
+	dp.read_callback = sc_read_pipe;
+	if (nghttp2_submit_response(c->sess, q->sid, nv, n, &dp) != 0)
 		nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, q->sid, NGHTTP2_INTERNAL_ERROR);
 	sc_flush(c);
 }
@@ -350,7 +430,7 @@ sc_dispatch(struct scstr *q)
 		sc_error(q, 503, "Fuzz", "not dispatched");
 		return;
 	}
-	api_dispatch(node_api(c->ctx->node), &rq, sc_api_done, q, &q->handle);
+	api_dispatch_stream(node_api(c->ctx->node), &rq, sc_api_done, sc_api_stream, q, &q->handle);
 	if (q->handle != NULL)
 		sc_deadline_arm(q);
 }
@@ -486,7 +566,13 @@ sc_on_close(nghttp2_session *s, int32_t sid, uint32_t code, void *arg)
 
 	if (q == NULL)
 		return 0;
-	if (q->handle != NULL)
+	if (q->pipe != NULL)
+		log_info("selfcont", "event=request.done conn=%s stream=%d method=%s target=%s "
+		    "status=%d bytes=%zu ms=%lld streamed=%s code=%u", log_q(q->c->cs.name), sid,
+		    log_q(q->method), log_q(q->path ? q->path : "-"), q->status, q->resp_off,
+		    (long long)(sc_now_ms() - q->start_ms), code == NGHTTP2_NO_ERROR ? "complete" :
+		    code == NGHTTP2_CANCEL ? "cancelled by the relay" : "reset", code);
+	if (q->handle != NULL || (q->pipe != NULL && code == NGHTTP2_CANCEL))
 		log_info("selfcont", "event=request.cancelled conn=%s stream=%d target=%s code=%u "
 		    "reason=%s", log_q(q->c->cs.name), sid, log_q(q->path ? q->path : "-"), code,
 		    log_q(code == NGHTTP2_CANCEL ? "the relay cancelled the stream (the sender went "

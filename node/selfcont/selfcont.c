@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include "common/log.h"
+#include "node/api_stream.h"
 #include "node/listener/listener.h"
 #include "node/listener/lspec.h"
 #include "node/node.h"
@@ -121,8 +122,10 @@ sc_metrics_hook(void *arg, struct evbuffer *out)
 	    "# HELP shird_selfcontained_connections Self-contained connections up.\n"
 	    "# TYPE shird_selfcontained_connections gauge\nshird_selfcontained_connections %d\n"
 	    "# HELP shird_selfcontained_streams Streams served now.\n"
-	    "# TYPE shird_selfcontained_streams gauge\nshird_selfcontained_streams %u\n",
-	    s->mode, up, streams);
+	    "# TYPE shird_selfcontained_streams gauge\nshird_selfcontained_streams %u\n"
+	    "# HELP shird_streamed_answer_bytes Bytes of streamed answers waiting in their pipes.\n"
+	    "# TYPE shird_streamed_answer_bytes gauge\nshird_streamed_answer_bytes %zu\n",
+	    s->mode, up, streams, api_stream_total_buffered());
 }
 
 /* --- connections ---------------------------------------------------------------------- */

@@ -299,6 +299,137 @@ def test_sender_gone_cancels_query(h):
 
 
 
+# ASan keeps freed memory in a quarantine (256 MB by default) that VmHWM would
+# count as if shird held it; a small one makes VmHWM what the node really uses.
+SMALL_QUARANTINE = {"ASAN_OPTIONS": ":".join(
+    x for x in (os.environ.get("ASAN_OPTIONS", ""), "quarantine_size_mb=1") if x)}
+# a PostgreSQL preview of wide rows: the answer's 4 MiB cap of row bytes binds
+# (about 260 rows of 16 KB), so the answer is ~4 MB, sixteen times the node's
+# 256 KiB answer pipe
+WIDE_Q = ("SELECT i, repeat('a', 4000) AS a, repeat('b', 4000) AS b, repeat('c', 4000) AS c, "
+          "repeat('d', 4000) AS d FROM generate_series(1, %d) AS i")
+
+
+def vmhwm_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int([l for l in f if l.startswith("VmHWM:")][0].split()[1])
+
+
+@test
+def test_large_preview_streamed(h):
+    """a ~4 MB PostgreSQL preview over self-contained leaves as its rows arrive (event=authoring.streaming): the bytes are exactly the listener path's answer (and so are those of a 0.6 MB browse answer), and shird's peak memory grows by less than 5 MiB (it holds its 256 KiB answer pipe and output buffer, not the whole answer; held whole, as the listener path does, it grows by about 15 MiB)"""
+    s = shared_pg()
+    r = Relay(h)
+    create(r, "sc-ir", "--self-contained")
+    r.start()
+    big = h.path("many")
+    os.makedirs(big, exist_ok=True)
+    n = Node(h, level="info", jobs=1, queue=4, env=SMALL_QUARANTINE, allowed=big,
+             extra=node_section(h, r, conns=1))
+    n.p.wait_log(r"event=selfcontained\.mode mode=on")
+    wait_status(h, n, lambda st: st["status"] == "Online", "Online")
+    req = {"linkedService": s.linked_service(), "dataset": {"type": "Query", "query": WIDE_Q % 5000},
+           "limit": 1000}
+    # warm up (connections, libpq, the allocator) with a small one
+    st, _, b = send(r, "/v1/preview", dict(req, limit=2))
+    check(st == 200 and len(json.loads(b)["rows"]) == 2, "warm-up: %d %r" % (st, b[:300]))
+    n.p.mark()
+    before = vmhwm_kb(n.p.pid)
+    st, hd, sc_body = send(r, "/v1/preview", req)
+    grow_kb = vmhwm_kb(n.p.pid) - before
+    check(st == 200, "self-contained: %d %r" % (st, sc_body[:300]))
+    j = json.loads(sc_body)
+    check(j["truncated"] is True and 200 < len(j["rows"]) < 1000 and len(sc_body) > 3 << 20,
+          "%d rows, %d bytes" % (len(j["rows"]), len(sc_body)))
+    check(j["rows"][-1][0] == len(j["rows"]) and j["rows"][0][1] == "a" * 4000, "rows in order")
+    n.p.wait_log(r"event=authoring\.streaming id=\d+ op=preview store=PostgreSql")
+    n.p.wait_log(r"event=request\.done conn=selfcontained-1 .*target=/v1/preview status=200 "
+                 r"bytes=%d .*streamed=complete" % len(sc_body))
+    # whole, the answer would be held at least twice (printed, then copied for
+    # the stream): 8 MB and more; streamed, the pipe and the store's own buffers
+    check(grow_kb < 5 * 1024, "shird's peak memory grew by %d KiB for a %d-byte answer (it should "
+          "hold only its answer pipe)" % (grow_kb, len(sc_body)))
+    # the listener path (rendezvous, the answer whole): the same bytes
+    r.cli("ir", "set", "sc-ir", "--self-contained", "off")
+    n.p.wait_log(r"event=selfcontained\.mode mode=off", timeout=10)
+    before = vmhwm_kb(n.p.pid)
+    st, _, hc_body = send(r, "/v1/preview", req)
+    check(st == 200 and hc_body == sc_body, "listener: %d, %d bytes, same: %s" % (
+        st, len(hc_body), hc_body == sc_body))
+    print("peak memory growth: self-contained (streamed) %d KiB, listener (whole) %d KiB" % (
+        grow_kb, vmhwm_kb(n.p.pid) - before))
+    # a large browse answer (6,000 entries, ~0.6 MB) streams too: the same bytes both ways
+    for i in range(6000):
+        open(os.path.join(big, "file-%05d-%s.csv" % (i, "x" * 40)), "w").close()
+    breq = {"linkedService": {"type": "FileSystem", "properties": {"root": big}}, "limit": 10000}
+    st, _, hc_browse = send(r, "/v1/browse", breq)
+    check(st == 200 and len(json.loads(hc_browse)["items"]) == 6000 and len(hc_browse) > 256 * 1024,
+          "listener browse: %d, %d bytes" % (st, len(hc_browse)))
+    # small answers are unchanged (whole, with their length)
+    r.cli("ir", "set", "sc-ir", "--self-contained", "on")
+    n.p.wait_log(r"event=selfcontained\.mode mode=on", timeout=10)
+    st, _, b = send(r, "/v1/preview", dict(req, limit=3))
+    check(st == 200 and len(json.loads(b)["rows"]) == 3, "small: %d %r" % (st, b[:300]))
+    n.p.mark()
+    st, _, sc_browse = send(r, "/v1/browse", breq)
+    check(st == 200 and sc_browse == hc_browse, "self-contained browse: %d, %d bytes, same: %s" % (
+        st, len(sc_browse), sc_browse == hc_browse))
+    n.p.wait_log(r"event=authoring\.streaming id=\d+ op=browse store=FileSystem")
+    n.stop_clean()
+
+
+@test
+def test_stalled_sender_cancelled_mid_stream(h):
+    """a sender that stops reading after the answer started, then goes: shird's memory stays bounded while it stalls; the relay resets the stream and shird cancels the PostgreSQL query mid-answer (gone from pg_stat_activity at once, long before it would end); the sender saw a cut answer; the node still serves"""
+    s = shared_pg()
+    r = Relay(h)
+    create(r, "sc-ir", "--self-contained")
+    r.start()
+    n = Node(h, level="info", jobs=1, queue=4, env=SMALL_QUARANTINE,
+             extra=node_section(h, r, conns=1))
+    n.p.wait_log(r"event=selfcontained\.mode mode=on")
+    wait_status(h, n, lambda st: st["status"] == "Online", "Online")
+    # rows of 16 KB, one every 50 ms: about 13 s to the answer's cap
+    q = ("SELECT i, repeat('a', 4000) AS a, repeat('b', 4000) AS b, repeat('c', 4000) AS c, "
+         "repeat('d', 4000) AS d, pg_sleep(0.05) AS s FROM generate_series(1, 100000) AS i")
+    ls = s.linked_service()
+    st, _, b = send(r, "/v1/preview", {"linkedService": ls, "dataset": {"type": "Query",
+                                                                      "query": "SELECT 1 AS x"}})
+    check(st == 200, "warm-up: %d %r" % (st, b[:300]))
+
+    def running():
+        return s.sql("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = '%s'"
+                     % q.replace("'", "''")).strip()
+    n.p.mark()
+    before = vmhwm_kb(n.p.pid)
+    body = json.dumps({"linkedService": ls, "dataset": {"type": "Query", "query": q},
+                       "limit": 1000}).encode()
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    c.settimeout(20)
+    c.connect(("127.0.0.1", r.port))
+    c.sendall(("POST /sc-ir/v1/preview HTTP/1.1\r\nHost: h\r\nServiceBusAuthorization: %s\r\n"
+               "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (
+                   token(r), len(body))).encode() + body)
+    got = c.recv(4096)
+    check(got.startswith(b"HTTP/1.1 200"), "the answer starts: %r" % got[:200])
+    m = n.p.wait_log(r"event=authoring\.streaming id=(\d+) op=preview")
+    time.sleep(2)  # the sender reads nothing more
+    check(running() == "1", "the query should still run")
+    grow_kb = vmhwm_kb(n.p.pid) - before
+    check(grow_kb < 6 * 1024, "shird's peak memory grew by %d KiB while the sender stalled" % grow_kb)
+    c.close()
+    t0 = time.monotonic()
+    wait_until(lambda: running() == "0", 10, "the query of a sender that left to be cancelled")
+    check(time.monotonic() - t0 < 5, "cancelled %.1f s after the sender left" % (time.monotonic() - t0))
+    n.p.wait_log(r"event=request\.cancelled conn=selfcontained-1 .*target=/v1/preview")
+    n.p.wait_log(r"event=authoring\.done id=%s op=preview .*streamed=cut" % m.group(1))
+    st, _, b = send(r, "/v1/preview", {"linkedService": ls, "dataset": {"type": "Query",
+                                                                      "query": "SELECT 7 AS x"}})
+    check(st == 200 and json.loads(b)["rows"] == [[7]], "after: %d %r" % (st, b))
+    n.stop_clean()
+
+
 @test
 def test_sender_gone_cancels_sqlite_query(h):
     """the same over the self-contained path for SQLite: a sender that disconnects mid-preview of an endless query makes shird interrupt it (the job ends within seconds, not at operation_timeout); with one worker, the next request is served at once"""
@@ -745,6 +876,80 @@ def hostile_end(h, n, d):
     # the node still serves its admin and local authoring
     r = n.author("testConnection", {"linkedService": {"type": "FileSystem", "properties": {"root": d}}})
     check(r["status"] == "Succeeded", "%r" % r)
+    n.stop_clean()
+
+
+def hpack_literal(name, value):
+    """one header field, literal without indexing, no Huffman (RFC 7541 6.2.2)"""
+    def num(v):
+        if v < 127:
+            return bytes([v])
+        out, v = [127], v - 127
+        while v >= 128:
+            out.append(v % 128 + 128)
+            v //= 128
+        return bytes(out + [v])
+    return b"\x00" + num(len(name)) + name + num(len(value)) + value
+
+
+@test
+def test_relay_that_stops_reading_holds_the_store(h):
+    """backpressure from the relay to the store's row fetch: a relay (simulated, raw HTTP/2) asks for a preview of a PostgreSQL query that would return gigabytes and then grants no flow-control window beyond HTTP/2's first 64 KiB; shird sends those, fills its 256 KiB answer pipe and its worker waits: the query stays active and unfinished, the job does not end, shird's peak memory does not grow while it waits and /metrics shows the full pipe (at most 256 KiB); RST_STREAM(CANCEL) from the relay cancels the query"""
+    s = shared_pg()
+    q = WIDE_Q % 1000000
+    body = json.dumps({"linkedService": s.linked_service(), "dataset": {"type": "Query", "query": q},
+                       "limit": 1000}).encode()
+    got = {"bytes": 0, "sock": None}
+
+    def relay(c):
+        got["sock"] = c
+        c.sendall(OK101 + MAGIC + frame(4, 0, 0))
+        hdr = b"".join(hpack_literal(k, v) for k, v in (
+            (b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"node"),
+            (b":path", b"/v1/preview"), (b"content-type", b"application/json"),
+            (b"shir-deadline-s", b"60.000")))
+        c.sendall(frame(1, 4, 1, hdr) + frame(0, 1, 1, body))
+        acked = False
+        while True:  # read what the node sends; never a WINDOW_UPDATE
+            try:
+                d = c.recv(65536)
+            except OSError:
+                return
+            if not d:
+                return
+            got["bytes"] += len(d)
+            if not acked:
+                acked = True
+                c.sendall(frame(4, 1, 0))  # SETTINGS ACK
+    ev = Hostile(h, [relay])
+    fake = type("R", (), {"keys": {"sc-ir": {"node-key1": {"key": "a2V5"}}}, "port": ev.port})()
+    n = Node(h, level="info", jobs=1, queue=4, env=SMALL_QUARANTINE,
+             extra=node_section(h, fake, conns=1))
+
+    def running():
+        return s.sql("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = '%s'"
+                     % q.replace("'", "''")).strip()
+    m = n.p.wait_log(r"event=authoring\.streaming id=(\d+) op=preview", timeout=30)
+    wait_until(lambda: got["bytes"] > 65535, 10, "the first window of the answer")
+    before = vmhwm_kb(n.p.pid)
+    time.sleep(3)
+    sent = got["bytes"]
+    check(sent < 65535 + 4096, "the node sent %d bytes with a 64 KiB window" % sent)
+    check(running() == "1", "the query should still run, held by the full pipe")
+    check(not re.search(r"event=authoring\.done id=%s " % m.group(1), n.p.log()),
+          "the job ended although the relay granted no window")
+    grow_kb = vmhwm_kb(n.p.pid) - before
+    check(grow_kb < 1024, "shird's peak memory grew by %d KiB while the relay read nothing" % grow_kb)
+    met = h.run(["curl", "-sS", "--unix-socket", n.sock, "http://localhost/metrics"], check=0).stdout
+    held = re.search(r"^shird_streamed_answer_bytes (\d+)$", met, re.M)
+    check(held and 0 < int(held.group(1)) <= 256 * 1024, "the full pipe in /metrics: %s" % (
+        held.group(0) if held else met[-500:]))
+    got["sock"].sendall(frame(3, 0, 1, (8).to_bytes(4, "big")))  # RST_STREAM CANCEL
+    t0 = time.monotonic()
+    wait_until(lambda: running() == "0", 10, "the query to be cancelled after RST_STREAM")
+    check(time.monotonic() - t0 < 5, "cancelled %.1f s after the reset" % (time.monotonic() - t0))
+    n.p.wait_log(r"event=request\.cancelled conn=selfcontained-1 stream=1 target=/v1/preview")
+    n.p.wait_log(r"event=authoring\.done id=%s op=preview .*streamed=cut" % m.group(1))
     n.stop_clean()
 
 

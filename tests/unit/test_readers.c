@@ -286,6 +286,35 @@ test_truncation(void **state)
 	free(s);
 }
 
+/* Replacement characters take 3 bytes for 1: a short value of bad bytes or
+ * NULs, cut near the cap, once wrote past its buffer (the marker, or the
+ * U+FFFD of a NUL counted as 1 byte); the sanitizer build catches it. */
+static void
+test_clean_text_replacements_fit(void **state)
+{
+	char bad[20], nul[40], *s;
+	size_t i;
+
+	memset(bad, 0xff, sizeof bad);
+	s = auth_clean_text(bad, sizeof bad, 50);
+	assert_int_equal(strlen(s), 48 + strlen(AUTH_TRUNC_MARKER));	/* 16 x U+FFFD, then the marker */
+	assert_string_equal(s + 48, AUTH_TRUNC_MARKER);
+	free(s);
+	memset(nul, 0, sizeof nul);
+	s = auth_clean_text(nul, sizeof nul, AUTH_VALUE_MAX);
+	assert_int_equal(strlen(s), 3 * sizeof nul);
+	for (i = 0; i < sizeof nul; i++)
+		assert_memory_equal(s + 3 * i, "\xef\xbf\xbd", 3);
+	free(s);
+	s = auth_clean_text(nul, sizeof nul, 10);	/* 3 fit within 10 bytes */
+	assert_string_equal(s, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" AUTH_TRUNC_MARKER);
+	free(s);
+	/* a long ASCII run is copied whole, and cut exactly at the cap */
+	s = auth_clean_text("abcdefgh\xc3\xa9", 10, 5);
+	assert_string_equal(s, "abcde" AUTH_TRUNC_MARKER);
+	free(s);
+}
+
 static void
 test_infer(void **state)
 {
@@ -356,6 +385,7 @@ main(void)
 		cmocka_unit_test(test_json_lines),
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_truncation),
+		cmocka_unit_test(test_clean_text_replacements_fit),
 		cmocka_unit_test(test_infer),
 		cmocka_unit_test(test_rows),
 	};
