@@ -542,6 +542,20 @@ my_rows(struct auth_ctx *c, struct my_conn *mc, const struct my_rows_how *how, c
 	return res;
 }
 
+/* After the rows: whether reading them failed (the deadline's KILL QUERY or
+ * the server), after auth_fail. */
+static bool
+my_read_failed(struct auth_ctx *c, struct my_conn *mc)
+{
+	if (!mysql_errno(mc->m))
+		return false;
+	if (auth_should_stop(c) && mc->killed)
+		auth_fail_timeout(c, "the query");
+	else
+		my_fail(c, mc->m, "reading the rows");
+	return true;
+}
+
 static int
 my_run(struct auth_ctx *c, bool preview)
 {
@@ -592,13 +606,8 @@ my_run(struct auth_ctx *c, bool preview)
 		}
 		auth_rows_end(c->rows);
 	}
-	if (mysql_errno(mc.m)) {
-		if (auth_should_stop(c) && mc.killed)
-			auth_fail_timeout(c, "the query");
-		else
-			my_fail(c, mc.m, "reading the rows");
+	if (my_read_failed(c, &mc))
 		goto out;
-	}
 	rc = 0;
 out:
 	if (res)
@@ -698,13 +707,8 @@ my_stream(struct auth_ctx *c, const struct auth_stream *s)
 		if (s->row(s->arg, n, vals, vl) != 0 || auth_should_stop(c))
 			goto stop;
 	}
-	if (mysql_errno(mc.m)) {
-		if (auth_should_stop(c) && mc.killed)
-			auth_fail_timeout(c, "the query");
-		else
-			my_fail(c, mc.m, "reading the rows");
+	if (my_read_failed(c, &mc))
 		goto out;
-	}
 	rc = 0;
 	goto out;
 stop:
