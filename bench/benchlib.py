@@ -1,13 +1,28 @@
 """What the benchmarks share: processes they start and always stop, free loopback
 ports, /proc figures (bench/relay_bench.py, bench/relay_attack.py), and for the
-copy benchmarks (bench/copy_bench.py, bench/blob_bench.py) a relay with a
-registered shird running copy jobs, and a job timed from submission to its end."""
+copy benchmarks (bench/copy_bench.py, blob_bench.py, s3_bench.py, copy_sources_bench.py,
+copy_rss_bench.py) the build and harness set up, a relay with a registered shird
+running copy jobs, and a job timed from submission to its end."""
+import os
 import re
 import socket
 import subprocess
+import sys
 import time
 
 procs = []
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def setup(argv):
+    """For the benchmarks that drive the integration harness: the build (argv[1], default
+    build-bench beside bench/) as SHIR_BUILDDIR, the tree as SHIR_SRCDIR (unless set) and
+    tests/integration on sys.path. Returns the build's path; import shirtest after."""
+    build = os.path.abspath(argv[1] if len(argv) > 1 else os.path.join(HERE, "..", "build-bench"))
+    sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+    os.environ["SHIR_BUILDDIR"] = build
+    os.environ.setdefault("SHIR_SRCDIR", os.path.join(HERE, ".."))
+    return build
 
 
 def free_port():
@@ -85,9 +100,10 @@ def copy_node(h, allowed=None, extra="[node]\ncopy_jobs = 1\n"):
     return r, n, test_relay_jobs.Client(r, hc="bench"), status_kb(n.p.pid, "VmRSS")
 
 
-def run_job(snd, spec, poll=0.02, on_poll=None):
+def run_job(snd, spec, poll=0.02, on_poll=None, rows=None):
     """Submits a copy job and polls it until it is final; returns (seconds, the job).
-    on_poll, if given, is called at each poll (e.g. to sample the node's RSS)."""
+    on_poll, if given, is called at each poll (e.g. to sample the node's RSS); with rows,
+    the job must have succeeded with that many rows written."""
     t0 = time.monotonic()
     st, j = snd.call("POST", "", spec)
     assert st == 201, (st, j)
@@ -98,4 +114,7 @@ def run_job(snd, spec, poll=0.02, on_poll=None):
         if on_poll:
             on_poll()
         time.sleep(poll)
-    return time.monotonic() - t0, g
+    dt = time.monotonic() - t0
+    if rows is not None:
+        assert g["state"] == "Succeeded" and g["result"]["rowsWritten"] == rows, g
+    return dt, g

@@ -25,16 +25,14 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
-BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "build-bench"))
+import benchlib
+from benchlib import copy_node, run_job, status_kb
+
+BUILD = benchlib.setup(sys.argv)
 ROWS = int(sys.argv[2]) if len(sys.argv) > 2 else 1000000
-os.environ["SHIR_BUILDDIR"] = BUILD
-os.environ.setdefault("SHIR_SRCDIR", os.path.join(HERE, ".."))
 
 import shirtest  # noqa: E402
 from azurite import Azurite  # noqa: E402
-from benchlib import copy_node, run_job, status_kb  # noqa: E402
 from stores import READER, READER_PASSWORD, Postgres  # noqa: E402
 
 shirtest._tests.clear()
@@ -83,15 +81,15 @@ def main():
                 perf = subprocess.Popen(["perf", "record", "-g", "-o", os.environ["BENCH_PERF"] + "." + fmt,
                                          "-p", str(n.p.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(1)
-            dt, j = run_job(snd, spec)
-            g = j
-            if perf is not None:
-                perf.send_signal(2)
-                perf.wait()
-            assert g["state"] == "Succeeded" and g["result"]["rowsWritten"] == ROWS, g
+            try:
+                dt, g = run_job(snd, spec, rows=ROWS)
+            finally:
+                if perf is not None:
+                    perf.send_signal(2)
+                    perf.wait()
             results.append(("shird job -> " + fmt, dt, g["result"]["bytesWritten"]))
             for line in n.p.log().splitlines():	# where the job waited for its uploaders
-                if "event=job.blob_committed" in line and j["id"] in line:
+                if "event=job.blob_committed" in line and g["id"] in line:
                     print(fmt, "blocks=%s" % line.split("blocks=")[1].split()[0],
                           "writer_wait_ms=%s" % line.split("writer_wait_ms=")[1].split()[0])
         hwm = status_kb(n.p.pid, "VmHWM")

@@ -20,14 +20,13 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
-BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "build-bench"))
+import benchlib
+from benchlib import copy_node, run_job, status_kb
+
+BUILD = benchlib.setup(sys.argv)
 ROWS = int(sys.argv[2]) if len(sys.argv) > 2 else 1000000
-os.environ["SHIR_BUILDDIR"] = BUILD
 
 import shirtest  # noqa: E402
-from benchlib import copy_node, run_job, status_kb  # noqa: E402
 
 shirtest._tests.clear()
 
@@ -63,8 +62,7 @@ def main():
             spec = {"source": {"linkedService": {"type": "FileSystem", "properties": {"root": data}},
                                "dataset": {"type": "DelimitedText", "path": "orders.csv", "columnDelimiter": ";"}},
                     "sink": {"type": "FileSystem", "folder": out, "path": name}, "format": {"type": fmt}}
-            dt, g = run_job(snd, spec)
-            assert g["state"] == "Succeeded" and g["result"]["rowsWritten"] == ROWS, g
+            dt, g = run_job(snd, spec, rows=ROWS)
             results.append(("shird job -> " + fmt, dt, os.path.getsize(os.path.join(out, name))))
         hwm = status_kb(n.p.pid, "VmHWM")
         base = results[0][1]

@@ -26,17 +26,15 @@ import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
-BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "build-bench"))
+import benchlib
+from benchlib import copy_node, run_job, status_kb
+
+BUILD = benchlib.setup(sys.argv)
 GB = float(sys.argv[2]) if len(sys.argv) > 2 else 10.0
 FMT = sys.argv[3] if len(sys.argv) > 3 else "DelimitedText"
-os.environ["SHIR_BUILDDIR"] = BUILD
-os.environ.setdefault("SHIR_SRCDIR", os.path.join(HERE, ".."))
 
 import shirtest  # noqa: E402
 from azurite import Azurite  # noqa: E402
-from benchlib import copy_node, run_job, status_kb  # noqa: E402
 from stores import READER, Postgres  # noqa: E402
 
 shirtest._tests.clear()
@@ -89,10 +87,11 @@ def main():
                 "sink": {"type": "AzureBlob", "accountUrl": az.url, "container": "landing",
                          "sasToken": az.sas("landing", "cw"), "path": "big"},
                 "format": {"type": FMT}}
-        dt, g = run_job(snd, spec, poll=1.0, on_poll=poll_bytes)
-        state["stop"] = True
-        th.join()
-        assert g["state"] == "Succeeded" and g["result"]["rowsWritten"] == rows, g
+        try:
+            dt, g = run_job(snd, spec, poll=1.0, on_poll=poll_bytes, rows=rows)
+        finally:
+            state["stop"] = True
+            th.join()
         out = g["result"]["bytesWritten"]
         hwm = status_kb(n.p.pid, "VmHWM")
         print("copied %d rows, %d bytes (%s), %d blocks, in %.1f s: %.0f rows/s, %.1f MB/s" % (

@@ -24,17 +24,14 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
-BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "build-bench"))
+import benchlib
+from benchlib import copy_node, run_job, status_kb
+
+BUILD = benchlib.setup(sys.argv)
 ROWS = int(sys.argv[2]) if len(sys.argv) > 2 else 1000000
-os.environ["SHIR_BUILDDIR"] = BUILD
 
 import shirtest  # noqa: E402
-from authnode import Node  # noqa: E402
-from relaytest import Relay, decode_key  # noqa: E402
 from stores import READER, READER_PASSWORD, MariaDB  # noqa: E402
-import test_relay_jobs  # noqa: E402
 
 shirtest._tests.clear()
 
@@ -49,26 +46,8 @@ INSERT INTO bench_items SELECT seq, seq * 3, seq % 30000, seq * 1.25, seq / 8,
 SELECT = "SELECT id, qty, small, price, ratio, at, name, note FROM bench_items"
 
 
-def kb(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
-
-
 def timed_job(snd, spec):
-    t0 = time.monotonic()
-    st, j = snd.call("POST", "", spec)
-    assert st == 201, (st, j)
-    while True:
-        st, g = snd.call("GET", "/" + j["id"])
-        if g["state"] not in ("Queued", "Running"):
-            break
-        time.sleep(0.02)
-    dt = time.monotonic() - t0
-    assert g["state"] == "Succeeded" and g["result"]["rowsWritten"] == ROWS, g
-    return dt
+    return run_job(snd, spec, rows=ROWS)[0]
 
 
 def main():
@@ -80,21 +59,8 @@ def main():
         os.makedirs(data)
         os.makedirs(out)
         jl = os.path.join(data, "items.jsonl")
-        r = Relay(h)
-        printed = [w for w in r.cli("ir", "create", "bench").stdout.split() if w.startswith("IR@v1@")]
-        r.keys["bench"] = {decode_key(w)["keyName"]: decode_key(w) for w in printed}
-        node_key = [w for w in printed if decode_key(w)["keyName"] == "node-key1"][0]
-        r.start()
         extra = "writable_folders = %s\n[node]\ncopy_jobs = 1\n" % out
-        n = Node(h, allowed=data, extra=extra)
-        h.run([h.bin("shirctl"), "--socket", n.sock, "--conf", n.conf, "register-node", "-", "bench-node"],
-              input=node_key + "\n", check=0)
-        n.p.wait_log(r"event=channel\.connected")
-        n.stop_clean()
-        n = Node(h, allowed=data, extra=extra)
-        n.p.wait_log(r"event=copy\.started")
-        snd = test_relay_jobs.Client(r, hc="bench")
-        idle_rss = kb(n.p.pid, "VmRSS")
+        r, n, snd, idle_rss = copy_node(h, allowed=data, extra=extra)
         results = []
         ls = db.linked_service()
         # baseline: the MariaDB client, unbuffered, to a file
@@ -132,7 +98,7 @@ def main():
                              "sink": {"type": "FileSystem", "folder": out, "path": "js.csv"},
                              "format": {"type": "DelimitedText"}})
         results.append(("shird Json -> DelimitedText", dt, os.path.getsize(os.path.join(out, "js.csv"))))
-        hwm = kb(n.p.pid, "VmHWM")
+        hwm = status_kb(n.p.pid, "VmHWM")
         print("rows=%d json_lines_bytes=%d" % (ROWS, os.path.getsize(jl)))
         print("%-30s %9s %12s %10s %14s" % ("copy", "seconds", "rows/s", "vs base", "output bytes"))
         for name, t, outb in results:

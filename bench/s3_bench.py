@@ -22,15 +22,11 @@ Use a build without sanitizers (../configure in build-bench).
 import os
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
-BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "build-bench"))
-ROWS = int(sys.argv[2]) if len(sys.argv) > 2 else 2000000
-os.environ["SHIR_BUILDDIR"] = BUILD
-os.environ.setdefault("SHIR_SRCDIR", os.path.join(HERE, ".."))
+import benchlib
 
-import benchlib  # noqa: E402
+BUILD = benchlib.setup(sys.argv)
+ROWS = int(sys.argv[2]) if len(sys.argv) > 2 else 2000000
+
 import shirtest  # noqa: E402
 from s3server import AKID, SECRET, S3Server  # noqa: E402
 
@@ -63,8 +59,7 @@ def main():
                              "secretAccessKey": {"type": "CredentialReference", "name": "s3-secret"},
                              "partSizeMB": 8, "maxConcurrentConnections": 4},
                     "format": fmt}
-            dt, g = benchlib.run_job(snd, spec)
-            assert g["state"] == "Succeeded" and g["result"]["rowsWritten"] == ROWS, g
+            dt, g = benchlib.run_job(snd, spec, rows=ROWS)
             results.append((label, dt, g["result"].get("uncompressedBytes", g["result"]["bytesWritten"]),
                             g["result"]["bytesWritten"]))
             if key == "o.csv":
@@ -78,8 +73,7 @@ def main():
         # the same job into a local folder: reading and converting alone, no upload
         spec["sink"] = {"type": "FileSystem", "folder": out, "path": "o.csv"}
         spec["format"] = {"type": "DelimitedText"}
-        dt, g = benchlib.run_job(snd, spec)
-        assert g["state"] == "Succeeded" and g["result"]["rowsWritten"] == ROWS, g
+        dt, g = benchlib.run_job(snd, spec, rows=ROWS)
         results.append(("shird job -> local file", dt, g["result"]["bytesWritten"], g["result"]["bytesWritten"]))
         base = results[0][2] / results[0][1]
         print("rows=%d" % ROWS)

@@ -1,15 +1,11 @@
 /* blob_sink: see blob_sink.h. */
 #include "config.h"
 
-#include <ctype.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -18,6 +14,7 @@
 
 #include "common/log.h"
 #include "node/copy/blob_sink.h"
+#include "node/copy/upload.h"
 #include "proxy/proxy.h"
 
 #define API_VERSION "2021-08-06"
@@ -25,14 +22,6 @@
 #define ID_RAW 57		/* "shir-2-%06u-%010zu-" and the block's MD5 in hex */
 #define BLOCK_ID_LEN 76		/* its base64 (57 bytes: no padding) */
 #define IDS_PER_PAGE 1024
-
-/* A block in the uploaders' hands: its buffer, number and length. */
-struct slot {
-	char *buf;
-	size_t len;
-	unsigned idx;
-	bool busy;
-};
 
 struct blob_sink {
 	struct blob_target t;
@@ -49,38 +38,13 @@ struct blob_sink {
 	bool loopback;
 	/* the uploaders: BLOB_IN_FLIGHT threads, each with its slot and its
 	 * curl handle, while the writer fills one more buffer */
-	struct slot slot[BLOB_IN_FLIGHT];
-	CURL *easy[BLOB_IN_FLIGHT];
-	pthread_t th[BLOB_IN_FLIGHT];
-	int nth;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool quit, ufailed;
-	struct blob_error uerr;
+	struct upload_pool pool;
 	/* resuming: the ids (raw, sorted) of the uncommitted blocks the service
 	 * already holds for this blob, read once before the first block */
 	char *have;
 	size_t nhave;
 	unsigned skipped;
-	unsigned long long wait_ns;	/* the writer waiting for a free slot */
 };
-
-static int
-fail(struct blob_error *e, const char *code, bool retryable, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int
-fail(struct blob_error *e, const char *code, bool retryable, const char *fmt, ...)
-{
-	va_list ap;
-
-	snprintf(e->code, sizeof e->code, "%s", code);
-	e->retryable = retryable;
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 static void
 b64(const unsigned char *d, size_t n, char *out)
@@ -112,27 +76,6 @@ blob_sharedkey_sign(const char *key_b64, const char *sts, char *out, size_t outl
 	OPENSSL_cleanse(key, sizeof key);
 	b64(mac, maclen, out);
 	return 0;
-}
-
-/* Percent-encodes a blob name's characters (not '/'). */
-static char *
-escape_name(const char *s)
-{
-	size_t n = strlen(s), i, o = 0;
-	char *r = malloc(3 * n + 1);
-
-	if (r == NULL)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (isalnum(c) || strchr("-._~/", c))
-			r[o++] = (char)c;
-		else
-			o += (size_t)sprintf(r + o, "%%%02X", c);
-	}
-	r[o] = '\0';
-	return r;
 }
 
 static bool
@@ -168,13 +111,11 @@ static size_t
 on_answer(char *p, size_t sz, size_t nm, void *arg)
 {
 	struct answer *a = arg;
-	size_t n = sz * nm, k = n < sizeof a->body - 1 - a->n ? n : sizeof a->body - 1 - a->n;
+	size_t n = sz * nm;
 
 	if (a->lp != NULL)
 		blob_list_feed(a->lp, p, n);
-	memcpy(a->body + a->n, p, k);
-	a->n += k;
-	a->body[a->n] = '\0';
+	upload_keep(a->body, sizeof a->body, &a->n, p, n);
 	return n;
 }
 
@@ -182,20 +123,11 @@ static size_t
 on_header(char *p, size_t sz, size_t nm, void *arg)
 {
 	struct answer *a = arg;
-	size_t n = sz * nm;
+	size_t n = sz * nm, l;
+	const char *v;
 
-	if (n > 16 && strncasecmp(p, "x-ms-error-code:", 16) == 0) {
-		const char *v = p + 16;
-		size_t l = n - 16;
-
-		while (l > 0 && (*v == ' ' || *v == '\t')) {
-			v++;
-			l--;
-		}
-		while (l > 0 && (v[l - 1] == '\r' || v[l - 1] == '\n' || v[l - 1] == ' '))
-			l--;
+	if (upload_header_value(p, n, "x-ms-error-code:", &v, &l))
 		snprintf(a->errcode, sizeof a->errcode, "%.*s", (int)l, v);
-	}
 	return n;
 }
 
@@ -206,13 +138,16 @@ put_once(struct blob_sink *b, CURL *easy, const char *verb, const char *query, c
     const char *body, size_t len, const char *md5_hdr, const char *extra, struct answer *a,
     long *status, char *cerr)
 {
-	struct curl_slist *h = NULL, *res = b->t.resolve ? curl_slist_append(NULL, b->t.resolve) : NULL;
+	struct curl_slist *h = NULL;
+	struct upload_conn conn = { b->t.ca_file, b->t.pc, b->t.resolve, b->loopback };
+	struct upload_http r;
+	bool put = strcmp(verb, "PUT") == 0;
 	char url[4096], date[64], hdr[512], len_s[32];
-	struct proxy_decision dec;
 	time_t now = time(NULL);
 	struct tm tm;
 	CURLcode rc;
 
+	memset(&r, 0, sizeof r);
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 	snprintf(url, sizeof url, "%s?%s%s%s", b->url, query, b->t.sas ? "&" : "", b->t.sas ? b->t.sas : "");
@@ -246,7 +181,6 @@ put_once(struct blob_sink *b, CURL *easy, const char *verb, const char *query, c
 		    b->path, canon) < 0 || blob_sharedkey_sign(b->t.key, sts, sig, sizeof sig) != 0) {
 			free(sts);
 			curl_slist_free_all(h);
-			curl_slist_free_all(res);
 			snprintf(cerr, CURL_ERROR_SIZE, "cannot sign the request (is the account key base64?)");
 			return CURLE_BAD_FUNCTION_ARGUMENT;
 		}
@@ -254,41 +188,16 @@ put_once(struct blob_sink *b, CURL *easy, const char *verb, const char *query, c
 		snprintf(hdr, sizeof hdr, "Authorization: SharedKey %s:%s", b->t.account, sig);
 		h = curl_slist_append(h, hdr);
 	}
-	curl_easy_reset(easy);
-	curl_easy_setopt(easy, CURLOPT_URL, url);
-	if (strcmp(verb, "PUT") == 0) {
-		curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, "PUT");
-		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	}
-	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_answer);
-	curl_easy_setopt(easy, CURLOPT_WRITEDATA, a);
-	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(easy, CURLOPT_HEADERDATA, a);
-	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, cerr);
-	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, 15L);
-	/* a store that hangs: less than 1 KiB/s for 30 s ends the request */
-	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, 30L);
-	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, b->loopback ? "http,https" : "https");
-	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (b->t.ca_file)
-		curl_easy_setopt(easy, CURLOPT_CAINFO, b->t.ca_file);
-	curl_easy_setopt(easy, CURLOPT_NOPROXY, "");
-	/* the job's thread may decide (PAC may fetch): never the loop's */
-	if (b->t.pc != NULL && proxy_decide(b->t.pc, url, &dec) == 0 && !dec.direct && dec.nproxies > 0)
-		proxy_curl_setup(b->t.pc, easy, dec.proxies[0]);
-	else
-		curl_easy_setopt(easy, CURLOPT_PROXY, "");
-	if (res != NULL)	/* the address local machine access checked, and no other */
-		curl_easy_setopt(easy, CURLOPT_RESOLVE, res);
-	rc = curl_easy_perform(easy);
-	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, status);
+	r.url = url;
+	r.method = put ? "PUT" : NULL;
+	r.body = put ? body : NULL;
+	r.len = len;
+	r.headers = h;
+	r.on_answer = on_answer;
+	r.on_header = on_header;
+	r.answer = a;
+	rc = upload_perform(easy, &conn, &r, status, cerr);
 	curl_slist_free_all(h);
-	curl_slist_free_all(res);
 	return rc;
 }
 
@@ -309,6 +218,7 @@ put(struct blob_sink *b, CURL *easy, const char *verb, const char *query, const 
 {
 	int attempt, wait = b->t.backoff_ms > 0 ? b->t.backoff_ms : 1000;
 	int tries = b->t.retries > 0 ? b->t.retries : 5;
+	const char *what = what_of(verb, query);
 
 	for (attempt = 1;; attempt++) {
 		struct answer a;
@@ -316,7 +226,6 @@ put(struct blob_sink *b, CURL *easy, const char *verb, const char *query, const 
 		long st = 0;
 		CURLcode rc;
 		bool again;
-		int slept;
 
 		memset(&a, 0, sizeof a);
 		a.lp = lp;
@@ -326,44 +235,34 @@ put(struct blob_sink *b, CURL *easy, const char *verb, const char *query, const 
 		if (rc == CURLE_OK && st >= 200 && st < 300)
 			return 0;
 		if (rc == CURLE_BAD_FUNCTION_ARGUMENT)
-			return fail(e, "InvalidRequest", false, "%s", cerr);
-		again = rc != CURLE_OK ? rc != CURLE_UNSUPPORTED_PROTOCOL && rc != CURLE_PEER_FAILED_VERIFICATION &&
-		    rc != CURLE_SSL_CACERT_BADFILE && rc != CURLE_URL_MALFORMAT :
-		    st >= 500 || st == 408 || st == 429;
+			return upload_fail(e, "InvalidRequest", false, "%s", cerr);
+		again = rc != CURLE_OK ? upload_curl_again(rc) : upload_status_again(st);
 		if (!again || attempt >= tries) {
 			if (rc != CURLE_OK)
-				return fail(e, rc == CURLE_PEER_FAILED_VERIFICATION ? "AuthenticationFailed" :
-				    "StoreUnreachable", again, "%s of %s failed after %d attempt%s: %s",
-				    what_of(verb, query), b->url, attempt, attempt == 1 ? "" : "s",
-				    cerr[0] ? cerr : curl_easy_strerror(rc));
+				return upload_curl_error(e, rc, again, what, b->url, attempt, cerr);
 			if (st == 403)
-				return fail(e, "AuthenticationFailed", false, "%s of %s: 403 %s: %s", what_of(verb, query),
-				    b->url, a.errcode[0] ? a.errcode : "Forbidden", b->t.sas ?
+				return upload_fail(e, "AuthenticationFailed", false, "%s of %s: 403 %s: %s", what, b->url,
+				    a.errcode[0] ? a.errcode : "Forbidden", b->t.sas ?
 				    "the SAS does not allow write to this blob (check its permissions sp=w or "
 				    "sp=cw, its expiry and its signature)" :
 				    "the storage account refused the shared key signature (check the "
 				    "account name and key)");
 			if (st == 404)
-				return fail(e, "NotFound", false, "%s of %s: 404 %s: %s", what_of(verb, query), b->url,
+				return upload_fail(e, "NotFound", false, "%s of %s: 404 %s: %s", what, b->url,
 				    a.errcode[0] ? a.errcode : "NotFound",
 				    strcmp(a.errcode, "ContainerNotFound") == 0 ? "container not found (create "
 				    "it first: the node does not create containers)" : "not found");
 			if (st == 409)
-				return fail(e, "StoreError", false, "%s of %s: 409 %s: %s", what_of(verb, query), b->url,
+				return upload_fail(e, "StoreError", false, "%s of %s: 409 %s: %s", what, b->url,
 				    a.errcode[0] ? a.errcode : "Conflict",
 				    strstr(a.errcode, "Lease") ? "the blob has an active lease; break it or "
 				    "choose another name" : "the blob's state conflicts with the write");
-			return fail(e, "StoreError", again, "%s of %s: HTTP %ld %s%s", what_of(verb, query), b->url,
+			return upload_fail(e, "StoreError", again, "%s of %s: HTTP %ld %s%s", what, b->url,
 			    st, a.errcode, again ? " (after retries)" : "");
 		}
-		log_warn("copy", "event=blob.retry what=%s status=%ld error=%s attempt=%d wait_ms=%d",
-		    log_q(what_of(verb, query)), st, log_q(rc != CURLE_OK ? cerr : a.errcode), attempt, wait);
-		for (slept = 0; slept < wait; slept += 100) {
-			if (b->t.stop != NULL && atomic_load(b->t.stop))
-				return fail(e, "Stopped", true, "the job was stopped");
-			usleep(100 * 1000);
-		}
-		wait = wait * 2 > 30000 ? 30000 : wait * 2;
+		if (upload_backoff("blob.retry", what, st, rc != CURLE_OK ? cerr : a.errcode,
+		    attempt, &wait, b->t.stop, e) != 0)
+			return -1;
 	}
 }
 
@@ -497,7 +396,7 @@ read_uncommitted(struct blob_sink *b)
 	memset(&lp, 0, sizeof lp);
 	memset(&e, 0, sizeof e);
 	lp.max = 2 * BLOB_MAX_BLOCKS;
-	if (put(b, b->easy[0], "GET", "comp=blocklist&blocklisttype=uncommitted",
+	if (put(b, b->pool.slots[0].easy, "GET", "comp=blocklist&blocklisttype=uncommitted",
 	    "\nblocklisttype:uncommitted\ncomp:blocklist", NULL, 0, NULL, NULL, &lp, &e) != 0) {
 		log_info("copy", "event=blob.resume_none url=%s why=%s", log_q(b->url), log_q(e.msg));
 		blob_list_free(&lp);
@@ -515,21 +414,21 @@ read_uncommitted(struct blob_sink *b)
  * service already holds a block of this id (the same number, length and
  * MD5: the same bytes). */
 static int
-upload_block(struct blob_sink *b, int s, struct blob_error *e)
+upload_block(void *arg, struct upload_slot *sl, struct blob_error *e)
 {
-	struct slot *sl = &b->slot[s];
+	struct blob_sink *b = arg;
 	char raw[ID_RAW + 1], *id, esc[3 * BLOCK_ID_LEN + 1], q[300], canon[200], md5b[32];
 	unsigned char dg[EVP_MAX_MD_SIZE];
 	unsigned dl = 0, i, o = 0;
 
 	EVP_Digest(sl->buf, sl->len, dg, &dl, EVP_md5(), NULL);
-	block_raw_id(sl->idx, sl->len, dg, raw);
-	id = b->ids[sl->idx / IDS_PER_PAGE] + (sl->idx % IDS_PER_PAGE) * (BLOCK_ID_LEN + 1);
+	block_raw_id(sl->num, sl->len, dg, raw);
+	id = b->ids[sl->num / IDS_PER_PAGE] + (sl->num % IDS_PER_PAGE) * (BLOCK_ID_LEN + 1);
 	b64((const unsigned char *)raw, ID_RAW, id);
 	if (b->nhave > 0 && bsearch(raw, b->have, b->nhave, ID_RAW, raw_cmp) != NULL) {
-		pthread_mutex_lock(&b->mu);
+		pthread_mutex_lock(&b->pool.mu);
 		b->skipped++;
-		pthread_mutex_unlock(&b->mu);
+		pthread_mutex_unlock(&b->pool.mu);
 		return 0;
 	}
 	for (i = 0; id[i]; i++)
@@ -541,99 +440,7 @@ upload_block(struct blob_sink *b, int s, struct blob_error *e)
 	b64(dg, dl, md5b);
 	snprintf(q, sizeof q, "comp=block&blockid=%s", esc);
 	snprintf(canon, sizeof canon, "\nblockid:%s\ncomp:block", id);
-	return put(b, b->easy[s], "PUT", q, canon, sl->buf, sl->len, md5b, NULL, NULL, e);
-}
-
-struct uploader_arg {
-	struct blob_sink *b;
-	int s;
-};
-
-/* An uploader: sends the blocks handed to its slot while the writer fills
- * another buffer. */
-static void *
-uploader(void *arg)
-{
-	struct uploader_arg *ua = arg;
-	struct blob_sink *b = ua->b;
-	int s = ua->s;
-
-	free(ua);
-	pthread_mutex_lock(&b->mu);
-	for (;;) {
-		struct blob_error e;
-		bool skip;
-		int rc;
-
-		while (!b->slot[s].busy && !b->quit)
-			pthread_cond_wait(&b->cv, &b->mu);
-		if (!b->slot[s].busy)
-			break;
-		skip = b->ufailed;	/* another block failed: the job fails anyway */
-		pthread_mutex_unlock(&b->mu);
-		memset(&e, 0, sizeof e);
-		rc = skip ? 0 : upload_block(b, s, &e);
-		pthread_mutex_lock(&b->mu);
-		if (rc != 0 && !b->ufailed) {
-			b->ufailed = true;
-			b->uerr = e;
-		}
-		b->slot[s].busy = false;
-		pthread_cond_broadcast(&b->cv);
-	}
-	pthread_mutex_unlock(&b->mu);
-	return NULL;
-}
-
-static void
-add_ns(struct blob_sink *b, const struct timespec *t0)
-{
-	struct timespec t1;
-
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	b->wait_ns += (unsigned long long)((t1.tv_sec - t0->tv_sec) * 1000000000LL +
-	    (t1.tv_nsec - t0->tv_nsec));
-}
-
-/* Waits until every block handed over is in; -1 with the error if one failed. */
-static int
-wait_all(struct blob_sink *b, struct blob_error *e)
-{
-	int rc = 0, s;
-	bool busy = true;
-
-	pthread_mutex_lock(&b->mu);
-	while (busy) {
-		busy = false;
-		for (s = 0; s < b->nth; s++)
-			busy |= b->slot[s].busy;
-		if (busy)
-			pthread_cond_wait(&b->cv, &b->mu);
-	}
-	if (b->ufailed) {
-		*e = b->uerr;
-		rc = -1;
-	}
-	pthread_mutex_unlock(&b->mu);
-	return rc;
-}
-
-static int
-start_uploaders(struct blob_sink *b, struct blob_error *e)
-{
-	for (; b->nth < BLOB_IN_FLIGHT; b->nth++) {
-		struct uploader_arg *ua = malloc(sizeof *ua);
-
-		if (ua == NULL)
-			return fail(e, "Internal", true, "out of memory");
-		ua->b = b;
-		ua->s = b->nth;
-		if (pthread_create(&b->th[b->nth], NULL, uploader, ua) != 0) {
-			free(ua);
-			return fail(e, "Internal", true, "cannot start the uploader threads");
-		}
-	}
-	return 0;
+	return put(b, sl->easy, "PUT", q, canon, sl->buf, sl->len, md5b, NULL, NULL, e);
 }
 
 /* Hands the filled block to a free uploader (waiting for one: the reader's
@@ -642,42 +449,16 @@ static int
 send_block(struct blob_sink *b, struct blob_error *e)
 {
 	unsigned page = b->nblocks / IDS_PER_PAGE;
-	struct timespec t0;
-	char *t;
-	int s, free_s = -1;
 
 	if (b->nblocks >= BLOB_MAX_BLOCKS)
-		return fail(e, "StoreError", false, "the blob needs more than %d blocks of %zu bytes: "
+		return upload_fail(e, "StoreError", false, "the blob needs more than %d blocks of %zu bytes: "
 		    "raise sink.blockSizeMB", BLOB_MAX_BLOCKS, b->t.block_size);
 	if (b->ids[page] == NULL &&
 	    (b->ids[page] = calloc(IDS_PER_PAGE, BLOCK_ID_LEN + 1)) == NULL)
-		return fail(e, "Internal", true, "out of memory");
-	if (b->nth < BLOB_IN_FLIGHT && start_uploaders(b, e) != 0)
+		return upload_fail(e, "Internal", true, "out of memory");
+	if (upload_pool_start(&b->pool, e) != 0 ||
+	    upload_pool_hand(&b->pool, &b->block, b->used, b->nblocks, e) != 0)
 		return -1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	pthread_mutex_lock(&b->mu);
-	for (;;) {
-		if (b->ufailed) {
-			*e = b->uerr;
-			pthread_mutex_unlock(&b->mu);
-			return -1;
-		}
-		for (s = 0; s < b->nth && free_s < 0; s++)
-			if (!b->slot[s].busy)
-				free_s = s;
-		if (free_s >= 0)
-			break;
-		pthread_cond_wait(&b->cv, &b->mu);
-	}
-	t = b->slot[free_s].buf;
-	b->slot[free_s].buf = b->block;
-	b->slot[free_s].len = b->used;
-	b->slot[free_s].idx = b->nblocks;
-	b->slot[free_s].busy = true;
-	pthread_cond_broadcast(&b->cv);
-	pthread_mutex_unlock(&b->mu);
-	add_ns(b, &t0);
-	b->block = t;
 	b->nblocks++;
 	b->used = 0;
 	return 0;
@@ -690,33 +471,31 @@ blob_sink_new(const struct blob_target *t, struct blob_error *e)
 	char *c = NULL, *n = NULL, *u = NULL;
 	const char *au = t->account_url, *p;
 	size_t aul = strlen(au);
-	int s;
 
 	if (b == NULL) {
-		fail(e, "Internal", true, "out of memory");
+		upload_fail(e, "Internal", true, "out of memory");
 		return NULL;
 	}
 	b->t = *t;
-	pthread_mutex_init(&b->mu, NULL);
-	pthread_cond_init(&b->cv, NULL);
 	if (b->t.block_size == 0)
 		b->t.block_size = BLOB_BLOCK_DEFAULT;
 	while (aul > 0 && au[aul - 1] == '/')
 		aul--;
 	b->loopback = host_is_loopback(au);
 	if (strncmp(au, "https://", 8) != 0 && !(strncmp(au, "http://", 7) == 0 && b->loopback)) {
-		fail(e, "InvalidRequest", false, "sink.accountUrl must be https:// (plain http only "
+		upload_fail(e, "InvalidRequest", false, "sink.accountUrl must be https:// (plain http only "
 		    "for a loopback emulator): %.200s", au);
 		goto bad;
 	}
 	if (t->key != NULL && (t->account == NULL || *t->account == '\0')) {
-		fail(e, "InvalidRequest", false, "a shared key needs the account's name (sink.accountName)");
+		upload_fail(e, "InvalidRequest", false, "a shared key needs the account's name (sink.accountName)");
 		goto bad;
 	}
-	if ((c = escape_name(t->container)) == NULL || (n = escape_name(t->blob)) == NULL ||
+	if ((c = upload_uri_encode(t->container, true)) == NULL ||
+	    (n = upload_uri_encode(t->blob, true)) == NULL ||
 	    asprintf(&u, "%.*s/%s/%s", (int)aul, au, c, n) < 0) {
 		u = NULL;
-		fail(e, "Internal", true, "out of memory");
+		upload_fail(e, "Internal", true, "out of memory");
 		goto bad;
 	}
 	b->url = u;
@@ -729,17 +508,16 @@ blob_sink_new(const struct blob_target *t, struct blob_error *e)
 	if (b->path == NULL || b->block == NULL || b->md5 == NULL ||
 	    EVP_DigestInit_ex(b->md5, EVP_md5(), NULL) != 1)
 		goto nomem;
-	for (s = 0; s < BLOB_IN_FLIGHT; s++)
-		if ((b->slot[s].buf = malloc(b->t.block_size)) == NULL ||
-		    (b->easy[s] = curl_easy_init()) == NULL)
-			goto nomem;
+	if (upload_pool_init(&b->pool, BLOB_IN_FLIGHT, upload_block, b) != 0 ||
+	    upload_pool_bufs(&b->pool, b->t.block_size) != 0)
+		goto nomem;
 	free(c);
 	free(n);
 	if (t->resume)
 		read_uncommitted(b);
 	return b;
 nomem:
-	fail(e, "Internal", true, "out of memory");
+	upload_fail(e, "Internal", true, "out of memory");
 bad:
 	free(c);
 	free(n);
@@ -778,11 +556,11 @@ blob_sink_commit(struct blob_sink *b, struct blob_error *e)
 
 	if (b->used > 0 && send_block(b, e) != 0)
 		return -1;
-	if (wait_all(b, e) != 0)	/* every block is in before the list */
+	if (upload_pool_wait_idle(&b->pool, e) != 0)	/* every block is in before the list */
 		return -1;
 	list = malloc(sizeof head + (size_t)b->nblocks * (BLOCK_ID_LEN + 17) + 16);
 	if (list == NULL)
-		return fail(e, "Internal", true, "out of memory");
+		return upload_fail(e, "Internal", true, "out of memory");
 	len += (size_t)sprintf(list, "%s", head);
 	for (i = 0; i < b->nblocks; i++)
 		len += (size_t)sprintf(list + len, "<Latest>%s</Latest>",
@@ -795,7 +573,7 @@ blob_sink_commit(struct blob_sink *b, struct blob_error *e)
 	snprintf(x, sizeof x, "x-ms-blob-content-md5: %s", b->md5_b64);
 	/* x-ms-blob-content-type is left to the service's default: one x-ms-
 	 * header to sign besides date and version keeps the signing simple */
-	rc = put(b, b->easy[0], "PUT", "comp=blocklist", "\ncomp:blocklist", list, len, lmd5, x, NULL, e);
+	rc = put(b, b->pool.slots[0].easy, "PUT", "comp=blocklist", "\ncomp:blocklist", list, len, lmd5, x, NULL, e);
 	free(list);
 	return rc;
 }
@@ -809,7 +587,7 @@ blob_sink_skipped(const struct blob_sink *b)
 unsigned long long
 blob_sink_wait_ms(const struct blob_sink *b)
 {
-	return b->wait_ns / 1000000;
+	return b->pool.wait_ns / 1000000;
 }
 
 const char *
@@ -833,26 +611,11 @@ blob_sink_md5(const struct blob_sink *b)
 void
 blob_sink_free(struct blob_sink *b)
 {
-	int s;
 	unsigned i;
 
 	if (b == NULL)
 		return;
-	if (b->nth > 0) {
-		pthread_mutex_lock(&b->mu);
-		b->quit = true;
-		pthread_cond_broadcast(&b->cv);
-		pthread_mutex_unlock(&b->mu);
-		for (s = 0; s < b->nth; s++)
-			pthread_join(b->th[s], NULL);
-	}
-	pthread_mutex_destroy(&b->mu);
-	pthread_cond_destroy(&b->cv);
-	for (s = 0; s < BLOB_IN_FLIGHT; s++) {
-		if (b->easy[s])
-			curl_easy_cleanup(b->easy[s]);
-		free(b->slot[s].buf);
-	}
+	upload_pool_free(&b->pool);
 	for (i = 0; i < sizeof b->ids / sizeof b->ids[0]; i++)
 		free(b->ids[i]);
 	EVP_MD_CTX_free(b->md5);

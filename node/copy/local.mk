@@ -3,7 +3,8 @@
 # tests, and pq_write, which test_parquet uses to write files hyparquet reads.
 libshir_a_SOURCES += node/copy/parquet.c node/copy/parquet.h node/copy/blob_sink.c node/copy/blob_sink.h \
 	node/copy/copy_node.c node/copy/copy_node.h \
-	node/copy/s3_sink.c node/copy/s3_sink.h node/copy/gzip_out.c node/copy/gzip_out.h
+	node/copy/s3_sink.c node/copy/s3_sink.h node/copy/gzip_out.c node/copy/gzip_out.h \
+	node/copy/upload.c node/copy/upload.h
 
 UNIT_TESTS += tests/unit/test_parquet tests/unit/test_blob_sink tests/unit/test_s3_sink
 FUZZ_TARGETS += tests/fuzz/fuzz_parquet tests/fuzz/fuzz_s3_xml

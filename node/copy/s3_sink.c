@@ -3,13 +3,10 @@
 
 #include <ctype.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -18,24 +15,12 @@
 
 #include "common/log.h"
 #include "node/copy/s3_sink.h"
+#include "node/copy/upload.h"
 #include "proxy/proxy.h"
 
 #define ANSWER_MAX 16384	/* bytes of an answer kept */
 #define ETAG_MAX 80
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-
-struct s3_sink;
-
-/* One uploader: a thread, its buffer and its connection. */
-struct s3_slot {
-	struct s3_sink *s;
-	pthread_t th;
-	bool started, busy;
-	char *buf;
-	size_t len;
-	unsigned num;			/* the part's number, from 1 */
-	CURL *easy;
-};
 
 struct s3_sink {
 	struct s3_target t;
@@ -53,30 +38,8 @@ struct s3_sink {
 	char md5_b64[32], etag[ETAG_MAX];	/* md5_b64: a PutObject's body */
 	CURL *easy;			/* the job thread's requests */
 	bool loopback;
-	struct s3_slot *slots;
-	unsigned nslots;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool quit, ufailed;
-	struct blob_error uerr;
+	struct upload_pool pool;	/* the uploaders, t.parallel of them */
 };
-
-static int
-fail(struct blob_error *e, const char *code, bool retryable, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int
-fail(struct blob_error *e, const char *code, bool retryable, const char *fmt, ...)
-{
-	va_list ap;
-
-	snprintf(e->code, sizeof e->code, "%s", code);
-	e->retryable = retryable;
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 static void
 hex(const unsigned char *d, size_t n, char *out)
@@ -163,21 +126,7 @@ out:
 char *
 s3_uri_encode(const char *s, bool keep_slash)
 {
-	size_t n = strlen(s), i, o = 0;
-	char *r = malloc(3 * n + 1);
-
-	if (r == NULL)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/'))
-			r[o++] = (char)c;
-		else
-			o += (size_t)sprintf(r + o, "%%%02X", c);
-	}
-	r[o] = '\0';
-	return r;
+	return upload_uri_encode(s, keep_slash);
 }
 
 int
@@ -237,11 +186,9 @@ static size_t
 on_answer(char *p, size_t sz, size_t nm, void *arg)
 {
 	struct answer *a = arg;
-	size_t n = sz * nm, k = n < sizeof a->body - 1 - a->n ? n : sizeof a->body - 1 - a->n;
+	size_t n = sz * nm;
 
-	memcpy(a->body + a->n, p, k);
-	a->n += k;
-	a->body[a->n] = '\0';
+	upload_keep(a->body, sizeof a->body, &a->n, p, n);
 	return n;
 }
 
@@ -249,21 +196,11 @@ static size_t
 on_header(char *p, size_t sz, size_t nm, void *arg)
 {
 	struct answer *a = arg;
-	size_t n = sz * nm;
+	size_t n = sz * nm, l;
+	const char *v;
 
-	if (n > 5 && strncasecmp(p, "etag:", 5) == 0) {
-		const char *v = p + 5;
-		size_t l = n - 5;
-
-		while (l > 0 && (*v == ' ' || *v == '\t')) {
-			v++;
-			l--;
-		}
-		while (l > 0 && (v[l - 1] == '\r' || v[l - 1] == '\n' || v[l - 1] == ' '))
-			l--;
-		if (l < sizeof a->etag)
-			snprintf(a->etag, sizeof a->etag, "%.*s", (int)l, v);
-	}
+	if (upload_header_value(p, n, "etag:", &v, &l) && l < sizeof a->etag)
+		snprintf(a->etag, sizeof a->etag, "%.*s", (int)l, v);
 	return n;
 }
 
@@ -280,11 +217,12 @@ static CURLcode
 req_once(struct s3_sink *s, CURL *easy, const struct s3_req *q, struct answer *a, long *status,
     char *cerr)
 {
-	struct curl_slist *h = NULL, *res = s->resolve ? curl_slist_append(NULL, s->resolve) : NULL;
+	struct curl_slist *h = NULL;
+	struct upload_conn conn = { s->t.ca_file, s->t.pc, s->resolve, s->loopback };
+	struct upload_http r;
 	/* bounded: a key of 1,024 bytes escaped, a session token of a few KiB */
 	char url[8192], date[20], payload[65], canon[8192], hdr[8300], auth[512];
 	struct s3_sigv4_in in;
-	struct proxy_decision dec;
 	time_t now = time(NULL);
 	struct tm tm;
 	CURLcode rc;
@@ -307,7 +245,6 @@ req_once(struct s3_sink *s, CURL *easy, const struct s3_req *q, struct answer *a
 	    date, s->t.session_token ? "x-amz-security-token:" : "",
 	    s->t.session_token ? s->t.session_token : "", s->t.session_token ? "\n" : "");
 	if (n < 0 || (size_t)n >= sizeof canon) {
-		curl_slist_free_all(res);
 		snprintf(cerr, CURL_ERROR_SIZE, "the session token is too long");
 		return CURLE_BAD_FUNCTION_ARGUMENT;
 	}
@@ -328,7 +265,6 @@ req_once(struct s3_sink *s, CURL *easy, const struct s3_req *q, struct answer *a
 	in.service = "s3";
 	in.amz_date = date;
 	if (s3_sigv4(&in, auth, sizeof auth) != 0) {
-		curl_slist_free_all(res);
 		snprintf(cerr, CURL_ERROR_SIZE, "cannot sign the request (is the access key id too long?)");
 		return CURLE_BAD_FUNCTION_ARGUMENT;
 	}
@@ -349,41 +285,19 @@ req_once(struct s3_sink *s, CURL *easy, const struct s3_req *q, struct answer *a
 	}
 	h = curl_slist_append(h, "Content-Type:");
 	h = curl_slist_append(h, "Expect:");
-	curl_easy_reset(easy);
-	curl_easy_setopt(easy, CURLOPT_URL, url);
-	curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, q->method);
+	memset(&r, 0, sizeof r);
+	r.url = url;
+	r.method = q->method;
 	if (strcmp(q->method, "DELETE") != 0) {
-		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, q->body ? q->body : "");
-		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->len);
+		r.body = q->body ? q->body : "";
+		r.len = q->len;
 	}
-	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_answer);
-	curl_easy_setopt(easy, CURLOPT_WRITEDATA, a);
-	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(easy, CURLOPT_HEADERDATA, a);
-	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, cerr);
-	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, 15L);
-	/* a store that hangs: less than 1 KiB/s for 30 s ends the request */
-	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, 30L);
-	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, s->loopback ? "http,https" : "https");
-	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (s->t.ca_file)
-		curl_easy_setopt(easy, CURLOPT_CAINFO, s->t.ca_file);
-	curl_easy_setopt(easy, CURLOPT_NOPROXY, "");
-	/* the job's thread may decide (PAC may fetch): never the loop's */
-	if (s->t.pc != NULL && proxy_decide(s->t.pc, url, &dec) == 0 && !dec.direct && dec.nproxies > 0)
-		proxy_curl_setup(s->t.pc, easy, dec.proxies[0]);
-	else
-		curl_easy_setopt(easy, CURLOPT_PROXY, "");
-	if (res != NULL)	/* the address local machine access checked, and no other */
-		curl_easy_setopt(easy, CURLOPT_RESOLVE, res);
-	rc = curl_easy_perform(easy);
-	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, status);
+	r.headers = h;
+	r.on_answer = on_answer;
+	r.on_header = on_header;
+	r.answer = a;
+	rc = upload_perform(easy, &conn, &r, status, cerr);
 	curl_slist_free_all(h);
-	curl_slist_free_all(res);
 	return rc;
 }
 
@@ -397,7 +311,7 @@ answer_error(struct s3_sink *s, const struct s3_req *q, long st, const struct an
 	s3_xml_text(a->body, a->n, "Code", code, sizeof code);
 	s3_xml_text(a->body, a->n, "Message", msg, sizeof msg);
 	if (st == 403)
-		return fail(e, "AuthenticationFailed", false, "%s of %s: 403 %s: %s", q->what, s->url,
+		return upload_fail(e, "AuthenticationFailed", false, "%s of %s: 403 %s: %s", q->what, s->url,
 		    code[0] ? code : "Forbidden",
 		    strcmp(code, "SignatureDoesNotMatch") == 0 ? "the storage refused the signature: "
 		    "the secret access key does not belong to the access key id (check "
@@ -409,13 +323,13 @@ answer_error(struct s3_sink *s, const struct s3_req *q, long st, const struct an
 		    "access denied: the key may not write this object (check the bucket's and the "
 		    "key's policy)");
 	if (st == 404)
-		return fail(e, "NotFound", strcmp(code, "NoSuchUpload") == 0, "%s of %s: 404 %s: %s",
+		return upload_fail(e, "NotFound", strcmp(code, "NoSuchUpload") == 0, "%s of %s: 404 %s: %s",
 		    q->what, s->url, code[0] ? code : "NotFound",
 		    strcmp(code, "NoSuchBucket") == 0 ? "bucket not found (create it first: the node "
 		    "does not create buckets)" :
 		    strcmp(code, "NoSuchUpload") == 0 ? "the multipart upload is gone (aborted or "
 		    "expired)" : msg[0] ? msg : "not found");
-	return fail(e, "StoreError", again, "%s of %s: HTTP %ld %s%s%s%s", q->what, s->url, st, code,
+	return upload_fail(e, "StoreError", again, "%s of %s: HTTP %ld %s%s%s%s", q->what, s->url, st, code,
 	    msg[0] ? ": " : "", msg, again ? attempt > 1 ? " (after retries)" : "" : "");
 }
 
@@ -434,7 +348,6 @@ req(struct s3_sink *s, CURL *easy, const struct s3_req *q, int tries, struct ans
 		long st = 0;
 		CURLcode rc;
 		bool again, in_body;
-		int slept;
 
 		memset(a, 0, sizeof *a);
 		rc = req_once(s, easy, q, a, &st, cerr);
@@ -443,28 +356,20 @@ req(struct s3_sink *s, CURL *easy, const struct s3_req *q, int tries, struct ans
 		if (rc == CURLE_OK && st >= 200 && st < 300 && !in_body)
 			return 0;
 		if (rc == CURLE_BAD_FUNCTION_ARGUMENT)
-			return fail(e, "InvalidRequest", false, "%s", cerr);
+			return upload_fail(e, "InvalidRequest", false, "%s", cerr);
 		if (in_body)
 			s3_xml_text(a->body, a->n, "Code", code, sizeof code);
-		again = rc != CURLE_OK ? rc != CURLE_UNSUPPORTED_PROTOCOL && rc != CURLE_PEER_FAILED_VERIFICATION &&
-		    rc != CURLE_SSL_CACERT_BADFILE && rc != CURLE_URL_MALFORMAT :
+		again = rc != CURLE_OK ? upload_curl_again(rc) :
 		    in_body ? strcmp(code, "InternalError") == 0 || strcmp(code, "SlowDown") == 0 :
-		    st >= 500 || st == 408 || st == 429;
+		    upload_status_again(st);
 		if (!again || attempt >= tries) {
 			if (rc != CURLE_OK)
-				return fail(e, rc == CURLE_PEER_FAILED_VERIFICATION ? "AuthenticationFailed" :
-				    "StoreUnreachable", again, "%s of %s failed after %d attempt%s: %s", q->what,
-				    s->url, attempt, attempt == 1 ? "" : "s", cerr[0] ? cerr : curl_easy_strerror(rc));
+				return upload_curl_error(e, rc, again, q->what, s->url, attempt, cerr);
 			return answer_error(s, q, st, a, again, attempt, e);
 		}
-		log_warn("copy", "event=s3.retry what=%s status=%ld error=%s attempt=%d wait_ms=%d",
-		    q->what, st, log_q(rc != CURLE_OK ? cerr : code[0] ? code : "-"), attempt, wait);
-		for (slept = 0; slept < wait; slept += 100) {
-			if (s->t.stop != NULL && atomic_load(s->t.stop))
-				return fail(e, "Stopped", true, "the job was stopped");
-			usleep(100 * 1000);
-		}
-		wait = wait * 2 > 30000 ? 30000 : wait * 2;
+		if (upload_backoff("s3.retry", q->what, st, rc != CURLE_OK ? cerr : code[0] ? code : "-",
+		    attempt, &wait, s->t.stop, e) != 0)
+			return -1;
 	}
 }
 
@@ -503,53 +408,28 @@ upload_part(struct s3_sink *s, CURL *easy, unsigned num, const char *data, size_
 	if (id == NULL || a == NULL) {
 		free(id);
 		free(a);
-		return fail(e, "Internal", true, "out of memory");
+		return upload_fail(e, "Internal", true, "out of memory");
 	}
 	md5_b64(data, len, md5);
 	snprintf(query, sizeof query, "partNumber=%u&uploadId=%s", num, id);
 	free(id);
 	rc = req(s, easy, &q, 0, a, e);
 	if (rc == 0 && a->etag[0] == '\0')
-		rc = fail(e, "StoreError", false, "UploadPart of %s: the answer has no ETag", s->url);
+		rc = upload_fail(e, "StoreError", false, "UploadPart of %s: the answer has no ETag", s->url);
 	if (rc == 0) {
-		pthread_mutex_lock(&s->mu);
+		pthread_mutex_lock(&s->pool.mu);
 		snprintf(s->etags[num - 1], ETAG_MAX, "%s", a->etag);
-		pthread_mutex_unlock(&s->mu);
+		pthread_mutex_unlock(&s->pool.mu);
 	}
 	free(a);
 	return rc;
 }
 
-static void *
-uploader(void *arg)
+/* An uploader's part (its thread). */
+static int
+send_slot(void *arg, struct upload_slot *sl, struct blob_error *e)
 {
-	struct s3_slot *sl = arg;
-	struct s3_sink *s = sl->s;
-
-	pthread_mutex_lock(&s->mu);
-	for (;;) {
-		struct blob_error e;
-		bool skip;
-		int rc;
-
-		while (!sl->busy && !s->quit)
-			pthread_cond_wait(&s->cv, &s->mu);
-		if (!sl->busy)
-			break;
-		skip = s->ufailed || s->quit;	/* the upload is lost anyway: it will be aborted */
-		pthread_mutex_unlock(&s->mu);
-		memset(&e, 0, sizeof e);
-		rc = skip ? -1 : upload_part(s, sl->easy, sl->num, sl->buf, sl->len, &e);
-		pthread_mutex_lock(&s->mu);
-		if (rc != 0 && !s->ufailed) {
-			s->ufailed = true;
-			s->uerr = e;
-		}
-		sl->busy = false;
-		pthread_cond_broadcast(&s->cv);
-	}
-	pthread_mutex_unlock(&s->mu);
-	return NULL;
+	return upload_part(arg, sl->easy, sl->num, sl->buf, sl->len, e);
 }
 
 static int
@@ -560,10 +440,10 @@ create_upload(struct s3_sink *s, struct blob_error *e)
 	int rc;
 
 	if (a == NULL)
-		return fail(e, "Internal", true, "out of memory");
+		return upload_fail(e, "Internal", true, "out of memory");
 	rc = req(s, s->easy, &q, 0, a, e);
 	if (rc == 0 && s3_xml_text(a->body, a->n, "UploadId", s->upload_id, sizeof s->upload_id) != 0)
-		rc = fail(e, "StoreError", false, "CreateMultipartUpload of %s: no UploadId in the answer",
+		rc = upload_fail(e, "StoreError", false, "CreateMultipartUpload of %s: no UploadId in the answer",
 		    s->url);
 	if (rc == 0)
 		log_info("copy", "event=s3.upload_created url=%s upload=%s", log_q(s->url),
@@ -572,40 +452,12 @@ create_upload(struct s3_sink *s, struct blob_error *e)
 	return rc;
 }
 
-/* Waits until no part is in flight; -1 with the first part's error. */
-static int
-wait_idle(struct s3_sink *s, struct blob_error *e)
-{
-	unsigned i;
-	bool busy;
-	int rc = 0;
-
-	pthread_mutex_lock(&s->mu);
-	do {
-		busy = false;
-		for (i = 0; i < s->nslots; i++)
-			busy = busy || s->slots[i].busy;
-		if (busy)
-			pthread_cond_wait(&s->cv, &s->mu);
-	} while (busy);
-	if (s->ufailed) {
-		*e = s->uerr;
-		rc = -1;
-	}
-	pthread_mutex_unlock(&s->mu);
-	return rc;
-}
-
 /* Hands the full buffer to an idle uploader (waiting for one: backpressure). */
 static int
 send_part(struct s3_sink *s, struct blob_error *e)
 {
-	struct s3_slot *sl = NULL;
-	unsigned i;
-	char *t;
-
 	if (s->nparts >= S3_MAX_PARTS)
-		return fail(e, "StoreError", false, "the object needs more than %d parts of %zu bytes: "
+		return upload_fail(e, "StoreError", false, "the object needs more than %d parts of %zu bytes: "
 		    "raise sink.partSizeMB", S3_MAX_PARTS, s->t.part_size);
 	if (s->upload_id[0] == '\0' && create_upload(s, e) != 0)
 		return -1;
@@ -615,46 +467,22 @@ send_part(struct s3_sink *s, struct blob_error *e)
 
 		if (cap > S3_MAX_PARTS)
 			cap = S3_MAX_PARTS;
-		pthread_mutex_lock(&s->mu);	/* uploaders write ETags into it */
+		pthread_mutex_lock(&s->pool.mu);	/* uploaders write ETags into it */
 		p = realloc(s->etags, cap * ETAG_MAX);
 		if (p != NULL) {
 			s->etags = p;
 			s->etag_cap = cap;
 		}
-		pthread_mutex_unlock(&s->mu);
+		pthread_mutex_unlock(&s->pool.mu);
 		if (p == NULL)
-			return fail(e, "Internal", true, "out of memory");
+			return upload_fail(e, "Internal", true, "out of memory");
 	}
-	pthread_mutex_lock(&s->mu);
-	for (;;) {
-		if (s->ufailed) {
-			*e = s->uerr;
-			pthread_mutex_unlock(&s->mu);
-			return -1;
-		}
-		for (i = 0; i < s->nslots && sl == NULL; i++)
-			if (!s->slots[i].busy)
-				sl = &s->slots[i];
-		if (sl != NULL)
-			break;
-		pthread_cond_wait(&s->cv, &s->mu);
-	}
-	if (!sl->started) {
-		if (pthread_create(&sl->th, NULL, uploader, sl) != 0) {
-			pthread_mutex_unlock(&s->mu);
-			return fail(e, "Internal", true, "cannot start an uploader thread");
-		}
-		sl->started = true;
-	}
-	t = sl->buf;		/* the uploader takes the full buffer, we fill its old one */
-	sl->buf = s->cur;
-	s->cur = t;
-	sl->len = s->used;
-	sl->num = ++s->nparts;
-	s->etags[sl->num - 1][0] = '\0';
-	sl->busy = true;
-	pthread_cond_broadcast(&s->cv);
-	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_lock(&s->pool.mu);
+	s->etags[s->nparts][0] = '\0';
+	pthread_mutex_unlock(&s->pool.mu);
+	if (upload_pool_hand(&s->pool, &s->cur, s->used, s->nparts + 1, e) != 0)
+		return -1;
+	s->nparts++;
 	s->used = 0;
 	return 0;
 }
@@ -674,7 +502,7 @@ complete_upload(struct s3_sink *s, struct blob_error *e)
 		free(x);
 		free(a);
 		free(id);
-		return fail(e, "Internal", true, "out of memory");
+		return upload_fail(e, "Internal", true, "out of memory");
 	}
 	o += (size_t)snprintf(x + o, cap - o, "<CompleteMultipartUpload>");
 	for (i = 0; i < s->nparts; i++)
@@ -749,16 +577,13 @@ s3_sink_new(const struct s3_target *t, struct blob_error *e)
 	struct proxy_url u;
 	char why[300], *b = NULL, *k = NULL;
 	bool def_port;
-	unsigned i;
 	int n;
 
 	if (s == NULL) {
-		fail(e, "Internal", true, "out of memory");
+		upload_fail(e, "Internal", true, "out of memory");
 		return NULL;
 	}
 	s->t = *t;
-	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
 	if (s->t.part_size == 0)
 		s->t.part_size = S3_PART_DEFAULT;
 	if (s->t.parallel == 0)
@@ -767,36 +592,36 @@ s3_sink_new(const struct s3_target *t, struct blob_error *e)
 		s->t.parallel = S3_PARALLEL_MAX;
 	if (proxy_url_parse(t->endpoint, &u, why, sizeof why) != 0 ||
 	    (strcmp(u.scheme, "https") != 0 && strcmp(u.scheme, "http") != 0) || strcmp(u.path, "/") != 0) {
-		fail(e, "InvalidRequest", false, "sink.serviceUrl must be https://host[:port] with no path: "
+		upload_fail(e, "InvalidRequest", false, "sink.serviceUrl must be https://host[:port] with no path: "
 		    "%.200s", t->endpoint);
 		goto bad;
 	}
 	s->loopback = u.loopback;
 	if (strcmp(u.scheme, "https") != 0 && !u.loopback) {
-		fail(e, "InvalidRequest", false, "sink.serviceUrl must be https:// (plain http only for "
+		upload_fail(e, "InvalidRequest", false, "sink.serviceUrl must be https:// (plain http only for "
 		    "a loopback server): %.200s", t->endpoint);
 		goto bad;
 	}
 	if (u.ip || strcmp(u.host, "localhost") == 0)
 		s->t.path_style = true;	/* no bucket name in front of an address */
 	if (!bucket_ok(t->bucket, !s->t.path_style)) {
-		fail(e, "InvalidRequest", false, "sink.bucket '%.100s' is not a bucket name (3 to 63 "
+		upload_fail(e, "InvalidRequest", false, "sink.bucket '%.100s' is not a bucket name (3 to 63 "
 		    "lower-case letters, digits, '-' and '.')", t->bucket);
 		goto bad;
 	}
 	if (t->key == NULL || *t->key == '\0' || strlen(t->key) > 1024) {
-		fail(e, "InvalidRequest", false, "the object's key must be 1 to 1024 bytes");
+		upload_fail(e, "InvalidRequest", false, "the object's key must be 1 to 1024 bytes");
 		goto bad;
 	}
 	if (t->access_key_id == NULL || *t->access_key_id == '\0' || strlen(t->access_key_id) > 128 ||
 	    strpbrk(t->access_key_id, "\r\n\t /,=") != NULL || t->secret == NULL || *t->secret == '\0') {
-		fail(e, "InvalidRequest", false, "the S3 sink needs accessKeyId (1 to 128 bytes, no spaces, "
+		upload_fail(e, "InvalidRequest", false, "the S3 sink needs accessKeyId (1 to 128 bytes, no spaces, "
 		    "'/', ',' or '=') and secretAccessKey");
 		goto bad;
 	}
 	if (t->session_token != NULL && (*t->session_token == '\0' || strlen(t->session_token) > 6000 ||
 	    strpbrk(t->session_token, "\r\n") != NULL)) {
-		fail(e, "InvalidRequest", false, "sink.sessionToken must be one line of at most 6,000 bytes");
+		upload_fail(e, "InvalidRequest", false, "sink.sessionToken must be one line of at most 6,000 bytes");
 		goto bad;
 	}
 	def_port = u.port == (strcmp(u.scheme, "https") == 0 ? 443 : 80);
@@ -822,24 +647,18 @@ s3_sink_new(const struct s3_target *t, struct blob_error *e)
 		s->url = NULL;
 		goto oom;
 	}
-	s->nslots = s->t.parallel;
-	s->slots = calloc(s->nslots, sizeof *s->slots);
 	s->cur = malloc(s->t.part_size);
 	s->easy = curl_easy_init();
-	if (s->slots == NULL || s->cur == NULL || s->easy == NULL)
+	if (s->cur == NULL || s->easy == NULL ||
+	    upload_pool_init(&s->pool, s->t.parallel, send_slot, s) != 0)
 		goto oom;
-	for (i = 0; i < s->nslots; i++) {
-		s->slots[i].s = s;
-		s->slots[i].easy = curl_easy_init();
-		if (s->slots[i].easy == NULL)
-			goto oom;
-		/* the buffers are allocated as parts are handed over (a small object needs one) */
-	}
+	s->pool.skip_on_quit = true;	/* the upload is lost anyway: it will be aborted */
+	/* the buffers are allocated as parts are handed over (a small object needs one) */
 	free(b);
 	free(k);
 	return s;
 oom:
-	fail(e, "Internal", true, "out of memory");
+	upload_fail(e, "Internal", true, "out of memory");
 bad:
 	free(b);
 	free(k);
@@ -860,11 +679,9 @@ s3_sink_write(struct s3_sink *s, const void *p, size_t n, struct blob_error *e)
 		c += k;
 		n -= k;
 		if (s->used == s->t.part_size) {
-			unsigned i;
-
-			for (i = 0; i < s->nslots; i++)	/* a slot's buffer, made when first needed */
-				if (s->slots[i].buf == NULL && (s->slots[i].buf = malloc(s->t.part_size)) == NULL)
-					return fail(e, "Internal", true, "out of memory");
+			/* the slots' buffers, made when first needed */
+			if (upload_pool_bufs(&s->pool, s->t.part_size) != 0)
+				return upload_fail(e, "Internal", true, "out of memory");
 			if (send_part(s, e) != 0)
 				return -1;
 		}
@@ -882,7 +699,7 @@ s3_sink_commit(struct s3_sink *s, struct blob_error *e)
 		int rc;
 
 		if (a == NULL)
-			return fail(e, "Internal", true, "out of memory");
+			return upload_fail(e, "Internal", true, "out of memory");
 		md5_b64(s->cur, s->used, s->md5_b64);
 		rc = req(s, s->easy, &q, 0, a, e);
 		if (rc == 0) {
@@ -894,7 +711,7 @@ s3_sink_commit(struct s3_sink *s, struct blob_error *e)
 	}
 	if (s->used > 0 && send_part(s, e) != 0)
 		return -1;
-	if (wait_idle(s, e) != 0)	/* every part is in before the list */
+	if (upload_pool_wait_idle(&s->pool, e) != 0)	/* every part is in before the list */
 		return -1;
 	return complete_upload(s, e);
 }
@@ -934,27 +751,12 @@ s3_sink_pin(struct s3_sink *s, const char *resolve)
 void
 s3_sink_free(struct s3_sink *s)
 {
-	unsigned i;
-
 	if (s == NULL)
 		return;
-	pthread_mutex_lock(&s->mu);
-	s->quit = true;
-	pthread_cond_broadcast(&s->cv);
-	pthread_mutex_unlock(&s->mu);
-	for (i = 0; s->slots != NULL && i < s->nslots; i++)
-		if (s->slots[i].started)
-			pthread_join(s->slots[i].th, NULL);
+	upload_pool_stop(&s->pool);
 	if (s->upload_id[0] != '\0' && !s->completed && s->easy != NULL)
 		abort_upload(s);	/* nothing of an unfinished upload stays */
-	for (i = 0; s->slots != NULL && i < s->nslots; i++) {
-		if (s->slots[i].easy)
-			curl_easy_cleanup(s->slots[i].easy);
-		free(s->slots[i].buf);
-	}
-	free(s->slots);
-	pthread_mutex_destroy(&s->mu);
-	pthread_cond_destroy(&s->cv);
+	upload_pool_free(&s->pool);
 	if (s->easy)
 		curl_easy_cleanup(s->easy);
 	free(s->etags);

@@ -798,18 +798,20 @@ out:
 	return rc;
 }
 
-struct fs_json_pull {
+/* A file read for the JSON reader or a copy's (whole: the whole file, no
+ * cap; else a preview's, which says there was more when the cap cut it). */
+struct fs_pull {
 	struct auth_ctx *c;
 	const char *file, *enc;
-	bool capped;
+	bool whole, capped;
 };
 
 static int
-fs_json_pull(void *arg, void *feeder, auth_feed_fn feed)
+fs_pull(void *arg, void *feeder, auth_feed_fn feed)
 {
-	struct fs_json_pull *p = arg;
+	struct fs_pull *p = arg;
 
-	if (fs_stream(p->c, p->file, p->enc, feed, feeder, &p->capped) != 0)
+	if (fs_stream(p->c, p->file, p->enc, feed, feeder, p->whole ? NULL : &p->capped) != 0)
 		return -1;
 	if (p->capped)
 		((struct fs_json *)feeder)->t.more = true;
@@ -819,7 +821,7 @@ fs_json_pull(void *arg, void *feeder, auth_feed_fn feed)
 static int
 fs_json(struct auth_ctx *c)
 {
-	struct fs_json_pull p;
+	struct fs_pull p;
 	const char *rel, *enc;
 	char *root = NULL, *file = NULL;
 	bool lines;
@@ -834,7 +836,7 @@ fs_json(struct auth_ctx *c)
 	p.c = c;
 	p.file = file;
 	p.enc = enc;
-	rc = conn_json_rows(c, lines, fs_json_pull, &p, rel);
+	rc = conn_json_rows(c, lines, fs_pull, &p, rel);
 out:
 	free(root);
 	free(file);
@@ -851,26 +853,13 @@ fs_rows(struct auth_ctx *c)
 
 /* ---- copy jobs: the whole file --------------------------------------------- */
 
-struct fs_whole {
-	struct auth_ctx *c;
-	const char *file, *enc;
-};
-
-static int
-fs_whole_pull(void *arg, void *feeder, auth_feed_fn feed)
-{
-	struct fs_whole *p = arg;
-
-	return fs_stream(p->c, p->file, p->enc, feed, feeder, NULL);
-}
-
 /* A Json or DelimitedText file in full, under the checks of a preview
  * (the root and the file inside the allowed folders, a regular file only,
  * the dataset's encoding decoded to UTF-8). */
 static int
 fs_stream_op(struct auth_ctx *c, const struct auth_stream *s)
 {
-	struct fs_whole p;
+	struct fs_pull p;
 	const char *rel, *enc, *cd, *qc;
 	char *root = NULL, *file = NULL, delim, quote;
 	bool lines, header;
@@ -894,10 +883,11 @@ fs_stream_op(struct auth_ctx *c, const struct auth_stream *s)
 	p.c = c;
 	p.file = file;
 	p.enc = enc;
+	p.whole = true;
 	if (strcmp(c->dataset_type, "Json") == 0)
-		rc = conn_json_stream(c, lines, fs_whole_pull, &p, rel, s);
+		rc = conn_json_stream(c, lines, fs_pull, &p, rel, s);
 	else
-		rc = conn_csv_stream(c, delim, quote, header, fs_whole_pull, &p, rel, s);
+		rc = conn_csv_stream(c, delim, quote, header, fs_pull, &p, rel, s);
 out:
 	free(root);
 	free(file);

@@ -482,58 +482,97 @@ my_table_sql(struct auth_ctx *c, int limit)
 	return sql;
 }
 
+/* How my_rows reads a dataset. */
+struct my_rows_how {
+	bool write_timeout;		/* net_write_timeout raised to the deadline (a copy) */
+	int table_limit;		/* a Table's LIMIT (my_table_sql) */
+	int query_limit;		/* a Query's sql_select_limit, or 0 for none */
+	const char *need;		/* who needs rows (with its verb), for a query with none */
+};
+
+/* Connects (read-only), runs the Table's or Query's one statement (a Query
+ * checked by auth_guard_sql before the server hears of it) and opens its
+ * rows unbuffered; NULL after auth_fail. *sql: what the caller frees. */
+static MYSQL_RES *
+my_rows(struct auth_ctx *c, struct my_conn *mc, const struct my_rows_how *how, char **sql)
+{
+	MYSQL_RES *res;
+	const char *q;
+	char lim[64], why[256], set[96];
+
+	if (strcmp(c->dataset_type, "Table") != 0 &&
+	    (q = auth_ds_str(c, "query", true, NULL)) != NULL &&
+	    auth_guard_sql(q, why, sizeof why) != 0) {
+		auth_fail(c, AUTH_E_READONLY, "%s", why);
+		return NULL;
+	}
+	if (c->code != AUTH_OK || my_connect(c, mc, true) != 0)
+		return NULL;
+	if (how->write_timeout) {
+		snprintf(set, sizeof set, "SET SESSION net_write_timeout = %d", auth_secs_for(c, 31536000));
+		if (my_query(c, mc, set, "setting the write timeout") != 0)
+			return NULL;
+	}
+	if (strcmp(c->dataset_type, "Table") == 0) {
+		if ((*sql = my_table_sql(c, how->table_limit)) == NULL)
+			return NULL;
+		q = *sql;
+	} else {
+		if ((q = auth_ds_str(c, "query", true, NULL)) == NULL)
+			return NULL;
+		/* the server stops a SELECT after this many rows */
+		snprintf(lim, sizeof lim, "SET SESSION sql_select_limit = %d", how->query_limit);
+		if (how->query_limit > 0 && my_query(c, mc, lim, "limiting the rows") != 0)
+			return NULL;
+	}
+	if (my_query(c, mc, q, "the query") != 0)
+		return NULL;
+	if (mysql_more_results(mc->m)) {
+		auth_fail(c, AUTH_E_INVALID, "dataset.query must be a single statement");
+		return NULL;
+	}
+	res = mysql_use_result(mc->m);
+	if (res == NULL) {
+		if (mysql_errno(mc->m))
+			my_fail(c, mc->m, "the query");
+		else
+			auth_fail(c, AUTH_E_INVALID, "dataset.query returns no rows: %s a query that "
+			    "reads rows", how->need);
+	}
+	return res;
+}
+
+/* After the rows: whether reading them failed (the deadline's KILL QUERY or
+ * the server), after auth_fail. */
+static bool
+my_read_failed(struct auth_ctx *c, struct my_conn *mc)
+{
+	if (!mysql_errno(mc->m))
+		return false;
+	if (auth_should_stop(c) && mc->killed)
+		auth_fail_timeout(c, "the query");
+	else
+		my_fail(c, mc->m, "reading the rows");
+	return true;
+}
+
 static int
 my_run(struct auth_ctx *c, bool preview)
 {
+	struct my_rows_how how = { false, preview ? c->limit + 1 : 0, preview ? c->limit + 1 : 1,
+	    "preview and schema need" };
 	struct my_conn mc;
 	MYSQL_RES *res = NULL;
 	MYSQL_FIELD *f;
 	MYSQL_ROW row;
 	unsigned long *lens;
-	char *sql = NULL, lim[64];
-	const char *q;
+	char *sql = NULL;
 	unsigned i, n;
-	char why[256];
 	int rc = -1;
 
 	mc.m = NULL;
-	/* checked before the server hears of it */
-	if (strcmp(c->dataset_type, "Table") != 0 &&
-	    (q = auth_ds_str(c, "query", true, NULL)) != NULL &&
-	    auth_guard_sql(q, why, sizeof why) != 0) {
-		auth_fail(c, AUTH_E_READONLY, "%s", why);
+	if ((res = my_rows(c, &mc, &how, &sql)) == NULL)
 		goto out;
-	}
-	if (c->code != AUTH_OK || my_connect(c, &mc, true) != 0)
-		goto out;
-	if (strcmp(c->dataset_type, "Table") == 0) {
-		sql = my_table_sql(c, preview ? c->limit + 1 : 0);
-		if (sql == NULL)
-			goto out;
-		q = sql;
-	} else {
-		if ((q = auth_ds_str(c, "query", true, NULL)) == NULL)
-			goto out;
-		/* the server stops a SELECT after this many rows */
-		snprintf(lim, sizeof lim, "SET SESSION sql_select_limit = %d", preview ? c->limit + 1 : 1);
-		if (my_query(c, &mc, lim, "limiting the rows") != 0)
-			goto out;
-	}
-	if (my_query(c, &mc, q, "the query") != 0)
-		goto out;
-	if (mysql_more_results(mc.m)) {
-		auth_fail(c, AUTH_E_INVALID, "dataset.query must be a single statement");
-		goto out;
-	}
-	res = mysql_use_result(mc.m);
-	if (res == NULL) {
-		if (mysql_errno(mc.m))
-			my_fail(c, mc.m, "the query");
-		else
-			auth_fail(c, AUTH_E_INVALID, "dataset.query returns no rows: preview and schema "
-			    "need a query that reads rows");
-		goto out;
-	}
 	n = mysql_num_fields(res);
 	f = mysql_fetch_fields(res);
 	for (i = 0; i < n; i++)
@@ -567,13 +606,8 @@ my_run(struct auth_ctx *c, bool preview)
 		}
 		auth_rows_end(c->rows);
 	}
-	if (mysql_errno(mc.m)) {
-		if (auth_should_stop(c) && mc.killed)
-			auth_fail_timeout(c, "the query");
-		else
-			my_fail(c, mc.m, "reading the rows");
+	if (my_read_failed(c, &mc))
 		goto out;
-	}
 	rc = 0;
 out:
 	if (res)
@@ -626,13 +660,14 @@ my_stream_cell(const MYSQL_FIELD *f, const char *type, const char *v, unsigned l
 static int
 my_stream(struct auth_ctx *c, const struct auth_stream *s)
 {
+	struct my_rows_how how = { true, -1, 0, "a copy needs" };
 	struct my_conn mc;
 	MYSQL_RES *res = NULL;
 	MYSQL_FIELD *f;
 	MYSQL_ROW row;
 	unsigned long *lens;
-	char *sql = NULL, set[96], why[256];
-	const char *q = NULL, **names = NULL, **types = NULL, **vals = NULL;
+	char *sql = NULL;
+	const char **names = NULL, **types = NULL, **vals = NULL;
 	size_t *vl = NULL;
 	int *nullable = NULL;
 	char (*bufs)[40] = NULL;
@@ -640,37 +675,8 @@ my_stream(struct auth_ctx *c, const struct auth_stream *s)
 	int rc = -1;
 
 	mc.m = NULL;
-	if (strcmp(c->dataset_type, "Table") != 0 &&
-	    (q = auth_ds_str(c, "query", true, NULL)) != NULL &&
-	    auth_guard_sql(q, why, sizeof why) != 0) {
-		auth_fail(c, AUTH_E_READONLY, "%s", why);
+	if ((res = my_rows(c, &mc, &how, &sql)) == NULL)
 		goto out;
-	}
-	if (c->code != AUTH_OK || my_connect(c, &mc, true) != 0)
-		goto out;
-	snprintf(set, sizeof set, "SET SESSION net_write_timeout = %d", auth_secs_for(c, 31536000));
-	if (my_query(c, &mc, set, "setting the write timeout") != 0)
-		goto out;
-	if (strcmp(c->dataset_type, "Table") == 0) {
-		if ((sql = my_table_sql(c, -1)) == NULL)
-			goto out;
-		q = sql;
-	}
-	if (my_query(c, &mc, q, "the query") != 0)
-		goto out;
-	if (mysql_more_results(mc.m)) {
-		auth_fail(c, AUTH_E_INVALID, "dataset.query must be a single statement");
-		goto out;
-	}
-	res = mysql_use_result(mc.m);
-	if (res == NULL) {
-		if (mysql_errno(mc.m))
-			my_fail(c, mc.m, "the query");
-		else
-			auth_fail(c, AUTH_E_INVALID, "dataset.query returns no rows: a copy needs a "
-			    "query that reads rows");
-		goto out;
-	}
 	n = mysql_num_fields(res);
 	f = mysql_fetch_fields(res);
 	names = calloc(n + 1, sizeof *names);
@@ -701,13 +707,8 @@ my_stream(struct auth_ctx *c, const struct auth_stream *s)
 		if (s->row(s->arg, n, vals, vl) != 0 || auth_should_stop(c))
 			goto stop;
 	}
-	if (mysql_errno(mc.m)) {
-		if (auth_should_stop(c) && mc.killed)
-			auth_fail_timeout(c, "the query");
-		else
-			my_fail(c, mc.m, "reading the rows");
+	if (my_read_failed(c, &mc))
 		goto out;
-	}
 	rc = 0;
 	goto out;
 stop:

@@ -854,6 +854,74 @@ od_stmt_fail(struct auth_ctx *c, struct od_guard *g, struct od *o, const char *w
 	return od_fail(c, SQL_HANDLE_STMT, o->st, what);
 }
 
+/* The SELECT of a Table dataset, or the Query (checked by auth_guard_sql
+ * on MySQL/MariaDB drivers); NULL after auth_fail. *sql is what to free. */
+static const char *
+od_statement(struct auth_ctx *c, struct od *o, char **sql)
+{
+	const char *q;
+
+	*sql = NULL;
+	if (strcmp(c->dataset_type, "Table") == 0) {
+		const char *schema = auth_ds_str(c, "schema", false, NULL);
+		const char *table = auth_ds_str(c, "table", true, NULL);
+		size_t l;
+
+		if (table == NULL || c->code != AUTH_OK)
+			return NULL;
+		if (strchr(table, '"') || (schema && strchr(schema, '"'))) {
+			auth_fail(c, AUTH_E_INVALID, "dataset.table and dataset.schema must not contain "
+			    "double quotes for ODBC stores");
+			return NULL;
+		}
+		l = strlen(table) + (schema ? strlen(schema) : 0) + 32;
+		if ((*sql = malloc(l)) == NULL) {
+			auth_fail(c, AUTH_E_INTERNAL, "out of memory");
+			return NULL;
+		}
+		snprintf(*sql, l, "SELECT * FROM %s%s%s\"%s\"", schema ? "\"" : "", schema ? schema : "",
+		    schema ? "\"." : "", table);
+		return *sql;
+	}
+	if ((q = auth_ds_str(c, "query", true, NULL)) == NULL)
+		return NULL;
+	if (o->mysql) {
+		char why[256];
+
+		if (auth_guard_sql(q, why, sizeof why) != 0) {
+			auth_fail(c, AUTH_E_READONLY, "%s", why);
+			return NULL;
+		}
+	}
+	return q;
+}
+
+/* Runs q under the guard (whole: a copy's); its number of columns, or -1
+ * after auth_fail. A statement without rows is not a read: it is refused,
+ * and nothing is committed (od_close rolls back). need: who needs rows (with
+ * its verb), for the message. */
+static SQLSMALLINT
+od_execute(struct auth_ctx *c, struct od_guard *g, struct od *o, const char *q, bool whole,
+    const char *need)
+{
+	SQLSMALLINT ncols = 0;
+	SQLRETURN r;
+
+	od_guard_start(g, c, o, whole);
+	r = SQLExecDirect(o->st, (SQLCHAR *)q, SQL_NTS);
+	if (!SQL_SUCCEEDED(r) && r != SQL_NO_DATA) {
+		od_stmt_fail(c, g, o, "the query");
+		return -1;
+	}
+	SQLNumResultCols(o->st, &ncols);
+	if (ncols <= 0) {
+		auth_fail(c, AUTH_E_READONLY, "dataset.query returns no rows, so it is not a read: "
+		    "authoring is read-only and rolled it back; %s a query that reads rows", need);
+		return -1;
+	}
+	return ncols;
+}
+
 static int
 od_run(struct auth_ctx *c, bool preview)
 {
@@ -871,56 +939,14 @@ od_run(struct auth_ctx *c, bool preview)
 		rc = od_table_schema(c, &o);
 		goto out;
 	}
-	if (strcmp(c->dataset_type, "Table") == 0) {
-		const char *schema = auth_ds_str(c, "schema", false, NULL);
-		const char *table = auth_ds_str(c, "table", true, NULL);
-		size_t l;
-
-		if (table == NULL || c->code != AUTH_OK)
-			goto out;
-		if (strchr(table, '"') || (schema && strchr(schema, '"'))) {
-			auth_fail(c, AUTH_E_INVALID, "dataset.table and dataset.schema must not contain "
-			    "double quotes for ODBC stores");
-			goto out;
-		}
-		l = strlen(table) + (schema ? strlen(schema) : 0) + 32;
-		sql = malloc(l);
-		if (sql == NULL)
-			goto out;
-		snprintf(sql, l, "SELECT * FROM %s%s%s\"%s\"", schema ? "\"" : "", schema ? schema : "",
-		    schema ? "\"." : "", table);
-		q = sql;
-	} else if ((q = auth_ds_str(c, "query", true, NULL)) == NULL) {
+	if ((q = od_statement(c, &o, &sql)) == NULL)
 		goto out;
-	} else if (o.mysql) {
-		/* the driver is libmariadb underneath: the same statement check as
-		 * the MySql store (no LOAD DATA LOCAL, no file words) */
-		char why[256];
-
-		if (auth_guard_sql(q, why, sizeof why) != 0) {
-			auth_fail(c, AUTH_E_READONLY, "%s", why);
-			goto out;
-		}
-	}
 	SQLSetStmtAttr(o.st, SQL_ATTR_MAX_ROWS, (SQLPOINTER)(SQLULEN)(preview ? c->limit + 1 : 1), 0);
 	/* values are cut at AUTH_VALUE_MAX and read through a buffer of that
 	 * size; drivers that honour it need not hold more of a long value */
 	SQLSetStmtAttr(o.st, SQL_ATTR_MAX_LENGTH, (SQLPOINTER)(SQLULEN)(AUTH_VALUE_MAX + 1), 0);
-	od_guard_start(&g, c, &o, false);
-	r = SQLExecDirect(o.st, (SQLCHAR *)q, SQL_NTS);
-	if (!SQL_SUCCEEDED(r) && r != SQL_NO_DATA) {
-		od_stmt_fail(c, &g, &o, "the query");
+	if ((ncols = od_execute(c, &g, &o, q, false, "preview and schema need")) < 0)
 		goto out;
-	}
-	SQLNumResultCols(o.st, &ncols);
-	if (ncols <= 0) {
-		/* not a query: it changed something or set state; nothing is
-		 * committed (od_close rolls back) */
-		auth_fail(c, AUTH_E_READONLY, "dataset.query returns no rows, so it is not a read: "
-		    "authoring is read-only and rolled it back; preview and schema need a query that "
-		    "reads rows");
-		goto out;
-	}
 	for (i = 1; i <= ncols; i++) {
 		SQLCHAR name[256] = "";
 		SQLSMALLINT nl, dt, dd, nul;
@@ -992,48 +1018,6 @@ static int
 od_preview(struct auth_ctx *c)
 {
 	return od_run(c, true);
-}
-
-/* The SELECT of a Table dataset, or the Query (checked by auth_guard_sql
- * on MySQL/MariaDB drivers); NULL after auth_fail. *sql is what to free. */
-static const char *
-od_statement(struct auth_ctx *c, struct od *o, char **sql)
-{
-	const char *q;
-
-	*sql = NULL;
-	if (strcmp(c->dataset_type, "Table") == 0) {
-		const char *schema = auth_ds_str(c, "schema", false, NULL);
-		const char *table = auth_ds_str(c, "table", true, NULL);
-		size_t l;
-
-		if (table == NULL || c->code != AUTH_OK)
-			return NULL;
-		if (strchr(table, '"') || (schema && strchr(schema, '"'))) {
-			auth_fail(c, AUTH_E_INVALID, "dataset.table and dataset.schema must not contain "
-			    "double quotes for ODBC stores");
-			return NULL;
-		}
-		l = strlen(table) + (schema ? strlen(schema) : 0) + 32;
-		if ((*sql = malloc(l)) == NULL) {
-			auth_fail(c, AUTH_E_INTERNAL, "out of memory");
-			return NULL;
-		}
-		snprintf(*sql, l, "SELECT * FROM %s%s%s\"%s\"", schema ? "\"" : "", schema ? schema : "",
-		    schema ? "\"." : "", table);
-		return *sql;
-	}
-	if ((q = auth_ds_str(c, "query", true, NULL)) == NULL)
-		return NULL;
-	if (o->mysql) {
-		char why[256];
-
-		if (auth_guard_sql(q, why, sizeof why) != 0) {
-			auth_fail(c, AUTH_E_READONLY, "%s", why);
-			return NULL;
-		}
-	}
-	return q;
 }
 
 /* One whole value with SQLGetData, in pieces, into *buf (grown, at most
@@ -1111,18 +1095,8 @@ od_stream(struct auth_ctx *c, const struct auth_stream *s)
 		return -1;
 	if ((q = od_statement(c, &o, &sql)) == NULL)
 		goto out;
-	od_guard_start(&g, c, &o, true);
-	r = SQLExecDirect(o.st, (SQLCHAR *)q, SQL_NTS);
-	if (!SQL_SUCCEEDED(r) && r != SQL_NO_DATA) {
-		od_stmt_fail(c, &g, &o, "the query");
+	if ((ncols = od_execute(c, &g, &o, q, true, "a copy needs")) < 0)
 		goto out;
-	}
-	SQLNumResultCols(o.st, &ncols);
-	if (ncols <= 0) {
-		auth_fail(c, AUTH_E_READONLY, "dataset.query returns no rows, so it is not a read: "
-		    "authoring is read-only and rolled it back; a copy needs a query that reads rows");
-		goto out;
-	}
 	names = calloc((size_t)ncols, sizeof *names);
 	np = calloc((size_t)ncols, sizeof *np);
 	types = calloc((size_t)ncols, sizeof *types);
