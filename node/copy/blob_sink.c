@@ -161,6 +161,7 @@ struct answer {
 	char body[ANSWER_MAX];
 	size_t n;
 	char errcode[96];
+	char via[512];		/* the proxy the request went through, or "direct" */
 	struct blob_list_parser *lp;	/* Get Block List: the names as they come */
 };
 
@@ -279,10 +280,13 @@ put_once(struct blob_sink *b, CURL *easy, const char *verb, const char *query, c
 		curl_easy_setopt(easy, CURLOPT_CAINFO, b->t.ca_file);
 	curl_easy_setopt(easy, CURLOPT_NOPROXY, "");
 	/* the job's thread may decide (PAC may fetch): never the loop's */
-	if (b->t.pc != NULL && proxy_decide(b->t.pc, url, &dec) == 0 && !dec.direct && dec.nproxies > 0)
+	if (b->t.pc != NULL && proxy_decide(b->t.pc, url, &dec) == 0 && !dec.direct && dec.nproxies > 0) {
 		proxy_curl_setup(b->t.pc, easy, dec.proxies[0]);
-	else
+		snprintf(a->via, sizeof a->via, "%s", dec.proxies[0]);
+	} else {
 		curl_easy_setopt(easy, CURLOPT_PROXY, "");
+		snprintf(a->via, sizeof a->via, "direct");
+	}
 	if (res != NULL)	/* the address local machine access checked, and no other */
 		curl_easy_setopt(easy, CURLOPT_RESOLVE, res);
 	rc = curl_easy_perform(easy);
@@ -298,6 +302,12 @@ what_of(const char *verb, const char *query)
 	if (strcmp(verb, "GET") == 0)
 		return "Get Block List";
 	return strncmp(query, "comp=blocklist", 14) == 0 ? "Put Block List" : "Put Block";
+}
+
+static bool
+proxied(const struct answer *a)
+{
+	return a->via[0] != '\0' && strcmp(a->via, "direct") != 0;
 }
 
 /* A PUT with retries for what another try may cure (5xx, 408, 429, the
@@ -333,8 +343,9 @@ put(struct blob_sink *b, CURL *easy, const char *verb, const char *query, const 
 		if (!again || attempt >= tries) {
 			if (rc != CURLE_OK)
 				return fail(e, rc == CURLE_PEER_FAILED_VERIFICATION ? "AuthenticationFailed" :
-				    "StoreUnreachable", again, "%s of %s failed after %d attempt%s: %s",
+				    "StoreUnreachable", again, "%s of %s failed after %d attempt%s%s%s: %s",
 				    what_of(verb, query), b->url, attempt, attempt == 1 ? "" : "s",
+				    proxied(&a) ? " through the proxy " : "", proxied(&a) ? a.via : "",
 				    cerr[0] ? cerr : curl_easy_strerror(rc));
 			if (st == 403)
 				return fail(e, "AuthenticationFailed", false, "%s of %s: 403 %s: %s", what_of(verb, query),
@@ -356,8 +367,9 @@ put(struct blob_sink *b, CURL *easy, const char *verb, const char *query, const 
 			return fail(e, "StoreError", again, "%s of %s: HTTP %ld %s%s", what_of(verb, query), b->url,
 			    st, a.errcode, again ? " (after retries)" : "");
 		}
-		log_warn("copy", "event=blob.retry what=%s status=%ld error=%s attempt=%d wait_ms=%d",
-		    log_q(what_of(verb, query)), st, log_q(rc != CURLE_OK ? cerr : a.errcode), attempt, wait);
+		log_warn("copy", "event=blob.retry what=%s status=%ld error=%s attempt=%d wait_ms=%d via=%s",
+		    log_q(what_of(verb, query)), st, log_q(rc != CURLE_OK ? cerr : a.errcode), attempt, wait,
+		    log_q(a.via));
 		for (slept = 0; slept < wait; slept += 100) {
 			if (b->t.stop != NULL && atomic_load(b->t.stop))
 				return fail(e, "Stopped", true, "the job was stopped");
