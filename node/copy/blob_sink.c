@@ -104,6 +104,7 @@ struct answer {
 	char body[ANSWER_MAX];
 	size_t n;
 	char errcode[96];
+	char via[512];		/* the proxy the request went through, or "direct" */
 	struct blob_list_parser *lp;	/* Get Block List: the names as they come */
 };
 
@@ -196,6 +197,8 @@ put_once(struct blob_sink *b, CURL *easy, const char *verb, const char *query, c
 	r.on_answer = on_answer;
 	r.on_header = on_header;
 	r.answer = a;
+	r.via = a->via;
+	r.vialen = sizeof a->via;
 	rc = upload_perform(easy, &conn, &r, status, cerr);
 	curl_slist_free_all(h);
 	return rc;
@@ -208,6 +211,7 @@ what_of(const char *verb, const char *query)
 		return "Get Block List";
 	return strncmp(query, "comp=blocklist", 14) == 0 ? "Put Block List" : "Put Block";
 }
+
 
 /* A PUT with retries for what another try may cure (5xx, 408, 429, the
  * network), and a precise error for the rest. */
@@ -239,7 +243,7 @@ put(struct blob_sink *b, CURL *easy, const char *verb, const char *query, const 
 		again = rc != CURLE_OK ? upload_curl_again(rc) : upload_status_again(st);
 		if (!again || attempt >= tries) {
 			if (rc != CURLE_OK)
-				return upload_curl_error(e, rc, again, what, b->url, attempt, cerr);
+				return upload_curl_error(e, rc, again, what, b->url, attempt, cerr, a.via);
 			if (st == 403)
 				return upload_fail(e, "AuthenticationFailed", false, "%s of %s: 403 %s: %s", what, b->url,
 				    a.errcode[0] ? a.errcode : "Forbidden", b->t.sas ?
@@ -261,7 +265,7 @@ put(struct blob_sink *b, CURL *easy, const char *verb, const char *query, const 
 			    st, a.errcode, again ? " (after retries)" : "");
 		}
 		if (upload_backoff("blob.retry", what, st, rc != CURLE_OK ? cerr : a.errcode,
-		    attempt, &wait, b->t.stop, e) != 0)
+		    attempt, a.via, &wait, b->t.stop, e) != 0)
 			return -1;
 	}
 }

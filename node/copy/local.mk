@@ -15,7 +15,7 @@ tests_fuzz_fuzz_s3_xml_LDFLAGS = $(FUZZ_LINKFLAGS)
 check_PROGRAMS += tests/pq_write
 INTEGRATION_TESTS += tests/integration/test_parquet.py tests/integration/test_copy_node.py \
 	tests/integration/test_copy_blob.py tests/integration/test_copy_sources.py \
-	tests/integration/test_copy_s3.py
+	tests/integration/test_copy_s3.py tests/integration/test_copy_e2e.py
 EXTRA_DIST += tests/integration/azurite.py tests/integration/s3server.py
 EXTRA_DIST += tests/integration/parquet
 noinst_PROGRAMS += bench/parquet_bench

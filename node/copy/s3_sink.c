@@ -180,6 +180,7 @@ struct answer {
 	char body[ANSWER_MAX];
 	size_t n;
 	char etag[ETAG_MAX];
+	char via[512];		/* the proxy the request went through, or "direct" */
 };
 
 static size_t
@@ -296,6 +297,8 @@ req_once(struct s3_sink *s, CURL *easy, const struct s3_req *q, struct answer *a
 	r.on_answer = on_answer;
 	r.on_header = on_header;
 	r.answer = a;
+	r.via = a->via;
+	r.vialen = sizeof a->via;
 	rc = upload_perform(easy, &conn, &r, status, cerr);
 	curl_slist_free_all(h);
 	return rc;
@@ -364,11 +367,11 @@ req(struct s3_sink *s, CURL *easy, const struct s3_req *q, int tries, struct ans
 		    upload_status_again(st);
 		if (!again || attempt >= tries) {
 			if (rc != CURLE_OK)
-				return upload_curl_error(e, rc, again, q->what, s->url, attempt, cerr);
+				return upload_curl_error(e, rc, again, q->what, s->url, attempt, cerr, a->via);
 			return answer_error(s, q, st, a, again, attempt, e);
 		}
 		if (upload_backoff("s3.retry", q->what, st, rc != CURLE_OK ? cerr : code[0] ? code : "-",
-		    attempt, &wait, s->t.stop, e) != 0)
+		    attempt, a->via, &wait, s->t.stop, e) != 0)
 			return -1;
 	}
 }

@@ -116,10 +116,15 @@ upload_perform(CURL *easy, const struct upload_conn *c, const struct upload_http
 		curl_easy_setopt(easy, CURLOPT_CAINFO, c->ca_file);
 	curl_easy_setopt(easy, CURLOPT_NOPROXY, "");
 	/* the job's thread may decide (PAC may fetch): never the loop's */
-	if (c->pc != NULL && proxy_decide(c->pc, r->url, &dec) == 0 && !dec.direct && dec.nproxies > 0)
+	if (c->pc != NULL && proxy_decide(c->pc, r->url, &dec) == 0 && !dec.direct && dec.nproxies > 0) {
 		proxy_curl_setup(c->pc, easy, dec.proxies[0]);
-	else
+		if (r->via != NULL)	/* the proxy's URL: it holds no credentials */
+			snprintf(r->via, r->vialen, "%s", dec.proxies[0]);
+	} else {
 		curl_easy_setopt(easy, CURLOPT_PROXY, "");
+		if (r->via != NULL)
+			snprintf(r->via, r->vialen, "direct");
+	}
 	if (res != NULL)	/* the address local machine access checked, and no other */
 		curl_easy_setopt(easy, CURLOPT_RESOLVE, res);
 	rc = curl_easy_perform(easy);
@@ -145,21 +150,24 @@ upload_status_again(long st)
 
 int
 upload_curl_error(struct blob_error *e, CURLcode rc, bool again, const char *what, const char *url,
-    int attempt, const char *cerr)
+    int attempt, const char *cerr, const char *via)
 {
+	bool proxied = via != NULL && via[0] != '\0' && strcmp(via, "direct") != 0;
+
 	return upload_fail(e, rc == CURLE_PEER_FAILED_VERIFICATION ? "AuthenticationFailed" :
-	    "StoreUnreachable", again, "%s of %s failed after %d attempt%s: %s", what, url, attempt,
-	    attempt == 1 ? "" : "s", cerr[0] ? cerr : curl_easy_strerror(rc));
+	    "StoreUnreachable", again, "%s of %s failed after %d attempt%s%s%s: %s", what, url, attempt,
+	    attempt == 1 ? "" : "s", proxied ? " through the proxy " : "", proxied ? via : "",
+	    cerr[0] ? cerr : curl_easy_strerror(rc));
 }
 
 int
 upload_backoff(const char *event, const char *what, long st, const char *error, int attempt,
-    int *wait, atomic_int *stop, struct blob_error *e)
+    const char *via, int *wait, atomic_int *stop, struct blob_error *e)
 {
 	int slept;
 
-	log_warn("copy", "event=%s what=%s status=%ld error=%s attempt=%d wait_ms=%d", event,
-	    log_q(what), st, log_q(error), attempt, *wait);
+	log_warn("copy", "event=%s what=%s status=%ld error=%s attempt=%d wait_ms=%d via=%s", event,
+	    log_q(what), st, log_q(error), attempt, *wait, log_q(via != NULL && *via ? via : "direct"));
 	for (slept = 0; slept < *wait; slept += 100) {
 		if (stop != NULL && atomic_load(stop))
 			return upload_fail(e, "Stopped", true, "the job was stopped");

@@ -54,6 +54,9 @@ struct upload_http {
 	struct curl_slist *headers;
 	curl_write_callback on_answer, on_header;
 	void *answer;			/* their argument */
+	char *via;			/* when not NULL (vialen bytes): set to the proxy the
+					 * request went through, or "direct", for the logs */
+	size_t vialen;
 };
 
 /* An answer's bytes kept in body (cap bytes, NUL-terminated, *n used so
@@ -73,14 +76,16 @@ CURLcode upload_perform(CURL *easy, const struct upload_conn *c, const struct up
 bool upload_curl_again(CURLcode rc);
 bool upload_status_again(long st);
 
-/* The error of a request the network failed (after attempt tries). */
+/* The error of a request the network failed (after attempt tries), naming
+ * the proxy it went through (via, as upload_perform set it; NULL or "direct":
+ * none). */
 int upload_curl_error(struct blob_error *e, CURLcode rc, bool again, const char *what, const char *url,
-    int attempt, const char *cerr);
+    int attempt, const char *cerr, const char *via);
 
-/* Logs the retry (event=<event> ...), sleeps *wait ms (a stop ends it: -1
- * with the error) and doubles *wait up to 30 s. */
+/* Logs the retry (event=<event> ... via=<proxy or direct>), sleeps *wait ms
+ * (a stop ends it: -1 with the error) and doubles *wait up to 30 s. */
 int upload_backoff(const char *event, const char *what, long st, const char *error, int attempt,
-    int *wait, atomic_int *stop, struct blob_error *e);
+    const char *via, int *wait, atomic_int *stop, struct blob_error *e);
 
 /* ---- the pool of part uploaders ---- */
 
