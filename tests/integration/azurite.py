@@ -4,10 +4,9 @@ tests, and a small client built on Microsoft's SDK (npm @azure/storage-blob
 installed once per build directory under $SHIR_BUILDDIR/tests/npm-azure,
 pinned. Azurite listens on a free 127.0.0.1 port, in memory."""
 import json
-import fcntl
 import os
 
-from shirtest import BUILDDIR, TestFailure, free_port, wait_until
+from shirtest import BUILDDIR, TestFailure, free_port, npm_install, wait_until
 
 NPM_DIR = os.path.join(BUILDDIR, "tests", "npm-azure")
 PKG = """{ "name": "shir-azure-tests", "version": "0.0.0", "private": true,
@@ -66,23 +65,8 @@ const svc = new BlobServiceClient(url, cred);
 
 def npm_azure(h):
     """Installs azurite@3.37.0 and @azure/storage-blob@12.34.0 once (cached in the build dir)."""
-    mods = os.path.join(NPM_DIR, "node_modules")
-    os.makedirs(NPM_DIR, exist_ok=True)
-    with open(os.path.join(NPM_DIR, ".lock"), "w") as lk:
-        fcntl.flock(lk, fcntl.LOCK_EX)
-        if os.path.exists(os.path.join(mods, "azurite", "package.json")) and \
-                os.path.exists(os.path.join(mods, "@azure", "storage-blob", "package.json")):
-            return mods
-        h.require("node", "nodejs")
-        h.require("npm", "npm")
-        with open(os.path.join(NPM_DIR, "package.json"), "w") as f:
-            f.write(PKG)
-        r = h.run(["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline",
-                   "--prefix", NPM_DIR], timeout=600)
-        if r.returncode != 0:
-            raise TestFailure("npm install of azurite@3.37.0 and @azure/storage-blob@12.34.0 failed (it "
-                              "needs the npm registry or a warm npm cache):\n" + r.stdout + r.stderr)
-    return mods
+    return npm_install(h, NPM_DIR, PKG, ("azurite", "@azure/storage-blob"),
+                       "azurite@3.37.0 and @azure/storage-blob@12.34.0", timeout=600)
 
 
 class Azurite:

@@ -4,7 +4,6 @@ hyco-ws@1.0.5) installed once under $SHIR_BUILDDIR/tests/npm as spec §10
 step 1 explains, the keys `shir-relay ir create` prints, and a minimal raw
 WebSocket client (for what the npm clients cannot do, e.g. rejects)."""
 import base64
-import fcntl
 import hashlib
 import hmac
 import json
@@ -16,7 +15,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from shirtest import BUILDDIR, SRCDIR, TestFailure, check, free_port
+from shirtest import BUILDDIR, SRCDIR, TestFailure, check, free_port, npm_install
 
 HYCO = os.path.join(SRCDIR, "tests", "integration", "hyco")
 NPM_DIR = os.path.join(BUILDDIR, "tests", "npm")
@@ -27,31 +26,20 @@ PKG = """{ "name": "hyco-conformance", "version": "1.0.0", "private": true,
 """
 
 
+def stub_http(npm_dir):
+    """hyco-https depends on the npm package "http": a stub that is node's own module."""
+    stub = os.path.join(npm_dir, "stub-http")
+    os.makedirs(stub, exist_ok=True)
+    with open(os.path.join(stub, "package.json"), "w") as f:
+        f.write('{"name":"http","version":"0.0.0-stub","main":"index.js"}\n')
+    with open(os.path.join(stub, "index.js"), "w") as f:
+        f.write('module.exports = require("node:http");\n')
+
+
 def npm_clients(h):
     """Installs hyco-https/hyco-ws once (cached in the build dir)."""
-    mods = os.path.join(NPM_DIR, "node_modules")
-    os.makedirs(NPM_DIR, exist_ok=True)
-    with open(os.path.join(NPM_DIR, ".lock"), "w") as lk:
-        fcntl.flock(lk, fcntl.LOCK_EX)
-        if os.path.exists(os.path.join(mods, "hyco-https", "package.json")) and \
-                os.path.exists(os.path.join(mods, "hyco-ws", "package.json")):
-            return mods
-        h.require("node", "nodejs")
-        h.require("npm", "npm")
-        stub = os.path.join(NPM_DIR, "stub-http")
-        os.makedirs(stub, exist_ok=True)
-        with open(os.path.join(stub, "package.json"), "w") as f:
-            f.write('{"name":"http","version":"0.0.0-stub","main":"index.js"}\n')
-        with open(os.path.join(stub, "index.js"), "w") as f:
-            f.write('module.exports = require("node:http");\n')
-        with open(os.path.join(NPM_DIR, "package.json"), "w") as f:
-            f.write(PKG)
-        r = h.run(["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund",
-                   "--prefer-offline", "--prefix", NPM_DIR], timeout=300)
-        if r.returncode != 0:
-            raise TestFailure("npm install of hyco-https@1.4.5 and hyco-ws@1.0.5 failed (it needs "
-                              "the npm registry or a warm npm cache):\n" + r.stdout + r.stderr)
-    return mods
+    return npm_install(h, NPM_DIR, PKG, ("hyco-https", "hyco-ws"), "hyco-https@1.4.5 and hyco-ws@1.0.5",
+                       prepare=stub_http)
 
 
 def decode_key(k):

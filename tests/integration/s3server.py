@@ -11,10 +11,9 @@ account at start. It does not implement
 AbortMultipartUpload (it answers 405); its log shows every request, so a
 test sees the node's abort."""
 import json
-import fcntl
 import os
 
-from shirtest import BUILDDIR, TestFailure, free_port
+from shirtest import BUILDDIR, TestFailure, free_port, npm_install
 
 NPM_DIR = os.path.join(BUILDDIR, "tests", "npm-s3")
 PKG = """{ "name": "shir-s3-tests", "version": "0.0.0", "private": true,
@@ -71,23 +70,8 @@ const c = new S3Client({ endpoint, region: "us-east-1", forcePathStyle: true,
 
 def npm_s3(h):
     """Installs the server and the SDK once (cached in the build dir)."""
-    mods = os.path.join(NPM_DIR, "node_modules")
-    os.makedirs(NPM_DIR, exist_ok=True)
-    with open(os.path.join(NPM_DIR, ".lock"), "w") as lk:
-        fcntl.flock(lk, fcntl.LOCK_EX)
-        if os.path.exists(os.path.join(mods, "@20minutes", "s3rver", "package.json")) and \
-                os.path.exists(os.path.join(mods, "@aws-sdk", "lib-storage", "package.json")):
-            return mods
-        h.require("node", "nodejs")
-        h.require("npm", "npm")
-        with open(os.path.join(NPM_DIR, "package.json"), "w") as f:
-            f.write(PKG)
-        r = h.run(["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline",
-                   "--prefix", NPM_DIR], timeout=600)
-        if r.returncode != 0:
-            raise TestFailure("npm install of @20minutes/s3rver@5.0.0 and @aws-sdk/client-s3@3.1178.0 "
-                              "failed (it needs the npm registry or a warm npm cache):\n" + r.stdout + r.stderr)
-    return mods
+    return npm_install(h, NPM_DIR, PKG, ("@20minutes/s3rver", "@aws-sdk/lib-storage"),
+                       "@20minutes/s3rver@5.0.0 and @aws-sdk/client-s3@3.1178.0", timeout=600)
 
 
 class S3Server:

@@ -12,6 +12,7 @@ a timeout, never a fixed sleep.
         p.wait_log(r"event=listening")
     main()
 """
+import fcntl
 import os
 import re
 import shutil
@@ -40,6 +41,31 @@ class Missing(TestFailure):
 def test(fn):
     _tests.append(fn)
     return fn
+
+
+def npm_install(h, npm_dir, pkg_json, packages, what, timeout=300, prepare=None):
+    """Installs the npm packages that pkg_json (a package.json text) names into npm_dir once,
+    cached in the build dir, one installer at a time across test processes; returns its
+    node_modules. packages: the names whose package.json shows an earlier install is complete;
+    what: the pinned packages, for the failure; prepare(npm_dir): called before the install."""
+    mods = os.path.join(npm_dir, "node_modules")
+    os.makedirs(npm_dir, exist_ok=True)
+    with open(os.path.join(npm_dir, ".lock"), "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        if all(os.path.exists(os.path.join(mods, p, "package.json")) for p in packages):
+            return mods
+        h.require("node", "nodejs")
+        h.require("npm", "npm")
+        if prepare is not None:
+            prepare(npm_dir)
+        with open(os.path.join(npm_dir, "package.json"), "w") as f:
+            f.write(pkg_json)
+        r = h.run(["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline",
+                   "--prefix", npm_dir], timeout=timeout)
+        if r.returncode != 0:
+            raise TestFailure("npm install of %s failed (it needs the npm registry or a warm npm "
+                              "cache):\n" % what + r.stdout + r.stderr)
+    return mods
 
 
 def free_port(host="127.0.0.1"):

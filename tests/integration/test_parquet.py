@@ -5,13 +5,12 @@ installed once under $SHIR_BUILDDIR/tests/npm-parquet. Every value of every
 column type is compared, with nulls, several row groups, and each codec."""
 import base64
 import datetime
-import fcntl
 import json
 import os
 import random
 import struct
 
-from shirtest import BUILDDIR, SRCDIR, TestFailure, check, main, test
+from shirtest import BUILDDIR, SRCDIR, check, main, npm_install, test
 
 NPM_DIR = os.path.join(BUILDDIR, "tests", "npm-parquet")
 PKG = """{ "name": "shir-parquet-readers", "version": "1.0.0", "private": true, "type": "module",
@@ -22,23 +21,8 @@ READER = os.path.join(SRCDIR, "tests", "integration", "parquet", "read.mjs")
 
 def npm_parquet(h):
     """Installs hyparquet@1.33.0 and hyparquet-compressors@1.1.2 once (cached in the build dir)."""
-    mods = os.path.join(NPM_DIR, "node_modules")
-    os.makedirs(NPM_DIR, exist_ok=True)
-    with open(os.path.join(NPM_DIR, ".lock"), "w") as lk:
-        fcntl.flock(lk, fcntl.LOCK_EX)
-        if os.path.exists(os.path.join(mods, "hyparquet", "package.json")) and \
-                os.path.exists(os.path.join(mods, "hyparquet-compressors", "package.json")):
-            return mods
-        h.require("node", "nodejs")
-        h.require("npm", "npm")
-        with open(os.path.join(NPM_DIR, "package.json"), "w") as f:
-            f.write(PKG)
-        r = h.run(["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline",
-                   "--prefix", NPM_DIR], timeout=300)
-        if r.returncode != 0:
-            raise TestFailure("npm install of hyparquet@1.33.0 and hyparquet-compressors@1.1.2 failed (it "
-                              "needs the npm registry or a warm npm cache):\n" + r.stdout + r.stderr)
-    return mods
+    return npm_install(h, NPM_DIR, PKG, ("hyparquet", "hyparquet-compressors"),
+                       "hyparquet@1.33.0 and hyparquet-compressors@1.1.2")
 
 
 def read_back(h, path):
